@@ -1,0 +1,1 @@
+//! Query filters on subscriptions (`data.amount > 5 AND region = 'eu'`).

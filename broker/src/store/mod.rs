@@ -1,0 +1,1 @@
+//! The storage seam: where durable queues and retained topics keep their messages.

@@ -1,0 +1,1 @@
+//! Switchyard's dashboard: draws broker state and sends operator commands.
