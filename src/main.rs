@@ -1,3 +1,15 @@
-//! The `switchyard` command line: runs the broker (and dashboard) or acts as a client.
+//! The `switchyard` command line: runs the broker (and its dashboard) or acts as a
+//! client of a running broker. Wiring only: no broker logic lives here.
 
-fn main() {}
+mod bench;
+mod cli;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let args = cli::Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(cli::run(args))
+}

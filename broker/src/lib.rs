@@ -1,16 +1,28 @@
 //! Switchyard's broker: topics with fan-out, work queues with acknowledgements,
 //! request/reply, the WebSocket + JSON wire protocol, and an async client.
 
+mod broker;
+pub mod client;
 pub mod command;
+mod connection;
 pub mod error;
+mod events;
 pub mod filter;
+pub mod metrics;
 pub mod names;
+mod outbound;
 pub mod protocol;
+mod queue;
+pub mod server;
+mod session;
 pub mod stats;
 pub mod store;
 pub mod time;
+mod topic;
 
+pub use broker::{Broker, Config, Tail, SERVER};
 pub use command::{Command, CommandOutcome, PeekTarget, PeekedMessage, TailMessage};
 pub use error::BrokerError;
 pub use protocol::ErrorCode;
+pub use server::Server;
 pub use stats::Snapshot;

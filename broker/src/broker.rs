@@ -1,0 +1,650 @@
+//! The broker core: topics, queues and sessions behind one cheap, cloneable handle.
+//!
+//! Connections call it for every client op; the dashboard calls [`Broker::snapshot`]
+//! and [`Broker::execute`]. Nothing here awaits: every operation takes short locks,
+//! pushes frames into outbound buffers and returns.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
+use crate::error::BrokerError;
+use crate::events::Shared;
+use crate::names;
+use crate::protocol::{event, ErrorCode, Headers, Payload, QueueOptions};
+use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
+use crate::session::Session;
+use crate::stats::{EventKind, ServerStats, Snapshot};
+use crate::topic::{Subscription, TailBuffer, Target, Topics};
+
+/// The broker's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Largest frame a client may send, in bytes.
+    pub max_payload: usize,
+    /// Size of each connection's outbound buffer, in bytes.
+    pub max_pending: usize,
+    pub max_connections: usize,
+    /// Time a new connection has to finish its HTTP request or WebSocket handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            data_dir: PathBuf::from("switchyard-data"),
+            max_payload: 1024 * 1024,
+            max_pending: 8 * 1024 * 1024,
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The server string sent in `welcome`.
+pub const SERVER: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
+
+/// A handle to the broker. Clones share one broker.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    listen: Mutex<String>,
+    started: Instant,
+    shared: Arc<Shared>,
+    topics: Topics,
+    queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
+    sessions: RwLock<HashMap<u64, Arc<Session>>>,
+    next_session: AtomicU64,
+    runtime: tokio::runtime::Handle,
+    shutdown: watch::Sender<bool>,
+}
+
+/// A live tail of a topic pattern for an in-process reader; ends when dropped.
+pub struct Tail {
+    broker: Weak<Inner>,
+    sub: Arc<Subscription>,
+    buffer: Arc<TailBuffer>,
+}
+
+impl Tail {
+    /// Messages that arrived since the last call, oldest first (at most `max`).
+    pub fn drain(&self, max: usize) -> Vec<crate::command::TailMessage> {
+        self.buffer.drain(max)
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        if let Some(inner) = self.broker.upgrade() {
+            inner.topics.unsubscribe(&self.sub);
+        }
+    }
+}
+
+impl Broker {
+    /// Creates a broker. Must be called from within a tokio runtime, which runs its timers.
+    pub fn new(config: Config) -> Broker {
+        let (shutdown, _) = watch::channel(false);
+        Broker {
+            inner: Arc::new(Inner {
+                listen: Mutex::new(config.listen.to_string()),
+                config,
+                started: Instant::now(),
+                shared: Arc::new(Shared::default()),
+                topics: Topics::new(),
+                queues: RwLock::new(HashMap::new()),
+                sessions: RwLock::new(HashMap::new()),
+                next_session: AtomicU64::new(1),
+                runtime: tokio::runtime::Handle::current(),
+                shutdown,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn set_listen(&self, addr: SocketAddr) {
+        *self.inner.listen.lock() = addr.to_string();
+    }
+
+    /// Starts a graceful shutdown: connections are told and closed.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.runtime
+    }
+
+    // ----- sessions -----
+
+    pub(crate) fn open_session(&self, addr: SocketAddr) -> Arc<Session> {
+        let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(Session::new(
+            id,
+            addr,
+            self.inner.config.max_pending,
+            self.inner.shared.clone(),
+        ));
+        self.inner.sessions.write().insert(id, session.clone());
+        self.inner.shared.record(
+            EventKind::Connect,
+            format!("{} connected from {addr}", session.name_id),
+        );
+        session
+    }
+
+    /// Forgets a client: its subscriptions end and its unacked jobs go back to their queues.
+    pub(crate) fn close_session(&self, session: &Arc<Session>, why: &str) {
+        session.outbound.close();
+        self.inner.sessions.write().remove(&session.id);
+        let subs: Vec<Arc<Subscription>> = session.subs.lock().drain().map(|(_, s)| s).collect();
+        for sub in subs {
+            self.inner.topics.unsubscribe(&sub);
+        }
+        let consumers: Vec<(String, Arc<Queue>)> = session.consumers.lock().drain().collect();
+        for (cid, queue) in consumers {
+            let effects = queue.remove_consumer(session, &cid);
+            self.apply(effects);
+        }
+        self.inner.shared.record(
+            EventKind::Disconnect,
+            format!("{} disconnected: {why}", session.describe()),
+        );
+    }
+
+    // ----- topics -----
+
+    /// Publishes a message; returns its seq.
+    pub(crate) fn publish(
+        &self,
+        session: Option<&Session>,
+        topic: &str,
+        data: &Payload,
+        headers: Option<&Headers>,
+    ) -> Result<u64, BrokerError> {
+        names::check_topic(topic)?;
+        let published = self.inner.topics.publish(topic, data, headers)?;
+        self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
+        self.inner.shared.add_out(published.delivered);
+        if let Some(s) = session {
+            s.msgs_in.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(published.seq)
+    }
+
+    pub(crate) fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        sid: String,
+        pattern: String,
+        filter: Option<String>,
+    ) -> Result<(), BrokerError> {
+        names::check_pattern(&pattern)?;
+        if filter.is_some() {
+            return Err(BrokerError::new(
+                ErrorCode::BadFilter,
+                "filters are not supported by this broker yet",
+            ));
+        }
+        let mut subs = session.subs.lock();
+        if subs.contains_key(&sid) {
+            return Err(BrokerError::new(
+                ErrorCode::AlreadySubscribed,
+                format!("sid `{sid}` is already subscribed"),
+            ));
+        }
+        let sub = Arc::new(Subscription::new(
+            self.inner.topics.next_key(),
+            sid.clone(),
+            pattern,
+            filter,
+            Target::Session(session.clone()),
+        ));
+        subs.insert(sid, sub.clone());
+        drop(subs);
+        self.inner.topics.subscribe(sub);
+        Ok(())
+    }
+
+    pub(crate) fn unsubscribe(&self, session: &Session, sid: &str) -> Result<(), BrokerError> {
+        let Some(sub) = session.subs.lock().remove(sid) else {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no subscription `{sid}`"),
+            ));
+        };
+        self.inner.topics.unsubscribe(&sub);
+        Ok(())
+    }
+
+    /// Starts an in-process tail of a topic pattern, keeping the latest `capacity` messages.
+    pub fn tail(&self, pattern: &str, capacity: usize) -> Result<Tail, BrokerError> {
+        names::check_pattern(pattern)?;
+        let buffer = Arc::new(TailBuffer::new(capacity.max(1)));
+        let sub = Arc::new(Subscription::new(
+            self.inner.topics.next_key(),
+            "tail".into(),
+            pattern.to_string(),
+            None,
+            Target::Tail(buffer.clone()),
+        ));
+        self.inner.topics.subscribe(sub.clone());
+        Ok(Tail {
+            broker: Arc::downgrade(&self.inner),
+            sub,
+            buffer,
+        })
+    }
+
+    // ----- queues -----
+
+    /// The queue of that name, created with default settings if it does not exist.
+    pub(crate) fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        if let Some(q) = self.inner.queues.read().get(name) {
+            return Ok(q.clone());
+        }
+        names::check_queue(name)?;
+        let mut queues = self.inner.queues.write();
+        if let Some(q) = queues.get(name) {
+            return Ok(q.clone());
+        }
+        let queue = Queue::new(name, QueueConfig::default());
+        queues.insert(queue.name.clone(), queue.clone());
+        drop(queues);
+        self.inner
+            .runtime
+            .spawn(run_ack_timer(Arc::downgrade(&self.inner), queue.clone()));
+        Ok(queue)
+    }
+
+    fn existing_queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        self.inner
+            .queues
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::new(ErrorCode::NotFound, format!("no queue `{name}`")))
+    }
+
+    pub(crate) fn declare_queue(
+        &self,
+        name: &str,
+        options: &QueueOptions,
+    ) -> Result<(), BrokerError> {
+        if let Some(dl) = &options.dead_letter {
+            names::check_queue(dl)?;
+            if dl == name {
+                return Err(BrokerError::new(
+                    ErrorCode::BadName,
+                    "a queue cannot be its own dead_letter queue",
+                ));
+            }
+        }
+        self.queue(name)?.configure(options);
+        Ok(())
+    }
+
+    /// Appends a message to a queue; returns its message id.
+    pub(crate) fn send(
+        &self,
+        session: Option<&Session>,
+        queue: &str,
+        data: Payload,
+        headers: Option<Headers>,
+        waiter: Option<Arc<Waiter>>,
+        reply: bool,
+    ) -> Result<Arc<str>, BrokerError> {
+        let queue = self.queue(queue)?;
+        let (msg, effects) = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
+        self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = session {
+            s.msgs_in.fetch_add(1, Ordering::Relaxed);
+        }
+        self.apply(effects);
+        Ok(msg)
+    }
+
+    /// Sends a request and answers the requester when it is replied to or times out.
+    pub(crate) fn request(
+        &self,
+        session: &Arc<Session>,
+        queue: &str,
+        data: Payload,
+        headers: Option<Headers>,
+        id: crate::protocol::RequestId,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        let waiter = Waiter::new(session, id, true);
+        let msg = self.send(
+            Some(session),
+            queue,
+            data,
+            headers,
+            Some(waiter.clone()),
+            true,
+        )?;
+        self.inner.runtime.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            waiter.settle(&msg, Settlement::Timeout);
+        });
+        Ok(())
+    }
+
+    pub(crate) fn consume(
+        &self,
+        session: &Arc<Session>,
+        queue: &str,
+        cid: &str,
+        prefetch: u32,
+    ) -> Result<(), BrokerError> {
+        if prefetch == 0 {
+            return Err(BrokerError::new(
+                ErrorCode::BadFrame,
+                "field `prefetch` must be at least 1",
+            ));
+        }
+        let queue = self.queue(queue)?;
+        {
+            let mut consumers = session.consumers.lock();
+            if consumers.contains_key(cid) {
+                return Err(BrokerError::new(
+                    ErrorCode::AlreadySubscribed,
+                    format!("cid `{cid}` is already consuming"),
+                ));
+            }
+            consumers.insert(cid.to_string(), queue.clone());
+        }
+        match queue.add_consumer(session, cid, prefetch) {
+            Ok(effects) => {
+                self.apply(effects);
+                Ok(())
+            }
+            Err(e) => {
+                session.consumers.lock().remove(cid);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn cancel(&self, session: &Arc<Session>, cid: &str) -> Result<(), BrokerError> {
+        let Some(queue) = session.consumers.lock().remove(cid) else {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no consumer `{cid}`"),
+            ));
+        };
+        let effects = queue.remove_consumer(session, cid);
+        self.apply(effects);
+        Ok(())
+    }
+
+    pub(crate) fn settle(
+        &self,
+        session: &Session,
+        tag: u64,
+        how: Settle,
+    ) -> Result<(), BrokerError> {
+        let Some(queue) = session.jobs.lock().remove(&tag) else {
+            return Err(BrokerError::new(
+                ErrorCode::UnknownTag,
+                format!("tag {tag} is unknown or already settled"),
+            ));
+        };
+        let effects = queue.settle(session, tag, how)?;
+        self.apply(effects);
+        Ok(())
+    }
+
+    /// Removes a queue's ready messages; returns how many.
+    pub fn purge(&self, queue: &str, actor: &str) -> Result<u64, BrokerError> {
+        let q = self.existing_queue(queue)?;
+        let (n, effects) = q.purge();
+        self.apply(effects);
+        self.inner.shared.record(
+            EventKind::Purge,
+            format!("{actor} purged {n} ready messages from {queue}"),
+        );
+        Ok(n)
+    }
+
+    pub(crate) fn delete_queue(&self, queue: &str, actor: &str) -> Result<(), BrokerError> {
+        let Some(q) = self.inner.queues.write().remove(queue) else {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no queue `{queue}`"),
+            ));
+        };
+        let effects = q.delete();
+        self.apply(effects);
+        self.inner
+            .shared
+            .record(EventKind::Delete, format!("{actor} deleted queue {queue}"));
+        Ok(())
+    }
+
+    /// The next ready messages of a queue, not consumed.
+    pub fn peek_queue(&self, queue: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
+        Ok(self.existing_queue(queue)?.peek(n))
+    }
+
+    /// Puts an in-flight job back in its queue now.
+    pub fn requeue(&self, queue: &str, msg: &str, actor: &str) -> Result<(), BrokerError> {
+        let effects = self.existing_queue(queue)?.requeue_msg(msg)?;
+        self.apply(effects);
+        self.inner.shared.record(
+            EventKind::Requeue,
+            format!("{actor} requeued message {msg} of {queue}"),
+        );
+        Ok(())
+    }
+
+    /// Disconnects a client after telling it why.
+    pub fn kick(&self, client: &str, reason: &str, actor: &str) -> Result<(), BrokerError> {
+        let session = self
+            .inner
+            .sessions
+            .read()
+            .values()
+            .find(|s| &*s.name_id == client)
+            .cloned()
+            .ok_or_else(|| {
+                BrokerError::new(ErrorCode::NotFound, format!("no client `{client}`"))
+            })?;
+        self.inner.shared.record(
+            EventKind::Kick,
+            format!("{actor} kicked {}: {reason}", session.describe()),
+        );
+        session.outbound.kick(reason);
+        Ok(())
+    }
+
+    /// Carries out what a queue operation left to do outside the queue's lock.
+    fn apply(&self, mut effects: Effects) {
+        effects.settle_waiters();
+        for letter in effects.dead_letters {
+            self.inner.shared.dead.fetch_add(1, Ordering::Relaxed);
+            let Some(to) = letter.to.clone() else {
+                self.inner.shared.record(
+                    EventKind::DeadLetter,
+                    format!(
+                        "a message of {} was dropped: {}",
+                        letter.from, letter.reason
+                    ),
+                );
+                continue;
+            };
+            let headers = dead_letter_headers(&letter);
+            let outcome = self.send(None, &to, letter.data, Some(headers), None, false);
+            let text = match outcome {
+                Ok(msg) => format!(
+                    "a message of {} was dead-lettered to {to} as {msg}: {}",
+                    letter.from, letter.reason
+                ),
+                Err(e) => format!(
+                    "a message of {} was lost on its way to dead-letter queue {to}: {e}",
+                    letter.from
+                ),
+            };
+            self.inner.shared.record(EventKind::DeadLetter, text);
+        }
+    }
+
+    // ----- operators -----
+
+    /// Everything an operator can see, now.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = &self.inner;
+        let sessions: Vec<Arc<Session>> = inner.sessions.read().values().cloned().collect();
+        let queues: Vec<Arc<Queue>> = inner.queues.read().values().cloned().collect();
+        let mut clients: Vec<_> = sessions.iter().map(|s| s.stats()).collect();
+        clients.sort_by_key(|c| c.id[1..].parse::<u64>().unwrap_or(0));
+        let mut queue_stats: Vec<_> = queues.iter().map(|q| q.stats()).collect();
+        queue_stats.sort_by(|a, b| a.name.cmp(&b.name));
+        let now = Instant::now();
+        let mut inflight = Vec::new();
+        for q in &queues {
+            q.inflight_stats(now, &mut inflight);
+        }
+        inflight.sort_by(|a, b| b.age_ms.cmp(&a.age_ms).then(a.tag.cmp(&b.tag)));
+        Snapshot {
+            server: ServerStats {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                uptime_s: inner.started.elapsed().as_secs(),
+                listen: inner.listen.lock().clone(),
+                connections: sessions.len() as u64,
+                msgs_in: inner.shared.msgs_in.load(Ordering::Relaxed),
+                msgs_out: inner.shared.msgs_out.load(Ordering::Relaxed),
+                slow_consumers: inner.shared.slow_kicks.load(Ordering::Relaxed),
+                dead: inner.shared.dead.load(Ordering::Relaxed),
+            },
+            topics: inner.topics.stats(),
+            queues: queue_stats,
+            clients,
+            inflight,
+            events: inner.shared.events(),
+        }
+    }
+
+    /// Runs an operator command; `actor` names who asked, for the event log.
+    pub fn execute(&self, command: Command, actor: &str) -> Result<CommandOutcome, BrokerError> {
+        match command {
+            Command::Publish {
+                topic,
+                data,
+                headers,
+            } => {
+                let seq =
+                    self.publish(None, &topic, &Payload::from_value(&data), headers.as_ref())?;
+                self.inner.shared.record(
+                    EventKind::Publish,
+                    format!("{actor} published seq {seq} to {topic}"),
+                );
+                Ok(CommandOutcome::Published { seq })
+            }
+            Command::Send {
+                queue,
+                data,
+                headers,
+            } => {
+                let msg = self.send(
+                    None,
+                    &queue,
+                    Payload::from_value(&data),
+                    headers,
+                    None,
+                    false,
+                )?;
+                self.inner.shared.record(
+                    EventKind::Publish,
+                    format!("{actor} sent message {msg} to {queue}"),
+                );
+                Ok(CommandOutcome::Sent {
+                    msg: msg.to_string(),
+                })
+            }
+            Command::Purge { queue } => Ok(CommandOutcome::Purged {
+                count: self.purge(&queue, actor)?,
+            }),
+            Command::Kick { client, reason } => {
+                self.kick(
+                    &client,
+                    reason.as_deref().unwrap_or("kicked by operator"),
+                    actor,
+                )?;
+                Ok(CommandOutcome::Kicked)
+            }
+            Command::Requeue { queue, msg } => {
+                self.requeue(&queue, &msg, actor)?;
+                Ok(CommandOutcome::Requeued)
+            }
+            Command::Peek { target, n } => match target {
+                PeekTarget::Queue(q) => Ok(CommandOutcome::Peeked(self.peek_queue(&q, n)?)),
+                PeekTarget::Topic(t) => Err(BrokerError::new(
+                    ErrorCode::NotRetained,
+                    format!("topic `{t}` is not retained: it keeps no messages to peek"),
+                )),
+            },
+        }
+    }
+
+    /// The Prometheus text exposition of the broker's counters.
+    pub fn metrics(&self) -> String {
+        crate::metrics::render(&self.snapshot())
+    }
+}
+
+/// Requeues a queue's jobs whose ack deadline passed, sleeping until the next deadline.
+async fn run_ack_timer(broker: Weak<Inner>, queue: Arc<Queue>) {
+    let mut shutdown = match broker.upgrade() {
+        Some(inner) => inner.shutdown.subscribe(),
+        None => return,
+    };
+    loop {
+        let (effects, next) = queue.expire(Instant::now());
+        match broker.upgrade() {
+            Some(inner) => Broker { inner }.apply(effects),
+            None => return,
+        }
+        if queue.is_deleted() {
+            return;
+        }
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = queue.timer.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Frames the broker sends outside of a request: for connection handling.
+pub(crate) fn welcome(broker: &Broker, session: &Session) -> String {
+    event::welcome(&session.name_id, SERVER, broker.inner.config.max_payload)
+}

@@ -1,0 +1,413 @@
+//! One WebSocket connection: a single task that reads client frames, runs them
+//! against the broker, and writes the connection's outbound buffer in batches.
+//!
+//! One task per socket (no split, no lock on the stream): it `select!`s over the
+//! socket and its outbound buffer. Waiting frames are packed into one text frame
+//! (newline-separated, up to [`PACK_BYTES`]), fed, and flushed once.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+
+use crate::broker::{welcome, Broker};
+use crate::error::BrokerError;
+use crate::outbound::OutItem;
+use crate::protocol::{
+    event, parse_frames, ClientFrame, Confirm, ErrorCode, PeekOf, Request, RequestId,
+};
+use crate::queue::{Settle, Waiter};
+use crate::session::Session;
+
+/// Largest frame the writer builds by packing waiting frames together.
+const PACK_BYTES: usize = 64 * 1024;
+/// How long a kicked or closing client gets to take its last frames.
+const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Shortest interval a `watch` may ask for.
+const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Serves one upgraded connection until it closes, is kicked, or the broker stops.
+pub(crate) async fn serve<S>(broker: Broker, ws: WebSocketStream<S>, addr: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let session = broker.open_session(addr);
+    let span = tracing::info_span!("conn", client = %session.name_id);
+    run(broker, ws, session).instrument(span).await
+}
+
+async fn run<S>(broker: Broker, mut ws: WebSocketStream<S>, session: Arc<Session>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    session.send_text(welcome(&broker, &session));
+    let mut shutdown = broker.shutdown_signal();
+    let mut writer = Writer::default();
+    let mut watch: Option<JoinHandle<()>> = None;
+
+    let why: String = loop {
+        if let Some(reason) = session.outbound.kick_reason() {
+            goodbye(
+                &mut ws,
+                Some(event::kicked(&reason)),
+                CloseCode::Policy,
+                &reason,
+            )
+            .await;
+            break format!("kicked: {reason}");
+        }
+        if session.outbound.frames() > 0 {
+            let written = tokio::select! {
+                r = writer.write(&mut ws, &session) => r,
+                _ = session.outbound.wait_kicked() => Ok(()),
+                _ = shutdown.changed() => Ok(()),
+            };
+            if let Err(e) = written {
+                break format!("write failed: {e}");
+            }
+            continue;
+        }
+        if *shutdown.borrow() {
+            goodbye(&mut ws, None, CloseCode::Away, "broker shutting down").await;
+            break "broker shutting down".into();
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            _ = session.outbound.wait() => {}
+            incoming = ws.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    handle_text(&broker, &session, text.as_str(), &mut watch);
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    session.send_text(event::error(None, &BrokerError::new(
+                        ErrorCode::BadFrame,
+                        "binary frames are not accepted: send JSON in text frames",
+                    )));
+                }
+                Some(Ok(Message::Ping(_))) => {
+                    // tungstenite queued the pong; flushing sends it.
+                    if ws.flush().await.is_err() {
+                        break "write failed".into();
+                    }
+                }
+                Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break "closed by client".into(),
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                    let reason = format!("frame of {size} bytes is over max_payload {max_size}");
+                    goodbye(&mut ws, None, CloseCode::Size, &reason).await;
+                    break reason;
+                }
+                Some(Err(WsError::Utf8(_))) => {
+                    goodbye(&mut ws, None, CloseCode::Invalid, "text frame is not valid UTF-8").await;
+                    break "invalid UTF-8".into();
+                }
+                Some(Err(e)) => break format!("read failed: {e}"),
+            },
+        }
+    };
+    if let Some(task) = watch {
+        task.abort();
+    }
+    tracing::debug!("connection ends: {why}");
+    broker.close_session(&session, &why);
+}
+
+/// Sends a last frame (best effort) and a close frame, waiting at most [`GOODBYE_TIMEOUT`].
+async fn goodbye<S>(
+    ws: &mut WebSocketStream<S>,
+    last: Option<String>,
+    code: CloseCode,
+    reason: &str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let reason: String = reason.chars().take(100).collect();
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        if let Some(text) = last {
+            ws.feed(Message::text(text)).await?;
+        }
+        ws.close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+        .await
+    })
+    .await;
+}
+
+/// Packs the outbound buffer into frames.
+#[derive(Default)]
+struct Writer {
+    batch: VecDeque<OutItem>,
+}
+
+impl Writer {
+    async fn write<S>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        session: &Session,
+    ) -> Result<(), WsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        session.outbound.take(&mut self.batch);
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let mut frame = String::with_capacity(PACK_BYTES.min(self.bytes_hint()));
+        for item in &self.batch {
+            if !frame.is_empty() {
+                frame.push('\n');
+            }
+            item.write_to(&mut frame);
+            if frame.len() >= PACK_BYTES {
+                let full = std::mem::replace(&mut frame, String::with_capacity(PACK_BYTES));
+                ws.feed(Message::text(full)).await?;
+            }
+        }
+        if !frame.is_empty() {
+            ws.feed(Message::text(frame)).await?;
+        }
+        ws.flush().await?;
+        session.outbound.written(&self.batch);
+        self.batch.clear();
+        Ok(())
+    }
+
+    fn bytes_hint(&self) -> usize {
+        self.batch.len() * 128
+    }
+}
+
+fn handle_text(
+    broker: &Broker,
+    session: &Arc<Session>,
+    text: &str,
+    watch: &mut Option<JoinHandle<()>>,
+) {
+    for parsed in parse_frames(text) {
+        match parsed {
+            Ok(request) => handle_request(broker, session, request, watch),
+            Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
+        }
+    }
+}
+
+/// Answers a request: `ok` (with fields) if it had an id, an error either way.
+fn answer(
+    session: &Session,
+    id: Option<&RequestId>,
+    result: Result<Vec<(&str, String)>, BrokerError>,
+) {
+    match (result, id) {
+        (Ok(fields), Some(id)) => {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            session.send_text(event::ok(id, &fields));
+        }
+        (Ok(_), None) => {}
+        (Err(e), id) => session.send_text(event::error(id, &e)),
+    }
+}
+
+fn not_yet(what: &str) -> BrokerError {
+    BrokerError::new(
+        ErrorCode::Internal,
+        format!("{what} is not available in this version of the broker"),
+    )
+}
+
+fn handle_request(
+    broker: &Broker,
+    session: &Arc<Session>,
+    request: Request,
+    watch: &mut Option<JoinHandle<()>>,
+) {
+    let Request { id, frame } = request;
+    let id = id.as_ref();
+    let none = || Ok(Vec::new());
+    let result: Result<Vec<(&str, String)>, BrokerError> = match frame {
+        ClientFrame::Hello { name, token: _ } => {
+            if let Some(name) = name {
+                let name: String = name.chars().take(128).collect();
+                *session.hello_name.lock() = Some(name);
+            }
+            none()
+        }
+        ClientFrame::Ping => {
+            session.send_text(event::pong(id));
+            return;
+        }
+        ClientFrame::Pub {
+            topic,
+            data,
+            headers,
+        } => broker
+            .publish(Some(session), &topic, &data, headers.as_ref())
+            .map(|seq| vec![("seq", seq.to_string())]),
+        ClientFrame::Sub {
+            topic,
+            sid,
+            filter,
+            from,
+        } => {
+            if matches!(from, Some(f) if f != crate::protocol::From::New) {
+                Err(BrokerError::new(
+                    ErrorCode::NotRetained,
+                    format!("`from` needs a retained topic; `{topic}` is not retained"),
+                ))
+            } else {
+                broker
+                    .subscribe(session, sid, topic, filter)
+                    .and_then(|_| none())
+            }
+        }
+        ClientFrame::Unsub { sid } => broker.unsubscribe(session, &sid).and_then(|_| none()),
+        ClientFrame::DeclareTopic { topic, retain } => match retain {
+            Some(_) => Err(not_yet("retained topics (`retain`)")),
+            None => crate::names::check_topic(&topic).and_then(|_| none()),
+        },
+        ClientFrame::Seal { .. } => Err(not_yet("`seal`")),
+        ClientFrame::DeleteTopic { .. } => Err(not_yet("topic `delete`")),
+        ClientFrame::DeclareQueue { queue, options } => {
+            broker.declare_queue(&queue, &options).and_then(|_| none())
+        }
+        ClientFrame::DeleteQueue { queue } => broker
+            .delete_queue(&queue, &session.describe())
+            .and_then(|_| none()),
+        ClientFrame::Send {
+            queue,
+            data,
+            headers,
+            confirm,
+        } => match (confirm, id) {
+            (Confirm::Done, Some(id)) => {
+                let waiter = Waiter::new(session, id.clone(), false);
+                match broker.send(Some(session), &queue, data, headers, Some(waiter), false) {
+                    Ok(_) => return,
+                    Err(e) => Err(e),
+                }
+            }
+            _ => broker
+                .send(Some(session), &queue, data, headers, None, false)
+                .map(|msg| vec![("msg", json_string(&msg))]),
+        },
+        ClientFrame::Consume {
+            queue,
+            cid,
+            prefetch,
+        } => broker
+            .consume(session, &queue, &cid, prefetch)
+            .and_then(|_| none()),
+        ClientFrame::Cancel { cid } => broker.cancel(session, &cid).and_then(|_| none()),
+        ClientFrame::Ack { tag } => broker
+            .settle(session, tag, Settle::Ack)
+            .and_then(|_| none()),
+        ClientFrame::Nack { tag, requeue } => broker
+            .settle(session, tag, Settle::Nack { requeue })
+            .and_then(|_| none()),
+        ClientFrame::Reply { tag, data } => broker
+            .settle(session, tag, Settle::Reply(data))
+            .and_then(|_| none()),
+        ClientFrame::Request {
+            queue,
+            data,
+            headers,
+            timeout_ms,
+        } => match id {
+            Some(rid) => {
+                let timeout = Duration::from_millis(timeout_ms);
+                match broker.request(session, &queue, data, headers, rid.clone(), timeout) {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            }
+            None => Err(BrokerError::new(
+                ErrorCode::BadFrame,
+                "`request` needs an `id` to route the reply to",
+            )),
+        },
+        ClientFrame::Purge { queue } => broker
+            .purge(&queue, &session.describe())
+            .map(|n| vec![("purged", n.to_string())]),
+        ClientFrame::Stats => {
+            session.send_text(event::stats(id, &broker.snapshot()));
+            return;
+        }
+        ClientFrame::Watch { interval_ms } => {
+            if let Some(task) = watch.take() {
+                task.abort();
+            }
+            let interval = Duration::from_millis(interval_ms).max(MIN_WATCH_INTERVAL);
+            *watch = Some(spawn_watch(
+                broker.clone(),
+                session.clone(),
+                id.cloned(),
+                interval,
+            ));
+            return;
+        }
+        ClientFrame::Unwatch => {
+            if let Some(task) = watch.take() {
+                task.abort();
+            }
+            none()
+        }
+        ClientFrame::Peek { of, n } => match of {
+            PeekOf::Queue(q) => broker.peek_queue(&q, n).map(|messages| {
+                let json = serde_json::to_string(&messages).unwrap_or_else(|_| "[]".into());
+                vec![("messages", json)]
+            }),
+            PeekOf::Topic(t) => Err(BrokerError::new(
+                ErrorCode::NotRetained,
+                format!("topic `{t}` is not retained: it keeps no messages to peek"),
+            )),
+        },
+        ClientFrame::Kick { client, reason } => broker
+            .kick(
+                &client,
+                reason.as_deref().unwrap_or("kicked by operator"),
+                &session.describe(),
+            )
+            .and_then(|_| none()),
+    };
+    answer(session, id, result);
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    crate::protocol::push_json_str(&mut out, s);
+    out
+}
+
+/// Sends a `stats` frame every `interval` until aborted or the client goes away.
+fn spawn_watch(
+    broker: Broker,
+    session: Arc<Session>,
+    id: Option<RequestId>,
+    interval: Duration,
+) -> JoinHandle<()> {
+    broker.runtime().clone().spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if session.outbound.is_closed() {
+                return;
+            }
+            let frame = event::stats(id.as_ref(), &broker.snapshot());
+            if session.push(OutItem::from(frame)).is_err() {
+                return;
+            }
+        }
+    })
+}

@@ -1,0 +1,186 @@
+//! `GET /metrics`: the snapshot in Prometheus text format, named after nats-server's
+//! and RabbitMQ's metrics where they have one.
+
+use std::fmt::Write;
+
+use crate::stats::Snapshot;
+
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders a snapshot as Prometheus text exposition (version 0.0.4).
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::with_capacity(4096);
+    let server: [(&str, &str, &str, u64); 6] = [
+        (
+            "switchyard_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            s.server.connections,
+        ),
+        (
+            "switchyard_in_msgs_total",
+            "counter",
+            "Messages accepted (pub, send, request).",
+            s.server.msgs_in,
+        ),
+        (
+            "switchyard_out_msgs_total",
+            "counter",
+            "Deliveries to clients (msg and job events).",
+            s.server.msgs_out,
+        ),
+        (
+            "switchyard_slow_consumers_total",
+            "counter",
+            "Clients kicked because their outbound buffer filled.",
+            s.server.slow_consumers,
+        ),
+        (
+            "switchyard_dead_msgs_total",
+            "counter",
+            "Queue messages dead-lettered or dropped after max_attempts or a nack.",
+            s.server.dead,
+        ),
+        (
+            "switchyard_uptime_seconds",
+            "gauge",
+            "Seconds since the broker started.",
+            s.server.uptime_s,
+        ),
+    ];
+    for (name, kind, help, value) in server {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    type QueueField = fn(&crate::stats::QueueStats) -> u64;
+    let queue_fields: [(&str, &str, &str, QueueField); 7] = [
+        (
+            "switchyard_queue_messages_ready",
+            "gauge",
+            "Messages waiting for a consumer.",
+            |q| q.ready,
+        ),
+        (
+            "switchyard_queue_messages_unacknowledged",
+            "gauge",
+            "Messages delivered and not yet acked.",
+            |q| q.unacked,
+        ),
+        (
+            "switchyard_queue_consumers",
+            "gauge",
+            "Consumers of the queue.",
+            |q| q.consumers,
+        ),
+        (
+            "switchyard_queue_in_msgs_total",
+            "counter",
+            "Messages sent to the queue.",
+            |q| q.msgs_in,
+        ),
+        (
+            "switchyard_queue_acked_total",
+            "counter",
+            "Messages acked.",
+            |q| q.acked,
+        ),
+        (
+            "switchyard_queue_redelivered_total",
+            "counter",
+            "Deliveries after the first.",
+            |q| q.redelivered,
+        ),
+        (
+            "switchyard_queue_dead_total",
+            "counter",
+            "Messages dead-lettered or dropped.",
+            |q| q.dead,
+        ),
+    ];
+    for (name, kind, help, get) in queue_fields {
+        family(&mut out, name, kind, help);
+        for q in &s.queues {
+            let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", label(&q.name), get(q));
+        }
+    }
+    type TopicField = fn(&crate::stats::TopicStats) -> u64;
+    let topic_fields: [(&str, &str, &str, TopicField); 3] = [
+        (
+            "switchyard_topic_subscribers",
+            "gauge",
+            "Subscriptions matching the topic.",
+            |t| t.subscribers,
+        ),
+        (
+            "switchyard_topic_in_msgs_total",
+            "counter",
+            "Messages published to the topic.",
+            |t| t.msgs_in,
+        ),
+        (
+            "switchyard_topic_out_msgs_total",
+            "counter",
+            "Deliveries of the topic's messages.",
+            |t| t.msgs_out,
+        ),
+    ];
+    for (name, kind, help, get) in topic_fields {
+        family(&mut out, name, kind, help);
+        for t in &s.topics {
+            let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", label(&t.name), get(t));
+        }
+    }
+    family(
+        &mut out,
+        "switchyard_client_pending_bytes",
+        "gauge",
+        "Bytes waiting in a client's outbound buffer.",
+    );
+    for c in &s.clients {
+        let _ = writeln!(
+            out,
+            "switchyard_client_pending_bytes{{client=\"{}\"}} {}",
+            label(&c.id),
+            c.pending_bytes
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{QueueStats, ServerStats};
+
+    #[test]
+    fn renders_families_and_escapes_labels() {
+        let snap = Snapshot {
+            server: ServerStats {
+                connections: 2,
+                msgs_in: 5,
+                ..Default::default()
+            },
+            queues: vec![QueueStats {
+                name: "jobs".into(),
+                ready: 3,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = render(&snap);
+        assert!(text.contains("# TYPE switchyard_connections gauge\nswitchyard_connections 2\n"));
+        assert!(text.contains("switchyard_in_msgs_total 5\n"));
+        assert!(text.contains("switchyard_queue_messages_ready{queue=\"jobs\"} 3\n"));
+        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}

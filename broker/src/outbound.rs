@@ -1,0 +1,256 @@
+//! The bounded outbound buffer of one connection: what the broker has decided to send
+//! and the connection's writer has not yet written.
+//!
+//! Publishers push into it without waiting. It counts bytes: past half of its limit
+//! the client is marked slow; a push that would pass the limit kicks the client
+//! (`slow_consumer`), drops what was buffered and refuses everything after, so one
+//! client can never make the broker hold more than `limit` bytes for it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// One frame waiting to be written.
+#[derive(Debug, Clone)]
+pub(crate) enum OutItem {
+    /// A whole compact JSON object.
+    Text(Arc<str>),
+    /// A `msg` delivery: the subscription's head and the message body serialized
+    /// once for every subscriber.
+    Msg { head: Arc<str>, body: Arc<str> },
+}
+
+impl OutItem {
+    fn len(&self) -> usize {
+        match self {
+            OutItem::Text(t) => t.len(),
+            OutItem::Msg { head, body } => head.len() + body.len(),
+        }
+    }
+
+    fn is_delivery(&self) -> bool {
+        matches!(self, OutItem::Msg { .. })
+    }
+
+    /// Appends the item's JSON text to a frame being built.
+    pub(crate) fn write_to(&self, out: &mut String) {
+        match self {
+            OutItem::Text(t) => out.push_str(t),
+            OutItem::Msg { head, body } => {
+                out.push_str(head);
+                out.push_str(body);
+            }
+        }
+    }
+}
+
+impl std::convert::From<String> for OutItem {
+    fn from(s: String) -> Self {
+        OutItem::Text(Arc::from(s))
+    }
+}
+
+/// Why a push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The buffer is full: the client has just been kicked as a slow consumer.
+    Full,
+    /// The client is gone or being kicked.
+    Closed,
+}
+
+/// What changed when a push succeeded, for the broker's event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// This push took the buffer past half: the client is now slow.
+    BecameSlow,
+}
+
+#[derive(Default)]
+struct Pending {
+    items: VecDeque<OutItem>,
+}
+
+/// The buffer itself. Shared by every task that delivers to the connection.
+pub(crate) struct Outbound {
+    pending: Mutex<Pending>,
+    /// Bytes pushed and not yet written (including a batch being written).
+    bytes: AtomicUsize,
+    frames: AtomicUsize,
+    limit: usize,
+    slow: AtomicBool,
+    closed: AtomicBool,
+    kick_reason: Mutex<Option<String>>,
+    /// Deliveries (msg + job) written to the socket.
+    pub(crate) delivered: AtomicU64,
+    wake: Notify,
+    /// Wakes a writer blocked on a full socket when the client is kicked.
+    kicked: Notify,
+}
+
+impl Outbound {
+    pub(crate) fn new(limit: usize) -> Self {
+        Outbound {
+            pending: Mutex::new(Pending::default()),
+            bytes: AtomicUsize::new(0),
+            frames: AtomicUsize::new(0),
+            limit,
+            slow: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            kick_reason: Mutex::new(None),
+            delivered: AtomicU64::new(0),
+            wake: Notify::new(),
+            kicked: Notify::new(),
+        }
+    }
+
+    /// Queues a frame without waiting. Refuses it when the client is closed or the
+    /// buffer is full (which kicks the client).
+    pub(crate) fn push(&self, item: OutItem) -> Result<Pushed, Refused> {
+        let len = item.len();
+        let mut pending = self.pending.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Refused::Closed);
+        }
+        let before = self.bytes.load(Ordering::Relaxed);
+        if before + len > self.limit {
+            pending.items.clear();
+            drop(pending);
+            self.kick("slow_consumer");
+            return Err(Refused::Full);
+        }
+        pending.items.push_back(item);
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        drop(pending);
+        self.wake.notify_one();
+        if before + len > self.limit / 2 && !self.slow.swap(true, Ordering::Relaxed) {
+            return Ok(Pushed::BecameSlow);
+        }
+        Ok(Pushed::Queued)
+    }
+
+    /// Moves every waiting frame into `into` (for the writer). Their bytes stay
+    /// counted until [`Outbound::written`].
+    pub(crate) fn take(&self, into: &mut VecDeque<OutItem>) {
+        let mut pending = self.pending.lock();
+        std::mem::swap(&mut pending.items, into);
+    }
+
+    /// The writer wrote these items: release their bytes.
+    pub(crate) fn written(&self, items: &VecDeque<OutItem>) {
+        let bytes: usize = items.iter().map(OutItem::len).sum();
+        let deliveries = items.iter().filter(|i| i.is_delivery()).count();
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.frames.fetch_sub(items.len(), Ordering::Relaxed);
+        self.delivered
+            .fetch_add(deliveries as u64, Ordering::Relaxed);
+        if self.bytes.load(Ordering::Relaxed) <= self.limit / 4 {
+            self.slow.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the client for disconnection; the first reason given wins.
+    pub(crate) fn kick(&self, reason: &str) {
+        {
+            let mut r = self.kick_reason.lock();
+            if r.is_none() {
+                *r = Some(reason.to_string());
+            }
+        }
+        self.closed.store(true, Ordering::Relaxed);
+        // notify_one stores a permit, so the writer sees the kick even if it is busy.
+        self.wake.notify_one();
+        self.kicked.notify_one();
+    }
+
+    /// Resolves once the client has been kicked.
+    pub(crate) async fn wait_kicked(&self) {
+        while self.kick_reason.lock().is_none() {
+            self.kicked.notified().await;
+        }
+    }
+
+    /// Refuses every later push (the connection is ending).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.pending.lock().items.clear();
+    }
+
+    pub(crate) fn kick_reason(&self) -> Option<String> {
+        self.kick_reason.lock().clone()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) async fn wait(&self) {
+        self.wake.notified().await
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn frames(&self) -> usize {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub(crate) fn is_slow(&self) -> bool {
+        self.slow.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> OutItem {
+        OutItem::Text(Arc::from("x".repeat(n)))
+    }
+
+    #[test]
+    fn marks_slow_at_half_and_kicks_when_full() {
+        let out = Outbound::new(100);
+        assert_eq!(out.push(text(40)), Ok(Pushed::Queued));
+        assert_eq!(out.push(text(20)), Ok(Pushed::BecameSlow));
+        assert!(out.is_slow());
+        assert_eq!(out.push(text(20)), Ok(Pushed::Queued));
+        assert_eq!(out.bytes(), 80);
+        assert_eq!(out.push(text(21)), Err(Refused::Full));
+        assert_eq!(out.kick_reason().as_deref(), Some("slow_consumer"));
+        assert_eq!(out.push(text(1)), Err(Refused::Closed));
+        let mut taken = VecDeque::new();
+        out.take(&mut taken);
+        assert!(taken.is_empty(), "a kick drops what was buffered");
+    }
+
+    #[test]
+    fn written_releases_bytes_and_clears_slow() {
+        let out = Outbound::new(100);
+        out.push(text(60)).unwrap();
+        out.push(OutItem::Msg {
+            head: Arc::from("ab"),
+            body: Arc::from("cd"),
+        })
+        .unwrap();
+        let mut taken = VecDeque::new();
+        out.take(&mut taken);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(out.bytes(), 64);
+        out.written(&taken);
+        assert_eq!(out.bytes(), 0);
+        assert_eq!(out.frames(), 0);
+        assert_eq!(out.delivered.load(Ordering::Relaxed), 1);
+        assert!(!out.is_slow());
+    }
+}

@@ -1,0 +1,657 @@
+//! Work queues: each message goes to one consumer at a time, stays in flight until
+//! it is acked, and comes back (attempt + 1) when its consumer goes away, nacks it,
+//! or lets its ack deadline pass; after `max_attempts` it is dead-lettered or dropped.
+//!
+//! All of a queue's state sits behind one short lock. Anything that reaches beyond
+//! the queue (moving a message to a dead-letter queue, answering a waiting sender)
+//! is returned as [`Effects`] and carried out by the broker after the lock is gone,
+//! so two queues that dead-letter into each other cannot deadlock.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::command::PeekedMessage;
+use crate::error::BrokerError;
+use crate::outbound::OutItem;
+use crate::protocol::{event, ErrorCode, HeaderValue, Headers, Payload, QueueOptions, RequestId};
+use crate::session::Session;
+use crate::stats::{InFlightStats, QueueStats};
+use crate::time::now_ms;
+
+/// Default time a consumer has to ack a job.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_millis(30_000);
+
+/// A queue's settings, from `declare` or the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueueConfig {
+    pub(crate) durable: bool,
+    pub(crate) max_len: Option<u64>,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) dead_letter: Option<String>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            durable: true,
+            max_len: None,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            max_attempts: None,
+            dead_letter: None,
+        }
+    }
+}
+
+impl QueueConfig {
+    pub(crate) fn apply(&mut self, options: &QueueOptions) {
+        if let Some(d) = options.durable {
+            self.durable = d;
+        }
+        if let Some(n) = options.max_len {
+            self.max_len = Some(n);
+        }
+        if let Some(ms) = options.ack_timeout_ms {
+            self.ack_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = options.max_attempts {
+            self.max_attempts = Some(n);
+        }
+        if let Some(dl) = &options.dead_letter {
+            self.dead_letter = Some(dl.clone());
+        }
+    }
+}
+
+/// Someone waiting for a message's outcome: a `send` with `confirm: "done"` or a `request`.
+pub(crate) struct Waiter {
+    session: Weak<Session>,
+    id: RequestId,
+    request: bool,
+    settled: AtomicBool,
+}
+
+/// How a waited-for message ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Settlement {
+    Acked,
+    Replied(Payload),
+    Dead(String),
+    Timeout,
+}
+
+impl Waiter {
+    pub(crate) fn new(session: &Arc<Session>, id: RequestId, request: bool) -> Arc<Waiter> {
+        Arc::new(Waiter {
+            session: Arc::downgrade(session),
+            id,
+            request,
+            settled: AtomicBool::new(false),
+        })
+    }
+
+    /// Answers the waiter once; later settlements are ignored.
+    pub(crate) fn settle(&self, msg: &str, how: Settlement) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
+        let mut msg_json = String::new();
+        crate::protocol::push_json_str(&mut msg_json, msg);
+        let frame = match (how, self.request) {
+            (Settlement::Acked, false) => event::ok(&self.id, &[("msg", &msg_json)]),
+            (Settlement::Replied(data), false) => {
+                event::ok(&self.id, &[("msg", &msg_json), ("data", data.as_json())])
+            }
+            (Settlement::Acked, true) => {
+                event::reply(&self.id, &Payload::from_value(&serde_json::Value::Null))
+            }
+            (Settlement::Replied(data), true) => event::reply(&self.id, &data),
+            (Settlement::Dead(why), _) => event::error(
+                Some(&self.id),
+                &BrokerError::new(ErrorCode::Dead, format!("message {msg} is dead: {why}")),
+            ),
+            (Settlement::Timeout, _) => event::error(
+                Some(&self.id),
+                &BrokerError::new(ErrorCode::Timeout, format!("no reply to {msg} in time")),
+            ),
+        };
+        session.send_text(frame);
+    }
+}
+
+/// A message in a queue.
+pub(crate) struct Message {
+    /// Position in send order; also the message id.
+    id: u64,
+    msg: Arc<str>,
+    time: u64,
+    enqueued: Instant,
+    pub(crate) data: Payload,
+    pub(crate) headers: Option<Arc<Headers>>,
+    /// Deliveries so far.
+    attempt: u32,
+    waiter: Option<Arc<Waiter>>,
+    reply: bool,
+}
+
+struct InFlight {
+    message: Message,
+    session: Arc<Session>,
+    cid: Arc<str>,
+    delivered: Instant,
+    deadline: Instant,
+}
+
+struct Consumer {
+    session: Arc<Session>,
+    cid: Arc<str>,
+    prefetch: u32,
+    unacked: u32,
+}
+
+/// A message to move to a dead-letter queue.
+pub(crate) struct DeadLetter {
+    /// The dead-letter queue, or `None` when the message is dropped.
+    pub(crate) to: Option<String>,
+    pub(crate) from: Arc<str>,
+    pub(crate) reason: &'static str,
+    pub(crate) data: Payload,
+    pub(crate) headers: Option<Arc<Headers>>,
+}
+
+/// What the broker must do once the queue's lock is released.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) dead_letters: Vec<DeadLetter>,
+    settle: Vec<(Arc<Waiter>, Arc<str>, Settlement)>,
+}
+
+impl Effects {
+    /// Answers the waiters; dead letters are the broker's to route.
+    pub(crate) fn settle_waiters(&mut self) {
+        for (waiter, msg, how) in self.settle.drain(..) {
+            waiter.settle(&msg, how);
+        }
+    }
+}
+
+/// How a consumer settles a job.
+pub(crate) enum Settle {
+    Ack,
+    Reply(Payload),
+    Nack { requeue: bool },
+}
+
+struct QueueState {
+    config: QueueConfig,
+    ready: VecDeque<Message>,
+    inflight: HashMap<(u64, u64), InFlight>,
+    deadlines: BTreeSet<(Instant, u64, u64)>,
+    consumers: Vec<Consumer>,
+    cursor: usize,
+    next_id: u64,
+    deleted: bool,
+    msgs_in: u64,
+    acked: u64,
+    redelivered: u64,
+    dead: u64,
+}
+
+/// One work queue.
+pub(crate) struct Queue {
+    pub(crate) name: Arc<str>,
+    state: Mutex<QueueState>,
+    /// Wakes the queue's ack-deadline timer when the earliest deadline changes.
+    pub(crate) timer: Notify,
+}
+
+impl Queue {
+    pub(crate) fn new(name: &str, config: QueueConfig) -> Arc<Queue> {
+        Arc::new(Queue {
+            name: Arc::from(name),
+            state: Mutex::new(QueueState {
+                config,
+                ready: VecDeque::new(),
+                inflight: HashMap::new(),
+                deadlines: BTreeSet::new(),
+                consumers: Vec::new(),
+                cursor: 0,
+                next_id: 1,
+                deleted: false,
+                msgs_in: 0,
+                acked: 0,
+                redelivered: 0,
+                dead: 0,
+            }),
+            timer: Notify::new(),
+        })
+    }
+
+    pub(crate) fn configure(&self, options: &QueueOptions) {
+        self.state.lock().config.apply(options);
+        self.timer.notify_one();
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+
+    /// Appends a message and hands it to a consumer if one has room.
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        data: Payload,
+        headers: Option<Arc<Headers>>,
+        waiter: Option<Arc<Waiter>>,
+        reply: bool,
+    ) -> Result<(Arc<str>, Effects), BrokerError> {
+        let mut state = self.state.lock();
+        if state.deleted {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("queue `{}` was deleted", self.name),
+            ));
+        }
+        if let Some(max) = state.config.max_len {
+            if state.ready.len() as u64 >= max {
+                return Err(BrokerError::new(
+                    ErrorCode::Limit,
+                    format!(
+                        "queue `{}` is full: {max} ready messages (max_len)",
+                        self.name
+                    ),
+                ));
+            }
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        state.msgs_in += 1;
+        let msg: Arc<str> = Arc::from(id.to_string());
+        state.ready.push_back(Message {
+            id,
+            msg: msg.clone(),
+            time: now_ms(),
+            enqueued: Instant::now(),
+            data,
+            headers,
+            attempt: 0,
+            waiter,
+            reply,
+        });
+        let mut effects = Effects::default();
+        self.dispatch(&mut state, &mut effects);
+        Ok((msg, effects))
+    }
+
+    /// Adds a consumer and hands it what it has room for.
+    pub(crate) fn add_consumer(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        cid: &str,
+        prefetch: u32,
+    ) -> Result<Effects, BrokerError> {
+        let mut state = self.state.lock();
+        if state.deleted {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("queue `{}` was deleted", self.name),
+            ));
+        }
+        state.consumers.push(Consumer {
+            session: session.clone(),
+            cid: Arc::from(cid),
+            prefetch,
+            unacked: 0,
+        });
+        let mut effects = Effects::default();
+        self.dispatch(&mut state, &mut effects);
+        Ok(effects)
+    }
+
+    /// Removes a consumer; its unacked jobs go back to the queue.
+    pub(crate) fn remove_consumer(self: &Arc<Self>, session: &Session, cid: &str) -> Effects {
+        let mut state = self.state.lock();
+        state
+            .consumers
+            .retain(|c| !(c.session.id == session.id && &*c.cid == cid));
+        let keys: Vec<(u64, u64)> = state
+            .inflight
+            .iter()
+            .filter(|(k, f)| k.0 == session.id && &*f.cid == cid)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut effects = Effects::default();
+        for key in keys {
+            self.return_inflight(&mut state, key, &mut effects);
+        }
+        self.dispatch(&mut state, &mut effects);
+        effects
+    }
+
+    /// Acks, replies to or nacks a job this queue delivered.
+    pub(crate) fn settle(
+        self: &Arc<Self>,
+        session: &Session,
+        tag: u64,
+        how: Settle,
+    ) -> Result<Effects, BrokerError> {
+        let mut state = self.state.lock();
+        let key = (session.id, tag);
+        let Some(flight) = state.inflight.remove(&key) else {
+            return Err(unknown_tag(tag));
+        };
+        state.deadlines.remove(&(flight.deadline, key.0, key.1));
+        if let Some(c) = state
+            .consumers
+            .iter_mut()
+            .find(|c| c.session.id == session.id && c.cid == flight.cid)
+        {
+            c.unacked = c.unacked.saturating_sub(1);
+        }
+        let mut effects = Effects::default();
+        let message = flight.message;
+        match how {
+            Settle::Ack | Settle::Reply(_) => {
+                state.acked += 1;
+                if let Some(w) = message.waiter {
+                    let outcome = match how {
+                        Settle::Reply(data) => Settlement::Replied(data),
+                        _ => Settlement::Acked,
+                    };
+                    effects.settle.push((w, message.msg, outcome));
+                }
+            }
+            Settle::Nack { requeue: true } => self.requeue(&mut state, message, &mut effects),
+            Settle::Nack { requeue: false } => {
+                self.kill(&mut state, message, "rejected", &mut effects)
+            }
+        }
+        self.dispatch(&mut state, &mut effects);
+        Ok(effects)
+    }
+
+    /// Returns every job whose ack deadline has passed; gives the next deadline.
+    pub(crate) fn expire(self: &Arc<Self>, now: Instant) -> (Effects, Option<Instant>) {
+        let mut state = self.state.lock();
+        let mut effects = Effects::default();
+        while let Some(&(deadline, sid, tag)) = state.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.return_inflight(&mut state, (sid, tag), &mut effects);
+        }
+        self.dispatch(&mut state, &mut effects);
+        let next = state.deadlines.first().map(|d| d.0);
+        (effects, next)
+    }
+
+    /// Puts an in-flight message back now, as if its deadline had passed.
+    pub(crate) fn requeue_msg(self: &Arc<Self>, msg: &str) -> Result<Effects, BrokerError> {
+        let mut state = self.state.lock();
+        let Some(key) = state
+            .inflight
+            .iter()
+            .find(|(_, f)| &*f.message.msg == msg)
+            .map(|(k, _)| *k)
+        else {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("message {msg} is not in flight on `{}`", self.name),
+            ));
+        };
+        let mut effects = Effects::default();
+        self.return_inflight(&mut state, key, &mut effects);
+        self.dispatch(&mut state, &mut effects);
+        Ok(effects)
+    }
+
+    /// Removes every ready message; in-flight ones stay.
+    pub(crate) fn purge(&self) -> (u64, Effects) {
+        let mut state = self.state.lock();
+        let mut effects = Effects::default();
+        let purged: Vec<Message> = state.ready.drain(..).collect();
+        let n = purged.len() as u64;
+        for m in purged {
+            if let Some(w) = m.waiter {
+                effects
+                    .settle
+                    .push((w, m.msg, Settlement::Dead("purged".into())));
+            }
+        }
+        (n, effects)
+    }
+
+    /// Deletes the queue: consumers are told, every message is dropped.
+    pub(crate) fn delete(&self) -> Effects {
+        let mut state = self.state.lock();
+        state.deleted = true;
+        let mut effects = Effects::default();
+        for c in state.consumers.drain(..) {
+            c.session.send_text(event::cancelled(&c.cid));
+            c.session.consumers.lock().remove(&*c.cid);
+        }
+        let flights: Vec<InFlight> = state.inflight.drain().map(|(_, f)| f).collect();
+        state.deadlines.clear();
+        let ready: Vec<Message> = state.ready.drain(..).collect();
+        for f in &flights {
+            f.session
+                .jobs
+                .lock()
+                .retain(|_, q| !std::ptr::eq(Arc::as_ptr(q), self));
+        }
+        for m in ready
+            .into_iter()
+            .chain(flights.into_iter().map(|f| f.message))
+        {
+            if let Some(w) = m.waiter {
+                effects
+                    .settle
+                    .push((w, m.msg, Settlement::Dead("queue deleted".into())));
+            }
+        }
+        drop(state);
+        self.timer.notify_one();
+        effects
+    }
+
+    /// The next `n` ready messages, not consumed.
+    pub(crate) fn peek(&self, n: usize) -> Vec<PeekedMessage> {
+        let state = self.state.lock();
+        state
+            .ready
+            .iter()
+            .take(n)
+            .map(|m| PeekedMessage {
+                msg: Some(m.msg.to_string()),
+                seq: None,
+                time: m.time,
+                attempt: m.attempt,
+                data: m.data.to_value(),
+                headers: m.headers.as_deref().cloned(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn stats(&self) -> QueueStats {
+        let state = self.state.lock();
+        QueueStats {
+            name: self.name.to_string(),
+            ready: state.ready.len() as u64,
+            unacked: state.inflight.len() as u64,
+            consumers: state.consumers.len() as u64,
+            msgs_in: state.msgs_in,
+            acked: state.acked,
+            redelivered: state.redelivered,
+            dead: state.dead,
+            durable: state.config.durable,
+            oldest_ready_ms: state
+                .ready
+                .iter()
+                .map(|m| m.enqueued)
+                .min()
+                .map(|t| t.elapsed().as_millis() as u64),
+            stored: 0,
+            stored_bytes: 0,
+        }
+    }
+
+    pub(crate) fn inflight_stats(&self, now: Instant, out: &mut Vec<InFlightStats>) {
+        let state = self.state.lock();
+        out.extend(state.inflight.iter().map(|((_, tag), f)| InFlightStats {
+            queue: self.name.to_string(),
+            tag: *tag,
+            msg: f.message.msg.to_string(),
+            client: f.session.name_id.to_string(),
+            cid: f.cid.to_string(),
+            attempt: f.message.attempt,
+            age_ms: now.saturating_duration_since(f.delivered).as_millis() as u64,
+            deadline_in_ms: if f.deadline >= now {
+                (f.deadline - now).as_millis() as i64
+            } else {
+                -((now - f.deadline).as_millis() as i64)
+            },
+        }));
+    }
+
+    /// Takes an in-flight job back from its consumer and requeues (or kills) it.
+    fn return_inflight(&self, state: &mut QueueState, key: (u64, u64), effects: &mut Effects) {
+        let Some(flight) = state.inflight.remove(&key) else {
+            return;
+        };
+        state.deadlines.remove(&(flight.deadline, key.0, key.1));
+        flight.session.jobs.lock().remove(&key.1);
+        if let Some(c) = state
+            .consumers
+            .iter_mut()
+            .find(|c| c.session.id == key.0 && c.cid == flight.cid)
+        {
+            c.unacked = c.unacked.saturating_sub(1);
+        }
+        self.requeue(state, flight.message, effects);
+    }
+
+    /// Puts a message back in send order, or kills it if it has had all its attempts.
+    fn requeue(&self, state: &mut QueueState, message: Message, effects: &mut Effects) {
+        if let Some(max) = state.config.max_attempts {
+            if message.attempt >= max {
+                return self.kill(state, message, "max_attempts", effects);
+            }
+        }
+        let at = state.ready.partition_point(|m| m.id < message.id);
+        state.ready.insert(at, message);
+    }
+
+    /// Dead-letters or drops a message, and tells whoever waits for it.
+    fn kill(
+        &self,
+        state: &mut QueueState,
+        message: Message,
+        reason: &'static str,
+        effects: &mut Effects,
+    ) {
+        state.dead += 1;
+        if let Some(w) = message.waiter {
+            effects
+                .settle
+                .push((w, message.msg.clone(), Settlement::Dead(reason.into())));
+        }
+        effects.dead_letters.push(DeadLetter {
+            to: state.config.dead_letter.clone(),
+            from: self.name.clone(),
+            reason,
+            data: message.data,
+            headers: message.headers,
+        });
+    }
+
+    /// Hands ready messages to consumers with room, round-robin, in send order.
+    fn dispatch(self: &Arc<Self>, state: &mut QueueState, _effects: &mut Effects) {
+        while !state.ready.is_empty() && !state.consumers.is_empty() {
+            let n = state.consumers.len();
+            let Some(idx) = (0..n)
+                .map(|i| (state.cursor + i) % n)
+                .find(|&i| state.consumers[i].unacked < state.consumers[i].prefetch)
+            else {
+                return;
+            };
+            state.cursor = (idx + 1) % n;
+            let Some(mut message) = state.ready.pop_front() else {
+                return;
+            };
+            let consumer = &mut state.consumers[idx];
+            let session = consumer.session.clone();
+            let tag = session.next_tag();
+            message.attempt += 1;
+            let frame = event::job(
+                &consumer.cid,
+                &self.name,
+                tag,
+                &message.msg,
+                message.attempt,
+                message.reply,
+                &message.data,
+                message.headers.as_deref(),
+            );
+            if session.push(OutItem::from(frame)).is_err() {
+                // The consumer's connection is going away: it gets nothing more, and
+                // the message keeps its place and its attempt count.
+                message.attempt -= 1;
+                state.ready.push_front(message);
+                state.consumers.remove(idx);
+                state.cursor = 0;
+                continue;
+            }
+            consumer.unacked += 1;
+            let cid = consumer.cid.clone();
+            if message.attempt > 1 {
+                state.redelivered += 1;
+            }
+            session.jobs.lock().insert(tag, self.clone());
+            let now = Instant::now();
+            let deadline = now + state.config.ack_timeout;
+            let was_first = state.deadlines.first().is_none_or(|d| deadline < d.0);
+            state.deadlines.insert((deadline, session.id, tag));
+            state.inflight.insert(
+                (session.id, tag),
+                InFlight {
+                    message,
+                    session,
+                    cid,
+                    delivered: now,
+                    deadline,
+                },
+            );
+            if was_first {
+                self.timer.notify_one();
+            }
+        }
+    }
+}
+
+fn unknown_tag(tag: u64) -> BrokerError {
+    BrokerError::new(
+        ErrorCode::UnknownTag,
+        format!("tag {tag} is unknown or already settled"),
+    )
+}
+
+/// Headers for a dead-lettered message: the original ones plus where and why it died.
+pub(crate) fn dead_letter_headers(letter: &DeadLetter) -> Headers {
+    let mut headers = letter.headers.as_deref().cloned().unwrap_or_default();
+    headers.insert(
+        "x-dead-letter-queue".into(),
+        HeaderValue::One(letter.from.to_string()),
+    );
+    headers.insert(
+        "x-dead-letter-reason".into(),
+        HeaderValue::One(letter.reason.to_string()),
+    );
+    headers
+}

@@ -1,0 +1,250 @@
+//! The listener: accepts TCP connections, answers plain HTTP (`/healthz`, `/metrics`)
+//! and upgrades `/ws` to a WebSocket, all on one port.
+//!
+//! The HTTP request head is read here (bounded in size and time) so that one port
+//! serves both; the upgrade then hands the already-read bytes to tungstenite. The
+//! WebSocket is configured from the broker's limits, not tungstenite's defaults
+//! (unbounded write buffer, 64 MiB messages, 128 KiB read buffer per connection).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::broker::{Broker, Config};
+
+/// Largest HTTP request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// Per-connection read buffer: small, so idle connections cost little.
+const READ_BUFFER: usize = 16 * 1024;
+/// How long shutdown waits for connections to say goodbye.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bound, not yet running, broker server.
+pub struct Server {
+    broker: Broker,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Binds the listen address and creates the broker. Call from a tokio runtime.
+    pub async fn bind(config: Config) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let broker = Broker::new(config);
+        broker.set_listen(listener.local_addr()?);
+        Ok(Server { broker, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The WebSocket URL clients connect to.
+    pub fn url(&self) -> String {
+        match self.listener.local_addr() {
+            Ok(addr) => format!("ws://{addr}/ws"),
+            Err(_) => String::from("ws://?/ws"),
+        }
+    }
+
+    pub fn broker(&self) -> Broker {
+        self.broker.clone()
+    }
+
+    /// Serves until [`Broker::shutdown`] is called, then closes every connection
+    /// (each is told and flushed) and returns.
+    pub async fn run(self) {
+        let Server { broker, listener } = self;
+        let config = broker.config().clone();
+        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let mut shutdown = broker.shutdown_signal();
+        let mut tasks = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                accepted = listener.accept() => {
+                    let (stream, addr) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off, don't spin.
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let permit = permits.clone().try_acquire_owned().ok();
+                    let broker = broker.clone();
+                    tasks.spawn(async move {
+                        match permit {
+                            Some(_permit) => handle(broker, stream, addr).await,
+                            None => refuse(stream, 503, "Service Unavailable", "too many connections\n").await,
+                        }
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        drop(listener);
+        tracing::info!("shutting down: telling {} connections", tasks.len());
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+        }
+    }
+}
+
+/// tungstenite configuration from the broker's limits.
+pub(crate) fn ws_config(config: &Config) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(config.max_payload))
+        .max_frame_size(Some(config.max_payload))
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(config.max_pending.max(1024 * 1024))
+}
+
+async fn handle(broker: Broker, mut stream: TcpStream, addr: SocketAddr) {
+    let timeout = broker.config().handshake_timeout;
+    let head = match tokio::time::timeout(timeout, read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(HeadError::TooLarge)) => {
+            return refuse(
+                stream,
+                431,
+                "Request Header Fields Too Large",
+                "request head too large\n",
+            )
+            .await
+        }
+        Ok(Err(HeadError::Io)) => return,
+        Err(_) => {
+            return refuse(
+                stream,
+                408,
+                "Request Timeout",
+                "request head not received in time\n",
+            )
+            .await
+        }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    let body_at = match request.parse(&head) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await,
+    };
+    let path = request.path.unwrap_or("");
+    let method = request.method.unwrap_or("");
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    match (method, path) {
+        ("GET", "/healthz") => respond(stream, 200, "OK", "text/plain", "ok\n").await,
+        ("GET", "/metrics") => {
+            let body = broker.metrics();
+            respond(stream, 200, "OK", "text/plain; version=0.0.4", &body).await
+        }
+        ("GET", "/ws") => {
+            let upgrade = header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+            let key = header("sec-websocket-key");
+            let version_ok = header("sec-websocket-version") == Some("13");
+            let (true, Some(key), true) = (upgrade, key, version_ok) else {
+                return refuse(
+                    stream,
+                    426,
+                    "Upgrade Required",
+                    "this is a WebSocket endpoint: upgrade with Sec-WebSocket-Version 13\n",
+                )
+                .await;
+            };
+            let accept = derive_accept_key(key.as_bytes());
+            let leftover = head[body_at..].to_vec();
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            if stream.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+            let config = ws_config(broker.config());
+            let ws =
+                WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
+                    .await;
+            crate::connection::serve(broker, ws, addr).await;
+        }
+        (_, "/healthz" | "/metrics" | "/ws") => {
+            refuse(
+                stream,
+                405,
+                "Method Not Allowed",
+                "only GET is allowed here\n",
+            )
+            .await
+        }
+        _ => {
+            refuse(
+                stream,
+                404,
+                "Not Found",
+                "not found: try /ws, /healthz or /metrics\n",
+            )
+            .await
+        }
+    }
+}
+
+enum HeadError {
+    TooLarge,
+    Io,
+}
+
+/// Reads until the end of the HTTP request head (`\r\n\r\n`), keeping what follows.
+async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Io)?;
+        if n == 0 {
+            return Err(HeadError::Io);
+        }
+        let scan_from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if buf[scan_from..].windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(buf);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+    }
+}
+
+async fn respond(mut stream: TcpStream, code: u16, status: &str, content_type: &str, body: &str) {
+    let head = format!(
+        "HTTP/1.1 {code} {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn refuse(stream: TcpStream, code: u16, status: &str, body: &str) {
+    respond(stream, code, status, "text/plain", body).await
+}

@@ -1,0 +1,138 @@
+//! The broker's view of one connected client: its identity, its outbound buffer,
+//! its subscriptions and consumers, and the job tags it holds.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::events::Shared;
+use crate::outbound::{OutItem, Outbound, Pushed, Refused};
+use crate::queue::Queue;
+use crate::stats::{ClientStats, EventKind, SubscriptionStats};
+use crate::topic::Subscription;
+
+/// One connected client, shared by its connection task and everything that delivers to it.
+pub(crate) struct Session {
+    pub(crate) id: u64,
+    /// `c42`: the id clients and operators see.
+    pub(crate) name_id: Arc<str>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) connected: Instant,
+    pub(crate) hello_name: Mutex<Option<String>>,
+    pub(crate) outbound: Outbound,
+    next_tag: AtomicU64,
+    /// Unsettled job tags → the queue that delivered them.
+    pub(crate) jobs: Mutex<HashMap<u64, Arc<Queue>>>,
+    pub(crate) subs: Mutex<HashMap<String, Arc<Subscription>>>,
+    pub(crate) consumers: Mutex<HashMap<String, Arc<Queue>>>,
+    /// Messages this client published or sent.
+    pub(crate) msgs_in: AtomicU64,
+    shared: Arc<Shared>,
+}
+
+impl Session {
+    pub(crate) fn new(
+        id: u64,
+        addr: SocketAddr,
+        outbound_limit: usize,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Session {
+            id,
+            name_id: Arc::from(format!("c{id}")),
+            addr,
+            connected: Instant::now(),
+            hello_name: Mutex::new(None),
+            outbound: Outbound::new(outbound_limit),
+            next_tag: AtomicU64::new(1),
+            jobs: Mutex::new(HashMap::new()),
+            subs: Mutex::new(HashMap::new()),
+            consumers: Mutex::new(HashMap::new()),
+            msgs_in: AtomicU64::new(0),
+            shared,
+        }
+    }
+
+    /// Queues a frame for this client, recording a slow mark or a slow-consumer kick.
+    pub(crate) fn push(&self, item: OutItem) -> Result<(), Refused> {
+        match self.outbound.push(item) {
+            Ok(Pushed::Queued) => Ok(()),
+            Ok(Pushed::BecameSlow) => {
+                self.shared.record(
+                    EventKind::Slow,
+                    format!(
+                        "{} is slow: {} bytes waiting",
+                        self.describe(),
+                        self.outbound.bytes()
+                    ),
+                );
+                Ok(())
+            }
+            Err(Refused::Full) => {
+                self.shared.slow_kicks.fetch_add(1, Ordering::Relaxed);
+                self.shared.record(
+                    EventKind::Kick,
+                    format!(
+                        "{} kicked: slow_consumer (outbound buffer of {} bytes full)",
+                        self.describe(),
+                        self.outbound.limit()
+                    ),
+                );
+                Err(Refused::Full)
+            }
+            Err(Refused::Closed) => Err(Refused::Closed),
+        }
+    }
+
+    /// Queues a compact JSON object.
+    pub(crate) fn send_text(&self, text: String) {
+        // A refused frame means the client is gone or kicked: nothing left to tell it.
+        let _ = self.push(OutItem::from(text));
+    }
+
+    pub(crate) fn next_tag(&self) -> u64 {
+        self.next_tag.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// `c42 (name)` or `c42`, for event texts.
+    pub(crate) fn describe(&self) -> String {
+        match &*self.hello_name.lock() {
+            Some(n) => format!("{} ({n})", self.name_id),
+            None => self.name_id.to_string(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> ClientStats {
+        let mut subscriptions: Vec<SubscriptionStats> = self
+            .subs
+            .lock()
+            .values()
+            .map(|s| SubscriptionStats {
+                sid: s.sid.clone(),
+                pattern: s.pattern.clone(),
+                filter: s.filter_text(),
+            })
+            .collect();
+        subscriptions.sort_by(|a, b| a.sid.cmp(&b.sid));
+        ClientStats {
+            id: self.name_id.to_string(),
+            name: self.hello_name.lock().clone(),
+            addr: self.addr.to_string(),
+            connected_s: self.connected.elapsed().as_secs(),
+            subs: subscriptions.len() as u64,
+            consumers: self.consumers.lock().len() as u64,
+            unacked: self.jobs.lock().len() as u64,
+            pending: self.outbound.frames() as u64,
+            pending_bytes: self.outbound.bytes() as u64,
+            pending_limit: self.outbound.limit() as u64,
+            slow: self.outbound.is_slow(),
+            msgs_in: self.msgs_in.load(Ordering::Relaxed),
+            msgs_out: self.outbound.delivered.load(Ordering::Relaxed),
+            subscriptions,
+        }
+    }
+}

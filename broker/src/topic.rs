@@ -1,0 +1,245 @@
+//! Topics: fan-out of published messages to every matching subscription.
+//!
+//! Subscriptions live in a subject trie. Each topic caches the list of subscriptions
+//! that match it, tagged with the trie's generation; a `sub` or `unsub` bumps the
+//! generation and the next publish to a topic rebuilds its list. A publish takes only
+//! its topic's lock (to keep seq order and delivery order the same), serializes the
+//! message once, and pushes a shared handle into each subscriber's outbound buffer.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::command::TailMessage;
+use crate::error::BrokerError;
+use crate::names::SubjectTrie;
+use crate::outbound::OutItem;
+use crate::protocol::{event, Headers, Payload};
+use crate::session::Session;
+use crate::stats::TopicStats;
+use crate::time::now_ms;
+
+/// Where a subscription's deliveries go.
+pub(crate) enum Target {
+    /// A connected client.
+    Session(Arc<Session>),
+    /// An in-process tail (the dashboard's topic view).
+    Tail(Arc<TailBuffer>),
+}
+
+/// One `sub`: a pattern, an optional filter, and where matches go.
+pub(crate) struct Subscription {
+    /// Unique across the broker, to find this subscription in the trie.
+    pub(crate) key: u64,
+    pub(crate) sid: String,
+    pub(crate) pattern: String,
+    /// `{"ev":"msg","sid":"s1",`, built once.
+    head: Arc<str>,
+    filter: Option<String>,
+    target: Target,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        key: u64,
+        sid: String,
+        pattern: String,
+        filter: Option<String>,
+        target: Target,
+    ) -> Self {
+        Subscription {
+            key,
+            head: Arc::from(event::msg_head(&sid)),
+            sid,
+            pattern,
+            filter,
+            target,
+        }
+    }
+
+    pub(crate) fn filter_text(&self) -> Option<String> {
+        self.filter.clone()
+    }
+}
+
+/// A bounded buffer of messages for an in-process tail; the oldest are dropped when full.
+pub struct TailBuffer {
+    messages: Mutex<VecDeque<TailMessage>>,
+    capacity: usize,
+}
+
+impl TailBuffer {
+    pub(crate) fn new(capacity: usize) -> Self {
+        TailBuffer {
+            messages: Mutex::new(VecDeque::new()),
+            capacity,
+        }
+    }
+
+    fn push(&self, message: TailMessage) {
+        let mut messages = self.messages.lock();
+        if messages.len() == self.capacity {
+            messages.pop_front();
+        }
+        messages.push_back(message);
+    }
+
+    /// Takes up to `max` messages, oldest first.
+    pub fn drain(&self, max: usize) -> Vec<TailMessage> {
+        let mut messages = self.messages.lock();
+        let n = max.min(messages.len());
+        messages.drain(..n).collect()
+    }
+}
+
+/// One topic's counters and publish state.
+pub(crate) struct Topic {
+    name: Arc<str>,
+    state: Mutex<TopicState>,
+    msgs_in: AtomicU64,
+    msgs_out: AtomicU64,
+}
+
+struct TopicState {
+    seq: u64,
+    generation: u64,
+    matching: Arc<[Arc<Subscription>]>,
+}
+
+/// Every topic and subscription of the broker.
+pub(crate) struct Topics {
+    trie: RwLock<SubjectTrie<Arc<Subscription>>>,
+    /// Bumped on every change to the trie; topics compare it with their cached list's.
+    generation: AtomicU64,
+    by_name: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    next_key: AtomicU64,
+}
+
+/// The result of a publish.
+pub(crate) struct Published {
+    pub(crate) seq: u64,
+    pub(crate) delivered: u64,
+}
+
+impl Topics {
+    pub(crate) fn new() -> Self {
+        Topics {
+            trie: RwLock::new(SubjectTrie::new()),
+            generation: AtomicU64::new(1),
+            by_name: RwLock::new(HashMap::new()),
+            next_key: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn next_key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn topic(&self, name: &str) -> Arc<Topic> {
+        if let Some(t) = self.by_name.read().get(name) {
+            return t.clone();
+        }
+        let mut map = self.by_name.write();
+        map.entry(Arc::from(name))
+            .or_insert_with(|| {
+                Arc::new(Topic {
+                    name: Arc::from(name),
+                    state: Mutex::new(TopicState {
+                        seq: 0,
+                        generation: 0,
+                        matching: Arc::from(Vec::new()),
+                    }),
+                    msgs_in: AtomicU64::new(0),
+                    msgs_out: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Adds a subscription (its pattern already checked). From the moment this returns,
+    /// every message accepted on a matching topic reaches it.
+    pub(crate) fn subscribe(&self, sub: Arc<Subscription>) {
+        if !crate::names::is_wildcard(&sub.pattern) {
+            self.topic(&sub.pattern);
+        }
+        self.trie.write().insert(&sub.pattern.clone(), sub);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn unsubscribe(&self, sub: &Subscription) {
+        let key = sub.key;
+        self.trie.write().remove(&sub.pattern, |s| s.key == key);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Accepts a message on a topic (its name already checked) and delivers it.
+    pub(crate) fn publish(
+        &self,
+        name: &str,
+        data: &Payload,
+        headers: Option<&Headers>,
+    ) -> Result<Published, BrokerError> {
+        let topic = self.topic(name);
+        let mut state = topic.state.lock();
+        let generation = self.generation.load(Ordering::SeqCst);
+        if state.generation != generation {
+            let mut matching = Vec::new();
+            self.trie.read().matches_into(name, &mut matching);
+            state.matching = Arc::from(matching);
+            state.generation = generation;
+        }
+        state.seq += 1;
+        let seq = state.seq;
+        let time = now_ms();
+        topic.msgs_in.fetch_add(1, Ordering::Relaxed);
+        let mut delivered = 0;
+        if !state.matching.is_empty() {
+            let body: Arc<str> = Arc::from(event::msg_body(name, seq, time, data, headers));
+            for sub in state.matching.iter() {
+                match &sub.target {
+                    Target::Session(session) => {
+                        let item = OutItem::Msg {
+                            head: sub.head.clone(),
+                            body: body.clone(),
+                        };
+                        if session.push(item).is_ok() {
+                            delivered += 1;
+                        }
+                    }
+                    Target::Tail(tail) => tail.push(TailMessage {
+                        topic: name.to_string(),
+                        seq,
+                        time,
+                        data: data.to_value(),
+                        headers: headers.cloned(),
+                    }),
+                }
+            }
+        }
+        drop(state);
+        topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
+        Ok(Published { seq, delivered })
+    }
+
+    pub(crate) fn stats(&self) -> Vec<TopicStats> {
+        let topics: Vec<Arc<Topic>> = self.by_name.read().values().cloned().collect();
+        let trie = self.trie.read();
+        let mut out: Vec<TopicStats> = topics
+            .iter()
+            .map(|t| TopicStats {
+                name: t.name.to_string(),
+                subscribers: trie.count_matches(&t.name) as u64,
+                msgs_in: t.msgs_in.load(Ordering::Relaxed),
+                msgs_out: t.msgs_out.load(Ordering::Relaxed),
+                retained: false,
+                stored: 0,
+                stored_bytes: 0,
+                sealed: false,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}

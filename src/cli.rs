@@ -1,0 +1,325 @@
+//! Command-line arguments and what each subcommand does.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use switchyard_broker::client::Client;
+use switchyard_broker::protocol::{HeaderValue, Headers};
+use switchyard_broker::{Config, Server};
+
+const DEFAULT_URL: &str = "ws://127.0.0.1:7400/ws";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A message broker with its operator's console built in",
+    long_about = "A message broker with its operator's console built in.\n\nWith no subcommand, runs the broker."
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+/// Flags of a broker process (`switchyard` and `switchyard serve`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BrokerArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7400", global = true)]
+    pub listen: SocketAddr,
+    /// Where durable queues and retained topics are stored.
+    #[arg(long, default_value = "./switchyard-data", global = true)]
+    pub data_dir: PathBuf,
+    /// Largest frame a client may send, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024, global = true)]
+    pub max_payload: usize,
+    /// Outbound buffer per connection, in bytes: half full marks a client slow, full kicks it.
+    #[arg(long, default_value_t = 8 * 1024 * 1024, global = true)]
+    pub max_pending: usize,
+    /// Most connections served at once; more get HTTP 503.
+    #[arg(long, default_value_t = 10_000, global = true)]
+    pub max_connections: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the broker without the dashboard; prints the URL it listens on.
+    Serve,
+    /// Publish a message to a topic.
+    Pub {
+        topic: String,
+        /// JSON data (text that is not JSON is sent as a JSON string).
+        data: String,
+        /// A header as NAME=VALUE; repeat for more (a repeated name is multi-valued).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// Subscribe to a topic pattern; prints one JSON line per message.
+    Sub {
+        pattern: String,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// A filter query (`data.amount > 5 AND region = 'eu'`).
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// Send a message to a queue.
+    Send {
+        queue: String,
+        /// JSON data (text that is not JSON is sent as a JSON string).
+        data: String,
+        /// `stored`: return once queued; `done`: wait until a consumer acked it.
+        #[arg(long, value_enum, default_value_t = ConfirmArg::Stored)]
+        confirm: ConfirmArg,
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// Consume a queue: prints one JSON line per job, then acks it.
+    Consume {
+        queue: String,
+        /// Stop after this many jobs.
+        #[arg(long)]
+        count: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        prefetch: u32,
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// Send a request to a queue and print the reply.
+    Request {
+        queue: String,
+        data: String,
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// Print the broker's snapshot as JSON.
+    Stats {
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// Measure throughput and latency (see docs/BENCHMARKS.md).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmArg {
+    Stored,
+    Done,
+}
+
+fn config(args: &BrokerArgs) -> Config {
+    Config {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        max_payload: args.max_payload,
+        max_pending: args.max_pending,
+        max_connections: args.max_connections,
+        ..Config::default()
+    }
+}
+
+/// JSON if it parses, else the text as a JSON string.
+pub fn parse_data(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+fn parse_headers(raw: &[String]) -> anyhow::Result<Option<Headers>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let mut headers = Headers::new();
+    for h in raw {
+        let Some((name, value)) = h.split_once('=') else {
+            bail!("header `{h}` is not NAME=VALUE");
+        };
+        let value = value.to_string();
+        match headers.remove(name) {
+            None => headers.insert(name.to_string(), HeaderValue::One(value)),
+            Some(HeaderValue::One(first)) => {
+                headers.insert(name.to_string(), HeaderValue::Many(vec![first, value]))
+            }
+            Some(HeaderValue::Many(mut all)) => {
+                all.push(value);
+                headers.insert(name.to_string(), HeaderValue::Many(all))
+            }
+        };
+    }
+    Ok(Some(headers))
+}
+
+async fn connect(url: &str) -> anyhow::Result<Client> {
+    Client::connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        None | Some(Cmd::Serve) => serve(&args.broker).await,
+        Some(Cmd::Pub {
+            topic,
+            data,
+            headers,
+            url,
+        }) => {
+            let client = connect(&url).await?;
+            let seq = client
+                .publish_with_headers(&topic, parse_data(&data), parse_headers(&headers)?)
+                .await?;
+            println!("{}", json!({"topic": topic, "seq": seq}));
+            client.close().await;
+            Ok(())
+        }
+        Some(Cmd::Sub {
+            pattern,
+            count,
+            filter,
+            url,
+        }) => {
+            let client = connect(&url).await?;
+            let extra = match filter {
+                Some(f) => json!({"filter": f}),
+                None => json!({}),
+            };
+            let mut sub = client.subscribe_with(&pattern, extra).await?;
+            let mut seen = 0;
+            while count.is_none_or(|c| seen < c) {
+                let Some(m) = sub.next().await else {
+                    bail!(
+                        "subscription ended: {}",
+                        client.closed_reason().unwrap_or_default()
+                    );
+                };
+                let mut line =
+                    json!({"topic": m.topic, "seq": m.seq, "time": m.time, "data": m.data});
+                if let Some(h) = m.headers {
+                    line["headers"] = json!(h);
+                }
+                println!("{line}");
+                seen += 1;
+            }
+            client.close().await;
+            Ok(())
+        }
+        Some(Cmd::Send {
+            queue,
+            data,
+            confirm,
+            headers,
+            url,
+        }) => {
+            let client = connect(&url).await?;
+            let mut frame = json!({"op": "send", "queue": queue, "data": parse_data(&data),
+                                   "confirm": if confirm == ConfirmArg::Done { "done" } else { "stored" }});
+            if let Some(h) = parse_headers(&headers)? {
+                frame["headers"] = json!(h);
+            }
+            let mut ok = client.call(frame).await?;
+            if let Some(map) = ok.as_object_mut() {
+                map.remove("ev");
+                map.remove("id");
+            }
+            println!("{ok}");
+            client.close().await;
+            Ok(())
+        }
+        Some(Cmd::Consume {
+            queue,
+            count,
+            prefetch,
+            url,
+        }) => {
+            let client = connect(&url).await?;
+            let mut consumer = client.consume(&queue, prefetch).await?;
+            let mut seen = 0;
+            while count.is_none_or(|c| seen < c) {
+                let Some(job) = consumer.next().await else {
+                    bail!(
+                        "consumer ended: {}",
+                        client.closed_reason().unwrap_or_default()
+                    );
+                };
+                let mut line = json!({"queue": job.queue, "msg": job.msg, "attempt": job.attempt, "data": job.data});
+                if let Some(h) = job.headers {
+                    line["headers"] = json!(h);
+                }
+                println!("{line}");
+                client.ack(job.tag).await?;
+                seen += 1;
+            }
+            client.close().await;
+            Ok(())
+        }
+        Some(Cmd::Request {
+            queue,
+            data,
+            timeout_ms,
+            url,
+        }) => {
+            let client = connect(&url).await?;
+            let reply = client
+                .request(&queue, parse_data(&data), Duration::from_millis(timeout_ms))
+                .await?;
+            println!("{reply}");
+            client.close().await;
+            Ok(())
+        }
+        Some(Cmd::Stats { url }) => {
+            let client = connect(&url).await?;
+            let snapshot = client.stats().await?;
+            println!("{}", serde_json::to_string_pretty(&snapshot)?);
+            client.close().await;
+            Ok(())
+        }
+        Some(Cmd::Bench(bench)) => crate::bench::run(bench).await,
+    }
+}
+
+async fn serve(args: &BrokerArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let server = Server::bind(config(args))
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!("switchyard listening on {}", server.url());
+    let broker = server.broker();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: shutting down");
+        broker.shutdown();
+    });
+    server.run().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
