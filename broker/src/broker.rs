@@ -194,12 +194,14 @@ impl Broker {
         Ok(published.seq)
     }
 
+    /// Adds a subscription; `added` runs before any message can reach it (to answer first).
     pub(crate) fn subscribe(
         &self,
         session: &Arc<Session>,
         sid: String,
         pattern: String,
         filter: Option<String>,
+        added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         names::check_pattern(&pattern)?;
         if filter.is_some() {
@@ -224,7 +226,7 @@ impl Broker {
         ));
         subs.insert(sid, sub.clone());
         drop(subs);
-        self.inner.topics.subscribe(sub);
+        self.inner.topics.subscribe(sub, added);
         Ok(())
     }
 
@@ -250,7 +252,7 @@ impl Broker {
             None,
             Target::Tail(buffer.clone()),
         ));
-        self.inner.topics.subscribe(sub.clone());
+        self.inner.topics.subscribe(sub.clone(), || {});
         Ok(Tail {
             broker: Arc::downgrade(&self.inner),
             sub,
@@ -306,7 +308,9 @@ impl Broker {
         Ok(())
     }
 
-    /// Appends a message to a queue; returns its message id.
+    /// Appends a message to a queue; returns its message id. `stored` runs once the
+    /// message is in the queue and before it is delivered (to answer the sender first).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
         session: Option<&Session>,
@@ -315,14 +319,16 @@ impl Broker {
         headers: Option<Headers>,
         waiter: Option<Arc<Waiter>>,
         reply: bool,
+        stored: impl FnOnce(&str),
     ) -> Result<Arc<str>, BrokerError> {
         let queue = self.queue(queue)?;
-        let (msg, effects) = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
+        let msg = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
         self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
         if let Some(s) = session {
             s.msgs_in.fetch_add(1, Ordering::Relaxed);
         }
-        self.apply(effects);
+        stored(&msg);
+        self.apply(queue.dispatch_ready());
         Ok(msg)
     }
 
@@ -344,6 +350,7 @@ impl Broker {
             headers,
             Some(waiter.clone()),
             true,
+            |_| {},
         )?;
         self.inner.runtime.spawn(async move {
             tokio::time::sleep(timeout).await;
@@ -352,12 +359,14 @@ impl Broker {
         Ok(())
     }
 
+    /// Adds a consumer; `added` runs before it is given any job (to answer first).
     pub(crate) fn consume(
         &self,
         session: &Arc<Session>,
         queue: &str,
         cid: &str,
         prefetch: u32,
+        added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         if prefetch == 0 {
             return Err(BrokerError::new(
@@ -377,8 +386,9 @@ impl Broker {
             consumers.insert(cid.to_string(), queue.clone());
         }
         match queue.add_consumer(session, cid, prefetch) {
-            Ok(effects) => {
-                self.apply(effects);
+            Ok(()) => {
+                added();
+                self.apply(queue.dispatch_ready());
                 Ok(())
             }
             Err(e) => {
@@ -405,6 +415,7 @@ impl Broker {
         session: &Session,
         tag: u64,
         how: Settle,
+        settled: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         let Some(queue) = session.jobs.lock().remove(&tag) else {
             return Err(BrokerError::new(
@@ -414,6 +425,8 @@ impl Broker {
         };
         let effects = queue.settle(session, tag, how)?;
         self.apply(effects);
+        settled();
+        self.apply(queue.dispatch_ready());
         Ok(())
     }
 
@@ -496,7 +509,7 @@ impl Broker {
                 continue;
             };
             let headers = dead_letter_headers(&letter);
-            let outcome = self.send(None, &to, letter.data, Some(headers), None, false);
+            let outcome = self.send(None, &to, letter.data, Some(headers), None, false, |_| {});
             let text = match outcome {
                 Ok(msg) => format!(
                     "a message of {} was dead-lettered to {to} as {msg}: {}",
@@ -575,6 +588,7 @@ impl Broker {
                     headers,
                     None,
                     false,
+                    |_| {},
                 )?;
                 self.inner.shared.record(
                     EventKind::Publish,

@@ -266,9 +266,11 @@ fn handle_request(
                     format!("`from` needs a retained topic; `{topic}` is not retained"),
                 ))
             } else {
-                broker
-                    .subscribe(session, sid, topic, filter)
-                    .and_then(|_| none())
+                match broker.subscribe(session, sid, topic, filter, || answer(session, id, none()))
+                {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
             }
         }
         ClientFrame::Unsub { sid } => broker.unsubscribe(session, &sid).and_then(|_| none()),
@@ -292,32 +294,45 @@ fn handle_request(
         } => match (confirm, id) {
             (Confirm::Done, Some(id)) => {
                 let waiter = Waiter::new(session, id.clone(), false);
-                match broker.send(Some(session), &queue, data, headers, Some(waiter), false) {
+                match broker.send(
+                    Some(session),
+                    &queue,
+                    data,
+                    headers,
+                    Some(waiter),
+                    false,
+                    |_| {},
+                ) {
                     Ok(_) => return,
                     Err(e) => Err(e),
                 }
             }
-            _ => broker
-                .send(Some(session), &queue, data, headers, None, false)
-                .map(|msg| vec![("msg", json_string(&msg))]),
+            _ => {
+                let stored = |msg: &str| answer(session, id, Ok(vec![("msg", json_string(msg))]));
+                match broker.send(Some(session), &queue, data, headers, None, false, stored) {
+                    Ok(_) => return,
+                    Err(e) => Err(e),
+                }
+            }
         },
         ClientFrame::Consume {
             queue,
             cid,
             prefetch,
-        } => broker
-            .consume(session, &queue, &cid, prefetch)
-            .and_then(|_| none()),
+        } => match broker.consume(session, &queue, &cid, prefetch, || {
+            answer(session, id, none())
+        }) {
+            Ok(()) => return,
+            Err(e) => Err(e),
+        },
         ClientFrame::Cancel { cid } => broker.cancel(session, &cid).and_then(|_| none()),
-        ClientFrame::Ack { tag } => broker
-            .settle(session, tag, Settle::Ack)
-            .and_then(|_| none()),
-        ClientFrame::Nack { tag, requeue } => broker
-            .settle(session, tag, Settle::Nack { requeue })
-            .and_then(|_| none()),
-        ClientFrame::Reply { tag, data } => broker
-            .settle(session, tag, Settle::Reply(data))
-            .and_then(|_| none()),
+        ClientFrame::Ack { tag } => return settle(broker, session, id, tag, Settle::Ack),
+        ClientFrame::Nack { tag, requeue } => {
+            return settle(broker, session, id, tag, Settle::Nack { requeue })
+        }
+        ClientFrame::Reply { tag, data } => {
+            return settle(broker, session, id, tag, Settle::Reply(data))
+        }
         ClientFrame::Request {
             queue,
             data,
@@ -381,6 +396,13 @@ fn handle_request(
             .and_then(|_| none()),
     };
     answer(session, id, result);
+}
+
+/// Settles a job, answering before the room it frees is filled.
+fn settle(broker: &Broker, session: &Arc<Session>, id: Option<&RequestId>, tag: u64, how: Settle) {
+    if let Err(e) = broker.settle(session, tag, how, || answer(session, id, Ok(Vec::new()))) {
+        answer(session, id, Err(e));
+    }
 }
 
 fn json_string(s: &str) -> String {

@@ -244,14 +244,14 @@ impl Queue {
         self.state.lock().deleted
     }
 
-    /// Appends a message and hands it to a consumer if one has room.
+    /// Appends a message (see [`Queue::dispatch_ready`] to deliver it).
     pub(crate) fn enqueue(
         self: &Arc<Self>,
         data: Payload,
         headers: Option<Arc<Headers>>,
         waiter: Option<Arc<Waiter>>,
         reply: bool,
-    ) -> Result<(Arc<str>, Effects), BrokerError> {
+    ) -> Result<Arc<str>, BrokerError> {
         let mut state = self.state.lock();
         if state.deleted {
             return Err(BrokerError::new(
@@ -285,18 +285,25 @@ impl Queue {
             waiter,
             reply,
         });
-        let mut effects = Effects::default();
-        self.dispatch(&mut state, &mut effects);
-        Ok((msg, effects))
+        Ok(msg)
     }
 
-    /// Adds a consumer and hands it what it has room for.
+    /// Hands ready messages to consumers with room. Callers run it after answering the
+    /// op that made room or added messages, so that the answer precedes any delivery.
+    pub(crate) fn dispatch_ready(self: &Arc<Self>) -> Effects {
+        let mut state = self.state.lock();
+        let mut effects = Effects::default();
+        self.dispatch(&mut state, &mut effects);
+        effects
+    }
+
+    /// Adds a consumer (see [`Queue::dispatch_ready`] to give it work).
     pub(crate) fn add_consumer(
         self: &Arc<Self>,
         session: &Arc<Session>,
         cid: &str,
         prefetch: u32,
-    ) -> Result<Effects, BrokerError> {
+    ) -> Result<(), BrokerError> {
         let mut state = self.state.lock();
         if state.deleted {
             return Err(BrokerError::new(
@@ -310,9 +317,7 @@ impl Queue {
             prefetch,
             unacked: 0,
         });
-        let mut effects = Effects::default();
-        self.dispatch(&mut state, &mut effects);
-        Ok(effects)
+        Ok(())
     }
 
     /// Removes a consumer; its unacked jobs go back to the queue.
@@ -335,7 +340,7 @@ impl Queue {
         effects
     }
 
-    /// Acks, replies to or nacks a job this queue delivered.
+    /// Acks, replies to or nacks a job this queue delivered (see [`Queue::dispatch_ready`]).
     pub(crate) fn settle(
         self: &Arc<Self>,
         session: &Session,
@@ -373,7 +378,6 @@ impl Queue {
                 self.kill(&mut state, message, "rejected", &mut effects)
             }
         }
-        self.dispatch(&mut state, &mut effects);
         Ok(effects)
     }
 

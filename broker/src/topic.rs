@@ -158,14 +158,17 @@ impl Topics {
             .clone()
     }
 
-    /// Adds a subscription (its pattern already checked). From the moment this returns,
-    /// every message accepted on a matching topic reaches it.
-    pub(crate) fn subscribe(&self, sub: Arc<Subscription>) {
+    /// Adds a subscription (its pattern already checked). Every message accepted on a
+    /// matching topic after this returns reaches it. `added` runs while no publish can
+    /// see the new subscription yet, so what it queues precedes every delivery.
+    pub(crate) fn subscribe(&self, sub: Arc<Subscription>, added: impl FnOnce()) {
         if !crate::names::is_wildcard(&sub.pattern) {
             self.topic(&sub.pattern);
         }
-        self.trie.write().insert(&sub.pattern.clone(), sub);
+        let mut trie = self.trie.write();
+        trie.insert(&sub.pattern.clone(), sub);
         self.generation.fetch_add(1, Ordering::SeqCst);
+        added();
     }
 
     pub(crate) fn unsubscribe(&self, sub: &Subscription) {

@@ -1,0 +1,211 @@
+//! Topics over real sockets: fan-out, wildcards, order, once per subscription.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn pub_reaches_every_matching_subscription_once_in_order() {
+    let b = TestBroker::start().await;
+    let mut sub = b.raw().await;
+    for (i, pattern) in ["orders.*.eu", "orders.>", "orders.new.eu", "billing.>"]
+        .iter()
+        .enumerate()
+    {
+        let id = i as u64 + 1;
+        let answer = sub
+            .call(json!({"op":"sub","id":id,"topic":pattern,"sid":format!("s{id}")}))
+            .await;
+        assert_eq!(answer, ok(id, json!({})));
+    }
+    let mut publisher = b.raw().await;
+    for n in 1..=3u64 {
+        let answer = publisher
+            .call(json!({"op":"pub","id":n,"topic":"orders.new.eu","data":{"n":n}}))
+            .await;
+        assert_eq!(answer, ok(n, json!({"seq": n})));
+    }
+    // s1, s2 and s3 match; s4 does not. Each gets every message once, in order.
+    let mut got: Vec<(String, u64)> = Vec::new();
+    for _ in 0..9 {
+        let m = sub.recv().await;
+        assert_eq!(m["ev"], "msg");
+        assert_eq!(m["topic"], "orders.new.eu");
+        assert_eq!(m["data"], json!({"n": m["seq"]}));
+        assert!(m["time"].as_u64().unwrap() > 1_700_000_000_000);
+        got.push((
+            m["sid"].as_str().unwrap().to_string(),
+            m["seq"].as_u64().unwrap(),
+        ));
+    }
+    for sid in ["s1", "s2", "s3"] {
+        let seqs: Vec<u64> = got
+            .iter()
+            .filter(|(s, _)| s == sid)
+            .map(|(_, q)| *q)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3], "sid {sid}");
+    }
+    sub.expect_silence(Duration::from_millis(100)).await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn wildcards_match_tokens_exactly() {
+    let b = TestBroker::start().await;
+    let mut sub = b.raw().await;
+    sub.call(json!({"op":"sub","id":1,"topic":"a.*","sid":"star"}))
+        .await;
+    sub.call(json!({"op":"sub","id":2,"topic":"a.>","sid":"rest"}))
+        .await;
+    let mut p = b.raw().await;
+    for topic in ["a", "a.b", "a.b.c", "b.a"] {
+        p.send(json!({"op":"pub","topic":topic,"data":topic})).await;
+    }
+    p.call(json!({"op":"ping","id":9})).await;
+    let mut got = Vec::new();
+    while let Some(m) = sub.try_recv(Duration::from_millis(200)).await {
+        got.push(format!(
+            "{}:{}",
+            m["sid"].as_str().unwrap(),
+            m["topic"].as_str().unwrap()
+        ));
+    }
+    got.sort();
+    assert_eq!(got, vec!["rest:a.b", "rest:a.b.c", "star:a.b"]);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn late_subscribers_get_nothing_old_and_seq_is_per_topic() {
+    let b = TestBroker::start().await;
+    let mut p = b.raw().await;
+    assert_eq!(
+        p.call(json!({"op":"pub","id":1,"topic":"t.one","data":1}))
+            .await,
+        ok(1, json!({"seq":1}))
+    );
+    assert_eq!(
+        p.call(json!({"op":"pub","id":2,"topic":"t.two","data":1}))
+            .await,
+        ok(2, json!({"seq":1}))
+    );
+    assert_eq!(
+        p.call(json!({"op":"pub","id":3,"topic":"t.one","data":2}))
+            .await,
+        ok(3, json!({"seq":2}))
+    );
+    let mut sub = b.raw().await;
+    sub.call(json!({"op":"sub","id":1,"topic":"t.one","sid":"s"}))
+        .await;
+    sub.expect_silence(Duration::from_millis(100)).await;
+    p.call(json!({"op":"pub","id":4,"topic":"t.one","data":3}))
+        .await;
+    let m = sub.recv().await;
+    assert_eq!((m["seq"].as_u64(), m["data"].as_u64()), (Some(3), Some(3)));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn unsub_stops_delivery_and_errors_are_exact() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    assert_eq!(
+        c.call(json!({"op":"sub","id":1,"topic":"x","sid":"s"}))
+            .await,
+        ok(1, json!({}))
+    );
+    let again = c
+        .call(json!({"op":"sub","id":2,"topic":"y","sid":"s"}))
+        .await;
+    assert_error(&again, Some(2), "already_subscribed");
+    assert_eq!(
+        c.call(json!({"op":"unsub","id":3,"sid":"s"})).await,
+        ok(3, json!({}))
+    );
+    let gone = c.call(json!({"op":"unsub","id":4,"sid":"s"})).await;
+    assert_error(&gone, Some(4), "not_found");
+    c.call(json!({"op":"pub","id":5,"topic":"x","data":null}))
+        .await;
+    c.expect_silence(Duration::from_millis(100)).await;
+    // The sid is free again.
+    assert_eq!(
+        c.call(json!({"op":"sub","id":6,"topic":"x","sid":"s"}))
+            .await,
+        ok(6, json!({}))
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn headers_are_delivered_single_and_multi_valued() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    c.call(json!({"op":"sub","id":1,"topic":"h","sid":"s"}))
+        .await;
+    c.send(json!({"op":"pub","topic":"h","data":{"k":[1,2]},"headers":{"region":"eu","tag":["a","b"]}})).await;
+    let m = c.recv().await;
+    assert_eq!(
+        m,
+        json!({"ev":"msg","sid":"s","topic":"h","seq":1,"time":m["time"],"data":{"k":[1,2]},
+               "headers":{"region":"eu","tag":["a","b"]}})
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn many_publishes_in_one_frame_arrive_in_order() {
+    let b = TestBroker::start().await;
+    let mut sub = b.raw().await;
+    sub.call(json!({"op":"sub","id":1,"topic":"bulk","sid":"s"}))
+        .await;
+    let mut p = b.raw().await;
+    let frame: Vec<String> = (1..=500)
+        .map(|n| json!({"op":"pub","topic":"bulk","data":n}).to_string())
+        .collect();
+    p.send_text(frame.join("\n")).await;
+    for n in 1..=500u64 {
+        let m = sub.recv().await;
+        assert_eq!((m["seq"].as_u64(), m["data"].as_u64()), (Some(n), Some(n)));
+    }
+    let snap = b.broker.snapshot();
+    let t = snap.topics.iter().find(|t| t.name == "bulk").unwrap();
+    assert_eq!((t.msgs_in, t.msgs_out, t.subscribers), (500, 500, 1));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_publishers_keep_per_topic_order() {
+    let b = TestBroker::start().await;
+    let mut sub = b.raw().await;
+    sub.call(json!({"op":"sub","id":1,"topic":"race","sid":"s"}))
+        .await;
+    let mut tasks = Vec::new();
+    for p in 0..4 {
+        let url = b.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Raw::connect(&url).await;
+            for i in 0..250 {
+                c.send(json!({"op":"pub","topic":"race","data":{"p":p,"i":i}}))
+                    .await;
+            }
+            c.call(json!({"op":"ping","id":1})).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut last_i = [-1i64; 4];
+    for seq in 1..=1000u64 {
+        let m = sub.recv().await;
+        assert_eq!(m["seq"].as_u64(), Some(seq), "seq order is delivery order");
+        let p = m["data"]["p"].as_u64().unwrap() as usize;
+        let i = m["data"]["i"].as_i64().unwrap();
+        assert!(i > last_i[p], "publisher {p} order");
+        last_i[p] = i;
+    }
+    b.stop().await;
+}
