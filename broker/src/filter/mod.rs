@@ -1,6 +1,9 @@
 //! Query filters on subscriptions (`data.amount > 5 AND region = 'eu'`).
 //!
-//! A filter is parsed and compiled once per subscription ([`Filter::parse`]).
+//! A filter is parsed and compiled once per subscription ([`Filter::parse`]) and
+//! then evaluated against each message ([`Filter::matches`]) through a
+//! [`MessageView`], which parses the message's JSON `data` at most once however
+//! many filters look at it.
 //!
 //! # Grammar
 //!
@@ -29,8 +32,28 @@
 //!   header name, dots and all (`account.name`).
 //! - `DATE 2026-01-01` is midnight UTC of that day; `TIME` takes an RFC 3339
 //!   timestamp with a `T` separator. Both compare as instants (milliseconds).
+//!
+//! # Meaning
+//!
+//! A comparison on a missing key, or between mismatched types, is false, never
+//! an error; `NOT` of it is true. So `x != 5` is false when `x` is missing.
+//!
+//! - Strings compare in byte order; numbers as f64; booleans with `=` and `!=`
+//!   only; `DATE`/`TIME` as instants.
+//! - Header values and the topic are strings. Compared with a number they are
+//!   parsed as a number, with `DATE`/`TIME` as an RFC 3339 time or a date, with
+//!   `true`/`false` as exactly `true` or `false`. A multi-valued header matches
+//!   when any of its values does (so `tags != 'a'` holds if some tag is not `a`).
+//! - JSON values keep their type: a JSON number compares only with numbers, a
+//!   JSON bool only with `true`/`false`, a JSON string with strings or, parsed as
+//!   RFC 3339 or a date, with `DATE`/`TIME`. Objects, arrays and `null` equal
+//!   nothing.
+//! - `CONTAINS` is a substring test on strings, or on a JSON array "some element
+//!   equals the value". `IN` is "equals one of the values". `EXISTS` is true when
+//!   the header or path is present (a JSON `null` is present).
 
 mod ast;
+mod eval;
 mod lexer;
 mod parser;
 
@@ -39,6 +62,8 @@ use std::str::FromStr;
 
 use crate::error::BrokerError;
 use crate::protocol::ErrorCode;
+
+pub use eval::MessageView;
 
 /// A compiled subscription filter and the text it was parsed from.
 #[derive(Debug, Clone)]
@@ -62,6 +87,11 @@ impl Filter {
     /// The text the filter was parsed from, as given.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether the message passes the filter.
+    pub fn matches(&self, msg: &MessageView<'_>) -> bool {
+        self.expr.matches(msg)
     }
 
     /// Whether any key is a `data.` path, so that evaluating the filter parses the
