@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
 use crate::error::BrokerError;
 use crate::events::Shared;
+use crate::filter::Filter;
 use crate::names;
 use crate::protocol::{event, ErrorCode, Headers, Payload, QueueOptions};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
@@ -204,12 +205,7 @@ impl Broker {
         added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         names::check_pattern(&pattern)?;
-        if filter.is_some() {
-            return Err(BrokerError::new(
-                ErrorCode::BadFilter,
-                "filters are not supported by this broker yet",
-            ));
-        }
+        let filter = filter.as_deref().map(Filter::parse).transpose()?;
         let mut subs = session.subs.lock();
         if subs.contains_key(&sid) {
             return Err(BrokerError::new(
@@ -241,15 +237,22 @@ impl Broker {
         Ok(())
     }
 
-    /// Starts an in-process tail of a topic pattern, keeping the latest `capacity` messages.
-    pub fn tail(&self, pattern: &str, capacity: usize) -> Result<Tail, BrokerError> {
+    /// Starts an in-process tail of a topic pattern (and optional filter), keeping the
+    /// latest `capacity` messages.
+    pub fn tail(
+        &self,
+        pattern: &str,
+        filter: Option<&str>,
+        capacity: usize,
+    ) -> Result<Tail, BrokerError> {
         names::check_pattern(pattern)?;
+        let filter = filter.map(Filter::parse).transpose()?;
         let buffer = Arc::new(TailBuffer::new(capacity.max(1)));
         let sub = Arc::new(Subscription::new(
             self.inner.topics.next_key(),
             "tail".into(),
             pattern.to_string(),
-            None,
+            filter,
             Target::Tail(buffer.clone()),
         ));
         self.inner.topics.subscribe(sub.clone(), || {});
@@ -495,6 +498,7 @@ impl Broker {
 
     /// Carries out what a queue operation left to do outside the queue's lock.
     fn apply(&self, mut effects: Effects) {
+        self.inner.shared.add_out(effects.delivered);
         effects.settle_waiters();
         for letter in effects.dead_letters {
             self.inner.shared.dead.fetch_add(1, Ordering::Relaxed);

@@ -171,6 +171,8 @@ pub(crate) struct DeadLetter {
 #[derive(Default)]
 pub(crate) struct Effects {
     pub(crate) dead_letters: Vec<DeadLetter>,
+    /// Jobs handed to consumers.
+    pub(crate) delivered: u64,
     settle: Vec<(Arc<Waiter>, Arc<str>, Settlement)>,
 }
 
@@ -576,7 +578,7 @@ impl Queue {
     }
 
     /// Hands ready messages to consumers with room, round-robin, in send order.
-    fn dispatch(self: &Arc<Self>, state: &mut QueueState, _effects: &mut Effects) {
+    fn dispatch(self: &Arc<Self>, state: &mut QueueState, effects: &mut Effects) {
         while !state.ready.is_empty() && !state.consumers.is_empty() {
             let n = state.consumers.len();
             let Some(idx) = (0..n)
@@ -613,6 +615,7 @@ impl Queue {
                 continue;
             }
             consumer.unacked += 1;
+            effects.delivered += 1;
             let cid = consumer.cid.clone();
             if message.attempt > 1 {
                 state.redelivered += 1;

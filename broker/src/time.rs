@@ -85,8 +85,12 @@ pub fn parse_rfc3339_signed_ms(s: &str) -> Option<i64> {
         if end == 0 {
             return None;
         }
-        let ms_digits: String = frac[..end].chars().chain("000".chars()).take(3).collect();
-        millis = digits(&ms_digits)? as i64;
+        // Milliseconds from the first three fraction digits, without allocating.
+        millis = frac.as_bytes()[..end]
+            .iter()
+            .chain(b"000")
+            .take(3)
+            .fold(0i64, |ms, d| ms * 10 + i64::from(d - b'0'));
         tail = &frac[end..];
     }
     let offset_min: i64 = match tail {

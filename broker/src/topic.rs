@@ -14,6 +14,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::command::TailMessage;
 use crate::error::BrokerError;
+use crate::filter::{Filter, MessageView};
 use crate::names::SubjectTrie;
 use crate::outbound::OutItem;
 use crate::protocol::{event, Headers, Payload};
@@ -37,7 +38,7 @@ pub(crate) struct Subscription {
     pub(crate) pattern: String,
     /// `{"ev":"msg","sid":"s1",`, built once.
     head: Arc<str>,
-    filter: Option<String>,
+    filter: Option<Filter>,
     target: Target,
 }
 
@@ -46,7 +47,7 @@ impl Subscription {
         key: u64,
         sid: String,
         pattern: String,
-        filter: Option<String>,
+        filter: Option<Filter>,
         target: Target,
     ) -> Self {
         Subscription {
@@ -60,7 +61,7 @@ impl Subscription {
     }
 
     pub(crate) fn filter_text(&self) -> Option<String> {
-        self.filter.clone()
+        self.filter.as_ref().map(|f| f.source().to_string())
     }
 }
 
@@ -200,7 +201,14 @@ impl Topics {
         let mut delivered = 0;
         if !state.matching.is_empty() {
             let body: Arc<str> = Arc::from(event::msg_body(name, seq, time, data, headers));
+            // Parsed at most once, and only if a filter looks into `data`.
+            let view = MessageView::new(name, headers, data.as_json());
             for sub in state.matching.iter() {
+                if let Some(filter) = &sub.filter {
+                    if !filter.matches(&view) {
+                        continue;
+                    }
+                }
                 match &sub.target {
                     Target::Session(session) => {
                         let item = OutItem::Msg {

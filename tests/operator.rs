@@ -1,0 +1,292 @@
+//! Operator frames, slow consumers, HTTP endpoints and connection limits.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use switchyard_broker::stats::EventKind;
+use switchyard_broker::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn stats_snapshot_has_the_documented_shape() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    c.call(json!({"op":"hello","id":1,"name":"ops-test"})).await;
+    c.call(json!({"op":"sub","id":2,"topic":"a.*","sid":"s"}))
+        .await;
+    c.call(json!({"op":"consume","id":3,"queue":"jobs","cid":"w","prefetch":5}))
+        .await;
+    c.call(json!({"op":"send","id":4,"queue":"jobs","data":1}))
+        .await;
+    c.recv_ev("job").await;
+    // To itself: the msg may come before the pub's ok, so neither is awaited by order.
+    c.send(json!({"op":"pub","topic":"a.b","data":1})).await;
+    c.recv_ev("msg").await;
+    let stats = c.call(json!({"op":"stats","id":6})).await;
+    assert_eq!(stats["ev"], "stats");
+    assert_eq!(stats["id"], 6);
+    let server = &stats["server"];
+    assert_eq!(
+        (
+            server["connections"].as_u64(),
+            server["msgs_in"].as_u64(),
+            server["msgs_out"].as_u64()
+        ),
+        (Some(1), Some(2), Some(2))
+    );
+    assert_eq!(server["listen"], b.addr.to_string());
+    assert_eq!(
+        stats["topics"],
+        json!([{"name":"a.b","subscribers":1,"msgs_in":1,"msgs_out":1,"retained":false,"stored":0,"stored_bytes":0,"sealed":false}])
+    );
+    let q = &stats["queues"][0];
+    assert_eq!(
+        (
+            q["name"].as_str(),
+            q["ready"].as_u64(),
+            q["unacked"].as_u64(),
+            q["consumers"].as_u64(),
+            q["durable"].as_bool()
+        ),
+        (Some("jobs"), Some(0), Some(1), Some(1), Some(true))
+    );
+    let client = &stats["clients"][0];
+    assert_eq!(client["id"], c.id());
+    assert_eq!(client["name"], "ops-test");
+    assert_eq!(
+        (
+            client["subs"].as_u64(),
+            client["consumers"].as_u64(),
+            client["unacked"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(client["slow"], false);
+    assert_eq!(
+        client["subscriptions"],
+        json!([{"sid":"s","pattern":"a.*","filter":null}])
+    );
+    let inflight = &stats["inflight"][0];
+    assert_eq!(
+        (
+            inflight["queue"].as_str(),
+            inflight["msg"].as_str(),
+            inflight["cid"].as_str(),
+            inflight["attempt"].as_u64()
+        ),
+        (Some("jobs"), Some("1"), Some("w"), Some(1))
+    );
+    assert!(inflight["deadline_in_ms"].as_i64().unwrap() > 29_000);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn watch_sends_stats_until_unwatch() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    c.send(json!({"op":"watch","id":"w","interval_ms":100}))
+        .await;
+    for _ in 0..3 {
+        let s = c.recv().await;
+        assert_eq!(
+            (s["ev"].as_str(), s["id"].as_str()),
+            (Some("stats"), Some("w"))
+        );
+    }
+    c.send(json!({"op":"unwatch","id":"u"})).await;
+    // Frames already queued may arrive before the ok; nothing comes after it.
+    c.recv_ev("ok").await;
+    c.expect_silence(Duration::from_millis(300)).await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn kick_tells_the_client_and_requeues_its_jobs() {
+    let b = TestBroker::start().await;
+    let mut victim = b.raw().await;
+    victim
+        .call(json!({"op":"consume","id":1,"queue":"q","cid":"w"}))
+        .await;
+    let mut admin = b.raw().await;
+    admin
+        .call(json!({"op":"send","id":1,"queue":"q","data":1}))
+        .await;
+    victim.recv_ev("job").await;
+    let id = victim.id();
+    assert_eq!(
+        admin
+            .call(json!({"op":"kick","id":2,"client":id,"reason":"maintenance"}))
+            .await,
+        ok(2, json!({}))
+    );
+    assert_eq!(
+        victim.recv().await,
+        json!({"ev":"kicked","reason":"maintenance"})
+    );
+    assert_eq!(victim.recv_close().await, Some(1008));
+    eventually(&b.broker, "the job to be ready again", |s| {
+        s.queues[0].ready == 1 && s.server.connections == 1
+    })
+    .await;
+    let e = admin
+        .call(json!({"op":"kick","id":3,"client":"c999"}))
+        .await;
+    assert_error(&e, Some(3), "not_found");
+    let events = b.broker.snapshot().events;
+    assert!(events.iter().any(|e| e.kind == EventKind::Kick
+        && e.text == format!("{} kicked {id}: maintenance", admin.id())));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_is_marked_then_kicked_and_memory_stays_bounded() {
+    const LIMIT: usize = 256 * 1024;
+    let b = TestBroker::with(Config {
+        max_pending: LIMIT,
+        ..Config::default()
+    })
+    .await;
+    let mut slow = b.raw().await;
+    slow.call(json!({"op":"sub","id":1,"topic":"firehose","sid":"s"}))
+        .await;
+    let slow_id = slow.id();
+    let mut fast = b.raw().await;
+    fast.call(json!({"op":"sub","id":1,"topic":"firehose","sid":"s"}))
+        .await;
+    // `slow` never reads again; `fast` reads everything. The publisher goes at the
+    // fast reader's pace (100 KB per round, under the buffer: a burst larger than a
+    // client's whole buffer would rightly kick even a fast reader) until the slow one
+    // is gone.
+    let mut publisher = b.raw().await;
+    let body = "x".repeat(1000);
+    let frame: Vec<String> = (0..100)
+        .map(|_| json!({"op":"pub","topic":"firehose","data":body}).to_string())
+        .collect();
+    let frame = frame.join("\n");
+    let mut max_pending = 0u64;
+    let mut was_slow = false;
+    let mut rounds = 0;
+    loop {
+        let snap = b.broker.snapshot();
+        let Some(c) = snap.clients.iter().find(|c| c.id == slow_id) else {
+            break;
+        };
+        max_pending = max_pending.max(c.pending_bytes);
+        was_slow |= c.slow;
+        rounds += 1;
+        assert!(rounds <= 2000, "slow client never kicked after 200 MB");
+        publisher.send_text(frame.clone()).await;
+        for _ in 0..100 {
+            assert_eq!(fast.recv().await["ev"], "msg");
+        }
+    }
+    assert_eq!(
+        publisher.call(json!({"op":"ping","id":"done"})).await["ev"],
+        "pong"
+    );
+    let snap = b.broker.snapshot();
+    assert_eq!(
+        snap.server.slow_consumers, 1,
+        "only the slow client was kicked"
+    );
+    assert_eq!(snap.server.connections, 2);
+    assert!(
+        max_pending <= LIMIT as u64,
+        "pending {max_pending} over the limit {LIMIT}"
+    );
+    assert!(
+        was_slow,
+        "the slow client was marked slow before it was kicked"
+    );
+    let events = b.broker.snapshot().events;
+    assert!(events
+        .iter()
+        .any(|e| e.kind == EventKind::Slow && e.text.starts_with(&format!("{slow_id} is slow"))));
+    assert!(events.iter().any(|e| e.kind == EventKind::Kick
+        && e.text
+            .starts_with(&format!("{slow_id} kicked: slow_consumer"))));
+    // The well-behaved subscriber is still served.
+    publisher
+        .send(json!({"op":"pub","topic":"firehose","data":"after"}))
+        .await;
+    assert_eq!(fast.recv().await["data"], "after");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn health_metrics_and_unknown_paths() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    c.call(json!({"op":"send","id":1,"queue":"jobs","data":1}))
+        .await;
+    let health = http_get(b.addr, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert!(health.ends_with("\r\n\r\nok\n"));
+    let metrics = http_get(b.addr, "/metrics").await;
+    assert!(metrics.contains("Content-Type: text/plain; version=0.0.4"));
+    assert!(
+        metrics.contains("\nswitchyard_connections 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\nswitchyard_queue_messages_ready{queue=\"jobs\"} 1\n"));
+    assert!(metrics.contains("\nswitchyard_slow_consumers_total 0\n"));
+    assert!(http_get(b.addr, "/nope")
+        .await
+        .starts_with("HTTP/1.1 404 Not Found"));
+    assert!(http_get(b.addr, "/ws")
+        .await
+        .starts_with("HTTP/1.1 426 Upgrade Required"));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_get_503_and_slow_handshakes_time_out() {
+    let b = TestBroker::with(Config {
+        max_connections: 2,
+        handshake_timeout: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await;
+    let _a = b.raw().await;
+    let _b = b.raw().await;
+    assert!(http_get(b.addr, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 503"));
+    drop(_a);
+    eventually(&b.broker, "a slot to free", |s| s.server.connections == 1).await;
+    // A client that connects and says nothing is cut off after the handshake timeout.
+    let mut idle = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, idle.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_tells_clients_going_away() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    c.call(json!({"op":"sub","id":1,"topic":"t","sid":"s"}))
+        .await;
+    b.broker.shutdown();
+    assert_eq!(c.recv_close().await, Some(1001));
+}
