@@ -3,6 +3,9 @@
 #![warn(missing_docs)]
 
 pub mod fixture;
+#[allow(dead_code)] // Used by the views, added next.
+mod format;
+pub mod rates;
 pub mod source;
 
 pub use fixture::FixtureSource;
