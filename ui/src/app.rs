@@ -876,3 +876,6 @@ fn kick(source: &mut dyn Source, client: &str, reason: &str) -> Result<(), Broke
         })
         .map(|_| ())
 }
+
+#[cfg(test)]
+mod tests;
