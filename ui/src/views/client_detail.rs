@@ -21,7 +21,7 @@ pub fn render(
     id: &str,
     scroll: &mut usize,
 ) {
-    let dialog = centered(area, 110, area.height);
+    let dialog = centered(area, 110, area.height.saturating_sub(2));
     let Some((i, c)) = snap.clients.iter().enumerate().find(|(_, c)| c.id == id) else {
         let inner = popup(frame, dialog, Line::from(format!(" Client {id} ")));
         frame.render_widget(

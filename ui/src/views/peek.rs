@@ -37,7 +37,7 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
         peek.queue,
         if n == 1 { "" } else { "s" }
     );
-    let dialog = centered(area, 100, area.height);
+    let dialog = centered(area, 100, area.height.saturating_sub(2));
     let inner = popup(frame, dialog, Line::from(title));
 
     let mut lines: Vec<Line> = Vec::new();
