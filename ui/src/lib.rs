@@ -66,17 +66,20 @@ fn event_loop(
                 next_tick = now + TICK;
             }
         }
-        if dirty {
-            guard.terminal.draw(|frame| draw(frame, app))?;
-            dirty = false;
-        }
-        if app.should_quit() {
-            return Ok(());
-        }
+        // Checked before drawing: after a panic elsewhere has given the terminal
+        // back, a frame drawn now would land on the normal screen, over the
+        // panic message.
         if terminal::panicked() {
             return Err(io::Error::other(
                 "a thread panicked and the terminal was restored; the dashboard stopped",
             ));
+        }
+        if app.should_quit() {
+            return Ok(());
+        }
+        if dirty {
+            guard.terminal.draw(|frame| draw(frame, app))?;
+            dirty = false;
         }
         // Block until input or the next tick: no busy loop.
         let timeout = next_tick.saturating_duration_since(Instant::now());

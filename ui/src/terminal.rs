@@ -16,6 +16,9 @@ use ratatui::Terminal;
 
 static HOOK: Once = Once::new();
 static PANICKED: AtomicBool = AtomicBool::new(false);
+/// Is the terminal ours (raw, alternate screen)? Restoring twice would move the
+/// cursor back to where the dashboard started, over whatever a panic printed.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// The terminal, in raw mode on the alternate screen until dropped.
 pub struct Guard {
@@ -28,6 +31,7 @@ pub struct Guard {
 pub fn enter() -> io::Result<Guard> {
     install_panic_hook();
     enable_raw_mode()?;
+    ACTIVE.store(true, Ordering::SeqCst);
     if let Err(e) = execute!(stdout(), EnterAlternateScreen) {
         restore();
         return Err(e);
@@ -52,9 +56,12 @@ pub fn panicked() -> bool {
     PANICKED.load(Ordering::Relaxed)
 }
 
-/// Leave raw mode and the alternate screen, showing the cursor. Every step is tried
-/// even if one fails: a half-restored terminal is still better than none.
+/// Leave raw mode and the alternate screen, showing the cursor, once. Every step
+/// is tried even if one fails: a half-restored terminal is still better than none.
 fn restore() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let _ = disable_raw_mode();
     let _ = execute!(stdout(), LeaveAlternateScreen, Show);
 }
