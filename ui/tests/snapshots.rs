@@ -278,3 +278,34 @@ fn ten_thousand_rows() {
         );
     }
 }
+
+/// Not a snapshot: every screen draws without panicking on terminals far smaller
+/// (or larger) than the 120x32 the snapshots use.
+#[test]
+fn any_terminal_size_draws() {
+    let situations: [(&str, &[KeyCode]); 9] = [
+        ("1", &[]),
+        ("2", &[KeyCode::Enter]),
+        ("3", &[KeyCode::Enter]),
+        ("3x", &[]),
+        ("3p", &[KeyCode::Enter]),
+        ("4", &[KeyCode::Enter]),
+        ("5", &[]),
+        ("?", &[]),
+        ("2/", &[]),
+    ];
+    for (width, height) in [(1, 1), (20, 6), (60, 12), (80, 24), (300, 90)] {
+        for (keys, extra) in situations {
+            for mut f in [Fixture::typical(), Fixture::empty()] {
+                f.keys(keys);
+                for &code in extra {
+                    f.key(code);
+                }
+                f.source.push_tail(fixture::tail_orders());
+                f.tick();
+                let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+                terminal.draw(|frame| draw(frame, &mut f.app)).unwrap();
+            }
+        }
+    }
+}
