@@ -1,0 +1,384 @@
+//! The key bindings: one table that turns keys into [`Action`]s and from which the
+//! footer and the `?` help overlay are drawn, so what is shown is what works.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::app::{Action, View};
+
+/// Which part of the dashboard has the keyboard, and so which bindings apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// Everywhere, before anything else.
+    Any,
+    /// A view's table, with no dialog open.
+    Table,
+    /// Typing a table filter after `/`.
+    Filter,
+    /// A yes/no question before a destructive action.
+    Confirm,
+    /// The publish form.
+    Form,
+    /// A read-only popup: help, peek, tail or client details.
+    Popup,
+}
+
+impl Context {
+    /// The heading of this context's section in the help overlay.
+    pub fn title(self) -> &'static str {
+        match self {
+            Context::Any => "Anywhere",
+            Context::Table => "Views and tables",
+            Context::Filter => "Typing a filter",
+            Context::Confirm => "Confirm dialogs",
+            Context::Form => "Publish form",
+            Context::Popup => "Popups (help, peek, tail, details)",
+        }
+    }
+
+    /// Does typing in this context edit text (so unbound keys are text, not ignored)?
+    pub fn takes_text(self) -> bool {
+        matches!(self, Context::Filter | Context::Form)
+    }
+}
+
+/// The views a binding works in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every view.
+    All,
+    /// Only these views.
+    Only(&'static [View]),
+}
+
+impl Scope {
+    /// Does the binding apply on `view`?
+    pub fn includes(self, view: View) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(views) => views.contains(&view),
+        }
+    }
+}
+
+/// One key: a key code, with or without Ctrl. Shift is part of the character
+/// (`S` is not `s`), so it is not matched separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    code: KeyCode,
+    ctrl: bool,
+}
+
+impl Key {
+    const fn code(code: KeyCode) -> Key {
+        Key { code, ctrl: false }
+    }
+
+    const fn ch(c: char) -> Key {
+        Key::code(KeyCode::Char(c))
+    }
+
+    const fn ctrl(c: char) -> Key {
+        Key {
+            code: KeyCode::Char(c),
+            ctrl: true,
+        }
+    }
+
+    /// Does a key event from the terminal press this key?
+    pub fn matches(&self, event: &KeyEvent) -> bool {
+        if event.modifiers.contains(KeyModifiers::ALT) {
+            return false;
+        }
+        if self.ctrl != event.modifiers.contains(KeyModifiers::CONTROL) {
+            return false;
+        }
+        let code = match event.code {
+            // Some terminals report Shift-s as `s` with the Shift modifier.
+            KeyCode::Char(c) if event.modifiers.contains(KeyModifiers::SHIFT) => {
+                KeyCode::Char(c.to_ascii_uppercase())
+            }
+            code => code,
+        };
+        code == self.code
+    }
+}
+
+/// How a binding appears in the footer: a few keys and a word or two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hint {
+    /// The keys as shown, e.g. `↑↓ jk`.
+    pub keys: &'static str,
+    /// What they do, e.g. `select`.
+    pub text: &'static str,
+}
+
+/// One row of the key table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    /// Where the binding applies.
+    pub context: Context,
+    /// Which views it applies in.
+    pub scope: Scope,
+    /// The keys that trigger it.
+    pub keys: &'static [Key],
+    /// The action it triggers.
+    pub action: Action,
+    /// The keys as the help overlay shows them; empty to leave the row out of help
+    /// (when a neighbouring row already describes it, like `2`..`5` under `1-5`).
+    pub label: &'static str,
+    /// What it does, for the help overlay.
+    pub help: &'static str,
+    /// Its entry in the footer, if it has one.
+    pub footer: Option<Hint>,
+}
+
+const fn bind(
+    context: Context,
+    scope: Scope,
+    keys: &'static [Key],
+    action: Action,
+    label: &'static str,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        context,
+        scope,
+        keys,
+        action,
+        label,
+        help,
+        footer: None,
+    }
+}
+
+impl Binding {
+    const fn hint(mut self, keys: &'static str, text: &'static str) -> Binding {
+        self.footer = Some(Hint { keys, text });
+        self
+    }
+}
+
+use Context::{Any, Confirm, Filter, Form, Popup, Table};
+use Scope::{All, Only};
+
+const UP: Key = Key::code(KeyCode::Up);
+const DOWN: Key = Key::code(KeyCode::Down);
+const PG_UP: Key = Key::code(KeyCode::PageUp);
+const PG_DOWN: Key = Key::code(KeyCode::PageDown);
+const HOME: Key = Key::code(KeyCode::Home);
+const END: Key = Key::code(KeyCode::End);
+const ENTER: Key = Key::code(KeyCode::Enter);
+const ESC: Key = Key::code(KeyCode::Esc);
+const TAB: Key = Key::code(KeyCode::Tab);
+const BACK_TAB: Key = Key::code(KeyCode::BackTab);
+
+/// Every key binding, in the order the footer and the help overlay list them.
+///
+/// A binding for the current view wins over one for all views (`k` kicks on
+/// Clients, and moves up everywhere else); otherwise the first match wins.
+#[rustfmt::skip]
+pub static BINDINGS: &[Binding] = &[
+    bind(Any, All, &[Key::ctrl('c')], Action::Quit, "Ctrl-C", "quit"),
+    // Views and tables.
+    bind(Table, All, &[Key::ch('1')], Action::ShowView(View::Overview), "1-5", "overview, topics, queues, clients, in-flight"),
+    bind(Table, All, &[Key::ch('2')], Action::ShowView(View::Topics), "", ""),
+    bind(Table, All, &[Key::ch('3')], Action::ShowView(View::Queues), "", ""),
+    bind(Table, All, &[Key::ch('4')], Action::ShowView(View::Clients), "", ""),
+    bind(Table, All, &[Key::ch('5')], Action::ShowView(View::InFlight), "", ""),
+    bind(Table, All, &[TAB], Action::NextView, "Tab", "next view"),
+    bind(Table, All, &[BACK_TAB], Action::PrevView, "Shift-Tab", "previous view"),
+    bind(Table, All, &[DOWN, Key::ch('j')], Action::Down, "↓ j", "select the next row").hint("↑↓ jk", "select"),
+    bind(Table, All, &[UP, Key::ch('k')], Action::Up, "↑ k", "select the previous row (only ↑ on Clients)"),
+    bind(Table, All, &[PG_DOWN], Action::PageDown, "PgDn", "down a page"),
+    bind(Table, All, &[PG_UP], Action::PageUp, "PgUp", "up a page"),
+    bind(Table, All, &[HOME], Action::Top, "Home", "first row"),
+    bind(Table, All, &[END], Action::Bottom, "End", "last row (the event log follows there)"),
+    bind(Table, All, &[Key::ch('/')], Action::Filter, "/", "filter the table by substring").hint("/", "filter"),
+    bind(Table, All, &[ESC], Action::ClearFilter, "Esc", "clear the filter"),
+    bind(Table, All, &[Key::ch('s')], Action::SortNext, "s", "sort by the next column").hint("s S", "sort"),
+    bind(Table, All, &[Key::ch('S')], Action::SortReverse, "S", "reverse the sort"),
+    bind(Table, Only(&[View::Topics]), &[ENTER], Action::Open, "Enter", "Topics: live tail of its messages").hint("⏎", "tail"),
+    bind(Table, Only(&[View::Queues]), &[ENTER], Action::Open, "Enter", "Queues: peek at the next ready messages").hint("⏎", "peek"),
+    bind(Table, Only(&[View::Clients]), &[ENTER], Action::Open, "Enter", "Clients: details and subscriptions").hint("⏎", "details"),
+    bind(Table, Only(&[View::InFlight]), &[ENTER], Action::Open, "Enter", "In-flight: details of the consumer").hint("⏎", "consumer"),
+    bind(Table, Only(&[View::Topics, View::Queues, View::InFlight]), &[Key::ch('p')], Action::Publish, "p", "publish to the topic, send to the queue").hint("p", "publish"),
+    bind(Table, Only(&[View::Queues]), &[Key::ch('x')], Action::Purge, "x", "Queues: purge ready messages (asks)").hint("x", "purge"),
+    bind(Table, Only(&[View::Clients]), &[Key::ch('k')], Action::Kick, "k", "Clients: kick the client (asks)").hint("k", "kick"),
+    bind(Table, All, &[Key::ch('K')], Action::KickSlow, "K", "kick every slow client (asks)").hint("K", "kick slow"),
+    bind(Table, Only(&[View::InFlight]), &[Key::ch('r')], Action::Requeue, "r", "In-flight: requeue the job now").hint("r", "requeue"),
+    bind(Table, All, &[Key::ch('?')], Action::Help, "?", "this help").hint("?", "help"),
+    bind(Table, All, &[Key::ch('q')], Action::Quit, "q", "quit").hint("q", "quit"),
+    // Typing a filter.
+    bind(Filter, All, &[ENTER], Action::ApplyFilter, "Enter", "keep the filter, back to the table").hint("⏎", "keep"),
+    bind(Filter, All, &[ESC], Action::ClearFilter, "Esc", "clear the filter").hint("Esc", "clear"),
+    bind(Filter, All, &[DOWN], Action::Down, "↓", "select the next row"),
+    bind(Filter, All, &[UP], Action::Up, "↑", "select the previous row"),
+    // Confirm dialogs.
+    bind(Confirm, All, &[Key::ch('y'), Key::ch('Y')], Action::Confirm, "y", "go ahead").hint("y", "yes"),
+    bind(Confirm, All, &[Key::ch('n'), Key::ch('N'), ESC], Action::Cancel, "n Esc", "cancel").hint("n Esc", "no"),
+    // The publish form.
+    bind(Form, All, &[ENTER], Action::Submit, "Enter", "send").hint("⏎", "send"),
+    bind(Form, All, &[TAB], Action::FocusNext, "Tab", "next field").hint("Tab", "next field"),
+    bind(Form, All, &[BACK_TAB], Action::FocusPrev, "Shift-Tab", "previous field"),
+    bind(Form, All, &[ESC], Action::Cancel, "Esc", "cancel").hint("Esc", "cancel"),
+    // Popups.
+    bind(Popup, All, &[DOWN, Key::ch('j')], Action::Down, "↓ j", "scroll down").hint("↑↓ jk", "scroll"),
+    bind(Popup, All, &[UP, Key::ch('k')], Action::Up, "↑ k", "scroll up"),
+    bind(Popup, All, &[PG_DOWN], Action::PageDown, "PgDn", "down a page"),
+    bind(Popup, All, &[PG_UP], Action::PageUp, "PgUp", "up a page"),
+    bind(Popup, All, &[HOME], Action::Top, "Home", "top (a tail's oldest message)"),
+    bind(Popup, All, &[END], Action::Bottom, "End", "bottom (a tail follows there)"),
+    bind(Popup, All, &[ESC, Key::ch('?')], Action::Close, "Esc", "close").hint("Esc", "close"),
+    bind(Popup, All, &[Key::ch('q')], Action::Quit, "q", "quit").hint("q", "quit"),
+];
+
+/// The action a key press triggers in `context` on `view`, if any.
+pub fn action_for(context: Context, view: View, event: &KeyEvent) -> Option<Action> {
+    if event.kind == KeyEventKind::Release {
+        return None;
+    }
+    let here = |b: &&Binding| b.context == context || b.context == Context::Any;
+    let this_view = BINDINGS
+        .iter()
+        .filter(here)
+        .filter(|b| matches!(b.scope, Scope::Only(views) if views.contains(&view)));
+    let every_view = BINDINGS
+        .iter()
+        .filter(here)
+        .filter(|b| b.scope == Scope::All);
+    this_view
+        .chain(every_view)
+        .find(|b| b.keys.iter().any(|k| k.matches(event)))
+        .map(|b| b.action)
+}
+
+/// The footer entries for `context` on `view`, in table order.
+pub fn footer(context: Context, view: View) -> impl Iterator<Item = Hint> {
+    BINDINGS
+        .iter()
+        .filter(move |b| b.context == context && b.scope.includes(view))
+        .filter_map(|b| b.footer)
+}
+
+/// The help overlay's sections: each context with its labelled bindings.
+pub fn help() -> Vec<(Context, Vec<&'static Binding>)> {
+    [Table, Filter, Confirm, Form, Popup, Any]
+        .into_iter()
+        .map(|context| {
+            let rows = BINDINGS
+                .iter()
+                .filter(|b| b.context == context && !b.label.is_empty())
+                .collect();
+            (context, rows)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn k_kicks_on_clients_and_moves_up_elsewhere() {
+        let k = key(KeyCode::Char('k'));
+        assert_eq!(action_for(Table, View::Clients, &k), Some(Action::Kick));
+        assert_eq!(action_for(Table, View::Topics, &k), Some(Action::Up));
+        assert_eq!(
+            action_for(Table, View::Clients, &key(KeyCode::Up)),
+            Some(Action::Up)
+        );
+    }
+
+    #[test]
+    fn shift_letters_match_either_way_terminals_send_them() {
+        let plain = key(KeyCode::Char('S'));
+        let shifted = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::SHIFT);
+        let upper_shifted = KeyEvent::new(KeyCode::Char('S'), KeyModifiers::SHIFT);
+        for ev in [plain, shifted, upper_shifted] {
+            assert_eq!(
+                action_for(Table, View::Topics, &ev),
+                Some(Action::SortReverse)
+            );
+        }
+        assert_eq!(
+            action_for(Table, View::Topics, &key(KeyCode::Char('s'))),
+            Some(Action::SortNext)
+        );
+    }
+
+    #[test]
+    fn ctrl_c_quits_everywhere_and_q_is_text_in_forms() {
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        for context in [Table, Filter, Confirm, Form, Popup] {
+            assert_eq!(
+                action_for(context, View::Queues, &ctrl_c),
+                Some(Action::Quit)
+            );
+        }
+        assert_eq!(
+            action_for(Form, View::Queues, &key(KeyCode::Char('q'))),
+            None
+        );
+        assert_eq!(
+            action_for(Filter, View::Queues, &key(KeyCode::Char('q'))),
+            None
+        );
+    }
+
+    #[test]
+    fn view_specific_keys_do_nothing_elsewhere() {
+        assert_eq!(
+            action_for(Table, View::Topics, &key(KeyCode::Char('x'))),
+            None
+        );
+        assert_eq!(
+            action_for(Table, View::Queues, &key(KeyCode::Char('r'))),
+            None
+        );
+        assert_eq!(
+            action_for(Table, View::Overview, &key(KeyCode::Char('p'))),
+            None
+        );
+    }
+
+    #[test]
+    fn releases_are_ignored() {
+        let mut q = key(KeyCode::Char('q'));
+        q.kind = KeyEventKind::Release;
+        assert_eq!(action_for(Table, View::Topics, &q), None);
+    }
+
+    #[test]
+    fn no_key_means_two_things_in_the_same_place() {
+        let same_level = |a: Scope, b: Scope| match (a, b) {
+            (All, All) => true,
+            (Only(x), Only(y)) => x.iter().any(|v| y.contains(v)),
+            _ => false,
+        };
+        for (i, a) in BINDINGS.iter().enumerate() {
+            for b in &BINDINGS[i + 1..] {
+                let contexts_meet = a.context == b.context || a.context == Any || b.context == Any;
+                if contexts_meet && same_level(a.scope, b.scope) {
+                    let shared = a.keys.iter().any(|k| b.keys.contains(k));
+                    assert!(!shared, "{a:?} and {b:?} share a key");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_action_in_the_table_is_reachable_from_help_or_a_sibling_row() {
+        // A binding with no label must share its action family with a labelled one
+        // (the 2-5 rows under 1-5); anything else would be a hidden key.
+        for b in BINDINGS.iter().filter(|b| b.label.is_empty()) {
+            assert!(
+                matches!(b.action, Action::ShowView(_)),
+                "{b:?} is hidden from help"
+            );
+        }
+    }
+}

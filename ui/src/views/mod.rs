@@ -1,0 +1,79 @@
+//! Drawing: one file per view and per popup, all reading [`App`] and changing
+//! nothing but scroll positions (which only drawing can clamp, knowing the height).
+
+pub mod client_detail;
+pub mod clients;
+pub mod footer;
+pub mod header;
+pub mod help;
+pub mod inflight;
+pub mod overview;
+pub mod peek;
+pub mod queues;
+pub mod tail;
+pub mod topics;
+
+use ratatui::layout::{Constraint, Layout};
+use ratatui::Frame;
+
+use crate::app::{App, Overlay, View};
+use crate::widgets::confirm;
+use crate::widgets::table::{self, TableModel};
+
+/// The table model behind each view (the overview's is its event log).
+pub fn model(view: View) -> &'static dyn TableModel {
+    match view {
+        View::Overview => &overview::Events,
+        View::Topics => &topics::Topics,
+        View::Queues => &queues::Queues,
+        View::Clients => &clients::Clients,
+        View::InFlight => &inflight::InFlight,
+    }
+}
+
+/// Draw the whole dashboard: header, tabs, the current view, status line, key
+/// hints, and any popup on top.
+pub fn draw(frame: &mut Frame, app: &mut App) {
+    let [header_area, tabs_area, body, status_area, keys_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+
+    header::render(frame, header_area, app);
+    header::render_tabs(frame, tabs_area, app);
+    let view = app.view;
+    if view == View::Overview {
+        overview::render(frame, body, app);
+    } else {
+        let i = view.index();
+        table::render(
+            frame,
+            body,
+            view.title(),
+            model(view),
+            &app.snapshot,
+            &app.rates,
+            &mut app.tables[i],
+        );
+    }
+    footer::render_status(frame, status_area, app);
+    footer::render_keys(frame, keys_area, app);
+
+    match &mut app.overlay {
+        None => {}
+        Some(Overlay::Help) => help::render(frame, body),
+        Some(Overlay::Confirm(pending)) => {
+            confirm::render(frame, body, pending.title(), &pending.question());
+        }
+        Some(Overlay::Publish(form)) => form.render(frame, body),
+        Some(Overlay::Peek(peek)) => peek::render(frame, body, peek),
+        Some(Overlay::Tail(tail)) => tail::render(frame, body, tail),
+        Some(Overlay::Client { client, scroll }) => {
+            client_detail::render(frame, body, &app.snapshot, &app.rates, client, scroll);
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The overview: in/out rate sparklines, broker totals, the busiest topics and
+//! deepest queues, and the event log (connects, kicks, slow marks, dead letters,
+//! purges and who did them).
+
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::Frame;
+use switchyard_broker::stats::EventKind;
+use switchyard_broker::Snapshot;
+
+use crate::app::{App, View};
+use crate::format;
+use crate::rates::Rates;
+use crate::widgets::table::{self, float_cmp, natural_cmp, number, Column, TableModel};
+
+/// The event log, as a table.
+pub struct Events;
+
+const COLUMNS: &[Column] = &[
+    Column::text("Time", Constraint::Length(8)),
+    Column::text("Kind", Constraint::Length(11)),
+    Column::text("Event", Constraint::Fill(1)),
+];
+
+/// How an event kind is named and coloured in the log.
+pub fn kind_label(kind: EventKind) -> (&'static str, Color) {
+    match kind {
+        EventKind::Connect => ("connect", Color::Green),
+        EventKind::Disconnect => ("disconnect", Color::DarkGray),
+        EventKind::Kick => ("kick", Color::Red),
+        EventKind::Slow => ("slow", Color::Yellow),
+        EventKind::DeadLetter => ("dead letter", Color::Magenta),
+        EventKind::Purge => ("purge", Color::Red),
+        EventKind::Delete => ("delete", Color::Red),
+        EventKind::Requeue => ("requeue", Color::Cyan),
+        EventKind::Publish => ("publish", Color::Blue),
+        EventKind::Storage => ("storage", Color::DarkGray),
+    }
+}
+
+impl TableModel for Events {
+    fn columns(&self) -> &'static [Column] {
+        COLUMNS
+    }
+
+    fn noun(&self) -> &'static str {
+        "events"
+    }
+
+    fn len(&self, snap: &Snapshot) -> usize {
+        snap.events.len()
+    }
+
+    fn key(&self, snap: &Snapshot, i: usize) -> String {
+        snap.events[i].seq.to_string()
+    }
+
+    fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {
+        let e = &snap.events[i];
+        format::contains_ignore_case(&e.text, needle) || kind_label(e.kind).0.contains(needle)
+    }
+
+    fn compare(&self, snap: &Snapshot, _: &Rates, column: usize, a: usize, b: usize) -> Ordering {
+        let (ea, eb) = (&snap.events[a], &snap.events[b]);
+        match column {
+            1 => kind_label(ea.kind).0.cmp(kind_label(eb.kind).0),
+            2 => ea.text.cmp(&eb.text),
+            _ => Ordering::Equal,
+        }
+        .then(ea.seq.cmp(&eb.seq))
+    }
+
+    fn row(&self, snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
+        let e = &snap.events[i];
+        let (label, color) = kind_label(e.kind);
+        Row::new([
+            Cell::from(format::clock(e.time)).dark_gray(),
+            Cell::from(label).fg(color),
+            table::text(&e.text, widths[2]),
+        ])
+    }
+
+    fn follows_tail(&self) -> bool {
+        true
+    }
+}
+
+/// Draw the overview.
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
+    let [top, middle, log] = Layout::vertical([
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    let [sparks, totals_area] =
+        Layout::horizontal([Constraint::Fill(1), Constraint::Length(48)]).areas(top);
+    let [spark_in, spark_out] =
+        Layout::vertical([Constraint::Length(4), Constraint::Length(4)]).areas(sparks);
+    let rates = &app.rates;
+    sparkline(
+        frame,
+        spark_in,
+        "Messages in",
+        rates.server.msgs_in,
+        &rates.history_in,
+        Color::Green,
+    );
+    sparkline(
+        frame,
+        spark_out,
+        "Messages out",
+        rates.server.msgs_out,
+        &rates.history_out,
+        Color::Cyan,
+    );
+    totals(frame, totals_area, &app.snapshot);
+
+    let [busy, deep] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(middle);
+    busiest_topics(frame, busy, &app.snapshot, &app.rates);
+    deepest_queues(frame, deep, &app.snapshot);
+
+    let i = View::Overview.index();
+    table::render(
+        frame,
+        log,
+        "Events",
+        &Events,
+        &app.snapshot,
+        &app.rates,
+        &mut app.tables[i],
+    );
+}
+
+fn sparkline(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    now: f64,
+    history: &VecDeque<u64>,
+    color: Color,
+) {
+    let block = Block::bordered().border_style(Style::new().dark_gray());
+    let width = usize::from(block.inner(area).width);
+    // The newest samples, one per second, right-aligned so time runs to the right edge.
+    let shown: Vec<u64> = history
+        .iter()
+        .skip(history.len().saturating_sub(width))
+        .copied()
+        .collect();
+    let peak = shown.iter().copied().max().unwrap_or(0);
+    let title = Line::from(vec![
+        Span::raw(format!(" {title} ")).bold().white(),
+        Span::styled(
+            format!("{}/s", format::rate(now)),
+            Style::new().fg(color).bold(),
+        ),
+        Span::styled(
+            format!(
+                "  peak {}/s over {} ",
+                format::rate(peak as f64),
+                format::seconds(shown.len() as u64)
+            ),
+            Style::new().dark_gray(),
+        ),
+    ]);
+    let block = block.title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let pad = inner.width.saturating_sub(shown.len() as u16);
+    let spark_area = Rect {
+        x: inner.x + pad,
+        width: inner.width - pad,
+        ..inner
+    };
+    frame.render_widget(
+        Sparkline::default()
+            .data(&shown)
+            .max(peak.max(1))
+            .style(Style::new().fg(color)),
+        spark_area,
+    );
+}
+
+fn totals(frame: &mut Frame, area: Rect, snap: &Snapshot) {
+    let ready: u64 = snap.queues.iter().map(|q| q.ready).sum();
+    let unacked: u64 = snap.queues.iter().map(|q| q.unacked).sum();
+    let slow_now = snap.clients.iter().filter(|c| c.slow).count() as u64;
+    let pair = |a: &str, av: String, b: &str, bv: String| {
+        Line::from(vec![
+            Span::styled(format!(" {a:<14}"), Style::new().dark_gray()),
+            Span::raw(format!("{av:>7}")).bold(),
+            Span::styled(format!("    {b:<12}"), Style::new().dark_gray()),
+            Span::raw(format!("{bv:>7}")).bold(),
+        ])
+    };
+    let warn = |n: u64| {
+        let s = format::count(n);
+        if n > 0 {
+            Span::raw(format!("{s:>7}")).bold().red()
+        } else {
+            Span::raw(format!("{s:>7}")).bold()
+        }
+    };
+    let lines = vec![
+        pair(
+            "Messages in",
+            format::count(snap.server.msgs_in),
+            "Topics",
+            format::count(snap.topics.len() as u64),
+        ),
+        pair(
+            "Messages out",
+            format::count(snap.server.msgs_out),
+            "Queues",
+            format::count(snap.queues.len() as u64),
+        ),
+        pair(
+            "Connections",
+            format::count(snap.server.connections),
+            "Ready",
+            format::count(ready),
+        ),
+        pair(
+            "Unacked jobs",
+            format::count(unacked),
+            "In-flight",
+            format::count(snap.inflight.len() as u64),
+        ),
+        Line::from(vec![
+            Span::styled(format!(" {:<14}", "Slow now"), Style::new().dark_gray()),
+            warn(slow_now),
+            Span::styled(
+                format!("    {:<12}", "Slow kicked"),
+                Style::new().dark_gray(),
+            ),
+            warn(snap.server.slow_consumers),
+        ]),
+        Line::from(vec![
+            Span::styled(format!(" {:<14}", "Dead letters"), Style::new().dark_gray()),
+            warn(snap.server.dead),
+        ]),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .border_style(Style::new().dark_gray())
+                .title(Line::from(" Totals ").bold().white()),
+        ),
+        area,
+    );
+}
+
+/// The indices of the `k` first rows by `cmp`, in order, without sorting them all.
+fn top_k(n: usize, k: usize, mut cmp: impl FnMut(&usize, &usize) -> Ordering) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if k == 0 {
+        return Vec::new();
+    }
+    if n > k {
+        idx.select_nth_unstable_by(k - 1, &mut cmp);
+        idx.truncate(k);
+    }
+    idx.sort_by(cmp);
+    idx
+}
+
+fn small_table(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    header: [&'static str; 4],
+    rows: Vec<Row<'static>>,
+    empty: &str,
+) {
+    let block = Block::bordered()
+        .border_style(Style::new().dark_gray())
+        .title(Line::from(format!(" {title} ")).bold().white());
+    if rows.is_empty() {
+        frame.render_widget(Paragraph::new(empty).dim().centered().block(block), area);
+        return;
+    }
+    let header = Row::new(header.iter().enumerate().map(|(i, h)| {
+        let line = Line::from(*h);
+        Cell::from(if i == 0 { line } else { line.right_aligned() })
+    }))
+    .style(Style::new().bold().cyan());
+    let widths = [
+        Constraint::Fill(1),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+    ];
+    frame.render_widget(Table::new(rows, widths).header(header).block(block), area);
+}
+
+fn busiest_topics(frame: &mut Frame, area: Rect, snap: &Snapshot, rates: &Rates) {
+    let k = usize::from(area.height.saturating_sub(3));
+    let total = |i: usize| rates.topic(i).msgs_in + rates.topic(i).msgs_out;
+    let busiest = top_k(snap.topics.len(), k, |&a, &b| {
+        float_cmp(total(b), total(a))
+            .then_with(|| natural_cmp(&snap.topics[a].name, &snap.topics[b].name))
+    });
+    let name_width = area.width.saturating_sub(2 + 3 * 9);
+    let rows = busiest
+        .into_iter()
+        .map(|i| {
+            let t = &snap.topics[i];
+            Row::new([
+                table::name(&t.name, name_width),
+                number(format::rate(rates.topic(i).msgs_in)),
+                number(format::rate(rates.topic(i).msgs_out)),
+                number(format::count(t.subscribers)),
+            ])
+        })
+        .collect();
+    small_table(
+        frame,
+        area,
+        "Busiest topics",
+        ["Topic", "In/s", "Out/s", "Subs"],
+        rows,
+        "no topics yet",
+    );
+}
+
+fn deepest_queues(frame: &mut Frame, area: Rect, snap: &Snapshot) {
+    let k = usize::from(area.height.saturating_sub(3));
+    let deepest = top_k(snap.queues.len(), k, |&a, &b| {
+        let (qa, qb) = (&snap.queues[a], &snap.queues[b]);
+        (qb.ready + qb.unacked)
+            .cmp(&(qa.ready + qa.unacked))
+            .then_with(|| natural_cmp(&qa.name, &qb.name))
+    });
+    let name_width = area.width.saturating_sub(2 + 3 * 9);
+    let rows = deepest
+        .into_iter()
+        .map(|i| {
+            let q = &snap.queues[i];
+            Row::new([
+                table::name(&q.name, name_width),
+                number(format::count(q.ready)),
+                number(format::count(q.unacked)),
+                number(
+                    q.oldest_ready_ms
+                        .map(format::millis)
+                        .unwrap_or_else(|| "-".into()),
+                ),
+            ])
+        })
+        .collect();
+    small_table(
+        frame,
+        area,
+        "Deepest queues",
+        ["Queue", "Ready", "Unacked", "Oldest"],
+        rows,
+        "no queues yet",
+    );
+}

@@ -1,0 +1,311 @@
+//! Every view and popup of the dashboard drawn at 120x32 from fixed fixtures and
+//! compared with the insta snapshots in the workspace's `snapshots/` directory.
+//!
+//! The dashboard is driven the way an operator drives it, through key presses on
+//! [`App::handle_key`] against a [`FixtureSource`]; nothing reads the clock or a
+//! random source, so every snapshot is the same on every run.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use insta::assert_snapshot;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use switchyard_broker::Snapshot;
+use switchyard_ui::{draw, fixture, App, FixtureSource};
+
+const URL: &str = "ws://127.0.0.1:7400/ws";
+
+/// Seconds of traffic the app has watched before a snapshot: enough for a
+/// sparkline with a shape.
+const WARM_STEPS: u64 = 90;
+
+/// The dashboard and the broker it watches.
+struct Fixture {
+    app: App,
+    source: FixtureSource,
+    at: Instant,
+}
+
+impl Fixture {
+    /// An app that watched a broker for `steps` seconds, one snapshot a second, and
+    /// a source serving the last of those snapshots.
+    fn watching(states: impl Fn(u64) -> Snapshot, steps: u64) -> Fixture {
+        // Only differences between instants reach the screen (as rates), so the
+        // starting instant does not make the drawing depend on the clock.
+        let t0 = Instant::now();
+        let mut app = App::new(URL);
+        for step in 0..=steps {
+            app.refresh(states(step), t0 + Duration::from_secs(step));
+        }
+        let mut source = FixtureSource::new(states(steps));
+        source.peeks.insert("jobs".into(), fixture::peeked_jobs());
+        Fixture {
+            app,
+            source,
+            at: t0 + Duration::from_secs(steps),
+        }
+    }
+
+    fn typical() -> Fixture {
+        Fixture::watching(fixture::typical, WARM_STEPS)
+    }
+
+    fn crowded() -> Fixture {
+        Fixture::watching(fixture::crowded, 30)
+    }
+
+    fn empty() -> Fixture {
+        Fixture::watching(|_| fixture::empty(), 2)
+    }
+
+    /// Press one key.
+    fn key(&mut self, code: KeyCode) -> &mut Self {
+        self.app
+            .handle_key(KeyEvent::new(code, KeyModifiers::NONE), &mut self.source);
+        self
+    }
+
+    /// Type each character of `keys` as a key press.
+    fn keys(&mut self, keys: &str) -> &mut Self {
+        for c in keys.chars() {
+            self.key(KeyCode::Char(c));
+        }
+        self
+    }
+
+    /// One tick of the event loop, half a second later.
+    fn tick(&mut self) -> &mut Self {
+        self.at += Duration::from_millis(500);
+        self.app.tick(&mut self.source, self.at);
+        self
+    }
+
+    /// Draw and compare with the snapshot `name`.
+    fn check(&mut self, name: &str) {
+        let mut terminal = Terminal::new(TestBackend::new(120, 32)).unwrap();
+        terminal.draw(|frame| draw(frame, &mut self.app)).unwrap();
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.bind(|| assert_snapshot!(name, terminal.backend()));
+    }
+}
+
+// Views, three situations each: a typical broker, an empty one, a crowded one.
+
+#[test]
+fn overview_view() {
+    Fixture::typical().check("overview_view__typical");
+    Fixture::empty().check("overview_view__empty_broker");
+    Fixture::crowded().check("overview_view__crowded");
+}
+
+#[test]
+fn topics_view() {
+    Fixture::typical().keys("2").check("topics_view__typical");
+    Fixture::empty()
+        .keys("2")
+        .check("topics_view__empty_broker");
+    Fixture::crowded().keys("2").check("topics_view__crowded");
+}
+
+#[test]
+fn queues_view() {
+    Fixture::typical().keys("3").check("queues_view__typical");
+    Fixture::empty()
+        .keys("3")
+        .check("queues_view__empty_broker");
+    Fixture::crowded().keys("3").check("queues_view__crowded");
+}
+
+#[test]
+fn clients_view() {
+    Fixture::typical().keys("4").check("clients_view__typical");
+    Fixture::empty()
+        .keys("4")
+        .check("clients_view__empty_broker");
+    Fixture::crowded().keys("4").check("clients_view__crowded");
+}
+
+#[test]
+fn inflight_view() {
+    Fixture::typical().keys("5").check("inflight_view__typical");
+    Fixture::empty()
+        .keys("5")
+        .check("inflight_view__empty_broker");
+    Fixture::crowded().keys("5").check("inflight_view__crowded");
+}
+
+// Moving around crowded tables.
+
+#[test]
+fn crowded_tables_scroll() {
+    Fixture::crowded()
+        .keys("4")
+        .key(KeyCode::PageDown)
+        .key(KeyCode::PageDown)
+        .keys("jjj")
+        .check("clients_view__crowded_two_pages_down");
+    Fixture::crowded()
+        .keys("3")
+        .key(KeyCode::End)
+        .check("queues_view__crowded_at_the_end");
+}
+
+#[test]
+fn filtering_and_sorting() {
+    Fixture::typical()
+        .keys("2/orders")
+        .check("topics_view__typing_a_filter");
+    Fixture::crowded()
+        .keys("3/acme-international")
+        .key(KeyCode::Enter)
+        .check("queues_view__crowded_filtered");
+    Fixture::typical()
+        .keys("2/nothing-matches")
+        .check("topics_view__filter_matches_nothing");
+    // One `s` moves from Name to Ready, biggest first.
+    Fixture::typical()
+        .keys("3s")
+        .check("queues_view__sorted_by_ready");
+}
+
+// Popups and dialogs.
+
+#[test]
+fn help_overlay() {
+    Fixture::typical().keys("2?").check("help_overlay__topics");
+}
+
+#[test]
+fn publish_form() {
+    // orders.eu is the fifth topic by name.
+    Fixture::typical()
+        .keys("2jjjjp")
+        .keys(r#"{"id": 7, "amount": 12.5}"#)
+        .check("publish_form__topic");
+    // audit.log is sealed: the broker refuses and the form shows why.
+    Fixture::typical()
+        .keys("2p")
+        .keys("late entry")
+        .key(KeyCode::Enter)
+        .check("publish_form__sealed_topic_error");
+    Fixture::typical()
+        .keys("3jp")
+        .keys("{\"task\": \"resize\"}")
+        .key(KeyCode::Tab)
+        .check("publish_form__queue_destination_focused");
+}
+
+#[test]
+fn confirm_dialogs() {
+    Fixture::typical()
+        .keys("3jx")
+        .check("confirm_dialog__purge");
+    Fixture::typical()
+        .keys("4jjjk")
+        .check("confirm_dialog__kick");
+    Fixture::crowded()
+        .keys("4K")
+        .check("confirm_dialog__kick_slow");
+}
+
+#[test]
+fn action_results_show_in_the_status_line() {
+    Fixture::typical()
+        .keys("3jxy")
+        .check("queues_view__after_purge");
+    Fixture::typical()
+        .keys("5")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Esc)
+        .keys("r")
+        .check("inflight_view__after_requeue");
+}
+
+#[test]
+fn peek_popup() {
+    Fixture::typical()
+        .keys("3j")
+        .key(KeyCode::Enter)
+        .check("peek_popup__jobs");
+}
+
+#[test]
+fn tail_view() {
+    let mut f = Fixture::typical();
+    f.keys("2jjjj").key(KeyCode::Enter);
+    f.check("tail_view__waiting");
+    f.source.push_tail(fixture::tail_orders());
+    f.tick().check("tail_view__orders_eu");
+}
+
+#[test]
+fn client_detail() {
+    Fixture::typical()
+        .keys("4jjj")
+        .key(KeyCode::Enter)
+        .check("client_detail__slow_client");
+    Fixture::typical()
+        .keys("4jjjjj")
+        .key(KeyCode::Enter)
+        .check("client_detail__metrics_sink");
+}
+
+/// Not a snapshot: 10,000 rows of everything stay usable, and the table draws
+/// the rows that fit (so the last row is reachable and drawn, with its position).
+#[test]
+fn ten_thousand_rows() {
+    let mut f = Fixture::watching(|step| fixture::crowded_with(10_000, step), 1);
+    for view in ['2', '3', '4', '5'] {
+        f.keys(&view.to_string()).key(KeyCode::End);
+        let mut terminal = Terminal::new(TestBackend::new(120, 32)).unwrap();
+        terminal.draw(|frame| draw(frame, &mut f.app)).unwrap();
+        let screen = terminal.backend().to_string();
+        assert!(screen.contains("10000/10000"), "view {view}:\n{screen}");
+        assert!(
+            screen.contains('▶'),
+            "view {view} has no selected row:\n{screen}"
+        );
+        f.key(KeyCode::Home).key(KeyCode::PageDown);
+        terminal.draw(|frame| draw(frame, &mut f.app)).unwrap();
+        // A page is the height the table was last drawn with: 25 rows.
+        assert!(
+            terminal.backend().to_string().contains("26/10000"),
+            "view {view}"
+        );
+    }
+}
+
+/// Not a snapshot: every screen draws without panicking on terminals far smaller
+/// (or larger) than the 120x32 the snapshots use.
+#[test]
+fn any_terminal_size_draws() {
+    let situations: [(&str, &[KeyCode]); 9] = [
+        ("1", &[]),
+        ("2", &[KeyCode::Enter]),
+        ("3", &[KeyCode::Enter]),
+        ("3x", &[]),
+        ("3p", &[KeyCode::Enter]),
+        ("4", &[KeyCode::Enter]),
+        ("5", &[]),
+        ("?", &[]),
+        ("2/", &[]),
+    ];
+    for (width, height) in [(1, 1), (20, 6), (60, 12), (80, 24), (300, 90)] {
+        for (keys, extra) in situations {
+            for mut f in [Fixture::typical(), Fixture::empty()] {
+                f.keys(keys);
+                for &code in extra {
+                    f.key(code);
+                }
+                f.source.push_tail(fixture::tail_orders());
+                f.tick();
+                let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+                terminal.draw(|frame| draw(frame, &mut f.app)).unwrap();
+            }
+        }
+    }
+}
