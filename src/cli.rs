@@ -18,7 +18,7 @@ const DEFAULT_URL: &str = "ws://127.0.0.1:7400/ws";
     name = "switchyard",
     version,
     about = "A message broker with its operator's console built in",
-    long_about = "A message broker with its operator's console built in.\n\nWith no subcommand, runs the broker."
+    long_about = "A message broker with its operator's console built in.\n\nWith no subcommand, runs the broker and its dashboard in this terminal."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -122,7 +122,7 @@ pub enum ConfirmArg {
     Done,
 }
 
-fn config(args: &BrokerArgs) -> Config {
+pub fn config(args: &BrokerArgs) -> Config {
     Config {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
@@ -170,6 +170,7 @@ async fn connect(url: &str) -> anyhow::Result<Client> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
+        // Plain `switchyard` (the dashboard) is run by main, outside the runtime.
         None | Some(Cmd::Serve) => serve(&args.broker).await,
         Some(Cmd::Pub {
             topic,
@@ -312,7 +313,7 @@ async fn serve(args: &BrokerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;

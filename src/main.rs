@@ -3,11 +3,15 @@
 
 mod bench;
 mod cli;
+mod dashboard;
 
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let args = cli::Args::parse();
+    if args.command.is_none() {
+        return dashboard::run(&args.broker);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

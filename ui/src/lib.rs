@@ -74,7 +74,7 @@ fn event_loop(
                 "a thread panicked and the terminal was restored; the dashboard stopped",
             ));
         }
-        if app.should_quit() {
+        if app.should_quit() || source.stopped() {
             return Ok(());
         }
         if dirty {

@@ -33,6 +33,12 @@ pub trait Source {
 
     /// Stop the open tail, if any.
     fn close_tail(&mut self);
+
+    /// Whether the broker is going away (stopped by a signal, or a remote connection
+    /// lost): the dashboard then quits and restores the terminal.
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 impl<S: Source + ?Sized> Source for &mut S {
@@ -54,5 +60,9 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn close_tail(&mut self) {
         (**self).close_tail()
+    }
+
+    fn stopped(&self) -> bool {
+        (**self).stopped()
     }
 }
