@@ -20,7 +20,7 @@ pub(crate) enum OutItem {
     Text(Arc<str>),
     /// A `msg` delivery: the subscription's head and the message body serialized
     /// once for every subscriber.
-    Msg { head: Arc<str>, body: Arc<str> },
+    Msg { head: Arc<str>, body: Arc<String> },
 }
 
 impl OutItem {
@@ -123,11 +123,16 @@ impl Outbound {
             self.kick("slow_consumer");
             return Err(Refused::Full);
         }
+        let was_empty = pending.items.is_empty();
         pending.items.push_back(item);
         self.bytes.fetch_add(len, Ordering::Relaxed);
         self.frames.fetch_add(1, Ordering::Relaxed);
         drop(pending);
-        self.wake.notify_one();
+        // The writer takes everything waiting at once: only the push that finds the
+        // buffer empty needs to wake it.
+        if was_empty {
+            self.wake.notify_one();
+        }
         if before + len > self.limit / 2 && !self.slow.swap(true, Ordering::Relaxed) {
             return Ok(Pushed::BecameSlow);
         }

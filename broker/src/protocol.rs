@@ -120,7 +120,8 @@ impl Payload {
     /// Takes validated raw JSON, compacting it only if it spans lines.
     fn from_raw(raw: &RawValue) -> Payload {
         let text = raw.get();
-        if text.contains(['\n', '\r']) {
+        // Outside strings (where they must be escaped), so only as whitespace.
+        if text.bytes().any(|b| b == b'\n' || b == b'\r') {
             // Cannot fail: serde_json already validated this text.
             let value: serde_json::Value =
                 serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
@@ -438,29 +439,32 @@ fn parse_from(raw: &RawValue) -> Result<From, BrokerError> {
 
 /// Splits a text frame into its JSON objects and parses each one.
 ///
-/// A frame holds one JSON object or several separated by whitespace (newlines, in
-/// practice). If the frame as a whole is not a sequence of JSON values, each line is
-/// tried on its own, so one bad line costs only its own error.
+/// A frame holds one JSON object or several separated by newlines. Each line is
+/// parsed once, directly (the common case: compact JSON, one object per line). Only
+/// if a line fails is the frame read again as a whole, for an object that spans
+/// lines (pretty-printed); if that fails too, each line answers for itself, so one
+/// bad line costs only its own error.
 pub fn parse_frames(text: &str) -> Vec<Result<Request, FrameError>> {
-    let mut whole = Vec::new();
-    let stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
-    for item in stream {
-        match item {
-            Ok(raw) => whole.push(raw),
-            Err(_) => {
-                return text
-                    .split('\n')
-                    .filter(|line| !line.trim().is_empty())
-                    .map(parse_request)
-                    .collect();
-            }
-        }
-    }
-    if whole.is_empty() {
+    let per_line: Vec<Result<Request, FrameError>> = text
+        .split('\n')
+        .filter(|line| !line.trim().is_empty())
+        .map(parse_request)
+        .collect();
+    if per_line.is_empty() {
         return vec![Err(FrameError {
             id: None,
             error: bad("empty frame: expected a JSON object"),
         })];
+    }
+    if per_line.iter().all(Result::is_ok) {
+        return per_line;
+    }
+    let mut whole = Vec::new();
+    for item in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
+        match item {
+            Ok(raw) => whole.push(raw),
+            Err(_) => return per_line,
+        }
     }
     whole
         .into_iter()
@@ -663,6 +667,8 @@ pub fn push_json_str(out: &mut String, s: &str) {
 
 /// Builders for broker → client frames. Each returns one compact JSON object.
 pub mod event {
+    use std::fmt::Write as _;
+
     use super::*;
 
     fn open(ev: &str, id: Option<&RequestId>) -> String {
@@ -785,7 +791,8 @@ pub mod event {
         let mut out = String::with_capacity(64 + topic.len() + data.len());
         out.push_str("\"topic\":");
         push_json_str(&mut out, topic);
-        out.push_str(&format!(",\"seq\":{seq},\"time\":{time},\"data\":"));
+        // Writing into the String directly: no intermediate allocation.
+        let _ = write!(out, ",\"seq\":{seq},\"time\":{time},\"data\":");
         out.push_str(data.as_json());
         push_headers(&mut out, headers);
         out.push('}');

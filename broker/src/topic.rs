@@ -200,7 +200,8 @@ impl Topics {
         topic.msgs_in.fetch_add(1, Ordering::Relaxed);
         let mut delivered = 0;
         if !state.matching.is_empty() {
-            let body: Arc<str> = Arc::from(event::msg_body(name, seq, time, data, headers));
+            // Arc<String> shares the serialized body without copying it again.
+            let body = Arc::new(event::msg_body(name, seq, time, data, headers));
             // Parsed at most once, and only if a filter looks into `data`.
             let view = MessageView::new(name, headers, data.as_json());
             for sub in state.matching.iter() {
