@@ -245,7 +245,7 @@ mod tests {
         out.push(text(60)).unwrap();
         out.push(OutItem::Msg {
             head: Arc::from("ab"),
-            body: Arc::from("cd"),
+            body: Arc::new("cd".to_string()),
         })
         .unwrap();
         let mut taken = VecDeque::new();

@@ -17,7 +17,7 @@ use crate::error::BrokerError;
 use crate::filter::{Filter, MessageView};
 use crate::names::SubjectTrie;
 use crate::outbound::OutItem;
-use crate::protocol::{event, Headers, Payload};
+use crate::protocol::{event, ErrorCode, Headers, Payload};
 use crate::session::Session;
 use crate::stats::TopicStats;
 use crate::time::now_ms;
@@ -109,6 +109,11 @@ struct TopicState {
     matching: Arc<[Arc<Subscription>]>,
 }
 
+/// Most topics the broker keeps counters for. Past it, topics that no subscription
+/// matches are forgotten (their counters and seq start again if they come back), so
+/// a client publishing to endless new names cannot grow the broker's memory.
+pub(crate) const MAX_TOPICS: usize = 100_000;
+
 /// Every topic and subscription of the broker.
 pub(crate) struct Topics {
     trie: RwLock<SubjectTrie<Arc<Subscription>>>,
@@ -116,6 +121,7 @@ pub(crate) struct Topics {
     generation: AtomicU64,
     by_name: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
     next_key: AtomicU64,
+    max_topics: usize,
 }
 
 /// The result of a publish.
@@ -131,6 +137,15 @@ impl Topics {
             generation: AtomicU64::new(1),
             by_name: RwLock::new(HashMap::new()),
             next_key: AtomicU64::new(1),
+            max_topics: MAX_TOPICS,
+        }
+    }
+
+    #[cfg(test)]
+    fn with_max_topics(max_topics: usize) -> Self {
+        Topics {
+            max_topics,
+            ..Topics::new()
         }
     }
 
@@ -138,25 +153,36 @@ impl Topics {
         self.next_key.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn topic(&self, name: &str) -> Arc<Topic> {
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
         if let Some(t) = self.by_name.read().get(name) {
-            return t.clone();
+            return Ok(t.clone());
         }
         let mut map = self.by_name.write();
-        map.entry(Arc::from(name))
-            .or_insert_with(|| {
-                Arc::new(Topic {
-                    name: Arc::from(name),
-                    state: Mutex::new(TopicState {
-                        seq: 0,
-                        generation: 0,
-                        matching: Arc::from(Vec::new()),
-                    }),
-                    msgs_in: AtomicU64::new(0),
-                    msgs_out: AtomicU64::new(0),
-                })
-            })
-            .clone()
+        if let Some(t) = map.get(name) {
+            return Ok(t.clone());
+        }
+        if map.len() >= self.max_topics {
+            let trie = self.trie.read();
+            map.retain(|name, _| trie.count_matches(name) > 0);
+            if map.len() >= self.max_topics {
+                return Err(BrokerError::new(
+                    ErrorCode::Limit,
+                    format!("the broker tracks {} topics, all subscribed to", map.len()),
+                ));
+            }
+        }
+        let topic = Arc::new(Topic {
+            name: Arc::from(name),
+            state: Mutex::new(TopicState {
+                seq: 0,
+                generation: 0,
+                matching: Arc::from(Vec::new()),
+            }),
+            msgs_in: AtomicU64::new(0),
+            msgs_out: AtomicU64::new(0),
+        });
+        map.insert(topic.name.clone(), topic.clone());
+        Ok(topic)
     }
 
     /// Adds a subscription (its pattern already checked). Every message accepted on a
@@ -164,7 +190,8 @@ impl Topics {
     /// see the new subscription yet, so what it queues precedes every delivery.
     pub(crate) fn subscribe(&self, sub: Arc<Subscription>, added: impl FnOnce()) {
         if !crate::names::is_wildcard(&sub.pattern) {
-            self.topic(&sub.pattern);
+            // At the topic cap the subscription still works; it just isn't listed yet.
+            let _ = self.topic(&sub.pattern);
         }
         let mut trie = self.trie.write();
         trie.insert(&sub.pattern.clone(), sub);
@@ -185,7 +212,7 @@ impl Topics {
         data: &Payload,
         headers: Option<&Headers>,
     ) -> Result<Published, BrokerError> {
-        let topic = self.topic(name);
+        let topic = self.topic(name)?;
         let mut state = topic.state.lock();
         let generation = self.generation.load(Ordering::SeqCst);
         if state.generation != generation {
@@ -253,5 +280,45 @@ impl Topics {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail_sub(topics: &Topics, pattern: &str) -> Arc<TailBuffer> {
+        let buffer = Arc::new(TailBuffer::new(10));
+        let sub = Subscription::new(
+            topics.next_key(),
+            "t".into(),
+            pattern.into(),
+            None,
+            Target::Tail(buffer.clone()),
+        );
+        topics.subscribe(Arc::new(sub), || {});
+        buffer
+    }
+
+    #[test]
+    fn unsubscribed_topics_are_forgotten_at_the_cap() {
+        let topics = Topics::with_max_topics(3);
+        let data = Payload::from_value(&serde_json::json!(1));
+        let kept = tail_sub(&topics, "kept");
+        for name in ["a", "b"] {
+            topics.publish(name, &data, None).unwrap();
+        }
+        assert_eq!(topics.stats().len(), 3);
+        // A fourth topic: the two nobody listens to are dropped, `kept` stays.
+        topics.publish("c", &data, None).unwrap();
+        let names: Vec<String> = topics.stats().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["c", "kept"]);
+        topics.publish("kept", &data, None).unwrap();
+        assert_eq!(kept.drain(10).len(), 1);
+        // When every tracked topic is subscribed to, a new one is refused.
+        let _x = tail_sub(&topics, "c");
+        let _y = tail_sub(&topics, "d");
+        let err = topics.publish("e", &data, None).err().unwrap();
+        assert_eq!(err.code, ErrorCode::Limit);
     }
 }
