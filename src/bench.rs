@@ -43,7 +43,9 @@ pub struct BenchArgs {
     /// Message payload size in bytes.
     #[arg(long, default_value_t = 100)]
     size: usize,
-    /// Scenarios: `pubsub:N` (1 publisher, N subscribers), `queue:N` (1 sender, N consumers).
+    /// Scenarios: `pubsub:N` (1 publisher, N subscribers), `queue:N` (1 sender, N
+    /// consumers), `filters:N` / `nofilters:N` (N subscriptions on one topic over 10
+    /// connections, each with a distinct filter that one message in N matches, or none).
     #[arg(
         long,
         value_delimiter = ',',
@@ -65,6 +67,7 @@ enum Target {
 enum Scenario {
     PubSub(usize),
     Queue(usize),
+    Filters { subs: usize, filtered: bool },
 }
 
 fn parse_scenario(s: &str) -> anyhow::Result<Scenario> {
@@ -75,6 +78,14 @@ fn parse_scenario(s: &str) -> anyhow::Result<Scenario> {
     match kind {
         "pubsub" if n > 0 => Ok(Scenario::PubSub(n)),
         "queue" if n > 0 => Ok(Scenario::Queue(n)),
+        "filters" if n > 0 => Ok(Scenario::Filters {
+            subs: n,
+            filtered: true,
+        }),
+        "nofilters" if n > 0 => Ok(Scenario::Filters {
+            subs: n,
+            filtered: false,
+        }),
         _ => bail!("scenario `{s}`: expected pubsub:N or queue:N with N > 0"),
     }
 }
@@ -128,11 +139,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let outcome = match (*scenario, args.target) {
             (Scenario::PubSub(n), target) => pubsub(&url, target, &subject, n, &args).await?,
             (Scenario::Queue(n), Target::Switchyard) => queue(&url, &subject, n, &args).await?,
-            (Scenario::Queue(_), Target::Nats) => {
-                println!(
-                    "{:<16} (core NATS has no acked queues; skipped)",
-                    format!("queue")
-                );
+            (Scenario::Filters { subs, filtered }, Target::Switchyard) => {
+                filters(&url, &subject, subs, filtered, &args).await?
+            }
+            (Scenario::Queue(_) | Scenario::Filters { .. }, Target::Nats) => {
+                println!("{:<16} (not a core NATS feature; skipped)", "queue/filters");
                 continue;
             }
         };
@@ -212,7 +223,12 @@ async fn connect(url: &str) -> anyhow::Result<Ws> {
 
 /// The payload: `{"t":<micros>,"p":"xxx…"}` padded to `size` bytes.
 fn payload(t: u64, size: usize) -> String {
-    let head = format!("{{\"t\":{t},\"p\":\"");
+    payload_with(t, "", size)
+}
+
+/// A payload with extra fields after the timestamp (`"k":3,`).
+fn payload_with(t: u64, extra: &str, size: usize) -> String {
+    let head = format!("{{\"t\":{t},{extra}\"p\":\"");
     let pad = size.saturating_sub(head.len() + 2);
     let mut s = String::with_capacity(size);
     s.push_str(&head);
@@ -498,6 +514,103 @@ async fn queue(
     Ok(Outcome {
         label: format!("queue 1→{consumers}"),
         received,
+        elapsed,
+        latency,
+    })
+}
+
+/// Publish throughput to `subs` subscriptions on one topic, spread over 10
+/// connections. With `filtered`, subscription i has the filter `data.k = i` and the
+/// publisher cycles k, so each message is evaluated by every filter and delivered
+/// once; without, every message goes to all of them. Reports published msgs/s.
+async fn filters(
+    url: &str,
+    subject: &str,
+    subs: usize,
+    filtered: bool,
+    args: &BenchArgs,
+) -> anyhow::Result<Outcome> {
+    let origin = Instant::now();
+    let conns = subs.clamp(1, 10);
+    let progress = Arc::new(Progress {
+        received: (0..conns).map(|_| AtomicU64::new(0)).collect(),
+        stop: AtomicBool::new(false),
+    });
+    let mut receivers = Vec::new();
+    for c in 0..conns {
+        let mut ws = connect(url).await?;
+        let mine: Vec<usize> = (0..subs).filter(|i| i % conns == c).collect();
+        let frame: Vec<String> = mine
+            .iter()
+            .map(|i| {
+                let filter = if filtered { format!(",\"filter\":\"data.k = {i}\"") } else { String::new() };
+                format!("{{\"op\":\"sub\",\"id\":{i},\"topic\":\"{subject}\",\"sid\":\"s{i}\"{filter}}}")
+            })
+            .collect();
+        ws.send(Message::text(frame.join("\n"))).await?;
+        let mut seen = 0;
+        while seen < mine.len() + 1 {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                seen += t.as_str().split('\n').count();
+            }
+        }
+        receivers.push(tokio::spawn(receive(
+            ws,
+            Target::Switchyard,
+            c,
+            progress.clone(),
+            origin,
+        )));
+    }
+    let per_msg = if filtered { 1 } else { subs as u64 };
+    let delivered = |p: &Progress| {
+        p.received
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    let mut ws = connect(url).await?;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut k = 0usize;
+    while Instant::now() < deadline {
+        while sent.saturating_sub(delivered(&progress) / per_msg) > WINDOW / 10
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_micros(50)).await;
+        }
+        let stamp = origin.elapsed().as_micros() as u64;
+        let frame: Vec<String> = (0..BATCH)
+            .map(|_| {
+                k = (k + 1) % subs;
+                let data = payload_with(stamp, &format!("\"k\":{k},"), args.size);
+                format!("{{\"op\":\"pub\",\"topic\":\"{subject}\",\"data\":{data}}}")
+            })
+            .collect();
+        ws.send(Message::text(frame.join("\n"))).await?;
+        sent += BATCH as u64;
+    }
+    let drain_until = Instant::now() + Duration::from_secs(2);
+    while delivered(&progress) < sent * per_msg && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    progress.stop.store(true, Ordering::Relaxed);
+    let mut latency = histogram();
+    let mut total = 0;
+    for r in receivers {
+        let (count, h) = r.await??;
+        total += count;
+        latency.add(&h).map_err(|e| anyhow!("{e:?}"))?;
+    }
+    let _ = ws.close(None).await;
+    Ok(Outcome {
+        label: format!(
+            "{} {subs} pub",
+            if filtered { "filters" } else { "nofilters" }
+        ),
+        received: total / per_msg,
         elapsed,
         latency,
     })
