@@ -5,6 +5,9 @@
 
 mod disk;
 mod error;
+mod index;
+mod record;
+mod segment;
 mod sim_disk;
 
 pub use disk::{Disk, DiskFile, OsDisk};
