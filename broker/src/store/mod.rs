@@ -3,6 +3,7 @@
 //! Every file operation goes through the [`Disk`] trait, so the log runs on the real
 //! file system ([`OsDisk`]) and, in tests, on a disk that loses power ([`SimDisk`]).
 
+mod commit;
 mod disk;
 mod error;
 mod index;
@@ -10,6 +11,7 @@ mod record;
 mod segment;
 mod sim_disk;
 
+pub use commit::Ticket;
 pub use disk::{Disk, DiskFile, OsDisk};
 pub use error::StoreError;
 pub use sim_disk::{SimCounters, SimDisk};
