@@ -11,6 +11,8 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::error::{io_err, StoreError};
+
 /// The file-system operations the log needs. Paths are full paths.
 pub trait Disk: Send + Sync + fmt::Debug {
     /// Creates `dir` and any missing parents (not durable until the parent is synced).
@@ -56,6 +58,27 @@ pub fn read_exact_at(file: &dyn DiskFile, mut offset: u64, mut buf: &mut [u8]) -
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` and makes every directory it had to create durable.
+pub(crate) fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<(), StoreError> {
+    let mut created = Vec::new();
+    for a in dir.ancestors() {
+        if a.as_os_str().is_empty() || disk.exists(a).map_err(io_err("checking", a))? {
+            break;
+        }
+        created.push(a);
+    }
+    if created.is_empty() {
+        return Ok(());
+    }
+    disk.create_dir_all(dir).map_err(io_err("creating", dir))?;
+    for a in created {
+        if let Some(parent) = a.parent().filter(|p| !p.as_os_str().is_empty()) {
+            disk.sync_dir(parent).map_err(io_err("syncing", parent))?;
         }
     }
     Ok(())

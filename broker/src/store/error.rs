@@ -87,6 +87,14 @@ impl StoreError {
     }
 }
 
+/// For `map_err`: wraps an `io::Error` from `op` on `path` with [`StoreError::io`].
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |e| StoreError::io(op, path, &e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
