@@ -1,29 +1,56 @@
 //! The storage seam: where durable queues and retained topics keep their messages.
 //!
-//! An append-only segmented log per stream on a [`Disk`], with group commit
-//! (`commit.rs`), recovery (`recovery.rs`) and cursors (`cursor.rs`). Durability
-//! follows [`FsyncPolicy`].
+//! The broker talks to storage through three traits: [`Backend`] opens the store of
+//! a queue or a topic, [`QueueStore`] and [`TopicStore`] append, settle and read. The
+//! one backend today is [`LogBackend`], an append-only segmented log per stream on a
+//! [`Disk`]; [`MemoryQueueStore`] stands in for queues declared non-durable. Another
+//! backend (Redis Streams, say) implements the same three traits.
+//!
+//! Messages are opaque bytes here: the broker stores its own encoding of headers and
+//! data. The store assigns each stream's `seq` (1, 2, 3, ...); the caller gives the
+//! time (unix ms) at which it accepted the message.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! <data>/queues/<name>/00000000000000000001.seg    records (see record.rs, segment.rs)
+//! <data>/queues/<name>/00000000000000000001.acks   acks and delivery attempts
+//! <data>/topics/<name>/00000000000000000001.seg
+//! <data>/topics/<name>/00000000000000000001.idx    sparse index of a closed segment
+//! ```
+//!
+//! Durability follows [`FsyncPolicy`]; see `commit.rs` for group commit and `log.rs`
+//! for recovery.
 
+mod backend;
 mod commit;
 mod cursor;
 mod disk;
 mod error;
 mod index;
 mod log;
+mod queue;
 mod record;
 mod recovery;
 mod segment;
 mod sim_disk;
+mod topic;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
+pub use backend::LogBackend;
 pub use commit::Ticket;
 pub use disk::{Disk, DiskFile, OsDisk};
 pub use error::StoreError;
+pub use queue::{LogQueueStore, MemoryQueueStore};
 pub use recovery::{Corruption, Recovery, Truncation};
 pub use sim_disk::{SimCounters, SimDisk};
+pub use topic::{LogTopicStore, TopicReader};
 
 /// When appended records are fsynced, and so when their [`Ticket`] resolves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,6 +155,40 @@ pub enum ReadFrom {
     End,
 }
 
+/// A message just appended.
+#[derive(Debug)]
+pub struct Appended {
+    /// Its seq in the stream (a queue message's id).
+    pub seq: u64,
+    /// Resolves when it is durable.
+    pub durable: Ticket,
+}
+
+/// A topic message read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its seq in the topic.
+    pub seq: u64,
+    /// Unix ms when the broker accepted it.
+    pub time_ms: u64,
+    /// The bytes the broker appended.
+    pub body: Bytes,
+}
+
+/// A queue message not yet acked, as recovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// Its seq (the message id).
+    pub seq: u64,
+    /// Unix ms when the broker accepted it.
+    pub time_ms: u64,
+    /// Deliveries started so far (0: never delivered). A message in flight at a crash
+    /// comes back ready with its count kept.
+    pub attempts: u32,
+    /// The bytes the broker appended.
+    pub body: Bytes,
+}
+
 /// What a stream holds, for `stats` and the dashboard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -152,6 +213,82 @@ pub struct RetentionOutcome {
     pub messages: u64,
     /// Bytes they took.
     pub bytes: u64,
+}
+
+/// Storage for one durable queue.
+///
+/// Order of calls the broker makes: at start-up [`QueueStore::recover`] (the messages
+/// to put back in the queue), then `append` for each `send`, `record_attempt` when a
+/// delivery starts, `ack` when the message is settled (acked, answered, dead-lettered,
+/// dropped or purged).
+pub trait QueueStore: Send + Sync {
+    /// Appends a message; `time_ms` is when the broker accepted it. Fast and never
+    /// blocks on the disk: the returned ticket resolves once it is durable.
+    fn append(&self, time_ms: u64, body: &[u8]) -> Result<Appended, StoreError>;
+    /// Records that message `seq` is settled: it will not be recovered again. Unknown
+    /// or already settled seqs are ignored. Durable with the next group commit.
+    fn ack(&self, seq: u64) -> Result<(), StoreError>;
+    /// Records that delivery number `attempts` of message `seq` started, so a restart
+    /// keeps the count. Durable with the next group commit.
+    fn record_attempt(&self, seq: u64, attempts: u32) -> Result<(), StoreError>;
+    /// Every stored message not acked, in seq order, with its attempt count. Reads the
+    /// disk: call it once at start-up, off the async runtime (`spawn_blocking`).
+    fn recover(&self) -> Result<Vec<QueuedMessage>, StoreError>;
+    /// A ticket that resolves when everything appended or acked so far is durable.
+    fn sync(&self) -> Ticket;
+    /// Stored messages and bytes.
+    fn stats(&self) -> StoreStats;
+    /// What opening the store found and repaired.
+    fn recovery(&self) -> Recovery;
+    /// Deletes the queue's stored messages and files. Blocking.
+    fn delete(&self) -> Result<(), StoreError>;
+}
+
+/// Storage for one retained topic.
+pub trait TopicStore: Send + Sync {
+    /// Appends a message; see [`QueueStore::append`]. Fails with
+    /// [`StoreError::Sealed`] once the topic is sealed.
+    fn append(&self, time_ms: u64, body: &[u8]) -> Result<Appended, StoreError>;
+    /// A reader from `from`. It yields durable messages in seq order, an
+    /// `Err(StoreError::Corrupt)` for each corrupt region (and then goes on), and
+    /// `None` when it has caught up; calling it again later returns newer messages.
+    /// Its reads block: use it off the async runtime.
+    fn read(&self, from: ReadFrom) -> TopicReader;
+    /// Replaces the retention limits (applied by [`TopicStore::apply_retention`] and
+    /// after each segment roll).
+    fn set_retention(&self, retention: Retention);
+    /// Deletes the segments that the limits no longer need, given the time now.
+    /// Blocking.
+    fn apply_retention(&self, now_ms: u64) -> Result<RetentionOutcome, StoreError>;
+    /// Seals the topic: a seal record is appended, later appends fail. The ticket
+    /// resolves when the seal is durable.
+    fn seal(&self) -> Result<Ticket, StoreError>;
+    /// Whether the topic is sealed.
+    fn is_sealed(&self) -> bool;
+    /// A ticket that resolves when everything appended so far is durable.
+    fn sync(&self) -> Ticket;
+    /// Stored messages and bytes.
+    fn stats(&self) -> StoreStats;
+    /// What opening the store found and repaired.
+    fn recovery(&self) -> Recovery;
+    /// Deletes the topic's stored messages and files. Blocking.
+    fn delete(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the stores of queues and topics: the storage backend.
+pub trait Backend: Send + Sync {
+    /// Opens (creating or recovering) the store of a durable queue. Blocking.
+    fn open_queue(&self, name: &str) -> Result<Arc<dyn QueueStore>, StoreError>;
+    /// Opens (creating or recovering) the store of a retained topic. Blocking.
+    fn open_topic(
+        &self,
+        name: &str,
+        retention: Retention,
+    ) -> Result<Arc<dyn TopicStore>, StoreError>;
+    /// The queues that have a store, to reopen at start-up.
+    fn stored_queues(&self) -> Result<Vec<String>, StoreError>;
+    /// The topics that have a store, to reopen at start-up.
+    fn stored_topics(&self) -> Result<Vec<String>, StoreError>;
 }
 
 #[cfg(test)]
