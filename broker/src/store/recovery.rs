@@ -349,6 +349,11 @@ impl Opener<'_> {
         let path = file_path(self.dir, base, FileKind::Index);
         let file = self.disk.open(&path, false).ok()?;
         let size = file.size().ok()?;
+        // An entry (24 bytes) per record at most, and a record is at least 25 bytes:
+        // a larger file is damaged, and must not make us allocate its size.
+        if size > 256 + seg_len {
+            return None;
+        }
         let mut bytes = vec![0u8; usize::try_from(size).ok()?];
         read_exact_at(&*file, 0, &mut bytes).ok()?;
         SegmentIndex::decode(&bytes, base, seg_len)
