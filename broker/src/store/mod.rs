@@ -1,1 +1,307 @@
 //! The storage seam: where durable queues and retained topics keep their messages.
+//!
+//! The broker talks to storage through three traits: [`Backend`] opens the store of
+//! a queue or a topic, [`QueueStore`] and [`TopicStore`] append, settle and read. The
+//! one backend today is [`LogBackend`], an append-only segmented log per stream on a
+//! [`Disk`]; [`MemoryQueueStore`] stands in for queues declared non-durable. Another
+//! backend (Redis Streams, say) implements the same three traits.
+//!
+//! Messages are opaque bytes here: the broker stores its own encoding of headers and
+//! data. The store assigns each stream's `seq` (1, 2, 3, ...); the caller gives the
+//! time (unix ms) at which it accepted the message.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! <data>/queues/<name>/00000000000000000001.seg    records (see record.rs, segment.rs)
+//! <data>/queues/<name>/00000000000000000001.acks   acks and delivery attempts
+//! <data>/topics/<name>/00000000000000000001.seg
+//! <data>/topics/<name>/00000000000000000001.idx    sparse index of a closed segment
+//! ```
+//!
+//! Durability follows [`FsyncPolicy`]; see `commit.rs` for group commit and `log.rs`
+//! for recovery.
+
+mod backend;
+mod commit;
+mod cursor;
+mod disk;
+mod error;
+mod index;
+mod log;
+mod queue;
+mod record;
+mod recovery;
+mod segment;
+mod sim_disk;
+mod topic;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use backend::LogBackend;
+pub use commit::Ticket;
+pub use disk::{Disk, DiskFile, OsDisk};
+pub use error::StoreError;
+pub use queue::{LogQueueStore, MemoryQueueStore};
+pub use recovery::{Corruption, Recovery, Truncation};
+pub use sim_disk::{SimCounters, SimDisk};
+pub use topic::{LogTopicStore, TopicReader};
+
+/// When appended records are fsynced, and so when their [`Ticket`] resolves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Group commit: records are written as they come and one fsync at most every
+    /// [`StoreConfig::batch_interval`] per stream covers all of them; a ticket resolves
+    /// after the fsync that covers its record. Nothing confirmed is lost on power loss.
+    #[default]
+    Batch,
+    /// Every batch is fsynced as soon as it is written, with no waiting for more
+    /// appends (appends that arrive during an fsync share the next one). Nothing
+    /// confirmed is lost; one fsync per append when the stream is quiet.
+    Always,
+    /// Never fsync; a ticket resolves once the record is handed to the OS. Survives a
+    /// killed process, but a power loss or kernel crash loses recent confirmed records.
+    Never,
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<FsyncPolicy, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "batch" => Ok(FsyncPolicy::Batch),
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            _ => Err(format!("`{s}`: expected batch, always or never")),
+        }
+    }
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FsyncPolicy::Batch => "batch",
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Never => "never",
+        })
+    }
+}
+
+/// Tuning of the log store. `Default` gives the production values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// When records are fsynced.
+    pub fsync: FsyncPolicy,
+    /// The shortest time between two fsyncs of one stream under [`FsyncPolicy::Batch`].
+    pub batch_interval: Duration,
+    /// A segment rolls when the next record would take it past this size.
+    pub segment_bytes: u64,
+    /// Distance between two sparse index entries: a seek reads at most about this much.
+    pub index_interval_bytes: u64,
+    /// The largest message body accepted.
+    pub max_record_bytes: usize,
+    /// Bytes appended but not yet written, per stream, past which appends fail with
+    /// [`StoreError::Backlog`] instead of queueing without bound.
+    pub max_pending_bytes: usize,
+    /// How much a reader reads at a time (its memory, apart from one large record).
+    pub read_chunk_bytes: usize,
+    /// Threads that write and fsync, shared by all streams.
+    pub sync_threads: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            fsync: FsyncPolicy::Batch,
+            batch_interval: Duration::from_millis(2),
+            segment_bytes: 64 << 20,
+            index_interval_bytes: 4 << 10,
+            max_record_bytes: 16 << 20,
+            max_pending_bytes: 64 << 20,
+            read_chunk_bytes: 64 << 10,
+            sync_threads: 4,
+        }
+    }
+}
+
+/// How long a retained topic keeps its messages. Limits are applied by deleting whole
+/// segments, oldest first, never the one being written: a topic keeps at least what
+/// the limits allow and at most about one segment more. `None` means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Messages to keep at least (older whole segments beyond that go).
+    pub max_messages: Option<u64>,
+    /// Bytes of segments to keep at least.
+    pub max_bytes: Option<u64>,
+    /// A segment goes once its newest message is older than this many seconds.
+    pub max_age_s: Option<u64>,
+}
+
+/// Where a topic reader starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The oldest message still stored.
+    First,
+    /// The first message with this seq or a later one.
+    Seq(u64),
+    /// The first message (in log order) whose time is at or after this unix ms.
+    Time(u64),
+    /// After the last message stored: only what is appended from now on.
+    End,
+}
+
+/// A message just appended.
+#[derive(Debug)]
+pub struct Appended {
+    /// Its seq in the stream (a queue message's id).
+    pub seq: u64,
+    /// Resolves when it is durable.
+    pub durable: Ticket,
+}
+
+/// A topic message read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its seq in the topic.
+    pub seq: u64,
+    /// Unix ms when the broker accepted it.
+    pub time_ms: u64,
+    /// The bytes the broker appended.
+    pub body: Bytes,
+}
+
+/// A queue message not yet acked, as recovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// Its seq (the message id).
+    pub seq: u64,
+    /// Unix ms when the broker accepted it.
+    pub time_ms: u64,
+    /// Deliveries started so far (0: never delivered). A message in flight at a crash
+    /// comes back ready with its count kept.
+    pub attempts: u32,
+    /// The bytes the broker appended.
+    pub body: Bytes,
+}
+
+/// What a stream holds, for `stats` and the dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Messages stored: for a queue those not acked, for a topic those retained.
+    pub messages: u64,
+    /// Bytes on disk (segments and their side files).
+    pub bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Corrupt records or regions detected so far (at recovery or by readers).
+    pub corrupt: u64,
+    /// The seq the next message will get.
+    pub next_seq: u64,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Segment files deleted.
+    pub segments: u64,
+    /// Messages they held.
+    pub messages: u64,
+    /// Bytes they took.
+    pub bytes: u64,
+}
+
+/// Storage for one durable queue.
+///
+/// Order of calls the broker makes: at start-up [`QueueStore::recover`] (the messages
+/// to put back in the queue), then `append` for each `send`, `record_attempt` when a
+/// delivery starts, `ack` when the message is settled (acked, answered, dead-lettered,
+/// dropped or purged).
+pub trait QueueStore: Send + Sync {
+    /// Appends a message; `time_ms` is when the broker accepted it. Fast and never
+    /// blocks on the disk: the returned ticket resolves once it is durable.
+    fn append(&self, time_ms: u64, body: &[u8]) -> Result<Appended, StoreError>;
+    /// Records that message `seq` is settled: it will not be recovered again. Unknown
+    /// or already settled seqs are ignored. Durable with the next group commit.
+    fn ack(&self, seq: u64) -> Result<(), StoreError>;
+    /// Records that delivery number `attempts` of message `seq` started, so a restart
+    /// keeps the count. Durable with the next group commit.
+    fn record_attempt(&self, seq: u64, attempts: u32) -> Result<(), StoreError>;
+    /// Every stored message not acked, in seq order, with its attempt count. Reads the
+    /// disk: call it once at start-up, off the async runtime (`spawn_blocking`).
+    fn recover(&self) -> Result<Vec<QueuedMessage>, StoreError>;
+    /// A ticket that resolves when everything appended or acked so far is durable.
+    fn sync(&self) -> Ticket;
+    /// Stored messages and bytes.
+    fn stats(&self) -> StoreStats;
+    /// What opening the store found and repaired.
+    fn recovery(&self) -> Recovery;
+    /// Deletes the queue's stored messages and files. Blocking.
+    fn delete(&self) -> Result<(), StoreError>;
+}
+
+/// Storage for one retained topic.
+pub trait TopicStore: Send + Sync {
+    /// Appends a message; see [`QueueStore::append`]. Fails with
+    /// [`StoreError::Sealed`] once the topic is sealed.
+    fn append(&self, time_ms: u64, body: &[u8]) -> Result<Appended, StoreError>;
+    /// A reader from `from`. It yields durable messages in seq order, an
+    /// `Err(StoreError::Corrupt)` for each corrupt region (and then goes on), and
+    /// `None` when it has caught up; calling it again later returns newer messages.
+    /// Its reads block: use it off the async runtime.
+    fn read(&self, from: ReadFrom) -> TopicReader;
+    /// Replaces the retention limits (applied by [`TopicStore::apply_retention`] and
+    /// after each segment roll).
+    fn set_retention(&self, retention: Retention);
+    /// Deletes the segments that the limits no longer need, given the time now.
+    /// Blocking.
+    fn apply_retention(&self, now_ms: u64) -> Result<RetentionOutcome, StoreError>;
+    /// Seals the topic: a seal record is appended, later appends fail. The ticket
+    /// resolves when the seal is durable.
+    fn seal(&self) -> Result<Ticket, StoreError>;
+    /// Whether the topic is sealed.
+    fn is_sealed(&self) -> bool;
+    /// A ticket that resolves when everything appended so far is durable.
+    fn sync(&self) -> Ticket;
+    /// Stored messages and bytes.
+    fn stats(&self) -> StoreStats;
+    /// What opening the store found and repaired.
+    fn recovery(&self) -> Recovery;
+    /// Deletes the topic's stored messages and files. Blocking.
+    fn delete(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the stores of queues and topics: the storage backend.
+pub trait Backend: Send + Sync {
+    /// Opens (creating or recovering) the store of a durable queue. Blocking.
+    fn open_queue(&self, name: &str) -> Result<Arc<dyn QueueStore>, StoreError>;
+    /// Opens (creating or recovering) the store of a retained topic. Blocking.
+    fn open_topic(
+        &self,
+        name: &str,
+        retention: Retention,
+    ) -> Result<Arc<dyn TopicStore>, StoreError>;
+    /// The queues that have a store, to reopen at start-up.
+    fn stored_queues(&self) -> Result<Vec<String>, StoreError>;
+    /// The topics that have a store, to reopen at start-up.
+    fn stored_topics(&self) -> Result<Vec<String>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsync_policy_parses_and_prints() {
+        for p in [FsyncPolicy::Batch, FsyncPolicy::Always, FsyncPolicy::Never] {
+            assert_eq!(p.to_string().parse::<FsyncPolicy>(), Ok(p));
+        }
+        assert_eq!("ALWAYS".parse::<FsyncPolicy>(), Ok(FsyncPolicy::Always));
+        assert!("sometimes".parse::<FsyncPolicy>().is_err());
+        assert_eq!(FsyncPolicy::default(), FsyncPolicy::Batch);
+    }
+}

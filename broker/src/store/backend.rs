@@ -1,0 +1,300 @@
+//! `LogBackend`: the data directory, one log per durable queue (`queues/<name>/`) and
+//! per retained topic (`topics/<name>/`), and the fsync threads they share.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::commit::Committer;
+use super::disk::{create_dir_durably, Disk};
+use super::error::StoreError;
+use super::log::{Log, LogMode, LogShared};
+use super::queue::LogQueueStore;
+use super::topic::LogTopicStore;
+use super::{Backend, QueueStore, Retention, StoreConfig, TopicStore};
+
+const QUEUES: &str = "queues";
+const TOPICS: &str = "topics";
+
+/// How long opening a stream waits for the last flush of a dropped handle to it.
+const REOPEN_WAIT: Duration = Duration::from_secs(10);
+
+/// The log-backed storage of a data directory.
+#[derive(Debug)]
+pub struct LogBackend {
+    root: PathBuf,
+    disk: Arc<dyn Disk>,
+    config: StoreConfig,
+    committer: Arc<Committer>,
+    /// Logs opened, so one directory never has two writers.
+    open: Mutex<HashMap<PathBuf, Weak<LogShared>>>,
+}
+
+/// The directory name of a stream: names are kept readable, and any byte outside
+/// `A-Z a-z 0-9 _ - .` is written `%XX`, so no name can climb out of its directory.
+fn dir_name(name: &str) -> Result<String, StoreError> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(StoreError::BadName(name.to_string()));
+    }
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// The stream name of a directory made by [`dir_name`].
+fn stream_name(dir: &str) -> Option<String> {
+    let bytes = dir.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl LogBackend {
+    /// Opens (creating if needed) the data directory `root` on `disk`. Starts the
+    /// fsync threads. Blocking.
+    pub fn open(
+        root: impl Into<PathBuf>,
+        disk: Arc<dyn Disk>,
+        config: StoreConfig,
+    ) -> Result<LogBackend, StoreError> {
+        let root = root.into();
+        create_dir_durably(&*disk, &root.join(QUEUES))?;
+        create_dir_durably(&*disk, &root.join(TOPICS))?;
+        let committer = Committer::start(config.sync_threads).map_err(|e| StoreError::Io {
+            op: "starting the fsync threads for",
+            path: root.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(LogBackend {
+            root,
+            disk,
+            config,
+            committer,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The configuration every stream uses.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn open_log(&self, kind: &str, name: &str, mode: LogMode) -> Result<Log, StoreError> {
+        let dir = self.root.join(kind).join(dir_name(name)?);
+        let mut open = self.open.lock();
+        if let Some(old) = open.get(&dir).and_then(Weak::upgrade) {
+            if old.in_use() {
+                return Err(StoreError::Io {
+                    op: "opening",
+                    path: dir,
+                    detail: "the stream is already open".to_string(),
+                });
+            }
+            // Its handle was dropped; let the committer finish its last batch.
+            let deadline = Instant::now() + REOPEN_WAIT;
+            while !old.is_idle() {
+                if Instant::now() > deadline {
+                    return Err(StoreError::Io {
+                        op: "opening",
+                        path: dir,
+                        detail: "the previous handle is still writing".to_string(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let log = Log::open(
+            &dir,
+            Arc::clone(&self.disk),
+            self.config.clone(),
+            mode,
+            Arc::clone(&self.committer),
+        )?;
+        open.retain(|_, w| w.strong_count() > 0);
+        open.insert(dir, log.downgrade());
+        Ok(log)
+    }
+
+    /// Opens (creating or recovering) a durable queue's store. Blocking.
+    pub fn open_queue_store(&self, name: &str) -> Result<LogQueueStore, StoreError> {
+        Ok(LogQueueStore::new(self.open_log(
+            QUEUES,
+            name,
+            LogMode::Queue,
+        )?))
+    }
+
+    /// Opens (creating or recovering) a retained topic's store. Blocking.
+    pub fn open_topic_store(
+        &self,
+        name: &str,
+        retention: Retention,
+    ) -> Result<LogTopicStore, StoreError> {
+        let log = self.open_log(TOPICS, name, LogMode::Topic)?;
+        Ok(LogTopicStore::new(log, retention))
+    }
+
+    fn names(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let dir = self.root.join(kind);
+        let mut names: Vec<String> = self
+            .disk
+            .list_dir(&dir)
+            .map_err(|e| StoreError::io("listing", &dir, &e))?
+            .iter()
+            .filter_map(|d| stream_name(d))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Writes and fsyncs everything pending in every stream, then stops the fsync
+    /// threads. Appends after this fail with `Closed`. Blocking.
+    pub fn close(&self) {
+        self.committer.shutdown();
+    }
+}
+
+impl Backend for LogBackend {
+    fn open_queue(&self, name: &str) -> Result<Arc<dyn QueueStore>, StoreError> {
+        Ok(Arc::new(self.open_queue_store(name)?))
+    }
+
+    fn open_topic(
+        &self,
+        name: &str,
+        retention: Retention,
+    ) -> Result<Arc<dyn TopicStore>, StoreError> {
+        Ok(Arc::new(self.open_topic_store(name, retention)?))
+    }
+
+    fn stored_queues(&self) -> Result<Vec<String>, StoreError> {
+        self.names(QUEUES)
+    }
+
+    fn stored_topics(&self) -> Result<Vec<String>, StoreError> {
+        self.names(TOPICS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{OsDisk, ReadFrom, SimDisk};
+
+    #[test]
+    fn names_are_escaped_and_round_trip() {
+        assert_eq!(dir_name("orders.eu").unwrap(), "orders.eu");
+        assert_eq!(dir_name("a:b/c").unwrap(), "a%3Ab%2Fc");
+        assert_eq!(stream_name("a%3Ab%2Fc").unwrap(), "a:b/c");
+        assert_eq!(stream_name("bad%4"), None);
+        for bad in ["", ".", ".."] {
+            assert_eq!(dir_name(bad), Err(StoreError::BadName(bad.to_string())));
+        }
+        assert_eq!(dir_name("..x").unwrap(), "..x", "harmless: not a path step");
+    }
+
+    #[test]
+    fn lists_streams_and_refuses_a_second_writer() {
+        let disk = SimDisk::new();
+        let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+        let q = b.open_queue("jobs:eu").unwrap();
+        let _t = b.open_topic("orders.eu", Retention::default()).unwrap();
+        assert_eq!(b.stored_queues().unwrap(), vec!["jobs:eu".to_string()]);
+        assert_eq!(b.stored_topics().unwrap(), vec!["orders.eu".to_string()]);
+        let err = b.open_queue("jobs:eu").err().unwrap();
+        assert!(err.to_string().contains("already open"), "{err}");
+        q.append(1, b"x").unwrap().durable.wait_blocking().unwrap();
+        drop(q);
+        let q = b.open_queue("jobs:eu").unwrap();
+        assert_eq!(q.recover().unwrap().len(), 1);
+        b.close();
+    }
+
+    #[test]
+    fn permission_denied_on_open_is_an_error_naming_the_path() {
+        let disk = SimDisk::new();
+        let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+        disk.deny("/data/queues/locked");
+        let err = b.open_queue("locked").err().unwrap();
+        match &err {
+            StoreError::PermissionDenied { path, .. } => {
+                assert!(path.starts_with("/data/queues/locked"), "{err}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            err.to_string().starts_with("permission denied while "),
+            "{err}"
+        );
+        b.close();
+    }
+
+    #[test]
+    fn dropping_everything_without_close_flushes_and_does_not_hang() {
+        for _ in 0..50 {
+            let disk = SimDisk::new();
+            let b =
+                LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+            let t = b.open_topic("t", Retention::default()).unwrap();
+            let appended = t.append(1, b"last words").unwrap();
+            // The fsync thread may end up holding the last reference to everything.
+            drop(b);
+            drop(t);
+            assert_eq!(appended.durable.wait_blocking(), Ok(()));
+            let b = LogBackend::open("/data", Arc::new(disk), StoreConfig::default()).unwrap();
+            let t = b.open_topic("t", Retention::default()).unwrap();
+            assert_eq!(t.read(ReadFrom::First).count(), 1);
+            b.close();
+        }
+    }
+
+    #[test]
+    fn works_on_the_real_file_system() {
+        let root = std::env::temp_dir().join(format!("switchyard-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        {
+            let b = LogBackend::open(&root, Arc::new(OsDisk), StoreConfig::default()).unwrap();
+            let t = b.open_topic("t", Retention::default()).unwrap();
+            for i in 0..100u64 {
+                let _ = t.append(1000 + i, format!("m{i}").as_bytes()).unwrap();
+            }
+            t.sync().wait_blocking().unwrap();
+            b.close();
+        }
+        let b = LogBackend::open(&root, Arc::new(OsDisk), StoreConfig::default()).unwrap();
+        let t = b.open_topic("t", Retention::default()).unwrap();
+        let got: Vec<u64> = t
+            .read(ReadFrom::Time(1050))
+            .map(|m| m.unwrap().seq)
+            .collect();
+        assert_eq!(got, (51..=100).collect::<Vec<u64>>());
+        t.delete().unwrap();
+        assert!(b.stored_topics().unwrap().is_empty());
+        b.close();
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,343 @@
+//! Group commit: a few dedicated threads that write and fsync what callers appended,
+//! and the [`Ticket`] a caller awaits to learn that its record is durable.
+//!
+//! Appending never touches the disk: it encodes the record into the log's pending
+//! buffer and, if the log is not already waiting, schedules it here with a due time.
+//! A worker thread takes the log's whole pending batch, writes it with one write per
+//! segment, fsyncs once, and resolves every ticket of the batch. Records appended while
+//! a batch is being written wait for the next one, so under load one fsync covers many
+//! callers and the runtime's threads never block on the disk.
+//!
+//! Workers are shared by all the logs of a store; a log is flushed by one worker at a
+//! time. When the committer shuts down, workers flush everything scheduled first.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use super::error::StoreError;
+
+/// Resolves when an appended record is durable under the log's fsync policy (fsynced
+/// for `Batch` and `Always`, written for `Never`), or with the error that stopped it.
+///
+/// Await it from async code, or call [`Ticket::wait_blocking`] from a plain thread.
+/// Dropping it is fine: the record is written anyway (fire and forget).
+#[derive(Debug)]
+#[must_use = "a ticket says when the record is durable; drop it explicitly to not wait"]
+pub struct Ticket {
+    inner: TicketInner,
+}
+
+#[derive(Debug)]
+enum TicketInner {
+    Done(Option<Result<(), StoreError>>),
+    Waiting {
+        rx: oneshot::Receiver<Result<(), StoreError>>,
+        path: Arc<Path>,
+    },
+}
+
+/// The sending half of a [`Ticket`], kept with the pending record.
+pub(crate) type TicketSender = oneshot::Sender<Result<(), StoreError>>;
+
+impl Ticket {
+    /// A ticket that is already resolved (nothing to wait for).
+    pub fn ready(result: Result<(), StoreError>) -> Ticket {
+        Ticket {
+            inner: TicketInner::Done(Some(result)),
+        }
+    }
+
+    /// A ticket resolved by the returned sender; `path` names the log if it is dropped.
+    pub(crate) fn pending(path: Arc<Path>) -> (TicketSender, Ticket) {
+        let (tx, rx) = oneshot::channel();
+        (
+            tx,
+            Ticket {
+                inner: TicketInner::Waiting { rx, path },
+            },
+        )
+    }
+
+    /// Blocks the current thread until the ticket resolves. Must not be called from
+    /// inside an async runtime's worker (await the ticket there instead).
+    pub fn wait_blocking(self) -> Result<(), StoreError> {
+        match self.inner {
+            TicketInner::Done(r) => r.unwrap_or(Ok(())),
+            TicketInner::Waiting { rx, path } => rx.blocking_recv().unwrap_or_else(|_| {
+                Err(StoreError::Closed {
+                    path: path.to_path_buf(),
+                })
+            }),
+        }
+    }
+
+    /// The outcome if the ticket has resolved, without waiting.
+    pub fn try_result(&mut self) -> Option<Result<(), StoreError>> {
+        match &mut self.inner {
+            TicketInner::Done(r) => r.clone(),
+            TicketInner::Waiting { rx, path } => match rx.try_recv() {
+                Ok(r) => {
+                    self.inner = TicketInner::Done(Some(r.clone()));
+                    Some(r)
+                }
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    let r = Err(StoreError::Closed {
+                        path: path.to_path_buf(),
+                    });
+                    self.inner = TicketInner::Done(Some(r.clone()));
+                    Some(r)
+                }
+            },
+        }
+    }
+}
+
+impl Future for Ticket {
+    type Output = Result<(), StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.inner {
+            TicketInner::Done(r) => Poll::Ready(r.take().unwrap_or(Ok(()))),
+            TicketInner::Waiting { rx, path } => Pin::new(rx).poll(cx).map(|r| {
+                r.unwrap_or_else(|_| {
+                    Err(StoreError::Closed {
+                        path: path.to_path_buf(),
+                    })
+                })
+            }),
+        }
+    }
+}
+
+/// Something the committer flushes: a log with pending records.
+pub(crate) trait Flush: Send + Sync {
+    /// Writes and syncs one batch; returns when to run again if more is pending.
+    fn flush(&self) -> Option<Instant>;
+}
+
+/// The pool of threads that flush logs, shared by every log of a store.
+pub(crate) struct Committer {
+    shared: Arc<Shared>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Logs waiting to be flushed, by due time (the id keeps keys unique).
+    due: BTreeMap<(Instant, u64), Arc<dyn Flush>>,
+    next_id: u64,
+    shutdown: bool,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer")
+            .field("workers", &self.workers.lock().len())
+            .finish()
+    }
+}
+
+impl Committer {
+    /// Starts `threads` worker threads (at least one).
+    pub(crate) fn start(threads: usize) -> std::io::Result<Arc<Committer>> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+        });
+        let mut workers = Vec::new();
+        for i in 0..threads.max(1) {
+            let shared = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("switchyard-fsync-{i}"))
+                .spawn(move || worker(&shared));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                // Without a single worker nothing would ever be written.
+                Err(e) if workers.is_empty() => return Err(e),
+                Err(e) => tracing::warn!("started only {i} fsync threads: {e}"),
+            }
+        }
+        Ok(Arc::new(Committer {
+            shared,
+            workers: Mutex::new(workers),
+        }))
+    }
+
+    /// Asks for `job` to be flushed at `at`. Returns false after shutdown.
+    pub(crate) fn schedule(&self, job: Arc<dyn Flush>, at: Instant) -> bool {
+        let mut q = self.shared.queue.lock();
+        if q.shutdown {
+            return false;
+        }
+        let id = q.next_id;
+        q.next_id += 1;
+        q.due.insert((at, id), job);
+        drop(q);
+        self.shared.wake.notify_one();
+        true
+    }
+
+    /// Stops taking work, flushes everything scheduled, and waits for the workers.
+    pub(crate) fn shutdown(&self) {
+        self.shared.queue.lock().shutdown = true;
+        self.shared.wake.notify_all();
+        let me = std::thread::current().id();
+        let workers = std::mem::take(&mut *self.workers.lock());
+        for w in workers {
+            // The last handle may be dropped by a worker itself (it held the last log).
+            if w.thread().id() != me {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn worker(shared: &Shared) {
+    let mut q = shared.queue.lock();
+    loop {
+        let now = Instant::now();
+        let next = q.due.first_key_value().map(|(k, _)| k.0);
+        match next {
+            Some(at) if at <= now || q.shutdown => {
+                let Some(((_, id), job)) = q.due.pop_first() else {
+                    continue;
+                };
+                let again = parking_lot::MutexGuard::unlocked(&mut q, || {
+                    catch_unwind(AssertUnwindSafe(|| job.flush())).unwrap_or_else(|_| {
+                        tracing::error!("a storage flush panicked; its waiters get `closed`");
+                        None
+                    })
+                });
+                match again {
+                    Some(at) => {
+                        q.due.insert((at, id), job);
+                    }
+                    // The job may hold the last handle to the committer, whose drop
+                    // takes this lock: let go of it first.
+                    None => parking_lot::MutexGuard::unlocked(&mut q, move || drop(job)),
+                }
+            }
+            Some(at) => {
+                shared.wake.wait_until(&mut q, at);
+            }
+            None if q.shutdown => return,
+            None => shared.wake.wait(&mut q),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    struct Counter {
+        runs: AtomicU32,
+        more: u32,
+    }
+
+    impl Flush for Counter {
+        fn flush(&self) -> Option<Instant> {
+            let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+            (n < self.more).then(|| Instant::now() + Duration::from_millis(1))
+        }
+    }
+
+    #[test]
+    fn runs_jobs_when_due_and_again_when_asked() {
+        let c = Committer::start(2).unwrap();
+        let job = Arc::new(Counter {
+            runs: AtomicU32::new(0),
+            more: 3,
+        });
+        assert!(c.schedule(job.clone(), Instant::now() + Duration::from_millis(5)));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(job.runs.load(Ordering::SeqCst), 3);
+        c.shutdown();
+        assert!(!c.schedule(job.clone(), Instant::now()));
+    }
+
+    #[test]
+    fn shutdown_flushes_what_is_scheduled_even_if_not_due() {
+        let c = Committer::start(1).unwrap();
+        let job = Arc::new(Counter {
+            runs: AtomicU32::new(0),
+            more: 1,
+        });
+        assert!(c.schedule(job.clone(), Instant::now() + Duration::from_secs(3600)));
+        c.shutdown();
+        assert_eq!(job.runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// A job that owns the last handle to its committer, as a log does.
+    struct Owner {
+        committer: Mutex<Option<Arc<Committer>>>,
+        dropped: std::sync::mpsc::Sender<()>,
+    }
+
+    impl Flush for Owner {
+        fn flush(&self) -> Option<Instant> {
+            None
+        }
+    }
+
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            drop(self.committer.lock().take());
+            let _ = self.dropped.send(());
+        }
+    }
+
+    #[test]
+    fn a_worker_dropping_the_last_handle_does_not_deadlock() {
+        let c = Committer::start(1).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job = Arc::new(Owner {
+            committer: Mutex::new(Some(Arc::clone(&c))),
+            dropped: tx,
+        });
+        assert!(c.schedule(job, Instant::now() + Duration::from_millis(20)));
+        drop(c);
+        // The worker flushes the job, drops it, and with it the committer.
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the committer's drop finished on its own worker");
+    }
+
+    #[tokio::test]
+    async fn tickets_resolve_and_report_a_dropped_sender() {
+        let (tx, t) = Ticket::pending(Arc::from(Path::new("/d")));
+        tx.send(Ok(())).unwrap();
+        assert_eq!(t.await, Ok(()));
+        let (tx, t) = Ticket::pending(Arc::from(Path::new("/d")));
+        drop(tx);
+        assert_eq!(t.await, Err(StoreError::Closed { path: "/d".into() }));
+        assert_eq!(Ticket::ready(Ok(())).await, Ok(()));
+        let (tx, mut t) = Ticket::pending(Arc::from(Path::new("/d")));
+        assert_eq!(t.try_result(), None);
+        tx.send(Ok(())).unwrap();
+        assert_eq!(t.try_result(), Some(Ok(())));
+    }
+}
