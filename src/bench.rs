@@ -168,7 +168,7 @@ fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -704,10 +704,7 @@ impl NatsParser {
         let mut at = 0;
         let mut msgs = 0;
         let mut pings = 0;
-        loop {
-            let Some(eol) = self.buf[at..].windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(eol) = self.buf[at..].windows(2).position(|w| w == b"\r\n") {
             let line = &self.buf[at..at + eol];
             if line.starts_with(b"MSG ") {
                 let len: usize = line

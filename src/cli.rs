@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use switchyard_broker::client::Client;
 use switchyard_broker::protocol::{HeaderValue, Headers};
+use switchyard_broker::store::FsyncPolicy;
 use switchyard_broker::{Config, Server};
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:7400/ws";
@@ -45,6 +46,10 @@ pub struct BrokerArgs {
     /// Most connections served at once; more get HTTP 503.
     #[arg(long, default_value_t = 10_000, global = true)]
     pub max_connections: usize,
+    /// When stored messages reach the disk: `batch` (group commit, default), `always`
+    /// or `never` (see docs/OPERATIONS.md for what each guarantees).
+    #[arg(long, default_value = "batch", global = true)]
+    pub fsync: FsyncPolicy,
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +134,7 @@ pub fn config(args: &BrokerArgs) -> Config {
         max_payload: args.max_payload,
         max_pending: args.max_pending,
         max_connections: args.max_connections,
+        fsync: args.fsync,
         ..Config::default()
     }
 }

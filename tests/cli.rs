@@ -16,7 +16,10 @@ struct Served {
 
 impl Served {
     fn start() -> Served {
-        let data = std::env::temp_dir().join(format!("switchyard-cli-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data = std::env::temp_dir().join(format!("switchyard-cli-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)

@@ -32,9 +32,16 @@ async fn stats_snapshot_has_the_documented_shape() {
         .await;
     c.call(json!({"op":"consume","id":3,"queue":"jobs","cid":"w","prefetch":5}))
         .await;
-    c.call(json!({"op":"send","id":4,"queue":"jobs","data":1}))
+    // A durable send is confirmed after its fsync, so the job may come first.
+    c.send(json!({"op":"send","id":4,"queue":"jobs","data":1}))
         .await;
-    c.recv_ev("job").await;
+    let (first, second) = (c.recv().await, c.recv().await);
+    let mut evs = [
+        first["ev"].as_str().unwrap().to_string(),
+        second["ev"].as_str().unwrap().to_string(),
+    ];
+    evs.sort();
+    assert_eq!(evs, ["job", "ok"]);
     // To itself: the msg may come before the pub's ok, so neither is awaited by order.
     c.send(json!({"op":"pub","topic":"a.b","data":1})).await;
     c.recv_ev("msg").await;

@@ -137,7 +137,7 @@ async fn nack_requeues_or_dead_letters() {
         .await;
     w.call(json!({"op":"consume","id":2,"queue":"q","cid":"a"}))
         .await;
-    w.call(json!({"op":"send","id":3,"queue":"q","data":{"v":1},"headers":{"k":"v"}}))
+    w.send(json!({"op":"send","queue":"q","data":{"v":1},"headers":{"k":"v"}}))
         .await;
     let j = w.recv_ev("job").await;
     assert_eq!(
@@ -174,8 +174,7 @@ async fn ack_timeout_redelivers_and_the_late_ack_is_refused() {
         .await;
     w.call(json!({"op":"consume","id":2,"queue":"slow","cid":"a","prefetch":1}))
         .await;
-    w.call(json!({"op":"send","id":3,"queue":"slow","data":1}))
-        .await;
+    w.send(json!({"op":"send","queue":"slow","data":1})).await;
     let first = w.recv_ev("job").await;
     let again = job(&mut w).await; // after ~150 ms, to the same (now free) consumer
     assert_eq!(
@@ -201,8 +200,7 @@ async fn max_attempts_then_dropped_and_counted() {
         .await;
     w.call(json!({"op":"consume","id":2,"queue":"q","cid":"a"}))
         .await;
-    w.call(json!({"op":"send","id":3,"queue":"q","data":1}))
-        .await;
+    w.send(json!({"op":"send","queue":"q","data":1})).await;
     for attempt in 1..=2 {
         let j = w.recv_ev("job").await;
         assert_eq!(j["attempt"], attempt);

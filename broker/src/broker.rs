@@ -18,11 +18,13 @@ use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
 use crate::error::BrokerError;
 use crate::events::Shared;
 use crate::filter::Filter;
+use crate::meta::{MetaFile, QueueMeta};
 use crate::names;
 use crate::protocol::{event, ErrorCode, Headers, Payload, QueueOptions};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
 use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};
+use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, Ticket};
 use crate::topic::{Subscription, TailBuffer, Target, Topics};
 
 /// The broker's settings.
@@ -38,6 +40,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Time a new connection has to finish its HTTP request or WebSocket handshake.
     pub handshake_timeout: Duration,
+    /// When stored messages are fsynced (and so when a stored confirm is sent).
+    pub fsync: FsyncPolicy,
 }
 
 impl Default for Config {
@@ -49,6 +53,7 @@ impl Default for Config {
             max_pending: 8 * 1024 * 1024,
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
+            fsync: FsyncPolicy::Batch,
         }
     }
 }
@@ -73,6 +78,8 @@ struct Inner {
     next_session: AtomicU64,
     runtime: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
+    backend: Arc<dyn Backend>,
+    meta: MetaFile,
 }
 
 /// A live tail of a topic pattern for an in-process reader; ends when dropped.
@@ -98,10 +105,25 @@ impl Drop for Tail {
 }
 
 impl Broker {
-    /// Creates a broker. Must be called from within a tokio runtime, which runs its timers.
-    pub fn new(config: Config) -> Broker {
+    /// Opens a broker on its data directory, bringing back every durable queue (and
+    /// retained topic) with what it held. Blocking (it reads the disk); must be called
+    /// from within a tokio runtime, which runs the broker's timers.
+    pub fn open(config: Config) -> Result<Broker, BrokerError> {
+        let fail = |what: String| BrokerError::new(ErrorCode::Internal, what);
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            fail(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let store_config = StoreConfig {
+            fsync: config.fsync,
+            ..StoreConfig::default()
+        };
+        let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;
+        let meta = MetaFile::load(&config.data_dir).map_err(fail)?;
         let (shutdown, _) = watch::channel(false);
-        Broker {
+        let broker = Broker {
             inner: Arc::new(Inner {
                 listen: Mutex::new(config.listen.to_string()),
                 config,
@@ -113,7 +135,58 @@ impl Broker {
                 next_session: AtomicU64::new(1),
                 runtime: tokio::runtime::Handle::current(),
                 shutdown,
+                backend: Arc::new(backend),
+                meta,
             }),
+        };
+        broker.recover()?;
+        Ok(broker)
+    }
+
+    /// Reopens every stored queue with its unacked messages.
+    fn recover(&self) -> Result<(), BrokerError> {
+        let inner = &self.inner;
+        for name in inner.backend.stored_queues()? {
+            let store = inner.backend.open_queue(&name)?;
+            let messages = store.recover()?;
+            let config = inner
+                .meta
+                .queue(&name)
+                .map(|m| m.config())
+                .unwrap_or_default();
+            let count = messages.len();
+            let queue = Queue::new(&name, config, Some(store.clone()));
+            queue
+                .restore(messages)
+                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+            self.report_recovery(&name, &store.recovery());
+            inner.shared.record(
+                EventKind::Storage,
+                format!("recovered queue {name}: {count} unacked messages"),
+            );
+            inner
+                .queues
+                .write()
+                .insert(queue.name.clone(), queue.clone());
+            inner
+                .runtime
+                .spawn(run_ack_timer(Arc::downgrade(inner), queue));
+        }
+        Ok(())
+    }
+
+    fn report_recovery(&self, name: &str, recovery: &crate::store::Recovery) {
+        for t in &recovery.truncated {
+            self.inner.shared.record(
+                EventKind::Storage,
+                format!("{name}: truncated a torn tail: {t:?}"),
+            );
+        }
+        for c in &recovery.corrupt {
+            self.inner.shared.record(
+                EventKind::Storage,
+                format!("{name}: corrupt record skipped: {}", c.to_error()),
+            );
         }
     }
 
@@ -128,6 +201,12 @@ impl Broker {
     /// Starts a graceful shutdown: connections are told and closed.
     pub fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// Flushes and closes storage: everything appended or acked so far is made
+    /// durable. The last step of a graceful shutdown; later appends fail. Blocking.
+    pub fn close_storage(&self) {
+        self.inner.backend.close();
     }
 
     /// Becomes `true` when the broker starts shutting down.
@@ -266,8 +345,12 @@ impl Broker {
 
     // ----- queues -----
 
-    /// The queue of that name, created with default settings if it does not exist.
+    /// The queue of that name, created (durable, default settings) if it does not exist.
     pub(crate) fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        self.queue_with(name, true)
+    }
+
+    fn queue_with(&self, name: &str, durable: bool) -> Result<Arc<Queue>, BrokerError> {
         if let Some(q) = self.inner.queues.read().get(name) {
             return Ok(q.clone());
         }
@@ -276,7 +359,22 @@ impl Broker {
         if let Some(q) = queues.get(name) {
             return Ok(q.clone());
         }
-        let queue = Queue::new(name, QueueConfig::default());
+        let config = QueueConfig {
+            durable,
+            ..QueueConfig::default()
+        };
+        let store = if durable {
+            // Creating a queue's log is a few small file operations, once per queue.
+            let store = self.inner.backend.open_queue(name)?;
+            self.inner
+                .meta
+                .set_queue(name, Some(QueueMeta::of(&config)))
+                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+            Some(store)
+        } else {
+            None
+        };
+        let queue = Queue::new(name, config, store);
         queues.insert(queue.name.clone(), queue.clone());
         drop(queues);
         self.inner
@@ -308,12 +406,31 @@ impl Broker {
                 ));
             }
         }
-        self.queue(name)?.configure(options);
+        let queue = self.queue_with(name, options.durable.unwrap_or(true))?;
+        if let Some(durable) = options.durable {
+            if durable != queue.store().is_some() {
+                return Err(BrokerError::new(
+                    ErrorCode::BadFrame,
+                    format!(
+                        "queue `{name}` exists and is {}: `durable` cannot change",
+                        if durable { "in memory" } else { "durable" }
+                    ),
+                ));
+            }
+        }
+        let config = queue.configure(options);
+        if queue.store().is_some() {
+            self.inner
+                .meta
+                .set_queue(name, Some(QueueMeta::of(&config)))
+                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+        }
         Ok(())
     }
 
     /// Appends a message to a queue; returns its message id. `stored` runs once the
-    /// message is in the queue and before it is delivered (to answer the sender first).
+    /// message is in the queue and before it is delivered (to answer the sender first),
+    /// with, for a durable queue, the ticket that resolves when it is on disk.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
@@ -323,15 +440,15 @@ impl Broker {
         headers: Option<Headers>,
         waiter: Option<Arc<Waiter>>,
         reply: bool,
-        stored: impl FnOnce(&str),
+        stored: impl FnOnce(&str, Option<Ticket>),
     ) -> Result<Arc<str>, BrokerError> {
         let queue = self.queue(queue)?;
-        let msg = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
+        let (msg, ticket) = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
         self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
         if let Some(s) = session {
             s.msgs_in.fetch_add(1, Ordering::Relaxed);
         }
-        stored(&msg);
+        stored(&msg, ticket);
         self.apply(queue.dispatch_ready());
         Ok(msg)
     }
@@ -354,7 +471,7 @@ impl Broker {
             headers,
             Some(waiter.clone()),
             true,
-            |_| {},
+            |_, _| {},
         )?;
         self.inner.runtime.spawn(async move {
             tokio::time::sleep(timeout).await;
@@ -455,6 +572,16 @@ impl Broker {
         };
         let effects = q.delete();
         self.apply(effects);
+        if let Some(store) = q.store().cloned() {
+            if let Err(e) = self.inner.meta.set_queue(queue, None) {
+                tracing::error!("{e}");
+            }
+            self.inner.runtime.spawn_blocking(move || {
+                if let Err(e) = store.delete() {
+                    tracing::error!("deleting a queue's files: {e}");
+                }
+            });
+        }
         self.inner
             .shared
             .record(EventKind::Delete, format!("{actor} deleted queue {queue}"));
@@ -514,7 +641,24 @@ impl Broker {
                 continue;
             };
             let headers = dead_letter_headers(&letter);
-            let outcome = self.send(None, &to, letter.data, Some(headers), None, false, |_| {});
+            let settle_source = letter.settle_source.clone();
+            let runtime = self.inner.runtime.clone();
+            let moved = move |_: &str, ticket: Option<Ticket>| {
+                let Some((source, seq)) = settle_source else {
+                    return;
+                };
+                // The source forgets the message only once its new queue has it on disk.
+                runtime.spawn(async move {
+                    let durable = match ticket {
+                        Some(t) => t.await,
+                        None => Ok(()),
+                    };
+                    if durable.is_ok() {
+                        let _ = source.ack(seq);
+                    }
+                });
+            };
+            let outcome = self.send(None, &to, letter.data, Some(headers), None, false, moved);
             let text = match outcome {
                 Ok(msg) => format!(
                     "a message of {} was dead-lettered to {to} as {msg}: {}",
@@ -593,7 +737,7 @@ impl Broker {
                     headers,
                     None,
                     false,
-                    |_| {},
+                    |_, _| {},
                 )?;
                 self.inner.shared.record(
                     EventKind::Publish,

@@ -28,6 +28,7 @@ use crate::protocol::{
 };
 use crate::queue::{Settle, Waiter};
 use crate::session::Session;
+use crate::store::Ticket;
 
 /// Largest frame the writer builds by packing waiting frames together.
 const PACK_BYTES: usize = 64 * 1024;
@@ -301,14 +302,29 @@ fn handle_request(
                     headers,
                     Some(waiter),
                     false,
-                    |_| {},
+                    |_, _| {},
                 ) {
                     Ok(_) => return,
                     Err(e) => Err(e),
                 }
             }
             _ => {
-                let stored = |msg: &str| answer(session, id, Ok(vec![("msg", json_string(msg))]));
+                let stored = |msg: &str, ticket: Option<Ticket>| {
+                    let fields = vec![("msg", json_string(msg))];
+                    match ticket {
+                        None => answer(session, id, Ok(fields)),
+                        // A durable queue: confirm once the message is on disk.
+                        Some(ticket) if id.is_some() => {
+                            let (session, id) = (session.clone(), id.cloned());
+                            broker.runtime().spawn(async move {
+                                let result =
+                                    ticket.await.map(|()| fields).map_err(BrokerError::from);
+                                answer(&session, id.as_ref(), result);
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                };
                 match broker.send(Some(session), &queue, data, headers, None, false, stored) {
                     Ok(_) => return,
                     Err(e) => Err(e),

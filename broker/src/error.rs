@@ -18,3 +18,17 @@ impl BrokerError {
         }
     }
 }
+
+impl From<crate::store::StoreError> for BrokerError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        let code = match &e {
+            StoreError::Backlog { .. } => ErrorCode::Limit,
+            StoreError::Sealed { .. } => ErrorCode::Sealed,
+            StoreError::TooLarge { .. } => ErrorCode::TooLarge,
+            _ => ErrorCode::Internal,
+        };
+        tracing::error!("storage: {e}");
+        BrokerError::new(code, format!("storage: {e}"))
+    }
+}

@@ -8,6 +8,7 @@ mod connection;
 pub mod error;
 mod events;
 pub mod filter;
+mod meta;
 pub mod metrics;
 pub mod names;
 mod outbound;

@@ -118,7 +118,7 @@ pub struct Payload(Arc<str>);
 
 impl Payload {
     /// Takes validated raw JSON, compacting it only if it spans lines.
-    fn from_raw(raw: &RawValue) -> Payload {
+    pub(crate) fn from_raw(raw: &RawValue) -> Payload {
         let text = raw.get();
         // Outside strings (where they must be escaped), so only as whitespace.
         if text.bytes().any(|b| b == b'\n' || b == b'\r') {

@@ -21,6 +21,7 @@ use crate::outbound::OutItem;
 use crate::protocol::{event, ErrorCode, HeaderValue, Headers, Payload, QueueOptions, RequestId};
 use crate::session::Session;
 use crate::stats::{InFlightStats, QueueStats};
+use crate::store::{QueueStore, QueuedMessage, Ticket};
 use crate::time::now_ms;
 
 /// Default time a consumer has to ack a job.
@@ -165,6 +166,9 @@ pub(crate) struct DeadLetter {
     pub(crate) reason: &'static str,
     pub(crate) data: Payload,
     pub(crate) headers: Option<Arc<Headers>>,
+    /// The source queue's store and the message's seq, to ack once the dead letter
+    /// is durable in its new queue (durable source queues only).
+    pub(crate) settle_source: Option<(Arc<dyn QueueStore>, u64)>,
 }
 
 /// What the broker must do once the queue's lock is released.
@@ -210,15 +214,22 @@ struct QueueState {
 /// One work queue.
 pub(crate) struct Queue {
     pub(crate) name: Arc<str>,
+    /// Where a durable queue keeps its messages; `None` for an in-memory queue.
+    store: Option<Arc<dyn QueueStore>>,
     state: Mutex<QueueState>,
     /// Wakes the queue's ack-deadline timer when the earliest deadline changes.
     pub(crate) timer: Notify,
 }
 
 impl Queue {
-    pub(crate) fn new(name: &str, config: QueueConfig) -> Arc<Queue> {
+    pub(crate) fn new(
+        name: &str,
+        config: QueueConfig,
+        store: Option<Arc<dyn QueueStore>>,
+    ) -> Arc<Queue> {
         Arc::new(Queue {
             name: Arc::from(name),
+            store,
             state: Mutex::new(QueueState {
                 config,
                 ready: VecDeque::new(),
@@ -237,23 +248,57 @@ impl Queue {
         })
     }
 
-    pub(crate) fn configure(&self, options: &QueueOptions) {
-        self.state.lock().config.apply(options);
+    pub(crate) fn configure(&self, options: &QueueOptions) -> QueueConfig {
+        let config = {
+            let mut state = self.state.lock();
+            state.config.apply(options);
+            state.config.clone()
+        };
         self.timer.notify_one();
+        config
+    }
+
+    pub(crate) fn store(&self) -> Option<&Arc<dyn QueueStore>> {
+        self.store.as_ref()
+    }
+
+    /// Puts back what a durable queue's store recovered: every message not acked,
+    /// ready again, with its delivery count kept.
+    pub(crate) fn restore(&self, messages: Vec<QueuedMessage>) -> Result<(), String> {
+        let mut state = self.state.lock();
+        for m in messages {
+            let job = StoredJob::decode(&m.body).ok_or_else(|| {
+                format!("queue `{}`: message {} is not readable", self.name, m.seq)
+            })?;
+            state.next_id = state.next_id.max(m.seq + 1);
+            state.ready.push_back(Message {
+                id: m.seq,
+                msg: Arc::from(m.seq.to_string()),
+                time: m.time_ms,
+                enqueued: Instant::now(),
+                data: job.data,
+                headers: job.headers.map(Arc::new),
+                attempt: m.attempts,
+                waiter: None,
+                reply: job.reply,
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn is_deleted(&self) -> bool {
         self.state.lock().deleted
     }
 
-    /// Appends a message (see [`Queue::dispatch_ready`] to deliver it).
+    /// Appends a message (see [`Queue::dispatch_ready`] to deliver it). For a durable
+    /// queue the ticket resolves when the message is on disk.
     pub(crate) fn enqueue(
         self: &Arc<Self>,
         data: Payload,
         headers: Option<Arc<Headers>>,
         waiter: Option<Arc<Waiter>>,
         reply: bool,
-    ) -> Result<Arc<str>, BrokerError> {
+    ) -> Result<(Arc<str>, Option<Ticket>), BrokerError> {
         let mut state = self.state.lock();
         if state.deleted {
             return Err(BrokerError::new(
@@ -272,14 +317,22 @@ impl Queue {
                 ));
             }
         }
-        let id = state.next_id;
-        state.next_id += 1;
+        let time = now_ms();
+        let (id, ticket) = match &self.store {
+            Some(store) => {
+                let body = StoredJob::encode(&data, headers.as_deref(), reply);
+                let appended = store.append(time, body.as_bytes())?;
+                (appended.seq, Some(appended.durable))
+            }
+            None => (state.next_id, None),
+        };
+        state.next_id = id + 1;
         state.msgs_in += 1;
         let msg: Arc<str> = Arc::from(id.to_string());
         state.ready.push_back(Message {
             id,
             msg: msg.clone(),
-            time: now_ms(),
+            time,
             enqueued: Instant::now(),
             data,
             headers,
@@ -287,7 +340,7 @@ impl Queue {
             waiter,
             reply,
         });
-        Ok(msg)
+        Ok((msg, ticket))
     }
 
     /// Hands ready messages to consumers with room. Callers run it after answering the
@@ -367,6 +420,7 @@ impl Queue {
         match how {
             Settle::Ack | Settle::Reply(_) => {
                 state.acked += 1;
+                self.forget(message.id);
                 if let Some(w) = message.waiter {
                     let outcome = match how {
                         Settle::Reply(data) => Settlement::Replied(data),
@@ -425,6 +479,7 @@ impl Queue {
         let purged: Vec<Message> = state.ready.drain(..).collect();
         let n = purged.len() as u64;
         for m in purged {
+            self.forget(m.id);
             if let Some(w) = m.waiter {
                 effects
                     .settle
@@ -503,8 +558,8 @@ impl Queue {
                 .map(|m| m.enqueued)
                 .min()
                 .map(|t| t.elapsed().as_millis() as u64),
-            stored: 0,
-            stored_bytes: 0,
+            stored: self.store.as_ref().map_or(0, |s| s.stats().messages),
+            stored_bytes: self.store.as_ref().map_or(0, |s| s.stats().bytes),
         }
     }
 
@@ -568,12 +623,21 @@ impl Queue {
                 .settle
                 .push((w, message.msg.clone(), Settlement::Dead(reason.into())));
         }
+        let to = state.config.dead_letter.clone();
+        let settle_source = match (&to, &self.store) {
+            (Some(_), Some(store)) => Some((store.clone(), message.id)),
+            _ => {
+                self.forget(message.id);
+                None
+            }
+        };
         effects.dead_letters.push(DeadLetter {
-            to: state.config.dead_letter.clone(),
+            to,
             from: self.name.clone(),
             reason,
             data: message.data,
             headers: message.headers,
+            settle_source,
         });
     }
 
@@ -616,6 +680,16 @@ impl Queue {
             }
             consumer.unacked += 1;
             effects.delivered += 1;
+            if let Some(store) = &self.store {
+                if let Err(e) = store.record_attempt(message.id, message.attempt) {
+                    tracing::warn!(
+                        "queue {}: recording attempt {} of {}: {e}",
+                        self.name,
+                        message.attempt,
+                        message.id
+                    );
+                }
+            }
             let cid = consumer.cid.clone();
             if message.attempt > 1 {
                 state.redelivered += 1;
@@ -639,6 +713,59 @@ impl Queue {
                 self.timer.notify_one();
             }
         }
+    }
+}
+
+impl Queue {
+    /// Records in the store that a message is settled and must not come back.
+    fn forget(&self, id: u64) {
+        if let Some(store) = &self.store {
+            if let Err(e) = store.ack(id) {
+                tracing::warn!("queue {}: recording the ack of {id}: {e}", self.name);
+            }
+        }
+    }
+}
+
+/// How a queue message is kept in its store: `{"d":data,"h":headers,"r":true}`.
+struct StoredJob {
+    data: Payload,
+    headers: Option<Headers>,
+    reply: bool,
+}
+
+impl StoredJob {
+    fn encode(data: &Payload, headers: Option<&Headers>, reply: bool) -> String {
+        let mut out = String::with_capacity(data.len() + 32);
+        out.push_str("{\"d\":");
+        out.push_str(data.as_json());
+        if let Some(h) = headers {
+            out.push_str(",\"h\":");
+            out.push_str(&serde_json::to_string(h).unwrap_or_else(|_| "{}".into()));
+        }
+        if reply {
+            out.push_str(",\"r\":true");
+        }
+        out.push('}');
+        out
+    }
+
+    fn decode(body: &[u8]) -> Option<StoredJob> {
+        #[derive(serde::Deserialize)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            d: &'a serde_json::value::RawValue,
+            #[serde(default)]
+            h: Option<Headers>,
+            #[serde(default)]
+            r: bool,
+        }
+        let raw: Raw = serde_json::from_slice(body).ok()?;
+        Some(StoredJob {
+            data: Payload::from_raw(raw.d),
+            headers: raw.h,
+            reply: raw.r,
+        })
     }
 }
 

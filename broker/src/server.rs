@@ -37,7 +37,10 @@ impl Server {
     /// Binds the listen address and creates the broker. Call from a tokio runtime.
     pub async fn bind(config: Config) -> std::io::Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
-        let broker = Broker::new(config);
+        let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|e| std::io::Error::other(e.message))?;
         broker.set_listen(listener.local_addr()?);
         Ok(Server { broker, listener })
     }
@@ -104,6 +107,8 @@ impl Server {
         if drained.is_err() {
             tasks.abort_all();
         }
+        let closing = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || closing.close_storage()).await;
     }
 }
 

@@ -30,6 +30,9 @@ impl TestBroker {
 
     pub async fn with(mut config: Config) -> TestBroker {
         config.listen = "127.0.0.1:0".parse().unwrap();
+        if config.data_dir == Config::default().data_dir {
+            config.data_dir = temp_data_dir();
+        }
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr().unwrap();
         let url = server.url();
@@ -52,6 +55,16 @@ impl TestBroker {
         self.broker.shutdown();
         let _ = tokio::time::timeout(WAIT, self.task).await;
     }
+}
+
+/// A fresh, empty data directory for one broker.
+pub fn temp_data_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// A WebSocket client that sends and reads raw JSON frames.

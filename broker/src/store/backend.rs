@@ -179,6 +179,10 @@ impl LogBackend {
 }
 
 impl Backend for LogBackend {
+    fn close(&self) {
+        LogBackend::close(self);
+    }
+
     fn open_queue(&self, name: &str) -> Result<Arc<dyn QueueStore>, StoreError> {
         Ok(Arc::new(self.open_queue_store(name)?))
     }

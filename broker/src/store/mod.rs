@@ -289,6 +289,9 @@ pub trait Backend: Send + Sync {
     fn stored_queues(&self) -> Result<Vec<String>, StoreError>;
     /// The topics that have a store, to reopen at start-up.
     fn stored_topics(&self) -> Result<Vec<String>, StoreError>;
+    /// Writes and makes durable everything pending (acks included), then refuses
+    /// further appends: the last step of a graceful shutdown. Blocking.
+    fn close(&self);
 }
 
 #[cfg(test)]

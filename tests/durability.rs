@@ -1,0 +1,208 @@
+//! Durable queues across restarts and `kill -9`, with outcomes counted the way
+//! RabbitMQ's Jepsen checker does: lost (confirmed, never consumed), unexpected
+//! (consumed, never sent), duplicated, recovered (unconfirmed but consumed).
+//! (Power cuts, which `kill -9` cannot test, are simulated in the store's own tests.)
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use switchyard_broker::client::Client;
+use switchyard_broker::Config;
+
+#[tokio::test]
+async fn acked_messages_stay_gone_and_unacked_ones_come_back_after_a_restart() {
+    let dir = temp_data_dir();
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let b = TestBroker::with(config.clone()).await;
+    let c = Client::connect(&b.url).await.unwrap();
+    c.declare_queue("jobs", json!({"ack_timeout_ms": 60000, "max_attempts": 5}))
+        .await
+        .unwrap();
+    for n in 1..=5 {
+        assert_eq!(
+            c.send("jobs", json!({"n": n})).await.unwrap(),
+            n.to_string()
+        );
+    }
+    let mut w = c.consume("jobs", 3).await.unwrap();
+    let j1 = w.next().await.unwrap();
+    let j2 = w.next().await.unwrap();
+    let j3 = w.next().await.unwrap();
+    c.ack(j1.tag).await.unwrap();
+    c.nack(j2.tag, false).await.unwrap(); // dropped: settled too
+    assert_eq!(j3.data, json!({"n": 3})); // left in flight
+    let before = b.broker.snapshot().queues[0].clone();
+    assert_eq!((before.stored, before.durable), (3, true));
+    b.stop().await;
+
+    let b = TestBroker::with(config).await;
+    let snap = b.broker.snapshot();
+    assert_eq!(
+        (
+            snap.queues[0].name.as_str(),
+            snap.queues[0].ready,
+            snap.queues[0].unacked
+        ),
+        ("jobs", 3, 0)
+    );
+    let c = Client::connect(&b.url).await.unwrap();
+    let mut w = c.consume("jobs", 10).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let j = w.next().await.unwrap();
+        got.push((j.msg.clone(), j.attempt, j.data.clone()));
+        c.ack(j.tag).await.unwrap();
+    }
+    // 4 and 5 had been delivered too (into the consumer's prefetch, unread): every
+    // unacked message comes back with its delivery count kept.
+    assert_eq!(
+        got,
+        vec![
+            ("3".to_string(), 2, json!({"n": 3})),
+            ("4".to_string(), 2, json!({"n": 4})),
+            ("5".to_string(), 2, json!({"n": 5})),
+        ]
+    );
+    // New messages continue the ids, and the declared options came back.
+    assert_eq!(c.send("jobs", json!(6)).await.unwrap(), "6");
+    let j = w.next().await.unwrap();
+    let inflight = &b.broker.snapshot().inflight[0];
+    assert!(
+        inflight.deadline_in_ms > 50_000,
+        "ack_timeout_ms survived: {inflight:?}"
+    );
+    c.ack(j.tag).await.unwrap();
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_non_durable_queue_keeps_nothing() {
+    let dir = temp_data_dir();
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let b = TestBroker::with(config.clone()).await;
+    let c = Client::connect(&b.url).await.unwrap();
+    c.declare_queue("scratch", json!({"durable": false}))
+        .await
+        .unwrap();
+    c.send("scratch", json!(1)).await.unwrap();
+    let flip = c
+        .declare_queue("scratch", json!({"durable": true}))
+        .await
+        .unwrap_err();
+    assert_eq!(flip.code(), Some("bad_frame"));
+    assert!(!b.broker.snapshot().queues[0].durable);
+    b.stop().await;
+    let b = TestBroker::with(config).await;
+    assert!(b.broker.snapshot().queues.is_empty());
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+fn serve(dir: &std::path::Path, port: u16) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("switchyard listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_nothing_confirmed() {
+    let dir = temp_data_dir();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut sent: BTreeSet<u64> = BTreeSet::new();
+    let mut confirmed: BTreeSet<u64> = BTreeSet::new();
+    let mut next = 0u64;
+    for round in 0..3 {
+        let (mut child, url) = serve(&dir, port);
+        let c = Client::connect(&url).await.unwrap();
+        // Many sends in flight at once; kill the broker while they are.
+        let mut pending = Vec::new();
+        for _ in 0..2000 {
+            next += 1;
+            sent.insert(next);
+            let c = c.clone();
+            let n = next;
+            pending.push(tokio::spawn(async move {
+                (n, c.send("stream", json!({"n": n})).await.is_ok())
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20 + 15 * round)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        for p in pending {
+            let (n, ok) = p.await.unwrap();
+            if ok {
+                confirmed.insert(n);
+            }
+        }
+    }
+    assert!(
+        !confirmed.is_empty(),
+        "some sends were confirmed before the kills"
+    );
+    // Restart and drain the queue.
+    let (mut child, url) = serve(&dir, port);
+    let c = Client::connect(&url).await.unwrap();
+    let mut w = c.consume("stream", 500).await.unwrap();
+    let mut consumed: BTreeMap<u64, u32> = BTreeMap::new();
+    while let Ok(Some(j)) = tokio::time::timeout(Duration::from_secs(2), w.next()).await {
+        *consumed.entry(j.data["n"].as_u64().unwrap()).or_default() += 1;
+        c.ack(j.tag).await.unwrap();
+    }
+    let lost: Vec<_> = confirmed
+        .iter()
+        .filter(|n| !consumed.contains_key(n))
+        .collect();
+    let unexpected: Vec<_> = consumed.keys().filter(|n| !sent.contains(n)).collect();
+    let duplicated: Vec<_> = consumed.iter().filter(|(_, &k)| k > 1).collect();
+    let recovered = consumed.keys().filter(|n| !confirmed.contains(n)).count();
+    eprintln!(
+        "sent {} confirmed {} consumed {} recovered {recovered}",
+        sent.len(),
+        confirmed.len(),
+        consumed.len()
+    );
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(unexpected.is_empty(), "unexpected: {unexpected:?}");
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
