@@ -20,12 +20,12 @@ use crate::events::Shared;
 use crate::filter::Filter;
 use crate::meta::{MetaFile, QueueMeta};
 use crate::names;
-use crate::protocol::{event, ErrorCode, Headers, Payload, QueueOptions};
+use crate::protocol::{event, ErrorCode, From, Headers, Payload, QueueOptions, Retention};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
 use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};
-use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, Ticket};
-use crate::topic::{Subscription, TailBuffer, Target, Topics};
+use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, ReadFrom, StoreConfig, Ticket};
+use crate::topic::{Done, Subscription, TailBuffer, Target, Topics};
 
 /// The broker's settings.
 #[derive(Debug, Clone)]
@@ -123,13 +123,14 @@ impl Broker {
         let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;
         let meta = MetaFile::load(&config.data_dir).map_err(fail)?;
         let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared::default());
         let broker = Broker {
             inner: Arc::new(Inner {
                 listen: Mutex::new(config.listen.to_string()),
                 config,
                 started: Instant::now(),
-                shared: Arc::new(Shared::default()),
-                topics: Topics::new(),
+                topics: Topics::new(shared.clone(), tokio::runtime::Handle::current()),
+                shared,
                 queues: RwLock::new(HashMap::new()),
                 sessions: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
@@ -143,9 +144,23 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Reopens every stored queue with its unacked messages.
+    /// Reopens every stored queue with its unacked messages, and every retained topic.
     fn recover(&self) -> Result<(), BrokerError> {
         let inner = &self.inner;
+        for name in inner.backend.stored_topics()? {
+            let retention = inner.meta.topic(&name).unwrap_or_default();
+            let store = inner
+                .backend
+                .open_topic(&name, store_retention(&retention))?;
+            self.report_recovery(&name, &store.recovery());
+            let stats = store.stats();
+            inner.topics.retain(&name, store)?;
+            inner.shared.record(
+                EventKind::Storage,
+                format!("recovered topic {name}: {} stored messages", stats.messages),
+            );
+        }
+        inner.runtime.spawn(run_retention(Arc::downgrade(inner)));
         for name in inner.backend.stored_queues()? {
             let store = inner.backend.open_queue(&name)?;
             let messages = store.recover()?;
@@ -257,22 +272,79 @@ impl Broker {
 
     // ----- topics -----
 
-    /// Publishes a message; returns its seq.
+    /// Publishes a message. `done` gets its seq once delivered (for a retained
+    /// topic, once it is on disk) or the error that stopped it.
     pub(crate) fn publish(
         &self,
         session: Option<&Session>,
         topic: &str,
         data: &Payload,
         headers: Option<&Headers>,
-    ) -> Result<u64, BrokerError> {
+        done: Option<Done>,
+    ) -> Result<(), BrokerError> {
         names::check_topic(topic)?;
-        let published = self.inner.topics.publish(topic, data, headers)?;
+        self.inner.topics.publish(topic, data, headers, done)?;
         self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
-        self.inner.shared.add_out(published.delivered);
         if let Some(s) = session {
             s.msgs_in.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(published.seq)
+        Ok(())
+    }
+
+    /// Declares a topic; with `retain`, its messages are kept on disk (and the
+    /// retention limits replaced if it already was retained).
+    pub(crate) fn declare_topic(
+        &self,
+        name: &str,
+        retain: Option<&Retention>,
+    ) -> Result<(), BrokerError> {
+        names::check_topic(name)?;
+        let topic = self.inner.topics.topic(name)?;
+        let Some(retention) = retain else {
+            return Ok(());
+        };
+        match topic.store() {
+            Some(store) => store.set_retention(store_retention(retention)),
+            None => {
+                let store = self
+                    .inner
+                    .backend
+                    .open_topic(name, store_retention(retention))?;
+                self.inner.topics.retain(name, store)?;
+            }
+        }
+        self.inner
+            .meta
+            .set_topic(name, Some(retention.clone()))
+            .map_err(|e| BrokerError::new(ErrorCode::Internal, e))
+    }
+
+    pub(crate) fn seal(&self, name: &str, done: Done) -> Result<(), BrokerError> {
+        names::check_topic(name)?;
+        self.inner.topics.seal(name, done)
+    }
+
+    pub(crate) fn delete_topic(&self, name: &str, actor: &str) -> Result<(), BrokerError> {
+        names::check_topic(name)?;
+        if let Some(store) = self.inner.topics.delete(name)? {
+            if let Err(e) = self.inner.meta.set_topic(name, None) {
+                tracing::error!("{e}");
+            }
+            self.inner.runtime.spawn_blocking(move || {
+                if let Err(e) = store.delete() {
+                    tracing::error!("deleting a topic's files: {e}");
+                }
+            });
+        }
+        self.inner
+            .shared
+            .record(EventKind::Delete, format!("{actor} deleted topic {name}"));
+        Ok(())
+    }
+
+    /// The last `n` messages of a retained topic.
+    pub fn peek_topic(&self, name: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
+        self.inner.topics.peek(name, n)
     }
 
     /// Adds a subscription; `added` runs before any message can reach it (to answer first).
@@ -282,6 +354,7 @@ impl Broker {
         sid: String,
         pattern: String,
         filter: Option<String>,
+        from: Option<From>,
         added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         names::check_pattern(&pattern)?;
@@ -300,9 +373,23 @@ impl Broker {
             filter,
             Target::Session(session.clone()),
         ));
-        subs.insert(sid, sub.clone());
+        subs.insert(sid.clone(), sub.clone());
         drop(subs);
-        self.inner.topics.subscribe(sub, added);
+        let read_from = match from {
+            None | Some(From::New) => None,
+            Some(From::First) => Some(ReadFrom::First),
+            Some(From::Seq(n)) => Some(ReadFrom::Seq(n)),
+            Some(From::Time(t)) => Some(ReadFrom::Time(t)),
+        };
+        match read_from {
+            None => self.inner.topics.subscribe(sub, added),
+            Some(from) => {
+                if let Err(e) = self.inner.topics.subscribe_from(sub, from, added) {
+                    session.subs.lock().remove(&sid);
+                    return Err(e);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -717,8 +804,21 @@ impl Broker {
                 data,
                 headers,
             } => {
-                let seq =
-                    self.publish(None, &topic, &Payload::from_value(&data), headers.as_ref())?;
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let done: Done = Box::new(move |r| {
+                    let _ = tx.send(r);
+                });
+                self.publish(
+                    None,
+                    &topic,
+                    &Payload::from_value(&data),
+                    headers.as_ref(),
+                    Some(done),
+                )?;
+                // A retained topic answers after its fsync: a few ms.
+                let seq = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| {
+                    BrokerError::new(ErrorCode::Timeout, "the publish was not confirmed in time")
+                })??;
                 self.inner.shared.record(
                     EventKind::Publish,
                     format!("{actor} published seq {seq} to {topic}"),
@@ -764,10 +864,7 @@ impl Broker {
             }
             Command::Peek { target, n } => match target {
                 PeekTarget::Queue(q) => Ok(CommandOutcome::Peeked(self.peek_queue(&q, n)?)),
-                PeekTarget::Topic(t) => Err(BrokerError::new(
-                    ErrorCode::NotRetained,
-                    format!("topic `{t}` is not retained: it keeps no messages to peek"),
-                )),
+                PeekTarget::Topic(t) => Ok(CommandOutcome::Peeked(self.peek_topic(&t, n)?)),
             },
         }
     }
@@ -775,6 +872,40 @@ impl Broker {
     /// The Prometheus text exposition of the broker's counters.
     pub fn metrics(&self) -> String {
         crate::metrics::render(&self.snapshot())
+    }
+}
+
+/// The store's retention limits from the protocol's.
+fn store_retention(r: &Retention) -> crate::store::Retention {
+    crate::store::Retention {
+        max_messages: r.max_messages,
+        max_bytes: r.max_bytes,
+        max_age_s: r.max_age_s,
+    }
+}
+
+/// Applies retained topics' limits (by age, which no append triggers) every few seconds.
+async fn run_retention(broker: Weak<Inner>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        ticks.tick().await;
+        let Some(inner) = broker.upgrade() else {
+            return;
+        };
+        if *inner.shutdown.borrow() {
+            return;
+        }
+        let stores = inner.topics.stores();
+        drop(inner);
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = crate::time::now_ms();
+            for (name, store) in stores {
+                if let Err(e) = store.apply_retention(now) {
+                    tracing::warn!("retention of topic {name}: {e}");
+                }
+            }
+        })
+        .await;
     }
 }
 

@@ -29,6 +29,7 @@ use crate::protocol::{
 use crate::queue::{Settle, Waiter};
 use crate::session::Session;
 use crate::store::Ticket;
+use crate::topic::Done;
 
 /// Largest frame the writer builds by packing waiting frames together.
 const PACK_BYTES: usize = 64 * 1024;
@@ -220,13 +221,6 @@ fn answer(
     }
 }
 
-fn not_yet(what: &str) -> BrokerError {
-    BrokerError::new(
-        ErrorCode::Internal,
-        format!("{what} is not available in this version of the broker"),
-    )
-}
-
 fn handle_request(
     broker: &Broker,
     session: &Arc<Session>,
@@ -252,35 +246,51 @@ fn handle_request(
             topic,
             data,
             headers,
-        } => broker
-            .publish(Some(session), &topic, &data, headers.as_ref())
-            .map(|seq| vec![("seq", seq.to_string())]),
+        } => {
+            // Answered when delivered (a retained topic: once on disk).
+            let done = id.map(|id| -> Done {
+                let (session, id) = (session.clone(), id.clone());
+                Box::new(move |r: Result<u64, BrokerError>| {
+                    answer(
+                        &session,
+                        Some(&id),
+                        r.map(|seq| vec![("seq", seq.to_string())]),
+                    )
+                })
+            });
+            match broker.publish(Some(session), &topic, &data, headers.as_ref(), done) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            }
+        }
         ClientFrame::Sub {
             topic,
             sid,
             filter,
             from,
-        } => {
-            if matches!(from, Some(f) if f != crate::protocol::From::New) {
-                Err(BrokerError::new(
-                    ErrorCode::NotRetained,
-                    format!("`from` needs a retained topic; `{topic}` is not retained"),
-                ))
-            } else {
-                match broker.subscribe(session, sid, topic, filter, || answer(session, id, none()))
-                {
-                    Ok(()) => return,
-                    Err(e) => Err(e),
-                }
+        } => match broker.subscribe(session, sid, topic, filter, from, || {
+            answer(session, id, none())
+        }) {
+            Ok(()) => return,
+            Err(e) => Err(e),
+        },
+        ClientFrame::Unsub { sid } => broker.unsubscribe(session, &sid).and_then(|_| none()),
+        ClientFrame::DeclareTopic { topic, retain } => broker
+            .declare_topic(&topic, retain.as_ref())
+            .and_then(|_| none()),
+        ClientFrame::Seal { topic } => {
+            let (s, rid) = (session.clone(), id.cloned());
+            let done: Done = Box::new(move |r: Result<u64, BrokerError>| {
+                answer(&s, rid.as_ref(), r.map(|_| Vec::new()))
+            });
+            match broker.seal(&topic, done) {
+                Ok(()) => return,
+                Err(e) => Err(e),
             }
         }
-        ClientFrame::Unsub { sid } => broker.unsubscribe(session, &sid).and_then(|_| none()),
-        ClientFrame::DeclareTopic { topic, retain } => match retain {
-            Some(_) => Err(not_yet("retained topics (`retain`)")),
-            None => crate::names::check_topic(&topic).and_then(|_| none()),
-        },
-        ClientFrame::Seal { .. } => Err(not_yet("`seal`")),
-        ClientFrame::DeleteTopic { .. } => Err(not_yet("topic `delete`")),
+        ClientFrame::DeleteTopic { topic } => broker
+            .delete_topic(&topic, &session.describe())
+            .and_then(|_| none()),
         ClientFrame::DeclareQueue { queue, options } => {
             broker.declare_queue(&queue, &options).and_then(|_| none())
         }
@@ -398,10 +408,10 @@ fn handle_request(
                 let json = serde_json::to_string(&messages).unwrap_or_else(|_| "[]".into());
                 vec![("messages", json)]
             }),
-            PeekOf::Topic(t) => Err(BrokerError::new(
-                ErrorCode::NotRetained,
-                format!("topic `{t}` is not retained: it keeps no messages to peek"),
-            )),
+            PeekOf::Topic(t) => broker.peek_topic(&t, n).map(|messages| {
+                let json = serde_json::to_string(&messages).unwrap_or_else(|_| "[]".into());
+                vec![("messages", json)]
+            }),
         },
         ClientFrame::Kick { client, reason } => broker
             .kick(

@@ -83,11 +83,27 @@ impl MetaFile {
         self.meta.lock().queues.get(name).cloned()
     }
 
+    pub(crate) fn topic(&self, name: &str) -> Option<Retention> {
+        self.meta.lock().topics.get(name).cloned()
+    }
+
     pub(crate) fn set_queue(&self, name: &str, queue: Option<QueueMeta>) -> Result<(), String> {
         let mut meta = self.meta.lock();
         let changed = match queue {
             Some(q) => meta.queues.insert(name.to_string(), q.clone()) != Some(q),
             None => meta.queues.remove(name).is_some(),
+        };
+        if changed {
+            self.write(&meta)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_topic(&self, name: &str, retention: Option<Retention>) -> Result<(), String> {
+        let mut meta = self.meta.lock();
+        let changed = match retention {
+            Some(r) => meta.topics.insert(name.to_string(), r.clone()) != Some(r),
+            None => meta.topics.remove(name).is_some(),
         };
         if changed {
             self.write(&meta)?;
@@ -128,8 +144,17 @@ mod tests {
             dead_letter: Some("dl".into()),
         };
         m.set_queue("jobs", Some(q.clone())).unwrap();
+        m.set_topic(
+            "t",
+            Some(Retention {
+                max_messages: Some(9),
+                ..Default::default()
+            }),
+        )
+        .unwrap();
         let again = MetaFile::load(&dir).unwrap();
         assert_eq!(again.queue("jobs"), Some(q));
+        assert_eq!(again.topic("t").unwrap().max_messages, Some(9));
         again.set_queue("jobs", None).unwrap();
         assert_eq!(MetaFile::load(&dir).unwrap().queue("jobs"), None);
         fs::remove_dir_all(&dir).unwrap();

@@ -1,26 +1,42 @@
-//! Topics: fan-out of published messages to every matching subscription.
+//! Topics: fan-out of published messages to every matching subscription, and
+//! retained topics that keep their messages in a log to be replayed.
 //!
 //! Subscriptions live in a subject trie. Each topic caches the list of subscriptions
 //! that match it, tagged with the trie's generation; a `sub` or `unsub` bumps the
 //! generation and the next publish to a topic rebuilds its list. A publish takes only
 //! its topic's lock (to keep seq order and delivery order the same), serializes the
-//! message once, and pushes a shared handle into each subscriber's outbound buffer.
+//! message once, evaluates filters, and pushes a shared handle into each matching
+//! subscriber's outbound buffer.
+//!
+//! A retained topic appends each message to its store under the same lock, and a
+//! per-topic task delivers messages in seq order only once they are durable (an
+//! unconfirmed seq may be reused after a crash, so nobody may see it before). A
+//! subscription with `from` first replays the log up to the seq where it joined,
+//! while live messages for it wait in its backlog: no gap, no duplicate.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
 
-use crate::command::TailMessage;
+use crate::command::{PeekedMessage, TailMessage};
 use crate::error::BrokerError;
+use crate::events::Shared;
 use crate::filter::{Filter, MessageView};
 use crate::names::SubjectTrie;
 use crate::outbound::OutItem;
 use crate::protocol::{event, ErrorCode, Headers, Payload};
 use crate::session::Session;
-use crate::stats::TopicStats;
+use crate::stats::{EventKind, TopicStats};
+use crate::store::{ReadFrom, Ticket, TopicStore};
 use crate::time::now_ms;
+
+/// Messages a replaying subscription may hold back before it counts as slow.
+const MAX_BACKLOG: usize = 100_000;
+/// Messages read from the log per blocking read during a replay.
+const REPLAY_CHUNK: usize = 512;
 
 /// Where a subscription's deliveries go.
 pub(crate) enum Target {
@@ -40,6 +56,9 @@ pub(crate) struct Subscription {
     head: Arc<str>,
     filter: Option<Filter>,
     target: Target,
+    /// While a replay runs, live messages wait in `backlog`.
+    replaying: AtomicBool,
+    backlog: Mutex<VecDeque<OutItem>>,
 }
 
 impl Subscription {
@@ -57,11 +76,74 @@ impl Subscription {
             pattern,
             filter,
             target,
+            replaying: AtomicBool::new(false),
+            backlog: Mutex::new(VecDeque::new()),
         }
     }
 
     pub(crate) fn filter_text(&self) -> Option<String> {
         self.filter.as_ref().map(|f| f.source().to_string())
+    }
+
+    fn session(&self) -> Option<&Arc<Session>> {
+        match &self.target {
+            Target::Session(s) => Some(s),
+            Target::Tail(_) => None,
+        }
+    }
+
+    /// Delivers one accepted message; false if the client refused it.
+    fn deliver(&self, m: &Accepted) -> bool {
+        match &self.target {
+            Target::Session(session) => {
+                let item = OutItem::Msg {
+                    head: self.head.clone(),
+                    body: m.body.clone(),
+                };
+                if self.replaying.load(Ordering::Acquire) {
+                    let mut backlog = self.backlog.lock();
+                    if self.replaying.load(Ordering::Acquire) {
+                        backlog.push_back(item);
+                        if backlog.len() > MAX_BACKLOG {
+                            backlog.clear();
+                            session.outbound.kick("slow_consumer");
+                        }
+                        return true;
+                    }
+                }
+                session.push(item).is_ok()
+            }
+            Target::Tail(tail) => {
+                tail.push(TailMessage {
+                    topic: m.topic.to_string(),
+                    seq: m.seq,
+                    time: m.time,
+                    data: m.data.to_value(),
+                    headers: m.headers.as_deref().cloned(),
+                });
+                true
+            }
+        }
+    }
+
+    /// Ends a replay: what waited in the backlog goes out, then live delivery resumes.
+    fn go_live(&self) {
+        let mut backlog = self.backlog.lock();
+        if let Some(session) = self.session() {
+            for item in backlog.drain(..) {
+                if session.push(item).is_err() {
+                    break;
+                }
+            }
+        }
+        backlog.clear();
+        self.replaying.store(false, Ordering::Release);
+    }
+
+    fn end(&self, topic: &str) {
+        if let Some(s) = self.session() {
+            s.send_text(event::end(&self.sid, topic));
+        }
     }
 }
 
@@ -95,6 +177,34 @@ impl TailBuffer {
     }
 }
 
+/// What is called with the outcome of a publish: its seq once delivered (for a
+/// retained topic, once durable), or why it failed.
+pub(crate) type Done = Box<dyn FnOnce(Result<u64, BrokerError>) + Send>;
+
+/// A message accepted on a topic, with the subscriptions (filters applied) it goes to.
+struct Accepted {
+    topic: Arc<str>,
+    seq: u64,
+    time: u64,
+    body: Arc<String>,
+    data: Payload,
+    headers: Option<Arc<Headers>>,
+    targets: Vec<Arc<Subscription>>,
+}
+
+/// Work for a retained topic's delivery task, in the order it was accepted.
+enum Deferred {
+    Msg {
+        accepted: Accepted,
+        durable: Ticket,
+        done: Option<Done>,
+    },
+    Seal {
+        durable: Ticket,
+        done: Option<Done>,
+    },
+}
+
 /// One topic's counters and publish state.
 pub(crate) struct Topic {
     name: Arc<str>,
@@ -107,12 +217,12 @@ struct TopicState {
     seq: u64,
     generation: u64,
     matching: Arc<[Arc<Subscription>]>,
+    sealed: bool,
+    /// The log of a retained topic.
+    store: Option<Arc<dyn TopicStore>>,
+    /// The retained topic's delivery task.
+    deferred: Option<mpsc::UnboundedSender<Deferred>>,
 }
-
-/// Most topics the broker keeps counters for. Past it, topics that no subscription
-/// matches are forgotten (their counters and seq start again if they come back), so
-/// a client publishing to endless new names cannot grow the broker's memory.
-pub(crate) const MAX_TOPICS: usize = 100_000;
 
 /// Every topic and subscription of the broker.
 pub(crate) struct Topics {
@@ -122,30 +232,61 @@ pub(crate) struct Topics {
     by_name: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
     next_key: AtomicU64,
     max_topics: usize,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
 }
 
-/// The result of a publish.
-pub(crate) struct Published {
-    pub(crate) seq: u64,
-    pub(crate) delivered: u64,
+/// Most topics the broker keeps counters for. Past it, topics that no subscription
+/// matches (and that are not retained) are forgotten, so a client publishing to
+/// endless new names cannot grow the broker's memory.
+pub(crate) const MAX_TOPICS: usize = 100_000;
+
+impl Topic {
+    fn refresh_matching(&self, state: &mut TopicState, topics: &Topics) {
+        let generation = topics.generation.load(Ordering::SeqCst);
+        if state.generation != generation {
+            let mut matching = Vec::new();
+            topics.trie.read().matches_into(&self.name, &mut matching);
+            state.matching = Arc::from(matching);
+            state.generation = generation;
+        }
+    }
+
+    /// Pushes an accepted message to its subscriptions; counts what was delivered.
+    fn deliver(&self, accepted: &Accepted, shared: &Shared) {
+        let delivered = accepted
+            .targets
+            .iter()
+            .filter(|s| s.deliver(accepted))
+            .count() as u64;
+        self.msgs_out.fetch_add(delivered, Ordering::Relaxed);
+        shared.add_out(delivered);
+    }
+
+    /// Tells every matching subscription that the topic ended.
+    fn end_all(&self, topics: &Topics) {
+        let mut state = self.state.lock();
+        self.refresh_matching(&mut state, topics);
+        for sub in state.matching.iter() {
+            sub.end(&self.name);
+        }
+    }
+
+    pub(crate) fn store(&self) -> Option<Arc<dyn TopicStore>> {
+        self.state.lock().store.clone()
+    }
 }
 
 impl Topics {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, runtime: tokio::runtime::Handle) -> Self {
         Topics {
             trie: RwLock::new(SubjectTrie::new()),
             generation: AtomicU64::new(1),
             by_name: RwLock::new(HashMap::new()),
             next_key: AtomicU64::new(1),
             max_topics: MAX_TOPICS,
-        }
-    }
-
-    #[cfg(test)]
-    fn with_max_topics(max_topics: usize) -> Self {
-        Topics {
-            max_topics,
-            ..Topics::new()
+            shared,
+            runtime,
         }
     }
 
@@ -153,7 +294,12 @@ impl Topics {
         self.next_key.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.by_name.read().get(name).cloned()
+    }
+
+    /// The topic of that name, created if needed.
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
         if let Some(t) = self.by_name.read().get(name) {
             return Ok(t.clone());
         }
@@ -163,11 +309,11 @@ impl Topics {
         }
         if map.len() >= self.max_topics {
             let trie = self.trie.read();
-            map.retain(|name, _| trie.count_matches(name) > 0);
+            map.retain(|name, t| trie.count_matches(name) > 0 || t.state.lock().store.is_some());
             if map.len() >= self.max_topics {
                 return Err(BrokerError::new(
                     ErrorCode::Limit,
-                    format!("the broker tracks {} topics, all subscribed to", map.len()),
+                    format!("the broker tracks {} topics, all in use", map.len()),
                 ));
             }
         }
@@ -177,6 +323,9 @@ impl Topics {
                 seq: 0,
                 generation: 0,
                 matching: Arc::from(Vec::new()),
+                sealed: false,
+                store: None,
+                deferred: None,
             }),
             msgs_in: AtomicU64::new(0),
             msgs_out: AtomicU64::new(0),
@@ -185,18 +334,81 @@ impl Topics {
         Ok(topic)
     }
 
+    /// Makes a topic retained with its store (a new one, or reopened at start-up):
+    /// its seq continues from the log, and a task starts delivering durable messages.
+    pub(crate) fn retain(&self, name: &str, store: Arc<dyn TopicStore>) -> Result<(), BrokerError> {
+        let topic = self.topic(name)?;
+        let mut state = topic.state.lock();
+        if state.store.is_some() {
+            return Ok(());
+        }
+        state.seq = store.stats().next_seq.saturating_sub(1);
+        state.sealed = store.is_sealed();
+        let (tx, rx) = mpsc::unbounded_channel();
+        state.store = Some(store);
+        state.deferred = Some(tx);
+        drop(state);
+        self.runtime
+            .spawn(run_deliveries(topic.clone(), rx, self.shared.clone()));
+        Ok(())
+    }
+
     /// Adds a subscription (its pattern already checked). Every message accepted on a
     /// matching topic after this returns reaches it. `added` runs while no publish can
     /// see the new subscription yet, so what it queues precedes every delivery.
     pub(crate) fn subscribe(&self, sub: Arc<Subscription>, added: impl FnOnce()) {
         if !crate::names::is_wildcard(&sub.pattern) {
             // At the topic cap the subscription still works; it just isn't listed yet.
-            let _ = self.topic(&sub.pattern);
+            if let Ok(topic) = self.topic(&sub.pattern) {
+                let sealed = topic.state.lock().sealed;
+                self.insert(sub.clone(), added);
+                if sealed {
+                    sub.end(&topic.name);
+                }
+                return;
+            }
         }
+        self.insert(sub, added);
+    }
+
+    fn insert(&self, sub: Arc<Subscription>, added: impl FnOnce()) {
         let mut trie = self.trie.write();
         trie.insert(&sub.pattern.clone(), sub);
         self.generation.fetch_add(1, Ordering::SeqCst);
         added();
+    }
+
+    /// Subscribes to a retained topic from a point in its log: replays up to where it
+    /// joined, then continues live.
+    pub(crate) fn subscribe_from(
+        &self,
+        sub: Arc<Subscription>,
+        from: ReadFrom,
+        added: impl FnOnce(),
+    ) -> Result<(), BrokerError> {
+        let not_retained = || {
+            BrokerError::new(
+                ErrorCode::NotRetained,
+                format!(
+                    "`from` needs a retained topic; `{}` is not retained",
+                    sub.pattern
+                ),
+            )
+        };
+        let topic = self.get(&sub.pattern).ok_or_else(not_retained)?;
+        let mut state = topic.state.lock();
+        let store = state.store.clone().ok_or_else(not_retained)?;
+        // Every message up to `last` is replayed; later ones arrive live (held in the
+        // backlog until the replay is done). The topic lock keeps publishes out.
+        let last = state.seq;
+        sub.replaying.store(true, Ordering::Release);
+        self.insert(sub.clone(), added);
+        topic.refresh_matching(&mut state, self);
+        drop(state);
+        let shared = self.shared.clone();
+        self.runtime
+            .spawn(replay(topic, store, from, last, sub, shared));
+        Ok(())
     }
 
     pub(crate) fn unsubscribe(&self, sub: &Subscription) {
@@ -205,61 +417,171 @@ impl Topics {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Accepts a message on a topic (its name already checked) and delivers it.
+    /// Accepts a message on a topic (its name already checked). `done` gets the seq
+    /// once the message is delivered (for a retained topic, once it is durable).
     pub(crate) fn publish(
         &self,
         name: &str,
         data: &Payload,
         headers: Option<&Headers>,
-    ) -> Result<Published, BrokerError> {
+        done: Option<Done>,
+    ) -> Result<(), BrokerError> {
         let topic = self.topic(name)?;
         let mut state = topic.state.lock();
-        let generation = self.generation.load(Ordering::SeqCst);
-        if state.generation != generation {
-            let mut matching = Vec::new();
-            self.trie.read().matches_into(name, &mut matching);
-            state.matching = Arc::from(matching);
-            state.generation = generation;
+        if state.sealed {
+            return Err(BrokerError::new(
+                ErrorCode::Sealed,
+                format!("topic `{name}` is sealed"),
+            ));
         }
-        state.seq += 1;
-        let seq = state.seq;
+        topic.refresh_matching(&mut state, self);
+        let seq = state.seq + 1;
         let time = now_ms();
-        topic.msgs_in.fetch_add(1, Ordering::Relaxed);
-        let mut delivered = 0;
-        if !state.matching.is_empty() {
-            // Arc<String> shares the serialized body without copying it again.
-            let body = Arc::new(event::msg_body(name, seq, time, data, headers));
-            // Parsed at most once, and only if a filter looks into `data`.
-            let view = MessageView::new(name, headers, data.as_json());
-            for sub in state.matching.iter() {
-                if let Some(filter) = &sub.filter {
-                    if !filter.matches(&view) {
-                        continue;
-                    }
+        let retained = state.store.is_some();
+        let body = if !state.matching.is_empty() || retained {
+            Arc::new(event::msg_body(name, seq, time, data, headers))
+        } else {
+            Arc::new(String::new())
+        };
+        let durable = match &state.store {
+            Some(store) => match store.append(time, body.as_bytes()) {
+                Ok(appended) if appended.seq == seq => Some(appended.durable),
+                Ok(appended) => {
+                    // Cannot happen while appends go through this lock; resync if it does.
+                    state.seq = appended.seq;
+                    return Err(BrokerError::new(
+                        ErrorCode::Internal,
+                        format!(
+                            "topic `{name}`: the log gave seq {} for {seq}",
+                            appended.seq
+                        ),
+                    ));
                 }
-                match &sub.target {
-                    Target::Session(session) => {
-                        let item = OutItem::Msg {
-                            head: sub.head.clone(),
-                            body: body.clone(),
-                        };
-                        if session.push(item).is_ok() {
-                            delivered += 1;
-                        }
-                    }
-                    Target::Tail(tail) => tail.push(TailMessage {
-                        topic: name.to_string(),
-                        seq,
-                        time,
-                        data: data.to_value(),
-                        headers: headers.cloned(),
-                    }),
+                Err(e) => {
+                    self.shared.record(
+                        EventKind::Storage,
+                        format!("topic {name}: append failed: {e}"),
+                    );
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
+        state.seq = seq;
+        topic.msgs_in.fetch_add(1, Ordering::Relaxed);
+        // Parsed at most once, and only if a filter looks into `data`.
+        let view = MessageView::new(name, headers, data.as_json());
+        let targets: Vec<Arc<Subscription>> = state
+            .matching
+            .iter()
+            .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
+            .cloned()
+            .collect();
+        // Headers are kept only where they are needed again: a log or a tail.
+        let keep_headers = retained || targets.iter().any(|s| matches!(s.target, Target::Tail(_)));
+        let accepted = Accepted {
+            topic: topic.name.clone(),
+            seq,
+            time,
+            body,
+            data: data.clone(),
+            headers: headers.filter(|_| keep_headers).cloned().map(Arc::new),
+            targets,
+        };
+        match (durable, &state.deferred) {
+            (Some(durable), Some(tx)) => {
+                let _ = tx.send(Deferred::Msg {
+                    accepted,
+                    durable,
+                    done,
+                });
+            }
+            _ => {
+                topic.deliver(&accepted, &self.shared);
+                drop(state);
+                if let Some(done) = done {
+                    done(Ok(seq));
                 }
             }
         }
-        drop(state);
-        topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
-        Ok(Published { seq, delivered })
+        Ok(())
+    }
+
+    /// Seals a topic: later publishes fail; subscribers get `end` after every message
+    /// accepted before. `done` is called once the seal holds (durably, if retained).
+    pub(crate) fn seal(&self, name: &str, done: Done) -> Result<(), BrokerError> {
+        let topic = self.topic(name)?;
+        let mut state = topic.state.lock();
+        if state.sealed {
+            drop(state);
+            done(Ok(0));
+            return Ok(());
+        }
+        let durable = match &state.store {
+            Some(store) => Some(store.seal()?),
+            None => None,
+        };
+        state.sealed = true;
+        match (durable, &state.deferred) {
+            (Some(durable), Some(tx)) => {
+                let _ = tx.send(Deferred::Seal {
+                    durable,
+                    done: Some(done),
+                });
+            }
+            _ => {
+                drop(state);
+                topic.end_all(self);
+                done(Ok(0));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a topic; subscribers get `end`. Returns its store to delete, if retained.
+    pub(crate) fn delete(&self, name: &str) -> Result<Option<Arc<dyn TopicStore>>, BrokerError> {
+        let Some(topic) = self.by_name.write().remove(name) else {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no topic `{name}`"),
+            ));
+        };
+        topic.end_all(self);
+        let mut state = topic.state.lock();
+        state.deferred = None;
+        state.sealed = true;
+        Ok(state.store.take())
+    }
+
+    /// The last `n` messages of a retained topic.
+    pub(crate) fn peek(&self, name: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
+        let store = self.get(name).and_then(|t| t.store()).ok_or_else(|| {
+            BrokerError::new(
+                ErrorCode::NotRetained,
+                format!("topic `{name}` is not retained: it keeps no messages to peek"),
+            )
+        })?;
+        let next = store.stats().next_seq;
+        let mut out = Vec::new();
+        for item in store.read(ReadFrom::Seq(next.saturating_sub(n as u64))) {
+            let Ok(m) = item else { continue };
+            if let Some(p) = peeked(&m.body) {
+                out.push(p);
+            }
+            if out.len() == n {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every retained topic's store, for retention by age.
+    pub(crate) fn stores(&self) -> Vec<(Arc<str>, Arc<dyn TopicStore>)> {
+        self.by_name
+            .read()
+            .values()
+            .filter_map(|t| t.store().map(|s| (t.name.clone(), s)))
+            .collect()
     }
 
     pub(crate) fn stats(&self) -> Vec<TopicStats> {
@@ -267,19 +589,198 @@ impl Topics {
         let trie = self.trie.read();
         let mut out: Vec<TopicStats> = topics
             .iter()
-            .map(|t| TopicStats {
-                name: t.name.to_string(),
-                subscribers: trie.count_matches(&t.name) as u64,
-                msgs_in: t.msgs_in.load(Ordering::Relaxed),
-                msgs_out: t.msgs_out.load(Ordering::Relaxed),
-                retained: false,
-                stored: 0,
-                stored_bytes: 0,
-                sealed: false,
+            .map(|t| {
+                let state = t.state.lock();
+                let stored = state.store.as_ref().map(|s| s.stats()).unwrap_or_default();
+                TopicStats {
+                    name: t.name.to_string(),
+                    subscribers: trie.count_matches(&t.name) as u64,
+                    msgs_in: t.msgs_in.load(Ordering::Relaxed),
+                    msgs_out: t.msgs_out.load(Ordering::Relaxed),
+                    retained: state.store.is_some(),
+                    stored: stored.messages,
+                    stored_bytes: stored.bytes,
+                    sealed: state.sealed,
+                }
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+}
+
+/// A stored body is a `msg` delivery without its head: `"topic":..,"seq":..,...}`.
+fn as_object(body: &[u8]) -> Option<serde_json::Value> {
+    let text = std::str::from_utf8(body).ok()?;
+    serde_json::from_str(&format!("{{{text}")).ok()
+}
+
+fn peeked(body: &[u8]) -> Option<PeekedMessage> {
+    let v = as_object(body)?;
+    Some(PeekedMessage {
+        msg: None,
+        seq: v["seq"].as_u64(),
+        time: v["time"].as_u64().unwrap_or(0),
+        attempt: 0,
+        data: v.get("data").cloned().unwrap_or(serde_json::Value::Null),
+        headers: v
+            .get("headers")
+            .and_then(|h| serde_json::from_value(h.clone()).ok()),
+    })
+}
+
+/// Delivers a retained topic's messages in order, each once it is durable.
+async fn run_deliveries(
+    topic: Arc<Topic>,
+    mut work: mpsc::UnboundedReceiver<Deferred>,
+    shared: Arc<Shared>,
+) {
+    while let Some(item) = work.recv().await {
+        match item {
+            Deferred::Msg {
+                accepted,
+                durable,
+                done,
+            } => {
+                let result = durable.await;
+                match result {
+                    Ok(()) => {
+                        topic.deliver(&accepted, &shared);
+                        if let Some(done) = done {
+                            done(Ok(accepted.seq));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(done) = done {
+                            done(Err(e.into()));
+                        }
+                    }
+                }
+            }
+            Deferred::Seal { durable, done } => {
+                let result = durable.await;
+                let state = topic.state.lock();
+                for sub in state.matching.iter() {
+                    sub.end(&topic.name);
+                }
+                drop(state);
+                if let Some(done) = done {
+                    done(result.map(|()| 0).map_err(BrokerError::from));
+                }
+            }
+        }
+    }
+}
+
+/// Replays a retained topic's log to one subscription up to seq `last`, then lets it
+/// go live; ends it if the topic is sealed.
+async fn replay(
+    topic: Arc<Topic>,
+    store: Arc<dyn TopicStore>,
+    from: ReadFrom,
+    last: u64,
+    sub: Arc<Subscription>,
+    shared: Arc<Shared>,
+) {
+    let mut reader = Some(store.read(from));
+    let mut sent_up_to = 0u64;
+    let mut idle_rounds = 0;
+    while sent_up_to < last {
+        let Some(r) = reader.take() else { break };
+        let read = tokio::task::spawn_blocking(move || {
+            let mut r = r;
+            let mut batch = Vec::new();
+            let mut caught_up = false;
+            while batch.len() < REPLAY_CHUNK {
+                match r.next() {
+                    Some(item) => {
+                        let stop = matches!(&item, Ok(m) if m.seq >= last);
+                        batch.push(item);
+                        if stop {
+                            break;
+                        }
+                    }
+                    None => {
+                        caught_up = true;
+                        break;
+                    }
+                }
+            }
+            (r, batch, caught_up)
+        })
+        .await;
+        let Ok((r, batch, caught_up)) = read else {
+            break;
+        };
+        reader = Some(r);
+        for item in batch {
+            match item {
+                Ok(m) if m.seq <= last => {
+                    sent_up_to = m.seq;
+                    if !wait_for_room(&sub).await {
+                        return;
+                    }
+                    deliver_stored(&sub, &topic.name, &m.body);
+                }
+                Ok(_) => {}
+                Err(e) => shared.record(
+                    EventKind::Storage,
+                    format!("topic {}: replay skipped a corrupt record: {e}", topic.name),
+                ),
+            }
+        }
+        if caught_up && sent_up_to < last {
+            // What is left is not durable yet: wait for the fsync that covers it.
+            let _ = store.sync().await;
+            idle_rounds += 1;
+            if idle_rounds > 3 {
+                break; // a gap (an append that failed): nothing more to wait for
+            }
+        }
+    }
+    sub.go_live();
+    if topic.state.lock().sealed {
+        sub.end(&topic.name);
+    }
+}
+
+/// Waits until the subscriber's outbound buffer is at most half full; false if it left.
+async fn wait_for_room(sub: &Subscription) -> bool {
+    let Some(session) = sub.session() else {
+        return true;
+    };
+    while session.outbound.bytes() > session.outbound.limit() / 2 {
+        if session.outbound.is_closed() {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    !session.outbound.is_closed()
+}
+
+/// Sends one stored message to a replaying subscription, through its filter.
+fn deliver_stored(sub: &Subscription, topic: &str, body: &[u8]) {
+    if let Some(filter) = &sub.filter {
+        let Some(v) = as_object(body) else { return };
+        let headers: Option<Headers> = v
+            .get("headers")
+            .and_then(|h| serde_json::from_value(h.clone()).ok());
+        let data = v
+            .get("data")
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "null".into());
+        if !filter.matches(&MessageView::new(topic, headers.as_ref(), &data)) {
+            return;
+        }
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return;
+    };
+    if let Some(session) = sub.session() {
+        let _ = session.push(OutItem::Msg {
+            head: sub.head.clone(),
+            body: Arc::new(text.to_string()),
+        });
     }
 }
 
@@ -300,25 +801,29 @@ mod tests {
         buffer
     }
 
-    #[test]
-    fn unsubscribed_topics_are_forgotten_at_the_cap() {
-        let topics = Topics::with_max_topics(3);
+    #[tokio::test]
+    async fn unsubscribed_topics_are_forgotten_at_the_cap() {
+        let mut topics = Topics::new(
+            Arc::new(Shared::default()),
+            tokio::runtime::Handle::current(),
+        );
+        topics.max_topics = 3;
         let data = Payload::from_value(&serde_json::json!(1));
         let kept = tail_sub(&topics, "kept");
         for name in ["a", "b"] {
-            topics.publish(name, &data, None).unwrap();
+            topics.publish(name, &data, None, None).unwrap();
         }
         assert_eq!(topics.stats().len(), 3);
         // A fourth topic: the two nobody listens to are dropped, `kept` stays.
-        topics.publish("c", &data, None).unwrap();
+        topics.publish("c", &data, None, None).unwrap();
         let names: Vec<String> = topics.stats().into_iter().map(|t| t.name).collect();
         assert_eq!(names, vec!["c", "kept"]);
-        topics.publish("kept", &data, None).unwrap();
+        topics.publish("kept", &data, None, None).unwrap();
         assert_eq!(kept.drain(10).len(), 1);
         // When every tracked topic is subscribed to, a new one is refused.
         let _x = tail_sub(&topics, "c");
         let _y = tail_sub(&topics, "d");
-        let err = topics.publish("e", &data, None).err().unwrap();
+        let err = topics.publish("e", &data, None, None).err().unwrap();
         assert_eq!(err.code, ErrorCode::Limit);
     }
 }
