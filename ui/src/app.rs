@@ -13,6 +13,7 @@ use switchyard_broker::{
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
+use crate::delivery::{Delivery, Subscribers};
 use crate::keys::{self, Context};
 use crate::rates::Rates;
 use crate::source::Source;
@@ -237,24 +238,57 @@ pub struct Peek {
     pub scroll: usize,
 }
 
-/// A live tail of a topic.
-#[derive(Debug, Clone, PartialEq)]
+/// A live tail of a topic, with who each message reached.
+#[derive(Debug, Clone)]
 pub struct Tail {
-    /// The topic pattern tailed.
+    /// The topic tailed (the Topics view tails one topic by name).
     pub pattern: String,
     /// The newest [`TAIL_KEEP`] messages, oldest first.
-    pub messages: VecDeque<TailMessage>,
+    pub messages: VecDeque<Tailed>,
     /// Messages received since the tail opened, dropped ones included.
     pub received: u64,
     /// How many messages back from the newest the view is scrolled; 0 follows.
     pub back: usize,
+    /// The topic's subscriptions in the latest snapshot, filters compiled.
+    pub subscribers: Subscribers,
+}
+
+/// A tailed message and what was worked out about it once, when it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tailed {
+    /// The message.
+    pub message: TailMessage,
+    /// Its `data` as JSON text: what the filters read and the popup shows.
+    pub data_json: String,
+    /// Which subscriptions' filters passed it.
+    pub delivery: Delivery,
 }
 
 impl Tail {
+    fn new(topic: String, snapshot: &Snapshot) -> Self {
+        Tail {
+            subscribers: Subscribers::new(&topic, snapshot),
+            pattern: topic,
+            messages: VecDeque::new(),
+            received: 0,
+            back: 0,
+        }
+    }
+
+    /// Take in new messages, judging each against the subscribers' filters now,
+    /// so drawing only reads the result.
     fn push(&mut self, messages: Vec<TailMessage>) {
         let n = messages.len();
         self.received += n as u64;
-        self.messages.extend(messages);
+        for message in messages {
+            let data_json = serde_json::to_string(&message.data).unwrap_or_else(|e| e.to_string());
+            let delivery = self.subscribers.deliver(&message, &data_json);
+            self.messages.push_back(Tailed {
+                message,
+                data_json,
+                delivery,
+            });
+        }
         while self.messages.len() > TAIL_KEEP {
             self.messages.pop_front();
         }
@@ -262,6 +296,14 @@ impl Tail {
         if self.back > 0 {
             self.back = (self.back + n).min(self.messages.len().saturating_sub(1));
         }
+    }
+}
+
+/// The tail an overlay holds, if any.
+fn tail_of(overlay: &mut Option<Overlay>) -> Option<&mut Tail> {
+    match overlay {
+        Some(Overlay::Tail(tail)) => Some(tail),
+        _ => None,
     }
 }
 
@@ -390,6 +432,9 @@ impl App {
         self.rates.observe(&snapshot, now);
         self.snapshot = snapshot;
         self.last_refresh = Some(now);
+        if let Some(tail) = tail_of(&mut self.overlay) {
+            tail.subscribers.update(&self.snapshot);
+        }
         self.fresh = [false; 5];
         self.rebuild(self.view);
         if self.view != View::Overview {
@@ -401,10 +446,12 @@ impl App {
     /// One tick of the event loop: take in the source's latest snapshot and any
     /// new tail messages.
     pub fn tick(&mut self, source: &mut dyn Source, now: Instant) {
-        if let Some(Overlay::Tail(tail)) = &mut self.overlay {
+        // The snapshot first, so new tail messages are judged against the
+        // subscriptions as they are now.
+        self.refresh(source.snapshot(), now);
+        if let Some(tail) = tail_of(&mut self.overlay) {
             tail.push(source.poll_tail(TAIL_BATCH));
         }
-        self.refresh(source.snapshot(), now);
     }
 
     /// Turn a key press into an action (through the key table) and run it.
@@ -589,14 +636,7 @@ impl App {
                     return self.set_status(Level::Info, "No topic selected");
                 };
                 match source.open_tail(&topic) {
-                    Ok(()) => {
-                        self.overlay = Some(Overlay::Tail(Tail {
-                            pattern: topic,
-                            messages: VecDeque::new(),
-                            received: 0,
-                            back: 0,
-                        }));
-                    }
+                    Ok(()) => self.overlay = Some(Overlay::Tail(Tail::new(topic, &self.snapshot))),
                     Err(e) => self.set_status(Level::Error, format!("Tail of {topic} failed: {e}")),
                 }
             }

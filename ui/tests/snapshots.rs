@@ -235,11 +235,29 @@ fn peek_popup() {
 
 #[test]
 fn tail_view() {
+    // orders.eu has three subscriptions, each filtering; the scripted messages
+    // pass some filters and not others (#48212 passes none).
     let mut f = Fixture::typical();
     f.keys("2jjjj").key(KeyCode::Enter);
     f.check("tail_view__waiting");
     f.source.push_tail(fixture::tail_orders());
     f.tick().check("tail_view__orders_eu");
+}
+
+#[test]
+fn tail_view_crowded() {
+    // Hundreds of subscriptions on one topic: both the list and each message's
+    // line end in `+N more`.
+    let mut f = Fixture::crowded();
+    f.keys("2/globex.orders.0001")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter);
+    let messages = fixture::tail_orders().into_iter().map(|mut m| {
+        m.topic = "tenants.globex.orders.0001".into();
+        m
+    });
+    f.source.push_tail(messages);
+    f.tick().check("tail_view__crowded_subscribers");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use switchyard_broker::stats::{EventKind, EventRecord, TopicStats};
 use switchyard_broker::{Command, ErrorCode, PeekTarget};
 
 use super::*;
+use crate::delivery::Verdict;
 use crate::fixture::{self, FixtureSource};
 use crate::widgets::publish_form::Field;
 
@@ -623,6 +624,78 @@ fn enter_on_a_topic_tails_it_until_closed() {
         h.source.open_tail_pattern(),
         None,
         "closing the popup closes the tail"
+    );
+}
+
+/// The open tail.
+fn open_tail(h: &Harness) -> &Tail {
+    match h.app.overlay() {
+        Some(Overlay::Tail(tail)) => tail,
+        other => panic!("no tail, but {other:?}"),
+    }
+}
+
+/// `(label, verdict)` for each subscription of the tail's newest message.
+fn newest_delivery(h: &Harness) -> Vec<(String, Verdict)> {
+    let newest = open_tail(h).messages.back().expect("a tailed message");
+    newest
+        .delivery
+        .iter()
+        .map(|(sub, verdict)| (sub.label(), verdict))
+        .collect()
+}
+
+#[test]
+fn the_tail_lists_the_topics_subscriptions_and_judges_each_message() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    let labels: Vec<String> = open_tail(&h)
+        .subscribers
+        .list()
+        .iter()
+        .map(|s| s.label())
+        .collect();
+    assert_eq!(labels, ["c1/vip", "c4/s1", "c5/john"]);
+    h.source.push_tail(fixture::tail_orders());
+    h.tick();
+    let delivered: Vec<(u64, usize)> = open_tail(&h)
+        .messages
+        .iter()
+        .map(|m| (m.message.seq, m.delivery.delivered()))
+        .collect();
+    assert_eq!(
+        delivered,
+        [(48_211, 1), (48_212, 0), (48_213, 2), (48_215, 2)]
+    );
+    assert_eq!(
+        newest_delivery(&h),
+        [
+            ("c1/vip".to_string(), Verdict::FilteredOut),
+            ("c4/s1".to_string(), Verdict::Delivered),
+            ("c5/john".to_string(), Verdict::Delivered),
+        ]
+    );
+}
+
+#[test]
+fn the_tail_follows_subscriptions_as_snapshots_change_them() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    h.source
+        .push_tail(fixture::tail_orders().into_iter().take(1));
+    h.tick();
+    // c5 unsubscribes from orders.eu.
+    h.source.snapshot.clients[4].subscriptions.pop();
+    h.source
+        .push_tail(fixture::tail_orders().into_iter().take(1));
+    h.tick();
+    assert_eq!(open_tail(&h).subscribers.list().len(), 2);
+    let tail = open_tail(&h);
+    let sizes: Vec<usize> = tail.messages.iter().map(|m| m.delivery.len()).collect();
+    assert_eq!(
+        sizes,
+        [3, 2],
+        "each message keeps the subscriptions it was judged against"
     );
 }
 
