@@ -299,10 +299,14 @@ impl Tail {
     }
 }
 
-/// The tail an overlay holds, if any.
+/// The tail an overlay holds, if any: the tail popup's, or the one a publish form
+/// opened from it keeps running underneath.
 fn tail_of(overlay: &mut Option<Overlay>) -> Option<&mut Tail> {
     match overlay {
         Some(Overlay::Tail(tail)) => Some(tail),
+        Some(Overlay::Publish {
+            tail: Some(tail), ..
+        }) => Some(tail),
         _ => None,
     }
 }
@@ -315,7 +319,13 @@ pub enum Overlay {
     /// A question before a destructive action.
     Confirm(Pending),
     /// The publish form.
-    Publish(PublishForm),
+    Publish {
+        /// The form.
+        form: PublishForm,
+        /// The tail it was opened from: it keeps taking messages underneath, and
+        /// comes back when the form closes, to show who the test message reached.
+        tail: Option<Box<Tail>>,
+    },
     /// Peeked queue messages.
     Peek(Peek),
     /// A live topic tail.
@@ -419,7 +429,8 @@ impl App {
     pub fn context(&self) -> Context {
         match &self.overlay {
             Some(Overlay::Confirm(_)) => Context::Confirm,
-            Some(Overlay::Publish(_)) => Context::Form,
+            Some(Overlay::Publish { .. }) => Context::Form,
+            Some(Overlay::Tail(_)) => Context::Tail,
             Some(_) => Context::Popup,
             None if self.filter_input.is_some() => Context::Filter,
             None => Context::Table,
@@ -498,7 +509,7 @@ impl App {
             Action::Cancel => self.cancel(),
             Action::Submit => self.submit(source),
             Action::FocusNext | Action::FocusPrev => {
-                if let Some(Overlay::Publish(form)) = &mut self.overlay {
+                if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
                     form.toggle_focus();
                 }
             }
@@ -686,6 +697,19 @@ impl App {
     }
 
     fn open_publish_form(&mut self) {
+        match self.overlay.take() {
+            // From a tail, to its topic: publish a test message and watch which
+            // filters pass it.
+            Some(Overlay::Tail(tail)) => {
+                let form = PublishForm::new(Destination::Topic, &tail.pattern);
+                self.overlay = Some(Overlay::Publish {
+                    form,
+                    tail: Some(Box::new(tail)),
+                });
+                return;
+            }
+            other => self.overlay = other,
+        }
         let (kind, name) = match self.view {
             View::Topics => (
                 Destination::Topic,
@@ -705,7 +729,7 @@ impl App {
             View::Overview | View::Clients => return,
         };
         let form = PublishForm::new(kind, name.as_deref().unwrap_or(""));
-        self.overlay = Some(Overlay::Publish(form));
+        self.overlay = Some(Overlay::Publish { form, tail: None });
     }
 
     fn ask_purge(&mut self) {
@@ -842,13 +866,16 @@ impl App {
                 };
                 self.set_status(Level::Info, format!("Cancelled the {what}"));
             }
-            Some(Overlay::Publish(_)) => self.set_status(Level::Info, "Publish cancelled"),
+            Some(Overlay::Publish { tail, .. }) => {
+                self.overlay = tail.map(|tail| Overlay::Tail(*tail));
+                self.set_status(Level::Info, "Publish cancelled");
+            }
             other => self.overlay = other,
         }
     }
 
     fn submit(&mut self, source: &mut dyn Source) {
-        let Some(Overlay::Publish(form)) = &mut self.overlay else {
+        let Some(Overlay::Publish { form, tail }) = &mut self.overlay else {
             return;
         };
         let cmd = match form.command() {
@@ -872,7 +899,9 @@ impl App {
                     CommandOutcome::Sent { msg } => format!("Sent {msg} to {destination}"),
                     other => format!("Sent to {destination}: {other:?}"),
                 };
-                self.overlay = None;
+                // Back to the tail the form came from, if any, where the message
+                // shows with its deliveries as soon as it arrives.
+                self.overlay = tail.take().map(|tail| Overlay::Tail(*tail));
                 self.set_status(Level::Done, text);
                 self.refetch(source);
             }
@@ -888,7 +917,7 @@ impl App {
     }
 
     fn type_key(&mut self, key: KeyEvent) {
-        if let Some(Overlay::Publish(form)) = &mut self.overlay {
+        if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
             form.type_key(key);
             // An edit makes the last error stale.
             form.error = None;

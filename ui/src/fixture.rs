@@ -540,8 +540,8 @@ pub fn tail_orders() -> Vec<TailMessage> {
 
 /// A [`Source`] over a fixed snapshot that acts like a tiny broker: it records every
 /// command, applies the effect a real broker would have on its snapshot (a purge
-/// empties the queue, a kick removes the client), and replays scripted tail
-/// messages and peek results.
+/// empties the queue, a kick removes the client), replays scripted tail messages
+/// and peek results, and shows what is published to an open tail.
 #[derive(Debug, Clone, Default)]
 pub struct FixtureSource {
     /// What [`Source::snapshot`] returns.
@@ -686,6 +686,28 @@ impl Source for FixtureSource {
             Some(err) => Err(err),
             None => self.run(&cmd),
         };
+        // Like a broker, an open tail sees what is published while it is open.
+        if let (
+            Ok(CommandOutcome::Published { seq }),
+            Command::Publish {
+                topic,
+                data,
+                headers,
+            },
+        ) = (&result, &cmd)
+        {
+            if self.tail.is_some() {
+                self.tail_pending.push_back(TailMessage {
+                    topic: topic.clone(),
+                    seq: *seq,
+                    // The fixture's clock stands still: a fixed instant after the
+                    // scripted tail messages, a quarter second per command.
+                    time: BASE_TIME_MS + 190_000 + 250 * self.executed.len() as u64,
+                    data: data.clone(),
+                    headers: headers.clone(),
+                });
+            }
+        }
         self.executed.push(cmd);
         result
     }

@@ -245,6 +245,21 @@ fn tail_view() {
 }
 
 #[test]
+fn tail_view_test_publish() {
+    let mut f = Fixture::typical();
+    f.keys("2jjjj").key(KeyCode::Enter);
+    f.source.push_tail(fixture::tail_orders());
+    f.tick()
+        .keys("p")
+        .keys(r#"{"amount": 75, "account": {"name": "John"}}"#)
+        .check("tail_view__test_publish_form");
+    // Sent, the form gives way to the tail, where the message shows who got it.
+    f.key(KeyCode::Enter)
+        .tick()
+        .check("tail_view__after_test_publish");
+}
+
+#[test]
 fn tail_view_crowded() {
     // Hundreds of subscriptions on one topic: both the list and each message's
     // line end in `+N more`.
@@ -301,9 +316,10 @@ fn ten_thousand_rows() {
 /// (or larger) than the 120x32 the snapshots use.
 #[test]
 fn any_terminal_size_draws() {
-    let situations: [(&str, &[KeyCode]); 9] = [
+    let situations: [(&str, &[KeyCode]); 10] = [
         ("1", &[]),
         ("2", &[KeyCode::Enter]),
+        ("2jjjj", &[KeyCode::Enter, KeyCode::Char('p')]),
         ("3", &[KeyCode::Enter]),
         ("3x", &[]),
         ("3p", &[KeyCode::Enter]),

@@ -86,7 +86,7 @@ impl Harness {
 
     fn form(&self) -> &PublishForm {
         match self.app.overlay() {
-            Some(Overlay::Publish(form)) => form,
+            Some(Overlay::Publish { form, .. }) => form,
             other => panic!("no publish form, but {other:?}"),
         }
     }
@@ -627,10 +627,13 @@ fn enter_on_a_topic_tails_it_until_closed() {
     );
 }
 
-/// The open tail.
+/// The open tail, in its popup or under the publish form opened from it.
 fn open_tail(h: &Harness) -> &Tail {
     match h.app.overlay() {
         Some(Overlay::Tail(tail)) => tail,
+        Some(Overlay::Publish {
+            tail: Some(tail), ..
+        }) => tail,
         other => panic!("no tail, but {other:?}"),
     }
 }
@@ -697,6 +700,67 @@ fn the_tail_follows_subscriptions_as_snapshots_change_them() {
         [3, 2],
         "each message keeps the subscriptions it was judged against"
     );
+}
+
+#[test]
+fn p_in_the_tail_opens_the_form_on_its_topic_and_returns_to_the_tail() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter).keys("p");
+    assert_eq!(h.form().destination.value(), "orders.eu");
+    assert_eq!(h.form().focus, Field::Payload);
+    assert_eq!(h.app.context(), Context::Form);
+    // Underneath, the tail stays open and keeps taking messages.
+    h.source.push_tail(fixture::tail_orders());
+    h.tick();
+    assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
+    assert_eq!(open_tail(&h).received, 4);
+
+    h.keys(r#"{"amount": 75, "account": {"name": "John"}}"#)
+        .key(KeyCode::Enter);
+    assert_eq!(
+        h.source.executed,
+        [Command::Publish {
+            topic: "orders.eu".into(),
+            data: json!({"amount": 75, "account": {"name": "John"}}),
+            headers: None
+        }]
+    );
+    assert!(matches!(h.app.overlay(), Some(Overlay::Tail(_))));
+    assert_eq!(h.app.context(), Context::Tail);
+    assert!(h.status().starts_with("Published to orders.eu (seq "));
+    h.tick();
+    assert_eq!(open_tail(&h).received, 5);
+    assert_eq!(
+        newest_delivery(&h),
+        [
+            ("c1/vip".to_string(), Verdict::FilteredOut),
+            ("c4/s1".to_string(), Verdict::FilteredOut),
+            ("c5/john".to_string(), Verdict::Delivered),
+        ]
+    );
+}
+
+#[test]
+fn esc_in_the_form_from_the_tail_goes_back_to_the_tail() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter).keys("p").keys("x");
+    h.key(KeyCode::Esc);
+    assert!(matches!(h.app.overlay(), Some(Overlay::Tail(t)) if t.pattern == "orders.eu"));
+    assert_eq!(h.status(), "Publish cancelled");
+    assert!(h.source.executed.is_empty());
+    assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
+    h.key(KeyCode::Esc);
+    assert!(h.app.overlay().is_none());
+    assert_eq!(h.source.open_tail_pattern(), None);
+}
+
+#[test]
+fn p_in_other_popups_does_nothing() {
+    let mut h = Harness::new();
+    h.keys("3j").key(KeyCode::Enter).keys("p");
+    assert!(matches!(h.app.overlay(), Some(Overlay::Peek(_))));
+    h.key(KeyCode::Esc).keys("4").key(KeyCode::Enter).keys("p");
+    assert!(matches!(h.app.overlay(), Some(Overlay::Client { .. })));
 }
 
 #[test]
