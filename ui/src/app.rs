@@ -508,9 +508,14 @@ impl App {
             Action::Confirm => self.confirm(source),
             Action::Cancel => self.cancel(),
             Action::Submit => self.submit(source),
-            Action::FocusNext | Action::FocusPrev => {
+            Action::FocusNext => {
                 if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
-                    form.toggle_focus();
+                    form.focus_next();
+                }
+            }
+            Action::FocusPrev => {
+                if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
+                    form.focus_prev();
                 }
             }
             Action::Close => self.close(source),

@@ -252,6 +252,9 @@ fn tail_view_test_publish() {
     f.tick()
         .keys("p")
         .keys(r#"{"amount": 75, "account": {"name": "John"}}"#)
+        .key(KeyCode::Tab)
+        .key(KeyCode::Tab)
+        .keys("region=eu tags=[vip]")
         .check("tail_view__test_publish_form");
     // Sent, the form gives way to the tail, where the message shows who got it.
     f.key(KeyCode::Enter)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
+use switchyard_broker::protocol::{HeaderValue, Headers};
 use switchyard_broker::stats::{EventKind, EventRecord, TopicStats};
 use switchyard_broker::{Command, ErrorCode, PeekTarget};
 
@@ -715,14 +716,21 @@ fn p_in_the_tail_opens_the_form_on_its_topic_and_returns_to_the_tail() {
     assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
     assert_eq!(open_tail(&h).received, 4);
 
+    // Headers too: most filter keys are headers.
     h.keys(r#"{"amount": 75, "account": {"name": "John"}}"#)
-        .key(KeyCode::Enter);
+        .key(KeyCode::Tab)
+        .key(KeyCode::Tab);
+    assert_eq!(h.form().focus, Field::Headers);
+    h.keys("region=eu tags=[vip]").key(KeyCode::Enter);
+    let mut headers = Headers::new();
+    headers.insert("region".into(), HeaderValue::One("eu".into()));
+    headers.insert("tags".into(), HeaderValue::Many(vec!["vip".into()]));
     assert_eq!(
         h.source.executed,
         [Command::Publish {
             topic: "orders.eu".into(),
             data: json!({"amount": 75, "account": {"name": "John"}}),
-            headers: None
+            headers: Some(headers)
         }]
     );
     assert!(matches!(h.app.overlay(), Some(Overlay::Tail(_))));
@@ -733,7 +741,7 @@ fn p_in_the_tail_opens_the_form_on_its_topic_and_returns_to_the_tail() {
     assert_eq!(
         newest_delivery(&h),
         [
-            ("c1/vip".to_string(), Verdict::FilteredOut),
+            ("c1/vip".to_string(), Verdict::Delivered),
             ("c4/s1".to_string(), Verdict::FilteredOut),
             ("c5/john".to_string(), Verdict::Delivered),
         ]
