@@ -13,6 +13,7 @@ use switchyard_broker::{
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
+use crate::delivery::{Delivery, Subscribers};
 use crate::keys::{self, Context};
 use crate::rates::Rates;
 use crate::source::Source;
@@ -237,24 +238,57 @@ pub struct Peek {
     pub scroll: usize,
 }
 
-/// A live tail of a topic.
-#[derive(Debug, Clone, PartialEq)]
+/// A live tail of a topic, with who each message reached.
+#[derive(Debug, Clone)]
 pub struct Tail {
-    /// The topic pattern tailed.
+    /// The topic tailed (the Topics view tails one topic by name).
     pub pattern: String,
     /// The newest [`TAIL_KEEP`] messages, oldest first.
-    pub messages: VecDeque<TailMessage>,
+    pub messages: VecDeque<Tailed>,
     /// Messages received since the tail opened, dropped ones included.
     pub received: u64,
     /// How many messages back from the newest the view is scrolled; 0 follows.
     pub back: usize,
+    /// The topic's subscriptions in the latest snapshot, filters compiled.
+    pub subscribers: Subscribers,
+}
+
+/// A tailed message and what was worked out about it once, when it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tailed {
+    /// The message.
+    pub message: TailMessage,
+    /// Its `data` as JSON text: what the filters read and the popup shows.
+    pub data_json: String,
+    /// Which subscriptions' filters passed it.
+    pub delivery: Delivery,
 }
 
 impl Tail {
+    fn new(topic: String, snapshot: &Snapshot) -> Self {
+        Tail {
+            subscribers: Subscribers::new(&topic, snapshot),
+            pattern: topic,
+            messages: VecDeque::new(),
+            received: 0,
+            back: 0,
+        }
+    }
+
+    /// Take in new messages, judging each against the subscribers' filters now,
+    /// so drawing only reads the result.
     fn push(&mut self, messages: Vec<TailMessage>) {
         let n = messages.len();
         self.received += n as u64;
-        self.messages.extend(messages);
+        for message in messages {
+            let data_json = serde_json::to_string(&message.data).unwrap_or_else(|e| e.to_string());
+            let delivery = self.subscribers.deliver(&message, &data_json);
+            self.messages.push_back(Tailed {
+                message,
+                data_json,
+                delivery,
+            });
+        }
         while self.messages.len() > TAIL_KEEP {
             self.messages.pop_front();
         }
@@ -262,6 +296,18 @@ impl Tail {
         if self.back > 0 {
             self.back = (self.back + n).min(self.messages.len().saturating_sub(1));
         }
+    }
+}
+
+/// The tail an overlay holds, if any: the tail popup's, or the one a publish form
+/// opened from it keeps running underneath.
+fn tail_of(overlay: &mut Option<Overlay>) -> Option<&mut Tail> {
+    match overlay {
+        Some(Overlay::Tail(tail)) => Some(tail),
+        Some(Overlay::Publish {
+            tail: Some(tail), ..
+        }) => Some(tail),
+        _ => None,
     }
 }
 
@@ -273,7 +319,13 @@ pub enum Overlay {
     /// A question before a destructive action.
     Confirm(Pending),
     /// The publish form.
-    Publish(PublishForm),
+    Publish {
+        /// The form.
+        form: PublishForm,
+        /// The tail it was opened from: it keeps taking messages underneath, and
+        /// comes back when the form closes, to show who the test message reached.
+        tail: Option<Box<Tail>>,
+    },
     /// Peeked queue messages.
     Peek(Peek),
     /// A live topic tail.
@@ -377,7 +429,8 @@ impl App {
     pub fn context(&self) -> Context {
         match &self.overlay {
             Some(Overlay::Confirm(_)) => Context::Confirm,
-            Some(Overlay::Publish(_)) => Context::Form,
+            Some(Overlay::Publish { .. }) => Context::Form,
+            Some(Overlay::Tail(_)) => Context::Tail,
             Some(_) => Context::Popup,
             None if self.filter_input.is_some() => Context::Filter,
             None => Context::Table,
@@ -390,6 +443,9 @@ impl App {
         self.rates.observe(&snapshot, now);
         self.snapshot = snapshot;
         self.last_refresh = Some(now);
+        if let Some(tail) = tail_of(&mut self.overlay) {
+            tail.subscribers.update(&self.snapshot);
+        }
         self.fresh = [false; 5];
         self.rebuild(self.view);
         if self.view != View::Overview {
@@ -401,10 +457,12 @@ impl App {
     /// One tick of the event loop: take in the source's latest snapshot and any
     /// new tail messages.
     pub fn tick(&mut self, source: &mut dyn Source, now: Instant) {
-        if let Some(Overlay::Tail(tail)) = &mut self.overlay {
+        // The snapshot first, so new tail messages are judged against the
+        // subscriptions as they are now.
+        self.refresh(source.snapshot(), now);
+        if let Some(tail) = tail_of(&mut self.overlay) {
             tail.push(source.poll_tail(TAIL_BATCH));
         }
-        self.refresh(source.snapshot(), now);
     }
 
     /// Turn a key press into an action (through the key table) and run it.
@@ -450,9 +508,14 @@ impl App {
             Action::Confirm => self.confirm(source),
             Action::Cancel => self.cancel(),
             Action::Submit => self.submit(source),
-            Action::FocusNext | Action::FocusPrev => {
-                if let Some(Overlay::Publish(form)) = &mut self.overlay {
-                    form.toggle_focus();
+            Action::FocusNext => {
+                if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
+                    form.focus_next();
+                }
+            }
+            Action::FocusPrev => {
+                if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
+                    form.focus_prev();
                 }
             }
             Action::Close => self.close(source),
@@ -589,14 +652,7 @@ impl App {
                     return self.set_status(Level::Info, "No topic selected");
                 };
                 match source.open_tail(&topic) {
-                    Ok(()) => {
-                        self.overlay = Some(Overlay::Tail(Tail {
-                            pattern: topic,
-                            messages: VecDeque::new(),
-                            received: 0,
-                            back: 0,
-                        }));
-                    }
+                    Ok(()) => self.overlay = Some(Overlay::Tail(Tail::new(topic, &self.snapshot))),
                     Err(e) => self.set_status(Level::Error, format!("Tail of {topic} failed: {e}")),
                 }
             }
@@ -646,6 +702,19 @@ impl App {
     }
 
     fn open_publish_form(&mut self) {
+        match self.overlay.take() {
+            // From a tail, to its topic: publish a test message and watch which
+            // filters pass it.
+            Some(Overlay::Tail(tail)) => {
+                let form = PublishForm::new(Destination::Topic, &tail.pattern);
+                self.overlay = Some(Overlay::Publish {
+                    form,
+                    tail: Some(Box::new(tail)),
+                });
+                return;
+            }
+            other => self.overlay = other,
+        }
         let (kind, name) = match self.view {
             View::Topics => (
                 Destination::Topic,
@@ -665,7 +734,7 @@ impl App {
             View::Overview | View::Clients => return,
         };
         let form = PublishForm::new(kind, name.as_deref().unwrap_or(""));
-        self.overlay = Some(Overlay::Publish(form));
+        self.overlay = Some(Overlay::Publish { form, tail: None });
     }
 
     fn ask_purge(&mut self) {
@@ -802,13 +871,16 @@ impl App {
                 };
                 self.set_status(Level::Info, format!("Cancelled the {what}"));
             }
-            Some(Overlay::Publish(_)) => self.set_status(Level::Info, "Publish cancelled"),
+            Some(Overlay::Publish { tail, .. }) => {
+                self.overlay = tail.map(|tail| Overlay::Tail(*tail));
+                self.set_status(Level::Info, "Publish cancelled");
+            }
             other => self.overlay = other,
         }
     }
 
     fn submit(&mut self, source: &mut dyn Source) {
-        let Some(Overlay::Publish(form)) = &mut self.overlay else {
+        let Some(Overlay::Publish { form, tail }) = &mut self.overlay else {
             return;
         };
         let cmd = match form.command() {
@@ -832,7 +904,9 @@ impl App {
                     CommandOutcome::Sent { msg } => format!("Sent {msg} to {destination}"),
                     other => format!("Sent to {destination}: {other:?}"),
                 };
-                self.overlay = None;
+                // Back to the tail the form came from, if any, where the message
+                // shows with its deliveries as soon as it arrives.
+                self.overlay = tail.take().map(|tail| Overlay::Tail(*tail));
                 self.set_status(Level::Done, text);
                 self.refetch(source);
             }
@@ -848,7 +922,7 @@ impl App {
     }
 
     fn type_key(&mut self, key: KeyEvent) {
-        if let Some(Overlay::Publish(form)) = &mut self.overlay {
+        if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
             form.type_key(key);
             // An edit makes the last error stale.
             form.error = None;

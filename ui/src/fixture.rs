@@ -96,7 +96,8 @@ fn event(seq: u64, offset_s: u64, kind: EventKind, text: &str) -> EventRecord {
 
 /// A small, busy broker: six topics, four queues (one backed up, one without
 /// consumers), six clients (one slow), three unacked jobs (one overdue) and a dozen
-/// events, after `step` seconds of traffic.
+/// events, after `step` seconds of traffic. `orders.eu` has three subscriptions,
+/// each with a filter that passes some of [`tail_orders`] and not others.
 pub fn typical(step: u64) -> Snapshot {
     let mut topics = vec![
         topic("orders.eu", 3, 120, step, 0),
@@ -159,6 +160,12 @@ pub fn typical(step: u64) -> Snapshot {
     ];
     let c = &mut clients[0];
     c.msgs_in = topics[0].msgs_in + topics[1].msgs_in;
+    c.subs = 1;
+    c.subscriptions = vec![subscription(
+        "vip",
+        "orders.eu",
+        Some("data.amount >= 50 AND tags CONTAINS 'vip'"),
+    )];
     let c = &mut clients[1];
     (c.consumers, c.unacked, c.msgs_out) = (2, 2, grown(3_000, 17, step, 1));
     (c.pending, c.pending_bytes) = (1, 312);
@@ -177,8 +184,11 @@ pub fn typical(step: u64) -> Snapshot {
         subscription("s3", "audit.log", None),
     ];
     let c = &mut clients[4];
-    (c.subs, c.msgs_out, c.msgs_in) = (1, 12, 3);
-    c.subscriptions = vec![subscription("lobby", "chat.>", None)];
+    (c.subs, c.msgs_out, c.msgs_in) = (2, 12, 3);
+    c.subscriptions = vec![
+        subscription("lobby", "chat.>", None),
+        subscription("john", "orders.eu", Some("data.account.name = 'John'")),
+    ];
     let c = &mut clients[5];
     (c.subs, c.msgs_out, c.pending, c.pending_bytes) = (2, grown(8_000, 320, step, 5), 3, 2_048);
     c.subscriptions = vec![
@@ -422,10 +432,11 @@ pub fn crowded_with(n: u64, step: u64) -> Snapshot {
                 msgs_out: grown(mix(i) * 5, mix(i) % 120, step, i % 11),
                 subscriptions: (0..mix(i + 1) % 8)
                     .map(|s| {
+                        let filter = format!("data.amount > {}", 10 * s);
                         subscription(
                             &format!("s{s}"),
                             &format!("tenants.{}.orders.*", tenant(i + s)),
-                            None,
+                            (s % 3 == 1).then_some(filter.as_str()),
                         )
                     })
                     .collect(),
@@ -529,8 +540,8 @@ pub fn tail_orders() -> Vec<TailMessage> {
 
 /// A [`Source`] over a fixed snapshot that acts like a tiny broker: it records every
 /// command, applies the effect a real broker would have on its snapshot (a purge
-/// empties the queue, a kick removes the client), and replays scripted tail
-/// messages and peek results.
+/// empties the queue, a kick removes the client), replays scripted tail messages
+/// and peek results, and shows what is published to an open tail.
 #[derive(Debug, Clone, Default)]
 pub struct FixtureSource {
     /// What [`Source::snapshot`] returns.
@@ -675,6 +686,28 @@ impl Source for FixtureSource {
             Some(err) => Err(err),
             None => self.run(&cmd),
         };
+        // Like a broker, an open tail sees what is published while it is open.
+        if let (
+            Ok(CommandOutcome::Published { seq }),
+            Command::Publish {
+                topic,
+                data,
+                headers,
+            },
+        ) = (&result, &cmd)
+        {
+            if self.tail.is_some() {
+                self.tail_pending.push_back(TailMessage {
+                    topic: topic.clone(),
+                    seq: *seq,
+                    // The fixture's clock stands still: a fixed instant after the
+                    // scripted tail messages, a quarter second per command.
+                    time: BASE_TIME_MS + 190_000 + 250 * self.executed.len() as u64,
+                    data: data.clone(),
+                    headers: headers.clone(),
+                });
+            }
+        }
         self.executed.push(cmd);
         result
     }

@@ -18,8 +18,11 @@ pub enum Context {
     Confirm,
     /// The publish form.
     Form,
-    /// A read-only popup: help, peek, tail or client details.
+    /// A read-only popup: help, peek or client details (and the tail, through
+    /// [`Context::Tail`]).
     Popup,
+    /// The tail popup: every popup key, and its own (`p` to publish a test).
+    Tail,
 }
 
 impl Context {
@@ -32,7 +35,14 @@ impl Context {
             Context::Confirm => "Confirm dialogs",
             Context::Form => "Publish form",
             Context::Popup => "Popups (help, peek, tail, details)",
+            Context::Tail => "Tail popup",
         }
+    }
+
+    /// Do `other`'s bindings work here? A context's own do; the tail popup also
+    /// takes every popup key.
+    pub fn covers(self, other: Context) -> bool {
+        self == other || (self == Context::Tail && other == Context::Popup)
     }
 
     /// Does typing in this context edit text (so unbound keys are text, not ignored)?
@@ -158,7 +168,7 @@ impl Binding {
     }
 }
 
-use Context::{Any, Confirm, Filter, Form, Popup, Table};
+use Context::{Any, Confirm, Filter, Form, Popup, Table, Tail};
 use Scope::{All, Only};
 
 const UP: Key = Key::code(KeyCode::Up);
@@ -230,6 +240,8 @@ pub static BINDINGS: &[Binding] = &[
     bind(Popup, All, &[END], Action::Bottom, "End", "bottom (a tail follows there)"),
     bind(Popup, All, &[ESC, Key::ch('?')], Action::Close, "Esc", "close").hint("Esc", "close"),
     bind(Popup, All, &[Key::ch('q')], Action::Quit, "q", "quit").hint("q", "quit"),
+    // The tail popup, besides the popup keys above.
+    bind(Tail, All, &[Key::ch('p')], Action::Publish, "p", "publish a test message to the topic").hint("p", "test publish"),
 ];
 
 /// The action a key press triggers in `context` on `view`, if any.
@@ -237,7 +249,7 @@ pub fn action_for(context: Context, view: View, event: &KeyEvent) -> Option<Acti
     if event.kind == KeyEventKind::Release {
         return None;
     }
-    let here = |b: &&Binding| b.context == context || b.context == Context::Any;
+    let here = |b: &&Binding| context.covers(b.context) || b.context == Context::Any;
     let this_view = BINDINGS
         .iter()
         .filter(here)
@@ -256,13 +268,13 @@ pub fn action_for(context: Context, view: View, event: &KeyEvent) -> Option<Acti
 pub fn footer(context: Context, view: View) -> impl Iterator<Item = Hint> {
     BINDINGS
         .iter()
-        .filter(move |b| b.context == context && b.scope.includes(view))
+        .filter(move |b| context.covers(b.context) && b.scope.includes(view))
         .filter_map(|b| b.footer)
 }
 
 /// The help overlay's sections: each context with its labelled bindings.
 pub fn help() -> Vec<(Context, Vec<&'static Binding>)> {
-    [Table, Filter, Confirm, Form, Popup, Any]
+    [Table, Filter, Confirm, Form, Popup, Tail, Any]
         .into_iter()
         .map(|context| {
             let rows = BINDINGS
@@ -313,7 +325,7 @@ mod tests {
     #[test]
     fn ctrl_c_quits_everywhere_and_q_is_text_in_forms() {
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        for context in [Table, Filter, Confirm, Form, Popup] {
+        for context in [Table, Filter, Confirm, Form, Popup, Tail] {
             assert_eq!(
                 action_for(context, View::Queues, &ctrl_c),
                 Some(Action::Quit)
@@ -346,6 +358,20 @@ mod tests {
     }
 
     #[test]
+    fn the_tail_takes_the_popup_keys_and_p_which_other_popups_do_not() {
+        let p = key(KeyCode::Char('p'));
+        assert_eq!(action_for(Tail, View::Topics, &p), Some(Action::Publish));
+        assert_eq!(action_for(Popup, View::Topics, &p), None);
+        assert_eq!(
+            action_for(Tail, View::Topics, &key(KeyCode::Esc)),
+            Some(Action::Close)
+        );
+        let hints: Vec<&str> = footer(Tail, View::Topics).map(|h| h.keys).collect();
+        assert_eq!(hints, ["↑↓ jk", "Esc", "q", "p"]);
+        assert!(!footer(Popup, View::Topics).any(|h| h.keys == "p"));
+    }
+
+    #[test]
     fn releases_are_ignored() {
         let mut q = key(KeyCode::Char('q'));
         q.kind = KeyEventKind::Release;
@@ -361,7 +387,10 @@ mod tests {
         };
         for (i, a) in BINDINGS.iter().enumerate() {
             for b in &BINDINGS[i + 1..] {
-                let contexts_meet = a.context == b.context || a.context == Any || b.context == Any;
+                let contexts_meet = a.context.covers(b.context)
+                    || b.context.covers(a.context)
+                    || a.context == Any
+                    || b.context == Any;
                 if contexts_meet && same_level(a.scope, b.scope) {
                     let shared = a.keys.iter().any(|k| b.keys.contains(k));
                     assert!(!shared, "{a:?} and {b:?} share a key");

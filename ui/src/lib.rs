@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod delivery;
 pub mod fixture;
 mod format;
 pub mod keys;

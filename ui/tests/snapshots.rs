@@ -235,11 +235,47 @@ fn peek_popup() {
 
 #[test]
 fn tail_view() {
+    // orders.eu has three subscriptions, each filtering; the scripted messages
+    // pass some filters and not others (#48212 passes none).
     let mut f = Fixture::typical();
     f.keys("2jjjj").key(KeyCode::Enter);
     f.check("tail_view__waiting");
     f.source.push_tail(fixture::tail_orders());
     f.tick().check("tail_view__orders_eu");
+}
+
+#[test]
+fn tail_view_test_publish() {
+    let mut f = Fixture::typical();
+    f.keys("2jjjj").key(KeyCode::Enter);
+    f.source.push_tail(fixture::tail_orders());
+    f.tick()
+        .keys("p")
+        .keys(r#"{"amount": 75, "account": {"name": "John"}}"#)
+        .key(KeyCode::Tab)
+        .key(KeyCode::Tab)
+        .keys("region=eu tags=[vip]")
+        .check("tail_view__test_publish_form");
+    // Sent, the form gives way to the tail, where the message shows who got it.
+    f.key(KeyCode::Enter)
+        .tick()
+        .check("tail_view__after_test_publish");
+}
+
+#[test]
+fn tail_view_crowded() {
+    // Hundreds of subscriptions on one topic: both the list and each message's
+    // line end in `+N more`.
+    let mut f = Fixture::crowded();
+    f.keys("2/globex.orders.0001")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter);
+    let messages = fixture::tail_orders().into_iter().map(|mut m| {
+        m.topic = "tenants.globex.orders.0001".into();
+        m
+    });
+    f.source.push_tail(messages);
+    f.tick().check("tail_view__crowded_subscribers");
 }
 
 #[test]
@@ -283,9 +319,10 @@ fn ten_thousand_rows() {
 /// (or larger) than the 120x32 the snapshots use.
 #[test]
 fn any_terminal_size_draws() {
-    let situations: [(&str, &[KeyCode]); 9] = [
+    let situations: [(&str, &[KeyCode]); 10] = [
         ("1", &[]),
         ("2", &[KeyCode::Enter]),
+        ("2jjjj", &[KeyCode::Enter, KeyCode::Char('p')]),
         ("3", &[KeyCode::Enter]),
         ("3x", &[]),
         ("3p", &[KeyCode::Enter]),

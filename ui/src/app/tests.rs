@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
+use switchyard_broker::protocol::{HeaderValue, Headers};
 use switchyard_broker::stats::{EventKind, EventRecord, TopicStats};
 use switchyard_broker::{Command, ErrorCode, PeekTarget};
 
 use super::*;
+use crate::delivery::Verdict;
 use crate::fixture::{self, FixtureSource};
 use crate::widgets::publish_form::Field;
 
@@ -85,7 +87,7 @@ impl Harness {
 
     fn form(&self) -> &PublishForm {
         match self.app.overlay() {
-            Some(Overlay::Publish(form)) => form,
+            Some(Overlay::Publish { form, .. }) => form,
             other => panic!("no publish form, but {other:?}"),
         }
     }
@@ -624,6 +626,149 @@ fn enter_on_a_topic_tails_it_until_closed() {
         None,
         "closing the popup closes the tail"
     );
+}
+
+/// The open tail, in its popup or under the publish form opened from it.
+fn open_tail(h: &Harness) -> &Tail {
+    match h.app.overlay() {
+        Some(Overlay::Tail(tail)) => tail,
+        Some(Overlay::Publish {
+            tail: Some(tail), ..
+        }) => tail,
+        other => panic!("no tail, but {other:?}"),
+    }
+}
+
+/// `(label, verdict)` for each subscription of the tail's newest message.
+fn newest_delivery(h: &Harness) -> Vec<(String, Verdict)> {
+    let newest = open_tail(h).messages.back().expect("a tailed message");
+    newest
+        .delivery
+        .iter()
+        .map(|(sub, verdict)| (sub.label(), verdict))
+        .collect()
+}
+
+#[test]
+fn the_tail_lists_the_topics_subscriptions_and_judges_each_message() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    let labels: Vec<String> = open_tail(&h)
+        .subscribers
+        .list()
+        .iter()
+        .map(|s| s.label())
+        .collect();
+    assert_eq!(labels, ["c1/vip", "c4/s1", "c5/john"]);
+    h.source.push_tail(fixture::tail_orders());
+    h.tick();
+    let delivered: Vec<(u64, usize)> = open_tail(&h)
+        .messages
+        .iter()
+        .map(|m| (m.message.seq, m.delivery.delivered()))
+        .collect();
+    assert_eq!(
+        delivered,
+        [(48_211, 1), (48_212, 0), (48_213, 2), (48_215, 2)]
+    );
+    assert_eq!(
+        newest_delivery(&h),
+        [
+            ("c1/vip".to_string(), Verdict::FilteredOut),
+            ("c4/s1".to_string(), Verdict::Delivered),
+            ("c5/john".to_string(), Verdict::Delivered),
+        ]
+    );
+}
+
+#[test]
+fn the_tail_follows_subscriptions_as_snapshots_change_them() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    h.source
+        .push_tail(fixture::tail_orders().into_iter().take(1));
+    h.tick();
+    // c5 unsubscribes from orders.eu.
+    h.source.snapshot.clients[4].subscriptions.pop();
+    h.source
+        .push_tail(fixture::tail_orders().into_iter().take(1));
+    h.tick();
+    assert_eq!(open_tail(&h).subscribers.list().len(), 2);
+    let tail = open_tail(&h);
+    let sizes: Vec<usize> = tail.messages.iter().map(|m| m.delivery.len()).collect();
+    assert_eq!(
+        sizes,
+        [3, 2],
+        "each message keeps the subscriptions it was judged against"
+    );
+}
+
+#[test]
+fn p_in_the_tail_opens_the_form_on_its_topic_and_returns_to_the_tail() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter).keys("p");
+    assert_eq!(h.form().destination.value(), "orders.eu");
+    assert_eq!(h.form().focus, Field::Payload);
+    assert_eq!(h.app.context(), Context::Form);
+    // Underneath, the tail stays open and keeps taking messages.
+    h.source.push_tail(fixture::tail_orders());
+    h.tick();
+    assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
+    assert_eq!(open_tail(&h).received, 4);
+
+    // Headers too: most filter keys are headers.
+    h.keys(r#"{"amount": 75, "account": {"name": "John"}}"#)
+        .key(KeyCode::Tab)
+        .key(KeyCode::Tab);
+    assert_eq!(h.form().focus, Field::Headers);
+    h.keys("region=eu tags=[vip]").key(KeyCode::Enter);
+    let mut headers = Headers::new();
+    headers.insert("region".into(), HeaderValue::One("eu".into()));
+    headers.insert("tags".into(), HeaderValue::Many(vec!["vip".into()]));
+    assert_eq!(
+        h.source.executed,
+        [Command::Publish {
+            topic: "orders.eu".into(),
+            data: json!({"amount": 75, "account": {"name": "John"}}),
+            headers: Some(headers)
+        }]
+    );
+    assert!(matches!(h.app.overlay(), Some(Overlay::Tail(_))));
+    assert_eq!(h.app.context(), Context::Tail);
+    assert!(h.status().starts_with("Published to orders.eu (seq "));
+    h.tick();
+    assert_eq!(open_tail(&h).received, 5);
+    assert_eq!(
+        newest_delivery(&h),
+        [
+            ("c1/vip".to_string(), Verdict::Delivered),
+            ("c4/s1".to_string(), Verdict::FilteredOut),
+            ("c5/john".to_string(), Verdict::Delivered),
+        ]
+    );
+}
+
+#[test]
+fn esc_in_the_form_from_the_tail_goes_back_to_the_tail() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter).keys("p").keys("x");
+    h.key(KeyCode::Esc);
+    assert!(matches!(h.app.overlay(), Some(Overlay::Tail(t)) if t.pattern == "orders.eu"));
+    assert_eq!(h.status(), "Publish cancelled");
+    assert!(h.source.executed.is_empty());
+    assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
+    h.key(KeyCode::Esc);
+    assert!(h.app.overlay().is_none());
+    assert_eq!(h.source.open_tail_pattern(), None);
+}
+
+#[test]
+fn p_in_other_popups_does_nothing() {
+    let mut h = Harness::new();
+    h.keys("3j").key(KeyCode::Enter).keys("p");
+    assert!(matches!(h.app.overlay(), Some(Overlay::Peek(_))));
+    h.key(KeyCode::Esc).keys("4").key(KeyCode::Enter).keys("p");
+    assert!(matches!(h.app.overlay(), Some(Overlay::Client { .. })));
 }
 
 #[test]

@@ -69,7 +69,12 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Some(Overlay::Confirm(pending)) => {
             confirm::render(frame, body, pending.title(), &pending.question());
         }
-        Some(Overlay::Publish(form)) => form.render(frame, body),
+        Some(Overlay::Publish { form, tail }) => {
+            if let Some(tail) = tail {
+                tail::render(frame, body, tail);
+            }
+            form.render(frame, body);
+        }
         Some(Overlay::Peek(peek)) => peek::render(frame, body, peek),
         Some(Overlay::Tail(tail)) => tail::render(frame, body, tail),
         Some(Overlay::Client { client, scroll }) => {

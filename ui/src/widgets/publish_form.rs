@@ -1,5 +1,5 @@
-//! The publish form: a payload and a destination, typed with tui-input, turned into
-//! a `Publish` (topic) or `Send` (queue) command.
+//! The publish form: a payload, a destination and optional headers, typed with
+//! tui-input, turned into a `Publish` (topic) or `Send` (queue) command.
 
 use crossterm::event::{Event, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -7,6 +7,7 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
+use switchyard_broker::protocol::{HeaderValue, Headers};
 use switchyard_broker::Command;
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
@@ -38,6 +39,8 @@ pub enum Field {
     Payload,
     /// The topic or queue name.
     Destination,
+    /// The headers, `name=value` pairs.
+    Headers,
 }
 
 /// The state of the publish form.
@@ -49,6 +52,8 @@ pub struct PublishForm {
     pub destination: Input,
     /// The message body.
     pub payload: Input,
+    /// The headers, as `region=eu tags=[urgent,vip]`; most filter keys are headers.
+    pub headers: Input,
     /// The focused field; the payload first, since the destination is usually right.
     pub focus: Field,
     /// Why the last attempt to send failed, shown inside the form.
@@ -61,6 +66,27 @@ pub fn payload_value(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
 }
 
+/// The headers a headers field holds: space-separated `name=value` pairs, a
+/// value in brackets (`tags=[urgent,vip]`) for a multi-valued header, the way
+/// the tail and peek popups show them. Nothing typed is no headers.
+pub fn headers_value(text: &str) -> Result<Option<Headers>, String> {
+    let mut headers = Headers::new();
+    for pair in text.split_whitespace() {
+        let Some((name, value)) = pair.split_once('=').filter(|(name, _)| !name.is_empty()) else {
+            return Err(format!("headers are name=value pairs, not {pair}"));
+        };
+        let value = match value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            Some("") => HeaderValue::Many(Vec::new()),
+            Some(list) => HeaderValue::Many(list.split(',').map(str::to_string).collect()),
+            None => HeaderValue::One(value.to_string()),
+        };
+        if headers.insert(name.to_string(), value).is_some() {
+            return Err(format!("header {name} is given twice; write {name}=[a,b]"));
+        }
+    }
+    Ok((!headers.is_empty()).then_some(headers))
+}
+
 impl PublishForm {
     /// A form for `kind` named `destination`, focus in the payload.
     pub fn new(kind: Destination, destination: &str) -> Self {
@@ -68,16 +94,27 @@ impl PublishForm {
             kind,
             destination: Input::new(destination.to_string()),
             payload: Input::default(),
+            headers: Input::default(),
             focus: Field::Payload,
             error: None,
         }
     }
 
-    /// Move the focus to the other field.
-    pub fn toggle_focus(&mut self) {
+    /// Move the focus to the next field, in the order they are drawn.
+    pub fn focus_next(&mut self) {
         self.focus = match self.focus {
             Field::Payload => Field::Destination,
+            Field::Destination => Field::Headers,
+            Field::Headers => Field::Payload,
+        };
+    }
+
+    /// Move the focus to the previous field.
+    pub fn focus_prev(&mut self) {
+        self.focus = match self.focus {
+            Field::Payload => Field::Headers,
             Field::Destination => Field::Payload,
+            Field::Headers => Field::Destination,
         };
     }
 
@@ -86,6 +123,7 @@ impl PublishForm {
         let input = match self.focus {
             Field::Payload => &mut self.payload,
             Field::Destination => &mut self.destination,
+            Field::Headers => &mut self.headers,
         };
         input.handle_event(&Event::Key(key));
     }
@@ -97,16 +135,17 @@ impl PublishForm {
             return Err(format!("a {} name is needed", self.kind.noun()));
         }
         let data = payload_value(self.payload.value());
+        let headers = headers_value(self.headers.value())?;
         Ok(match self.kind {
             Destination::Topic => Command::Publish {
                 topic: name,
                 data,
-                headers: None,
+                headers,
             },
             Destination::Queue => Command::Send {
                 queue: name,
                 data,
-                headers: None,
+                headers,
             },
         })
     }
@@ -117,11 +156,12 @@ impl PublishForm {
             Destination::Topic => " Publish to a topic ",
             Destination::Queue => " Send to a queue ",
         };
-        let dialog = centered(area, 84, 12);
+        let dialog = centered(area, 84, 15);
         let inner = popup(frame, dialog, Line::from(title));
-        let [payload, note, destination, error, hints] = Layout::vertical([
+        let [payload, note, destination, headers, error, hints] = Layout::vertical([
             Constraint::Length(3),
             Constraint::Length(1),
+            Constraint::Length(3),
             Constraint::Length(3),
             Constraint::Length(2),
             Constraint::Length(1),
@@ -147,6 +187,13 @@ impl PublishForm {
             label,
             &self.destination,
             Field::Destination,
+        );
+        self.field(
+            frame,
+            headers,
+            "Headers (optional): name=value name=[a,b]",
+            &self.headers,
+            Field::Headers,
         );
         if let Some(err) = &self.error {
             let text = Line::from(vec![
@@ -224,14 +271,68 @@ mod tests {
     }
 
     #[test]
-    fn focus_starts_in_the_payload_and_tab_moves_to_the_destination() {
+    fn focus_starts_in_the_payload_and_moves_through_the_fields_both_ways() {
         let mut form = PublishForm::new(Destination::Queue, "jobs");
         assert_eq!(form.focus, Field::Payload);
         type_text(&mut form, "x");
-        form.toggle_focus();
+        form.focus_next();
         type_text(&mut form, "2");
+        form.focus_next();
+        type_text(&mut form, "a=1");
         assert_eq!(form.payload.value(), "x");
         assert_eq!(form.destination.value(), "jobs2");
+        assert_eq!(form.headers.value(), "a=1");
+        form.focus_next();
+        assert_eq!(form.focus, Field::Payload, "wraps around");
+        form.focus_prev();
+        assert_eq!(form.focus, Field::Headers, "and back");
+    }
+
+    #[test]
+    fn headers_are_typed_as_the_popups_show_them() {
+        let headers = headers_value("region=eu  tags=[urgent,vip] empty= none=[]")
+            .unwrap()
+            .unwrap();
+        let shown: Vec<(&str, Vec<&str>)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.values().collect()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("empty", vec![""]),
+                ("none", vec![]),
+                ("region", vec!["eu"]),
+                ("tags", vec!["urgent", "vip"]),
+            ]
+        );
+        assert_eq!(headers["region"], HeaderValue::One("eu".into()));
+        assert_eq!(headers_value("   "), Ok(None));
+        assert_eq!(
+            headers_value("region"),
+            Err("headers are name=value pairs, not region".to_string())
+        );
+        assert_eq!(
+            headers_value("=eu"),
+            Err("headers are name=value pairs, not =eu".to_string())
+        );
+        assert_eq!(
+            headers_value("tag=a tag=b"),
+            Err("header tag is given twice; write tag=[a,b]".to_string())
+        );
+    }
+
+    #[test]
+    fn bad_headers_stop_the_command_and_good_ones_go_with_it() {
+        let mut form = PublishForm::new(Destination::Topic, "orders.eu");
+        form.focus = Field::Headers;
+        type_text(&mut form, "region");
+        assert!(form.command().is_err());
+        type_text(&mut form, "=eu");
+        let Ok(Command::Publish { headers, .. }) = form.command() else {
+            panic!("{:?}", form.command());
+        };
+        assert_eq!(headers, headers_value("region=eu").unwrap());
     }
 
     #[test]
