@@ -67,7 +67,14 @@ enum Target {
 enum Scenario {
     PubSub(usize),
     Queue(usize),
-    Filters { subs: usize, filtered: bool },
+    Filters {
+        subs: usize,
+        filtered: bool,
+    },
+    /// N concurrent senders, each waiting for its stored confirm (durable queue).
+    Durable(usize),
+    /// Fill a retained topic with N MiB, then time a replay from the first message.
+    Replay(usize),
 }
 
 fn parse_scenario(s: &str) -> anyhow::Result<Scenario> {
@@ -86,7 +93,9 @@ fn parse_scenario(s: &str) -> anyhow::Result<Scenario> {
             subs: n,
             filtered: false,
         }),
-        _ => bail!("scenario `{s}`: expected pubsub:N or queue:N with N > 0"),
+        "durable" if n > 0 => Ok(Scenario::Durable(n)),
+        "replay" if n > 0 => Ok(Scenario::Replay(n)),
+        _ => bail!("scenario `{s}`: expected pubsub:N, queue:N, filters:N, nofilters:N, durable:N or replay:MiB with N > 0"),
     }
 }
 
@@ -111,8 +120,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let url = match (&args.url, args.target) {
         (Some(url), _) => url.clone(),
         (None, Target::Switchyard) => {
-            let (child, url) = start_broker()?;
-            broker = Some(child);
+            let (child, url, data) = start_broker()?;
+            broker = Some((child, data));
             url
         }
         (None, Target::Nats) => bail!("--target nats needs --url (see bench/compare-nats.sh)"),
@@ -142,7 +151,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (Scenario::Filters { subs, filtered }, Target::Switchyard) => {
                 filters(&url, &subject, subs, filtered, &args).await?
             }
-            (Scenario::Queue(_) | Scenario::Filters { .. }, Target::Nats) => {
+            (Scenario::Durable(n), Target::Switchyard) => durable(&url, &subject, n, &args).await?,
+            (Scenario::Replay(mib), Target::Switchyard) => replay(&url, &subject, mib).await?,
+            (
+                Scenario::Queue(_)
+                | Scenario::Filters { .. }
+                | Scenario::Durable(_)
+                | Scenario::Replay(_),
+                Target::Nats,
+            ) => {
                 println!("{:<16} (not a core NATS feature; skipped)", "queue/filters");
                 continue;
             }
@@ -157,9 +174,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             micros(outcome.latency.value_at_quantile(0.999)),
         );
     }
-    if let Some(mut child) = broker {
+    if let Some((mut child, data)) = broker {
         let _ = child.kill();
         let _ = child.wait();
+        let _ = std::fs::remove_dir_all(data);
     }
     Ok(())
 }
@@ -177,7 +195,9 @@ fn group(n: u64) -> String {
 }
 
 fn micros(us: u64) -> String {
-    if us >= 10_000 {
+    if us == 0 {
+        "-".to_string()
+    } else if us >= 10_000 {
         format!("{:.1} ms", us as f64 / 1000.0)
     } else {
         format!("{us} µs")
@@ -185,7 +205,7 @@ fn micros(us: u64) -> String {
 }
 
 /// Starts `switchyard serve` on a free port in a temporary data dir.
-fn start_broker() -> anyhow::Result<(Child, String)> {
+fn start_broker() -> anyhow::Result<(Child, String, std::path::PathBuf)> {
     let exe = std::env::current_exe()?;
     let data = std::env::temp_dir().join(format!("switchyard-bench-{}", std::process::id()));
     let mut child = Command::new(exe)
@@ -210,7 +230,7 @@ fn start_broker() -> anyhow::Result<(Child, String)> {
         .strip_prefix("switchyard listening on ")
         .ok_or_else(|| anyhow!("unexpected broker output: {line:?}"))?
         .to_string();
-    Ok((child, url))
+    Ok((child, url, data))
 }
 
 async fn connect(url: &str) -> anyhow::Result<Ws> {
@@ -613,6 +633,137 @@ async fn filters(
         received: total / per_msg,
         elapsed,
         latency,
+    })
+}
+
+/// Durable sends: `senders` connections, each sending one message at a time and
+/// waiting for its `ok` (which a durable queue gives after the fsync). Group commit
+/// should make many senders much faster than one.
+async fn durable(
+    url: &str,
+    queue: &str,
+    senders: usize,
+    args: &BenchArgs,
+) -> anyhow::Result<Outcome> {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let mut ws = connect(url).await?;
+        let _welcome = ws.next().await;
+        let queue = queue.to_string();
+        let size = args.size;
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let mut count = 0u64;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let frame = format!(
+                    "{{\"op\":\"send\",\"id\":{count},\"queue\":\"{queue}\",\"data\":{}}}",
+                    payload(0, size)
+                );
+                ws.send(Message::text(frame)).await?;
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"ok\"") => break,
+                        Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"error\"") => {
+                            bail!("send failed: {}", t.as_str())
+                        }
+                        Some(Ok(_)) => continue,
+                        _ => bail!("connection closed"),
+                    }
+                }
+                let _ = hist.record(sent.elapsed().as_micros().max(1) as u64);
+                count += 1;
+            }
+            let _ = ws.close(None).await;
+            Ok::<_, anyhow::Error>((count, hist))
+        }));
+    }
+    let mut latency = histogram();
+    let mut received = 0;
+    for t in tasks {
+        let (count, h) = t.await??;
+        received += count;
+        latency.add(&h).map_err(|e| anyhow!("{e:?}"))?;
+    }
+    Ok(Outcome {
+        label: format!("durable send ×{senders}"),
+        received,
+        elapsed: started.elapsed(),
+        latency,
+    })
+}
+
+/// Fills a retained topic with `mib` MiB of 1 KiB messages, then times one
+/// subscriber replaying it from the first message. Reports messages/s of the replay
+/// (MiB/s is printed on the side).
+async fn replay(url: &str, topic: &str, mib: usize) -> anyhow::Result<Outcome> {
+    const SIZE: usize = 1024;
+    let total = (mib * 1024 * 1024 / SIZE) as u64;
+    let mut ws = connect(url).await?;
+    let _welcome = ws.next().await;
+    let declare = format!("{{\"op\":\"declare\",\"id\":0,\"topic\":\"{topic}\",\"retain\":{{}}}}");
+    ws.send(Message::text(declare)).await?;
+    let _ok = ws.next().await;
+    let data = payload(0, SIZE);
+    let mut sent = 0u64;
+    while sent < total {
+        let n = (total - sent).min(BATCH as u64);
+        let frame: Vec<String> = (0..n)
+            .map(|i| {
+                let id = if sent + i + 1 == total {
+                    ",\"id\":\"last\"".to_string()
+                } else {
+                    String::new()
+                };
+                format!("{{\"op\":\"pub\",\"topic\":\"{topic}\"{id},\"data\":{data}}}")
+            })
+            .collect();
+        ws.send(Message::text(frame.join("\n"))).await?;
+        sent += n;
+    }
+    // The last publish is confirmed once everything before it is on disk.
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"last\"") => break,
+            Some(Ok(_)) => continue,
+            _ => bail!("connection closed while filling the topic"),
+        }
+    }
+    let mut reader = connect(url).await?;
+    let _welcome = reader.next().await;
+    let started = Instant::now();
+    let sub = format!("{{\"op\":\"sub\",\"topic\":\"{topic}\",\"sid\":\"r\",\"from\":\"first\"}}");
+    reader.send(Message::text(sub)).await?;
+    let mut got = 0u64;
+    let mut bytes = 0u64;
+    while got < total {
+        match tokio::time::timeout(Duration::from_secs(30), reader.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                got += t
+                    .as_str()
+                    .split('\n')
+                    .filter(|l| l.starts_with("{\"ev\":\"msg\""))
+                    .count() as u64;
+                bytes += t.len() as u64;
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => bail!("replay stopped after {got} of {total} messages"),
+        }
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "# replayed {mib} MiB ({total} messages of {SIZE} B, {:.0} MiB of frames) in {:.2} s: {:.0} MiB/s of payload",
+        bytes as f64 / 1048576.0,
+        elapsed.as_secs_f64(),
+        mib as f64 / elapsed.as_secs_f64()
+    );
+    Ok(Outcome {
+        label: format!("replay {mib} MiB"),
+        received: got,
+        elapsed,
+        latency: histogram(),
     })
 }
 

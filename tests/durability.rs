@@ -220,14 +220,18 @@ async fn sigkill_mid_stream_keeps_every_confirmed_topic_message_in_order() {
     for round in 0..3 {
         let (mut child, url) = serve(&dir, port);
         let c = Client::connect(&url).await.unwrap();
-        c.call(json!({"op":"declare","topic":"ledger","retain":{}})).await.unwrap();
+        c.call(json!({"op":"declare","topic":"ledger","retain":{}}))
+            .await
+            .unwrap();
         let mut pending = Vec::new();
         for _ in 0..2000 {
             next += 1;
             sent.insert(next);
             let c = c.clone();
             let n = next;
-            pending.push(tokio::spawn(async move { (n, c.publish("ledger", json!({"n": n})).await.is_ok()) }));
+            pending.push(tokio::spawn(async move {
+                (n, c.publish("ledger", json!({"n": n})).await.is_ok())
+            }));
         }
         tokio::time::sleep(Duration::from_millis(20 + 15 * round)).await;
         child.kill().unwrap();
@@ -242,19 +246,29 @@ async fn sigkill_mid_stream_keeps_every_confirmed_topic_message_in_order() {
     assert!(!confirmed.is_empty());
     let (mut child, url) = serve(&dir, port);
     let c = Client::connect(&url).await.unwrap();
-    let mut sub = c.subscribe_with("ledger", json!({"from": "first"})).await.unwrap();
+    let mut sub = c
+        .subscribe_with("ledger", json!({"from": "first"}))
+        .await
+        .unwrap();
     let mut seqs = Vec::new();
     let mut values = Vec::new();
     while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(2), sub.next()).await {
         seqs.push(m.seq);
         values.push(m.data["n"].as_u64().unwrap());
     }
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seqs are 1, 2, 3, ... with no gap");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seqs are 1, 2, 3, ... with no gap"
+    );
     let unique: BTreeSet<u64> = values.iter().copied().collect();
     assert_eq!(unique.len(), values.len(), "no duplicates");
     let lost: Vec<_> = confirmed.iter().filter(|n| !unique.contains(n)).collect();
     assert!(lost.is_empty(), "lost {lost:?}");
-    assert!(unique.iter().all(|n| sent.contains(n)), "nothing unexpected");
+    assert!(
+        unique.iter().all(|n| sent.contains(n)),
+        "nothing unexpected"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(dir);
