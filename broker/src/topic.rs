@@ -254,11 +254,17 @@ impl Topic {
 
     /// Pushes an accepted message to its subscriptions; counts what was delivered.
     fn deliver(&self, accepted: &Accepted, shared: &Shared) {
-        let delivered = accepted
-            .targets
-            .iter()
-            .filter(|s| s.deliver(accepted))
-            .count() as u64;
+        self.deliver_to(accepted.targets.iter(), accepted, shared);
+    }
+
+    /// Pushes an accepted message to these subscriptions; counts what was delivered.
+    fn deliver_to<'a>(
+        &self,
+        targets: impl Iterator<Item = &'a Arc<Subscription>>,
+        accepted: &Accepted,
+        shared: &Shared,
+    ) {
+        let delivered = targets.filter(|s| s.deliver(accepted)).count() as u64;
         self.msgs_out.fetch_add(delivered, Ordering::Relaxed);
         shared.add_out(delivered);
     }
@@ -471,25 +477,26 @@ impl Topics {
         topic.msgs_in.fetch_add(1, Ordering::Relaxed);
         // Parsed at most once, and only if a filter looks into `data`.
         let view = MessageView::new(name, headers, data.as_json());
-        let targets: Vec<Arc<Subscription>> = state
-            .matching
-            .iter()
-            .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
-            .cloned()
-            .collect();
+        let passes = |s: &&Arc<Subscription>| s.filter.as_ref().is_none_or(|f| f.matches(&view));
         // Headers are kept only where they are needed again: a log or a tail.
-        let keep_headers = retained || targets.iter().any(|s| matches!(s.target, Target::Tail(_)));
-        let accepted = Accepted {
+        let keep_headers = retained
+            || state
+                .matching
+                .iter()
+                .any(|s| matches!(s.target, Target::Tail(_)));
+        let mut accepted = Accepted {
             topic: topic.name.clone(),
             seq,
             time,
             body,
             data: data.clone(),
             headers: headers.filter(|_| keep_headers).cloned().map(Arc::new),
-            targets,
+            targets: Vec::new(),
         };
         match (durable, &state.deferred) {
             (Some(durable), Some(tx)) => {
+                // Delivered later: keep who it goes to as of now.
+                accepted.targets = state.matching.iter().filter(passes).cloned().collect();
                 let _ = tx.send(Deferred::Msg {
                     accepted,
                     durable,
@@ -497,7 +504,12 @@ impl Topics {
                 });
             }
             _ => {
-                topic.deliver(&accepted, &self.shared);
+                // Delivered now, straight from the cached list: no per-subscriber clone.
+                topic.deliver_to(
+                    state.matching.iter().filter(passes),
+                    &accepted,
+                    &self.shared,
+                );
                 drop(state);
                 if let Some(done) = done {
                     done(Ok(seq));
