@@ -198,6 +198,16 @@ async fn delete_removes_the_topic_and_its_messages() {
         .call(json!({"op":"sub","id":4,"topic":"gone","sid":"x","from":"first"}))
         .await;
     assert_error(&e, Some(4), "not_retained");
+    // The name is free again: the same publisher starts a new, plain topic at seq 1.
+    let mut s2 = b.raw().await;
+    s2.call(json!({"op":"sub","id":1,"topic":"gone","sid":"n"}))
+        .await;
+    assert_eq!(
+        p.call(json!({"op":"pub","id":5,"topic":"gone","data":2}))
+            .await,
+        ok(5, json!({"seq": 1}))
+    );
+    assert_eq!(seqs(&mut s2, 1).await, vec![1]);
     b.stop().await;
 }
 

@@ -25,7 +25,16 @@ use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Set
 use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};
 use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, ReadFrom, StoreConfig, Ticket};
-use crate::topic::{Done, Subscription, TailBuffer, Target, Topics};
+use crate::topic::{Done, Subscription, TailBuffer, Target, TopicCache, Topics};
+
+/// What one connection keeps between its publishes: the topic it last published to,
+/// and the counts it adds to the broker's once per frame rather than per message.
+#[derive(Default)]
+pub(crate) struct Publisher {
+    cache: TopicCache,
+    msgs_in: u64,
+    msgs_out: u64,
+}
 
 /// The broker's settings.
 #[derive(Debug, Clone)]
@@ -272,23 +281,41 @@ impl Broker {
 
     // ----- topics -----
 
-    /// Publishes a message. `done` gets its seq once delivered (for a retained
-    /// topic, once it is on disk) or the error that stopped it.
+    /// Publishes a message whose `data` is compact JSON text (no raw newline). `done`
+    /// gets its seq once delivered (for a retained topic, once it is on disk) or the
+    /// error that stopped it. Counted once `publisher` is flushed.
     pub(crate) fn publish(
         &self,
-        session: Option<&Session>,
+        publisher: &mut Publisher,
         topic: &str,
-        data: &Payload,
+        data: &str,
         headers: Option<&Headers>,
         done: Option<Done>,
     ) -> Result<(), BrokerError> {
         names::check_topic(topic)?;
-        self.inner.topics.publish(topic, data, headers, done)?;
-        self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
-        if let Some(s) = session {
-            s.msgs_in.fetch_add(1, Ordering::Relaxed);
-        }
+        let published =
+            self.inner
+                .topics
+                .publish(topic, data, headers, done, &mut publisher.cache)?;
+        publisher.msgs_in += 1;
+        publisher.msgs_out += published.delivered;
         Ok(())
+    }
+
+    /// Adds what a publisher counted to the broker's (and its client's) counters.
+    pub(crate) fn flush_counts(&self, publisher: &mut Publisher, session: Option<&Session>) {
+        let shared = &self.inner.shared;
+        if publisher.msgs_in > 0 {
+            shared
+                .msgs_in
+                .fetch_add(publisher.msgs_in, Ordering::Relaxed);
+            if let Some(s) = session {
+                s.msgs_in.fetch_add(publisher.msgs_in, Ordering::Relaxed);
+            }
+        }
+        shared.add_out(publisher.msgs_out);
+        publisher.msgs_in = 0;
+        publisher.msgs_out = 0;
     }
 
     /// Declares a topic; with `retain`, its messages are kept on disk (and the
@@ -808,13 +835,16 @@ impl Broker {
                 let done: Done = Box::new(move |r| {
                     let _ = tx.send(r);
                 });
-                self.publish(
-                    None,
+                let mut publisher = Publisher::default();
+                let published = self.publish(
+                    &mut publisher,
                     &topic,
-                    &Payload::from_value(&data),
+                    &data.to_string(),
                     headers.as_ref(),
                     Some(done),
-                )?;
+                );
+                self.flush_counts(&mut publisher, None);
+                published?;
                 // A retained topic answers after its fsync: a few ms.
                 let seq = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| {
                     BrokerError::new(ErrorCode::Timeout, "the publish was not confirmed in time")

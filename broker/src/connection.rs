@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
-use crate::broker::{welcome, Broker};
+use crate::broker::{welcome, Broker, Publisher};
 use crate::error::BrokerError;
 use crate::outbound::OutItem;
 use crate::protocol::{
@@ -55,7 +55,7 @@ where
     session.send_text(welcome(&broker, &session));
     let mut shutdown = broker.shutdown_signal();
     let mut writer = Writer::default();
-    let mut watch: Option<JoinHandle<()>> = None;
+    let mut conn = ConnState::default();
 
     let why: String = loop {
         if let Some(reason) = session.outbound.kick_reason() {
@@ -88,7 +88,7 @@ where
             _ = session.outbound.wait() => {}
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    handle_text(&broker, &session, text.as_str(), &mut watch);
+                    handle_text(&broker, &session, text.as_str(), &mut conn);
                 }
                 Some(Ok(Message::Binary(_))) => {
                     session.send_text(event::error(None, &BrokerError::new(
@@ -117,7 +117,7 @@ where
             },
         }
     };
-    if let Some(task) = watch {
+    if let Some(task) = conn.watch {
         task.abort();
     }
     tracing::debug!("connection ends: {why}");
@@ -191,18 +191,19 @@ impl Writer {
     }
 }
 
-fn handle_text(
-    broker: &Broker,
-    session: &Arc<Session>,
-    text: &str,
-    watch: &mut Option<JoinHandle<()>>,
-) {
-    for parsed in parse_frames(text) {
-        match parsed {
-            Ok(request) => handle_request(broker, session, request, watch),
-            Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
-        }
-    }
+/// What a connection keeps from one frame to the next.
+#[derive(Default)]
+struct ConnState {
+    watch: Option<JoinHandle<()>>,
+    publisher: Publisher,
+}
+
+fn handle_text(broker: &Broker, session: &Arc<Session>, text: &str, conn: &mut ConnState) {
+    parse_frames(text, |parsed| match parsed {
+        Ok(request) => handle_request(broker, session, request, conn),
+        Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
+    });
+    broker.flush_counts(&mut conn.publisher, Some(session));
 }
 
 /// Answers a request: `ok` (with fields) if it had an id, an error either way.
@@ -224,10 +225,11 @@ fn answer(
 fn handle_request(
     broker: &Broker,
     session: &Arc<Session>,
-    request: Request,
-    watch: &mut Option<JoinHandle<()>>,
+    request: Request<'_>,
+    conn: &mut ConnState,
 ) {
     let Request { id, frame } = request;
+    let watch = &mut conn.watch;
     let id = id.as_ref();
     let none = || Ok(Vec::new());
     let result: Result<Vec<(&str, String)>, BrokerError> = match frame {
@@ -258,7 +260,7 @@ fn handle_request(
                     )
                 })
             });
-            match broker.publish(Some(session), &topic, &data, headers.as_ref(), done) {
+            match broker.publish(&mut conn.publisher, &topic, &data, headers.as_ref(), done) {
                 Ok(()) => return,
                 Err(e) => Err(e),
             }

@@ -20,7 +20,7 @@ pub(crate) enum OutItem {
     Text(Arc<str>),
     /// A `msg` delivery: the subscription's head and the message body serialized
     /// once for every subscriber.
-    Msg { head: Arc<str>, body: Arc<String> },
+    Msg { head: Arc<str>, body: Arc<str> },
 }
 
 impl OutItem {
@@ -73,6 +73,10 @@ pub(crate) enum Pushed {
 #[derive(Default)]
 struct Pending {
     items: VecDeque<OutItem>,
+    /// The true counts, changed only under the lock; `Outbound::bytes` and
+    /// `Outbound::frames` publish them with plain stores for lock-free readers.
+    bytes: usize,
+    frames: usize,
 }
 
 /// The buffer itself. Shared by every task that delivers to the connection.
@@ -116,7 +120,7 @@ impl Outbound {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Refused::Closed);
         }
-        let before = self.bytes.load(Ordering::Relaxed);
+        let before = pending.bytes;
         if before + len > self.limit {
             pending.items.clear();
             drop(pending);
@@ -125,8 +129,10 @@ impl Outbound {
         }
         let was_empty = pending.items.is_empty();
         pending.items.push_back(item);
-        self.bytes.fetch_add(len, Ordering::Relaxed);
-        self.frames.fetch_add(1, Ordering::Relaxed);
+        pending.bytes += len;
+        pending.frames += 1;
+        self.bytes.store(pending.bytes, Ordering::Relaxed);
+        self.frames.store(pending.frames, Ordering::Relaxed);
         drop(pending);
         // The writer takes everything waiting at once: only the push that finds the
         // buffer empty needs to wake it.
@@ -150,11 +156,16 @@ impl Outbound {
     pub(crate) fn written(&self, items: &VecDeque<OutItem>) {
         let bytes: usize = items.iter().map(OutItem::len).sum();
         let deliveries = items.iter().filter(|i| i.is_delivery()).count();
-        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
-        self.frames.fetch_sub(items.len(), Ordering::Relaxed);
+        let mut pending = self.pending.lock();
+        pending.bytes = pending.bytes.saturating_sub(bytes);
+        pending.frames = pending.frames.saturating_sub(items.len());
+        self.bytes.store(pending.bytes, Ordering::Relaxed);
+        self.frames.store(pending.frames, Ordering::Relaxed);
+        let low = pending.bytes <= self.limit / 4;
+        drop(pending);
         self.delivered
             .fetch_add(deliveries as u64, Ordering::Relaxed);
-        if self.bytes.load(Ordering::Relaxed) <= self.limit / 4 {
+        if low {
             self.slow.store(false, Ordering::Relaxed);
         }
     }
@@ -245,7 +256,7 @@ mod tests {
         out.push(text(60)).unwrap();
         out.push(OutItem::Msg {
             head: Arc::from("ab"),
-            body: Arc::new("cd".to_string()),
+            body: Arc::from("cd"),
         })
         .unwrap();
         let mut taken = VecDeque::new();

@@ -6,6 +6,7 @@
 //! text the client sent (compacted if it held a newline) and is never parsed on the
 //! publish path: deliveries splice it into their frame as it is.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -116,19 +117,24 @@ impl RequestId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload(Arc<str>);
 
+/// Validated raw JSON as one line: borrowed as it is unless it spans lines.
+fn compact(raw: &RawValue) -> Cow<'_, str> {
+    let text = raw.get();
+    // Outside strings (where they must be escaped), so only as whitespace.
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+        // Cannot fail: serde_json already validated this text.
+        let value: serde_json::Value =
+            serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        Cow::Owned(value.to_string())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 impl Payload {
     /// Takes validated raw JSON, compacting it only if it spans lines.
     pub(crate) fn from_raw(raw: &RawValue) -> Payload {
-        let text = raw.get();
-        // Outside strings (where they must be escaped), so only as whitespace.
-        if text.bytes().any(|b| b == b'\n' || b == b'\r') {
-            // Cannot fail: serde_json already validated this text.
-            let value: serde_json::Value =
-                serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-            Payload(Arc::from(value.to_string()))
-        } else {
-            Payload(Arc::from(text))
-        }
+        Payload(Arc::from(compact(raw).as_ref()))
     }
 
     pub fn from_value(v: &serde_json::Value) -> Payload {
@@ -202,17 +208,19 @@ pub enum PeekOf {
     Topic(String),
 }
 
-/// One parsed client frame, without its id.
+/// One parsed client frame, without its id. A `pub` borrows its topic and data
+/// from the frame text, so publishing copies the message only into its delivery.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ClientFrame {
+pub enum ClientFrame<'a> {
     Hello {
         name: Option<String>,
         token: Option<String>,
     },
     Ping,
     Pub {
-        topic: String,
-        data: Payload,
+        topic: Cow<'a, str>,
+        /// The raw JSON of `data`, on one line.
+        data: Cow<'a, str>,
         headers: Option<Headers>,
     },
     Sub {
@@ -292,9 +300,9 @@ pub enum ClientFrame {
 
 /// A parsed client frame with the id to answer it by.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Request {
+pub struct Request<'a> {
     pub id: Option<RequestId>,
-    pub frame: ClientFrame,
+    pub frame: ClientFrame<'a>,
 }
 
 /// A frame that could not be understood: the error to send, and the id if one was readable.
@@ -408,6 +416,15 @@ fn required<T: Expect>(field: &str, raw: Option<&RawValue>) -> Result<T, BrokerE
     }
 }
 
+/// A required string field, borrowed from the frame unless it holds escapes.
+fn required_str<'a>(field: &str, raw: Option<&'a RawValue>) -> Result<Cow<'a, str>, BrokerError> {
+    let raw = raw.ok_or_else(|| bad(format!("missing field `{field}`")))?;
+    match serde_json::from_str::<&'a str>(raw.get()) {
+        Ok(text) => Ok(Cow::Borrowed(text)),
+        Err(_) => typed::<String>(field, raw).map(Cow::Owned),
+    }
+}
+
 fn required_data(raw: Option<&RawValue>) -> Result<Payload, BrokerError> {
     raw.map(Payload::from_raw)
         .ok_or_else(|| bad("missing field `data`"))
@@ -437,43 +454,61 @@ fn parse_from(raw: &RawValue) -> Result<From, BrokerError> {
     }
 }
 
-/// Splits a text frame into its JSON objects and parses each one.
+/// Splits a text frame into its JSON objects, parses each one and hands it to `each`
+/// in order.
 ///
 /// A frame holds one JSON object or several separated by newlines. Each line is
-/// parsed once, directly (the common case: compact JSON, one object per line). Only
-/// if a line fails is the frame read again as a whole, for an object that spans
-/// lines (pretty-printed); if that fails too, each line answers for itself, so one
-/// bad line costs only its own error.
-pub fn parse_frames(text: &str) -> Vec<Result<Request, FrameError>> {
-    let per_line: Vec<Result<Request, FrameError>> = text
-        .split('\n')
-        .filter(|line| !line.trim().is_empty())
-        .map(parse_request)
-        .collect();
-    if per_line.is_empty() {
-        return vec![Err(FrameError {
+/// parsed once, directly (the common case: compact JSON, one object per line), and
+/// handed on at once. Only if a line fails is the rest of the frame read again as a
+/// whole, for an object that spans lines (pretty-printed); if that fails too, each
+/// line answers for itself, so one bad line costs only its own error.
+pub fn parse_frames<'a>(text: &'a str, mut each: impl FnMut(Result<Request<'a>, FrameError>)) {
+    let mut rest = text;
+    let mut handed = false;
+    while !rest.is_empty() {
+        let (line, after) = match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(nl) => (&rest[..nl], &rest[nl + 1..]),
+            None => (rest, ""),
+        };
+        if !line.trim().is_empty() {
+            match parse_request(line) {
+                Ok(request) => each(Ok(request)),
+                Err(_) => return parse_spanning(rest, &mut each),
+            }
+            handed = true;
+        }
+        rest = after;
+    }
+    if !handed {
+        each(Err(FrameError {
             id: None,
             error: bad("empty frame: expected a JSON object"),
-        })];
+        }));
     }
-    if per_line.iter().all(Result::is_ok) {
-        return per_line;
-    }
+}
+
+/// The rest of a frame whose first line did not parse on its own: its objects if
+/// the whole of it is JSON, else each line on its own.
+fn parse_spanning<'a>(rest: &'a str, each: &mut impl FnMut(Result<Request<'a>, FrameError>)) {
     let mut whole = Vec::new();
-    for item in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
+    for item in serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>() {
         match item {
             Ok(raw) => whole.push(raw),
-            Err(_) => return per_line,
+            Err(_) => {
+                rest.split('\n')
+                    .filter(|line| !line.trim().is_empty())
+                    .for_each(|line| each(parse_request(line)));
+                return;
+            }
         }
     }
     whole
         .into_iter()
-        .map(|raw| parse_request(raw.get()))
-        .collect()
+        .for_each(|raw| each(parse_request(raw.get())));
 }
 
 /// Parses one JSON object into a [`Request`].
-pub fn parse_request(text: &str) -> Result<Request, FrameError> {
+pub fn parse_request(text: &str) -> Result<Request<'_>, FrameError> {
     let raw: RawFrame = match serde_json::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -520,17 +555,17 @@ fn salvage_id(text: &str) -> Option<RequestId> {
     parsed.id.as_ref().and_then(RequestId::from_value)
 }
 
-fn frame_of(raw: &RawFrame) -> Result<ClientFrame, BrokerError> {
-    let op: String = required("op", raw.op)?;
-    let frame = match op.as_str() {
+fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
+    let op = required_str("op", raw.op)?;
+    let frame = match op.as_ref() {
         "hello" => ClientFrame::Hello {
             name: optional("name", raw.name)?,
             token: optional("token", raw.token)?,
         },
         "ping" => ClientFrame::Ping,
         "pub" => ClientFrame::Pub {
-            topic: required("topic", raw.topic)?,
-            data: required_data(raw.data)?,
+            topic: required_str("topic", raw.topic)?,
+            data: compact(raw.data.ok_or_else(|| bad("missing field `data`"))?),
             headers: optional("headers", raw.headers)?,
         },
         "sub" => ClientFrame::Sub {
@@ -667,7 +702,6 @@ pub fn push_json_str(out: &mut String, s: &str) {
 
 /// Builders for broker → client frames. Each returns one compact JSON object.
 pub mod event {
-    use std::fmt::Write as _;
 
     use super::*;
 
@@ -780,23 +814,30 @@ pub mod event {
         out
     }
 
-    /// The shared tail of a `msg` delivery, serialized once per published message.
+    /// Writes the shared tail of a `msg` delivery, serialized once per published
+    /// message, into `out`; returns where `data` sits in it.
     pub fn msg_body(
+        out: &mut String,
         topic: &str,
         seq: u64,
         time: u64,
-        data: &Payload,
+        data: &str,
         headers: Option<&Headers>,
-    ) -> String {
-        let mut out = String::with_capacity(64 + topic.len() + data.len());
+    ) -> std::ops::Range<usize> {
+        let mut n = itoa::Buffer::new();
         out.push_str("\"topic\":");
-        push_json_str(&mut out, topic);
-        // Writing into the String directly: no intermediate allocation.
-        let _ = write!(out, ",\"seq\":{seq},\"time\":{time},\"data\":");
-        out.push_str(data.as_json());
-        push_headers(&mut out, headers);
+        push_json_str(out, topic);
+        out.push_str(",\"seq\":");
+        out.push_str(n.format(seq));
+        out.push_str(",\"time\":");
+        out.push_str(n.format(time));
+        out.push_str(",\"data\":");
+        let at = out.len();
+        out.push_str(data);
+        let data_at = at..out.len();
+        push_headers(out, headers);
         out.push('}');
-        out
+        data_at
     }
 
     /// A `job` delivery to a queue consumer.
@@ -844,8 +885,14 @@ pub mod event {
 mod tests {
     use super::*;
 
-    fn one(text: &str) -> Result<Request, FrameError> {
+    fn one(text: &str) -> Result<Request<'_>, FrameError> {
         parse_request(text)
+    }
+
+    fn all(text: &str) -> Vec<Result<Request<'_>, FrameError>> {
+        let mut out = Vec::new();
+        parse_frames(text, |r| out.push(r));
+        out
     }
 
     #[test]
@@ -859,7 +906,12 @@ mod tests {
                 headers,
             } => {
                 assert_eq!(topic, "a.b");
-                assert_eq!(data.as_json(), r#"{"x": [1, 2]}"#);
+                assert!(
+                    matches!(topic, Cow::Borrowed(_)),
+                    "no copy of a plain topic"
+                );
+                assert_eq!(data, r#"{"x": [1, 2]}"#);
+                assert!(matches!(data, Cow::Borrowed(_)), "no copy of one-line data");
                 assert_eq!(headers, None);
             }
             other => panic!("{other:?}"),
@@ -872,7 +924,20 @@ mod tests {
         let ClientFrame::Pub { data, .. } = r.frame else {
             panic!()
         };
-        assert_eq!(data.as_json(), r#"{"x":1}"#);
+        assert_eq!(data, r#"{"x":1}"#);
+    }
+
+    #[test]
+    fn escaped_topics_are_unescaped() {
+        let r = one(r#"{"op":"pub","topic":"a\u002eb","data":1}"#).unwrap();
+        let ClientFrame::Pub { topic, .. } = r.frame else {
+            panic!()
+        };
+        assert_eq!(topic, "a.b");
+        let e = one(r#"{"op":"pub","topic":7,"data":1}"#).unwrap_err();
+        assert_eq!(e.error, bad("field `topic` must be a string"));
+        let e = one(r#"{"op":7}"#).unwrap_err();
+        assert_eq!(e.error, bad("field `op` must be a string"));
     }
 
     #[test]
@@ -911,15 +976,31 @@ mod tests {
 
     #[test]
     fn frames_split_on_newlines_and_bad_lines_stand_alone() {
-        let all = parse_frames("{\"op\":\"ping\",\"id\":1}\n{\"op\":\"ping\",\"id\":2}");
-        assert_eq!(all.len(), 2);
-        assert!(all.iter().all(|r| r.is_ok()));
-        let all = parse_frames("{\"op\":\"ping\",\"id\":1}\n{oops\n{\"op\":\"ping\",\"id\":3}");
-        assert_eq!(all.len(), 3);
-        assert!(all[0].is_ok() && all[1].is_err() && all[2].is_ok());
-        let all = parse_frames("   ");
-        assert_eq!(all.len(), 1);
-        assert!(all[0].is_err());
+        let ids = |text| -> Vec<Result<String, String>> {
+            all(text)
+                .into_iter()
+                .map(|r| match r {
+                    Ok(r) => Ok(r.id.unwrap().as_json().to_string()),
+                    Err(e) => Err(e.error.message),
+                })
+                .collect()
+        };
+        assert_eq!(
+            ids("{\"op\":\"ping\",\"id\":1}\n{\"op\":\"ping\",\"id\":2}"),
+            vec![Ok("1".to_string()), Ok("2".to_string())]
+        );
+        let got = ids("{\"op\":\"ping\",\"id\":1}\n{oops\n{\"op\":\"ping\",\"id\":3}");
+        assert_eq!(got.len(), 3);
+        assert!(got[0].is_ok() && got[1].is_err() && got[2].is_ok());
+        assert_eq!(
+            ids("   \n  "),
+            vec![Err("empty frame: expected a JSON object".to_string())]
+        );
+        // A compact line, then an object over several lines: both, in order.
+        assert_eq!(
+            ids("{\"op\":\"ping\",\"id\":1}\n{\n \"op\": \"ping\",\n \"id\": 2\n}\n"),
+            vec![Ok("1".to_string()), Ok("2".to_string())]
+        );
     }
 
     #[test]
@@ -955,14 +1036,14 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn parser_never_panics(text in ".{0,200}") {
-            let _ = parse_frames(&text);
+            let _ = all(&text);
         }
 
         #[test]
         fn truncated_frames_never_panic(cut in 0usize..120) {
             let full = r#"{"op":"send","id":1,"queue":"jobs","data":{"a":[1,2,{"b":null}]},"headers":{"h":["x"]},"confirm":"done"}"#;
             let cut = cut.min(full.len());
-            let _ = parse_frames(&full[..cut]);
+            let _ = all(&full[..cut]);
         }
     }
 }

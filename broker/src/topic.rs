@@ -27,11 +27,16 @@ use crate::events::Shared;
 use crate::filter::{Filter, MessageView};
 use crate::names::SubjectTrie;
 use crate::outbound::OutItem;
-use crate::protocol::{event, ErrorCode, Headers, Payload};
+use crate::protocol::{event, ErrorCode, Headers};
 use crate::session::Session;
 use crate::stats::{EventKind, TopicStats};
 use crate::store::{ReadFrom, Ticket, TopicStore};
 use crate::time::now_ms;
+
+thread_local! {
+    /// Where a publish builds its delivery before copying it into an `Arc`.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
 
 /// Messages a replaying subscription may hold back before it counts as slow.
 const MAX_BACKLOG: usize = 100_000;
@@ -92,8 +97,8 @@ impl Subscription {
         }
     }
 
-    /// Delivers one accepted message; false if the client refused it.
-    fn deliver(&self, m: &Accepted) -> bool {
+    /// Delivers one message; false if the client refused it.
+    fn deliver(&self, m: &Delivery<'_>) -> bool {
         match &self.target {
             Target::Session(session) => {
                 let item = OutItem::Msg {
@@ -118,8 +123,8 @@ impl Subscription {
                     topic: m.topic.to_string(),
                     seq: m.seq,
                     time: m.time,
-                    data: m.data.to_value(),
-                    headers: m.headers.as_deref().cloned(),
+                    data: serde_json::from_str(m.data).unwrap_or(serde_json::Value::Null),
+                    headers: m.headers.cloned(),
                 });
                 true
             }
@@ -177,20 +182,62 @@ impl TailBuffer {
     }
 }
 
+/// What a publish did at once.
+pub(crate) struct Published {
+    /// Deliveries made now (a retained topic's come later, counted then).
+    pub(crate) delivered: u64,
+}
+
+/// Adds to a counter that only one writer at a time changes (its owner's lock is
+/// held): a plain store, not an atomic add, on the publish path.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
 /// What is called with the outcome of a publish: its seq once delivered (for a
 /// retained topic, once durable), or why it failed.
 pub(crate) type Done = Box<dyn FnOnce(Result<u64, BrokerError>) + Send>;
 
-/// A message accepted on a topic, with the subscriptions (filters applied) it goes to.
-struct Accepted {
-    topic: Arc<str>,
+/// A message as its subscriptions get it.
+struct Delivery<'a> {
+    topic: &'a str,
     seq: u64,
     time: u64,
-    body: Arc<String>,
-    data: Payload,
-    headers: Option<Arc<Headers>>,
+    /// The delivery without its head, shared by every subscriber.
+    body: &'a Arc<str>,
+    /// The raw JSON of `data` (inside `body`).
+    data: &'a str,
+    headers: Option<&'a Headers>,
+}
+
+/// A message of a retained topic waiting to be durable, with the subscriptions
+/// (filters applied) it goes to.
+struct Accepted {
+    seq: u64,
+    time: u64,
+    body: Arc<str>,
+    /// Where `data` is in `body`.
+    data_at: std::ops::Range<usize>,
+    headers: Option<Headers>,
     targets: Vec<Arc<Subscription>>,
 }
+
+impl Accepted {
+    fn delivery<'a>(&'a self, topic: &'a str) -> Delivery<'a> {
+        Delivery {
+            topic,
+            seq: self.seq,
+            time: self.time,
+            body: &self.body,
+            data: self.body.get(self.data_at.clone()).unwrap_or("null"),
+            headers: self.headers.as_ref(),
+        }
+    }
+}
+
+/// A connection's last topic, so a publisher that keeps to one topic skips the
+/// broker-wide name lookup.
+pub(crate) type TopicCache = Option<Arc<Topic>>;
 
 /// Work for a retained topic's delivery task, in the order it was accepted.
 enum Deferred {
@@ -209,8 +256,12 @@ enum Deferred {
 pub(crate) struct Topic {
     name: Arc<str>,
     state: Mutex<TopicState>,
+    /// Written only under the state lock (a plain store), read without it.
     msgs_in: AtomicU64,
     msgs_out: AtomicU64,
+    /// Removed from the broker (deleted, or forgotten at the cap): a [`TopicCache`]
+    /// holding it must look the name up again.
+    gone: AtomicBool,
 }
 
 struct TopicState {
@@ -252,19 +303,10 @@ impl Topic {
         }
     }
 
-    /// Pushes an accepted message to its subscriptions; counts what was delivered.
+    /// Pushes a durable message of a retained topic to its subscriptions.
     fn deliver(&self, accepted: &Accepted, shared: &Shared) {
-        self.deliver_to(accepted.targets.iter(), accepted, shared);
-    }
-
-    /// Pushes an accepted message to these subscriptions; counts what was delivered.
-    fn deliver_to<'a>(
-        &self,
-        targets: impl Iterator<Item = &'a Arc<Subscription>>,
-        accepted: &Accepted,
-        shared: &Shared,
-    ) {
-        let delivered = targets.filter(|s| s.deliver(accepted)).count() as u64;
+        let m = accepted.delivery(&self.name);
+        let delivered = accepted.targets.iter().filter(|s| s.deliver(&m)).count() as u64;
         self.msgs_out.fetch_add(delivered, Ordering::Relaxed);
         shared.add_out(delivered);
     }
@@ -304,6 +346,23 @@ impl Topics {
         self.by_name.read().get(name).cloned()
     }
 
+    /// The topic of that name, from `cache` if it holds it, else looked up (and
+    /// created if needed) and kept there.
+    fn cached<'c>(
+        &self,
+        name: &str,
+        cache: &'c mut TopicCache,
+    ) -> Result<&'c Arc<Topic>, BrokerError> {
+        let hit = matches!(cache, Some(t) if *t.name == *name && !t.gone.load(Ordering::Acquire));
+        if !hit {
+            *cache = None;
+        }
+        match cache {
+            Some(t) => Ok(t),
+            None => Ok(cache.insert(self.topic(name)?)),
+        }
+    }
+
     /// The topic of that name, created if needed.
     pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
         if let Some(t) = self.by_name.read().get(name) {
@@ -315,7 +374,13 @@ impl Topics {
         }
         if map.len() >= self.max_topics {
             let trie = self.trie.read();
-            map.retain(|name, t| trie.count_matches(name) > 0 || t.state.lock().store.is_some());
+            map.retain(|name, t| {
+                let keep = trie.count_matches(name) > 0 || t.state.lock().store.is_some();
+                if !keep {
+                    t.gone.store(true, Ordering::Release);
+                }
+                keep
+            });
             if map.len() >= self.max_topics {
                 return Err(BrokerError::new(
                     ErrorCode::Limit,
@@ -335,6 +400,7 @@ impl Topics {
             }),
             msgs_in: AtomicU64::new(0),
             msgs_out: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
         });
         map.insert(topic.name.clone(), topic.clone());
         Ok(topic)
@@ -428,12 +494,20 @@ impl Topics {
     pub(crate) fn publish(
         &self,
         name: &str,
-        data: &Payload,
+        data: &str,
         headers: Option<&Headers>,
         done: Option<Done>,
-    ) -> Result<(), BrokerError> {
-        let topic = self.topic(name)?;
+        cache: &mut TopicCache,
+    ) -> Result<Published, BrokerError> {
+        let mut topic = self.cached(name, cache)?;
         let mut state = topic.state.lock();
+        if topic.gone.load(Ordering::Acquire) {
+            // Removed since the cache was checked: look the name up afresh.
+            drop(state);
+            *cache = None;
+            topic = self.cached(name, cache)?;
+            state = topic.state.lock();
+        }
         if state.sealed {
             return Err(BrokerError::new(
                 ErrorCode::Sealed,
@@ -444,10 +518,21 @@ impl Topics {
         let seq = state.seq + 1;
         let time = now_ms();
         let retained = state.store.is_some();
-        let body = if !state.matching.is_empty() || retained {
-            Arc::new(event::msg_body(name, seq, time, data, headers))
+        let (body, data_at): (Arc<str>, _) = if !state.matching.is_empty() || retained {
+            // Built in a reused buffer, then copied once into its shared allocation.
+            SCRATCH.with_borrow_mut(|out| {
+                out.clear();
+                let data_at = event::msg_body(out, name, seq, time, data, headers);
+                (Arc::from(out.as_str()), data_at)
+            })
         } else {
-            Arc::new(String::new())
+            state.seq = seq;
+            bump(&topic.msgs_in, 1);
+            drop(state);
+            if let Some(done) = done {
+                done(Ok(seq));
+            }
+            return Ok(Published { delivered: 0 });
         };
         let durable = match &state.store {
             Some(store) => match store.append(time, body.as_bytes()) {
@@ -474,49 +559,52 @@ impl Topics {
             None => None,
         };
         state.seq = seq;
-        topic.msgs_in.fetch_add(1, Ordering::Relaxed);
+        bump(&topic.msgs_in, 1);
         // Parsed at most once, and only if a filter looks into `data`.
-        let view = MessageView::new(name, headers, data.as_json());
+        let view = MessageView::new(name, headers, data);
         let passes = |s: &&Arc<Subscription>| s.filter.as_ref().is_none_or(|f| f.matches(&view));
-        // Headers are kept only where they are needed again: a log or a tail.
-        let keep_headers = retained
-            || state
-                .matching
-                .iter()
-                .any(|s| matches!(s.target, Target::Tail(_)));
-        let mut accepted = Accepted {
-            topic: topic.name.clone(),
-            seq,
-            time,
-            body,
-            data: data.clone(),
-            headers: headers.filter(|_| keep_headers).cloned().map(Arc::new),
-            targets: Vec::new(),
-        };
         match (durable, &state.deferred) {
             (Some(durable), Some(tx)) => {
-                // Delivered later: keep who it goes to as of now.
-                accepted.targets = state.matching.iter().filter(passes).cloned().collect();
+                // Delivered later, once durable: keep who it goes to as of now.
+                let accepted = Accepted {
+                    seq,
+                    time,
+                    body,
+                    data_at,
+                    headers: headers.cloned(),
+                    targets: state.matching.iter().filter(passes).cloned().collect(),
+                };
                 let _ = tx.send(Deferred::Msg {
                     accepted,
                     durable,
                     done,
                 });
+                Ok(Published { delivered: 0 })
             }
             _ => {
                 // Delivered now, straight from the cached list: no per-subscriber clone.
-                topic.deliver_to(
-                    state.matching.iter().filter(passes),
-                    &accepted,
-                    &self.shared,
-                );
+                let m = Delivery {
+                    topic: name,
+                    seq,
+                    time,
+                    body: &body,
+                    data,
+                    headers,
+                };
+                let delivered = state
+                    .matching
+                    .iter()
+                    .filter(passes)
+                    .filter(|s| s.deliver(&m))
+                    .count() as u64;
+                topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
                 drop(state);
                 if let Some(done) = done {
                     done(Ok(seq));
                 }
+                Ok(Published { delivered })
             }
         }
-        Ok(())
     }
 
     /// Seals a topic: later publishes fail; subscribers get `end` after every message
@@ -558,6 +646,7 @@ impl Topics {
                 format!("no topic `{name}`"),
             ));
         };
+        topic.gone.store(true, Ordering::Release);
         topic.end_all(self);
         let mut state = topic.state.lock();
         state.deferred = None;
@@ -791,7 +880,7 @@ fn deliver_stored(sub: &Subscription, topic: &str, body: &[u8]) {
     if let Some(session) = sub.session() {
         let _ = session.push(OutItem::Msg {
             head: sub.head.clone(),
-            body: Arc::new(text.to_string()),
+            body: Arc::from(text),
         });
     }
 }
@@ -820,22 +909,37 @@ mod tests {
             tokio::runtime::Handle::current(),
         );
         topics.max_topics = 3;
-        let data = Payload::from_value(&serde_json::json!(1));
+        let data = "1";
         let kept = tail_sub(&topics, "kept");
+        // One publisher keeps its last topic in its cache, as a connection does.
+        let mut cache = None;
         for name in ["a", "b"] {
-            topics.publish(name, &data, None, None).unwrap();
+            topics.publish(name, data, None, None, &mut cache).unwrap();
         }
         assert_eq!(topics.stats().len(), 3);
         // A fourth topic: the two nobody listens to are dropped, `kept` stays.
-        topics.publish("c", &data, None, None).unwrap();
+        topics.publish("c", data, None, None, &mut None).unwrap();
         let names: Vec<String> = topics.stats().into_iter().map(|t| t.name).collect();
         assert_eq!(names, vec!["c", "kept"]);
-        topics.publish("kept", &data, None, None).unwrap();
+        topics.publish("kept", data, None, None, &mut None).unwrap();
         assert_eq!(kept.drain(10).len(), 1);
+        // The cache still holds the forgotten `b`: a publish through it must reach
+        // a new subscriber of `b`, through the topic the broker now tracks.
+        let b = tail_sub(&topics, "b");
+        topics.publish("b", data, None, None, &mut cache).unwrap();
+        assert_eq!(
+            b.drain(10).iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![1]
+        );
+        let b_stats = topics.stats().into_iter().find(|t| t.name == "b").unwrap();
+        assert_eq!((b_stats.msgs_in, b_stats.msgs_out), (1, 1));
         // When every tracked topic is subscribed to, a new one is refused.
         let _x = tail_sub(&topics, "c");
         let _y = tail_sub(&topics, "d");
-        let err = topics.publish("e", &data, None, None).err().unwrap();
+        let err = topics
+            .publish("e", data, None, None, &mut None)
+            .err()
+            .unwrap();
         assert_eq!(err.code, ErrorCode::Limit);
     }
 }
