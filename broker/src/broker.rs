@@ -25,13 +25,16 @@ use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Set
 use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};
 use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, ReadFrom, StoreConfig, Ticket};
+use crate::time::now_ms;
 use crate::topic::{Done, Subscription, TailBuffer, Target, TopicCache, Topics};
 
 /// What one connection keeps between its publishes: the topic it last published to,
-/// and the counts it adds to the broker's once per frame rather than per message.
+/// and, for one frame, the time its messages get (the clock is read once per frame,
+/// not per message) and the counts it adds to the broker's once the frame is done.
 #[derive(Default)]
 pub(crate) struct Publisher {
     cache: TopicCache,
+    now: Option<u64>,
     msgs_in: u64,
     msgs_out: u64,
 }
@@ -293,17 +296,20 @@ impl Broker {
         done: Option<Done>,
     ) -> Result<(), BrokerError> {
         names::check_topic(topic)?;
+        let now = *publisher.now.get_or_insert_with(now_ms);
         let published =
             self.inner
                 .topics
-                .publish(topic, data, headers, done, &mut publisher.cache)?;
+                .publish(topic, data, headers, done, now, &mut publisher.cache)?;
         publisher.msgs_in += 1;
         publisher.msgs_out += published.delivered;
         Ok(())
     }
 
-    /// Adds what a publisher counted to the broker's (and its client's) counters.
-    pub(crate) fn flush_counts(&self, publisher: &mut Publisher, session: Option<&Session>) {
+    /// Ends a publisher's frame: adds what it counted to the broker's (and its
+    /// client's) counters, and lets the next frame read the clock again.
+    pub(crate) fn end_frame(&self, publisher: &mut Publisher, session: Option<&Session>) {
+        publisher.now = None;
         let shared = &self.inner.shared;
         if publisher.msgs_in > 0 {
             shared
@@ -843,7 +849,7 @@ impl Broker {
                     headers.as_ref(),
                     Some(done),
                 );
-                self.flush_counts(&mut publisher, None);
+                self.end_frame(&mut publisher, None);
                 published?;
                 // A retained topic answers after its fsync: a few ms.
                 let seq = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| {

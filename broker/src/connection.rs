@@ -203,7 +203,7 @@ fn handle_text(broker: &Broker, session: &Arc<Session>, text: &str, conn: &mut C
         Ok(request) => handle_request(broker, session, request, conn),
         Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
     });
-    broker.flush_counts(&mut conn.publisher, Some(session));
+    broker.end_frame(&mut conn.publisher, Some(session));
 }
 
 /// Answers a request: `ok` (with fields) if it had an id, an error either way.

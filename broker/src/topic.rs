@@ -31,7 +31,6 @@ use crate::protocol::{event, ErrorCode, Headers};
 use crate::session::Session;
 use crate::stats::{EventKind, TopicStats};
 use crate::store::{ReadFrom, Ticket, TopicStore};
-use crate::time::now_ms;
 
 thread_local! {
     /// Where a publish builds its delivery before copying it into an `Arc`.
@@ -266,6 +265,9 @@ pub(crate) struct Topic {
 
 struct TopicState {
     seq: u64,
+    /// The time of the last message: times never go back along seqs, whatever the
+    /// wall clock or the publishers' clock readings do.
+    last_time: u64,
     generation: u64,
     matching: Arc<[Arc<Subscription>]>,
     sealed: bool,
@@ -392,6 +394,7 @@ impl Topics {
             name: Arc::from(name),
             state: Mutex::new(TopicState {
                 seq: 0,
+                last_time: 0,
                 generation: 0,
                 matching: Arc::from(Vec::new()),
                 sealed: false,
@@ -497,6 +500,7 @@ impl Topics {
         data: &str,
         headers: Option<&Headers>,
         done: Option<Done>,
+        now: u64,
         cache: &mut TopicCache,
     ) -> Result<Published, BrokerError> {
         let mut topic = self.cached(name, cache)?;
@@ -516,7 +520,7 @@ impl Topics {
         }
         topic.refresh_matching(&mut state, self);
         let seq = state.seq + 1;
-        let time = now_ms();
+        let time = now.max(state.last_time);
         let retained = state.store.is_some();
         let (body, data_at): (Arc<str>, _) = if !state.matching.is_empty() || retained {
             // Built in a reused buffer, then copied once into its shared allocation.
@@ -527,6 +531,7 @@ impl Topics {
             })
         } else {
             state.seq = seq;
+            state.last_time = time;
             bump(&topic.msgs_in, 1);
             drop(state);
             if let Some(done) = done {
@@ -559,6 +564,7 @@ impl Topics {
             None => None,
         };
         state.seq = seq;
+        state.last_time = time;
         bump(&topic.msgs_in, 1);
         // Parsed at most once, and only if a filter looks into `data`.
         let view = MessageView::new(name, headers, data);
@@ -888,6 +894,7 @@ fn deliver_stored(sub: &Subscription, topic: &str, body: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::now_ms;
 
     fn tail_sub(topics: &Topics, pattern: &str) -> Arc<TailBuffer> {
         let buffer = Arc::new(TailBuffer::new(10));
@@ -914,19 +921,27 @@ mod tests {
         // One publisher keeps its last topic in its cache, as a connection does.
         let mut cache = None;
         for name in ["a", "b"] {
-            topics.publish(name, data, None, None, &mut cache).unwrap();
+            topics
+                .publish(name, data, None, None, now_ms(), &mut cache)
+                .unwrap();
         }
         assert_eq!(topics.stats().len(), 3);
         // A fourth topic: the two nobody listens to are dropped, `kept` stays.
-        topics.publish("c", data, None, None, &mut None).unwrap();
+        topics
+            .publish("c", data, None, None, now_ms(), &mut None)
+            .unwrap();
         let names: Vec<String> = topics.stats().into_iter().map(|t| t.name).collect();
         assert_eq!(names, vec!["c", "kept"]);
-        topics.publish("kept", data, None, None, &mut None).unwrap();
+        topics
+            .publish("kept", data, None, None, now_ms(), &mut None)
+            .unwrap();
         assert_eq!(kept.drain(10).len(), 1);
         // The cache still holds the forgotten `b`: a publish through it must reach
         // a new subscriber of `b`, through the topic the broker now tracks.
         let b = tail_sub(&topics, "b");
-        topics.publish("b", data, None, None, &mut cache).unwrap();
+        topics
+            .publish("b", data, None, None, now_ms(), &mut cache)
+            .unwrap();
         assert_eq!(
             b.drain(10).iter().map(|m| m.seq).collect::<Vec<_>>(),
             vec![1]
@@ -937,9 +952,26 @@ mod tests {
         let _x = tail_sub(&topics, "c");
         let _y = tail_sub(&topics, "d");
         let err = topics
-            .publish("e", data, None, None, &mut None)
+            .publish("e", data, None, None, now_ms(), &mut None)
             .err()
             .unwrap();
         assert_eq!(err.code, ErrorCode::Limit);
+    }
+
+    #[tokio::test]
+    async fn times_never_go_back_along_seqs() {
+        let topics = Topics::new(
+            Arc::new(Shared::default()),
+            tokio::runtime::Handle::current(),
+        );
+        let tail = tail_sub(&topics, "t");
+        // Two publishers whose clock readings arrive out of order.
+        for now in [1_000, 900, 1_200] {
+            topics
+                .publish("t", "1", None, None, now, &mut None)
+                .unwrap();
+        }
+        let got: Vec<(u64, u64)> = tail.drain(10).iter().map(|m| (m.seq, m.time)).collect();
+        assert_eq!(got, vec![(1, 1_000), (2, 1_000), (3, 1_200)]);
     }
 }
