@@ -157,6 +157,40 @@ async fn headers_are_delivered_single_and_multi_valued() {
 }
 
 #[tokio::test]
+async fn any_json_is_data_including_null_and_odd_spacing() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    c.call(json!({"op":"sub","id":1,"topic":"d","sid":"s"}))
+        .await;
+    // Literal text, as another language's client might write it.
+    let frames = [
+        (r#"{"op":"pub","topic":"d","data":null}"#, json!(null)),
+        (
+            r#"{ "op" : "pub" , "topic" : "d" , "data" : [ 1 , "\u00e9" ] }"#,
+            json!([1, "é"]),
+        ),
+        (
+            r#"{"op":"pub","topic":"d","data":-0.5e3,"id":null}"#,
+            json!(-500.0),
+        ),
+        (
+            r#"{"op":"pub","topic":"d","data":"tab\tquote\""}"#,
+            json!("tab\tquote\""),
+        ),
+    ];
+    for (seq, (frame, data)) in frames.into_iter().enumerate() {
+        c.send_text(frame.to_string()).await;
+        let m = c.recv().await;
+        assert_eq!(
+            m,
+            json!({"ev":"msg","sid":"s","topic":"d","seq":seq + 1,"time":m["time"],"data":data}),
+            "{frame}"
+        );
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn many_publishes_in_one_frame_arrive_in_order() {
     let b = TestBroker::start().await;
     let mut sub = b.raw().await;

@@ -199,9 +199,11 @@ struct ConnState {
 }
 
 fn handle_text(broker: &Broker, session: &Arc<Session>, text: &str, conn: &mut ConnState) {
-    parse_frames(text, |parsed| match parsed {
-        Ok(request) => handle_request(broker, session, request, conn),
-        Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
+    crate::outbound::holding_wakes(|| {
+        parse_frames(text, |parsed| match parsed {
+            Ok(request) => handle_request(broker, session, request, conn),
+            Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
+        })
     });
     broker.end_frame(&mut conn.publisher, Some(session));
 }

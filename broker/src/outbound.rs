@@ -6,6 +6,7 @@
 //! (`slow_consumer`), drops what was buffered and refuses everything after, so one
 //! client can never make the broker hold more than `limit` bytes for it.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -53,6 +54,55 @@ impl std::convert::From<String> for OutItem {
     }
 }
 
+thread_local! {
+    /// While [`holding_wakes`] runs on this thread: the writers to wake when it ends.
+    static HELD_WAKES: RefCell<Option<Vec<Arc<Notify>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a connection handling one frame) with writer wake-ups held until it
+/// returns: a frame of a hundred messages wakes each subscriber's writer once, and
+/// that writer then finds the whole batch waiting, instead of being woken (on
+/// another core, with a system call) for each message.
+pub(crate) fn holding_wakes<R>(f: impl FnOnce() -> R) -> R {
+    struct Release {
+        outer: bool,
+    }
+    impl Drop for Release {
+        // Also on a panic: wake-ups are never lost, and never held forever.
+        fn drop(&mut self) {
+            if self.outer {
+                let held = HELD_WAKES.with_borrow_mut(Option::take);
+                for notify in held.into_iter().flatten() {
+                    notify.notify_one();
+                }
+            }
+        }
+    }
+    let outer = HELD_WAKES.with_borrow_mut(|held| match held {
+        Some(_) => false,
+        None => {
+            *held = Some(Vec::new());
+            true
+        }
+    });
+    let _release = Release { outer };
+    f()
+}
+
+/// Wakes a writer now, or when the [`holding_wakes`] running on this thread ends.
+fn wake(notify: &Arc<Notify>) {
+    let now = HELD_WAKES.with_borrow_mut(|held| match held {
+        Some(held) => {
+            held.push(notify.clone());
+            false
+        }
+        None => true,
+    });
+    if now {
+        notify.notify_one();
+    }
+}
+
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -91,7 +141,7 @@ pub(crate) struct Outbound {
     kick_reason: Mutex<Option<String>>,
     /// Deliveries (msg + job) written to the socket.
     pub(crate) delivered: AtomicU64,
-    wake: Notify,
+    wake: Arc<Notify>,
     /// Wakes a writer blocked on a full socket when the client is kicked.
     kicked: Notify,
 }
@@ -107,7 +157,7 @@ impl Outbound {
             closed: AtomicBool::new(false),
             kick_reason: Mutex::new(None),
             delivered: AtomicU64::new(0),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             kicked: Notify::new(),
         }
     }
@@ -137,7 +187,7 @@ impl Outbound {
         // The writer takes everything waiting at once: only the push that finds the
         // buffer empty needs to wake it.
         if was_empty {
-            self.wake.notify_one();
+            wake(&self.wake);
         }
         if before + len > self.limit / 2 && !self.slow.swap(true, Ordering::Relaxed) {
             return Ok(Pushed::BecameSlow);

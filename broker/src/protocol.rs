@@ -118,8 +118,7 @@ impl RequestId {
 pub struct Payload(Arc<str>);
 
 /// Validated raw JSON as one line: borrowed as it is unless it spans lines.
-fn compact(raw: &RawValue) -> Cow<'_, str> {
-    let text = raw.get();
+fn compact(text: &str) -> Cow<'_, str> {
     // Outside strings (where they must be escaped), so only as whitespace.
     if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
         // Cannot fail: serde_json already validated this text.
@@ -134,7 +133,7 @@ fn compact(raw: &RawValue) -> Cow<'_, str> {
 impl Payload {
     /// Takes validated raw JSON, compacting it only if it spans lines.
     pub(crate) fn from_raw(raw: &RawValue) -> Payload {
-        Payload(Arc::from(compact(raw).as_ref()))
+        Payload(Arc::from(compact(raw.get()).as_ref()))
     }
 
     pub fn from_value(v: &serde_json::Value) -> Payload {
@@ -312,63 +311,119 @@ pub struct FrameError {
     pub error: BrokerError,
 }
 
-/// Every field any op takes, borrowed raw from the frame text.
-#[derive(Deserialize, Default)]
-struct RawFrame<'a> {
-    #[serde(borrow)]
-    op: Option<&'a RawValue>,
-    #[serde(borrow)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    topic: Option<&'a RawValue>,
-    #[serde(borrow)]
-    queue: Option<&'a RawValue>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    #[serde(borrow)]
-    headers: Option<&'a RawValue>,
-    #[serde(borrow)]
-    sid: Option<&'a RawValue>,
-    #[serde(borrow)]
-    filter: Option<&'a RawValue>,
-    #[serde(borrow)]
-    from: Option<&'a RawValue>,
-    #[serde(borrow)]
-    retain: Option<&'a RawValue>,
-    #[serde(borrow)]
-    durable: Option<&'a RawValue>,
-    #[serde(borrow)]
-    max_len: Option<&'a RawValue>,
-    #[serde(borrow)]
-    ack_timeout_ms: Option<&'a RawValue>,
-    #[serde(borrow)]
-    max_attempts: Option<&'a RawValue>,
-    #[serde(borrow)]
-    dead_letter: Option<&'a RawValue>,
-    #[serde(borrow)]
-    confirm: Option<&'a RawValue>,
-    #[serde(borrow)]
-    cid: Option<&'a RawValue>,
-    #[serde(borrow)]
-    prefetch: Option<&'a RawValue>,
-    #[serde(borrow)]
-    tag: Option<&'a RawValue>,
-    #[serde(borrow)]
-    requeue: Option<&'a RawValue>,
-    #[serde(borrow)]
-    timeout_ms: Option<&'a RawValue>,
-    #[serde(borrow)]
-    interval_ms: Option<&'a RawValue>,
-    #[serde(borrow)]
-    n: Option<&'a RawValue>,
-    #[serde(borrow)]
-    client: Option<&'a RawValue>,
-    #[serde(borrow)]
-    reason: Option<&'a RawValue>,
-    #[serde(borrow)]
-    name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    token: Option<&'a RawValue>,
+/// Declares the fields any op takes, once, for both ways a frame is read.
+macro_rules! frame_fields {
+    ($($field:ident),* $(,)?) => {
+        /// Every field any op takes: the raw JSON text of its value, borrowed from
+        /// the frame. A `null` counts as absent, except for `data`.
+        #[derive(Default)]
+        struct RawFrame<'a> {
+            $($field: Option<&'a str>,)*
+        }
+
+        impl<'a> RawFrame<'a> {
+            /// Where a key's value goes, if any op takes that field.
+            fn slot(&mut self, key: &str) -> Option<&mut Option<&'a str>> {
+                match key {
+                    $(stringify!($field) => Some(&mut self.$field),)*
+                    _ => None,
+                }
+            }
+
+            fn drop_nulls(&mut self) {
+                let data = self.data;
+                $(if self.$field == Some("null") {
+                    self.$field = None;
+                })*
+                self.data = data;
+            }
+        }
+
+        /// The same fields read by serde_json, for a frame the scanner leaves to it.
+        #[derive(Deserialize)]
+        struct SerdeFrame<'a> {
+            $(
+                #[serde(default, borrow, deserialize_with = "present")]
+                $field: Option<&'a RawValue>,
+            )*
+        }
+
+        impl<'a> std::convert::From<SerdeFrame<'a>> for RawFrame<'a> {
+            fn from(f: SerdeFrame<'a>) -> Self {
+                RawFrame {
+                    $($field: f.$field.map(RawValue::get),)*
+                }
+            }
+        }
+    };
+}
+
+frame_fields!(
+    op,
+    id,
+    topic,
+    queue,
+    data,
+    headers,
+    sid,
+    filter,
+    from,
+    retain,
+    durable,
+    max_len,
+    ack_timeout_ms,
+    max_attempts,
+    dead_letter,
+    confirm,
+    cid,
+    prefetch,
+    tag,
+    requeue,
+    timeout_ms,
+    interval_ms,
+    n,
+    client,
+    reason,
+    name,
+    token,
+);
+
+/// A field that is there, even as `null` (serde's `Option` would read `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+impl<'a> RawFrame<'a> {
+    /// Reads a frame: the scanner's one pass, or serde_json for what it leaves.
+    /// The error is the message for `bad_frame`.
+    fn read(text: &'a str) -> Result<Self, String> {
+        let mut raw = RawFrame::default();
+        let scanned = crate::scan::object(text, |key, value| match raw.slot(key) {
+            // A repeated field: serde_json names it in its error.
+            Some(Some(_)) => false,
+            Some(slot) => {
+                *slot = Some(value);
+                true
+            }
+            None => true,
+        });
+        if scanned {
+            raw.drop_nulls();
+            return Ok(raw);
+        }
+        // serde would read an array as a struct's fields in order: only objects here.
+        if !text.trim_start().starts_with('{') {
+            return Err("expected a JSON object".to_string());
+        }
+        match serde_json::from_str::<SerdeFrame>(text) {
+            Ok(frame) => {
+                let mut raw = RawFrame::from(frame);
+                raw.drop_nulls();
+                Ok(raw)
+            }
+            Err(e) => Err(format!("malformed JSON: {e}")),
+        }
+    }
 }
 
 fn bad(message: impl Into<String>) -> BrokerError {
@@ -401,15 +456,15 @@ impl Expect for Retention {
     const WHAT: &'static str = "an object {max_messages?, max_bytes?, max_age_s?}";
 }
 
-fn typed<T: Expect>(field: &str, raw: &RawValue) -> Result<T, BrokerError> {
-    serde_json::from_str(raw.get()).map_err(|_| bad(format!("field `{field}` must be {}", T::WHAT)))
+fn typed<T: Expect>(field: &str, raw: &str) -> Result<T, BrokerError> {
+    serde_json::from_str(raw).map_err(|_| bad(format!("field `{field}` must be {}", T::WHAT)))
 }
 
-fn optional<T: Expect>(field: &str, raw: Option<&RawValue>) -> Result<Option<T>, BrokerError> {
+fn optional<T: Expect>(field: &str, raw: Option<&str>) -> Result<Option<T>, BrokerError> {
     raw.map(|r| typed(field, r)).transpose()
 }
 
-fn required<T: Expect>(field: &str, raw: Option<&RawValue>) -> Result<T, BrokerError> {
+fn required<T: Expect>(field: &str, raw: Option<&str>) -> Result<T, BrokerError> {
     match raw {
         Some(r) => typed(field, r),
         None => Err(bad(format!("missing field `{field}`"))),
@@ -417,22 +472,25 @@ fn required<T: Expect>(field: &str, raw: Option<&RawValue>) -> Result<T, BrokerE
 }
 
 /// A required string field, borrowed from the frame unless it holds escapes.
-fn required_str<'a>(field: &str, raw: Option<&'a RawValue>) -> Result<Cow<'a, str>, BrokerError> {
+fn required_str<'a>(field: &str, raw: Option<&'a str>) -> Result<Cow<'a, str>, BrokerError> {
     let raw = raw.ok_or_else(|| bad(format!("missing field `{field}`")))?;
-    match serde_json::from_str::<&'a str>(raw.get()) {
-        Ok(text) => Ok(Cow::Borrowed(text)),
-        Err(_) => typed::<String>(field, raw).map(Cow::Owned),
+    // `raw` is valid JSON: between its quotes, with no escape, is the string itself.
+    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if memchr::memchr(b'\\', inner.as_bytes()).is_none() => {
+            Ok(Cow::Borrowed(inner))
+        }
+        _ => typed::<String>(field, raw).map(Cow::Owned),
     }
 }
 
-fn required_data(raw: Option<&RawValue>) -> Result<Payload, BrokerError> {
-    raw.map(Payload::from_raw)
+fn required_data(raw: Option<&str>) -> Result<Payload, BrokerError> {
+    raw.map(|r| Payload(Arc::from(compact(r).as_ref())))
         .ok_or_else(|| bad("missing field `data`"))
 }
 
-fn parse_from(raw: &RawValue) -> Result<From, BrokerError> {
+fn parse_from(raw: &str) -> Result<From, BrokerError> {
     const WHAT: &str = "field `from` must be \"new\", \"first\", {\"seq\":N} or {\"time\":T}";
-    let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| bad(WHAT))?;
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| bad(WHAT))?;
     match &value {
         serde_json::Value::String(s) if s == "new" => Ok(From::New),
         serde_json::Value::String(s) if s == "first" => Ok(From::First),
@@ -509,23 +567,18 @@ fn parse_spanning<'a>(rest: &'a str, each: &mut impl FnMut(Result<Request<'a>, F
 
 /// Parses one JSON object into a [`Request`].
 pub fn parse_request(text: &str) -> Result<Request<'_>, FrameError> {
-    let raw: RawFrame = match serde_json::from_str(text) {
+    let raw = match RawFrame::read(text) {
         Ok(raw) => raw,
-        Err(e) => {
-            let message = if text.trim_start().starts_with('{') {
-                format!("malformed JSON: {e}")
-            } else {
-                "expected a JSON object".to_string()
-            };
+        Err(message) => {
             return Err(FrameError {
                 id: salvage_id(text),
                 error: bad(message),
-            });
+            })
         }
     };
     let id = match raw.id {
         None => None,
-        Some(r) => match serde_json::from_str::<serde_json::Value>(r.get()) {
+        Some(r) => match serde_json::from_str::<serde_json::Value>(r) {
             Ok(serde_json::Value::Null) => None,
             Ok(v) => match RequestId::from_value(&v) {
                 Some(id) => Some(id),
@@ -925,6 +978,45 @@ mod tests {
             panic!()
         };
         assert_eq!(data, r#"{"x":1}"#);
+    }
+
+    #[test]
+    fn null_is_data_but_elsewhere_absent() {
+        let r = one(r#"{"op":"pub","id":null,"topic":"t","data":null,"headers":null}"#).unwrap();
+        assert_eq!(r.id, None);
+        assert_eq!(
+            r.frame,
+            ClientFrame::Pub {
+                topic: Cow::Borrowed("t"),
+                data: Cow::Borrowed("null"),
+                headers: None,
+            }
+        );
+        let e = one(r#"{"op":"pub","topic":null,"data":1}"#).unwrap_err();
+        assert_eq!(e.error, bad("missing field `topic`"));
+    }
+
+    #[test]
+    fn frames_the_scanner_leaves_are_read_by_serde() {
+        // An escaped key.
+        let r = one(r#"{"o\u0070":"pub","topic":"t","data":[1]}"#).unwrap();
+        assert!(matches!(r.frame, ClientFrame::Pub { ref data, .. } if data == "[1]"));
+        // A repeated field is refused, naming it.
+        let e = one(r#"{"op":"pub","topic":"t","topic":"u","data":1}"#).unwrap_err();
+        assert!(
+            e.error
+                .message
+                .starts_with("malformed JSON: duplicate field `topic`"),
+            "{}",
+            e.error.message
+        );
+        // Invalid JSON in `data` is refused whichever reader saw it.
+        let e = one(r#"{"op":"pub","topic":"t","data":{"a":01}}"#).unwrap_err();
+        assert!(
+            e.error.message.starts_with("malformed JSON"),
+            "{}",
+            e.error.message
+        );
     }
 
     #[test]
