@@ -2,16 +2,17 @@
 //! against the broker, and writes the connection's outbound buffer in batches.
 //!
 //! One task per socket (no split, no lock on the stream): it `select!`s over the
-//! socket and its outbound buffer. Waiting frames are packed into one text frame
-//! (newline-separated, up to [`PACK_BYTES`]), fed, and flushed once.
+//! socket and its outbound buffer. Waiting frames are already one newline-separated
+//! text; the writer sends it as text frames of up to [`PACK_BYTES`], straight from
+//! that buffer to the socket.
 
-use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -22,7 +23,7 @@ use tracing::Instrument;
 
 use crate::broker::{welcome, Broker, Publisher};
 use crate::error::BrokerError;
-use crate::outbound::OutItem;
+use crate::outbound::{Batch, OutItem};
 use crate::protocol::{
     event, parse_frames, ClientFrame, Confirm, ErrorCode, PeekOf, Request, RequestId,
 };
@@ -61,6 +62,7 @@ where
         if let Some(reason) = session.outbound.kick_reason() {
             goodbye(
                 &mut ws,
+                &mut writer,
                 Some(event::kicked(&reason)),
                 CloseCode::Policy,
                 &reason,
@@ -80,7 +82,14 @@ where
             continue;
         }
         if *shutdown.borrow() {
-            goodbye(&mut ws, None, CloseCode::Away, "broker shutting down").await;
+            goodbye(
+                &mut ws,
+                &mut writer,
+                None,
+                CloseCode::Away,
+                "broker shutting down",
+            )
+            .await;
             break "broker shutting down".into();
         }
         tokio::select! {
@@ -106,11 +115,11 @@ where
                 Some(Ok(Message::Close(_))) | None => break "closed by client".into(),
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
                     let reason = format!("frame of {size} bytes is over max_payload {max_size}");
-                    goodbye(&mut ws, None, CloseCode::Size, &reason).await;
+                    goodbye(&mut ws, &mut writer, None, CloseCode::Size, &reason).await;
                     break reason;
                 }
                 Some(Err(WsError::Utf8(_))) => {
-                    goodbye(&mut ws, None, CloseCode::Invalid, "text frame is not valid UTF-8").await;
+                    goodbye(&mut ws, &mut writer, None, CloseCode::Invalid, "text frame is not valid UTF-8").await;
                     break "invalid UTF-8".into();
                 }
                 Some(Err(e)) => break format!("read failed: {e}"),
@@ -124,9 +133,12 @@ where
     broker.close_session(&session, &why);
 }
 
-/// Sends a last frame (best effort) and a close frame, waiting at most [`GOODBYE_TIMEOUT`].
+/// Sends a last frame (best effort) and a close frame, waiting at most
+/// [`GOODBYE_TIMEOUT`]. A frame the writer had begun is finished first; the rest of
+/// its batch is dropped.
 async fn goodbye<S>(
     ws: &mut WebSocketStream<S>,
+    writer: &mut Writer,
     last: Option<String>,
     code: CloseCode,
     reason: &str,
@@ -135,6 +147,7 @@ async fn goodbye<S>(
 {
     let reason: String = reason.chars().take(100).collect();
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        writer.finish_frame(ws.get_mut()).await?;
         if let Some(text) = last {
             ws.feed(Message::text(text)).await?;
         }
@@ -147,10 +160,28 @@ async fn goodbye<S>(
     .await;
 }
 
-/// Packs the outbound buffer into frames.
+/// Writes the outbound buffer to the socket. It takes all that is waiting as one
+/// batch and sends it as text frames of up to [`PACK_BYTES`], split at line ends,
+/// straight from the batch: no copy, no allocation. Its progress is kept here, not
+/// in the future, so a write cut short by `select!` resumes where it stopped and a
+/// frame is never left half-sent.
 #[derive(Default)]
 struct Writer {
-    batch: VecDeque<OutItem>,
+    batch: Batch,
+    /// Where the next frame starts in the batch.
+    next: usize,
+    /// The frame being sent, if one is.
+    frame: Option<Frame>,
+}
+
+/// One text frame being sent: its header, its payload's span in the batch, and how
+/// many bytes of the two have gone out.
+struct Frame {
+    header: [u8; 10],
+    header_len: usize,
+    start: usize,
+    end: usize,
+    sent: usize,
 }
 
 impl Writer {
@@ -162,32 +193,88 @@ impl Writer {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        session.outbound.take(&mut self.batch);
         if self.batch.is_empty() {
-            return Ok(());
-        }
-        let mut frame = String::with_capacity(PACK_BYTES.min(self.bytes_hint()));
-        for item in &self.batch {
-            if !frame.is_empty() {
-                frame.push('\n');
+            session.outbound.take(&mut self.batch);
+            if self.batch.is_empty() {
+                return Ok(());
             }
-            item.write_to(&mut frame);
-            if frame.len() >= PACK_BYTES {
-                let full = std::mem::replace(&mut frame, String::with_capacity(PACK_BYTES));
-                ws.feed(Message::text(full)).await?;
+            self.next = 0;
+            // Anything tungstenite queued itself (a pong) goes first.
+            ws.flush().await?;
+        }
+        loop {
+            if self.frame.is_none() {
+                if self.next >= self.batch.text.len() {
+                    break;
+                }
+                self.frame = Some(frame_at(&self.batch.text, self.next));
             }
+            self.finish_frame(ws.get_mut()).await?;
         }
-        if !frame.is_empty() {
-            ws.feed(Message::text(frame)).await?;
-        }
-        ws.flush().await?;
         session.outbound.written(&self.batch);
         self.batch.clear();
         Ok(())
     }
 
-    fn bytes_hint(&self) -> usize {
-        self.batch.len() * 128
+    /// Sends the rest of the frame under way, if there is one.
+    async fn finish_frame<W: AsyncWrite + Unpin>(&mut self, out: &mut W) -> std::io::Result<()> {
+        let Some(f) = &mut self.frame else {
+            return Ok(());
+        };
+        let payload = &self.batch.text.as_bytes()[f.start..f.end];
+        while f.sent < f.header_len + payload.len() {
+            let n = if f.sent < f.header_len {
+                let parts = [
+                    IoSlice::new(&f.header[f.sent..f.header_len]),
+                    IoSlice::new(payload),
+                ];
+                out.write_vectored(&parts).await?
+            } else {
+                out.write(&payload[f.sent - f.header_len..]).await?
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            f.sent += n;
+        }
+        self.next = f.end + 1;
+        self.frame = None;
+        Ok(())
+    }
+}
+
+/// The text frame that starts at `start` in `text`: lines up to [`PACK_BYTES`] in
+/// all (or one longer line on its own), with its RFC 6455 header (FIN, text, the
+/// length; a server's frames are not masked).
+fn frame_at(text: &str, start: usize) -> Frame {
+    let rest = &text.as_bytes()[start..];
+    let len = if rest.len() <= PACK_BYTES {
+        rest.len()
+    } else {
+        memchr::memrchr(b'\n', &rest[..=PACK_BYTES])
+            .or_else(|| memchr::memchr(b'\n', rest))
+            .unwrap_or(rest.len())
+    };
+    let mut header = [0u8; 10];
+    header[0] = 0x81;
+    let header_len = if len < 126 {
+        header[1] = len as u8;
+        2
+    } else if len <= usize::from(u16::MAX) {
+        header[1] = 126;
+        header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        4
+    } else {
+        header[1] = 127;
+        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    Frame {
+        header,
+        header_len,
+        start,
+        end: start + len,
+        sent: 0,
     }
 }
 
@@ -457,7 +544,7 @@ fn spawn_watch(
                 return;
             }
             let frame = event::stats(id.as_ref(), &broker.snapshot());
-            if session.push(OutItem::from(frame)).is_err() {
+            if session.push(OutItem::Text(&frame)).is_err() {
                 return;
             }
         }

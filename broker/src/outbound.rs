@@ -1,30 +1,31 @@
 //! The bounded outbound buffer of one connection: what the broker has decided to send
 //! and the connection's writer has not yet written.
 //!
-//! Publishers push into it without waiting. It counts bytes: past half of its limit
-//! the client is marked slow; a push that would pass the limit kicks the client
-//! (`slow_consumer`), drops what was buffered and refuses everything after, so one
-//! client can never make the broker hold more than `limit` bytes for it.
+//! It is text, ready for the wire: each pushed frame is copied in as one line, so a
+//! delivery costs a copy into each subscriber's buffer and no allocation, and the
+//! writer swaps the whole buffer out and writes it as it is. Publishers push without
+//! waiting. It counts bytes: past half of its limit the client is marked slow; a
+//! push that would pass the limit kicks the client (`slow_consumer`), drops what was
+//! buffered and refuses everything after, so one client can never make the broker
+//! hold more than `limit` bytes for it.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-/// One frame waiting to be written.
-#[derive(Debug, Clone)]
-pub(crate) enum OutItem {
+/// One frame to queue, copied into the buffer as one line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OutItem<'a> {
     /// A whole compact JSON object.
-    Text(Arc<str>),
-    /// A `msg` delivery: the subscription's head and the message body serialized
-    /// once for every subscriber.
-    Msg { head: Arc<str>, body: Arc<str> },
+    Text(&'a str),
+    /// A `msg` delivery: the subscription's head and the message's shared body.
+    Msg { head: &'a str, body: &'a str },
 }
 
-impl OutItem {
+impl OutItem<'_> {
     fn len(&self) -> usize {
         match self {
             OutItem::Text(t) => t.len(),
@@ -36,8 +37,7 @@ impl OutItem {
         matches!(self, OutItem::Msg { .. })
     }
 
-    /// Appends the item's JSON text to a frame being built.
-    pub(crate) fn write_to(&self, out: &mut String) {
+    fn write_to(&self, out: &mut String) {
         match self {
             OutItem::Text(t) => out.push_str(t),
             OutItem::Msg { head, body } => {
@@ -48,9 +48,24 @@ impl OutItem {
     }
 }
 
-impl std::convert::From<String> for OutItem {
-    fn from(s: String) -> Self {
-        OutItem::Text(Arc::from(s))
+/// What the writer took from the buffer: newline-separated frames, and their counts.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub(crate) text: String,
+    frames: usize,
+    deliveries: usize,
+}
+
+impl Batch {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Empties the batch, keeping its allocation for the next.
+    pub(crate) fn clear(&mut self) {
+        self.text.clear();
+        self.frames = 0;
+        self.deliveries = 0;
     }
 }
 
@@ -122,11 +137,16 @@ pub(crate) enum Pushed {
 
 #[derive(Default)]
 struct Pending {
-    items: VecDeque<OutItem>,
-    /// The true counts, changed only under the lock; `Outbound::bytes` and
-    /// `Outbound::frames` publish them with plain stores for lock-free readers.
+    /// Frames waiting, one per line.
+    text: String,
+    deliveries: usize,
+    /// The true counts (including a batch being written), changed only under the
+    /// lock; `Outbound::bytes` and `Outbound::frames` publish them with plain
+    /// stores for lock-free readers.
     bytes: usize,
     frames: usize,
+    /// Frames in `text`.
+    waiting: usize,
 }
 
 /// The buffer itself. Shared by every task that delivers to the connection.
@@ -172,13 +192,18 @@ impl Outbound {
         }
         let before = pending.bytes;
         if before + len > self.limit {
-            pending.items.clear();
+            pending.text = String::new();
             drop(pending);
             self.kick("slow_consumer");
             return Err(Refused::Full);
         }
-        let was_empty = pending.items.is_empty();
-        pending.items.push_back(item);
+        let was_empty = pending.text.is_empty();
+        if !was_empty {
+            pending.text.push('\n');
+        }
+        item.write_to(&mut pending.text);
+        pending.waiting += 1;
+        pending.deliveries += usize::from(item.is_delivery());
         pending.bytes += len;
         pending.frames += 1;
         self.bytes.store(pending.bytes, Ordering::Relaxed);
@@ -195,20 +220,24 @@ impl Outbound {
         Ok(Pushed::Queued)
     }
 
-    /// Moves every waiting frame into `into` (for the writer). Their bytes stay
-    /// counted until [`Outbound::written`].
-    pub(crate) fn take(&self, into: &mut VecDeque<OutItem>) {
+    /// Moves every waiting frame into an empty `batch` (for the writer), giving the
+    /// buffer the batch's old allocation. Their bytes stay counted until
+    /// [`Outbound::written`].
+    pub(crate) fn take(&self, batch: &mut Batch) {
         let mut pending = self.pending.lock();
-        std::mem::swap(&mut pending.items, into);
+        std::mem::swap(&mut pending.text, &mut batch.text);
+        batch.frames = std::mem::take(&mut pending.waiting);
+        batch.deliveries = std::mem::take(&mut pending.deliveries);
     }
 
-    /// The writer wrote these items: release their bytes.
-    pub(crate) fn written(&self, items: &VecDeque<OutItem>) {
-        let bytes: usize = items.iter().map(OutItem::len).sum();
-        let deliveries = items.iter().filter(|i| i.is_delivery()).count();
+    /// The writer wrote this batch: release its bytes.
+    pub(crate) fn written(&self, batch: &Batch) {
+        // What was counted for it: each frame's length, not the newlines between.
+        let bytes = batch.text.len() - batch.frames.saturating_sub(1);
+        let deliveries = batch.deliveries;
         let mut pending = self.pending.lock();
         pending.bytes = pending.bytes.saturating_sub(bytes);
-        pending.frames = pending.frames.saturating_sub(items.len());
+        pending.frames = pending.frames.saturating_sub(batch.frames);
         self.bytes.store(pending.bytes, Ordering::Relaxed);
         self.frames.store(pending.frames, Ordering::Relaxed);
         let low = pending.bytes <= self.limit / 4;
@@ -244,7 +273,7 @@ impl Outbound {
     /// Refuses every later push (the connection is ending).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        self.pending.lock().items.clear();
+        self.pending.lock().text = String::new();
     }
 
     pub(crate) fn kick_reason(&self) -> Option<String> {
@@ -280,43 +309,66 @@ impl Outbound {
 mod tests {
     use super::*;
 
-    fn text(n: usize) -> OutItem {
-        OutItem::Text(Arc::from("x".repeat(n)))
+    fn text(n: usize) -> String {
+        "x".repeat(n)
     }
 
     #[test]
     fn marks_slow_at_half_and_kicks_when_full() {
         let out = Outbound::new(100);
-        assert_eq!(out.push(text(40)), Ok(Pushed::Queued));
-        assert_eq!(out.push(text(20)), Ok(Pushed::BecameSlow));
+        assert_eq!(out.push(OutItem::Text(&text(40))), Ok(Pushed::Queued));
+        assert_eq!(out.push(OutItem::Text(&text(20))), Ok(Pushed::BecameSlow));
         assert!(out.is_slow());
-        assert_eq!(out.push(text(20)), Ok(Pushed::Queued));
+        assert_eq!(out.push(OutItem::Text(&text(20))), Ok(Pushed::Queued));
         assert_eq!(out.bytes(), 80);
-        assert_eq!(out.push(text(21)), Err(Refused::Full));
+        assert_eq!(out.push(OutItem::Text(&text(21))), Err(Refused::Full));
         assert_eq!(out.kick_reason().as_deref(), Some("slow_consumer"));
-        assert_eq!(out.push(text(1)), Err(Refused::Closed));
-        let mut taken = VecDeque::new();
+        assert_eq!(out.push(OutItem::Text(&text(1))), Err(Refused::Closed));
+        let mut taken = Batch::default();
         out.take(&mut taken);
         assert!(taken.is_empty(), "a kick drops what was buffered");
     }
 
     #[test]
-    fn written_releases_bytes_and_clears_slow() {
+    fn frames_are_lines_and_written_releases_them() {
         let out = Outbound::new(100);
-        out.push(text(60)).unwrap();
+        out.push(OutItem::Text("{\"a\":1}")).unwrap();
         out.push(OutItem::Msg {
-            head: Arc::from("ab"),
-            body: Arc::from("cd"),
+            head: "{\"h\":",
+            body: "2}",
         })
         .unwrap();
-        let mut taken = VecDeque::new();
+        let mut taken = Batch::default();
         out.take(&mut taken);
-        assert_eq!(taken.len(), 2);
-        assert_eq!(out.bytes(), 64);
+        assert_eq!(taken.text, "{\"a\":1}\n{\"h\":2}");
+        assert_eq!((out.bytes(), out.frames()), (14, 2));
+        // Pushed while the batch is being written: counted, waiting apart.
+        out.push(OutItem::Text("{}")).unwrap();
+        assert_eq!((out.bytes(), out.frames()), (16, 3));
         out.written(&taken);
-        assert_eq!(out.bytes(), 0);
-        assert_eq!(out.frames(), 0);
+        assert_eq!((out.bytes(), out.frames()), (2, 1));
         assert_eq!(out.delivered.load(Ordering::Relaxed), 1);
         assert!(!out.is_slow());
+        taken.clear();
+        out.take(&mut taken);
+        assert_eq!(taken.text, "{}");
+        out.written(&taken);
+        assert_eq!((out.bytes(), out.frames()), (0, 0));
+    }
+
+    #[test]
+    fn held_wake_ups_are_given_when_the_frame_ends() {
+        use futures_util::FutureExt;
+        let out = Outbound::new(100);
+        holding_wakes(|| {
+            out.push(OutItem::Text("a")).unwrap();
+            out.push(OutItem::Text("b")).unwrap();
+            assert_eq!(out.wait().now_or_never(), None, "held while the frame runs");
+        });
+        assert_eq!(out.wait().now_or_never(), Some(()), "given when it ends");
+        // Without a frame running, a push wakes at once.
+        out.take(&mut Batch::default());
+        out.push(OutItem::Text("c")).unwrap();
+        assert_eq!(out.wait().now_or_never(), Some(()));
     }
 }

@@ -669,7 +669,7 @@ impl Queue {
                 &message.data,
                 message.headers.as_deref(),
             );
-            if session.push(OutItem::from(frame)).is_err() {
+            if session.push(OutItem::Text(&frame)).is_err() {
                 // The consumer's connection is going away: it gets nothing more, and
                 // the message keeps its place and its attempt count.
                 message.attempt -= 1;

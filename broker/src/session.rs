@@ -58,7 +58,7 @@ impl Session {
     }
 
     /// Queues a frame for this client, recording a slow mark or a slow-consumer kick.
-    pub(crate) fn push(&self, item: OutItem) -> Result<(), Refused> {
+    pub(crate) fn push(&self, item: OutItem<'_>) -> Result<(), Refused> {
         match self.outbound.push(item) {
             Ok(Pushed::Queued) => Ok(()),
             Ok(Pushed::BecameSlow) => {
@@ -91,7 +91,7 @@ impl Session {
     /// Queues a compact JSON object.
     pub(crate) fn send_text(&self, text: String) {
         // A refused frame means the client is gone or kicked: nothing left to tell it.
-        let _ = self.push(OutItem::from(text));
+        let _ = self.push(OutItem::Text(&text));
     }
 
     pub(crate) fn next_tag(&self) -> u64 {

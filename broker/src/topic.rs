@@ -33,8 +33,9 @@ use crate::stats::{EventKind, TopicStats};
 use crate::store::{ReadFrom, Ticket, TopicStore};
 
 thread_local! {
-    /// Where a publish builds its delivery before copying it into an `Arc`.
-    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// Where a publish builds its delivery, copied from there into each subscriber's
+    /// buffer: reused, so a publish allocates nothing.
+    static SCRATCH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
 }
 
 /// Messages a replaying subscription may hold back before it counts as slow.
@@ -57,12 +58,13 @@ pub(crate) struct Subscription {
     pub(crate) sid: String,
     pub(crate) pattern: String,
     /// `{"ev":"msg","sid":"s1",`, built once.
-    head: Arc<str>,
+    head: String,
     filter: Option<Filter>,
     target: Target,
     /// While a replay runs, live messages wait in `backlog`.
     replaying: AtomicBool,
-    backlog: Mutex<VecDeque<OutItem>>,
+    /// Bodies of live messages held back while a replay runs.
+    backlog: Mutex<VecDeque<String>>,
 }
 
 impl Subscription {
@@ -75,7 +77,7 @@ impl Subscription {
     ) -> Self {
         Subscription {
             key,
-            head: Arc::from(event::msg_head(&sid)),
+            head: event::msg_head(&sid),
             sid,
             pattern,
             filter,
@@ -100,14 +102,10 @@ impl Subscription {
     fn deliver(&self, m: &Delivery<'_>) -> bool {
         match &self.target {
             Target::Session(session) => {
-                let item = OutItem::Msg {
-                    head: self.head.clone(),
-                    body: m.body.clone(),
-                };
                 if self.replaying.load(Ordering::Acquire) {
                     let mut backlog = self.backlog.lock();
                     if self.replaying.load(Ordering::Acquire) {
-                        backlog.push_back(item);
+                        backlog.push_back(m.body.to_string());
                         if backlog.len() > MAX_BACKLOG {
                             backlog.clear();
                             session.outbound.kick("slow_consumer");
@@ -115,6 +113,10 @@ impl Subscription {
                         return true;
                     }
                 }
+                let item = OutItem::Msg {
+                    head: &self.head,
+                    body: m.body,
+                };
                 session.push(item).is_ok()
             }
             Target::Tail(tail) => {
@@ -134,7 +136,11 @@ impl Subscription {
     fn go_live(&self) {
         let mut backlog = self.backlog.lock();
         if let Some(session) = self.session() {
-            for item in backlog.drain(..) {
+            for body in backlog.drain(..) {
+                let item = OutItem::Msg {
+                    head: &self.head,
+                    body: &body,
+                };
                 if session.push(item).is_err() {
                     break;
                 }
@@ -202,8 +208,8 @@ struct Delivery<'a> {
     topic: &'a str,
     seq: u64,
     time: u64,
-    /// The delivery without its head, shared by every subscriber.
-    body: &'a Arc<str>,
+    /// The delivery without its head, the same for every subscriber.
+    body: &'a str,
     /// The raw JSON of `data` (inside `body`).
     data: &'a str,
     headers: Option<&'a Headers>,
@@ -214,7 +220,7 @@ struct Delivery<'a> {
 struct Accepted {
     seq: u64,
     time: u64,
-    body: Arc<str>,
+    body: String,
     /// Where `data` is in `body`.
     data_at: std::ops::Range<usize>,
     headers: Option<Headers>,
@@ -522,13 +528,11 @@ impl Topics {
         let seq = state.seq + 1;
         let time = now.max(state.last_time);
         let retained = state.store.is_some();
-        let (body, data_at): (Arc<str>, _) = if !state.matching.is_empty() || retained {
-            // Built in a reused buffer, then copied once into its shared allocation.
-            SCRATCH.with_borrow_mut(|out| {
-                out.clear();
-                let data_at = event::msg_body(out, name, seq, time, data, headers);
-                (Arc::from(out.as_str()), data_at)
-            })
+        let (body, data_at) = if !state.matching.is_empty() || retained {
+            let mut body = SCRATCH.take();
+            body.clear();
+            let data_at = event::msg_body(&mut body, name, seq, time, data, headers);
+            (body, data_at)
         } else {
             state.seq = seq;
             state.last_time = time;
@@ -605,6 +609,7 @@ impl Topics {
                     .count() as u64;
                 topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
                 drop(state);
+                SCRATCH.set(body);
                 if let Some(done) = done {
                     done(Ok(seq));
                 }
@@ -885,8 +890,8 @@ fn deliver_stored(sub: &Subscription, topic: &str, body: &[u8]) {
     };
     if let Some(session) = sub.session() {
         let _ = session.push(OutItem::Msg {
-            head: sub.head.clone(),
-            body: Arc::from(text),
+            head: &sub.head,
+            body: text,
         });
     }
 }
