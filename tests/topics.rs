@@ -212,6 +212,41 @@ async fn many_publishes_in_one_frame_arrive_in_order() {
 }
 
 #[tokio::test]
+async fn deliveries_of_every_size_arrive_whole_across_frames() {
+    let b = TestBroker::start().await;
+    let mut sub = b.raw().await;
+    sub.call(json!({"op":"sub","id":1,"topic":"sizes","sid":"s"}))
+        .await;
+    let mut p = b.raw().await;
+    // Sizes around each WebSocket length encoding, one over the 64 KiB the writer
+    // packs into a frame, and a near-1 MiB one; then a burst that must span frames.
+    let sizes = [1, 100, 125, 126, 65_535, 65_536, 70_000, 1_000_000];
+    for n in sizes {
+        p.send(json!({"op":"pub","topic":"sizes","data":"x".repeat(n)}))
+            .await;
+    }
+    let burst: Vec<String> = (0..3_000)
+        .map(|i| {
+            json!({"op":"pub","topic":"sizes","data":{"i":i,"pad":"y".repeat(100)}}).to_string()
+        })
+        .collect();
+    p.send_text(burst.join("\n")).await;
+    for (i, n) in sizes.into_iter().enumerate() {
+        let m = sub.recv().await;
+        assert_eq!(m["seq"], json!(i + 1));
+        assert_eq!(m["data"].as_str().map(str::len), Some(n));
+    }
+    for i in 0..3_000u64 {
+        let m = sub.recv().await;
+        assert_eq!(
+            (m["seq"].as_u64(), m["data"]["i"].as_u64()),
+            (Some(9 + i), Some(i))
+        );
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_publishers_keep_per_topic_order() {
     let b = TestBroker::start().await;
     let mut sub = b.raw().await;

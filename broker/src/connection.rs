@@ -550,3 +550,93 @@ fn spawn_watch(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(sizes: &[usize]) -> String {
+        let lines: Vec<String> = sizes.iter().map(|&n| "x".repeat(n)).collect();
+        lines.join("\n")
+    }
+
+    /// Every frame a text is sent as: (payload length, header length).
+    fn frames(text: &str) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let f = frame_at(text, at);
+            out.push((f.end - f.start, f.header_len));
+            at = f.end + 1;
+        }
+        out
+    }
+
+    #[test]
+    fn frames_pack_whole_lines_up_to_the_limit() {
+        // Fits: one frame.
+        assert_eq!(frames(&lines(&[10, 20])), vec![(31, 2)]);
+        // Split at the last line end that fits.
+        let half = PACK_BYTES / 2;
+        assert_eq!(
+            frames(&lines(&[half, half, 5])),
+            vec![(half, 4), (half + 1 + 5, 4)]
+        );
+        // A line longer than the limit goes alone.
+        assert_eq!(
+            frames(&lines(&[PACK_BYTES + 10, 3])),
+            vec![(PACK_BYTES + 10, 10), (3, 2)]
+        );
+    }
+
+    #[test]
+    fn headers_follow_rfc_6455_lengths() {
+        for (len, header) in [
+            (0, vec![0x81, 0]),
+            (125, vec![0x81, 125]),
+            (126, vec![0x81, 126, 0, 126]),
+            (65_535, vec![0x81, 126, 0xff, 0xff]),
+            (65_536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ] {
+            let text = "x".repeat(len);
+            let f = frame_at(&text, 0);
+            assert_eq!(&f.header[..f.header_len], &header[..], "{len}");
+            assert_eq!(f.end, len);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_cut_short_resumes_where_it_stopped() {
+        let mut writer = Writer::default();
+        writer.batch.text = lines(&[300, 400]);
+        writer.frame = Some(frame_at(&writer.batch.text, 0));
+        // A socket that takes 7 bytes per write: the frame goes out in pieces.
+        let (mut near, mut far) = tokio::io::duplex(7);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut far, &mut got)
+                .await
+                .unwrap();
+            got
+        });
+        // Poll the write once and drop it, again and again, until the frame is out.
+        let mut cuts = 0;
+        while writer.frame.is_some() {
+            if futures_util::FutureExt::now_or_never(writer.finish_frame(&mut near)).is_none() {
+                cuts += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            cuts >= 100,
+            "the 7-byte pipe cut the write short {cuts} times"
+        );
+        drop(near);
+        let got = reader.await.unwrap();
+        // 300 + newline + 400 bytes: one frame of 701.
+        let mut want = vec![0x81, 126, 2, 189];
+        want.extend_from_slice(writer.batch.text.as_bytes());
+        assert_eq!(got, want);
+        assert_eq!(writer.next, 702);
+    }
+}
