@@ -44,7 +44,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     size: usize,
     /// Scenarios: `pubsub:N` (1 publisher, N subscribers), `queue:N` (1 sender, N
-    /// consumers), `filters:N` / `nofilters:N` (N subscriptions on one topic over 10
+    /// consumers, queue in memory), `dqueue:N` (the same, durable), `filters:N` / `nofilters:N` (N subscriptions on one topic over 10
     /// connections, each with a distinct filter that one message in N matches, or none).
     #[arg(
         long,
@@ -66,7 +66,12 @@ enum Target {
 #[derive(Debug, Clone, Copy)]
 enum Scenario {
     PubSub(usize),
-    Queue(usize),
+    /// 1 sender, N consumers; `durable` puts the queue on disk (the protocol's
+    /// default), else it is declared in memory.
+    Queue {
+        consumers: usize,
+        durable: bool,
+    },
     Filters {
         subs: usize,
         filtered: bool,
@@ -84,7 +89,14 @@ fn parse_scenario(s: &str) -> anyhow::Result<Scenario> {
     let n: usize = n.parse().with_context(|| format!("scenario `{s}`"))?;
     match kind {
         "pubsub" if n > 0 => Ok(Scenario::PubSub(n)),
-        "queue" if n > 0 => Ok(Scenario::Queue(n)),
+        "queue" if n > 0 => Ok(Scenario::Queue {
+            consumers: n,
+            durable: false,
+        }),
+        "dqueue" if n > 0 => Ok(Scenario::Queue {
+            consumers: n,
+            durable: true,
+        }),
         "filters" if n > 0 => Ok(Scenario::Filters {
             subs: n,
             filtered: true,
@@ -95,7 +107,7 @@ fn parse_scenario(s: &str) -> anyhow::Result<Scenario> {
         }),
         "durable" if n > 0 => Ok(Scenario::Durable(n)),
         "replay" if n > 0 => Ok(Scenario::Replay(n)),
-        _ => bail!("scenario `{s}`: expected pubsub:N, queue:N, filters:N, nofilters:N, durable:N or replay:MiB with N > 0"),
+        _ => bail!("scenario `{s}`: expected pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N or replay:MiB with N > 0"),
     }
 }
 
@@ -147,14 +159,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let subject = format!("bench.s{i}");
         let outcome = match (*scenario, args.target) {
             (Scenario::PubSub(n), target) => pubsub(&url, target, &subject, n, &args).await?,
-            (Scenario::Queue(n), Target::Switchyard) => queue(&url, &subject, n, &args).await?,
+            (Scenario::Queue { consumers, durable }, Target::Switchyard) => {
+                queue(&url, &subject, consumers, durable, &args).await?
+            }
             (Scenario::Filters { subs, filtered }, Target::Switchyard) => {
                 filters(&url, &subject, subs, filtered, &args).await?
             }
             (Scenario::Durable(n), Target::Switchyard) => durable(&url, &subject, n, &args).await?,
             (Scenario::Replay(mib), Target::Switchyard) => replay(&url, &subject, mib).await?,
             (
-                Scenario::Queue(_)
+                Scenario::Queue { .. }
                 | Scenario::Filters { .. }
                 | Scenario::Durable(_)
                 | Scenario::Replay(_),
@@ -464,8 +478,24 @@ async fn queue(
     url: &str,
     queue: &str,
     consumers: usize,
+    durable: bool,
     args: &BenchArgs,
 ) -> anyhow::Result<Outcome> {
+    let mut setup = connect(url).await?;
+    let declare =
+        format!("{{\"op\":\"declare\",\"id\":1,\"queue\":\"{queue}\",\"durable\":{durable}}}");
+    setup.send(Message::text(declare)).await?;
+    loop {
+        match setup.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"ok\"") => break,
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"error\"") => {
+                bail!("declare failed: {}", t.as_str())
+            }
+            Some(Ok(_)) => continue,
+            _ => bail!("connection closed"),
+        }
+    }
+    let _ = setup.close(None).await;
     let origin = Instant::now();
     let progress = Arc::new(Progress {
         received: (0..consumers).map(|_| AtomicU64::new(0)).collect(),
@@ -532,7 +562,7 @@ async fn queue(
     }
     let _ = ws.close(None).await;
     Ok(Outcome {
-        label: format!("queue 1→{consumers}"),
+        label: format!("{}queue 1→{consumers}", if durable { "d" } else { "" }),
         received,
         elapsed,
         latency,
@@ -918,7 +948,20 @@ mod tests {
             parse_scenario("pubsub:10"),
             Ok(Scenario::PubSub(10))
         ));
-        assert!(matches!(parse_scenario("queue:4"), Ok(Scenario::Queue(4))));
+        assert!(matches!(
+            parse_scenario("queue:4"),
+            Ok(Scenario::Queue {
+                consumers: 4,
+                durable: false
+            })
+        ));
+        assert!(matches!(
+            parse_scenario("dqueue:1"),
+            Ok(Scenario::Queue {
+                consumers: 1,
+                durable: true
+            })
+        ));
         assert!(parse_scenario("queue:0").is_err());
         assert!(parse_scenario("fanout").is_err());
         assert_eq!(group(1234567), "1,234,567");
