@@ -398,17 +398,21 @@ impl<'a> RawFrame<'a> {
     /// The error is the message for `bad_frame`.
     fn read(text: &'a str) -> Result<Self, String> {
         let mut raw = RawFrame::default();
+        let mut nulls = false;
         let scanned = crate::scan::object(text, |key, value| match raw.slot(key) {
             // A repeated field: serde_json names it in its error.
             Some(Some(_)) => false,
             Some(slot) => {
                 *slot = Some(value);
+                nulls |= value == "null";
                 true
             }
             None => true,
         });
         if scanned {
-            raw.drop_nulls();
+            if nulls {
+                raw.drop_nulls();
+            }
             return Ok(raw);
         }
         // serde would read an array as a struct's fields in order: only objects here.

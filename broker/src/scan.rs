@@ -131,6 +131,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string, from its opening quote to past its closing one; whether it held an escape.
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
         self.eat(b'"')?;
         let mut escaped = false;
