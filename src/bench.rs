@@ -285,6 +285,20 @@ fn stamp_after(text: &[u8], from: usize) -> Option<u64> {
     Some(t)
 }
 
+/// Reads until the broker's `ok` (skipping other frames); fails on an `error`.
+async fn until_ok(ws: &mut Ws, what: &str) -> anyhow::Result<()> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"ok\"") => return Ok(()),
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"error\"") => {
+                bail!("{what} failed: {}", t.as_str())
+            }
+            Some(Ok(_)) => continue,
+            _ => bail!("connection closed"),
+        }
+    }
+}
+
 fn histogram() -> Histogram<u64> {
     // 1 µs to 100 s, 3 significant digits; these bounds are valid constants.
     Histogram::new_with_bounds(1, 100_000_000, 3)
@@ -298,6 +312,13 @@ struct Progress {
 }
 
 impl Progress {
+    fn total(&self) -> u64 {
+        self.received
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum()
+    }
+
     fn slowest(&self) -> u64 {
         self.received
             .iter()
@@ -305,6 +326,62 @@ impl Progress {
             .min()
             .unwrap_or(0)
     }
+}
+
+type Receiver = tokio::task::JoinHandle<anyhow::Result<(u64, Histogram<u64>)>>;
+
+/// The publisher's side of a scenario, the same for all: sends a frame from `build`
+/// (given the message's timestamp) every time it may for `args.seconds`, either on
+/// schedule (`--rate`, stamped with the intended send time) or at most `window`
+/// messages ahead of what the receivers have taken (`taken`, in published messages);
+/// then lets the receivers drain for up to 2 s, stops them and adds up their counts
+/// and latencies. Returns (received, elapsed, latency).
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    ws: &mut Ws,
+    args: &BenchArgs,
+    progress: &Progress,
+    origin: Instant,
+    window: u64,
+    taken: impl Fn(&Progress) -> u64,
+    mut build: impl FnMut(u64) -> Message,
+    receivers: Vec<Receiver>,
+) -> anyhow::Result<(u64, Duration, Histogram<u64>)> {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        let stamp = match args.rate {
+            Some(rate) => {
+                let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                due.duration_since(origin).as_micros() as u64
+            }
+            None => {
+                while sent.saturating_sub(taken(progress)) > window && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_micros(50)).await;
+                }
+                origin.elapsed().as_micros() as u64
+            }
+        };
+        ws.send(build(stamp)).await?;
+        sent += BATCH as u64;
+    }
+    let drain_until = Instant::now() + Duration::from_secs(2);
+    while taken(progress) < sent && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    progress.stop.store(true, Ordering::Relaxed);
+    let mut latency = histogram();
+    let mut received = 0;
+    for r in receivers {
+        let (count, h) = r.await??;
+        received += count;
+        latency.add(&h).map_err(|e| anyhow!("{e:?}"))?;
+    }
+    let _ = ws.close(None).await;
+    Ok((received, elapsed, latency))
 }
 
 async fn pubsub(
@@ -327,13 +404,7 @@ async fn pubsub(
                 let sub =
                     format!("{{\"op\":\"sub\",\"id\":1,\"topic\":\"{subject}\",\"sid\":\"s\"}}");
                 ws.send(Message::text(sub)).await?;
-                // welcome, then ok
-                let mut seen = 0;
-                while seen < 2 {
-                    if let Some(Ok(Message::Text(t))) = ws.next().await {
-                        seen += t.as_str().split('\n').count();
-                    }
-                }
+                until_ok(&mut ws, "sub").await?;
             }
             Target::Nats => {
                 nats_handshake(&mut ws).await?;
@@ -349,27 +420,8 @@ async fn pubsub(
     if target == Target::Nats {
         nats_handshake(&mut ws).await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let mut sent = 0u64;
     let mut frame = String::new();
-    while Instant::now() < deadline {
-        let stamp = match args.rate {
-            Some(rate) => {
-                let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
-                tokio::time::sleep_until(due.into()).await;
-                due.duration_since(origin).as_micros() as u64
-            }
-            None => {
-                while sent.saturating_sub(progress.slowest()) > WINDOW {
-                    tokio::time::sleep(Duration::from_micros(50)).await;
-                    if Instant::now() >= deadline {
-                        break;
-                    }
-                }
-                origin.elapsed().as_micros() as u64
-            }
-        };
+    let build = |stamp: u64| {
         let data = payload(stamp, args.size);
         frame.clear();
         for i in 0..BATCH {
@@ -391,34 +443,42 @@ async fn pubsub(
                 }
             }
         }
-        let msg = match target {
+        match target {
             Target::Switchyard => Message::text(frame.clone()),
             Target::Nats => Message::binary(frame.clone().into_bytes()),
-        };
-        ws.send(msg).await?;
-        sent += BATCH as u64;
-    }
-    // Let receivers drain what was sent, briefly.
-    let drain_until = Instant::now() + Duration::from_secs(2);
-    while progress.slowest() < sent && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed();
-    progress.stop.store(true, Ordering::Relaxed);
-    let mut latency = histogram();
-    let mut received = 0;
-    for r in receivers {
-        let (count, h) = r.await??;
-        received += count;
-        latency.add(&h).map_err(|e| anyhow!("{e:?}"))?;
-    }
-    let _ = ws.close(None).await;
+        }
+    };
+    // Every subscriber gets every message: the slowest says how far behind they are.
+    let (received, elapsed, latency) = drive(
+        &mut ws,
+        args,
+        &progress,
+        origin,
+        WINDOW,
+        Progress::slowest,
+        build,
+        receivers,
+    )
+    .await?;
     Ok(Outcome {
         label: format!("pubsub 1→{subs}"),
         received,
         elapsed,
         latency,
     })
+}
+
+/// A receiver's next frame; None once its connection closes, or once it is told to
+/// stop and nothing more comes for 200 ms.
+async fn next_frame(ws: &mut Ws, progress: &Progress) -> anyhow::Result<Option<Message>> {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
+            Err(_) if progress.stop.load(Ordering::Relaxed) => return Ok(None),
+            Err(_) => continue,
+            Ok(None) => return Ok(None),
+            Ok(Some(frame)) => return Ok(Some(frame?)),
+        }
+    }
 }
 
 /// Counts deliveries and records their latency until told to stop.
@@ -432,14 +492,7 @@ async fn receive(
     let mut hist = histogram();
     let mut count = 0u64;
     let mut nats = NatsParser::default();
-    loop {
-        let next = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
-        let frame = match next {
-            Err(_) if progress.stop.load(Ordering::Relaxed) => break,
-            Err(_) => continue,
-            Ok(None) => break,
-            Ok(Some(frame)) => frame?,
-        };
+    while let Some(frame) = next_frame(&mut ws, &progress).await? {
         let now = origin.elapsed().as_micros() as u64;
         let mut record = |t: u64| {
             let _ = hist.record(now.saturating_sub(t).max(1));
@@ -485,16 +538,7 @@ async fn queue(
     let declare =
         format!("{{\"op\":\"declare\",\"id\":1,\"queue\":\"{queue}\",\"durable\":{durable}}}");
     setup.send(Message::text(declare)).await?;
-    loop {
-        match setup.next().await {
-            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"ok\"") => break,
-            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"error\"") => {
-                bail!("declare failed: {}", t.as_str())
-            }
-            Some(Ok(_)) => continue,
-            _ => bail!("connection closed"),
-        }
-    }
+    until_ok(&mut setup, "declare").await?;
     let _ = setup.close(None).await;
     let origin = Instant::now();
     let progress = Arc::new(Progress {
@@ -508,59 +552,29 @@ async fn queue(
             "{{\"op\":\"consume\",\"id\":1,\"queue\":\"{queue}\",\"cid\":\"w\",\"prefetch\":512}}"
         );
         ws.send(Message::text(consume)).await?;
-        let mut seen = 0;
-        while seen < 2 {
-            if let Some(Ok(Message::Text(t))) = ws.next().await {
-                seen += t.as_str().split('\n').count();
-            }
-        }
+        until_ok(&mut ws, "consume").await?;
         tasks.push(tokio::spawn(work(ws, i, progress.clone(), origin)));
     }
     let mut ws = connect(url).await?;
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let mut sent = 0u64;
-    let total = |p: &Progress| {
-        p.received
-            .iter()
-            .map(|r| r.load(Ordering::Relaxed))
-            .sum::<u64>()
-    };
-    while Instant::now() < deadline {
-        let stamp = match args.rate {
-            Some(rate) => {
-                let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
-                tokio::time::sleep_until(due.into()).await;
-                due.duration_since(origin).as_micros() as u64
-            }
-            None => {
-                while sent.saturating_sub(total(&progress)) > WINDOW && Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_micros(50)).await;
-                }
-                origin.elapsed().as_micros() as u64
-            }
-        };
+    let build = |stamp: u64| {
         let data = payload(stamp, args.size);
         let frame: Vec<String> = (0..BATCH)
             .map(|_| format!("{{\"op\":\"send\",\"queue\":\"{queue}\",\"data\":{data}}}"))
             .collect();
-        ws.send(Message::text(frame.join("\n"))).await?;
-        sent += BATCH as u64;
-    }
-    let drain_until = Instant::now() + Duration::from_secs(2);
-    while total(&progress) < sent && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed();
-    progress.stop.store(true, Ordering::Relaxed);
-    let mut latency = histogram();
-    let mut received = 0;
-    for t in tasks {
-        let (count, h) = t.await??;
-        received += count;
-        latency.add(&h).map_err(|e| anyhow!("{e:?}"))?;
-    }
-    let _ = ws.close(None).await;
+        Message::text(frame.join("\n"))
+    };
+    // Each message goes to one consumer: together they say how far behind they are.
+    let (received, elapsed, latency) = drive(
+        &mut ws,
+        args,
+        &progress,
+        origin,
+        WINDOW,
+        Progress::total,
+        build,
+        tasks,
+    )
+    .await?;
     Ok(Outcome {
         label: format!("{}queue 1→{consumers}", if durable { "d" } else { "" }),
         received,
@@ -613,24 +627,9 @@ async fn filters(
         )));
     }
     let per_msg = if filtered { 1 } else { subs as u64 };
-    let delivered = |p: &Progress| {
-        p.received
-            .iter()
-            .map(|r| r.load(Ordering::Relaxed))
-            .sum::<u64>()
-    };
     let mut ws = connect(url).await?;
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let mut sent = 0u64;
     let mut k = 0usize;
-    while Instant::now() < deadline {
-        while sent.saturating_sub(delivered(&progress) / per_msg) > WINDOW / 10
-            && Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_micros(50)).await;
-        }
-        let stamp = origin.elapsed().as_micros() as u64;
+    let build = |stamp: u64| {
         let frame: Vec<String> = (0..BATCH)
             .map(|_| {
                 k = (k + 1) % subs;
@@ -638,23 +637,19 @@ async fn filters(
                 format!("{{\"op\":\"pub\",\"topic\":\"{subject}\",\"data\":{data}}}")
             })
             .collect();
-        ws.send(Message::text(frame.join("\n"))).await?;
-        sent += BATCH as u64;
-    }
-    let drain_until = Instant::now() + Duration::from_secs(2);
-    while delivered(&progress) < sent * per_msg && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed();
-    progress.stop.store(true, Ordering::Relaxed);
-    let mut latency = histogram();
-    let mut total = 0;
-    for r in receivers {
-        let (count, h) = r.await??;
-        total += count;
-        latency.add(&h).map_err(|e| anyhow!("{e:?}"))?;
-    }
-    let _ = ws.close(None).await;
+        Message::text(frame.join("\n"))
+    };
+    let (total, elapsed, latency) = drive(
+        &mut ws,
+        args,
+        &progress,
+        origin,
+        WINDOW / 10,
+        |p: &Progress| p.total() / per_msg,
+        build,
+        receivers,
+    )
+    .await?;
     Ok(Outcome {
         label: format!(
             "{} {subs} pub",
@@ -693,16 +688,7 @@ async fn durable(
                     payload(0, size)
                 );
                 ws.send(Message::text(frame)).await?;
-                loop {
-                    match ws.next().await {
-                        Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"ok\"") => break,
-                        Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"error\"") => {
-                            bail!("send failed: {}", t.as_str())
-                        }
-                        Some(Ok(_)) => continue,
-                        _ => bail!("connection closed"),
-                    }
-                }
+                until_ok(&mut ws, "send").await?;
                 let _ = hist.record(sent.elapsed().as_micros().max(1) as u64);
                 count += 1;
             }
@@ -735,7 +721,7 @@ async fn replay(url: &str, topic: &str, mib: usize) -> anyhow::Result<Outcome> {
     let _welcome = ws.next().await;
     let declare = format!("{{\"op\":\"declare\",\"id\":0,\"topic\":\"{topic}\",\"retain\":{{}}}}");
     ws.send(Message::text(declare)).await?;
-    let _ok = ws.next().await;
+    until_ok(&mut ws, "declare").await?;
     let data = payload(0, SIZE);
     let mut sent = 0u64;
     while sent < total {
@@ -807,14 +793,7 @@ async fn work(
     let mut hist = histogram();
     let mut count = 0u64;
     let mut acks = String::new();
-    loop {
-        let next = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
-        let frame = match next {
-            Err(_) if progress.stop.load(Ordering::Relaxed) => break,
-            Err(_) => continue,
-            Ok(None) => break,
-            Ok(Some(frame)) => frame?,
-        };
+    while let Some(frame) = next_frame(&mut ws, &progress).await? {
         let Message::Text(text) = frame else { continue };
         let now = origin.elapsed().as_micros() as u64;
         acks.clear();
