@@ -139,29 +139,41 @@ fn serve(dir: &std::path::Path, port: u16) -> (Child, String) {
     (child, url)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_stream_loses_nothing_confirmed() {
-    let dir = temp_data_dir();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut sent: BTreeSet<u64> = BTreeSet::new();
-    let mut confirmed: BTreeSet<u64> = BTreeSet::new();
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Three rounds against a real `switchyard serve` on `dir`: (after `setup`, if
+/// given) 2,000 `op`s in flight at once, numbered on from the last round, and a
+/// SIGKILL while they are, a little later each round. Returns the numbers sent and
+/// the numbers whose `op` was confirmed.
+async fn kill_mid_stream<F, Fut>(
+    dir: &std::path::Path,
+    port: u16,
+    setup: Option<serde_json::Value>,
+    op: F,
+) -> (BTreeSet<u64>, BTreeSet<u64>)
+where
+    F: Fn(Client, u64) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let mut sent = BTreeSet::new();
+    let mut confirmed = BTreeSet::new();
     let mut next = 0u64;
     for round in 0..3 {
-        let (mut child, url) = serve(&dir, port);
+        let (mut child, url) = serve(dir, port);
         let c = Client::connect(&url).await.unwrap();
-        // Many sends in flight at once; kill the broker while they are.
+        if let Some(frame) = &setup {
+            c.call(frame.clone()).await.unwrap();
+        }
         let mut pending = Vec::new();
         for _ in 0..2000 {
             next += 1;
             sent.insert(next);
-            let c = c.clone();
             let n = next;
-            pending.push(tokio::spawn(async move {
-                (n, c.send("stream", json!({"n": n})).await.is_ok())
-            }));
+            let confirmed = op(c.clone(), n);
+            pending.push(tokio::spawn(async move { (n, confirmed.await) }));
         }
         tokio::time::sleep(Duration::from_millis(20 + 15 * round)).await;
         child.kill().unwrap(); // SIGKILL
@@ -175,8 +187,19 @@ async fn sigkill_mid_stream_loses_nothing_confirmed() {
     }
     assert!(
         !confirmed.is_empty(),
-        "some sends were confirmed before the kills"
+        "some were confirmed before the kills"
     );
+    (sent, confirmed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_nothing_confirmed() {
+    let dir = temp_data_dir();
+    let port = free_port();
+    let (sent, confirmed) = kill_mid_stream(&dir, port, None, |c, n| async move {
+        c.send("stream", json!({"n": n})).await.is_ok()
+    })
+    .await;
     // Restart and drain the queue.
     let (mut child, url) = serve(&dir, port);
     let c = Client::connect(&url).await.unwrap();
@@ -210,40 +233,12 @@ async fn sigkill_mid_stream_loses_nothing_confirmed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_keeps_every_confirmed_topic_message_in_order() {
     let dir = temp_data_dir();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut confirmed: BTreeSet<u64> = BTreeSet::new();
-    let mut sent: BTreeSet<u64> = BTreeSet::new();
-    let mut next = 0u64;
-    for round in 0..3 {
-        let (mut child, url) = serve(&dir, port);
-        let c = Client::connect(&url).await.unwrap();
-        c.call(json!({"op":"declare","topic":"ledger","retain":{}}))
-            .await
-            .unwrap();
-        let mut pending = Vec::new();
-        for _ in 0..2000 {
-            next += 1;
-            sent.insert(next);
-            let c = c.clone();
-            let n = next;
-            pending.push(tokio::spawn(async move {
-                (n, c.publish("ledger", json!({"n": n})).await.is_ok())
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(20 + 15 * round)).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
-        for p in pending {
-            let (n, ok) = p.await.unwrap();
-            if ok {
-                confirmed.insert(n);
-            }
-        }
-    }
-    assert!(!confirmed.is_empty());
+    let port = free_port();
+    let declare = json!({"op":"declare","topic":"ledger","retain":{}});
+    let (sent, confirmed) = kill_mid_stream(&dir, port, Some(declare), |c, n| async move {
+        c.publish("ledger", json!({"n": n})).await.is_ok()
+    })
+    .await;
     let (mut child, url) = serve(&dir, port);
     let c = Client::connect(&url).await.unwrap();
     let mut sub = c
