@@ -48,6 +48,9 @@ impl OutItem<'_> {
     }
 }
 
+/// Most buffer capacity a connection keeps between batches.
+const KEEP_BYTES: usize = 256 * 1024;
+
 /// What the writer took from the buffer: newline-separated frames, and their counts.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -61,9 +64,13 @@ impl Batch {
         self.text.is_empty()
     }
 
-    /// Empties the batch, keeping its allocation for the next.
+    /// Empties the batch, keeping its allocation for the next unless a burst made
+    /// it larger than [`KEEP_BYTES`]: an idle connection holds little memory.
     pub(crate) fn clear(&mut self) {
         self.text.clear();
+        if self.text.capacity() > KEEP_BYTES {
+            self.text = String::new();
+        }
         self.frames = 0;
         self.deliveries = 0;
     }
@@ -354,6 +361,30 @@ mod tests {
         assert_eq!(taken.text, "{}");
         out.written(&taken);
         assert_eq!((out.bytes(), out.frames()), (0, 0));
+    }
+
+    #[test]
+    fn a_burst_does_not_leave_its_memory_behind() {
+        let out = Outbound::new(8 << 20);
+        let big = "x".repeat(1 << 20);
+        let mut batch = Batch::default();
+        // Two rounds: the buffer and the batch trade allocations at each take.
+        for _ in 0..2 {
+            for _ in 0..2 {
+                out.push(OutItem::Text(&big)).unwrap();
+            }
+            out.take(&mut batch);
+            out.written(&batch);
+            batch.clear();
+            assert!(batch.text.capacity() <= KEEP_BYTES);
+        }
+        out.push(OutItem::Text("small")).unwrap();
+        out.take(&mut batch);
+        assert!(
+            batch.text.capacity() <= KEEP_BYTES,
+            "{}",
+            batch.text.capacity()
+        );
     }
 
     #[test]
