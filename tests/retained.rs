@@ -84,6 +84,29 @@ async fn replay_from_first_then_live_with_no_gap_or_duplicate() {
 }
 
 #[tokio::test]
+async fn a_frame_of_pubs_to_a_retained_topic_is_stored_one_by_one() {
+    let b = TestBroker::start().await;
+    let mut p = b.raw().await;
+    declare(&mut p, "kept").await;
+    let mut live = b.raw().await;
+    live.call(json!({"op":"sub","id":1,"topic":"kept","sid":"l"}))
+        .await;
+    let frame: Vec<String> = (1..=3)
+        .map(|n| json!({"op":"pub","topic":"kept","data":n}).to_string())
+        .collect();
+    p.send_text(frame.join("\n")).await;
+    assert_eq!(seqs(&mut live, 3).await, vec![1, 2, 3]);
+    let mut late = b.raw().await;
+    late.call(json!({"op":"sub","id":1,"topic":"kept","sid":"r","from":"first"}))
+        .await;
+    assert_eq!(seqs(&mut late, 3).await, vec![1, 2, 3]);
+    let snap = b.broker.snapshot();
+    let t = snap.topics.iter().find(|t| t.name == "kept").unwrap();
+    assert_eq!((t.stored, t.msgs_in), (3, 3));
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn replay_from_a_seq_or_a_time_and_errors() {
     let b = TestBroker::start().await;
     let mut p = b.raw().await;

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn pub_reaches_every_matching_subscription_once_in_order() {
@@ -243,6 +243,76 @@ async fn deliveries_of_every_size_arrive_whole_across_frames() {
             (Some(9 + i), Some(i))
         );
     }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_frame_of_mixed_pubs_keeps_order_seqs_filters_and_errors() {
+    let b = TestBroker::start().await;
+    let mut all = b.raw().await;
+    all.call(json!({"op":"sub","id":1,"topic":">","sid":"all"}))
+        .await;
+    let mut odd = b.raw().await;
+    odd.call(json!({"op":"sub","id":1,"topic":"a","sid":"odd","filter":"data.n IN (1, 3, 5)"}))
+        .await;
+    let mut p = b.raw().await;
+    p.call(json!({"op":"seal","id":1,"topic":"shut"})).await;
+    assert_eq!(
+        all.recv().await,
+        json!({"ev":"end","sid":"all","topic":"shut"})
+    );
+    // Runs of id-less pubs to one topic, broken by another topic, by a pub with an
+    // id, by refused topics; each refused message gets its own error.
+    let frame = [
+        json!({"op":"pub","topic":"a","data":{"n":1}}),
+        json!({"op":"pub","topic":"a","data":{"n":2}}),
+        json!({"op":"pub","topic":"b","data":{"n":1}}),
+        json!({"op":"pub","topic":"a","data":{"n":3}}),
+        json!({"op":"pub","id":7,"topic":"a","data":{"n":4}}),
+        json!({"op":"pub","topic":"a","data":{"n":5}}),
+        json!({"op":"pub","topic":"shut","data":0}),
+        json!({"op":"pub","topic":"shut","data":0}),
+        json!({"op":"pub","topic":"bad name","data":0}),
+        json!({"op":"pub","topic":"a","data":{"n":6},"headers":{"h":"x"}}),
+    ];
+    let text: Vec<String> = frame.iter().map(Value::to_string).collect();
+    p.send_text(text.join("\n")).await;
+    assert_eq!(p.recv().await, ok(7, json!({"seq": 4})));
+    assert_error(&p.recv().await, None, "sealed");
+    assert_error(&p.recv().await, None, "sealed");
+    assert_error(&p.recv().await, None, "bad_name");
+    let mut msgs = Vec::new();
+    for _ in 0..7 {
+        msgs.push(all.recv().await);
+    }
+    let got: Vec<(Value, Value, Value)> = msgs
+        .iter()
+        .map(|m| (m["topic"].clone(), m["seq"].clone(), m["data"]["n"].clone()))
+        .collect();
+    let want: Vec<(Value, Value, Value)> = [
+        ("a", 1, 1),
+        ("a", 2, 2),
+        ("b", 1, 1),
+        ("a", 3, 3),
+        ("a", 4, 4),
+        ("a", 5, 5),
+        ("a", 6, 6),
+    ]
+    .iter()
+    .map(|(t, s, n)| (json!(t), json!(s), json!(n)))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(msgs[6]["headers"], json!({"h":"x"}));
+    assert!(msgs[..6].iter().all(|m| m.get("headers").is_none()));
+    let odd_seqs: Vec<Value> = [odd.recv().await, odd.recv().await, odd.recv().await]
+        .iter()
+        .map(|m| m["seq"].clone())
+        .collect();
+    assert_eq!(odd_seqs, vec![json!(1), json!(3), json!(5)]);
+    odd.expect_silence(Duration::from_millis(100)).await;
+    let snap = b.broker.snapshot();
+    let a = snap.topics.iter().find(|t| t.name == "a").unwrap();
+    assert_eq!((a.msgs_in, a.msgs_out), (6, 9));
     b.stop().await;
 }
 

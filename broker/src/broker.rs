@@ -306,6 +306,39 @@ impl Broker {
         Ok(())
     }
 
+    /// Publishes a run of messages to one topic, each compact JSON text with its
+    /// headers, without confirmations; `failed` gets the error of each message that
+    /// was refused. Counted once `publisher` is flushed.
+    pub(crate) fn publish_many(
+        &self,
+        publisher: &mut Publisher,
+        topic: &str,
+        msgs: &[(&str, Option<&Headers>)],
+        mut failed: impl FnMut(BrokerError),
+    ) {
+        let now = *publisher.now.get_or_insert_with(now_ms);
+        let batch = names::check_topic(topic).and_then(|()| {
+            self.inner
+                .topics
+                .publish_many(topic, msgs, now, &mut publisher.cache)
+        });
+        match batch {
+            Ok(Some(published)) => {
+                publisher.msgs_in += msgs.len() as u64;
+                publisher.msgs_out += published.delivered;
+            }
+            // A retained topic: each message is appended and confirmed on its own.
+            Ok(None) => {
+                for (data, headers) in msgs {
+                    if let Err(e) = self.publish(publisher, topic, data, *headers, None) {
+                        failed(e);
+                    }
+                }
+            }
+            Err(e) => msgs.iter().for_each(|_| failed(e.clone())),
+        }
+    }
+
     /// Ends a publisher's frame: adds what it counted to the broker's (and its
     /// client's) counters, and lets the next frame read the clock again.
     pub(crate) fn end_frame(&self, publisher: &mut Publisher, session: Option<&Session>) {

@@ -25,7 +25,7 @@ use crate::broker::{welcome, Broker, Publisher};
 use crate::error::BrokerError;
 use crate::outbound::{Batch, OutItem};
 use crate::protocol::{
-    event, parse_frames, ClientFrame, Confirm, ErrorCode, PeekOf, Request, RequestId,
+    event, parse_frames, ClientFrame, Confirm, ErrorCode, Headers, PeekOf, Request, RequestId,
 };
 use crate::queue::{Settle, Waiter};
 use crate::session::Session;
@@ -289,12 +289,48 @@ fn handle_text(broker: &Broker, session: &Arc<Session>, text: &str, conn: &mut C
     // Parsed first, then run back to back: a frame of acks or sends then takes its
     // queue's lock in a tight run, instead of between parses, where a connection on
     // the other core keeps catching it held (a queue ran at 360k msgs/s handled
-    // line by line, 470k this way).
+    // line by line, 470k this way). And consecutive pubs to one topic are seen
+    // together, to be published with one lock and one push per subscriber.
     let mut requests = Vec::new();
     parse_frames(text, |parsed| requests.push(parsed));
     crate::outbound::holding_wakes(|| {
-        for parsed in requests {
+        let mut requests = requests.into_iter().peekable();
+        while let Some(parsed) = requests.next() {
             match parsed {
+                // Pubs without an id (nothing to confirm) to one topic, one after
+                // another: published as one run.
+                Ok(Request {
+                    id: None,
+                    frame:
+                        ClientFrame::Pub {
+                            topic,
+                            data,
+                            headers,
+                        },
+                }) => {
+                    let mut run = vec![(data, headers)];
+                    while let Some(Ok(Request {
+                        id: None,
+                        frame: ClientFrame::Pub { topic: next, .. },
+                    })) = requests.peek()
+                    {
+                        if *next != topic {
+                            break;
+                        }
+                        if let Some(Ok(Request {
+                            frame: ClientFrame::Pub { data, headers, .. },
+                            ..
+                        })) = requests.next()
+                        {
+                            run.push((data, headers));
+                        }
+                    }
+                    let msgs: Vec<(&str, Option<&Headers>)> =
+                        run.iter().map(|(d, h)| (d.as_ref(), h.as_ref())).collect();
+                    broker.publish_many(&mut conn.publisher, &topic, &msgs, |e| {
+                        session.send_text(event::error(None, &e))
+                    });
+                }
                 Ok(request) => handle_request(broker, session, request, conn),
                 Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
             }

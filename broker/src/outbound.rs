@@ -191,37 +191,47 @@ impl Outbound {
 
     /// Queues a frame without waiting. Refuses it when the client is closed or the
     /// buffer is full (which kicks the client).
+    #[cfg(test)]
     pub(crate) fn push(&self, item: OutItem) -> Result<Pushed, Refused> {
-        let len = item.len();
+        self.push_all(std::slice::from_ref(&item))
+    }
+
+    /// Queues frames in order, under one lock. A frame that does not fit kicks the
+    /// client and refuses the rest, as [`Outbound::push`] does.
+    pub(crate) fn push_all(&self, items: &[OutItem]) -> Result<Pushed, Refused> {
         let mut pending = self.pending.lock();
         if self.closed.load(Ordering::Relaxed) {
             return Err(Refused::Closed);
         }
-        let before = pending.bytes;
-        if before + len > self.limit {
-            pending.text = String::new();
-            drop(pending);
-            self.kick("slow_consumer");
-            return Err(Refused::Full);
-        }
         let was_empty = pending.text.is_empty();
-        if !was_empty {
-            pending.text.push('\n');
+        let start = pending.bytes;
+        for item in items {
+            let len = item.len();
+            if pending.bytes + len > self.limit {
+                pending.text = String::new();
+                drop(pending);
+                self.kick("slow_consumer");
+                return Err(Refused::Full);
+            }
+            if !pending.text.is_empty() {
+                pending.text.push('\n');
+            }
+            item.write_to(&mut pending.text);
+            pending.waiting += 1;
+            pending.deliveries += usize::from(item.is_delivery());
+            pending.bytes += len;
+            pending.frames += 1;
         }
-        item.write_to(&mut pending.text);
-        pending.waiting += 1;
-        pending.deliveries += usize::from(item.is_delivery());
-        pending.bytes += len;
-        pending.frames += 1;
-        self.bytes.store(pending.bytes, Ordering::Relaxed);
+        let now = pending.bytes;
+        self.bytes.store(now, Ordering::Relaxed);
         self.frames.store(pending.frames, Ordering::Relaxed);
         drop(pending);
         // The writer takes everything waiting at once: only the push that finds the
         // buffer empty needs to wake it.
-        if was_empty {
+        if was_empty && now > start {
             wake(&self.wake);
         }
-        if before + len > self.limit / 2 && !self.slow.swap(true, Ordering::Relaxed) {
+        if now > self.limit / 2 && !self.slow.swap(true, Ordering::Relaxed) {
             return Ok(Pushed::BecameSlow);
         }
         Ok(Pushed::Queued)
@@ -361,6 +371,37 @@ mod tests {
         assert_eq!(taken.text, "{}");
         out.written(&taken);
         assert_eq!((out.bytes(), out.frames()), (0, 0));
+    }
+
+    #[test]
+    fn push_all_queues_in_order_and_kicks_at_the_limit() {
+        let out = Outbound::new(20);
+        let items = [
+            OutItem::Text("aaaa"),
+            OutItem::Msg {
+                head: "h",
+                body: "bbb",
+            },
+        ];
+        assert_eq!(out.push_all(&items), Ok(Pushed::Queued));
+        assert_eq!(out.push_all(&items), Ok(Pushed::BecameSlow));
+        assert_eq!((out.bytes(), out.frames()), (16, 4));
+        let mut batch = Batch::default();
+        out.take(&mut batch);
+        assert_eq!(batch.text, "aaaa\nhbbb\naaaa\nhbbb");
+        out.written(&batch);
+        assert_eq!(out.delivered.load(Ordering::Relaxed), 2);
+        // The third of these does not fit: the client is kicked, nothing stays.
+        let big = [
+            OutItem::Text("0123456789"),
+            OutItem::Text("x"),
+            OutItem::Text("0123456789"),
+        ];
+        assert_eq!(out.push_all(&big), Err(Refused::Full));
+        assert_eq!(out.kick_reason().as_deref(), Some("slow_consumer"));
+        batch.clear();
+        out.take(&mut batch);
+        assert!(batch.is_empty());
     }
 
     #[test]

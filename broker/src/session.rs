@@ -59,7 +59,12 @@ impl Session {
 
     /// Queues a frame for this client, recording a slow mark or a slow-consumer kick.
     pub(crate) fn push(&self, item: OutItem<'_>) -> Result<(), Refused> {
-        match self.outbound.push(item) {
+        self.push_all(std::slice::from_ref(&item))
+    }
+
+    /// Queues frames in order under one lock, recording as [`Session::push`] does.
+    pub(crate) fn push_all(&self, items: &[OutItem<'_>]) -> Result<(), Refused> {
+        match self.outbound.push_all(items) {
             Ok(Pushed::Queued) => Ok(()),
             Ok(Pushed::BecameSlow) => {
                 self.shared.record(

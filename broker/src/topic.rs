@@ -5,8 +5,9 @@
 //! that match it, tagged with the trie's generation; a `sub` or `unsub` bumps the
 //! generation and the next publish to a topic rebuilds its list. A publish takes only
 //! its topic's lock (to keep seq order and delivery order the same), serializes the
-//! message once, evaluates filters, and pushes a shared handle into each matching
-//! subscriber's outbound buffer.
+//! message once, evaluates filters, and copies it into each matching subscriber's
+//! outbound buffer. A run of messages to one topic (consecutive pubs in a frame)
+//! goes through under one lock, with one push per subscriber.
 //!
 //! A retained topic appends each message to its store under the same lock, and a
 //! per-topic task delivers messages in seq order only once they are durable (an
@@ -129,6 +130,29 @@ impl Subscription {
                 });
                 true
             }
+        }
+    }
+
+    /// Delivers those of `ms` that `passes` (by index); how many the client took. To
+    /// a connected client that is not replaying, all of them go in one push.
+    fn deliver_all(&self, ms: &[Delivery<'_>], passes: impl Fn(usize) -> bool) -> u64 {
+        match &self.target {
+            Target::Session(session) if !self.replaying.load(Ordering::Acquire) => {
+                let items: Vec<OutItem> = (0..ms.len())
+                    .filter(|&i| passes(i))
+                    .map(|i| OutItem::Msg {
+                        head: &self.head,
+                        body: ms[i].body,
+                    })
+                    .collect();
+                if items.is_empty() || session.push_all(&items).is_err() {
+                    return 0;
+                }
+                items.len() as u64
+            }
+            _ => (0..ms.len())
+                .filter(|&i| passes(i) && self.deliver(&ms[i]))
+                .count() as u64,
         }
     }
 
@@ -616,6 +640,85 @@ impl Topics {
                 Ok(Published { delivered })
             }
         }
+    }
+
+    /// Accepts a run of messages on one topic (its name already checked) in one go:
+    /// one lock, and one push per subscriber for all of them. None if the topic is
+    /// retained (each message then goes through [`Topics::publish`]).
+    pub(crate) fn publish_many(
+        &self,
+        name: &str,
+        msgs: &[(&str, Option<&Headers>)],
+        now: u64,
+        cache: &mut TopicCache,
+    ) -> Result<Option<Published>, BrokerError> {
+        let mut topic = self.cached(name, cache)?;
+        let mut state = topic.state.lock();
+        if topic.gone.load(Ordering::Acquire) {
+            drop(state);
+            *cache = None;
+            topic = self.cached(name, cache)?;
+            state = topic.state.lock();
+        }
+        if state.store.is_some() {
+            return Ok(None);
+        }
+        if state.sealed {
+            return Err(BrokerError::new(
+                ErrorCode::Sealed,
+                format!("topic `{name}` is sealed"),
+            ));
+        }
+        topic.refresh_matching(&mut state, self);
+        let first = state.seq + 1;
+        let time = now.max(state.last_time);
+        state.seq += msgs.len() as u64;
+        state.last_time = time;
+        bump(&topic.msgs_in, msgs.len() as u64);
+        if state.matching.is_empty() {
+            return Ok(Some(Published { delivered: 0 }));
+        }
+        // Every delivery built once, one after another in one reused buffer.
+        let mut buf = SCRATCH.take();
+        buf.clear();
+        let mut spans = Vec::with_capacity(msgs.len());
+        for (seq, (data, headers)) in (first..).zip(msgs) {
+            let start = buf.len();
+            let data_at = event::msg_body(&mut buf, name, seq, time, data, *headers);
+            spans.push((start..buf.len(), data_at));
+        }
+        let deliveries: Vec<Delivery> = (first..)
+            .zip(spans)
+            .zip(msgs)
+            .map(|((seq, (body, data)), (_, headers))| Delivery {
+                topic: name,
+                seq,
+                time,
+                body: &buf[body],
+                data: &buf[data],
+                headers: *headers,
+            })
+            .collect();
+        // Parsed at most once per message, and only if a filter looks into `data`.
+        let views: Vec<MessageView> = deliveries
+            .iter()
+            .map(|d| MessageView::new(name, d.headers, d.data))
+            .collect();
+        let delivered: u64 = state
+            .matching
+            .iter()
+            .map(|s| {
+                s.deliver_all(&deliveries, |i| {
+                    s.filter.as_ref().is_none_or(|f| f.matches(&views[i]))
+                })
+            })
+            .sum();
+        topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
+        drop(state);
+        drop(views);
+        drop(deliveries);
+        SCRATCH.set(buf);
+        Ok(Some(Published { delivered }))
     }
 
     /// Seals a topic: later publishes fail; subscribers get `end` after every message
