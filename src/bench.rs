@@ -44,8 +44,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     size: usize,
     /// Scenarios: `pubsub:N` (1 publisher, N subscribers), `queue:N` (1 sender, N
-    /// consumers, queue in memory), `dqueue:N` (the same, durable), `filters:N` / `nofilters:N` (N subscriptions on one topic over 10
-    /// connections, each with a distinct filter that one message in N matches, or none).
+    /// consumers, queue in memory), `dqueue:N` (the same, durable), `filters:N` /
+    /// `nofilters:N` (N subscriptions on one topic over 10 connections, each with a
+    /// distinct filter that one message in N matches, or none), `durable:N` (N
+    /// senders each waiting for its confirm), `replay:MiB` (replay a retained topic).
     #[arg(
         long,
         value_delimiter = ',',
@@ -119,7 +121,11 @@ struct Outcome {
     latency: Histogram<u64>,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// Runs the scenarios; a broker started here gets `fsync` (the `--fsync` flag).
+pub async fn run(
+    args: BenchArgs,
+    fsync: switchyard_broker::store::FsyncPolicy,
+) -> anyhow::Result<()> {
     let scenarios: Vec<Scenario> = args
         .scenarios
         .iter()
@@ -132,7 +138,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let url = match (&args.url, args.target) {
         (Some(url), _) => url.clone(),
         (None, Target::Switchyard) => {
-            let (child, url, data) = start_broker()?;
+            let (child, url, data) = start_broker(fsync)?;
             broker = Some((child, data));
             url
         }
@@ -140,9 +146,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     println!(
         "# {} at {url}: {} B messages, {} s per scenario, {}",
-        match args.target {
-            Target::Switchyard => "switchyard",
-            Target::Nats => "nats-server",
+        match (args.target, &broker) {
+            (Target::Switchyard, Some(_)) => format!("switchyard (--fsync {fsync})"),
+            (Target::Switchyard, None) => "switchyard".to_string(),
+            (Target::Nats, _) => "nats-server".to_string(),
         },
         args.size,
         args.seconds,
@@ -218,8 +225,10 @@ fn micros(us: u64) -> String {
     }
 }
 
-/// Starts `switchyard serve` on a free port in a temporary data dir.
-fn start_broker() -> anyhow::Result<(Child, String, std::path::PathBuf)> {
+/// Starts `switchyard serve` on a free port in a temporary data dir, with `fsync`.
+fn start_broker(
+    fsync: switchyard_broker::store::FsyncPolicy,
+) -> anyhow::Result<(Child, String, std::path::PathBuf)> {
     let exe = std::env::current_exe()?;
     let data = std::env::temp_dir().join(format!("switchyard-bench-{}", std::process::id()));
     let mut child = Command::new(exe)
@@ -232,6 +241,8 @@ fn start_broker() -> anyhow::Result<(Child, String, std::path::PathBuf)> {
             "--data-dir",
         ])
         .arg(&data)
+        .arg("--fsync")
+        .arg(fsync.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

@@ -293,7 +293,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             client.close().await;
             Ok(())
         }
-        Some(Cmd::Bench(bench)) => crate::bench::run(bench).await,
+        Some(Cmd::Bench(bench)) => crate::bench::run(bench, args.broker.fsync).await,
     }
 }
 
