@@ -54,6 +54,40 @@ async fn fifo_first_deliveries_within_prefetch() {
 }
 
 #[tokio::test]
+async fn in_one_frame_jobs_are_handed_out_before_the_next_other_op() {
+    let b = TestBroker::start().await;
+    let mut w = b.raw().await;
+    w.call(json!({"op":"consume","id":1,"queue":"q","cid":"w","prefetch":10}))
+        .await;
+    let mut p = b.raw().await;
+    // The sends' jobs go out (to the waiting consumer) before the purge runs, as if
+    // each send had been handled on its own; then a frame of acks frees room once.
+    let frame = [
+        json!({"op":"send","queue":"q","data":1}),
+        json!({"op":"send","queue":"q","data":2}),
+        json!({"op":"purge","id":9,"queue":"q"}),
+    ];
+    let text: Vec<String> = frame.iter().map(|f| f.to_string()).collect();
+    p.send_text(text.join("\n")).await;
+    assert_eq!(p.recv().await, ok(9, json!({"purged": 0})));
+    let (j1, j2) = (job(&mut w).await, job(&mut w).await);
+    assert_eq!(
+        (j1["data"].clone(), j2["data"].clone()),
+        (json!(1), json!(2))
+    );
+    let acks = [
+        json!({"op":"ack","tag":j1["tag"]}),
+        json!({"op":"ack","id":5,"tag":j2["tag"]}),
+    ];
+    let text: Vec<String> = acks.iter().map(|f| f.to_string()).collect();
+    w.send_text(text.join("\n")).await;
+    assert_eq!(w.recv().await, ok(5, json!({})));
+    let q = &b.broker.snapshot().queues[0];
+    assert_eq!((q.ready, q.unacked, q.acked), (0, 0, 2));
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn work_is_shared_between_consumers() {
     let b = TestBroker::start().await;
     let mut w1 = b.raw().await;

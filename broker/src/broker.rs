@@ -28,6 +28,25 @@ use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, ReadFrom, StoreConf
 use crate::time::now_ms;
 use crate::topic::{Done, Subscription, TailBuffer, Target, TopicCache, Topics};
 
+/// Queues that have gained messages or room and will be dispatched together: a
+/// frame of sends or acks then hands out jobs once, not after every one.
+#[derive(Default)]
+pub(crate) struct Later {
+    queues: Vec<Arc<Queue>>,
+}
+
+impl Later {
+    fn add(&mut self, queue: Arc<Queue>) {
+        if !self.queues.iter().any(|q| Arc::ptr_eq(q, &queue)) {
+            self.queues.push(queue);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+}
+
 /// What one connection keeps between its publishes: the topic it last published to,
 /// and, for one frame, the time its messages get (the clock is read once per frame,
 /// not per message) and the counts it adds to the broker's once the frame is done.
@@ -595,6 +614,27 @@ impl Broker {
         reply: bool,
         stored: impl FnOnce(&str, Option<Ticket>),
     ) -> Result<Arc<str>, BrokerError> {
+        let mut later = Later::default();
+        let sent = self.send_later(
+            session, queue, data, headers, waiter, reply, stored, &mut later,
+        );
+        self.dispatch(&mut later);
+        sent
+    }
+
+    /// [`Broker::send`], leaving the delivery to [`Broker::dispatch`] with `later`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_later(
+        &self,
+        session: Option<&Session>,
+        queue: &str,
+        data: Payload,
+        headers: Option<Headers>,
+        waiter: Option<Arc<Waiter>>,
+        reply: bool,
+        stored: impl FnOnce(&str, Option<Ticket>),
+        later: &mut Later,
+    ) -> Result<Arc<str>, BrokerError> {
         let queue = self.queue(queue)?;
         let (msg, ticket) = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
         self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
@@ -602,8 +642,15 @@ impl Broker {
             s.msgs_in.fetch_add(1, Ordering::Relaxed);
         }
         stored(&msg, ticket);
-        self.apply(queue.dispatch_ready());
+        later.add(queue);
         Ok(msg)
+    }
+
+    /// Delivers what the queues in `later` have ready, and empties it.
+    pub(crate) fn dispatch(&self, later: &mut Later) {
+        for queue in later.queues.drain(..) {
+            self.apply(queue.dispatch_ready());
+        }
     }
 
     /// Sends a request and answers the requester when it is replied to or times out.
@@ -690,6 +737,7 @@ impl Broker {
         tag: u64,
         how: Settle,
         settled: impl FnOnce(),
+        later: &mut Later,
     ) -> Result<(), BrokerError> {
         let Some(queue) = session.jobs.lock().remove(&tag) else {
             return Err(BrokerError::new(
@@ -700,7 +748,8 @@ impl Broker {
         let effects = queue.settle(session, tag, how)?;
         self.apply(effects);
         settled();
-        self.apply(queue.dispatch_ready());
+        // The room this frees is filled by `dispatch`, after the answer.
+        later.add(queue);
         Ok(())
     }
 

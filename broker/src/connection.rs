@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
-use crate::broker::{welcome, Broker, Publisher};
+use crate::broker::{welcome, Broker, Later, Publisher};
 use crate::error::BrokerError;
 use crate::outbound::{Batch, OutItem};
 use crate::protocol::{
@@ -283,6 +283,8 @@ fn frame_at(text: &str, start: usize) -> Frame {
 struct ConnState {
     watch: Option<JoinHandle<()>>,
     publisher: Publisher,
+    /// Queues this frame's sends and acks touched, to dispatch once.
+    later: Later,
 }
 
 fn handle_text(broker: &Broker, session: &Arc<Session>, text: &str, conn: &mut ConnState) {
@@ -331,10 +333,25 @@ fn handle_text(broker: &Broker, session: &Arc<Session>, text: &str, conn: &mut C
                         session.send_text(event::error(None, &e))
                     });
                 }
-                Ok(request) => handle_request(broker, session, request, conn),
+                Ok(request) => {
+                    let queue_work = matches!(
+                        request.frame,
+                        ClientFrame::Send { .. }
+                            | ClientFrame::Ack { .. }
+                            | ClientFrame::Nack { .. }
+                            | ClientFrame::Reply { .. }
+                    );
+                    // Anything else sees the queues as if each send and ack had
+                    // been dispatched at once.
+                    if !queue_work && !conn.later.is_empty() {
+                        broker.dispatch(&mut conn.later);
+                    }
+                    handle_request(broker, session, request, conn)
+                }
                 Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
             }
         }
+        broker.dispatch(&mut conn.later);
     });
     broker.end_frame(&mut conn.publisher, Some(session));
 }
@@ -440,7 +457,7 @@ fn handle_request(
         } => match (confirm, id) {
             (Confirm::Done, Some(id)) => {
                 let waiter = Waiter::new(session, id.clone(), false);
-                match broker.send(
+                match broker.send_later(
                     Some(session),
                     &queue,
                     data,
@@ -448,6 +465,7 @@ fn handle_request(
                     Some(waiter),
                     false,
                     |_, _| {},
+                    &mut conn.later,
                 ) {
                     Ok(_) => return,
                     Err(e) => Err(e),
@@ -470,7 +488,17 @@ fn handle_request(
                         Some(_) => {}
                     }
                 };
-                match broker.send(Some(session), &queue, data, headers, None, false, stored) {
+                let later = &mut conn.later;
+                match broker.send_later(
+                    Some(session),
+                    &queue,
+                    data,
+                    headers,
+                    None,
+                    false,
+                    stored,
+                    later,
+                ) {
                     Ok(_) => return,
                     Err(e) => Err(e),
                 }
@@ -487,12 +515,16 @@ fn handle_request(
             Err(e) => Err(e),
         },
         ClientFrame::Cancel { cid } => broker.cancel(session, &cid).and_then(|_| none()),
-        ClientFrame::Ack { tag } => return settle(broker, session, id, tag, Settle::Ack),
+        ClientFrame::Ack { tag } => {
+            return settle(broker, session, id, tag, Settle::Ack, &mut conn.later)
+        }
         ClientFrame::Nack { tag, requeue } => {
-            return settle(broker, session, id, tag, Settle::Nack { requeue })
+            let how = Settle::Nack { requeue };
+            return settle(broker, session, id, tag, how, &mut conn.later);
         }
         ClientFrame::Reply { tag, data } => {
-            return settle(broker, session, id, tag, Settle::Reply(data))
+            let how = Settle::Reply(data);
+            return settle(broker, session, id, tag, how, &mut conn.later);
         }
         ClientFrame::Request {
             queue,
@@ -560,8 +592,16 @@ fn handle_request(
 }
 
 /// Settles a job, answering before the room it frees is filled.
-fn settle(broker: &Broker, session: &Arc<Session>, id: Option<&RequestId>, tag: u64, how: Settle) {
-    if let Err(e) = broker.settle(session, tag, how, || answer(session, id, Ok(Vec::new()))) {
+fn settle(
+    broker: &Broker,
+    session: &Arc<Session>,
+    id: Option<&RequestId>,
+    tag: u64,
+    how: Settle,
+    later: &mut Later,
+) {
+    let settled = || answer(session, id, Ok(Vec::new()));
+    if let Err(e) = broker.settle(session, tag, how, settled, later) {
         answer(session, id, Err(e));
     }
 }
