@@ -1,13 +1,14 @@
 //! The real `switchyard` binary: `serve` on port 0, the client subcommands against it,
 //! and a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+mod common;
+
+use common::{serve_process, BIN};
 
 struct Served {
     child: Child,
@@ -20,23 +21,7 @@ impl Served {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data = std::env::temp_dir().join(format!("switchyard-cli-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start switchyard serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("switchyard listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
+        let (child, url) = serve_process("127.0.0.1:0", &data);
         assert!(
             url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
             "{url}"

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use switchyard_broker::client::Client;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+mod common;
+
+use common::BIN;
 
 /// A tmux server of our own running `switchyard` in a 120x32 pane.
 struct Pane {

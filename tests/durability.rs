@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use common::*;
@@ -111,32 +110,8 @@ async fn a_non_durable_queue_keeps_nothing() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
-
 fn serve(dir: &std::path::Path, port: u16) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("switchyard listening on ")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_string();
-    (child, url)
+    serve_process(&format!("127.0.0.1:{port}"), dir)
 }
 
 fn free_port() -> u16 {

@@ -24,7 +24,25 @@ use crate::protocol::{event, ErrorCode, From, Headers, Payload, QueueOptions, Re
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
 use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};
-use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, ReadFrom, StoreConfig, Ticket};
+use crate::store::{
+    Backend, FsyncPolicy, LogBackend, OsDisk, ReadFrom, StoreConfig, StoreError, Ticket,
+};
+
+/// Which kind of stream an operation is about, as event texts name it.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Queue,
+    Topic,
+}
+
+impl std::fmt::Display for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Queue => "queue",
+            Stream::Topic => "topic",
+        })
+    }
+}
 use crate::time::now_ms;
 use crate::topic::{Done, Subscription, TailBuffer, Target, TopicCache, Topics};
 
@@ -316,12 +334,12 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         names::check_topic(topic)?;
         let now = *publisher.now.get_or_insert_with(now_ms);
-        let published =
+        let delivered =
             self.inner
                 .topics
                 .publish(topic, data, headers, done, now, &mut publisher.cache)?;
         publisher.msgs_in += 1;
-        publisher.msgs_out += published.delivered;
+        publisher.msgs_out += delivered;
         Ok(())
     }
 
@@ -342,9 +360,9 @@ impl Broker {
                 .publish_many(topic, msgs, now, &mut publisher.cache)
         });
         match batch {
-            Ok(Some(published)) => {
+            Ok(Some(delivered)) => {
                 publisher.msgs_in += msgs.len() as u64;
-                publisher.msgs_out += published.delivered;
+                publisher.msgs_out += delivered;
             }
             // A retained topic: each message is appended and confirmed on its own.
             Ok(None) => {
@@ -411,20 +429,43 @@ impl Broker {
 
     pub(crate) fn delete_topic(&self, name: &str, actor: &str) -> Result<(), BrokerError> {
         names::check_topic(name)?;
-        if let Some(store) = self.inner.topics.delete(name)? {
-            if let Err(e) = self.inner.meta.set_topic(name, None) {
+        let store = self.inner.topics.delete(name)?;
+        self.finish_delete(
+            Stream::Topic,
+            name,
+            actor,
+            store.map(|s| move || s.delete()),
+        );
+        Ok(())
+    }
+
+    /// What deleting a queue or a topic leaves to do: forget its options in the
+    /// meta file and remove its files in the background (if it was stored), and
+    /// record who deleted it.
+    fn finish_delete(
+        &self,
+        kind: Stream,
+        name: &str,
+        actor: &str,
+        files: Option<impl FnOnce() -> Result<(), StoreError> + Send + 'static>,
+    ) {
+        if let Some(delete) = files {
+            let forgotten = match kind {
+                Stream::Queue => self.inner.meta.set_queue(name, None),
+                Stream::Topic => self.inner.meta.set_topic(name, None),
+            };
+            if let Err(e) = forgotten {
                 tracing::error!("{e}");
             }
             self.inner.runtime.spawn_blocking(move || {
-                if let Err(e) = store.delete() {
-                    tracing::error!("deleting a topic's files: {e}");
+                if let Err(e) = delete() {
+                    tracing::error!("deleting a {kind}'s files: {e}");
                 }
             });
         }
         self.inner
             .shared
-            .record(EventKind::Delete, format!("{actor} deleted topic {name}"));
-        Ok(())
+            .record(EventKind::Delete, format!("{actor} deleted {kind} {name}"));
     }
 
     /// The last `n` messages of a retained topic.
@@ -774,19 +815,13 @@ impl Broker {
         };
         let effects = q.delete();
         self.apply(effects);
-        if let Some(store) = q.store().cloned() {
-            if let Err(e) = self.inner.meta.set_queue(queue, None) {
-                tracing::error!("{e}");
-            }
-            self.inner.runtime.spawn_blocking(move || {
-                if let Err(e) = store.delete() {
-                    tracing::error!("deleting a queue's files: {e}");
-                }
-            });
-        }
-        self.inner
-            .shared
-            .record(EventKind::Delete, format!("{actor} deleted queue {queue}"));
+        let store = q.store().cloned();
+        self.finish_delete(
+            Stream::Queue,
+            queue,
+            actor,
+            store.map(|s| move || s.delete()),
+        );
         Ok(())
     }
 

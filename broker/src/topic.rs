@@ -211,12 +211,6 @@ impl TailBuffer {
     }
 }
 
-/// What a publish did at once.
-pub(crate) struct Published {
-    /// Deliveries made now (a retained topic's come later, counted then).
-    pub(crate) delivered: u64,
-}
-
 /// Adds to a counter that only one writer at a time changes (its owner's lock is
 /// held): a plain store, not an atomic add, on the publish path.
 fn bump(counter: &AtomicU64, n: u64) {
@@ -522,17 +516,14 @@ impl Topics {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Accepts a message on a topic (its name already checked). `done` gets the seq
-    /// once the message is delivered (for a retained topic, once it is durable).
-    pub(crate) fn publish(
+    /// Runs `f` on the topic named `name` (from `cache` while current), under its
+    /// lock, with its subscription list up to date; a sealed topic is refused.
+    fn publishing<R>(
         &self,
         name: &str,
-        data: &str,
-        headers: Option<&Headers>,
-        done: Option<Done>,
-        now: u64,
         cache: &mut TopicCache,
-    ) -> Result<Published, BrokerError> {
+        f: impl FnOnce(&Topic, &mut TopicState) -> Result<R, BrokerError>,
+    ) -> Result<R, BrokerError> {
         let mut topic = self.cached(name, cache)?;
         let mut state = topic.state.lock();
         if topic.gone.load(Ordering::Acquire) {
@@ -549,136 +540,148 @@ impl Topics {
             ));
         }
         topic.refresh_matching(&mut state, self);
-        let seq = state.seq + 1;
-        let time = now.max(state.last_time);
-        let retained = state.store.is_some();
-        let (body, data_at) = if !state.matching.is_empty() || retained {
-            let mut body = SCRATCH.take();
-            body.clear();
-            let data_at = event::msg_body(&mut body, name, seq, time, data, headers);
-            (body, data_at)
-        } else {
-            state.seq = seq;
-            state.last_time = time;
-            bump(&topic.msgs_in, 1);
-            drop(state);
-            if let Some(done) = done {
-                done(Ok(seq));
-            }
-            return Ok(Published { delivered: 0 });
-        };
-        let durable = match &state.store {
-            Some(store) => match store.append(time, body.as_bytes()) {
-                Ok(appended) if appended.seq == seq => Some(appended.durable),
-                Ok(appended) => {
-                    // Cannot happen while appends go through this lock; resync if it does.
-                    state.seq = appended.seq;
-                    return Err(BrokerError::new(
-                        ErrorCode::Internal,
-                        format!(
-                            "topic `{name}`: the log gave seq {} for {seq}",
-                            appended.seq
-                        ),
-                    ));
+        f(topic, &mut state)
+    }
+
+    /// Accepts a message on a topic (its name already checked). `done` gets the seq
+    /// once the message is delivered (for a retained topic, once it is durable).
+    /// Returns how many deliveries were made at once.
+    pub(crate) fn publish(
+        &self,
+        name: &str,
+        data: &str,
+        headers: Option<&Headers>,
+        done: Option<Done>,
+        now: u64,
+        cache: &mut TopicCache,
+    ) -> Result<u64, BrokerError> {
+        let mut done = done;
+        let (seq, delivered) = self.publishing(name, cache, |topic, state| {
+            match (&state.store, &state.deferred) {
+                (Some(store), Some(tx)) => {
+                    let (store, tx) = (store.clone(), tx.clone());
+                    let (accepted, durable) =
+                        self.append(topic, state, &*store, name, data, headers, now)?;
+                    // Delivered later, once durable, and confirmed then.
+                    let _ = tx.send(Deferred::Msg {
+                        accepted,
+                        durable,
+                        done: done.take(),
+                    });
+                    Ok((None, 0))
                 }
-                Err(e) => {
-                    self.shared.record(
-                        EventKind::Storage,
-                        format!("topic {name}: append failed: {e}"),
-                    );
-                    return Err(e.into());
+                _ => {
+                    let (first, delivered) =
+                        self.deliver_now(topic, state, name, &[(data, headers)], now);
+                    Ok((Some(first), delivered))
                 }
-            },
-            None => None,
-        };
-        state.seq = seq;
-        state.last_time = time;
-        bump(&topic.msgs_in, 1);
-        // Parsed at most once, and only if a filter looks into `data`.
-        let view = MessageView::new(name, headers, data);
-        let passes = |s: &&Arc<Subscription>| s.filter.as_ref().is_none_or(|f| f.matches(&view));
-        match (durable, &state.deferred) {
-            (Some(durable), Some(tx)) => {
-                // Delivered later, once durable: keep who it goes to as of now.
-                let accepted = Accepted {
-                    seq,
-                    time,
-                    body,
-                    data_at,
-                    headers: headers.cloned(),
-                    targets: state.matching.iter().filter(passes).cloned().collect(),
-                };
-                let _ = tx.send(Deferred::Msg {
-                    accepted,
-                    durable,
-                    done,
-                });
-                Ok(Published { delivered: 0 })
             }
-            _ => {
-                // Delivered now, straight from the cached list: no per-subscriber clone.
-                let m = Delivery {
-                    topic: name,
-                    seq,
-                    time,
-                    body: &body,
-                    data,
-                    headers,
-                };
-                let delivered = state
-                    .matching
-                    .iter()
-                    .filter(passes)
-                    .filter(|s| s.deliver(&m))
-                    .count() as u64;
-                topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
-                drop(state);
-                SCRATCH.set(body);
-                if let Some(done) = done {
-                    done(Ok(seq));
-                }
-                Ok(Published { delivered })
-            }
+        })?;
+        if let (Some(seq), Some(done)) = (seq, done) {
+            done(Ok(seq));
         }
+        Ok(delivered)
     }
 
     /// Accepts a run of messages on one topic (its name already checked) in one go:
-    /// one lock, and one push per subscriber for all of them. None if the topic is
-    /// retained (each message then goes through [`Topics::publish`]).
+    /// one lock, and one push per subscriber for all of them. Returns how many
+    /// deliveries were made, or None if the topic is retained (each message then
+    /// goes through [`Topics::publish`], to be stored and confirmed on its own).
     pub(crate) fn publish_many(
         &self,
         name: &str,
         msgs: &[(&str, Option<&Headers>)],
         now: u64,
         cache: &mut TopicCache,
-    ) -> Result<Option<Published>, BrokerError> {
-        let mut topic = self.cached(name, cache)?;
-        let mut state = topic.state.lock();
-        if topic.gone.load(Ordering::Acquire) {
-            drop(state);
-            *cache = None;
-            topic = self.cached(name, cache)?;
-            state = topic.state.lock();
-        }
-        if state.store.is_some() {
-            return Ok(None);
-        }
-        if state.sealed {
-            return Err(BrokerError::new(
-                ErrorCode::Sealed,
-                format!("topic `{name}` is sealed"),
-            ));
-        }
-        topic.refresh_matching(&mut state, self);
+    ) -> Result<Option<u64>, BrokerError> {
+        self.publishing(name, cache, |topic, state| {
+            if state.store.is_some() {
+                return Ok(None);
+            }
+            Ok(Some(self.deliver_now(topic, state, name, msgs, now).1))
+        })
+    }
+
+    /// Appends a message to a retained topic's log under its lock; the message, with
+    /// the subscriptions (filters applied) it is to reach, and its durability ticket.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &self,
+        topic: &Topic,
+        state: &mut TopicState,
+        store: &dyn TopicStore,
+        name: &str,
+        data: &str,
+        headers: Option<&Headers>,
+        now: u64,
+    ) -> Result<(Accepted, Ticket), BrokerError> {
+        let seq = state.seq + 1;
+        let time = now.max(state.last_time);
+        let mut body = String::new();
+        let data_at = event::msg_body(&mut body, name, seq, time, data, headers);
+        let durable = match store.append(time, body.as_bytes()) {
+            Ok(appended) if appended.seq == seq => appended.durable,
+            Ok(appended) => {
+                // Cannot happen while appends go through this lock; resync if it does.
+                state.seq = appended.seq;
+                return Err(BrokerError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "topic `{name}`: the log gave seq {} for {seq}",
+                        appended.seq
+                    ),
+                ));
+            }
+            Err(e) => {
+                self.shared.record(
+                    EventKind::Storage,
+                    format!("topic {name}: append failed: {e}"),
+                );
+                return Err(e.into());
+            }
+        };
+        state.seq = seq;
+        state.last_time = time;
+        bump(&topic.msgs_in, 1);
+        // Parsed at most once, and only if a filter looks into `data`.
+        let view = MessageView::new(name, headers, data);
+        let accepted = Accepted {
+            seq,
+            time,
+            body,
+            data_at,
+            headers: headers.cloned(),
+            // Who it goes to as of now.
+            targets: state
+                .matching
+                .iter()
+                .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
+                .cloned()
+                .collect(),
+        };
+        Ok((accepted, durable))
+    }
+
+    /// Takes messages on a topic that keeps none and delivers them at once, under
+    /// its lock: each built once, one after another in a reused buffer, then one
+    /// push per subscriber for all it passes. Returns the first seq and how many
+    /// deliveries were made.
+    fn deliver_now(
+        &self,
+        topic: &Topic,
+        state: &mut TopicState,
+        name: &str,
+        msgs: &[(&str, Option<&Headers>)],
+        now: u64,
+    ) -> (u64, u64) {
         let first = state.seq + 1;
         let time = now.max(state.last_time);
         state.seq += msgs.len() as u64;
         state.last_time = time;
         bump(&topic.msgs_in, msgs.len() as u64);
         if state.matching.is_empty() {
-            return Ok(Some(Published { delivered: 0 }));
+            return (first, 0);
         }
-        // Every delivery built once, one after another in one reused buffer.
         let mut buf = SCRATCH.take();
         buf.clear();
         let mut spans = Vec::with_capacity(msgs.len());
@@ -714,11 +717,10 @@ impl Topics {
             })
             .sum();
         topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
-        drop(state);
         drop(views);
         drop(deliveries);
         SCRATCH.set(buf);
-        Ok(Some(Published { delivered }))
+        (first, delivered)
     }
 
     /// Seals a topic: later publishes fail; subscribers get `end` after every message
