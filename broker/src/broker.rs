@@ -159,12 +159,6 @@ impl Broker {
     /// from within a tokio runtime, which runs the broker's timers.
     pub fn open(config: Config) -> Result<Broker, BrokerError> {
         let fail = |what: String| BrokerError::new(ErrorCode::Internal, what);
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            fail(format!(
-                "cannot create data dir {}: {e}",
-                config.data_dir.display()
-            ))
-        })?;
         let store_config = StoreConfig {
             fsync: config.fsync,
             ..StoreConfig::default()

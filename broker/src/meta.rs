@@ -88,22 +88,26 @@ impl MetaFile {
     }
 
     pub(crate) fn set_queue(&self, name: &str, queue: Option<QueueMeta>) -> Result<(), String> {
-        let mut meta = self.meta.lock();
-        let changed = match queue {
-            Some(q) => meta.queues.insert(name.to_string(), q.clone()) != Some(q),
-            None => meta.queues.remove(name).is_some(),
-        };
-        if changed {
-            self.write(&meta)?;
-        }
-        Ok(())
+        self.set(|m| &mut m.queues, name, queue)
     }
 
     pub(crate) fn set_topic(&self, name: &str, retention: Option<Retention>) -> Result<(), String> {
+        self.set(|m| &mut m.topics, name, retention)
+    }
+
+    /// Sets (or with None removes) one entry of a map in the file; writes the file
+    /// only if that changed it.
+    fn set<V: Clone + PartialEq>(
+        &self,
+        map: impl FnOnce(&mut Meta) -> &mut BTreeMap<String, V>,
+        name: &str,
+        value: Option<V>,
+    ) -> Result<(), String> {
         let mut meta = self.meta.lock();
-        let changed = match retention {
-            Some(r) => meta.topics.insert(name.to_string(), r.clone()) != Some(r),
-            None => meta.topics.remove(name).is_some(),
+        let entries = map(&mut meta);
+        let changed = match value {
+            Some(v) => entries.insert(name.to_string(), v.clone()) != Some(v),
+            None => entries.remove(name).is_some(),
         };
         if changed {
             self.write(&meta)?;

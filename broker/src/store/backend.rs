@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use super::commit::Committer;
 use super::disk::{create_dir_durably, Disk};
-use super::error::StoreError;
+use super::error::{io_err, StoreError};
 use super::log::{Log, LogMode, LogShared};
 use super::queue::LogQueueStore;
 use super::topic::LogTopicStore;
@@ -79,6 +79,11 @@ impl LogBackend {
         let root = root.into();
         create_dir_durably(&*disk, &root.join(QUEUES))?;
         create_dir_durably(&*disk, &root.join(TOPICS))?;
+        // The root may have been made by someone else (the dashboard makes it for
+        // its log file first), so its own entry is synced here, whoever made it.
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            disk.sync_dir(parent).map_err(io_err("syncing", parent))?;
+        }
         let committer = Committer::start(config.sync_threads).map_err(|e| StoreError::Io {
             op: "starting the fsync threads for",
             path: root.clone(),
@@ -163,7 +168,7 @@ impl LogBackend {
         let mut names: Vec<String> = self
             .disk
             .list_dir(&dir)
-            .map_err(|e| StoreError::io("listing", &dir, &e))?
+            .map_err(io_err("listing", &dir))?
             .iter()
             .filter_map(|d| stream_name(d))
             .collect();
@@ -208,6 +213,20 @@ impl Backend for LogBackend {
 mod tests {
     use super::*;
     use crate::store::{OsDisk, ReadFrom, SimDisk};
+
+    #[test]
+    fn a_data_dir_someone_else_made_is_durable_once_opened() {
+        let disk = Arc::new(SimDisk::new());
+        // Made the way the dashboard makes it for its log file: no directory sync.
+        disk.create_dir_all(Path::new("/data")).unwrap();
+        let backend = LogBackend::open("/data", disk.clone(), StoreConfig::default()).unwrap();
+        backend.close();
+        disk.power_cut();
+        disk.restart();
+        let mut found = disk.list_dir(Path::new("/data")).unwrap();
+        found.sort();
+        assert_eq!(found, vec![QUEUES.to_string(), TOPICS.to_string()]);
+    }
 
     #[test]
     fn names_are_escaped_and_round_trip() {

@@ -190,6 +190,21 @@ impl Pending {
 }
 
 /// One batch taken from `Pending`, written away from the state lock.
+/// Largest write buffer a log keeps from one batch for the next.
+const KEEP_BATCH_BYTES: usize = 4 << 20;
+
+/// Puts side records of a batch that were not written back in front of those
+/// pending, keeping those that `keep`.
+fn retry_side(pending: &mut Pending, side: Vec<SideTarget>, keep: impl Fn(&SideRecord) -> bool) {
+    let retry: Vec<SideRecord> = side
+        .into_iter()
+        .flat_map(|t| t.records)
+        .filter(|s| keep(s))
+        .collect();
+    let later = mem::replace(&mut pending.side, retry);
+    pending.side.extend(later);
+}
+
 struct Batch {
     bytes: Vec<u8>,
     records: Vec<PendingRecord>,
@@ -968,10 +983,14 @@ impl LogShared {
             Ok(side_error) => {
                 if side_error.is_some() {
                     // The acks were not written: keep them for a later batch.
-                    let retry: Vec<SideRecord> =
-                        batch.side.into_iter().flat_map(|t| t.records).collect();
-                    let later = mem::replace(&mut st.pending.side, retry);
-                    st.pending.side.extend(later);
+                    retry_side(&mut st.pending, batch.side, |_| true);
+                }
+                // The written buffer serves the next batch, unless appends have
+                // begun one meanwhile (or a burst made it large).
+                if st.pending.bytes.is_empty() && batch.bytes.capacity() <= KEEP_BATCH_BYTES {
+                    let mut bytes = batch.bytes;
+                    bytes.clear();
+                    st.pending.bytes = bytes;
                 }
                 for p in plans {
                     let Some(file) = p.file else { continue };
@@ -1043,14 +1062,7 @@ impl LogShared {
                     more = mem::take(&mut st.pending);
                 } else {
                     // Nothing was written: keep the acks for the next batch.
-                    let retry: Vec<SideRecord> = batch
-                        .side
-                        .into_iter()
-                        .flat_map(|t| t.records)
-                        .filter(|s| !failed.contains(&s.seq))
-                        .collect();
-                    let later = mem::replace(&mut st.pending.side, retry);
-                    st.pending.side.extend(later);
+                    retry_side(&mut st.pending, batch.side, |s| !failed.contains(&s.seq));
                 }
                 Resolution {
                     done: Pending {

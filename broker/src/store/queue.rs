@@ -433,25 +433,30 @@ mod tests {
                         let q = Arc::clone(&q);
                         std::thread::spawn(move || {
                             let mut confirmed = Vec::new();
+                            let mut acked = Vec::new();
                             for i in 0..40u64 {
                                 let body = format!("s{w}-{i}").into_bytes();
                                 let Ok(a) = q.append(i, &body) else { break };
                                 if a.durable.wait_blocking().is_ok() {
                                     confirmed.push((a.seq, body));
-                                    // The consumer acks only what was confirmed.
-                                    if consumed(i) {
-                                        let _ = q.ack(a.seq);
+                                    // The consumer acks only what was confirmed; an ack
+                                    // that failed leaves the message owed.
+                                    if consumed(i) && q.ack(a.seq).is_ok() {
+                                        acked.push(a.seq);
                                     }
                                 }
                             }
-                            confirmed
+                            (confirmed, acked)
                         })
                     })
                     .collect();
-                let confirmed: Vec<(u64, Vec<u8>)> = senders
-                    .into_iter()
-                    .flat_map(|s| s.join().unwrap())
-                    .collect();
+                let mut confirmed: Vec<(u64, Vec<u8>)> = Vec::new();
+                let mut acked: HashSet<u64> = HashSet::new();
+                for s in senders {
+                    let (c, a) = s.join().unwrap();
+                    confirmed.extend(c);
+                    acked.extend(a);
+                }
                 disk.power_cut();
                 b.close();
                 drop(q);
@@ -463,19 +468,6 @@ mod tests {
                     .unwrap()
                     .into_iter()
                     .map(|m| (m.seq, m.body.to_vec()))
-                    .collect();
-                let acked: HashSet<u64> = confirmed
-                    .iter()
-                    .filter(|(_, b)| {
-                        let i: u64 = String::from_utf8_lossy(b)
-                            .split('-')
-                            .nth(1)
-                            .unwrap()
-                            .parse()
-                            .unwrap();
-                        consumed(i)
-                    })
-                    .map(|(s, _)| *s)
                     .collect();
                 let lost = confirmed
                     .iter()
