@@ -146,16 +146,17 @@ pub fn render(
     }
 
     // Jobs it holds.
-    let jobs: Vec<_> = snap.inflight.iter().filter(|j| j.client == c.id).collect();
+    let jobs = || snap.inflight.iter().filter(|j| j.client == c.id);
     let [title_area, table_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(jobs_area);
     frame.render_widget(
-        Line::from(format!(" Unacked jobs {} ", jobs.len()))
+        Line::from(format!(" Unacked jobs {} ", jobs().count()))
             .bold()
             .yellow(),
         title_area,
     );
-    let rows = jobs.iter().map(|j| {
+    // Only the rows that fit are built.
+    let rows = jobs().take(usize::from(table_area.height)).map(|j| {
         Row::new([
             table::name(&j.queue, 28),
             Cell::from(j.msg.clone()),

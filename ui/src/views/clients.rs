@@ -1,6 +1,7 @@
 //! The clients view: every connection with its subscriptions, consumers, unacked
 //! jobs, outbound buffer fill, rates and age; slow clients in red.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use ratatui::layout::Constraint;
@@ -42,8 +43,8 @@ impl TableModel for Clients {
         snap.clients.len()
     }
 
-    fn key(&self, snap: &Snapshot, i: usize) -> String {
-        snap.clients[i].id.clone()
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
+        Cow::Borrowed(&snap.clients[i].id)
     }
 
     fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {

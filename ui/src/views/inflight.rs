@@ -1,6 +1,7 @@
 //! The in-flight view: every delivered, unacked job with its consumer, attempt,
 //! age and time left before it is redelivered. The soonest deadline comes first.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use ratatui::layout::Constraint;
@@ -49,10 +50,10 @@ impl TableModel for InFlight {
         snap.inflight.len()
     }
 
-    fn key(&self, snap: &Snapshot, i: usize) -> String {
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
         // Tags are unique per connection, message ids per queue.
         let j = &snap.inflight[i];
-        format!("{}\u{0}{}", j.client, j.tag)
+        Cow::Owned(format!("{}\u{0}{}", j.client, j.tag))
     }
 
     fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {

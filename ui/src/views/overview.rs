@@ -2,6 +2,7 @@
 //! deepest queues, and the event log (connects, kicks, slow marks, dead letters,
 //! purges and who did them).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
@@ -56,8 +57,8 @@ impl TableModel for Events {
         snap.events.len()
     }
 
-    fn key(&self, snap: &Snapshot, i: usize) -> String {
-        snap.events[i].seq.to_string()
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
+        Cow::Owned(snap.events[i].seq.to_string())
     }
 
     fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {

@@ -1,6 +1,7 @@
 //! The queues view: depth (ready, unacked), consumers, rates, redeliveries, dead
 //! letters, the age of the oldest waiting message, and storage.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use ratatui::layout::Constraint;
@@ -42,8 +43,8 @@ impl TableModel for Queues {
         snap.queues.len()
     }
 
-    fn key(&self, snap: &Snapshot, i: usize) -> String {
-        snap.queues[i].name.clone()
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
+        Cow::Borrowed(&snap.queues[i].name)
     }
 
     fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {

@@ -67,10 +67,9 @@ pub fn render(frame: &mut Frame, area: Rect, tail: &mut Tail) {
             Span::raw(format!("{}  ", message.topic)).bold(),
             Span::styled(header_pairs(message.headers.as_ref()), Style::new().cyan()),
         ]));
-        lines.push(Line::from(format::fit(
-            &format!("  {}", m.data_json),
-            width,
-        )));
+        // Cut before copying: a payload may be far wider than the screen.
+        let data = format::fit(&m.data_json, width.saturating_sub(2));
+        lines.push(Line::from(format!("  {data}")));
         lines.push(delivery_line(m, width));
     }
     if lines.is_empty() {

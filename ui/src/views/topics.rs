@@ -1,5 +1,6 @@
 //! The topics view: every topic with its subscribers, rates, totals, storage and flags.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use ratatui::layout::Constraint;
@@ -26,14 +27,13 @@ const COLUMNS: &[Column] = &[
     Column::text("Flags", Constraint::Length(15)),
 ];
 
-fn flags(t: &TopicStats) -> String {
+fn flags(t: &TopicStats) -> &'static str {
     match (t.retained, t.sealed) {
         (true, true) => "retained sealed",
         (true, false) => "retained",
         (false, true) => "sealed",
         (false, false) => "",
     }
-    .to_string()
 }
 
 impl TableModel for Topics {
@@ -49,8 +49,8 @@ impl TableModel for Topics {
         snap.topics.len()
     }
 
-    fn key(&self, snap: &Snapshot, i: usize) -> String {
-        snap.topics[i].name.clone()
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
+        Cow::Borrowed(&snap.topics[i].name)
     }
 
     fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {
@@ -96,7 +96,7 @@ impl TableModel for Topics {
             } else {
                 "-".into()
             }),
-            table::text(&flags(t), widths[7]),
+            table::text(flags(t), widths[7]),
         ]);
         if t.sealed {
             row.style(Style::new().dark_gray())

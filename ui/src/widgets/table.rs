@@ -2,6 +2,7 @@
 //! a selection that stays on its row across refreshes, and drawing only the rows
 //! that fit, so 10,000 rows cost what 25 do.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use ratatui::layout::{Alignment, Constraint, Layout, Margin, Rect};
@@ -80,8 +81,9 @@ pub trait TableModel {
     fn noun(&self) -> &'static str;
     /// How many rows the snapshot holds.
     fn len(&self, snap: &Snapshot) -> usize;
-    /// A name for row `i` that is the same in the next snapshot, to keep it selected.
-    fn key(&self, snap: &Snapshot, i: usize) -> String;
+    /// A name for row `i` that is the same in the next snapshot, to keep it selected
+    /// (borrowed where the row has one: it is compared for every row on a rebuild).
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str>;
     /// Does row `i` contain `needle` (lowercase) in any text column?
     fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool;
     /// Order rows `a` and `b` by `column`, ascending.
@@ -171,7 +173,7 @@ impl TableState {
 
     /// Record the key of the selected row, after the selection moved.
     pub fn remember(&mut self, model: &dyn TableModel, snap: &Snapshot) {
-        self.selected_key = self.selected_row().map(|i| model.key(snap, i));
+        self.selected_key = self.selected_row().map(|i| model.key(snap, i).into_owned());
     }
 
     /// Filter and sort `snap`'s rows again, keeping the selection on the same row
@@ -184,7 +186,8 @@ impl TableState {
             .filter(|&i| needle.is_empty() || model.matches(snap, i, &needle))
             .collect();
         let Sort { column, descending } = self.sort;
-        self.rows.sort_by(|&a, &b| {
+        // Ties are broken by index, so an unstable sort gives the stable order.
+        self.rows.sort_unstable_by(|&a, &b| {
             let order = model.compare(snap, rates, column, a, b);
             let order = if descending { order.reverse() } else { order };
             order.then(a.cmp(&b))
@@ -269,9 +272,10 @@ fn significant(digits: &[u8]) -> &[u8] {
     &digits[zeros..]
 }
 
-/// Compare two floats that are never NaN here (rates), NaN last if one slips in.
+/// Compare two floats (rates) in a total order, so sorting stays well defined even
+/// if a NaN slipped in.
 pub fn float_cmp(a: f64, b: f64) -> Ordering {
-    a.partial_cmp(&b).unwrap_or(Ordering::Equal)
+    a.total_cmp(&b)
 }
 
 /// Draw `state`'s rows of `model` in `area`, in a block titled `title`.
