@@ -12,6 +12,21 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A metric family of one value per row: name, type, help, and the value.
+type Field<T> = (&'static str, &'static str, &'static str, fn(&T) -> u64);
+
+/// Writes each family of `fields` with one sample per row, labelled `key="name"`.
+fn labeled<T>(out: &mut String, key: &str, rows: &[T], name: fn(&T) -> &str, fields: &[Field<T>]) {
+    // Escaped once per row, not once per sample.
+    let labels: Vec<String> = rows.iter().map(|r| label(name(r))).collect();
+    for (metric, kind, help, get) in fields {
+        family(out, metric, kind, help);
+        for (row, l) in rows.iter().zip(&labels) {
+            let _ = writeln!(out, "{metric}{{{key}=\"{l}\"}} {}", get(row));
+        }
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -62,8 +77,7 @@ pub fn render(s: &Snapshot) -> String {
         family(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
     }
-    type QueueField = fn(&crate::stats::QueueStats) -> u64;
-    let queue_fields: [(&str, &str, &str, QueueField); 7] = [
+    let queue_fields: [Field<crate::stats::QueueStats>; 7] = [
         (
             "switchyard_queue_messages_ready",
             "gauge",
@@ -107,14 +121,8 @@ pub fn render(s: &Snapshot) -> String {
             |q| q.dead,
         ),
     ];
-    for (name, kind, help, get) in queue_fields {
-        family(&mut out, name, kind, help);
-        for q in &s.queues {
-            let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", label(&q.name), get(q));
-        }
-    }
-    type TopicField = fn(&crate::stats::TopicStats) -> u64;
-    let topic_fields: [(&str, &str, &str, TopicField); 3] = [
+    labeled(&mut out, "queue", &s.queues, |q| &q.name, &queue_fields);
+    let topic_fields: [Field<crate::stats::TopicStats>; 3] = [
         (
             "switchyard_topic_subscribers",
             "gauge",
@@ -134,33 +142,21 @@ pub fn render(s: &Snapshot) -> String {
             |t| t.msgs_out,
         ),
     ];
-    for (name, kind, help, get) in topic_fields {
-        family(&mut out, name, kind, help);
-        for t in &s.topics {
-            let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", label(&t.name), get(t));
-        }
-    }
-    family(
-        &mut out,
+    labeled(&mut out, "topic", &s.topics, |t| &t.name, &topic_fields);
+    let client_fields: [Field<crate::stats::ClientStats>; 1] = [(
         "switchyard_client_pending_bytes",
         "gauge",
         "Bytes waiting in a client's outbound buffer.",
-    );
-    for c in &s.clients {
-        let _ = writeln!(
-            out,
-            "switchyard_client_pending_bytes{{client=\"{}\"}} {}",
-            label(&c.id),
-            c.pending_bytes
-        );
-    }
+        |c| c.pending_bytes,
+    )];
+    labeled(&mut out, "client", &s.clients, |c| &c.id, &client_fields);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{QueueStats, ServerStats};
+    use crate::stats::{ClientStats, QueueStats, ServerStats, TopicStats};
 
     #[test]
     fn renders_families_and_escapes_labels() {
@@ -175,9 +171,23 @@ mod tests {
                 ready: 3,
                 ..Default::default()
             }],
+            topics: vec![TopicStats {
+                name: "a\"b".into(),
+                msgs_out: 9,
+                ..Default::default()
+            }],
+            clients: vec![ClientStats {
+                id: "c7".into(),
+                pending_bytes: 12,
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let text = render(&snap);
+        assert!(text.contains(
+            "# TYPE switchyard_topic_out_msgs_total counter\nswitchyard_topic_out_msgs_total{topic=\"a\\\"b\"} 9\n"
+        ));
+        assert!(text.contains("switchyard_client_pending_bytes{client=\"c7\"} 12\n"));
         assert!(text.contains("# TYPE switchyard_connections gauge\nswitchyard_connections 2\n"));
         assert!(text.contains("switchyard_in_msgs_total 5\n"));
         assert!(text.contains("switchyard_queue_messages_ready{queue=\"jobs\"} 3\n"));
