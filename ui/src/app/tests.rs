@@ -247,6 +247,21 @@ fn letters_typed_into_the_filter_are_text_not_commands() {
 // Sort.
 
 #[test]
+fn text_columns_sort_by_the_text_they_show() {
+    let mut h = Harness::new();
+    h.keys("3ssssssssss"); // Queues, sorted by Kind
+    assert_eq!(h.status(), "Sorted by Kind, A to Z");
+    let kinds: Vec<bool> = h
+        .table()
+        .rows
+        .iter()
+        .map(|&i| h.app.snapshot.queues[i].durable)
+        .collect();
+    // "durable" before "memory"; names break ties.
+    assert_eq!(kinds, [true, true, true, false]);
+}
+
+#[test]
 fn s_cycles_the_sort_column_and_capital_s_reverses() {
     let mut h = Harness::new();
     h.keys("3");

@@ -68,7 +68,10 @@ impl TableModel for Clients {
         let (ca, cb) = (&snap.clients[a], &snap.clients[b]);
         let (ra, rb) = (rates.client(a), rates.client(b));
         match column {
-            1 => ca.name.cmp(&cb.name),
+            1 => natural_cmp(
+                ca.name.as_deref().unwrap_or("-"),
+                cb.name.as_deref().unwrap_or("-"),
+            ),
             2 => natural_cmp(&ca.addr, &cb.addr),
             3 => ca.subs.cmp(&cb.subs),
             4 => ca.consumers.cmp(&cb.consumers),

@@ -30,6 +30,15 @@ const COLUMNS: &[Column] = &[
     Column::text("Kind", Constraint::Length(7)),
 ];
 
+/// The Kind column: sorted by the same text it shows.
+fn kind(q: &switchyard_broker::stats::QueueStats) -> &'static str {
+    if q.durable {
+        "durable"
+    } else {
+        "memory"
+    }
+}
+
 impl TableModel for Queues {
     fn columns(&self) -> &'static [Column] {
         COLUMNS
@@ -71,7 +80,7 @@ impl TableModel for Queues {
             7 => qa.dead.cmp(&qb.dead),
             8 => qa.oldest_ready_ms.cmp(&qb.oldest_ready_ms),
             9 => qa.stored.cmp(&qb.stored),
-            10 => qa.durable.cmp(&qb.durable),
+            10 => kind(qa).cmp(kind(qb)),
             _ => Ordering::Equal,
         }
         .then_with(|| natural_cmp(&qa.name, &qb.name))
@@ -100,7 +109,7 @@ impl TableModel for Queues {
             } else {
                 "-".into()
             }),
-            Cell::from(if q.durable { "durable" } else { "memory" }),
+            Cell::from(kind(q)),
         ]);
         // Messages waiting with nobody to take them is what an operator looks for first.
         if q.ready > 0 && q.consumers == 0 {

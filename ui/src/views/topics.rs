@@ -75,7 +75,7 @@ impl TableModel for Topics {
             4 => ta.msgs_in.cmp(&tb.msgs_in),
             5 => ta.msgs_out.cmp(&tb.msgs_out),
             6 => ta.stored.cmp(&tb.stored),
-            7 => (ta.retained, ta.sealed).cmp(&(tb.retained, tb.sealed)),
+            7 => flags(ta).cmp(flags(tb)),
             _ => Ordering::Equal,
         }
         .then_with(|| natural_cmp(&ta.name, &tb.name))
