@@ -15,12 +15,12 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
-use crate::error::BrokerError;
+use crate::error::{BrokerError, ErrorCode};
 use crate::events::Shared;
 use crate::filter::Filter;
 use crate::meta::{MetaFile, QueueMeta};
 use crate::names;
-use crate::protocol::{event, ErrorCode, From, Headers, Payload, QueueOptions, Retention};
+use crate::protocol::{event, From, Headers, Payload, QueueOptions, Retention};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
 use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};

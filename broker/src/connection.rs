@@ -22,10 +22,10 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 use crate::broker::{welcome, Broker, Later, Publisher};
-use crate::error::BrokerError;
+use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::{Batch, OutItem};
 use crate::protocol::{
-    event, parse_frames, ClientFrame, Confirm, ErrorCode, Headers, PeekOf, Request, RequestId,
+    event, parse_frames, ClientFrame, Confirm, Headers, PeekOf, Request, RequestId,
 };
 use crate::queue::{Settle, Waiter};
 use crate::session::Session;

@@ -1,6 +1,7 @@
-//! The broker's error type and its mapping to the protocol's error codes.
+//! The broker's error type and its mapping to the protocol's error codes
+//! ([`ErrorCode`], defined with the rest of the wire vocabulary).
 
-use crate::protocol::ErrorCode;
+pub use switchyard_wire::ErrorCode;
 
 /// An operation the broker refused, with the protocol code a client will see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

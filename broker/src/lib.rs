@@ -3,7 +3,6 @@
 
 mod broker;
 pub mod client;
-pub mod command;
 mod connection;
 pub mod error;
 mod events;
@@ -17,14 +16,15 @@ mod queue;
 mod scan;
 pub mod server;
 mod session;
-pub mod stats;
 pub mod store;
 pub mod time;
 mod topic;
 
+pub use switchyard_wire::{command, stats};
+
 pub use broker::{Broker, Config, Tail, SERVER};
 pub use command::{Command, CommandOutcome, PeekTarget, PeekedMessage, TailMessage};
 pub use error::BrokerError;
-pub use protocol::ErrorCode;
+pub use error::ErrorCode;
 pub use server::Server;
 pub use stats::Snapshot;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::BrokerError;
-use crate::protocol::ErrorCode;
+use crate::error::ErrorCode;
 
 const MAX_NAME: usize = 255;
 

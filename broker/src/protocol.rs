@@ -7,91 +7,17 @@
 //! publish path: deliveries splice it into their frame as it is.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::BrokerError;
+use crate::error::{BrokerError, ErrorCode};
+pub use switchyard_wire::{HeaderValue, Headers};
 
 /// Protocol version announced in `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;
-
-/// The error codes a client can receive, as PROTOCOL.md lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadFrame,
-    UnknownOp,
-    BadName,
-    BadFilter,
-    NotFound,
-    AlreadySubscribed,
-    NotRetained,
-    Sealed,
-    UnknownTag,
-    TooLarge,
-    Timeout,
-    Dead,
-    Unauthorized,
-    Forbidden,
-    Limit,
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::UnknownOp => "unknown_op",
-            ErrorCode::BadName => "bad_name",
-            ErrorCode::BadFilter => "bad_filter",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::AlreadySubscribed => "already_subscribed",
-            ErrorCode::NotRetained => "not_retained",
-            ErrorCode::Sealed => "sealed",
-            ErrorCode::UnknownTag => "unknown_tag",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::Dead => "dead",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::Limit => "limit",
-            ErrorCode::Internal => "internal",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A header value: one string, or several for a multi-valued header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum HeaderValue {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl HeaderValue {
-    /// Every value of the header, one for a single-valued header.
-    pub fn values(&self) -> impl Iterator<Item = &str> {
-        let slice: &[String] = match self {
-            HeaderValue::One(v) => std::slice::from_ref(v),
-            HeaderValue::Many(vs) => vs,
-        };
-        slice.iter().map(String::as_str)
-    }
-}
-
-/// Message headers: name → value(s), in name order.
-pub type Headers = BTreeMap<String, HeaderValue>;
 
 /// A client-chosen request id (number or string), kept as its JSON text to echo back.
 #[derive(Debug, Clone, PartialEq, Eq)]

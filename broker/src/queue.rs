@@ -16,9 +16,9 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::command::PeekedMessage;
-use crate::error::BrokerError;
+use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::OutItem;
-use crate::protocol::{event, ErrorCode, HeaderValue, Headers, Payload, QueueOptions, RequestId};
+use crate::protocol::{event, HeaderValue, Headers, Payload, QueueOptions, RequestId};
 use crate::session::Session;
 use crate::stats::{InFlightStats, QueueStats};
 use crate::store::{QueueStore, QueuedMessage, Ticket};

@@ -23,12 +23,12 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use crate::command::{PeekedMessage, TailMessage};
-use crate::error::BrokerError;
+use crate::error::{BrokerError, ErrorCode};
 use crate::events::Shared;
 use crate::filter::{Filter, MessageView};
 use crate::names::SubjectTrie;
 use crate::outbound::OutItem;
-use crate::protocol::{event, ErrorCode, Headers};
+use crate::protocol::{event, Headers};
 use crate::session::Session;
 use crate::stats::{EventKind, TopicStats};
 use crate::store::{ReadFrom, Ticket, TopicStore};

@@ -61,7 +61,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::BrokerError;
-use crate::protocol::ErrorCode;
+use crate::error::ErrorCode;
 
 pub use eval::MessageView;
 

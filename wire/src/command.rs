@@ -2,52 +2,90 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::Headers;
+use crate::Headers;
 
 /// An action an operator takes on the broker. The dashboard sends these through its
-/// `Source`; the embedded broker runs them with [`crate::Broker::execute`].
+/// `Source`; the embedded broker runs them with `Broker::execute`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Publish to a topic, as `pub` would.
     Publish {
+        /// The topic to publish to.
         topic: String,
+        /// The message.
         data: serde_json::Value,
+        /// Its headers, if any.
         headers: Option<Headers>,
     },
     /// Send to a queue, as `send` with `confirm: "stored"` would.
     Send {
+        /// The queue to send to.
         queue: String,
+        /// The message.
         data: serde_json::Value,
+        /// Its headers, if any.
         headers: Option<Headers>,
     },
     /// Remove every ready message of a queue (in-flight ones stay).
-    Purge { queue: String },
+    Purge {
+        /// The queue to purge.
+        queue: String,
+    },
     /// Disconnect a client after telling it why.
     Kick {
+        /// The client's id, e.g. `c42`.
         client: String,
+        /// What the client is told; a default reason if `None`.
         reason: Option<String>,
     },
     /// Put an in-flight job back in its queue now, as if its ack deadline had passed.
-    Requeue { queue: String, msg: String },
+    Requeue {
+        /// The queue the job belongs to.
+        queue: String,
+        /// The job's message id.
+        msg: String,
+    },
     /// Look at the next ready messages of a queue without consuming them.
-    Peek { target: PeekTarget, n: usize },
+    Peek {
+        /// The queue or retained topic to look at.
+        target: PeekTarget,
+        /// How many messages at most.
+        n: usize,
+    },
 }
 
 /// What a [`Command::Peek`] looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeekTarget {
+    /// A queue's next ready messages.
     Queue(String),
+    /// A retained topic's last messages.
     Topic(String),
 }
 
 /// The result of a command that succeeded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandOutcome {
-    Published { seq: u64 },
-    Sent { msg: String },
-    Purged { count: u64 },
+    /// Published, with the message's seq in its topic.
+    Published {
+        /// The message's seq.
+        seq: u64,
+    },
+    /// Sent, with the message's id in its queue.
+    Sent {
+        /// The message id.
+        msg: String,
+    },
+    /// Purged this many ready messages.
+    Purged {
+        /// How many were removed.
+        count: u64,
+    },
+    /// The client was told and disconnected.
     Kicked,
+    /// The job is back in its queue.
     Requeued,
+    /// The messages looked at, oldest first.
     Peeked(Vec<PeekedMessage>),
 }
 
@@ -65,7 +103,9 @@ pub struct PeekedMessage {
     /// Deliveries so far (queues only; 0 for a message never delivered).
     #[serde(default)]
     pub attempt: u32,
+    /// The message.
     pub data: serde_json::Value,
+    /// Its headers, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,
 }
@@ -73,11 +113,15 @@ pub struct PeekedMessage {
 /// A message seen by a live tail of a topic (the dashboard's topic view).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TailMessage {
+    /// The topic it was published to.
     pub topic: String,
+    /// Its seq in that topic.
     pub seq: u64,
     /// Unix milliseconds when the broker accepted it.
     pub time: u64,
+    /// The message.
     pub data: serde_json::Value,
+    /// Its headers, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,
 }

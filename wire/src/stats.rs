@@ -8,9 +8,13 @@ use serde::{Deserialize, Serialize};
 /// Everything an operator can see at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Broker-wide figures.
     pub server: ServerStats,
+    /// Every topic, by name.
     pub topics: Vec<TopicStats>,
+    /// Every queue, by name.
     pub queues: Vec<QueueStats>,
+    /// Every connected client, by id.
     pub clients: Vec<ClientStats>,
     /// Every unacked job, oldest first.
     #[serde(default)]
@@ -23,7 +27,9 @@ pub struct Snapshot {
 /// Broker-wide figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerStats {
+    /// The broker's version, e.g. `0.1.0`.
     pub version: String,
+    /// Seconds since the broker started.
     pub uptime_s: u64,
     /// The address the broker listens on, e.g. `127.0.0.1:7400`.
     pub listen: String,
@@ -44,32 +50,45 @@ pub struct ServerStats {
 /// One topic: a name that was published to, declared or subscribed to exactly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TopicStats {
+    /// The topic's name.
     pub name: String,
     /// Subscriptions whose pattern matches this topic.
     pub subscribers: u64,
+    /// Messages published to it.
     pub msgs_in: u64,
+    /// Deliveries of its messages to subscriptions.
     pub msgs_out: u64,
+    /// Whether its messages are kept on disk.
     pub retained: bool,
     /// Messages held on disk (retained topics only).
     pub stored: u64,
     #[serde(default)]
+    /// Bytes on disk (retained topics only).
     pub stored_bytes: u64,
+    /// Whether it is sealed: it takes no more messages.
     pub sealed: bool,
 }
 
 /// One work queue, with RabbitMQ's notions of ready and unacknowledged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueStats {
+    /// The queue's name.
     pub name: String,
     /// Messages waiting for a consumer.
     pub ready: u64,
     /// Messages delivered and not yet acked.
     pub unacked: u64,
+    /// Consumers attached.
     pub consumers: u64,
+    /// Messages sent to it.
     pub msgs_in: u64,
+    /// Jobs acked (or replied to).
     pub acked: u64,
+    /// Deliveries after the first (timeouts, nacks, consumers gone).
     pub redelivered: u64,
+    /// Messages dead-lettered or dropped after `max_attempts`.
     pub dead: u64,
+    /// Whether its messages are kept on disk.
     pub durable: bool,
     /// Age in milliseconds of the oldest ready message, if any.
     #[serde(default)]
@@ -78,6 +97,7 @@ pub struct QueueStats {
     #[serde(default)]
     pub stored: u64,
     #[serde(default)]
+    /// Bytes on disk (durable queues only).
     pub stored_bytes: u64,
 }
 
@@ -88,7 +108,9 @@ pub struct ClientStats {
     pub id: String,
     /// The name the client gave in `hello`, if any.
     pub name: Option<String>,
+    /// The client's address, e.g. `127.0.0.1:52814`.
     pub addr: String,
+    /// Seconds since it connected.
     pub connected_s: u64,
     /// Number of topic subscriptions.
     pub subs: u64,
@@ -98,10 +120,12 @@ pub struct ClientStats {
     pub unacked: u64,
     /// Frames waiting in the outbound buffer.
     pub pending: u64,
+    /// Bytes waiting in its outbound buffer.
     pub pending_bytes: u64,
     /// Capacity of the outbound buffer in bytes: `pending_bytes / pending_limit` is its fill.
     #[serde(default)]
     pub pending_limit: u64,
+    /// Whether its buffer is over the slow mark.
     pub slow: bool,
     /// Messages this client published or sent.
     #[serde(default)]
@@ -110,27 +134,38 @@ pub struct ClientStats {
     #[serde(default)]
     pub msgs_out: u64,
     #[serde(default)]
+    /// Its subscriptions, by sid.
     pub subscriptions: Vec<SubscriptionStats>,
 }
 
 /// One subscription held by a client.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubscriptionStats {
+    /// The subscription's id on its connection.
     pub sid: String,
+    /// The topic pattern it matches.
     pub pattern: String,
     #[serde(default)]
+    /// Its filter's text, if it has one.
     pub filter: Option<String>,
 }
 
 /// One unacked job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InFlightStats {
+    /// The queue the job came from.
     pub queue: String,
+    /// The tag its consumer settles it by.
     pub tag: u64,
+    /// The message id.
     pub msg: String,
+    /// The client holding it (`c42`).
     pub client: String,
+    /// The consumer on that client.
     pub cid: String,
+    /// Which delivery this is, from 1.
     pub attempt: u32,
+    /// Milliseconds since this delivery started.
     pub age_ms: u64,
     /// Milliseconds until the ack deadline; negative once it has passed.
     pub deadline_in_ms: i64,
@@ -139,10 +174,13 @@ pub struct InFlightStats {
 /// Something that happened in the broker, for the dashboard's event log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
+    /// Increasing from 1, so a reader can tell new events from seen ones.
     pub seq: u64,
     /// Unix milliseconds.
     pub time: u64,
+    /// What kind of event.
     pub kind: EventKind,
+    /// What happened, in words.
     pub text: String,
 }
 
@@ -151,14 +189,24 @@ pub struct EventRecord {
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     #[default]
+    /// A client connected.
     Connect,
+    /// A client disconnected.
     Disconnect,
+    /// A client was kicked.
     Kick,
+    /// A client became slow.
     Slow,
+    /// A message was dead-lettered or dropped.
     DeadLetter,
+    /// A queue was purged.
     Purge,
+    /// A queue or topic was deleted.
     Delete,
+    /// A job was requeued by an operator.
     Requeue,
+    /// An operator published or sent.
     Publish,
+    /// Storage: recovery, repairs, failures.
     Storage,
 }
