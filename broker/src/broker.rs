@@ -20,7 +20,7 @@ use crate::events::Shared;
 use crate::filter::Filter;
 use crate::meta::{MetaFile, QueueMeta};
 use crate::names;
-use crate::protocol::{event, From, Headers, Payload, QueueOptions, Retention};
+use crate::protocol::{event, Headers, Payload, QueueOptions, ReplayFrom, Retention};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
 use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};
@@ -474,7 +474,7 @@ impl Broker {
         sid: String,
         pattern: String,
         filter: Option<String>,
-        from: Option<From>,
+        from: Option<ReplayFrom>,
         added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         names::check_pattern(&pattern)?;
@@ -496,10 +496,10 @@ impl Broker {
         subs.insert(sid.clone(), sub.clone());
         drop(subs);
         let read_from = match from {
-            None | Some(From::New) => None,
-            Some(From::First) => Some(ReadFrom::First),
-            Some(From::Seq(n)) => Some(ReadFrom::Seq(n)),
-            Some(From::Time(t)) => Some(ReadFrom::Time(t)),
+            None | Some(ReplayFrom::New) => None,
+            Some(ReplayFrom::First) => Some(ReadFrom::First),
+            Some(ReplayFrom::Seq(n)) => Some(ReadFrom::Seq(n)),
+            Some(ReplayFrom::Time(t)) => Some(ReadFrom::Time(t)),
         };
         match read_from {
             None => self.inner.topics.subscribe(sub, added),

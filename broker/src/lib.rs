@@ -13,7 +13,7 @@ pub mod names;
 mod outbound;
 pub mod protocol;
 mod queue;
-mod scan;
+
 pub mod server;
 mod session;
 pub mod store;

@@ -1,241 +1,22 @@
-//! The wire protocol: client frames parsed from JSON, broker events written as JSON,
-//! and the error codes of PROTOCOL.md.
+//! Reading client frames: a frame's text into [`Request`]s, one per JSON object.
 //!
-//! Parsing is one pass of serde_json into borrowed raw fields, then a typed check
-//! per op that names any missing or mistyped field. `data` is kept as the raw JSON
-//! text the client sent (compacted if it held a newline) and is never parsed on the
-//! publish path: deliveries splice it into their frame as it is.
+//! Parsing is one pass (the scanner in `scan.rs`, or serde_json for what it
+//! leaves) into borrowed raw fields, then a typed check per op that names any
+//! missing or mistyped field. `data` is kept as the raw JSON text the client sent
+//! (compacted if it held a newline) and is never parsed on the publish path.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{BrokerError, ErrorCode};
-pub use switchyard_wire::{HeaderValue, Headers};
-
-/// Protocol version announced in `welcome`.
-pub const PROTOCOL_VERSION: u32 = 1;
-
-/// A client-chosen request id (number or string), kept as its JSON text to echo back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(Arc<str>);
-
-impl RequestId {
-    pub fn as_json(&self) -> &str {
-        &self.0
-    }
-
-    /// An id from a JSON value: only numbers and strings are ids.
-    pub fn from_value(v: &serde_json::Value) -> Option<RequestId> {
-        match v {
-            serde_json::Value::Number(_) | serde_json::Value::String(_) => {
-                Some(RequestId(Arc::from(v.to_string())))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// A message body: the JSON text of `data`, compact (it never holds a raw newline).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payload(Arc<str>);
-
-/// Validated raw JSON as one line: borrowed as it is unless it spans lines.
-fn compact(text: &str) -> Cow<'_, str> {
-    // Outside strings (where they must be escaped), so only as whitespace.
-    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
-        // Cannot fail: serde_json already validated this text.
-        let value: serde_json::Value =
-            serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-        Cow::Owned(value.to_string())
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-impl Payload {
-    /// Takes validated raw JSON, compacting it only if it spans lines.
-    pub(crate) fn from_raw(raw: &RawValue) -> Payload {
-        Payload(Arc::from(compact(raw.get()).as_ref()))
-    }
-
-    pub fn from_value(v: &serde_json::Value) -> Payload {
-        Payload(Arc::from(v.to_string()))
-    }
-
-    pub fn as_json(&self) -> &str {
-        &self.0
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// When a `send` is confirmed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Confirm {
-    /// When the message is in the queue (and on disk, for a durable queue).
-    #[default]
-    Stored,
-    /// When a consumer acked it.
-    Done,
-}
-
-/// Where a replaying subscription starts.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum From {
-    #[default]
-    New,
-    First,
-    Seq(u64),
-    /// Unix milliseconds.
-    Time(u64),
-}
-
-/// Options of a queue `declare`; `None` keeps the current or default value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueOptions {
-    pub durable: Option<bool>,
-    pub max_len: Option<u64>,
-    pub ack_timeout_ms: Option<u64>,
-    pub max_attempts: Option<u32>,
-    pub dead_letter: Option<String>,
-}
-
-/// Retention of a retained topic.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Retention {
-    #[serde(default)]
-    pub max_messages: Option<u64>,
-    #[serde(default)]
-    pub max_bytes: Option<u64>,
-    #[serde(default)]
-    pub max_age_s: Option<u64>,
-}
-
-/// What `peek` looks at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeekOf {
-    Queue(String),
-    Topic(String),
-}
-
-/// One parsed client frame, without its id. A `pub` borrows its topic and data
-/// from the frame text, so publishing copies the message only into its delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ClientFrame<'a> {
-    Hello {
-        name: Option<String>,
-        token: Option<String>,
-    },
-    Ping,
-    Pub {
-        topic: Cow<'a, str>,
-        /// The raw JSON of `data`, on one line.
-        data: Cow<'a, str>,
-        headers: Option<Headers>,
-    },
-    Sub {
-        topic: String,
-        sid: String,
-        filter: Option<String>,
-        from: Option<From>,
-    },
-    Unsub {
-        sid: String,
-    },
-    DeclareTopic {
-        topic: String,
-        retain: Option<Retention>,
-    },
-    DeclareQueue {
-        queue: String,
-        options: QueueOptions,
-    },
-    Seal {
-        topic: String,
-    },
-    DeleteTopic {
-        topic: String,
-    },
-    DeleteQueue {
-        queue: String,
-    },
-    Send {
-        queue: String,
-        data: Payload,
-        headers: Option<Headers>,
-        confirm: Confirm,
-    },
-    Consume {
-        queue: String,
-        cid: String,
-        prefetch: u32,
-    },
-    Cancel {
-        cid: String,
-    },
-    Ack {
-        tag: u64,
-    },
-    Nack {
-        tag: u64,
-        requeue: bool,
-    },
-    Request {
-        queue: String,
-        data: Payload,
-        headers: Option<Headers>,
-        timeout_ms: u64,
-    },
-    Reply {
-        tag: u64,
-        data: Payload,
-    },
-    Purge {
-        queue: String,
-    },
-    Stats,
-    Watch {
-        interval_ms: u64,
-    },
-    Unwatch,
-    Peek {
-        of: PeekOf,
-        n: usize,
-    },
-    Kick {
-        client: String,
-        reason: Option<String>,
-    },
-}
-
-/// A parsed client frame with the id to answer it by.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request<'a> {
-    pub id: Option<RequestId>,
-    pub frame: ClientFrame<'a>,
-}
-
-/// A frame that could not be understood: the error to send, and the id if one was readable.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FrameError {
-    pub id: Option<RequestId>,
-    pub error: BrokerError,
-}
+use crate::protocol::{
+    compact, ClientFrame, Confirm, FrameError, Headers, Payload, PeekOf, QueueOptions, ReplayFrom,
+    Request, RequestId, Retention,
+};
 
 /// Declares the fields any op takes, once, for both ways a frame is read.
 macro_rules! frame_fields {
@@ -325,7 +106,7 @@ impl<'a> RawFrame<'a> {
     fn read(text: &'a str) -> Result<Self, String> {
         let mut raw = RawFrame::default();
         let mut nulls = false;
-        let scanned = crate::scan::object(text, |key, value| match raw.slot(key) {
+        let scanned = super::scan::object(text, |key, value| match raw.slot(key) {
             // A repeated field: serde_json names it in its error.
             Some(Some(_)) => false,
             Some(slot) => {
@@ -418,22 +199,22 @@ fn required_data(raw: Option<&str>) -> Result<Payload, BrokerError> {
         .ok_or_else(|| bad("missing field `data`"))
 }
 
-fn parse_from(raw: &str) -> Result<From, BrokerError> {
+fn parse_from(raw: &str) -> Result<ReplayFrom, BrokerError> {
     const WHAT: &str = "field `from` must be \"new\", \"first\", {\"seq\":N} or {\"time\":T}";
     let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| bad(WHAT))?;
     match &value {
-        serde_json::Value::String(s) if s == "new" => Ok(From::New),
-        serde_json::Value::String(s) if s == "first" => Ok(From::First),
+        serde_json::Value::String(s) if s == "new" => Ok(ReplayFrom::New),
+        serde_json::Value::String(s) if s == "first" => Ok(ReplayFrom::First),
         serde_json::Value::Object(map) if map.len() == 1 => {
             if let Some(seq) = map.get("seq") {
-                return seq.as_u64().map(From::Seq).ok_or_else(|| bad(WHAT));
+                return seq.as_u64().map(ReplayFrom::Seq).ok_or_else(|| bad(WHAT));
             }
             match map.get("time") {
                 Some(serde_json::Value::Number(n)) => {
-                    n.as_u64().map(From::Time).ok_or_else(|| bad(WHAT))
+                    n.as_u64().map(ReplayFrom::Time).ok_or_else(|| bad(WHAT))
                 }
                 Some(serde_json::Value::String(s)) => crate::time::parse_rfc3339_ms(s)
-                    .map(From::Time)
+                    .map(ReplayFrom::Time)
                     .ok_or_else(|| bad(format!("field `from`: `{s}` is not an RFC 3339 time"))),
                 _ => Err(bad(WHAT)),
             }
@@ -658,212 +439,6 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
     Ok(frame)
 }
 
-/// Appends `s` to `out` as a JSON string literal.
-pub fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0..=0x1f => None,
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        match escape {
-            Some(e) => out.push_str(e),
-            None => out.push_str(&format!("\\u{b:04x}")),
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
-/// Builders for broker → client frames. Each returns one compact JSON object.
-pub mod event {
-
-    use super::*;
-
-    fn open(ev: &str, id: Option<&RequestId>) -> String {
-        let mut out = String::with_capacity(64);
-        out.push_str("{\"ev\":\"");
-        out.push_str(ev);
-        out.push('"');
-        if let Some(id) = id {
-            out.push_str(",\"id\":");
-            out.push_str(id.as_json());
-        }
-        out
-    }
-
-    /// `{"ev":"ok","id":...}` with extra fields given as `(name, raw JSON)` pairs.
-    pub fn ok(id: &RequestId, fields: &[(&str, &str)]) -> String {
-        let mut out = open("ok", Some(id));
-        for (name, json) in fields {
-            out.push_str(",\"");
-            out.push_str(name);
-            out.push_str("\":");
-            out.push_str(json);
-        }
-        out.push('}');
-        out
-    }
-
-    pub fn error(id: Option<&RequestId>, err: &BrokerError) -> String {
-        let mut out = open("error", id);
-        out.push_str(",\"code\":\"");
-        out.push_str(err.code.as_str());
-        out.push_str("\",\"message\":");
-        push_json_str(&mut out, &err.message);
-        out.push('}');
-        out
-    }
-
-    pub fn pong(id: Option<&RequestId>) -> String {
-        let mut out = open("pong", id);
-        out.push('}');
-        out
-    }
-
-    pub fn welcome(client: &str, server: &str, max_payload: usize) -> String {
-        let mut out = open("welcome", None);
-        out.push_str(",\"client\":");
-        push_json_str(&mut out, client);
-        out.push_str(",\"server\":");
-        push_json_str(&mut out, server);
-        out.push_str(&format!(
-            ",\"protocol\":{PROTOCOL_VERSION},\"max_payload\":{max_payload}}}"
-        ));
-        out
-    }
-
-    pub fn kicked(reason: &str) -> String {
-        let mut out = open("kicked", None);
-        out.push_str(",\"reason\":");
-        push_json_str(&mut out, reason);
-        out.push('}');
-        out
-    }
-
-    pub fn cancelled(cid: &str) -> String {
-        let mut out = open("cancelled", None);
-        out.push_str(",\"cid\":");
-        push_json_str(&mut out, cid);
-        out.push('}');
-        out
-    }
-
-    pub fn end(sid: &str, topic: &str) -> String {
-        let mut out = open("end", None);
-        out.push_str(",\"sid\":");
-        push_json_str(&mut out, sid);
-        out.push_str(",\"topic\":");
-        push_json_str(&mut out, topic);
-        out.push('}');
-        out
-    }
-
-    pub fn reply(id: &RequestId, data: &Payload) -> String {
-        let mut out = open("reply", Some(id));
-        out.push_str(",\"data\":");
-        out.push_str(data.as_json());
-        out.push('}');
-        out
-    }
-
-    pub fn stats(id: Option<&RequestId>, snapshot: &crate::stats::Snapshot) -> String {
-        let mut out = open("stats", id);
-        // A Snapshot is plain data; serializing it cannot fail.
-        let body = serde_json::to_string(snapshot).unwrap_or_else(|_| "{}".into());
-        if body.len() > 2 {
-            out.push(',');
-            out.push_str(&body[1..]);
-        } else {
-            out.push('}');
-        }
-        out
-    }
-
-    /// The per-subscription head of a `msg` delivery: `{"ev":"msg","sid":"s1",`.
-    pub fn msg_head(sid: &str) -> String {
-        let mut out = String::with_capacity(24 + sid.len());
-        out.push_str("{\"ev\":\"msg\",\"sid\":");
-        push_json_str(&mut out, sid);
-        out.push(',');
-        out
-    }
-
-    /// Writes the shared tail of a `msg` delivery, serialized once per published
-    /// message, into `out`; returns where `data` sits in it.
-    pub fn msg_body(
-        out: &mut String,
-        topic: &str,
-        seq: u64,
-        time: u64,
-        data: &str,
-        headers: Option<&Headers>,
-    ) -> std::ops::Range<usize> {
-        let mut n = itoa::Buffer::new();
-        out.push_str("\"topic\":");
-        push_json_str(out, topic);
-        out.push_str(",\"seq\":");
-        out.push_str(n.format(seq));
-        out.push_str(",\"time\":");
-        out.push_str(n.format(time));
-        out.push_str(",\"data\":");
-        let at = out.len();
-        out.push_str(data);
-        let data_at = at..out.len();
-        push_headers(out, headers);
-        out.push('}');
-        data_at
-    }
-
-    /// A `job` delivery to a queue consumer.
-    #[allow(clippy::too_many_arguments)]
-    pub fn job(
-        cid: &str,
-        queue: &str,
-        tag: u64,
-        msg: &str,
-        attempt: u32,
-        reply: bool,
-        data: &Payload,
-        headers: Option<&Headers>,
-    ) -> String {
-        let mut out = String::with_capacity(96 + cid.len() + queue.len() + data.len());
-        out.push_str("{\"ev\":\"job\",\"cid\":");
-        push_json_str(&mut out, cid);
-        out.push_str(",\"queue\":");
-        push_json_str(&mut out, queue);
-        out.push_str(&format!(",\"tag\":{tag},\"msg\":"));
-        push_json_str(&mut out, msg);
-        out.push_str(&format!(",\"attempt\":{attempt}"));
-        if reply {
-            out.push_str(",\"reply\":true");
-        }
-        out.push_str(",\"data\":");
-        out.push_str(data.as_json());
-        push_headers(&mut out, headers);
-        out.push('}');
-        out
-    }
-
-    fn push_headers(out: &mut String, headers: Option<&Headers>) {
-        if let Some(h) = headers {
-            if !h.is_empty() {
-                out.push_str(",\"headers\":");
-                // Headers are strings only; serializing them cannot fail.
-                out.push_str(&serde_json::to_string(h).unwrap_or_else(|_| "{}".into()));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1037,22 +612,6 @@ mod tests {
         assert_eq!(h["b"].values().collect::<Vec<_>>(), vec!["x", "y"]);
         let e = one(r#"{"op":"pub","topic":"t","data":1,"headers":{"a":1}}"#).unwrap_err();
         assert_eq!(e.error.code, ErrorCode::BadFrame);
-    }
-
-    #[test]
-    fn events_are_compact_json() {
-        let id = RequestId::from_value(&serde_json::json!("x\"y")).unwrap();
-        let err = BrokerError::new(ErrorCode::NotFound, "no \"such\"\nthing");
-        let text = event::error(Some(&id), &err);
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"ev":"error","id":"x\"y","code":"not_found","message":"no \"such\"\nthing"})
-        );
-        assert!(!text.contains('\n'));
-        let mut s = String::new();
-        push_json_str(&mut s, "\u{1}é");
-        assert_eq!(s, "\"\\u0001é\"");
     }
 
     proptest::proptest! {
