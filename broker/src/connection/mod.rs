@@ -1,0 +1,154 @@
+//! One WebSocket connection: a single task that reads client frames, runs them
+//! against the broker, and writes the connection's outbound buffer in batches.
+//!
+//! One task per socket (no split, no lock on the stream): it `select!`s over the
+//! socket and its outbound buffer. Waiting frames are already one newline-separated
+//! text; the writer sends it as text frames of up to [`PACK_BYTES`], straight from
+//! that buffer to the socket.
+
+mod requests;
+mod writer;
+
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+
+use crate::broker::{welcome, Broker};
+use crate::error::{BrokerError, ErrorCode};
+use crate::protocol::event;
+use crate::session::Session;
+use requests::{handle_text, ConnState};
+use std::sync::Arc;
+use writer::Writer;
+
+/// How long a kicked or closing client gets to take its last frames.
+const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Serves one upgraded connection until it closes, is kicked, or the broker stops.
+pub(crate) async fn serve<S>(broker: Broker, ws: WebSocketStream<S>, addr: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let session = broker.open_session(addr);
+    let span = tracing::info_span!("conn", client = %session.name_id);
+    run(broker, ws, session).instrument(span).await
+}
+
+async fn run<S>(broker: Broker, mut ws: WebSocketStream<S>, session: Arc<Session>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    session.send_text(welcome(&broker, &session));
+    let mut shutdown = broker.shutdown_signal();
+    let mut writer = Writer::default();
+    let mut conn = ConnState::default();
+
+    let why: String = loop {
+        if let Some(reason) = session.outbound.kick_reason() {
+            goodbye(
+                &mut ws,
+                &mut writer,
+                Some(event::kicked(&reason)),
+                CloseCode::Policy,
+                &reason,
+            )
+            .await;
+            break format!("kicked: {reason}");
+        }
+        if session.outbound.frames() > 0 {
+            let written = tokio::select! {
+                r = writer.write(&mut ws, &session) => r,
+                _ = session.outbound.wait_kicked() => Ok(()),
+                _ = shutdown.changed() => Ok(()),
+            };
+            if let Err(e) = written {
+                break format!("write failed: {e}");
+            }
+            continue;
+        }
+        if *shutdown.borrow() {
+            goodbye(
+                &mut ws,
+                &mut writer,
+                None,
+                CloseCode::Away,
+                "broker shutting down",
+            )
+            .await;
+            break "broker shutting down".into();
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            _ = session.outbound.wait() => {}
+            incoming = ws.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    handle_text(&broker, &session, text.as_str(), &mut conn);
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    session.send_text(event::error(None, &BrokerError::new(
+                        ErrorCode::BadFrame,
+                        "binary frames are not accepted: send JSON in text frames",
+                    )));
+                }
+                Some(Ok(Message::Ping(_))) => {
+                    // tungstenite queued the pong; flushing sends it.
+                    if ws.flush().await.is_err() {
+                        break "write failed".into();
+                    }
+                }
+                Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break "closed by client".into(),
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                    let reason = format!("frame of {size} bytes is over max_payload {max_size}");
+                    goodbye(&mut ws, &mut writer, None, CloseCode::Size, &reason).await;
+                    break reason;
+                }
+                Some(Err(WsError::Utf8(_))) => {
+                    goodbye(&mut ws, &mut writer, None, CloseCode::Invalid, "text frame is not valid UTF-8").await;
+                    break "invalid UTF-8".into();
+                }
+                Some(Err(e)) => break format!("read failed: {e}"),
+            },
+        }
+    };
+    if let Some(task) = conn.watch {
+        task.abort();
+    }
+    tracing::debug!("connection ends: {why}");
+    broker.close_session(&session, &why);
+}
+
+/// Sends a last frame (best effort) and a close frame, waiting at most
+/// [`GOODBYE_TIMEOUT`]. A frame the writer had begun is finished first; the rest of
+/// its batch is dropped.
+async fn goodbye<S>(
+    ws: &mut WebSocketStream<S>,
+    writer: &mut Writer,
+    last: Option<String>,
+    code: CloseCode,
+    reason: &str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let reason: String = reason.chars().take(100).collect();
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        writer.finish_frame(ws.get_mut()).await?;
+        if let Some(text) = last {
+            ws.feed(Message::text(text)).await?;
+        }
+        ws.close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+        .await
+    })
+    .await;
+}
