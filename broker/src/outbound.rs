@@ -171,6 +171,9 @@ pub(crate) struct Outbound {
     wake: Arc<Notify>,
     /// Wakes a writer blocked on a full socket when the client is kicked.
     kicked: Notify,
+    /// Wakes whoever waits for room (a replay) when a batch is written or the
+    /// client goes away.
+    drained: Notify,
 }
 
 impl Outbound {
@@ -186,6 +189,7 @@ impl Outbound {
             delivered: AtomicU64::new(0),
             wake: Arc::new(Notify::new()),
             kicked: Notify::new(),
+            drained: Notify::new(),
         }
     }
 
@@ -264,6 +268,25 @@ impl Outbound {
         if low {
             self.slow.store(false, Ordering::Relaxed);
         }
+        self.drained.notify_waiters();
+    }
+
+    /// Waits until at most `mark` bytes are waiting (true) or the client is gone
+    /// (false). Woken by the writer as it writes, never by polling.
+    pub(crate) async fn wait_for_room(&self, mark: usize) -> bool {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a write between the two still wakes it.
+            drained.as_mut().enable();
+            if self.is_closed() {
+                return false;
+            }
+            if self.bytes() <= mark {
+                return true;
+            }
+            drained.await;
+        }
     }
 
     /// Marks the client for disconnection; the first reason given wins.
@@ -278,6 +301,7 @@ impl Outbound {
         // notify_one stores a permit, so the writer sees the kick even if it is busy.
         self.wake.notify_one();
         self.kicked.notify_one();
+        self.drained.notify_waiters();
     }
 
     /// Resolves once the client has been kicked.
@@ -291,6 +315,7 @@ impl Outbound {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
         self.pending.lock().text = String::new();
+        self.drained.notify_waiters();
     }
 
     pub(crate) fn kick_reason(&self) -> Option<String> {
@@ -328,6 +353,46 @@ mod tests {
 
     fn text(n: usize) -> String {
         "x".repeat(n)
+    }
+
+    /// A waiter for room is woken by the write that makes it, not by a clock: with
+    /// time paused and never advanced, only `written` or a close can wake it.
+    #[tokio::test(start_paused = true)]
+    async fn room_is_waited_for_without_polling() {
+        let out = Arc::new(Outbound::new(100));
+        out.push(OutItem::Text(&text(80))).unwrap();
+        let waiter = tokio::spawn({
+            let out = out.clone();
+            async move { out.wait_for_room(50).await }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !waiter.is_finished(),
+            "80 bytes waiting is over the mark of 50"
+        );
+        let mut batch = Batch::default();
+        out.take(&mut batch);
+        out.written(&batch);
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await;
+        assert!(
+            woken.expect("woken by the write").unwrap(),
+            "the write made room"
+        );
+
+        out.push(OutItem::Text(&text(80))).unwrap();
+        let gone = tokio::spawn({
+            let out = out.clone();
+            async move { out.wait_for_room(50).await }
+        });
+        tokio::task::yield_now().await;
+        out.close();
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(1), gone).await;
+        assert!(
+            !woken.expect("woken by the close").unwrap(),
+            "a closed client has no room"
+        );
     }
 
     #[test]

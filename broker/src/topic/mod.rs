@@ -1,5 +1,6 @@
-//! Topics: fan-out of published messages to every matching subscription, and
-//! retained topics that keep their messages in a log to be replayed.
+//! Topics: fan-out of published messages to every matching subscription. The
+//! subscriptions themselves are in `subscription.rs`; retained topics, which keep
+//! their messages in a log to be replayed, in `retained.rs`.
 //!
 //! Subscriptions live in a subject trie. Each topic caches the list of subscriptions
 //! that match it, tagged with the trie's generation; a `sub` or `unsub` bumps the
@@ -15,200 +16,31 @@
 //! subscription with `from` first replays the log up to the seq where it joined,
 //! while live messages for it wait in its backlog: no gap, no duplicate.
 
-use std::collections::{HashMap, VecDeque};
+mod retained;
+mod subscription;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
-use crate::command::{PeekedMessage, TailMessage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::events::Shared;
-use crate::filter::{Filter, MessageView};
+use crate::filter::MessageView;
 use crate::names::SubjectTrie;
-use crate::outbound::OutItem;
 use crate::protocol::{event, Headers};
-use crate::session::Session;
-use crate::stats::{EventKind, TopicStats};
-use crate::store::{ReadFrom, Ticket, TopicStore};
+use crate::stats::TopicStats;
+use crate::store::TopicStore;
+use retained::Deferred;
+use subscription::Delivery;
+pub(crate) use subscription::{Subscription, TailBuffer, Target};
 
 thread_local! {
     /// Where a publish builds its delivery, copied from there into each subscriber's
     /// buffer: reused, so a publish allocates nothing.
     static SCRATCH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
-}
-
-/// Messages a replaying subscription may hold back before it counts as slow.
-const MAX_BACKLOG: usize = 100_000;
-/// Messages read from the log per blocking read during a replay.
-const REPLAY_CHUNK: usize = 512;
-
-/// Where a subscription's deliveries go.
-pub(crate) enum Target {
-    /// A connected client.
-    Session(Arc<Session>),
-    /// An in-process tail (the dashboard's topic view).
-    Tail(Arc<TailBuffer>),
-}
-
-/// One `sub`: a pattern, an optional filter, and where matches go.
-pub(crate) struct Subscription {
-    /// Unique across the broker, to find this subscription in the trie.
-    pub(crate) key: u64,
-    pub(crate) sid: String,
-    pub(crate) pattern: String,
-    /// `{"ev":"msg","sid":"s1",`, built once.
-    head: String,
-    filter: Option<Filter>,
-    target: Target,
-    /// While a replay runs, live messages wait in `backlog`.
-    replaying: AtomicBool,
-    /// Bodies of live messages held back while a replay runs.
-    backlog: Mutex<VecDeque<String>>,
-}
-
-impl Subscription {
-    pub(crate) fn new(
-        key: u64,
-        sid: String,
-        pattern: String,
-        filter: Option<Filter>,
-        target: Target,
-    ) -> Self {
-        Subscription {
-            key,
-            head: event::msg_head(&sid),
-            sid,
-            pattern,
-            filter,
-            target,
-            replaying: AtomicBool::new(false),
-            backlog: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    pub(crate) fn filter_text(&self) -> Option<String> {
-        self.filter.as_ref().map(|f| f.source().to_string())
-    }
-
-    fn session(&self) -> Option<&Arc<Session>> {
-        match &self.target {
-            Target::Session(s) => Some(s),
-            Target::Tail(_) => None,
-        }
-    }
-
-    /// Delivers one message; false if the client refused it.
-    fn deliver(&self, m: &Delivery<'_>) -> bool {
-        match &self.target {
-            Target::Session(session) => {
-                if self.replaying.load(Ordering::Acquire) {
-                    let mut backlog = self.backlog.lock();
-                    if self.replaying.load(Ordering::Acquire) {
-                        backlog.push_back(m.body.to_string());
-                        if backlog.len() > MAX_BACKLOG {
-                            backlog.clear();
-                            session.outbound.kick("slow_consumer");
-                        }
-                        return true;
-                    }
-                }
-                let item = OutItem::Msg {
-                    head: &self.head,
-                    body: m.body,
-                };
-                session.push(item).is_ok()
-            }
-            Target::Tail(tail) => {
-                tail.push(TailMessage {
-                    topic: m.topic.to_string(),
-                    seq: m.seq,
-                    time: m.time,
-                    data: serde_json::from_str(m.data).unwrap_or(serde_json::Value::Null),
-                    headers: m.headers.cloned(),
-                });
-                true
-            }
-        }
-    }
-
-    /// Delivers those of `ms` that `passes` (by index); how many the client took. To
-    /// a connected client that is not replaying, all of them go in one push.
-    fn deliver_all(&self, ms: &[Delivery<'_>], passes: impl Fn(usize) -> bool) -> u64 {
-        match &self.target {
-            Target::Session(session) if !self.replaying.load(Ordering::Acquire) => {
-                let items: Vec<OutItem> = (0..ms.len())
-                    .filter(|&i| passes(i))
-                    .map(|i| OutItem::Msg {
-                        head: &self.head,
-                        body: ms[i].body,
-                    })
-                    .collect();
-                if items.is_empty() || session.push_all(&items).is_err() {
-                    return 0;
-                }
-                items.len() as u64
-            }
-            _ => (0..ms.len())
-                .filter(|&i| passes(i) && self.deliver(&ms[i]))
-                .count() as u64,
-        }
-    }
-
-    /// Ends a replay: what waited in the backlog goes out, then live delivery resumes.
-    fn go_live(&self) {
-        let mut backlog = self.backlog.lock();
-        if let Some(session) = self.session() {
-            for body in backlog.drain(..) {
-                let item = OutItem::Msg {
-                    head: &self.head,
-                    body: &body,
-                };
-                if session.push(item).is_err() {
-                    break;
-                }
-            }
-        }
-        backlog.clear();
-        self.replaying.store(false, Ordering::Release);
-    }
-
-    fn end(&self, topic: &str) {
-        if let Some(s) = self.session() {
-            s.send_text(event::end(&self.sid, topic));
-        }
-    }
-}
-
-/// A bounded buffer of messages for an in-process tail; the oldest are dropped when full.
-pub struct TailBuffer {
-    messages: Mutex<VecDeque<TailMessage>>,
-    capacity: usize,
-}
-
-impl TailBuffer {
-    pub(crate) fn new(capacity: usize) -> Self {
-        TailBuffer {
-            messages: Mutex::new(VecDeque::new()),
-            capacity,
-        }
-    }
-
-    fn push(&self, message: TailMessage) {
-        let mut messages = self.messages.lock();
-        if messages.len() == self.capacity {
-            messages.pop_front();
-        }
-        messages.push_back(message);
-    }
-
-    /// Takes up to `max` messages, oldest first.
-    pub fn drain(&self, max: usize) -> Vec<TailMessage> {
-        let mut messages = self.messages.lock();
-        let n = max.min(messages.len());
-        messages.drain(..n).collect()
-    }
 }
 
 /// Adds to a counter that only one writer at a time changes (its owner's lock is
@@ -221,59 +53,9 @@ fn bump(counter: &AtomicU64, n: u64) {
 /// retained topic, once durable), or why it failed.
 pub(crate) type Done = Box<dyn FnOnce(Result<u64, BrokerError>) + Send>;
 
-/// A message as its subscriptions get it.
-struct Delivery<'a> {
-    topic: &'a str,
-    seq: u64,
-    time: u64,
-    /// The delivery without its head, the same for every subscriber.
-    body: &'a str,
-    /// The raw JSON of `data` (inside `body`).
-    data: &'a str,
-    headers: Option<&'a Headers>,
-}
-
-/// A message of a retained topic waiting to be durable, with the subscriptions
-/// (filters applied) it goes to.
-struct Accepted {
-    seq: u64,
-    time: u64,
-    body: String,
-    /// Where `data` is in `body`.
-    data_at: std::ops::Range<usize>,
-    headers: Option<Headers>,
-    targets: Vec<Arc<Subscription>>,
-}
-
-impl Accepted {
-    fn delivery<'a>(&'a self, topic: &'a str) -> Delivery<'a> {
-        Delivery {
-            topic,
-            seq: self.seq,
-            time: self.time,
-            body: &self.body,
-            data: self.body.get(self.data_at.clone()).unwrap_or("null"),
-            headers: self.headers.as_ref(),
-        }
-    }
-}
-
 /// A connection's last topic, so a publisher that keeps to one topic skips the
 /// broker-wide name lookup.
 pub(crate) type TopicCache = Option<Arc<Topic>>;
-
-/// Work for a retained topic's delivery task, in the order it was accepted.
-enum Deferred {
-    Msg {
-        accepted: Accepted,
-        durable: Ticket,
-        done: Option<Done>,
-    },
-    Seal {
-        durable: Ticket,
-        done: Option<Done>,
-    },
-}
 
 /// One topic's counters and publish state.
 pub(crate) struct Topic {
@@ -327,14 +109,6 @@ impl Topic {
             state.matching = Arc::from(matching);
             state.generation = generation;
         }
-    }
-
-    /// Pushes a durable message of a retained topic to its subscriptions.
-    fn deliver(&self, accepted: &Accepted, shared: &Shared) {
-        let m = accepted.delivery(&self.name);
-        let delivered = accepted.targets.iter().filter(|s| s.deliver(&m)).count() as u64;
-        self.msgs_out.fetch_add(delivered, Ordering::Relaxed);
-        shared.add_out(delivered);
     }
 
     /// Tells every matching subscription that the topic ended.
@@ -433,25 +207,6 @@ impl Topics {
         Ok(topic)
     }
 
-    /// Makes a topic retained with its store (a new one, or reopened at start-up):
-    /// its seq continues from the log, and a task starts delivering durable messages.
-    pub(crate) fn retain(&self, name: &str, store: Arc<dyn TopicStore>) -> Result<(), BrokerError> {
-        let topic = self.topic(name)?;
-        let mut state = topic.state.lock();
-        if state.store.is_some() {
-            return Ok(());
-        }
-        state.seq = store.stats().next_seq.saturating_sub(1);
-        state.sealed = store.is_sealed();
-        let (tx, rx) = mpsc::unbounded_channel();
-        state.store = Some(store);
-        state.deferred = Some(tx);
-        drop(state);
-        self.runtime
-            .spawn(run_deliveries(topic.clone(), rx, self.shared.clone()));
-        Ok(())
-    }
-
     /// Adds a subscription (its pattern already checked). Every message accepted on a
     /// matching topic after this returns reaches it. `added` runs while no publish can
     /// see the new subscription yet, so what it queues precedes every delivery.
@@ -475,39 +230,6 @@ impl Topics {
         trie.insert(&sub.pattern.clone(), sub);
         self.generation.fetch_add(1, Ordering::SeqCst);
         added();
-    }
-
-    /// Subscribes to a retained topic from a point in its log: replays up to where it
-    /// joined, then continues live.
-    pub(crate) fn subscribe_from(
-        &self,
-        sub: Arc<Subscription>,
-        from: ReadFrom,
-        added: impl FnOnce(),
-    ) -> Result<(), BrokerError> {
-        let not_retained = || {
-            BrokerError::new(
-                ErrorCode::NotRetained,
-                format!(
-                    "`from` needs a retained topic; `{}` is not retained",
-                    sub.pattern
-                ),
-            )
-        };
-        let topic = self.get(&sub.pattern).ok_or_else(not_retained)?;
-        let mut state = topic.state.lock();
-        let store = state.store.clone().ok_or_else(not_retained)?;
-        // Every message up to `last` is replayed; later ones arrive live (held in the
-        // backlog until the replay is done). The topic lock keeps publishes out.
-        let last = state.seq;
-        sub.replaying.store(true, Ordering::Release);
-        self.insert(sub.clone(), added);
-        topic.refresh_matching(&mut state, self);
-        drop(state);
-        let shared = self.shared.clone();
-        self.runtime
-            .spawn(replay(topic, store, from, last, sub, shared));
-        Ok(())
     }
 
     pub(crate) fn unsubscribe(&self, sub: &Subscription) {
@@ -600,66 +322,6 @@ impl Topics {
             }
             Ok(Some(self.deliver_now(topic, state, name, msgs, now).1))
         })
-    }
-
-    /// Appends a message to a retained topic's log under its lock; the message, with
-    /// the subscriptions (filters applied) it is to reach, and its durability ticket.
-    #[allow(clippy::too_many_arguments)]
-    fn append(
-        &self,
-        topic: &Topic,
-        state: &mut TopicState,
-        store: &dyn TopicStore,
-        name: &str,
-        data: &str,
-        headers: Option<&Headers>,
-        now: u64,
-    ) -> Result<(Accepted, Ticket), BrokerError> {
-        let seq = state.seq + 1;
-        let time = now.max(state.last_time);
-        let mut body = String::new();
-        let data_at = event::msg_body(&mut body, name, seq, time, data, headers);
-        let durable = match store.append(time, body.as_bytes()) {
-            Ok(appended) if appended.seq == seq => appended.durable,
-            Ok(appended) => {
-                // Cannot happen while appends go through this lock; resync if it does.
-                state.seq = appended.seq;
-                return Err(BrokerError::new(
-                    ErrorCode::Internal,
-                    format!(
-                        "topic `{name}`: the log gave seq {} for {seq}",
-                        appended.seq
-                    ),
-                ));
-            }
-            Err(e) => {
-                self.shared.record(
-                    EventKind::Storage,
-                    format!("topic {name}: append failed: {e}"),
-                );
-                return Err(e.into());
-            }
-        };
-        state.seq = seq;
-        state.last_time = time;
-        bump(&topic.msgs_in, 1);
-        // Parsed at most once, and only if a filter looks into `data`.
-        let view = MessageView::new(name, headers, data);
-        let accepted = Accepted {
-            seq,
-            time,
-            body,
-            data_at,
-            headers: headers.cloned(),
-            // Who it goes to as of now.
-            targets: state
-                .matching
-                .iter()
-                .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
-                .cloned()
-                .collect(),
-        };
-        Ok((accepted, durable))
     }
 
     /// Takes messages on a topic that keeps none and delivers them at once, under
@@ -770,37 +432,6 @@ impl Topics {
         Ok(state.store.take())
     }
 
-    /// The last `n` messages of a retained topic.
-    pub(crate) fn peek(&self, name: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
-        let store = self.get(name).and_then(|t| t.store()).ok_or_else(|| {
-            BrokerError::new(
-                ErrorCode::NotRetained,
-                format!("topic `{name}` is not retained: it keeps no messages to peek"),
-            )
-        })?;
-        let next = store.stats().next_seq;
-        let mut out = Vec::new();
-        for item in store.read(ReadFrom::Seq(next.saturating_sub(n as u64))) {
-            let Ok(m) = item else { continue };
-            if let Some(p) = peeked(&m.body) {
-                out.push(p);
-            }
-            if out.len() == n {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every retained topic's store, for retention by age.
-    pub(crate) fn stores(&self) -> Vec<(Arc<str>, Arc<dyn TopicStore>)> {
-        self.by_name
-            .read()
-            .values()
-            .filter_map(|t| t.store().map(|s| (t.name.clone(), s)))
-            .collect()
-    }
-
     pub(crate) fn stats(&self) -> Vec<TopicStats> {
         let topics: Vec<Arc<Topic>> = self.by_name.read().values().cloned().collect();
         let trie = self.trie.read();
@@ -823,181 +454,6 @@ impl Topics {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
-    }
-}
-
-/// A stored body is a `msg` delivery without its head: `"topic":..,"seq":..,...}`.
-fn as_object(body: &[u8]) -> Option<serde_json::Value> {
-    let text = std::str::from_utf8(body).ok()?;
-    serde_json::from_str(&format!("{{{text}")).ok()
-}
-
-fn peeked(body: &[u8]) -> Option<PeekedMessage> {
-    let v = as_object(body)?;
-    Some(PeekedMessage {
-        msg: None,
-        seq: v["seq"].as_u64(),
-        time: v["time"].as_u64().unwrap_or(0),
-        attempt: 0,
-        data: v.get("data").cloned().unwrap_or(serde_json::Value::Null),
-        headers: v
-            .get("headers")
-            .and_then(|h| serde_json::from_value(h.clone()).ok()),
-    })
-}
-
-/// Delivers a retained topic's messages in order, each once it is durable.
-async fn run_deliveries(
-    topic: Arc<Topic>,
-    mut work: mpsc::UnboundedReceiver<Deferred>,
-    shared: Arc<Shared>,
-) {
-    while let Some(item) = work.recv().await {
-        match item {
-            Deferred::Msg {
-                accepted,
-                durable,
-                done,
-            } => {
-                let result = durable.await;
-                match result {
-                    Ok(()) => {
-                        topic.deliver(&accepted, &shared);
-                        if let Some(done) = done {
-                            done(Ok(accepted.seq));
-                        }
-                    }
-                    Err(e) => {
-                        if let Some(done) = done {
-                            done(Err(e.into()));
-                        }
-                    }
-                }
-            }
-            Deferred::Seal { durable, done } => {
-                let result = durable.await;
-                let state = topic.state.lock();
-                for sub in state.matching.iter() {
-                    sub.end(&topic.name);
-                }
-                drop(state);
-                if let Some(done) = done {
-                    done(result.map(|()| 0).map_err(BrokerError::from));
-                }
-            }
-        }
-    }
-}
-
-/// Replays a retained topic's log to one subscription up to seq `last`, then lets it
-/// go live; ends it if the topic is sealed.
-async fn replay(
-    topic: Arc<Topic>,
-    store: Arc<dyn TopicStore>,
-    from: ReadFrom,
-    last: u64,
-    sub: Arc<Subscription>,
-    shared: Arc<Shared>,
-) {
-    let mut reader = Some(store.read(from));
-    let mut sent_up_to = 0u64;
-    let mut idle_rounds = 0;
-    while sent_up_to < last {
-        let Some(r) = reader.take() else { break };
-        let read = tokio::task::spawn_blocking(move || {
-            let mut r = r;
-            let mut batch = Vec::new();
-            let mut caught_up = false;
-            while batch.len() < REPLAY_CHUNK {
-                match r.next() {
-                    Some(item) => {
-                        let stop = matches!(&item, Ok(m) if m.seq >= last);
-                        batch.push(item);
-                        if stop {
-                            break;
-                        }
-                    }
-                    None => {
-                        caught_up = true;
-                        break;
-                    }
-                }
-            }
-            (r, batch, caught_up)
-        })
-        .await;
-        let Ok((r, batch, caught_up)) = read else {
-            break;
-        };
-        reader = Some(r);
-        for item in batch {
-            match item {
-                Ok(m) if m.seq <= last => {
-                    sent_up_to = m.seq;
-                    if !wait_for_room(&sub).await {
-                        return;
-                    }
-                    deliver_stored(&sub, &topic.name, &m.body);
-                }
-                Ok(_) => {}
-                Err(e) => shared.record(
-                    EventKind::Storage,
-                    format!("topic {}: replay skipped a corrupt record: {e}", topic.name),
-                ),
-            }
-        }
-        if caught_up && sent_up_to < last {
-            // What is left is not durable yet: wait for the fsync that covers it.
-            let _ = store.sync().await;
-            idle_rounds += 1;
-            if idle_rounds > 3 {
-                break; // a gap (an append that failed): nothing more to wait for
-            }
-        }
-    }
-    sub.go_live();
-    if topic.state.lock().sealed {
-        sub.end(&topic.name);
-    }
-}
-
-/// Waits until the subscriber's outbound buffer is at most half full; false if it left.
-async fn wait_for_room(sub: &Subscription) -> bool {
-    let Some(session) = sub.session() else {
-        return true;
-    };
-    while session.outbound.bytes() > session.outbound.limit() / 2 {
-        if session.outbound.is_closed() {
-            return false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    !session.outbound.is_closed()
-}
-
-/// Sends one stored message to a replaying subscription, through its filter.
-fn deliver_stored(sub: &Subscription, topic: &str, body: &[u8]) {
-    if let Some(filter) = &sub.filter {
-        let Some(v) = as_object(body) else { return };
-        let headers: Option<Headers> = v
-            .get("headers")
-            .and_then(|h| serde_json::from_value(h.clone()).ok());
-        let data = v
-            .get("data")
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| "null".into());
-        if !filter.matches(&MessageView::new(topic, headers.as_ref(), &data)) {
-            return;
-        }
-    }
-    let Ok(text) = std::str::from_utf8(body) else {
-        return;
-    };
-    if let Some(session) = sub.session() {
-        let _ = session.push(OutItem::Msg {
-            head: &sub.head,
-            body: text,
-        });
     }
 }
 

@@ -1,0 +1,196 @@
+//! Subscriptions: a pattern, an optional filter and where matching messages go (a
+//! client's outbound buffer, or an in-process tail), with the backlog that holds
+//! live messages while a replay catches up.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::command::TailMessage;
+use crate::filter::Filter;
+use crate::outbound::OutItem;
+use crate::protocol::{event, Headers};
+use crate::session::Session;
+
+/// Messages a replaying subscription may hold back before it counts as slow.
+const MAX_BACKLOG: usize = 100_000;
+/// Where a subscription's deliveries go.
+pub(crate) enum Target {
+    /// A connected client.
+    Session(Arc<Session>),
+    /// An in-process tail (the dashboard's topic view).
+    Tail(Arc<TailBuffer>),
+}
+
+/// One `sub`: a pattern, an optional filter, and where matches go.
+pub(crate) struct Subscription {
+    /// Unique across the broker, to find this subscription in the trie.
+    pub(crate) key: u64,
+    pub(crate) sid: String,
+    pub(crate) pattern: String,
+    /// `{"ev":"msg","sid":"s1",`, built once.
+    pub(super) head: String,
+    pub(super) filter: Option<Filter>,
+    pub(super) target: Target,
+    /// While a replay runs, live messages wait in `backlog`.
+    pub(super) replaying: AtomicBool,
+    /// Bodies of live messages held back while a replay runs.
+    pub(super) backlog: Mutex<VecDeque<String>>,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        key: u64,
+        sid: String,
+        pattern: String,
+        filter: Option<Filter>,
+        target: Target,
+    ) -> Self {
+        Subscription {
+            key,
+            head: event::msg_head(&sid),
+            sid,
+            pattern,
+            filter,
+            target,
+            replaying: AtomicBool::new(false),
+            backlog: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub(crate) fn filter_text(&self) -> Option<String> {
+        self.filter.as_ref().map(|f| f.source().to_string())
+    }
+
+    pub(super) fn session(&self) -> Option<&Arc<Session>> {
+        match &self.target {
+            Target::Session(s) => Some(s),
+            Target::Tail(_) => None,
+        }
+    }
+
+    /// Delivers one message; false if the client refused it.
+    pub(super) fn deliver(&self, m: &Delivery<'_>) -> bool {
+        match &self.target {
+            Target::Session(session) => {
+                if self.replaying.load(Ordering::Acquire) {
+                    let mut backlog = self.backlog.lock();
+                    if self.replaying.load(Ordering::Acquire) {
+                        backlog.push_back(m.body.to_string());
+                        if backlog.len() > MAX_BACKLOG {
+                            backlog.clear();
+                            session.outbound.kick("slow_consumer");
+                        }
+                        return true;
+                    }
+                }
+                let item = OutItem::Msg {
+                    head: &self.head,
+                    body: m.body,
+                };
+                session.push(item).is_ok()
+            }
+            Target::Tail(tail) => {
+                tail.push(TailMessage {
+                    topic: m.topic.to_string(),
+                    seq: m.seq,
+                    time: m.time,
+                    data: serde_json::from_str(m.data).unwrap_or(serde_json::Value::Null),
+                    headers: m.headers.cloned(),
+                });
+                true
+            }
+        }
+    }
+
+    /// Delivers those of `ms` that `passes` (by index); how many the client took. To
+    /// a connected client that is not replaying, all of them go in one push.
+    pub(super) fn deliver_all(&self, ms: &[Delivery<'_>], passes: impl Fn(usize) -> bool) -> u64 {
+        match &self.target {
+            Target::Session(session) if !self.replaying.load(Ordering::Acquire) => {
+                let items: Vec<OutItem> = (0..ms.len())
+                    .filter(|&i| passes(i))
+                    .map(|i| OutItem::Msg {
+                        head: &self.head,
+                        body: ms[i].body,
+                    })
+                    .collect();
+                if items.is_empty() || session.push_all(&items).is_err() {
+                    return 0;
+                }
+                items.len() as u64
+            }
+            _ => (0..ms.len())
+                .filter(|&i| passes(i) && self.deliver(&ms[i]))
+                .count() as u64,
+        }
+    }
+
+    /// Ends a replay: what waited in the backlog goes out, then live delivery resumes.
+    pub(super) fn go_live(&self) {
+        let mut backlog = self.backlog.lock();
+        if let Some(session) = self.session() {
+            for body in backlog.drain(..) {
+                let item = OutItem::Msg {
+                    head: &self.head,
+                    body: &body,
+                };
+                if session.push(item).is_err() {
+                    break;
+                }
+            }
+        }
+        backlog.clear();
+        self.replaying.store(false, Ordering::Release);
+    }
+
+    pub(super) fn end(&self, topic: &str) {
+        if let Some(s) = self.session() {
+            s.send_text(event::end(&self.sid, topic));
+        }
+    }
+}
+
+/// A bounded buffer of messages for an in-process tail; the oldest are dropped when full.
+pub struct TailBuffer {
+    messages: Mutex<VecDeque<TailMessage>>,
+    capacity: usize,
+}
+
+impl TailBuffer {
+    pub(crate) fn new(capacity: usize) -> Self {
+        TailBuffer {
+            messages: Mutex::new(VecDeque::new()),
+            capacity,
+        }
+    }
+
+    pub(super) fn push(&self, message: TailMessage) {
+        let mut messages = self.messages.lock();
+        if messages.len() == self.capacity {
+            messages.pop_front();
+        }
+        messages.push_back(message);
+    }
+
+    /// Takes up to `max` messages, oldest first.
+    pub fn drain(&self, max: usize) -> Vec<TailMessage> {
+        let mut messages = self.messages.lock();
+        let n = max.min(messages.len());
+        messages.drain(..n).collect()
+    }
+}
+
+/// A message as its subscriptions get it.
+pub(super) struct Delivery<'a> {
+    pub(super) topic: &'a str,
+    pub(super) seq: u64,
+    pub(super) time: u64,
+    /// The delivery without its head, the same for every subscriber.
+    pub(super) body: &'a str,
+    /// The raw JSON of `data` (inside `body`).
+    pub(super) data: &'a str,
+    pub(super) headers: Option<&'a Headers>,
+}
