@@ -1,0 +1,312 @@
+//! The broker core: topics, queues and sessions behind one cheap, cloneable handle.
+//!
+//! Connections call it for every client op; the dashboard calls [`Broker::snapshot`]
+//! and [`Broker::execute`]. Nothing here awaits: every operation takes short locks,
+//! pushes frames into outbound buffers and returns.
+//!
+//! This file holds the handle and its lifecycle (open and recover, sessions,
+//! shutdown); the ops are in `topics.rs`, `queues.rs` and `operator.rs`, the
+//! background timers in `timers.rs`.
+
+mod operator;
+mod queues;
+mod timers;
+mod topics;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::error::{BrokerError, ErrorCode};
+use crate::events::Shared;
+use crate::meta::MetaFile;
+use crate::protocol::{event, Retention};
+use crate::queue::Queue;
+use crate::session::Session;
+use crate::stats::EventKind;
+use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, StoreError};
+use crate::topic::{Subscription, Topics};
+
+/// Which kind of stream an operation is about, as event texts name it.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Queue,
+    Topic,
+}
+
+impl std::fmt::Display for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Queue => "queue",
+            Stream::Topic => "topic",
+        })
+    }
+}
+
+/// The broker's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Largest frame a client may send, in bytes.
+    pub max_payload: usize,
+    /// Size of each connection's outbound buffer, in bytes.
+    pub max_pending: usize,
+    pub max_connections: usize,
+    /// Time a new connection has to finish its HTTP request or WebSocket handshake.
+    pub handshake_timeout: Duration,
+    /// When stored messages are fsynced (and so when a stored confirm is sent).
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            data_dir: PathBuf::from("switchyard-data"),
+            max_payload: 1024 * 1024,
+            max_pending: 8 * 1024 * 1024,
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            fsync: FsyncPolicy::Batch,
+        }
+    }
+}
+
+/// The server string sent in `welcome`.
+pub const SERVER: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
+
+/// A handle to the broker. Clones share one broker.
+#[derive(Clone)]
+pub struct Broker {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    config: Config,
+    listen: Mutex<String>,
+    started: Instant,
+    shared: Arc<Shared>,
+    topics: Topics,
+    queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
+    sessions: RwLock<HashMap<u64, Arc<Session>>>,
+    next_session: AtomicU64,
+    runtime: tokio::runtime::Handle,
+    shutdown: watch::Sender<bool>,
+    backend: Arc<dyn Backend>,
+    meta: MetaFile,
+}
+
+impl Broker {
+    /// Opens a broker on its data directory, bringing back every durable queue (and
+    /// retained topic) with what it held. Blocking (it reads the disk); must be called
+    /// from within a tokio runtime, which runs the broker's timers.
+    pub fn open(config: Config) -> Result<Broker, BrokerError> {
+        let fail = |what: String| BrokerError::new(ErrorCode::Internal, what);
+        let store_config = StoreConfig {
+            fsync: config.fsync,
+            ..StoreConfig::default()
+        };
+        let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;
+        let meta = MetaFile::load(&config.data_dir).map_err(fail)?;
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared::default());
+        let broker = Broker {
+            inner: Arc::new(Inner {
+                listen: Mutex::new(config.listen.to_string()),
+                config,
+                started: Instant::now(),
+                topics: Topics::new(shared.clone(), tokio::runtime::Handle::current()),
+                shared,
+                queues: RwLock::new(HashMap::new()),
+                sessions: RwLock::new(HashMap::new()),
+                next_session: AtomicU64::new(1),
+                runtime: tokio::runtime::Handle::current(),
+                shutdown,
+                backend: Arc::new(backend),
+                meta,
+            }),
+        };
+        broker.recover()?;
+        Ok(broker)
+    }
+
+    /// Reopens every stored queue with its unacked messages, and every retained topic.
+    fn recover(&self) -> Result<(), BrokerError> {
+        let inner = &self.inner;
+        for name in inner.backend.stored_topics()? {
+            let retention = inner.meta.topic(&name).unwrap_or_default();
+            let store = inner
+                .backend
+                .open_topic(&name, store_retention(&retention))?;
+            self.report_recovery(&name, &store.recovery());
+            let stats = store.stats();
+            inner.topics.retain(&name, store)?;
+            inner.shared.record(
+                EventKind::Storage,
+                format!("recovered topic {name}: {} stored messages", stats.messages),
+            );
+        }
+        inner.runtime.spawn(run_retention(Arc::downgrade(inner)));
+        for name in inner.backend.stored_queues()? {
+            let store = inner.backend.open_queue(&name)?;
+            let messages = store.recover()?;
+            let config = inner
+                .meta
+                .queue(&name)
+                .map(|m| m.config())
+                .unwrap_or_default();
+            let count = messages.len();
+            let queue = Queue::new(&name, config, Some(store.clone()));
+            queue
+                .restore(messages)
+                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+            self.report_recovery(&name, &store.recovery());
+            inner.shared.record(
+                EventKind::Storage,
+                format!("recovered queue {name}: {count} unacked messages"),
+            );
+            inner
+                .queues
+                .write()
+                .insert(queue.name.clone(), queue.clone());
+            inner
+                .runtime
+                .spawn(run_ack_timer(Arc::downgrade(inner), queue));
+        }
+        Ok(())
+    }
+
+    fn report_recovery(&self, name: &str, recovery: &crate::store::Recovery) {
+        for t in &recovery.truncated {
+            self.inner.shared.record(
+                EventKind::Storage,
+                format!("{name}: truncated a torn tail: {t:?}"),
+            );
+        }
+        for c in &recovery.corrupt {
+            self.inner.shared.record(
+                EventKind::Storage,
+                format!("{name}: corrupt record skipped: {}", c.to_error()),
+            );
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn set_listen(&self, addr: SocketAddr) {
+        *self.inner.listen.lock() = addr.to_string();
+    }
+
+    /// Starts a graceful shutdown: connections are told and closed.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Flushes and closes storage: everything appended or acked so far is made
+    /// durable. The last step of a graceful shutdown; later appends fail. Blocking.
+    pub fn close_storage(&self) {
+        self.inner.backend.close();
+    }
+
+    /// Becomes `true` when the broker starts shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.runtime
+    }
+
+    pub(crate) fn open_session(&self, addr: SocketAddr) -> Arc<Session> {
+        let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(Session::new(
+            id,
+            addr,
+            self.inner.config.max_pending,
+            self.inner.shared.clone(),
+        ));
+        self.inner.sessions.write().insert(id, session.clone());
+        self.inner.shared.record(
+            EventKind::Connect,
+            format!("{} connected from {addr}", session.name_id),
+        );
+        session
+    }
+
+    /// Forgets a client: its subscriptions end and its unacked jobs go back to their queues.
+    pub(crate) fn close_session(&self, session: &Arc<Session>, why: &str) {
+        session.outbound.close();
+        self.inner.sessions.write().remove(&session.id);
+        let subs: Vec<Arc<Subscription>> = session.subs.lock().drain().map(|(_, s)| s).collect();
+        for sub in subs {
+            self.inner.topics.unsubscribe(&sub);
+        }
+        let consumers: Vec<(String, Arc<Queue>)> = session.consumers.lock().drain().collect();
+        for (cid, queue) in consumers {
+            let effects = queue.remove_consumer(session, &cid);
+            self.apply(effects);
+        }
+        self.inner.shared.record(
+            EventKind::Disconnect,
+            format!("{} disconnected: {why}", session.describe()),
+        );
+    }
+
+    /// What deleting a queue or a topic leaves to do: forget its options in the
+    /// meta file and remove its files in the background (if it was stored), and
+    /// record who deleted it.
+    fn finish_delete(
+        &self,
+        kind: Stream,
+        name: &str,
+        actor: &str,
+        files: Option<impl FnOnce() -> Result<(), StoreError> + Send + 'static>,
+    ) {
+        if let Some(delete) = files {
+            let forgotten = match kind {
+                Stream::Queue => self.inner.meta.set_queue(name, None),
+                Stream::Topic => self.inner.meta.set_topic(name, None),
+            };
+            if let Err(e) = forgotten {
+                tracing::error!("{e}");
+            }
+            self.inner.runtime.spawn_blocking(move || {
+                if let Err(e) = delete() {
+                    tracing::error!("deleting a {kind}'s files: {e}");
+                }
+            });
+        }
+        self.inner
+            .shared
+            .record(EventKind::Delete, format!("{actor} deleted {kind} {name}"));
+    }
+}
+
+/// The store's retention limits from the protocol's.
+fn store_retention(r: &Retention) -> crate::store::Retention {
+    crate::store::Retention {
+        max_messages: r.max_messages,
+        max_bytes: r.max_bytes,
+        max_age_s: r.max_age_s,
+    }
+}
+
+/// Frames the broker sends outside of a request: for connection handling.
+pub(crate) fn welcome(broker: &Broker, session: &Session) -> String {
+    event::welcome(&session.name_id, SERVER, broker.inner.config.max_payload)
+}
+
+pub(crate) use queues::Later;
+use timers::{run_ack_timer, run_retention};
+pub(crate) use topics::Publisher;
+pub use topics::Tail;

@@ -1,0 +1,152 @@
+//! Operator ops on the broker handle: the snapshot, the operator commands the
+//! console and the wire's operator frames run, kicks and the metrics text.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Broker, Publisher};
+use crate::command::{Command, CommandOutcome, PeekTarget};
+use crate::error::{BrokerError, ErrorCode};
+use crate::protocol::Payload;
+use crate::queue::Queue;
+use crate::session::Session;
+use crate::stats::{EventKind, ServerStats, Snapshot};
+use crate::topic::Done;
+
+impl Broker {
+    /// Disconnects a client after telling it why.
+    pub fn kick(&self, client: &str, reason: &str, actor: &str) -> Result<(), BrokerError> {
+        let session = self
+            .inner
+            .sessions
+            .read()
+            .values()
+            .find(|s| &*s.name_id == client)
+            .cloned()
+            .ok_or_else(|| {
+                BrokerError::new(ErrorCode::NotFound, format!("no client `{client}`"))
+            })?;
+        self.inner.shared.record(
+            EventKind::Kick,
+            format!("{actor} kicked {}: {reason}", session.describe()),
+        );
+        session.outbound.kick(reason);
+        Ok(())
+    }
+
+    /// Everything an operator can see, now.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = &self.inner;
+        let sessions: Vec<Arc<Session>> = inner.sessions.read().values().cloned().collect();
+        let queues: Vec<Arc<Queue>> = inner.queues.read().values().cloned().collect();
+        let mut clients: Vec<_> = sessions.iter().map(|s| s.stats()).collect();
+        clients.sort_by_key(|c| c.id[1..].parse::<u64>().unwrap_or(0));
+        let mut queue_stats: Vec<_> = queues.iter().map(|q| q.stats()).collect();
+        queue_stats.sort_by(|a, b| a.name.cmp(&b.name));
+        let now = Instant::now();
+        let mut inflight = Vec::new();
+        for q in &queues {
+            q.inflight_stats(now, &mut inflight);
+        }
+        inflight.sort_by(|a, b| b.age_ms.cmp(&a.age_ms).then(a.tag.cmp(&b.tag)));
+        Snapshot {
+            server: ServerStats {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                uptime_s: inner.started.elapsed().as_secs(),
+                listen: inner.listen.lock().clone(),
+                connections: sessions.len() as u64,
+                msgs_in: inner.shared.msgs_in.load(Ordering::Relaxed),
+                msgs_out: inner.shared.msgs_out.load(Ordering::Relaxed),
+                slow_consumers: inner.shared.slow_kicks.load(Ordering::Relaxed),
+                dead: inner.shared.dead.load(Ordering::Relaxed),
+            },
+            topics: inner.topics.stats(),
+            queues: queue_stats,
+            clients,
+            inflight,
+            events: inner.shared.events(),
+        }
+    }
+
+    /// Runs an operator command; `actor` names who asked, for the event log.
+    pub fn execute(&self, command: Command, actor: &str) -> Result<CommandOutcome, BrokerError> {
+        match command {
+            Command::Publish {
+                topic,
+                data,
+                headers,
+            } => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let done: Done = Box::new(move |r| {
+                    let _ = tx.send(r);
+                });
+                let mut publisher = Publisher::default();
+                let published = self.publish(
+                    &mut publisher,
+                    &topic,
+                    &data.to_string(),
+                    headers.as_ref(),
+                    Some(done),
+                );
+                self.end_frame(&mut publisher, None);
+                published?;
+                // A retained topic answers after its fsync: a few ms.
+                let seq = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| {
+                    BrokerError::new(ErrorCode::Timeout, "the publish was not confirmed in time")
+                })??;
+                self.inner.shared.record(
+                    EventKind::Publish,
+                    format!("{actor} published seq {seq} to {topic}"),
+                );
+                Ok(CommandOutcome::Published { seq })
+            }
+            Command::Send {
+                queue,
+                data,
+                headers,
+            } => {
+                let msg = self.send(
+                    None,
+                    &queue,
+                    Payload::from_value(&data),
+                    headers,
+                    None,
+                    false,
+                    |_, _| {},
+                )?;
+                self.inner.shared.record(
+                    EventKind::Publish,
+                    format!("{actor} sent message {msg} to {queue}"),
+                );
+                Ok(CommandOutcome::Sent {
+                    msg: msg.to_string(),
+                })
+            }
+            Command::Purge { queue } => Ok(CommandOutcome::Purged {
+                count: self.purge(&queue, actor)?,
+            }),
+            Command::Kick { client, reason } => {
+                self.kick(
+                    &client,
+                    reason.as_deref().unwrap_or("kicked by operator"),
+                    actor,
+                )?;
+                Ok(CommandOutcome::Kicked)
+            }
+            Command::Requeue { queue, msg } => {
+                self.requeue(&queue, &msg, actor)?;
+                Ok(CommandOutcome::Requeued)
+            }
+            Command::Peek { target, n } => match target {
+                PeekTarget::Queue(q) => Ok(CommandOutcome::Peeked(self.peek_queue(&q, n)?)),
+                PeekTarget::Topic(t) => Ok(CommandOutcome::Peeked(self.peek_topic(&t, n)?)),
+            },
+        }
+    }
+
+    /// The Prometheus text exposition of the broker's counters.
+    pub fn metrics(&self) -> String {
+        crate::metrics::render(&self.snapshot())
+    }
+}

@@ -1,0 +1,371 @@
+//! Queue ops on the broker handle: send, request, consume, settle (ack, nack,
+//! reply), declare, purge, delete, peek and requeue, and the routing of what a
+//! queue left to do outside its lock (dead letters, answers to waiting senders).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{run_ack_timer, Broker, Stream};
+use crate::command::PeekedMessage;
+use crate::error::{BrokerError, ErrorCode};
+use crate::meta::QueueMeta;
+use crate::names;
+use crate::protocol::{Headers, Payload, QueueOptions};
+use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
+use crate::session::Session;
+use crate::stats::EventKind;
+use crate::store::Ticket;
+
+/// Queues that have gained messages or room and will be dispatched together: a
+/// frame of sends or acks then hands out jobs once, not after every one.
+#[derive(Default)]
+pub(crate) struct Later {
+    queues: Vec<Arc<Queue>>,
+}
+
+impl Later {
+    fn add(&mut self, queue: Arc<Queue>) {
+        if !self.queues.iter().any(|q| Arc::ptr_eq(q, &queue)) {
+            self.queues.push(queue);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+}
+
+impl Broker {
+    /// The queue of that name, created (durable, default settings) if it does not exist.
+    pub(crate) fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        self.queue_with(name, true)
+    }
+
+    fn queue_with(&self, name: &str, durable: bool) -> Result<Arc<Queue>, BrokerError> {
+        if let Some(q) = self.inner.queues.read().get(name) {
+            return Ok(q.clone());
+        }
+        names::check_queue(name)?;
+        let mut queues = self.inner.queues.write();
+        if let Some(q) = queues.get(name) {
+            return Ok(q.clone());
+        }
+        let config = QueueConfig {
+            durable,
+            ..QueueConfig::default()
+        };
+        let store = if durable {
+            // Creating a queue's log is a few small file operations, once per queue.
+            let store = self.inner.backend.open_queue(name)?;
+            self.inner
+                .meta
+                .set_queue(name, Some(QueueMeta::of(&config)))
+                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+            Some(store)
+        } else {
+            None
+        };
+        let queue = Queue::new(name, config, store);
+        queues.insert(queue.name.clone(), queue.clone());
+        drop(queues);
+        self.inner
+            .runtime
+            .spawn(run_ack_timer(Arc::downgrade(&self.inner), queue.clone()));
+        Ok(queue)
+    }
+
+    fn existing_queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        self.inner
+            .queues
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::new(ErrorCode::NotFound, format!("no queue `{name}`")))
+    }
+
+    pub(crate) fn declare_queue(
+        &self,
+        name: &str,
+        options: &QueueOptions,
+    ) -> Result<(), BrokerError> {
+        if let Some(dl) = &options.dead_letter {
+            names::check_queue(dl)?;
+            if dl == name {
+                return Err(BrokerError::new(
+                    ErrorCode::BadName,
+                    "a queue cannot be its own dead_letter queue",
+                ));
+            }
+        }
+        let queue = self.queue_with(name, options.durable.unwrap_or(true))?;
+        if let Some(durable) = options.durable {
+            if durable != queue.store().is_some() {
+                return Err(BrokerError::new(
+                    ErrorCode::BadFrame,
+                    format!(
+                        "queue `{name}` exists and is {}: `durable` cannot change",
+                        if durable { "in memory" } else { "durable" }
+                    ),
+                ));
+            }
+        }
+        let config = queue.configure(options);
+        if queue.store().is_some() {
+            self.inner
+                .meta
+                .set_queue(name, Some(QueueMeta::of(&config)))
+                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+        }
+        Ok(())
+    }
+
+    /// Appends a message to a queue; returns its message id. `stored` runs once the
+    /// message is in the queue and before it is delivered (to answer the sender first),
+    /// with, for a durable queue, the ticket that resolves when it is on disk.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send(
+        &self,
+        session: Option<&Session>,
+        queue: &str,
+        data: Payload,
+        headers: Option<Headers>,
+        waiter: Option<Arc<Waiter>>,
+        reply: bool,
+        stored: impl FnOnce(&str, Option<Ticket>),
+    ) -> Result<Arc<str>, BrokerError> {
+        let mut later = Later::default();
+        let sent = self.send_later(
+            session, queue, data, headers, waiter, reply, stored, &mut later,
+        );
+        self.dispatch(&mut later);
+        sent
+    }
+
+    /// [`Broker::send`], leaving the delivery to [`Broker::dispatch`] with `later`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_later(
+        &self,
+        session: Option<&Session>,
+        queue: &str,
+        data: Payload,
+        headers: Option<Headers>,
+        waiter: Option<Arc<Waiter>>,
+        reply: bool,
+        stored: impl FnOnce(&str, Option<Ticket>),
+        later: &mut Later,
+    ) -> Result<Arc<str>, BrokerError> {
+        let queue = self.queue(queue)?;
+        let (msg, ticket) = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
+        self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = session {
+            s.msgs_in.fetch_add(1, Ordering::Relaxed);
+        }
+        stored(&msg, ticket);
+        later.add(queue);
+        Ok(msg)
+    }
+
+    /// Delivers what the queues in `later` have ready, and empties it.
+    pub(crate) fn dispatch(&self, later: &mut Later) {
+        for queue in later.queues.drain(..) {
+            self.apply(queue.dispatch_ready());
+        }
+    }
+
+    /// Sends a request and answers the requester when it is replied to or times out.
+    pub(crate) fn request(
+        &self,
+        session: &Arc<Session>,
+        queue: &str,
+        data: Payload,
+        headers: Option<Headers>,
+        id: crate::protocol::RequestId,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        let waiter = Waiter::new(session, id, true);
+        let msg = self.send(
+            Some(session),
+            queue,
+            data,
+            headers,
+            Some(waiter.clone()),
+            true,
+            |_, _| {},
+        )?;
+        self.inner.runtime.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            waiter.settle(&msg, Settlement::Timeout);
+        });
+        Ok(())
+    }
+
+    /// Adds a consumer; `added` runs before it is given any job (to answer first).
+    pub(crate) fn consume(
+        &self,
+        session: &Arc<Session>,
+        queue: &str,
+        cid: &str,
+        prefetch: u32,
+        added: impl FnOnce(),
+    ) -> Result<(), BrokerError> {
+        if prefetch == 0 {
+            return Err(BrokerError::new(
+                ErrorCode::BadFrame,
+                "field `prefetch` must be at least 1",
+            ));
+        }
+        let queue = self.queue(queue)?;
+        {
+            let mut consumers = session.consumers.lock();
+            if consumers.contains_key(cid) {
+                return Err(BrokerError::new(
+                    ErrorCode::AlreadySubscribed,
+                    format!("cid `{cid}` is already consuming"),
+                ));
+            }
+            consumers.insert(cid.to_string(), queue.clone());
+        }
+        match queue.add_consumer(session, cid, prefetch) {
+            Ok(()) => {
+                added();
+                self.apply(queue.dispatch_ready());
+                Ok(())
+            }
+            Err(e) => {
+                session.consumers.lock().remove(cid);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn cancel(&self, session: &Arc<Session>, cid: &str) -> Result<(), BrokerError> {
+        let Some(queue) = session.consumers.lock().remove(cid) else {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no consumer `{cid}`"),
+            ));
+        };
+        let effects = queue.remove_consumer(session, cid);
+        self.apply(effects);
+        Ok(())
+    }
+
+    pub(crate) fn settle(
+        &self,
+        session: &Session,
+        tag: u64,
+        how: Settle,
+        settled: impl FnOnce(),
+        later: &mut Later,
+    ) -> Result<(), BrokerError> {
+        let Some(queue) = session.jobs.lock().remove(&tag) else {
+            return Err(BrokerError::new(
+                ErrorCode::UnknownTag,
+                format!("tag {tag} is unknown or already settled"),
+            ));
+        };
+        let effects = queue.settle(session, tag, how)?;
+        self.apply(effects);
+        settled();
+        // The room this frees is filled by `dispatch`, after the answer.
+        later.add(queue);
+        Ok(())
+    }
+
+    /// Removes a queue's ready messages; returns how many.
+    pub fn purge(&self, queue: &str, actor: &str) -> Result<u64, BrokerError> {
+        let q = self.existing_queue(queue)?;
+        let (n, effects) = q.purge();
+        self.apply(effects);
+        self.inner.shared.record(
+            EventKind::Purge,
+            format!("{actor} purged {n} ready messages from {queue}"),
+        );
+        Ok(n)
+    }
+
+    pub(crate) fn delete_queue(&self, queue: &str, actor: &str) -> Result<(), BrokerError> {
+        let Some(q) = self.inner.queues.write().remove(queue) else {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no queue `{queue}`"),
+            ));
+        };
+        let effects = q.delete();
+        self.apply(effects);
+        let store = q.store().cloned();
+        self.finish_delete(
+            Stream::Queue,
+            queue,
+            actor,
+            store.map(|s| move || s.delete()),
+        );
+        Ok(())
+    }
+
+    /// The next ready messages of a queue, not consumed.
+    pub fn peek_queue(&self, queue: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
+        Ok(self.existing_queue(queue)?.peek(n))
+    }
+
+    /// Puts an in-flight job back in its queue now.
+    pub fn requeue(&self, queue: &str, msg: &str, actor: &str) -> Result<(), BrokerError> {
+        let effects = self.existing_queue(queue)?.requeue_msg(msg)?;
+        self.apply(effects);
+        self.inner.shared.record(
+            EventKind::Requeue,
+            format!("{actor} requeued message {msg} of {queue}"),
+        );
+        Ok(())
+    }
+
+    /// Carries out what a queue operation left to do outside the queue's lock.
+    pub(super) fn apply(&self, mut effects: Effects) {
+        self.inner.shared.add_out(effects.delivered);
+        effects.settle_waiters();
+        for letter in effects.dead_letters {
+            self.inner.shared.dead.fetch_add(1, Ordering::Relaxed);
+            let Some(to) = letter.to.clone() else {
+                self.inner.shared.record(
+                    EventKind::DeadLetter,
+                    format!(
+                        "a message of {} was dropped: {}",
+                        letter.from, letter.reason
+                    ),
+                );
+                continue;
+            };
+            let headers = dead_letter_headers(&letter);
+            let settle_source = letter.settle_source.clone();
+            let runtime = self.inner.runtime.clone();
+            let moved = move |_: &str, ticket: Option<Ticket>| {
+                let Some((source, seq)) = settle_source else {
+                    return;
+                };
+                // The source forgets the message only once its new queue has it on disk.
+                runtime.spawn(async move {
+                    let durable = match ticket {
+                        Some(t) => t.await,
+                        None => Ok(()),
+                    };
+                    if durable.is_ok() {
+                        let _ = source.ack(seq);
+                    }
+                });
+            };
+            let outcome = self.send(None, &to, letter.data, Some(headers), None, false, moved);
+            let text = match outcome {
+                Ok(msg) => format!(
+                    "a message of {} was dead-lettered to {to} as {msg}: {}",
+                    letter.from, letter.reason
+                ),
+                Err(e) => format!(
+                    "a message of {} was lost on its way to dead-letter queue {to}: {e}",
+                    letter.from
+                ),
+            };
+            self.inner.shared.record(EventKind::DeadLetter, text);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The broker's background timers: ack deadlines per queue, retention by age.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::{Broker, Inner};
+use crate::queue::Queue;
+
+/// Applies retained topics' limits (by age, which no append triggers) every few seconds.
+pub(super) async fn run_retention(broker: Weak<Inner>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        ticks.tick().await;
+        let Some(inner) = broker.upgrade() else {
+            return;
+        };
+        if *inner.shutdown.borrow() {
+            return;
+        }
+        let stores = inner.topics.stores();
+        drop(inner);
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = crate::time::now_ms();
+            for (name, store) in stores {
+                if let Err(e) = store.apply_retention(now) {
+                    tracing::warn!("retention of topic {name}: {e}");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Requeues a queue's jobs whose ack deadline passed, sleeping until the next deadline.
+pub(super) async fn run_ack_timer(broker: Weak<Inner>, queue: Arc<Queue>) {
+    let mut shutdown = match broker.upgrade() {
+        Some(inner) => inner.shutdown.subscribe(),
+        None => return,
+    };
+    loop {
+        let (effects, next) = queue.expire(Instant::now());
+        match broker.upgrade() {
+            Some(inner) => Broker { inner }.apply(effects),
+            None => return,
+        }
+        if queue.is_deleted() {
+            return;
+        }
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = queue.timer.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Topic ops on the broker handle: publish (one message or a frame's run), subscribe
+//! (live or replaying), declare, seal, delete, peek, and the in-process tail.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use super::{store_retention, Broker, Inner, Stream};
+use crate::command::PeekedMessage;
+use crate::error::{BrokerError, ErrorCode};
+use crate::filter::Filter;
+use crate::names;
+use crate::protocol::{Headers, ReplayFrom, Retention};
+use crate::session::Session;
+use crate::store::ReadFrom;
+
+use crate::time::now_ms;
+use crate::topic::{Done, Subscription, TailBuffer, Target, TopicCache};
+
+/// What one connection keeps between its publishes: the topic it last published to,
+/// and, for one frame, the time its messages get (the clock is read once per frame,
+/// not per message) and the counts it adds to the broker's once the frame is done.
+#[derive(Default)]
+pub(crate) struct Publisher {
+    cache: TopicCache,
+    now: Option<u64>,
+    msgs_in: u64,
+    msgs_out: u64,
+}
+
+/// A live tail of a topic pattern for an in-process reader; ends when dropped.
+pub struct Tail {
+    broker: Weak<Inner>,
+    sub: Arc<Subscription>,
+    buffer: Arc<TailBuffer>,
+}
+
+impl Tail {
+    /// Messages that arrived since the last call, oldest first (at most `max`).
+    pub fn drain(&self, max: usize) -> Vec<crate::command::TailMessage> {
+        self.buffer.drain(max)
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        if let Some(inner) = self.broker.upgrade() {
+            inner.topics.unsubscribe(&self.sub);
+        }
+    }
+}
+
+impl Broker {
+    /// Publishes a message whose `data` is compact JSON text (no raw newline). `done`
+    /// gets its seq once delivered (for a retained topic, once it is on disk) or the
+    /// error that stopped it. Counted once `publisher` is flushed.
+    pub(crate) fn publish(
+        &self,
+        publisher: &mut Publisher,
+        topic: &str,
+        data: &str,
+        headers: Option<&Headers>,
+        done: Option<Done>,
+    ) -> Result<(), BrokerError> {
+        names::check_topic(topic)?;
+        let now = *publisher.now.get_or_insert_with(now_ms);
+        let delivered =
+            self.inner
+                .topics
+                .publish(topic, data, headers, done, now, &mut publisher.cache)?;
+        publisher.msgs_in += 1;
+        publisher.msgs_out += delivered;
+        Ok(())
+    }
+
+    /// Publishes a run of messages to one topic, each compact JSON text with its
+    /// headers, without confirmations; `failed` gets the error of each message that
+    /// was refused. Counted once `publisher` is flushed.
+    pub(crate) fn publish_many(
+        &self,
+        publisher: &mut Publisher,
+        topic: &str,
+        msgs: &[(&str, Option<&Headers>)],
+        mut failed: impl FnMut(BrokerError),
+    ) {
+        let now = *publisher.now.get_or_insert_with(now_ms);
+        let batch = names::check_topic(topic).and_then(|()| {
+            self.inner
+                .topics
+                .publish_many(topic, msgs, now, &mut publisher.cache)
+        });
+        match batch {
+            Ok(Some(delivered)) => {
+                publisher.msgs_in += msgs.len() as u64;
+                publisher.msgs_out += delivered;
+            }
+            // A retained topic: each message is appended and confirmed on its own.
+            Ok(None) => {
+                for (data, headers) in msgs {
+                    if let Err(e) = self.publish(publisher, topic, data, *headers, None) {
+                        failed(e);
+                    }
+                }
+            }
+            Err(e) => msgs.iter().for_each(|_| failed(e.clone())),
+        }
+    }
+
+    /// Ends a publisher's frame: adds what it counted to the broker's (and its
+    /// client's) counters, and lets the next frame read the clock again.
+    pub(crate) fn end_frame(&self, publisher: &mut Publisher, session: Option<&Session>) {
+        publisher.now = None;
+        let shared = &self.inner.shared;
+        if publisher.msgs_in > 0 {
+            shared
+                .msgs_in
+                .fetch_add(publisher.msgs_in, Ordering::Relaxed);
+            if let Some(s) = session {
+                s.msgs_in.fetch_add(publisher.msgs_in, Ordering::Relaxed);
+            }
+        }
+        shared.add_out(publisher.msgs_out);
+        publisher.msgs_in = 0;
+        publisher.msgs_out = 0;
+    }
+
+    /// Declares a topic; with `retain`, its messages are kept on disk (and the
+    /// retention limits replaced if it already was retained).
+    pub(crate) fn declare_topic(
+        &self,
+        name: &str,
+        retain: Option<&Retention>,
+    ) -> Result<(), BrokerError> {
+        names::check_topic(name)?;
+        let topic = self.inner.topics.topic(name)?;
+        let Some(retention) = retain else {
+            return Ok(());
+        };
+        match topic.store() {
+            Some(store) => store.set_retention(store_retention(retention)),
+            None => {
+                let store = self
+                    .inner
+                    .backend
+                    .open_topic(name, store_retention(retention))?;
+                self.inner.topics.retain(name, store)?;
+            }
+        }
+        self.inner
+            .meta
+            .set_topic(name, Some(retention.clone()))
+            .map_err(|e| BrokerError::new(ErrorCode::Internal, e))
+    }
+
+    pub(crate) fn seal(&self, name: &str, done: Done) -> Result<(), BrokerError> {
+        names::check_topic(name)?;
+        self.inner.topics.seal(name, done)
+    }
+
+    pub(crate) fn delete_topic(&self, name: &str, actor: &str) -> Result<(), BrokerError> {
+        names::check_topic(name)?;
+        let store = self.inner.topics.delete(name)?;
+        self.finish_delete(
+            Stream::Topic,
+            name,
+            actor,
+            store.map(|s| move || s.delete()),
+        );
+        Ok(())
+    }
+
+    /// The last `n` messages of a retained topic.
+    pub fn peek_topic(&self, name: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
+        self.inner.topics.peek(name, n)
+    }
+
+    /// Adds a subscription; `added` runs before any message can reach it (to answer first).
+    pub(crate) fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        sid: String,
+        pattern: String,
+        filter: Option<String>,
+        from: Option<ReplayFrom>,
+        added: impl FnOnce(),
+    ) -> Result<(), BrokerError> {
+        names::check_pattern(&pattern)?;
+        let filter = filter.as_deref().map(Filter::parse).transpose()?;
+        let mut subs = session.subs.lock();
+        if subs.contains_key(&sid) {
+            return Err(BrokerError::new(
+                ErrorCode::AlreadySubscribed,
+                format!("sid `{sid}` is already subscribed"),
+            ));
+        }
+        let sub = Arc::new(Subscription::new(
+            self.inner.topics.next_key(),
+            sid.clone(),
+            pattern,
+            filter,
+            Target::Session(session.clone()),
+        ));
+        subs.insert(sid.clone(), sub.clone());
+        drop(subs);
+        let read_from = match from {
+            None | Some(ReplayFrom::New) => None,
+            Some(ReplayFrom::First) => Some(ReadFrom::First),
+            Some(ReplayFrom::Seq(n)) => Some(ReadFrom::Seq(n)),
+            Some(ReplayFrom::Time(t)) => Some(ReadFrom::Time(t)),
+        };
+        match read_from {
+            None => self.inner.topics.subscribe(sub, added),
+            Some(from) => {
+                if let Err(e) = self.inner.topics.subscribe_from(sub, from, added) {
+                    session.subs.lock().remove(&sid);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unsubscribe(&self, session: &Session, sid: &str) -> Result<(), BrokerError> {
+        let Some(sub) = session.subs.lock().remove(sid) else {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no subscription `{sid}`"),
+            ));
+        };
+        self.inner.topics.unsubscribe(&sub);
+        Ok(())
+    }
+
+    /// Starts an in-process tail of a topic pattern (and optional filter), keeping the
+    /// latest `capacity` messages.
+    pub fn tail(
+        &self,
+        pattern: &str,
+        filter: Option<&str>,
+        capacity: usize,
+    ) -> Result<Tail, BrokerError> {
+        names::check_pattern(pattern)?;
+        let filter = filter.map(Filter::parse).transpose()?;
+        let buffer = Arc::new(TailBuffer::new(capacity.max(1)));
+        let sub = Arc::new(Subscription::new(
+            self.inner.topics.next_key(),
+            "tail".into(),
+            pattern.to_string(),
+            filter,
+            Target::Tail(buffer.clone()),
+        ));
+        self.inner.topics.subscribe(sub.clone(), || {});
+        Ok(Tail {
+            broker: Arc::downgrade(&self.inner),
+            sub,
+            buffer,
+        })
+    }
+}
