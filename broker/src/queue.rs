@@ -177,6 +177,8 @@ pub(crate) struct Effects {
     pub(crate) dead_letters: Vec<DeadLetter>,
     /// Jobs handed to consumers.
     pub(crate) delivered: u64,
+    /// Consumers that the queue's deletion ended: (their session, their cid).
+    pub(crate) cancelled: Vec<(Arc<Session>, Arc<str>)>,
     settle: Vec<(Arc<Waiter>, Arc<str>, Settlement)>,
 }
 
@@ -190,6 +192,7 @@ impl Effects {
 }
 
 /// How a consumer settles a job.
+#[derive(Clone)]
 pub(crate) enum Settle {
     Ack,
     Reply(Payload),
@@ -395,18 +398,17 @@ impl Queue {
         effects
     }
 
-    /// Acks, replies to or nacks a job this queue delivered (see [`Queue::dispatch_ready`]).
+    /// Acks, replies to or nacks a job this queue delivered to `session` (see
+    /// [`Queue::dispatch_ready`]); `None` if no such job is in flight here.
     pub(crate) fn settle(
         self: &Arc<Self>,
         session: &Session,
         tag: u64,
         how: Settle,
-    ) -> Result<Effects, BrokerError> {
+    ) -> Option<Effects> {
         let mut state = self.state.lock();
         let key = (session.id, tag);
-        let Some(flight) = state.inflight.remove(&key) else {
-            return Err(unknown_tag(tag));
-        };
+        let flight = state.inflight.remove(&key)?;
         state.deadlines.remove(&(flight.deadline, key.0, key.1));
         if let Some(c) = state
             .consumers
@@ -434,7 +436,7 @@ impl Queue {
                 self.kill(&mut state, message, "rejected", &mut effects)
             }
         }
-        Ok(effects)
+        Some(effects)
     }
 
     /// Returns every job whose ack deadline has passed; gives the next deadline.
@@ -489,24 +491,22 @@ impl Queue {
         (n, effects)
     }
 
-    /// Deletes the queue: consumers are told, every message is dropped.
+    /// Deletes the queue: every message is dropped, and its consumers are returned
+    /// in the effects, for the broker to tell them and to forget them.
     pub(crate) fn delete(&self) -> Effects {
         let mut state = self.state.lock();
         state.deleted = true;
-        let mut effects = Effects::default();
-        for c in state.consumers.drain(..) {
-            c.session.send_text(event::cancelled(&c.cid));
-            c.session.consumers.lock().remove(&*c.cid);
-        }
+        let mut effects = Effects {
+            cancelled: state
+                .consumers
+                .drain(..)
+                .map(|c| (c.session, c.cid))
+                .collect(),
+            ..Effects::default()
+        };
         let flights: Vec<InFlight> = state.inflight.drain().map(|(_, f)| f).collect();
         state.deadlines.clear();
         let ready: Vec<Message> = state.ready.drain(..).collect();
-        for f in &flights {
-            f.session
-                .jobs
-                .lock()
-                .retain(|_, q| !std::ptr::eq(Arc::as_ptr(q), self));
-        }
         for m in ready
             .into_iter()
             .chain(flights.into_iter().map(|f| f.message))
@@ -563,6 +563,16 @@ impl Queue {
         }
     }
 
+    /// Jobs held unacked by one consumer.
+    pub(crate) fn unacked_of(&self, session: u64, cid: &str) -> u32 {
+        let state = self.state.lock();
+        state
+            .consumers
+            .iter()
+            .find(|c| c.session.id == session && &*c.cid == cid)
+            .map_or(0, |c| c.unacked)
+    }
+
     pub(crate) fn inflight_stats(&self, now: Instant, out: &mut Vec<InFlightStats>) {
         let state = self.state.lock();
         out.extend(state.inflight.iter().map(|((_, tag), f)| InFlightStats {
@@ -587,7 +597,6 @@ impl Queue {
             return;
         };
         state.deadlines.remove(&(flight.deadline, key.0, key.1));
-        flight.session.jobs.lock().remove(&key.1);
         if let Some(c) = state
             .consumers
             .iter_mut()
@@ -694,7 +703,6 @@ impl Queue {
             if message.attempt > 1 {
                 state.redelivered += 1;
             }
-            session.jobs.lock().insert(tag, self.clone());
             let now = Instant::now();
             let deadline = now + state.config.ack_timeout;
             let was_first = state.deadlines.first().is_none_or(|d| deadline < d.0);
@@ -767,13 +775,6 @@ impl StoredJob {
             reply: raw.r,
         })
     }
-}
-
-fn unknown_tag(tag: u64) -> BrokerError {
-    BrokerError::new(
-        ErrorCode::UnknownTag,
-        format!("tag {tag} is unknown or already settled"),
-    )
 }
 
 /// Headers for a dead-lettered message: the original ones plus where and why it died.

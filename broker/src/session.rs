@@ -1,7 +1,7 @@
-//! The broker's view of one connected client: its identity, its outbound buffer,
-//! its subscriptions and consumers, and the job tags it holds.
+//! The broker's view of one connected client as queues and topics deliver to it:
+//! its identity, its outbound buffer and its counters. What it holds (its
+//! subscriptions and consumers) is the broker's business, in `broker/peer.rs`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,9 +11,7 @@ use parking_lot::Mutex;
 
 use crate::events::Shared;
 use crate::outbound::{OutItem, Outbound, Pushed, Refused};
-use crate::queue::Queue;
 use crate::stats::{ClientStats, EventKind, SubscriptionStats};
-use crate::topic::Subscription;
 
 /// One connected client, shared by its connection task and everything that delivers to it.
 pub(crate) struct Session {
@@ -25,10 +23,6 @@ pub(crate) struct Session {
     pub(crate) hello_name: Mutex<Option<String>>,
     pub(crate) outbound: Outbound,
     next_tag: AtomicU64,
-    /// Unsettled job tags → the queue that delivered them.
-    pub(crate) jobs: Mutex<HashMap<u64, Arc<Queue>>>,
-    pub(crate) subs: Mutex<HashMap<String, Arc<Subscription>>>,
-    pub(crate) consumers: Mutex<HashMap<String, Arc<Queue>>>,
     /// Messages this client published or sent.
     pub(crate) msgs_in: AtomicU64,
     shared: Arc<Shared>,
@@ -49,9 +43,6 @@ impl Session {
             hello_name: Mutex::new(None),
             outbound: Outbound::new(outbound_limit),
             next_tag: AtomicU64::new(1),
-            jobs: Mutex::new(HashMap::new()),
-            subs: Mutex::new(HashMap::new()),
-            consumers: Mutex::new(HashMap::new()),
             msgs_in: AtomicU64::new(0),
             shared,
         }
@@ -111,26 +102,21 @@ impl Session {
         }
     }
 
-    pub(crate) fn stats(&self) -> ClientStats {
-        let mut subscriptions: Vec<SubscriptionStats> = self
-            .subs
-            .lock()
-            .values()
-            .map(|s| SubscriptionStats {
-                sid: s.sid.clone(),
-                pattern: s.pattern.clone(),
-                filter: s.filter_text(),
-            })
-            .collect();
-        subscriptions.sort_by(|a, b| a.sid.cmp(&b.sid));
+    /// What an operator sees of this client, with what the broker knows it holds.
+    pub(crate) fn stats(
+        &self,
+        subscriptions: Vec<SubscriptionStats>,
+        consumers: u64,
+        unacked: u64,
+    ) -> ClientStats {
         ClientStats {
             id: self.name_id.to_string(),
             name: self.hello_name.lock().clone(),
             addr: self.addr.to_string(),
             connected_s: self.connected.elapsed().as_secs(),
             subs: subscriptions.len() as u64,
-            consumers: self.consumers.lock().len() as u64,
-            unacked: self.jobs.lock().len() as u64,
+            consumers,
+            unacked,
             pending: self.outbound.frames() as u64,
             pending_bytes: self.outbound.bytes() as u64,
             pending_limit: self.outbound.limit() as u64,

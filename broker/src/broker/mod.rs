@@ -9,6 +9,7 @@
 //! background timers in `timers.rs`.
 
 mod operator;
+mod peer;
 mod queues;
 mod timers;
 mod topics;
@@ -32,6 +33,7 @@ use crate::session::Session;
 use crate::stats::EventKind;
 use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, StoreError};
 use crate::topic::{Subscription, Topics};
+pub(crate) use peer::Peer;
 
 /// Which kind of stream an operation is about, as event texts name it.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +98,8 @@ pub(super) struct Inner {
     shared: Arc<Shared>,
     topics: Topics,
     queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
-    sessions: RwLock<HashMap<u64, Arc<Session>>>,
+    /// Every connected client, by session id.
+    sessions: RwLock<HashMap<u64, Arc<Peer>>>,
     next_session: AtomicU64,
     runtime: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
@@ -227,7 +230,7 @@ impl Broker {
         &self.inner.runtime
     }
 
-    pub(crate) fn open_session(&self, addr: SocketAddr) -> Arc<Session> {
+    pub(crate) fn open_session(&self, addr: SocketAddr) -> Arc<Peer> {
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(Session::new(
             id,
@@ -235,23 +238,25 @@ impl Broker {
             self.inner.config.max_pending,
             self.inner.shared.clone(),
         ));
-        self.inner.sessions.write().insert(id, session.clone());
+        let peer = Arc::new(Peer::new(session));
+        self.inner.sessions.write().insert(id, peer.clone());
         self.inner.shared.record(
             EventKind::Connect,
-            format!("{} connected from {addr}", session.name_id),
+            format!("{} connected from {addr}", peer.session.name_id),
         );
-        session
+        peer
     }
 
     /// Forgets a client: its subscriptions end and its unacked jobs go back to their queues.
-    pub(crate) fn close_session(&self, session: &Arc<Session>, why: &str) {
+    pub(crate) fn close_session(&self, peer: &Peer, why: &str) {
+        let session = &peer.session;
         session.outbound.close();
         self.inner.sessions.write().remove(&session.id);
-        let subs: Vec<Arc<Subscription>> = session.subs.lock().drain().map(|(_, s)| s).collect();
+        let subs: Vec<Arc<Subscription>> = peer.subs.lock().drain().map(|(_, s)| s).collect();
         for sub in subs {
             self.inner.topics.unsubscribe(&sub);
         }
-        let consumers: Vec<(String, Arc<Queue>)> = session.consumers.lock().drain().collect();
+        let consumers: Vec<(String, Arc<Queue>)> = peer.consumers.lock().drain().collect();
         for (cid, queue) in consumers {
             let effects = queue.remove_consumer(session, &cid);
             self.apply(effects);

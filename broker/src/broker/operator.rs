@@ -5,12 +5,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Broker, Publisher};
+use super::{Broker, Peer, Publisher};
 use crate::command::{Command, CommandOutcome, PeekTarget};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::Payload;
 use crate::queue::Queue;
-use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};
 use crate::topic::Done;
 
@@ -22,8 +21,8 @@ impl Broker {
             .sessions
             .read()
             .values()
-            .find(|s| &*s.name_id == client)
-            .cloned()
+            .find(|p| &*p.session.name_id == client)
+            .map(|p| p.session.clone())
             .ok_or_else(|| {
                 BrokerError::new(ErrorCode::NotFound, format!("no client `{client}`"))
             })?;
@@ -38,9 +37,9 @@ impl Broker {
     /// Everything an operator can see, now.
     pub fn snapshot(&self) -> Snapshot {
         let inner = &self.inner;
-        let sessions: Vec<Arc<Session>> = inner.sessions.read().values().cloned().collect();
+        let peers: Vec<Arc<Peer>> = inner.sessions.read().values().cloned().collect();
         let queues: Vec<Arc<Queue>> = inner.queues.read().values().cloned().collect();
-        let mut clients: Vec<_> = sessions.iter().map(|s| s.stats()).collect();
+        let mut clients: Vec<_> = peers.iter().map(|p| p.stats()).collect();
         clients.sort_by_key(|c| c.id[1..].parse::<u64>().unwrap_or(0));
         let mut queue_stats: Vec<_> = queues.iter().map(|q| q.stats()).collect();
         queue_stats.sort_by(|a, b| a.name.cmp(&b.name));
@@ -55,7 +54,7 @@ impl Broker {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 uptime_s: inner.started.elapsed().as_secs(),
                 listen: inner.listen.lock().clone(),
-                connections: sessions.len() as u64,
+                connections: peers.len() as u64,
                 msgs_in: inner.shared.msgs_in.load(Ordering::Relaxed),
                 msgs_out: inner.shared.msgs_out.load(Ordering::Relaxed),
                 slow_consumers: inner.shared.slow_kicks.load(Ordering::Relaxed),

@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{run_ack_timer, Broker, Stream};
+use super::{run_ack_timer, Broker, Peer, Stream};
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::meta::QueueMeta;
 use crate::names;
-use crate::protocol::{Headers, Payload, QueueOptions};
+use crate::protocol::{event, Headers, Payload, QueueOptions};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
 use crate::session::Session;
 use crate::stats::EventKind;
@@ -203,7 +203,7 @@ impl Broker {
     /// Adds a consumer; `added` runs before it is given any job (to answer first).
     pub(crate) fn consume(
         &self,
-        session: &Arc<Session>,
+        peer: &Peer,
         queue: &str,
         cid: &str,
         prefetch: u32,
@@ -217,7 +217,7 @@ impl Broker {
         }
         let queue = self.queue(queue)?;
         {
-            let mut consumers = session.consumers.lock();
+            let mut consumers = peer.consumers.lock();
             if consumers.contains_key(cid) {
                 return Err(BrokerError::new(
                     ErrorCode::AlreadySubscribed,
@@ -226,51 +226,56 @@ impl Broker {
             }
             consumers.insert(cid.to_string(), queue.clone());
         }
-        match queue.add_consumer(session, cid, prefetch) {
+        match queue.add_consumer(&peer.session, cid, prefetch) {
             Ok(()) => {
                 added();
                 self.apply(queue.dispatch_ready());
                 Ok(())
             }
             Err(e) => {
-                session.consumers.lock().remove(cid);
+                peer.consumers.lock().remove(cid);
                 Err(e)
             }
         }
     }
 
-    pub(crate) fn cancel(&self, session: &Arc<Session>, cid: &str) -> Result<(), BrokerError> {
-        let Some(queue) = session.consumers.lock().remove(cid) else {
+    pub(crate) fn cancel(&self, peer: &Peer, cid: &str) -> Result<(), BrokerError> {
+        let Some(queue) = peer.consumers.lock().remove(cid) else {
             return Err(BrokerError::new(
                 ErrorCode::NotFound,
                 format!("no consumer `{cid}`"),
             ));
         };
-        let effects = queue.remove_consumer(session, cid);
+        let effects = queue.remove_consumer(&peer.session, cid);
         self.apply(effects);
         Ok(())
     }
 
+    /// Settles a job this client holds. The job is looked for in the queues its
+    /// consumers take from (almost always one): a tag is the session's, and a
+    /// queue knows which of its jobs are in flight with whom.
     pub(crate) fn settle(
         &self,
-        session: &Session,
+        peer: &Peer,
         tag: u64,
         how: Settle,
         settled: impl FnOnce(),
         later: &mut Later,
     ) -> Result<(), BrokerError> {
-        let Some(queue) = session.jobs.lock().remove(&tag) else {
-            return Err(BrokerError::new(
-                ErrorCode::UnknownTag,
-                format!("tag {tag} is unknown or already settled"),
-            ));
-        };
-        let effects = queue.settle(session, tag, how)?;
-        self.apply(effects);
-        settled();
-        // The room this frees is filled by `dispatch`, after the answer.
-        later.add(queue);
-        Ok(())
+        for queue in peer.queues() {
+            let Some(effects) = queue.settle(&peer.session, tag, how.clone()) else {
+                continue;
+            };
+            self.apply(effects);
+            settled();
+            // The room this frees is filled by `dispatch`, after the answer.
+            later.add(queue);
+            return Ok(());
+        }
+        Err(BrokerError::new(
+            ErrorCode::UnknownTag,
+            format!("tag {tag} is unknown or already settled"),
+        ))
     }
 
     /// Removes a queue's ready messages; returns how many.
@@ -292,7 +297,18 @@ impl Broker {
                 format!("no queue `{queue}`"),
             ));
         };
-        let effects = q.delete();
+        let mut effects = q.delete();
+        for (session, cid) in std::mem::take(&mut effects.cancelled) {
+            let peer = self.inner.sessions.read().get(&session.id).cloned();
+            if let Some(peer) = peer {
+                let mut consumers = peer.consumers.lock();
+                // Only if the cid still consumes from this queue, not a new one.
+                if consumers.get(&*cid).is_some_and(|c| Arc::ptr_eq(c, &q)) {
+                    consumers.remove(&*cid);
+                }
+            }
+            session.send_text(event::cancelled(&cid));
+        }
         self.apply(effects);
         let store = q.store().cloned();
         self.finish_delete(

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::{store_retention, Broker, Inner, Stream};
+use super::{store_retention, Broker, Inner, Peer, Stream};
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::filter::Filter;
@@ -176,7 +176,7 @@ impl Broker {
     /// Adds a subscription; `added` runs before any message can reach it (to answer first).
     pub(crate) fn subscribe(
         &self,
-        session: &Arc<Session>,
+        peer: &Peer,
         sid: String,
         pattern: String,
         filter: Option<String>,
@@ -185,7 +185,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         names::check_pattern(&pattern)?;
         let filter = filter.as_deref().map(Filter::parse).transpose()?;
-        let mut subs = session.subs.lock();
+        let mut subs = peer.subs.lock();
         if subs.contains_key(&sid) {
             return Err(BrokerError::new(
                 ErrorCode::AlreadySubscribed,
@@ -197,7 +197,7 @@ impl Broker {
             sid.clone(),
             pattern,
             filter,
-            Target::Session(session.clone()),
+            Target::Session(peer.session.clone()),
         ));
         subs.insert(sid.clone(), sub.clone());
         drop(subs);
@@ -211,7 +211,7 @@ impl Broker {
             None => self.inner.topics.subscribe(sub, added),
             Some(from) => {
                 if let Err(e) = self.inner.topics.subscribe_from(sub, from, added) {
-                    session.subs.lock().remove(&sid);
+                    peer.subs.lock().remove(&sid);
                     return Err(e);
                 }
             }
@@ -219,8 +219,8 @@ impl Broker {
         Ok(())
     }
 
-    pub(crate) fn unsubscribe(&self, session: &Session, sid: &str) -> Result<(), BrokerError> {
-        let Some(sub) = session.subs.lock().remove(sid) else {
+    pub(crate) fn unsubscribe(&self, peer: &Peer, sid: &str) -> Result<(), BrokerError> {
+        let Some(sub) = peer.subs.lock().remove(sid) else {
             return Err(BrokerError::new(
                 ErrorCode::NotFound,
                 format!("no subscription `{sid}`"),

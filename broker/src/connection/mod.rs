@@ -21,10 +21,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
-use crate::broker::{welcome, Broker};
+use crate::broker::{welcome, Broker, Peer};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::event;
-use crate::session::Session;
 use requests::{handle_text, ConnState};
 use std::sync::Arc;
 use writer::Writer;
@@ -37,16 +36,17 @@ pub(crate) async fn serve<S>(broker: Broker, ws: WebSocketStream<S>, addr: Socke
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let session = broker.open_session(addr);
-    let span = tracing::info_span!("conn", client = %session.name_id);
-    run(broker, ws, session).instrument(span).await
+    let peer = broker.open_session(addr);
+    let span = tracing::info_span!("conn", client = %peer.session.name_id);
+    run(broker, ws, peer).instrument(span).await
 }
 
-async fn run<S>(broker: Broker, mut ws: WebSocketStream<S>, session: Arc<Session>)
+async fn run<S>(broker: Broker, mut ws: WebSocketStream<S>, peer: Arc<Peer>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    session.send_text(welcome(&broker, &session));
+    let session = &peer.session;
+    session.send_text(welcome(&broker, session));
     let mut shutdown = broker.shutdown_signal();
     let mut writer = Writer::default();
     let mut conn = ConnState::default();
@@ -65,7 +65,7 @@ where
         }
         if session.outbound.frames() > 0 {
             let written = tokio::select! {
-                r = writer.write(&mut ws, &session) => r,
+                r = writer.write(&mut ws, session) => r,
                 _ = session.outbound.wait_kicked() => Ok(()),
                 _ = shutdown.changed() => Ok(()),
             };
@@ -90,7 +90,7 @@ where
             _ = session.outbound.wait() => {}
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    handle_text(&broker, &session, text.as_str(), &mut conn);
+                    handle_text(&broker, &peer, text.as_str(), &mut conn);
                 }
                 Some(Ok(Message::Binary(_))) => {
                     session.send_text(event::error(None, &BrokerError::new(
@@ -123,7 +123,7 @@ where
         task.abort();
     }
     tracing::debug!("connection ends: {why}");
-    broker.close_session(&session, &why);
+    broker.close_session(&peer, &why);
 }
 
 /// Sends a last frame (best effort) and a close frame, waiting at most

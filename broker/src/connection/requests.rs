@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, Later, Publisher};
+use crate::broker::{Broker, Later, Peer, Publisher};
 use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::OutItem;
 use crate::protocol::{
@@ -29,12 +29,8 @@ pub(super) struct ConnState {
     later: Later,
 }
 
-pub(super) fn handle_text(
-    broker: &Broker,
-    session: &Arc<Session>,
-    text: &str,
-    conn: &mut ConnState,
-) {
+pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &mut ConnState) {
+    let session = &peer.session;
     // Parsed first, then run back to back: a frame of acks or sends then takes its
     // queue's lock in a tight run, instead of between parses, where a connection on
     // the other core keeps catching it held (a queue ran at 360k msgs/s handled
@@ -93,7 +89,7 @@ pub(super) fn handle_text(
                     if !queue_work && !conn.later.is_empty() {
                         broker.dispatch(&mut conn.later);
                     }
-                    handle_request(broker, session, request, conn)
+                    handle_request(broker, peer, request, conn)
                 }
                 Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
             }
@@ -119,12 +115,8 @@ fn answer(
     }
 }
 
-fn handle_request(
-    broker: &Broker,
-    session: &Arc<Session>,
-    request: Request<'_>,
-    conn: &mut ConnState,
-) {
+fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn: &mut ConnState) {
+    let session = &peer.session;
     let Request { id, frame } = request;
     let watch = &mut conn.watch;
     let id = id.as_ref();
@@ -167,13 +159,13 @@ fn handle_request(
             sid,
             filter,
             from,
-        } => match broker.subscribe(session, sid, topic, filter, from, || {
+        } => match broker.subscribe(peer, sid, topic, filter, from, || {
             answer(session, id, none())
         }) {
             Ok(()) => return,
             Err(e) => Err(e),
         },
-        ClientFrame::Unsub { sid } => broker.unsubscribe(session, &sid).and_then(|_| none()),
+        ClientFrame::Unsub { sid } => broker.unsubscribe(peer, &sid).and_then(|_| none()),
         ClientFrame::DeclareTopic { topic, retain } => broker
             .declare_topic(&topic, retain.as_ref())
             .and_then(|_| none()),
@@ -255,23 +247,21 @@ fn handle_request(
             queue,
             cid,
             prefetch,
-        } => match broker.consume(session, &queue, &cid, prefetch, || {
-            answer(session, id, none())
-        }) {
+        } => match broker.consume(peer, &queue, &cid, prefetch, || answer(session, id, none())) {
             Ok(()) => return,
             Err(e) => Err(e),
         },
-        ClientFrame::Cancel { cid } => broker.cancel(session, &cid).and_then(|_| none()),
+        ClientFrame::Cancel { cid } => broker.cancel(peer, &cid).and_then(|_| none()),
         ClientFrame::Ack { tag } => {
-            return settle(broker, session, id, tag, Settle::Ack, &mut conn.later)
+            return settle(broker, peer, id, tag, Settle::Ack, &mut conn.later)
         }
         ClientFrame::Nack { tag, requeue } => {
             let how = Settle::Nack { requeue };
-            return settle(broker, session, id, tag, how, &mut conn.later);
+            return settle(broker, peer, id, tag, how, &mut conn.later);
         }
         ClientFrame::Reply { tag, data } => {
             let how = Settle::Reply(data);
-            return settle(broker, session, id, tag, how, &mut conn.later);
+            return settle(broker, peer, id, tag, how, &mut conn.later);
         }
         ClientFrame::Request {
             queue,
@@ -341,15 +331,15 @@ fn handle_request(
 /// Settles a job, answering before the room it frees is filled.
 fn settle(
     broker: &Broker,
-    session: &Arc<Session>,
+    peer: &Arc<Peer>,
     id: Option<&RequestId>,
     tag: u64,
     how: Settle,
     later: &mut Later,
 ) {
-    let settled = || answer(session, id, Ok(Vec::new()));
-    if let Err(e) = broker.settle(session, tag, how, settled, later) {
-        answer(session, id, Err(e));
+    let settled = || answer(&peer.session, id, Ok(Vec::new()));
+    if let Err(e) = broker.settle(peer, tag, how, settled, later) {
+        answer(&peer.session, id, Err(e));
     }
 }
 

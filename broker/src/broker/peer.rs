@@ -1,0 +1,75 @@
+//! A connected client as the broker tracks it: its [`Session`] (identity and
+//! outbound buffer, which queues and topics deliver to) and what it holds here,
+//! its subscriptions and its consumers.
+//!
+//! Lock order: a peer's maps are taken on their own or before a queue's or a
+//! topic's lock, never while one is held. Queues and topics know only the
+//! session, so they cannot reach back into these maps.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::queue::Queue;
+use crate::session::Session;
+use crate::stats::{ClientStats, SubscriptionStats};
+use crate::topic::Subscription;
+
+/// One connected client: its session and its holdings.
+pub(crate) struct Peer {
+    pub(crate) session: Arc<Session>,
+    /// Its subscriptions, by sid.
+    pub(super) subs: Mutex<HashMap<String, Arc<Subscription>>>,
+    /// The queue each of its consumers takes jobs from, by cid.
+    pub(super) consumers: Mutex<HashMap<String, Arc<Queue>>>,
+}
+
+impl Peer {
+    pub(super) fn new(session: Arc<Session>) -> Peer {
+        Peer {
+            session,
+            subs: Mutex::new(HashMap::new()),
+            consumers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The queues its consumers take jobs from: where a job tag it settles lives.
+    pub(super) fn queues(&self) -> Vec<Arc<Queue>> {
+        let consumers = self.consumers.lock();
+        let mut queues: Vec<Arc<Queue>> = Vec::with_capacity(consumers.len());
+        for q in consumers.values() {
+            if !queues.iter().any(|seen| Arc::ptr_eq(seen, q)) {
+                queues.push(q.clone());
+            }
+        }
+        queues
+    }
+
+    /// What an operator sees of this client.
+    pub(super) fn stats(&self) -> ClientStats {
+        let mut subscriptions: Vec<SubscriptionStats> = self
+            .subs
+            .lock()
+            .values()
+            .map(|s| SubscriptionStats {
+                sid: s.sid.clone(),
+                pattern: s.pattern.clone(),
+                filter: s.filter_text(),
+            })
+            .collect();
+        subscriptions.sort_by(|a, b| a.sid.cmp(&b.sid));
+        let consumers: Vec<(String, Arc<Queue>)> = self
+            .consumers
+            .lock()
+            .iter()
+            .map(|(cid, q)| (cid.clone(), q.clone()))
+            .collect();
+        let unacked = consumers
+            .iter()
+            .map(|(cid, q)| u64::from(q.unacked_of(self.session.id, cid)))
+            .sum();
+        self.session
+            .stats(subscriptions, consumers.len() as u64, unacked)
+    }
+}
