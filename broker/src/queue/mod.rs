@@ -7,10 +7,14 @@
 //! is returned as [`Effects`] and carried out by the broker after the lock is gone,
 //! so two queues that dead-letter into each other cannot deadlock.
 
+mod config;
+mod effects;
+mod stored;
+mod waiter;
+
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -18,115 +22,15 @@ use tokio::sync::Notify;
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::OutItem;
-use crate::protocol::{event, HeaderValue, Headers, Payload, QueueOptions, RequestId};
+use crate::protocol::{event, Headers, Payload, QueueOptions};
 use crate::session::Session;
 use crate::stats::{InFlightStats, QueueStats};
 use crate::store::{QueueStore, QueuedMessage, Ticket};
 use crate::time::now_ms;
-
-/// Default time a consumer has to ack a job.
-pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_millis(30_000);
-
-/// A queue's settings, from `declare` or the defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct QueueConfig {
-    pub(crate) durable: bool,
-    pub(crate) max_len: Option<u64>,
-    pub(crate) ack_timeout: Duration,
-    pub(crate) max_attempts: Option<u32>,
-    pub(crate) dead_letter: Option<String>,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig {
-            durable: true,
-            max_len: None,
-            ack_timeout: DEFAULT_ACK_TIMEOUT,
-            max_attempts: None,
-            dead_letter: None,
-        }
-    }
-}
-
-impl QueueConfig {
-    pub(crate) fn apply(&mut self, options: &QueueOptions) {
-        if let Some(d) = options.durable {
-            self.durable = d;
-        }
-        if let Some(n) = options.max_len {
-            self.max_len = Some(n);
-        }
-        if let Some(ms) = options.ack_timeout_ms {
-            self.ack_timeout = Duration::from_millis(ms);
-        }
-        if let Some(n) = options.max_attempts {
-            self.max_attempts = Some(n);
-        }
-        if let Some(dl) = &options.dead_letter {
-            self.dead_letter = Some(dl.clone());
-        }
-    }
-}
-
-/// Someone waiting for a message's outcome: a `send` with `confirm: "done"` or a `request`.
-pub(crate) struct Waiter {
-    session: Weak<Session>,
-    id: RequestId,
-    request: bool,
-    settled: AtomicBool,
-}
-
-/// How a waited-for message ended.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Settlement {
-    Acked,
-    Replied(Payload),
-    Dead(String),
-    Timeout,
-}
-
-impl Waiter {
-    pub(crate) fn new(session: &Arc<Session>, id: RequestId, request: bool) -> Arc<Waiter> {
-        Arc::new(Waiter {
-            session: Arc::downgrade(session),
-            id,
-            request,
-            settled: AtomicBool::new(false),
-        })
-    }
-
-    /// Answers the waiter once; later settlements are ignored.
-    pub(crate) fn settle(&self, msg: &str, how: Settlement) {
-        if self.settled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Some(session) = self.session.upgrade() else {
-            return;
-        };
-        let mut msg_json = String::new();
-        crate::protocol::push_json_str(&mut msg_json, msg);
-        let frame = match (how, self.request) {
-            (Settlement::Acked, false) => event::ok(&self.id, &[("msg", &msg_json)]),
-            (Settlement::Replied(data), false) => {
-                event::ok(&self.id, &[("msg", &msg_json), ("data", data.as_json())])
-            }
-            (Settlement::Acked, true) => {
-                event::reply(&self.id, &Payload::from_value(&serde_json::Value::Null))
-            }
-            (Settlement::Replied(data), true) => event::reply(&self.id, &data),
-            (Settlement::Dead(why), _) => event::error(
-                Some(&self.id),
-                &BrokerError::new(ErrorCode::Dead, format!("message {msg} is dead: {why}")),
-            ),
-            (Settlement::Timeout, _) => event::error(
-                Some(&self.id),
-                &BrokerError::new(ErrorCode::Timeout, format!("no reply to {msg} in time")),
-            ),
-        };
-        session.send_text(frame);
-    }
-}
+pub(crate) use config::QueueConfig;
+pub(crate) use effects::{dead_letter_headers, DeadLetter, Effects};
+use stored::StoredJob;
+pub(crate) use waiter::{Settlement, Waiter};
 
 /// A message in a queue.
 pub(crate) struct Message {
@@ -156,39 +60,6 @@ struct Consumer {
     cid: Arc<str>,
     prefetch: u32,
     unacked: u32,
-}
-
-/// A message to move to a dead-letter queue.
-pub(crate) struct DeadLetter {
-    /// The dead-letter queue, or `None` when the message is dropped.
-    pub(crate) to: Option<String>,
-    pub(crate) from: Arc<str>,
-    pub(crate) reason: &'static str,
-    pub(crate) data: Payload,
-    pub(crate) headers: Option<Arc<Headers>>,
-    /// The source queue's store and the message's seq, to ack once the dead letter
-    /// is durable in its new queue (durable source queues only).
-    pub(crate) settle_source: Option<(Arc<dyn QueueStore>, u64)>,
-}
-
-/// What the broker must do once the queue's lock is released.
-#[derive(Default)]
-pub(crate) struct Effects {
-    pub(crate) dead_letters: Vec<DeadLetter>,
-    /// Jobs handed to consumers.
-    pub(crate) delivered: u64,
-    /// Consumers that the queue's deletion ended: (their session, their cid).
-    pub(crate) cancelled: Vec<(Arc<Session>, Arc<str>)>,
-    settle: Vec<(Arc<Waiter>, Arc<str>, Settlement)>,
-}
-
-impl Effects {
-    /// Answers the waiters; dead letters are the broker's to route.
-    pub(crate) fn settle_waiters(&mut self) {
-        for (waiter, msg, how) in self.settle.drain(..) {
-            waiter.settle(&msg, how);
-        }
-    }
 }
 
 /// How a consumer settles a job.
@@ -733,60 +604,4 @@ impl Queue {
             }
         }
     }
-}
-
-/// How a queue message is kept in its store: `{"d":data,"h":headers,"r":true}`.
-struct StoredJob {
-    data: Payload,
-    headers: Option<Headers>,
-    reply: bool,
-}
-
-impl StoredJob {
-    fn encode(data: &Payload, headers: Option<&Headers>, reply: bool) -> String {
-        let mut out = String::with_capacity(data.len() + 32);
-        out.push_str("{\"d\":");
-        out.push_str(data.as_json());
-        if let Some(h) = headers {
-            out.push_str(",\"h\":");
-            out.push_str(&serde_json::to_string(h).unwrap_or_else(|_| "{}".into()));
-        }
-        if reply {
-            out.push_str(",\"r\":true");
-        }
-        out.push('}');
-        out
-    }
-
-    fn decode(body: &[u8]) -> Option<StoredJob> {
-        #[derive(serde::Deserialize)]
-        struct Raw<'a> {
-            #[serde(borrow)]
-            d: &'a serde_json::value::RawValue,
-            #[serde(default)]
-            h: Option<Headers>,
-            #[serde(default)]
-            r: bool,
-        }
-        let raw: Raw = serde_json::from_slice(body).ok()?;
-        Some(StoredJob {
-            data: Payload::from_raw(raw.d),
-            headers: raw.h,
-            reply: raw.r,
-        })
-    }
-}
-
-/// Headers for a dead-lettered message: the original ones plus where and why it died.
-pub(crate) fn dead_letter_headers(letter: &DeadLetter) -> Headers {
-    let mut headers = letter.headers.as_deref().cloned().unwrap_or_default();
-    headers.insert(
-        "x-dead-letter-queue".into(),
-        HeaderValue::One(letter.from.to_string()),
-    );
-    headers.insert(
-        "x-dead-letter-reason".into(),
-        HeaderValue::One(letter.reason.to_string()),
-    );
-    headers
 }

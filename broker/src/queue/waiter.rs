@@ -1,0 +1,68 @@
+//! Someone waiting for a message's outcome (a `send` with `confirm: "done"`, or a
+//! `request`), answered once when the message is acked, replied to, dead or timed out.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use crate::error::{BrokerError, ErrorCode};
+use crate::protocol::{event, Payload, RequestId};
+use crate::session::Session;
+
+/// Someone waiting for a message's outcome: a `send` with `confirm: "done"` or a `request`.
+pub(crate) struct Waiter {
+    session: Weak<Session>,
+    id: RequestId,
+    request: bool,
+    settled: AtomicBool,
+}
+
+/// How a waited-for message ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Settlement {
+    Acked,
+    Replied(Payload),
+    Dead(String),
+    Timeout,
+}
+
+impl Waiter {
+    pub(crate) fn new(session: &Arc<Session>, id: RequestId, request: bool) -> Arc<Waiter> {
+        Arc::new(Waiter {
+            session: Arc::downgrade(session),
+            id,
+            request,
+            settled: AtomicBool::new(false),
+        })
+    }
+
+    /// Answers the waiter once; later settlements are ignored.
+    pub(crate) fn settle(&self, msg: &str, how: Settlement) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
+        let mut msg_json = String::new();
+        crate::protocol::push_json_str(&mut msg_json, msg);
+        let frame = match (how, self.request) {
+            (Settlement::Acked, false) => event::ok(&self.id, &[("msg", &msg_json)]),
+            (Settlement::Replied(data), false) => {
+                event::ok(&self.id, &[("msg", &msg_json), ("data", data.as_json())])
+            }
+            (Settlement::Acked, true) => {
+                event::reply(&self.id, &Payload::from_value(&serde_json::Value::Null))
+            }
+            (Settlement::Replied(data), true) => event::reply(&self.id, &data),
+            (Settlement::Dead(why), _) => event::error(
+                Some(&self.id),
+                &BrokerError::new(ErrorCode::Dead, format!("message {msg} is dead: {why}")),
+            ),
+            (Settlement::Timeout, _) => event::error(
+                Some(&self.id),
+                &BrokerError::new(ErrorCode::Timeout, format!("no reply to {msg} in time")),
+            ),
+        };
+        session.send_text(frame);
+    }
+}
