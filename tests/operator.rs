@@ -297,3 +297,49 @@ async fn shutdown_tells_clients_going_away() {
     b.broker.shutdown();
     assert_eq!(c.recv_close().await, Some(1001));
 }
+
+/// `requeue` is the console's requeue key as a frame: the same command, one path.
+#[tokio::test]
+async fn requeue_puts_an_in_flight_job_back_now() {
+    let b = TestBroker::start().await;
+    let mut worker = b.raw().await;
+    worker
+        .call(json!({"op":"consume","id":1,"queue":"q","cid":"w"}))
+        .await;
+    let mut admin = b.raw().await;
+    let sent = admin
+        .call(json!({"op":"send","id":1,"queue":"q","data":"x"}))
+        .await;
+    let msg = sent["msg"].as_str().expect("a message id").to_string();
+    let first = worker.recv_ev("job").await;
+    assert_eq!(
+        (first["msg"].as_str(), &first["attempt"]),
+        (Some(&*msg), &json!(1))
+    );
+    assert_eq!(
+        admin
+            .call(json!({"op":"requeue","id":2,"queue":"q","msg":msg}))
+            .await,
+        ok(2, json!({}))
+    );
+    // Its slot is free again, so the same worker gets it back, one attempt on.
+    let again = worker.recv_ev("job").await;
+    assert_eq!(
+        (again["msg"].as_str(), &again["attempt"]),
+        (Some(&*msg), &json!(2))
+    );
+    assert_ne!(again["tag"], first["tag"]);
+    let e = admin
+        .call(json!({"op":"requeue","id":3,"queue":"q","msg":"999"}))
+        .await;
+    assert_error(&e, Some(3), "not_found");
+    let e = admin.call(json!({"op":"requeue","id":4,"queue":"q"})).await;
+    assert_eq!(
+        assert_error(&e, Some(4), "bad_frame"),
+        "missing field `msg`"
+    );
+    let events = b.broker.snapshot().events;
+    assert!(events.iter().any(|e| e.kind == EventKind::Requeue
+        && e.text == format!("{} requeued message {msg} of q", admin.id())));
+    b.stop().await;
+}

@@ -9,9 +9,7 @@ use tokio::task::JoinHandle;
 use crate::broker::{Broker, Later, Peer, Publisher};
 use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::OutItem;
-use crate::protocol::{
-    event, parse_frames, ClientFrame, Confirm, Headers, PeekOf, Request, RequestId,
-};
+use crate::protocol::{event, parse_frames, ClientFrame, Confirm, Headers, Request, RequestId};
 use crate::queue::{Settle, Waiter};
 use crate::session::Session;
 use crate::store::Ticket;
@@ -281,9 +279,6 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                 "`request` needs an `id` to route the reply to",
             )),
         },
-        ClientFrame::Purge { queue } => broker
-            .purge(&queue, &session.describe())
-            .map(|n| vec![("purged", n.to_string())]),
         ClientFrame::Stats => {
             session.send_text(event::stats(id, &broker.snapshot()));
             return;
@@ -307,23 +302,9 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             }
             none()
         }
-        ClientFrame::Peek { of, n } => match of {
-            PeekOf::Queue(q) => broker.peek_queue(&q, n).map(|messages| {
-                let json = serde_json::to_string(&messages).unwrap_or_else(|_| "[]".into());
-                vec![("messages", json)]
-            }),
-            PeekOf::Topic(t) => broker.peek_topic(&t, n).map(|messages| {
-                let json = serde_json::to_string(&messages).unwrap_or_else(|_| "[]".into());
-                vec![("messages", json)]
-            }),
-        },
-        ClientFrame::Kick { client, reason } => broker
-            .kick(
-                &client,
-                reason.as_deref().unwrap_or("kicked by operator"),
-                &session.describe(),
-            )
-            .and_then(|_| none()),
+        ClientFrame::Command(command) => broker
+            .execute(command, &session.describe())
+            .map(|outcome| event::outcome_fields(&outcome)),
     };
     answer(session, id, result);
 }

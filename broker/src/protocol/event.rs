@@ -2,6 +2,7 @@
 //! written by hand (no serde on the delivery path): a delivery's shared part is
 //! serialized once per message and spliced into each subscriber's frame.
 
+use crate::command::CommandOutcome;
 use crate::error::BrokerError;
 use crate::protocol::{Headers, Payload, RequestId, PROTOCOL_VERSION};
 
@@ -40,6 +41,25 @@ fn open(ev: &str, id: Option<&RequestId>) -> String {
         out.push_str(id.as_json());
     }
     out
+}
+
+/// The fields of the `ok` that answers an operator command, as `(name, raw JSON)`.
+pub fn outcome_fields(outcome: &CommandOutcome) -> Vec<(&'static str, String)> {
+    match outcome {
+        CommandOutcome::Published { seq } => vec![("seq", seq.to_string())],
+        CommandOutcome::Sent { msg } => {
+            let mut json = String::new();
+            push_json_str(&mut json, msg);
+            vec![("msg", json)]
+        }
+        CommandOutcome::Purged { count } => vec![("purged", count.to_string())],
+        CommandOutcome::Kicked | CommandOutcome::Requeued => Vec::new(),
+        // Peeked messages are plain data; serializing them cannot fail.
+        CommandOutcome::Peeked(messages) => vec![(
+            "messages",
+            serde_json::to_string(messages).unwrap_or_else(|_| "[]".into()),
+        )],
+    }
 }
 
 /// `{"ev":"ok","id":...}` with extra fields given as `(name, raw JSON)` pairs.

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use crate::error::BrokerError;
 pub use event::push_json_str;
 pub use parse::{parse_frames, parse_request};
+use switchyard_wire::Command;
 pub use switchyard_wire::{HeaderValue, Headers};
 
 /// Protocol version announced in `welcome`.
@@ -128,13 +129,6 @@ pub struct Retention {
     pub max_age_s: Option<u64>,
 }
 
-/// What `peek` looks at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeekOf {
-    Queue(String),
-    Topic(String),
-}
-
 /// One parsed client frame, without its id. A `pub` borrows its topic and data
 /// from the frame text, so publishing copies the message only into its delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,22 +201,14 @@ pub enum ClientFrame<'a> {
         tag: u64,
         data: Payload,
     },
-    Purge {
-        queue: String,
-    },
     Stats,
     Watch {
         interval_ms: u64,
     },
     Unwatch,
-    Peek {
-        of: PeekOf,
-        n: usize,
-    },
-    Kick {
-        client: String,
-        reason: Option<String>,
-    },
+    /// `purge`, `peek`, `kick` and `requeue`: what the console does, run by
+    /// [`crate::Broker::execute`] whether it comes from the wire or the dashboard.
+    Command(Command),
 }
 
 /// A parsed client frame with the id to answer it by.

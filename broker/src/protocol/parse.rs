@@ -12,10 +12,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::command::{Command, PeekTarget};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{
-    compact, ClientFrame, Confirm, FrameError, Headers, Payload, PeekOf, QueueOptions, ReplayFrom,
-    Request, RequestId, Retention,
+    compact, ClientFrame, Confirm, FrameError, Headers, Payload, QueueOptions, ReplayFrom, Request,
+    RequestId, Retention,
 };
 
 /// Declares the fields any op takes, once, for both ways a frame is read.
@@ -91,6 +92,7 @@ frame_fields!(
     n,
     client,
     reason,
+    msg,
     name,
     token,
 );
@@ -403,31 +405,35 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             tag: required("tag", raw.tag)?,
             data: required_data(raw.data)?,
         },
-        "purge" => ClientFrame::Purge {
+        "purge" => ClientFrame::Command(Command::Purge {
             queue: required("queue", raw.queue)?,
-        },
+        }),
         "stats" => ClientFrame::Stats,
         "watch" => ClientFrame::Watch {
             interval_ms: optional("interval_ms", raw.interval_ms)?.unwrap_or(1000),
         },
         "unwatch" => ClientFrame::Unwatch,
         "peek" => {
-            let of = match (raw.topic, raw.queue) {
+            let target = match (raw.topic, raw.queue) {
                 (Some(_), Some(_)) => return Err(bad("`peek` takes `topic` or `queue`, not both")),
-                (Some(topic), None) => PeekOf::Topic(typed("topic", topic)?),
-                (None, Some(queue)) => PeekOf::Queue(typed("queue", queue)?),
+                (Some(topic), None) => PeekTarget::Topic(typed("topic", topic)?),
+                (None, Some(queue)) => PeekTarget::Queue(typed("queue", queue)?),
                 (None, None) => return Err(bad("missing field `topic` or `queue`")),
             };
             let n: Option<u64> = optional("n", raw.n)?;
-            ClientFrame::Peek {
-                of,
+            ClientFrame::Command(Command::Peek {
+                target,
                 n: n.unwrap_or(10).min(1000) as usize,
-            }
+            })
         }
-        "kick" => ClientFrame::Kick {
+        "kick" => ClientFrame::Command(Command::Kick {
             client: required("client", raw.client)?,
             reason: optional("reason", raw.reason)?,
-        },
+        }),
+        "requeue" => ClientFrame::Command(Command::Requeue {
+            queue: required("queue", raw.queue)?,
+            msg: required("msg", raw.msg)?,
+        }),
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err(BrokerError::new(
