@@ -1,11 +1,11 @@
 //! Switchyard's broker: topics with fan-out, work queues with acknowledgements,
 //! request/reply, the WebSocket + JSON wire protocol, and an async client.
 
+mod activity;
 mod broker;
 pub mod client;
 mod connection;
 pub mod error;
-mod events;
 pub mod filter;
 mod meta;
 pub mod metrics;

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 pub(crate) enum OutItem<'a> {
     /// A whole compact JSON object.
     Text(&'a str),
-    /// A `msg` delivery: the subscription's head and the message's shared body.
+    /// A `msg` delivery: the subscription's head and the message's activity body.
     Msg { head: &'a str, body: &'a str },
 }
 
@@ -143,7 +143,7 @@ pub(crate) enum Pushed {
 }
 
 #[derive(Default)]
-struct Pending {
+struct Buffered {
     /// Frames waiting, one per line.
     text: String,
     deliveries: usize,
@@ -158,7 +158,7 @@ struct Pending {
 
 /// The buffer itself. Shared by every task that delivers to the connection.
 pub(crate) struct Outbound {
-    pending: Mutex<Pending>,
+    pending: Mutex<Buffered>,
     /// Bytes pushed and not yet written (including a batch being written).
     bytes: AtomicUsize,
     frames: AtomicUsize,
@@ -179,7 +179,7 @@ pub(crate) struct Outbound {
 impl Outbound {
     pub(crate) fn new(limit: usize) -> Self {
         Outbound {
-            pending: Mutex::new(Pending::default()),
+            pending: Mutex::new(Buffered::default()),
             bytes: AtomicUsize::new(0),
             frames: AtomicUsize::new(0),
             limit,

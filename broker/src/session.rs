@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::events::Shared;
+use crate::activity::Activity;
 use crate::outbound::{OutItem, Outbound, Pushed, Refused};
 use crate::stats::{ClientStats, EventKind, SubscriptionStats};
 
-/// One connected client, shared by its connection task and everything that delivers to it.
+/// One connected client, activity by its connection task and everything that delivers to it.
 pub(crate) struct Session {
     pub(crate) id: u64,
     /// `c42`: the id clients and operators see.
@@ -25,7 +25,7 @@ pub(crate) struct Session {
     next_tag: AtomicU64,
     /// Messages this client published or sent.
     pub(crate) msgs_in: AtomicU64,
-    shared: Arc<Shared>,
+    activity: Arc<Activity>,
 }
 
 impl Session {
@@ -33,7 +33,7 @@ impl Session {
         id: u64,
         addr: SocketAddr,
         outbound_limit: usize,
-        shared: Arc<Shared>,
+        activity: Arc<Activity>,
     ) -> Self {
         Session {
             id,
@@ -44,7 +44,7 @@ impl Session {
             outbound: Outbound::new(outbound_limit),
             next_tag: AtomicU64::new(1),
             msgs_in: AtomicU64::new(0),
-            shared,
+            activity,
         }
     }
 
@@ -58,7 +58,7 @@ impl Session {
         match self.outbound.push_all(items) {
             Ok(Pushed::Queued) => Ok(()),
             Ok(Pushed::BecameSlow) => {
-                self.shared.record(
+                self.activity.record(
                     EventKind::Slow,
                     format!(
                         "{} is slow: {} bytes waiting",
@@ -69,8 +69,8 @@ impl Session {
                 Ok(())
             }
             Err(Refused::Full) => {
-                self.shared.slow_kicks.fetch_add(1, Ordering::Relaxed);
-                self.shared.record(
+                self.activity.slow_kicks.fetch_add(1, Ordering::Relaxed);
+                self.activity.record(
                     EventKind::Kick,
                     format!(
                         "{} kicked: slow_consumer (outbound buffer of {} bytes full)",

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use crate::activity::Activity;
 use crate::error::{BrokerError, ErrorCode};
-use crate::events::Shared;
 use crate::meta::MetaFile;
 use crate::protocol::{event, Retention};
 use crate::queue::Queue;
@@ -95,7 +95,7 @@ pub(super) struct Inner {
     config: Config,
     listen: Mutex<String>,
     started: Instant,
-    shared: Arc<Shared>,
+    activity: Arc<Activity>,
     topics: Topics,
     queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
     /// Every connected client, by session id.
@@ -120,14 +120,14 @@ impl Broker {
         let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;
         let meta = MetaFile::load(&config.data_dir).map_err(fail)?;
         let (shutdown, _) = watch::channel(false);
-        let shared = Arc::new(Shared::default());
+        let activity = Arc::new(Activity::default());
         let broker = Broker {
             inner: Arc::new(Inner {
                 listen: Mutex::new(config.listen.to_string()),
                 config,
                 started: Instant::now(),
-                topics: Topics::new(shared.clone(), tokio::runtime::Handle::current()),
-                shared,
+                topics: Topics::new(activity.clone(), tokio::runtime::Handle::current()),
+                activity,
                 queues: RwLock::new(HashMap::new()),
                 sessions: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
@@ -152,7 +152,7 @@ impl Broker {
             self.report_recovery(&name, &store.recovery());
             let stats = store.stats();
             inner.topics.retain(&name, store)?;
-            inner.shared.record(
+            inner.activity.record(
                 EventKind::Storage,
                 format!("recovered topic {name}: {} stored messages", stats.messages),
             );
@@ -172,7 +172,7 @@ impl Broker {
                 .restore(messages)
                 .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
             self.report_recovery(&name, &store.recovery());
-            inner.shared.record(
+            inner.activity.record(
                 EventKind::Storage,
                 format!("recovered queue {name}: {count} unacked messages"),
             );
@@ -189,13 +189,13 @@ impl Broker {
 
     fn report_recovery(&self, name: &str, recovery: &crate::store::Recovery) {
         for t in &recovery.truncated {
-            self.inner.shared.record(
+            self.inner.activity.record(
                 EventKind::Storage,
                 format!("{name}: truncated a torn tail: {t:?}"),
             );
         }
         for c in &recovery.corrupt {
-            self.inner.shared.record(
+            self.inner.activity.record(
                 EventKind::Storage,
                 format!("{name}: corrupt record skipped: {}", c.to_error()),
             );
@@ -236,11 +236,11 @@ impl Broker {
             id,
             addr,
             self.inner.config.max_pending,
-            self.inner.shared.clone(),
+            self.inner.activity.clone(),
         ));
         let peer = Arc::new(Peer::new(session));
         self.inner.sessions.write().insert(id, peer.clone());
-        self.inner.shared.record(
+        self.inner.activity.record(
             EventKind::Connect,
             format!("{} connected from {addr}", peer.session.name_id),
         );
@@ -261,7 +261,7 @@ impl Broker {
             let effects = queue.remove_consumer(session, &cid);
             self.apply(effects);
         }
-        self.inner.shared.record(
+        self.inner.activity.record(
             EventKind::Disconnect,
             format!("{} disconnected: {why}", session.describe()),
         );
@@ -292,7 +292,7 @@ impl Broker {
             });
         }
         self.inner
-            .shared
+            .activity
             .record(EventKind::Delete, format!("{actor} deleted {kind} {name}"));
     }
 }
@@ -311,7 +311,7 @@ pub(crate) fn welcome(broker: &Broker, session: &Session) -> String {
     event::welcome(&session.name_id, SERVER, broker.inner.config.max_payload)
 }
 
-pub(crate) use queues::Later;
+pub(crate) use queues::ToDispatch;
 use timers::{run_ack_timer, run_retention};
 pub(crate) use topics::Publisher;
 pub use topics::Tail;

@@ -26,7 +26,7 @@ impl Broker {
             .ok_or_else(|| {
                 BrokerError::new(ErrorCode::NotFound, format!("no client `{client}`"))
             })?;
-        self.inner.shared.record(
+        self.inner.activity.record(
             EventKind::Kick,
             format!("{actor} kicked {}: {reason}", session.describe()),
         );
@@ -55,16 +55,16 @@ impl Broker {
                 uptime_s: inner.started.elapsed().as_secs(),
                 listen: inner.listen.lock().clone(),
                 connections: peers.len() as u64,
-                msgs_in: inner.shared.msgs_in.load(Ordering::Relaxed),
-                msgs_out: inner.shared.msgs_out.load(Ordering::Relaxed),
-                slow_consumers: inner.shared.slow_kicks.load(Ordering::Relaxed),
-                dead: inner.shared.dead.load(Ordering::Relaxed),
+                msgs_in: inner.activity.msgs_in.load(Ordering::Relaxed),
+                msgs_out: inner.activity.msgs_out.load(Ordering::Relaxed),
+                slow_consumers: inner.activity.slow_kicks.load(Ordering::Relaxed),
+                dead: inner.activity.dead.load(Ordering::Relaxed),
             },
             topics: inner.topics.stats(),
             queues: queue_stats,
             clients,
             inflight,
-            events: inner.shared.events(),
+            events: inner.activity.events(),
         }
     }
 
@@ -94,7 +94,7 @@ impl Broker {
                 let seq = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| {
                     BrokerError::new(ErrorCode::Timeout, "the publish was not confirmed in time")
                 })??;
-                self.inner.shared.record(
+                self.inner.activity.record(
                     EventKind::Publish,
                     format!("{actor} published seq {seq} to {topic}"),
                 );
@@ -114,7 +114,7 @@ impl Broker {
                     false,
                     |_, _| {},
                 )?;
-                self.inner.shared.record(
+                self.inner.activity.record(
                     EventKind::Publish,
                     format!("{actor} sent message {msg} to {queue}"),
                 );

@@ -20,11 +20,11 @@ use crate::store::Ticket;
 /// Queues that have gained messages or room and will be dispatched together: a
 /// frame of sends or acks then hands out jobs once, not after every one.
 #[derive(Default)]
-pub(crate) struct Later {
+pub(crate) struct ToDispatch {
     queues: Vec<Arc<Queue>>,
 }
 
-impl Later {
+impl ToDispatch {
     fn add(&mut self, queue: Arc<Queue>) {
         if !self.queues.iter().any(|q| Arc::ptr_eq(q, &queue)) {
             self.queues.push(queue);
@@ -134,15 +134,22 @@ impl Broker {
         reply: bool,
         stored: impl FnOnce(&str, Option<Ticket>),
     ) -> Result<Arc<str>, BrokerError> {
-        let mut later = Later::default();
+        let mut to_dispatch = ToDispatch::default();
         let sent = self.send_later(
-            session, queue, data, headers, waiter, reply, stored, &mut later,
+            session,
+            queue,
+            data,
+            headers,
+            waiter,
+            reply,
+            stored,
+            &mut to_dispatch,
         );
-        self.dispatch(&mut later);
+        self.dispatch(&mut to_dispatch);
         sent
     }
 
-    /// [`Broker::send`], leaving the delivery to [`Broker::dispatch`] with `later`.
+    /// [`Broker::send`], leaving the delivery to [`Broker::dispatch`] with `to_dispatch`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_later(
         &self,
@@ -153,22 +160,22 @@ impl Broker {
         waiter: Option<Arc<Waiter>>,
         reply: bool,
         stored: impl FnOnce(&str, Option<Ticket>),
-        later: &mut Later,
+        to_dispatch: &mut ToDispatch,
     ) -> Result<Arc<str>, BrokerError> {
         let queue = self.queue(queue)?;
         let (msg, ticket) = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
-        self.inner.shared.msgs_in.fetch_add(1, Ordering::Relaxed);
+        self.inner.activity.msgs_in.fetch_add(1, Ordering::Relaxed);
         if let Some(s) = session {
             s.msgs_in.fetch_add(1, Ordering::Relaxed);
         }
         stored(&msg, ticket);
-        later.add(queue);
+        to_dispatch.add(queue);
         Ok(msg)
     }
 
-    /// Delivers what the queues in `later` have ready, and empties it.
-    pub(crate) fn dispatch(&self, later: &mut Later) {
-        for queue in later.queues.drain(..) {
+    /// Delivers what the queues in `to_dispatch` have ready, and empties it.
+    pub(crate) fn dispatch(&self, to_dispatch: &mut ToDispatch) {
+        for queue in to_dispatch.queues.drain(..) {
             self.apply(queue.dispatch_ready());
         }
     }
@@ -260,7 +267,7 @@ impl Broker {
         tag: u64,
         how: Settle,
         settled: impl FnOnce(),
-        later: &mut Later,
+        to_dispatch: &mut ToDispatch,
     ) -> Result<(), BrokerError> {
         for queue in peer.queues() {
             let Some(effects) = queue.settle(&peer.session, tag, how.clone()) else {
@@ -269,7 +276,7 @@ impl Broker {
             self.apply(effects);
             settled();
             // The room this frees is filled by `dispatch`, after the answer.
-            later.add(queue);
+            to_dispatch.add(queue);
             return Ok(());
         }
         Err(BrokerError::new(
@@ -283,7 +290,7 @@ impl Broker {
         let q = self.existing_queue(queue)?;
         let (n, effects) = q.purge();
         self.apply(effects);
-        self.inner.shared.record(
+        self.inner.activity.record(
             EventKind::Purge,
             format!("{actor} purged {n} ready messages from {queue}"),
         );
@@ -329,7 +336,7 @@ impl Broker {
     pub fn requeue(&self, queue: &str, msg: &str, actor: &str) -> Result<(), BrokerError> {
         let effects = self.existing_queue(queue)?.requeue_msg(msg)?;
         self.apply(effects);
-        self.inner.shared.record(
+        self.inner.activity.record(
             EventKind::Requeue,
             format!("{actor} requeued message {msg} of {queue}"),
         );
@@ -338,12 +345,12 @@ impl Broker {
 
     /// Carries out what a queue operation left to do outside the queue's lock.
     pub(super) fn apply(&self, mut effects: Effects) {
-        self.inner.shared.add_out(effects.delivered);
+        self.inner.activity.add_out(effects.delivered);
         effects.settle_waiters();
         for letter in effects.dead_letters {
-            self.inner.shared.dead.fetch_add(1, Ordering::Relaxed);
+            self.inner.activity.dead.fetch_add(1, Ordering::Relaxed);
             let Some(to) = letter.to.clone() else {
-                self.inner.shared.record(
+                self.inner.activity.record(
                     EventKind::DeadLetter,
                     format!(
                         "a message of {} was dropped: {}",
@@ -381,7 +388,7 @@ impl Broker {
                     letter.from
                 ),
             };
-            self.inner.shared.record(EventKind::DeadLetter, text);
+            self.inner.activity.record(EventKind::DeadLetter, text);
         }
     }
 }

@@ -109,16 +109,16 @@ impl Broker {
     /// client's) counters, and lets the next frame read the clock again.
     pub(crate) fn end_frame(&self, publisher: &mut Publisher, session: Option<&Session>) {
         publisher.now = None;
-        let shared = &self.inner.shared;
+        let activity = &self.inner.activity;
         if publisher.msgs_in > 0 {
-            shared
+            activity
                 .msgs_in
                 .fetch_add(publisher.msgs_in, Ordering::Relaxed);
             if let Some(s) = session {
                 s.msgs_in.fetch_add(publisher.msgs_in, Ordering::Relaxed);
             }
         }
-        shared.add_out(publisher.msgs_out);
+        activity.add_out(publisher.msgs_out);
         publisher.msgs_in = 0;
         publisher.msgs_out = 0;
     }

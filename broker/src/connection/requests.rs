@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, Later, Peer, Publisher};
+use crate::broker::{Broker, Peer, Publisher, ToDispatch};
 use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::OutItem;
 use crate::protocol::{event, parse_frames, ClientFrame, Confirm, Headers, Request, RequestId};
@@ -24,7 +24,7 @@ pub(super) struct ConnState {
     pub(super) watch: Option<JoinHandle<()>>,
     publisher: Publisher,
     /// Queues this frame's sends and acks touched, to dispatch once.
-    later: Later,
+    to_dispatch: ToDispatch,
 }
 
 pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &mut ConnState) {
@@ -84,15 +84,15 @@ pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &
                     );
                     // Anything else sees the queues as if each send and ack had
                     // been dispatched at once.
-                    if !queue_work && !conn.later.is_empty() {
-                        broker.dispatch(&mut conn.later);
+                    if !queue_work && !conn.to_dispatch.is_empty() {
+                        broker.dispatch(&mut conn.to_dispatch);
                     }
                     handle_request(broker, peer, request, conn)
                 }
                 Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
             }
         }
-        broker.dispatch(&mut conn.later);
+        broker.dispatch(&mut conn.to_dispatch);
     });
     broker.end_frame(&mut conn.publisher, Some(session));
 }
@@ -202,7 +202,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                     Some(waiter),
                     false,
                     |_, _| {},
-                    &mut conn.later,
+                    &mut conn.to_dispatch,
                 ) {
                     Ok(_) => return,
                     Err(e) => Err(e),
@@ -225,7 +225,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                         Some(_) => {}
                     }
                 };
-                let later = &mut conn.later;
+                let to_dispatch = &mut conn.to_dispatch;
                 match broker.send_later(
                     Some(session),
                     &queue,
@@ -234,7 +234,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                     None,
                     false,
                     stored,
-                    later,
+                    to_dispatch,
                 ) {
                     Ok(_) => return,
                     Err(e) => Err(e),
@@ -251,15 +251,15 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
         },
         ClientFrame::Cancel { cid } => broker.cancel(peer, &cid).and_then(|_| none()),
         ClientFrame::Ack { tag } => {
-            return settle(broker, peer, id, tag, Settle::Ack, &mut conn.later)
+            return settle(broker, peer, id, tag, Settle::Ack, &mut conn.to_dispatch)
         }
         ClientFrame::Nack { tag, requeue } => {
             let how = Settle::Nack { requeue };
-            return settle(broker, peer, id, tag, how, &mut conn.later);
+            return settle(broker, peer, id, tag, how, &mut conn.to_dispatch);
         }
         ClientFrame::Reply { tag, data } => {
             let how = Settle::Reply(data);
-            return settle(broker, peer, id, tag, how, &mut conn.later);
+            return settle(broker, peer, id, tag, how, &mut conn.to_dispatch);
         }
         ClientFrame::Request {
             queue,
@@ -316,10 +316,10 @@ fn settle(
     id: Option<&RequestId>,
     tag: u64,
     how: Settle,
-    later: &mut Later,
+    to_dispatch: &mut ToDispatch,
 ) {
     let settled = || answer(&peer.session, id, Ok(Vec::new()));
-    if let Err(e) = broker.settle(peer, tag, how, settled, later) {
+    if let Err(e) = broker.settle(peer, tag, how, settled, to_dispatch) {
         answer(&peer.session, id, Err(e));
     }
 }

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
+use crate::activity::Activity;
 use crate::error::{BrokerError, ErrorCode};
-use crate::events::Shared;
 use crate::filter::MessageView;
 use crate::names::SubjectTrie;
 use crate::protocol::{event, Headers};
@@ -91,7 +91,7 @@ pub(crate) struct Topics {
     by_name: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
     next_key: AtomicU64,
     max_topics: usize,
-    shared: Arc<Shared>,
+    activity: Arc<Activity>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -126,14 +126,14 @@ impl Topic {
 }
 
 impl Topics {
-    pub(crate) fn new(shared: Arc<Shared>, runtime: tokio::runtime::Handle) -> Self {
+    pub(crate) fn new(activity: Arc<Activity>, runtime: tokio::runtime::Handle) -> Self {
         Topics {
             trie: RwLock::new(SubjectTrie::new()),
             generation: AtomicU64::new(1),
             by_name: RwLock::new(HashMap::new()),
             next_key: AtomicU64::new(1),
             max_topics: MAX_TOPICS,
-            shared,
+            activity,
             runtime,
         }
     }
@@ -478,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn unsubscribed_topics_are_forgotten_at_the_cap() {
         let mut topics = Topics::new(
-            Arc::new(Shared::default()),
+            Arc::new(Activity::default()),
             tokio::runtime::Handle::current(),
         );
         topics.max_topics = 3;
@@ -527,7 +527,7 @@ mod tests {
     #[tokio::test]
     async fn times_never_go_back_along_seqs() {
         let topics = Topics::new(
-            Arc::new(Shared::default()),
+            Arc::new(Activity::default()),
             tokio::runtime::Handle::current(),
         );
         let tail = tail_sub(&topics, "t");

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 
 use super::subscription::Delivery;
 use super::{bump, Done, Subscription, Topic, TopicState, Topics};
+use crate::activity::Activity;
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
-use crate::events::Shared;
 use crate::filter::MessageView;
 use crate::outbound::OutItem;
 use crate::protocol::{event, Headers};
@@ -61,11 +61,11 @@ pub(super) enum Deferred {
 
 impl Topic {
     /// Pushes a durable message of a retained topic to its subscriptions.
-    fn deliver(&self, accepted: &Accepted, shared: &Shared) {
+    fn deliver(&self, accepted: &Accepted, activity: &Activity) {
         let m = accepted.delivery(&self.name);
         let delivered = accepted.targets.iter().filter(|s| s.deliver(&m)).count() as u64;
         self.msgs_out.fetch_add(delivered, Ordering::Relaxed);
-        shared.add_out(delivered);
+        activity.add_out(delivered);
     }
 }
 
@@ -85,7 +85,7 @@ impl Topics {
         state.deferred = Some(tx);
         drop(state);
         self.runtime
-            .spawn(run_deliveries(topic.clone(), rx, self.shared.clone()));
+            .spawn(run_deliveries(topic.clone(), rx, self.activity.clone()));
         Ok(())
     }
 
@@ -116,9 +116,9 @@ impl Topics {
         self.insert(sub.clone(), added);
         topic.refresh_matching(&mut state, self);
         drop(state);
-        let shared = self.shared.clone();
+        let activity = self.activity.clone();
         self.runtime
-            .spawn(replay(topic, store, from, last, sub, shared));
+            .spawn(replay(topic, store, from, last, sub, activity));
         Ok(())
     }
 
@@ -153,7 +153,7 @@ impl Topics {
                 ));
             }
             Err(e) => {
-                self.shared.record(
+                self.activity.record(
                     EventKind::Storage,
                     format!("topic {name}: append failed: {e}"),
                 );
@@ -238,7 +238,7 @@ fn peeked(body: &[u8]) -> Option<PeekedMessage> {
 pub(super) async fn run_deliveries(
     topic: Arc<Topic>,
     mut work: mpsc::UnboundedReceiver<Deferred>,
-    shared: Arc<Shared>,
+    activity: Arc<Activity>,
 ) {
     while let Some(item) = work.recv().await {
         match item {
@@ -250,7 +250,7 @@ pub(super) async fn run_deliveries(
                 let result = durable.await;
                 match result {
                     Ok(()) => {
-                        topic.deliver(&accepted, &shared);
+                        topic.deliver(&accepted, &activity);
                         if let Some(done) = done {
                             done(Ok(accepted.seq));
                         }
@@ -285,7 +285,7 @@ async fn replay(
     from: ReadFrom,
     last: u64,
     sub: Arc<Subscription>,
-    shared: Arc<Shared>,
+    activity: Arc<Activity>,
 ) {
     let mut reader = Some(store.read(from));
     let mut sent_up_to = 0u64;
@@ -328,7 +328,7 @@ async fn replay(
                     deliver_stored(&sub, &topic.name, &m.body);
                 }
                 Ok(_) => {}
-                Err(e) => shared.record(
+                Err(e) => activity.record(
                     EventKind::Storage,
                     format!("topic {}: replay skipped a corrupt record: {e}", topic.name),
                 ),

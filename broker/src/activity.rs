@@ -11,9 +11,10 @@ use crate::time::now_ms;
 /// How many events the broker remembers.
 const EVENT_LOG_LEN: usize = 500;
 
-/// State every part of the broker reports into.
+/// What every part of the broker reports into: the broker-wide counters and the
+/// event log the dashboard scrolls through.
 #[derive(Default)]
-pub(crate) struct Shared {
+pub(crate) struct Activity {
     pub(crate) msgs_in: AtomicU64,
     pub(crate) msgs_out: AtomicU64,
     pub(crate) slow_kicks: AtomicU64,
@@ -27,7 +28,7 @@ struct EventLog {
     records: VecDeque<EventRecord>,
 }
 
-impl Shared {
+impl Activity {
     /// Records an event and logs it at `info`.
     pub(crate) fn record(&self, kind: EventKind, text: String) {
         tracing::info!(kind = ?kind, "{text}");
@@ -62,11 +63,11 @@ mod tests {
 
     #[test]
     fn keeps_the_latest_events_in_order() {
-        let shared = Shared::default();
+        let activity = Activity::default();
         for i in 0..(EVENT_LOG_LEN + 3) {
-            shared.record(EventKind::Connect, format!("e{i}"));
+            activity.record(EventKind::Connect, format!("e{i}"));
         }
-        let events = shared.events();
+        let events = activity.events();
         assert_eq!(events.len(), EVENT_LOG_LEN);
         assert_eq!(events[0].seq, 4);
         assert_eq!(events[0].text, "e3");
