@@ -7,11 +7,14 @@ pub use switchyard_wire::ErrorCode;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct BrokerError {
+    /// The code a client sees.
     pub code: ErrorCode,
+    /// What was refused and why, in words.
     pub message: String,
 }
 
 impl BrokerError {
+    /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         BrokerError {
             code,

@@ -161,14 +161,17 @@ impl<T> Default for SubjectTrie<T> {
 }
 
 impl<T: Clone> SubjectTrie<T> {
+    /// An empty trie.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// How many values it holds.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether it holds no value.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

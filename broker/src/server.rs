@@ -45,6 +45,7 @@ impl Server {
         Ok(Server { broker, listener })
     }
 
+    /// The address it listens on (with the port picked, for port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
@@ -57,6 +58,7 @@ impl Server {
         }
     }
 
+    /// The broker it serves.
     pub fn broker(&self) -> Broker {
         self.broker.clone()
     }

@@ -56,11 +56,13 @@ impl std::fmt::Display for Stream {
 pub struct Config {
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// Where durable queues and retained topics keep their files.
     pub data_dir: PathBuf,
     /// Largest frame a client may send, in bytes.
     pub max_payload: usize,
     /// Size of each connection's outbound buffer, in bytes.
     pub max_pending: usize,
+    /// Connections past this many get HTTP 503.
     pub max_connections: usize,
     /// Time a new connection has to finish its HTTP request or WebSocket handshake.
     pub handshake_timeout: Duration,
@@ -202,6 +204,7 @@ impl Broker {
         }
     }
 
+    /// The settings the broker was opened with.
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
