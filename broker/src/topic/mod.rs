@@ -434,15 +434,18 @@ impl Topics {
 
     pub(crate) fn stats(&self) -> Vec<TopicStats> {
         let topics: Vec<Arc<Topic>> = self.by_name.read().values().cloned().collect();
-        let trie = self.trie.read();
         let mut out: Vec<TopicStats> = topics
             .iter()
             .map(|t| {
-                let state = t.state.lock();
+                let mut state = t.state.lock();
+                // The topic's cached list of matching subscriptions, rebuilt only if
+                // subscriptions changed since (as the next publish would anyway):
+                // no walk of the trie per topic per snapshot.
+                t.refresh_matching(&mut state, self);
                 let stored = state.store.as_ref().map(|s| s.stats()).unwrap_or_default();
                 TopicStats {
                     name: t.name.to_string(),
-                    subscribers: trie.count_matches(&t.name) as u64,
+                    subscribers: state.matching.len() as u64,
                     msgs_in: t.msgs_in.load(Ordering::Relaxed),
                     msgs_out: t.msgs_out.load(Ordering::Relaxed),
                     retained: state.store.is_some(),
