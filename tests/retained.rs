@@ -297,3 +297,43 @@ async fn p_call(b: &TestBroker, frame: Value) -> Value {
     let mut c = b.raw().await;
     c.call(frame).await
 }
+
+/// Several clients declaring one new retained topic at once: one opens its log,
+/// the others find it retained. Each of them is answered `ok`, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_declares_of_one_retained_topic_all_succeed() {
+    let b = TestBroker::start().await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(b.raw().await);
+    }
+    for round in 0..20 {
+        let topic = format!("race.{round}");
+        let tasks: Vec<_> = clients
+            .drain(..)
+            .map(|mut c| {
+                let topic = topic.clone();
+                tokio::spawn(async move {
+                    let answer = c
+                        .call(json!({"op":"declare","id":"d","topic":topic,"retain":{}}))
+                        .await;
+                    (c, answer)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (c, answer) = task.await.unwrap();
+            assert_eq!(answer, json!({"ev":"ok","id":"d"}), "round {round}");
+            clients.push(c);
+        }
+    }
+    let retained = b
+        .broker
+        .snapshot()
+        .topics
+        .iter()
+        .filter(|t| t.retained)
+        .count();
+    assert_eq!(retained, 20);
+    b.stop().await;
+}

@@ -35,8 +35,11 @@ use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, StoreE
 use crate::topic::{Subscription, Topics};
 pub(crate) use peer::Peer;
 
+/// The lock a queue's or topic's creator holds while it touches the disk.
+type Gate = Arc<Mutex<()>>;
+
 /// Which kind of stream an operation is about, as event texts name it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Stream {
     Queue,
     Topic,
@@ -100,6 +103,10 @@ pub(super) struct Inner {
     activity: Arc<Activity>,
     topics: Topics,
     queues: RwLock<HashMap<Arc<str>, Arc<Queue>>>,
+    /// Names whose queue is being created, each with the lock its creator holds
+    /// while it touches the disk: others wanting that name wait on it, and nobody
+    /// else waits at all (no broker-wide lock is held across disk I/O).
+    creating: Mutex<HashMap<(Stream, String), Gate>>,
     /// Every connected client, by session id.
     sessions: RwLock<HashMap<u64, Arc<Peer>>>,
     next_session: AtomicU64,
@@ -131,6 +138,7 @@ impl Broker {
                 topics: Topics::new(activity.clone(), tokio::runtime::Handle::current()),
                 activity,
                 queues: RwLock::new(HashMap::new()),
+                creating: Mutex::new(HashMap::new()),
                 sessions: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 runtime: tokio::runtime::Handle::current(),
@@ -268,6 +276,32 @@ impl Broker {
             EventKind::Disconnect,
             format!("{} disconnected: {why}", session.describe()),
         );
+    }
+
+    /// Runs `f`, which creates the store of the queue or topic `name`, while no
+    /// other caller does so for the same name; callers for other names, and every
+    /// other op, go on. (A blocking wait, on the name's gate only: its creator is
+    /// doing a few file operations.)
+    fn one_at_a_time<R>(&self, kind: Stream, name: &str, f: impl FnOnce() -> R) -> R {
+        let key = (kind, name.to_string());
+        let gate = self
+            .inner
+            .creating
+            .lock()
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = {
+            let _creator = gate.lock();
+            f()
+        };
+        let mut creating = self.inner.creating.lock();
+        // Clones are taken under this lock: two left (the map's and ours) means no
+        // one else waits, and the gate can go.
+        if Arc::strong_count(&gate) == 2 {
+            creating.remove(&key);
+        }
+        result
     }
 
     /// What deleting a queue or a topic leaves to do: forget its options in the

@@ -47,8 +47,14 @@ impl Broker {
             return Ok(q.clone());
         }
         names::check_queue(name)?;
-        let mut queues = self.inner.queues.write();
-        if let Some(q) = queues.get(name) {
+        // Creating a durable queue's log and recording its options are file
+        // operations with fsyncs: only callers wanting this same name wait.
+        self.one_at_a_time(Stream::Queue, name, || self.create_queue(name, durable))
+    }
+
+    /// Creates a queue unless it exists by now; its caller holds the name's gate.
+    fn create_queue(&self, name: &str, durable: bool) -> Result<Arc<Queue>, BrokerError> {
+        if let Some(q) = self.inner.queues.read().get(name) {
             return Ok(q.clone());
         }
         let config = QueueConfig {
@@ -56,7 +62,6 @@ impl Broker {
             ..QueueConfig::default()
         };
         let store = if durable {
-            // Creating a queue's log is a few small file operations, once per queue.
             let store = self.inner.backend.open_queue(name)?;
             self.inner
                 .meta
@@ -67,8 +72,10 @@ impl Broker {
             None
         };
         let queue = Queue::new(name, config, store);
-        queues.insert(queue.name.clone(), queue.clone());
-        drop(queues);
+        self.inner
+            .queues
+            .write()
+            .insert(queue.name.clone(), queue.clone());
         self.inner
             .runtime
             .spawn(run_ack_timer(Arc::downgrade(&self.inner), queue.clone()));

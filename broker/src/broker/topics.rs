@@ -135,20 +135,24 @@ impl Broker {
         let Some(retention) = retain else {
             return Ok(());
         };
-        match topic.store() {
-            Some(store) => store.set_retention(store_retention(retention)),
-            None => {
-                let store = self
-                    .inner
-                    .backend
-                    .open_topic(name, store_retention(retention))?;
-                self.inner.topics.retain(name, store)?;
+        // Two declares of one new retained topic: one opens its log, the other
+        // then finds it retained.
+        self.one_at_a_time(Stream::Topic, name, || {
+            match topic.store() {
+                Some(store) => store.set_retention(store_retention(retention)),
+                None => {
+                    let store = self
+                        .inner
+                        .backend
+                        .open_topic(name, store_retention(retention))?;
+                    self.inner.topics.retain(name, store)?;
+                }
             }
-        }
-        self.inner
-            .meta
-            .set_topic(name, Some(retention.clone()))
-            .map_err(|e| BrokerError::new(ErrorCode::Internal, e))
+            self.inner
+                .meta
+                .set_topic(name, Some(retention.clone()))
+                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))
+        })
     }
 
     pub(crate) fn seal(&self, name: &str, done: Done) -> Result<(), BrokerError> {
