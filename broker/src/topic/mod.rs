@@ -20,7 +20,7 @@ mod retained;
 mod subscription;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -64,6 +64,9 @@ pub(crate) struct Topic {
     /// Written only under the state lock (a plain store), read without it.
     msgs_in: AtomicU64,
     msgs_out: AtomicU64,
+    /// Bytes of messages accepted on a retained topic and not yet delivered (they
+    /// wait for their fsync in the delivery task's channel).
+    deferred_bytes: AtomicUsize,
     /// Removed from the broker (deleted, or forgotten at the cap): a [`TopicCache`]
     /// holding it must look the name up again.
     gone: AtomicBool,
@@ -79,7 +82,9 @@ struct TopicState {
     sealed: bool,
     /// The log of a retained topic.
     store: Option<Arc<dyn TopicStore>>,
-    /// The retained topic's delivery task.
+    /// The retained topic's delivery task. Unbounded as a channel, bounded in
+    /// bytes: an append is refused (`limit`) while [`Topic::deferred_bytes`] is
+    /// over [`retained::MAX_DEFERRED_BYTES`], so a stalled disk cannot grow it without end.
     deferred: Option<mpsc::UnboundedSender<Deferred>>,
 }
 
@@ -201,6 +206,7 @@ impl Topics {
             }),
             msgs_in: AtomicU64::new(0),
             msgs_out: AtomicU64::new(0),
+            deferred_bytes: AtomicUsize::new(0),
             gone: AtomicBool::new(false),
         });
         map.insert(topic.name.clone(), topic.clone());

@@ -19,6 +19,10 @@ use crate::protocol::{event, Headers};
 use crate::stats::EventKind;
 use crate::store::{ReadFrom, Ticket, TopicStore};
 
+/// Most bytes of a retained topic's messages that may wait for their fsync before
+/// appends are refused: the store's own backlog limit, for what comes after it.
+pub(super) const MAX_DEFERRED_BYTES: usize = 64 << 20;
+
 /// Messages read from the log per blocking read during a replay.
 const REPLAY_CHUNK: usize = 512;
 /// A message of a retained topic waiting to be durable, with the subscriptions
@@ -135,6 +139,13 @@ impl Topics {
         headers: Option<&Headers>,
         now: u64,
     ) -> Result<(Accepted, Ticket), BrokerError> {
+        let waiting = topic.deferred_bytes.load(Ordering::Acquire);
+        if waiting > MAX_DEFERRED_BYTES {
+            return Err(BrokerError::new(
+                ErrorCode::Limit,
+                format!("topic `{name}` has {waiting} bytes waiting to be stored"),
+            ));
+        }
         let seq = state.seq + 1;
         let time = now.max(state.last_time);
         let mut body = String::new();
@@ -179,6 +190,9 @@ impl Topics {
                 .cloned()
                 .collect(),
         };
+        topic
+            .deferred_bytes
+            .fetch_add(accepted.body.len(), Ordering::AcqRel);
         Ok((accepted, durable))
     }
 
@@ -248,6 +262,9 @@ pub(super) async fn run_deliveries(
                 done,
             } => {
                 let result = durable.await;
+                topic
+                    .deferred_bytes
+                    .fetch_sub(accepted.body.len(), Ordering::AcqRel);
                 match result {
                     Ok(()) => {
                         topic.deliver(&accepted, &activity);
@@ -383,5 +400,111 @@ fn deliver_stored(sub: &Subscription, topic: &str, body: &[u8]) {
             head: &sub.head,
             body: text,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::store::{
+        Appended, Recovery, Retention, RetentionOutcome, StoreError, StoreStats, TopicReader,
+    };
+
+    /// A retained topic's store whose appends become durable only when the test
+    /// says so: a disk that has stalled.
+    #[derive(Default)]
+    struct StalledDisk {
+        next: Mutex<u64>,
+        unsynced: Mutex<Vec<tokio::sync::oneshot::Sender<Result<(), StoreError>>>>,
+    }
+
+    impl StalledDisk {
+        fn sync_all(&self) {
+            for tx in self.unsynced.lock().drain(..) {
+                let _ = tx.send(Ok(()));
+            }
+        }
+    }
+
+    impl TopicStore for StalledDisk {
+        fn append(&self, _time_ms: u64, _body: &[u8]) -> Result<Appended, StoreError> {
+            let mut next = self.next.lock();
+            *next += 1;
+            let (tx, durable) = Ticket::pending(Arc::from(Path::new("stalled")));
+            self.unsynced.lock().push(tx);
+            Ok(Appended {
+                seq: *next,
+                durable,
+            })
+        }
+        fn read(&self, _from: ReadFrom) -> TopicReader {
+            unreachable!("nothing reads in this test")
+        }
+        fn set_retention(&self, _retention: Retention) {}
+        fn apply_retention(&self, _now_ms: u64) -> Result<RetentionOutcome, StoreError> {
+            Ok(RetentionOutcome::default())
+        }
+        fn seal(&self) -> Result<Ticket, StoreError> {
+            Ok(Ticket::ready(Ok(())))
+        }
+        fn is_sealed(&self) -> bool {
+            false
+        }
+        fn sync(&self) -> Ticket {
+            Ticket::ready(Ok(()))
+        }
+        fn stats(&self) -> StoreStats {
+            StoreStats {
+                next_seq: *self.next.lock() + 1,
+                ..StoreStats::default()
+            }
+        }
+        fn recovery(&self) -> Recovery {
+            Recovery::default()
+        }
+        fn delete(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// What waits for the disk is bounded in bytes: past the bound a publish is
+    /// refused with `limit`, and once the disk catches up publishing goes on.
+    #[tokio::test]
+    async fn messages_waiting_for_a_stalled_disk_are_bounded() {
+        let topics = Topics::new(
+            Arc::new(Activity::default()),
+            tokio::runtime::Handle::current(),
+        );
+        let disk = Arc::new(StalledDisk::default());
+        topics.retain("t", disk.clone()).unwrap();
+        let data = format!("\"{}\"", "x".repeat(1 << 20));
+        let mut accepted = 0usize;
+        let refused = loop {
+            match topics.publish("t", &data, None, None, 1, &mut None) {
+                Ok(_) => accepted += 1,
+                Err(e) => break e,
+            }
+            assert!(accepted <= 100, "a stalled disk took {accepted} MiB");
+        };
+        assert_eq!(refused.code, ErrorCode::Limit);
+        // Each message is its 1 MiB of data and a few bytes of envelope: the one
+        // that takes the waiting bytes past the bound is the last accepted.
+        assert_eq!(accepted, MAX_DEFERRED_BYTES >> 20);
+        disk.sync_all();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while topics
+            .publish("t", &data, None, None, 1, &mut None)
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never took appends again"
+            );
+            tokio::task::yield_now().await;
+        }
     }
 }
