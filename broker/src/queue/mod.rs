@@ -605,3 +605,6 @@ impl Queue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
