@@ -606,3 +606,6 @@ impl Queue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
