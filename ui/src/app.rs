@@ -13,10 +13,12 @@ use switchyard_broker::{
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
+use crate::action::Action;
 use crate::delivery::{Delivery, Subscribers};
 use crate::keys::{self, Context};
 use crate::rates::Rates;
 use crate::source::Source;
+use crate::view::View;
 use crate::views;
 use crate::widgets::publish_form::{Destination, PublishForm};
 use crate::widgets::table::{Sort, TableState};
@@ -38,121 +40,6 @@ pub const KICK_REASON: &str = "kicked by operator";
 
 /// The reason a client kicked for being slow is given.
 pub const KICK_SLOW_REASON: &str = "slow_consumer";
-
-/// The five views, in tab order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum View {
-    /// Rates, totals, the busiest topics and deepest queues, the event log.
-    Overview,
-    /// Every topic.
-    Topics,
-    /// Every queue.
-    Queues,
-    /// Every connected client.
-    Clients,
-    /// Every unacked job.
-    InFlight,
-}
-
-impl View {
-    /// All views in tab order.
-    pub const ALL: [View; 5] = [
-        View::Overview,
-        View::Topics,
-        View::Queues,
-        View::Clients,
-        View::InFlight,
-    ];
-
-    /// Position in tab order, from 0.
-    pub fn index(self) -> usize {
-        match self {
-            View::Overview => 0,
-            View::Topics => 1,
-            View::Queues => 2,
-            View::Clients => 3,
-            View::InFlight => 4,
-        }
-    }
-
-    /// The tab title.
-    pub fn title(self) -> &'static str {
-        match self {
-            View::Overview => "Overview",
-            View::Topics => "Topics",
-            View::Queues => "Queues",
-            View::Clients => "Clients",
-            View::InFlight => "In-flight",
-        }
-    }
-
-    fn shifted(self, by: usize) -> View {
-        View::ALL[(self.index() + by) % View::ALL.len()]
-    }
-}
-
-/// Everything a key can ask the dashboard to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Leave the dashboard.
-    Quit,
-    /// Open the help overlay.
-    Help,
-    /// Switch to a view.
-    ShowView(View),
-    /// Switch to the next view.
-    NextView,
-    /// Switch to the previous view.
-    PrevView,
-    /// Select the next row, or scroll a popup down.
-    Down,
-    /// Select the previous row, or scroll a popup up.
-    Up,
-    /// Down a page.
-    PageDown,
-    /// Up a page.
-    PageUp,
-    /// The first row, or the top of a popup.
-    Top,
-    /// The last row, or the bottom of a popup.
-    Bottom,
-    /// Start typing a filter for the current table.
-    Filter,
-    /// Stop typing the filter and keep it.
-    ApplyFilter,
-    /// Stop typing the filter and clear it.
-    ClearFilter,
-    /// Sort by the next column.
-    SortNext,
-    /// Reverse the sort.
-    SortReverse,
-    /// Open the selected row: tail a topic, peek a queue, detail a client.
-    Open,
-    /// Open the publish form for the selected topic or queue.
-    Publish,
-    /// Ask to purge the selected queue.
-    Purge,
-    /// Ask to kick the selected client.
-    Kick,
-    /// Ask to kick every slow client.
-    KickSlow,
-    /// Requeue the selected in-flight job now.
-    Requeue,
-    /// Yes, in a confirm dialog.
-    Confirm,
-    /// No, in a confirm dialog; cancel, in the publish form.
-    Cancel,
-    /// Send the publish form.
-    Submit,
-    /// Move to the publish form's next field.
-    FocusNext,
-    /// Move to the publish form's previous field.
-    FocusPrev,
-    /// Close a popup.
-    Close,
-    /// A key typed into the focused text field (filter or form).
-    Type(KeyEvent),
-}
 
 /// A destructive action waiting for a yes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod action;
 pub mod app;
 pub mod delivery;
 pub mod fixture;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod rates;
 pub mod source;
 mod terminal;
+pub mod view;
 pub mod views;
 pub mod widgets;
 
@@ -24,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event, KeyEventKind};
 
-pub use app::{Action, App, View};
+pub use action::Action;
+pub use app::App;
+pub use view::View;
 pub use fixture::FixtureSource;
 pub use source::Source;
 pub use views::draw;

@@ -6,7 +6,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Tabs;
 use ratatui::Frame;
 
-use crate::app::{App, View};
+use crate::app::App;
+use crate::view::View;
 use crate::format;
 
 /// Draw the header line: broker URL, version, uptime, connections, msgs/s in and out.

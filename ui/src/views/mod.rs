@@ -16,7 +16,8 @@ pub mod topics;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::Frame;
 
-use crate::app::{App, Overlay, View};
+use crate::app::{App, Overlay};
+use crate::view::View;
 use crate::widgets::confirm;
 use crate::widgets::table::{self, TableModel};
 

@@ -14,7 +14,8 @@ use ratatui::Frame;
 use switchyard_broker::stats::EventKind;
 use switchyard_broker::Snapshot;
 
-use crate::app::{App, View};
+use crate::app::App;
+use crate::view::View;
 use crate::format;
 use crate::rates::Rates;
 use crate::widgets::table::{self, float_cmp, natural_cmp, number, Column, TableModel};
