@@ -18,10 +18,9 @@ use crate::delivery::{Delivery, Subscribers};
 use crate::keys::{self, Context};
 use crate::rates::Rates;
 use crate::source::Source;
+use crate::tables::{self, Sort, TableState};
 use crate::view::View;
-use crate::views;
 use crate::widgets::publish_form::{Destination, PublishForm};
-use crate::widgets::table::{Sort, TableState};
 
 /// How many ready messages a peek asks for.
 pub const PEEK_COUNT: usize = 10;
@@ -266,7 +265,7 @@ pub struct App {
 impl App {
     /// A dashboard for the broker at `url` (shown in the header), with no data yet.
     pub fn new(url: impl Into<String>) -> Self {
-        let tables = View::ALL.map(|v| TableState::new(views::model(v).default_sort()));
+        let tables = View::ALL.map(|v| TableState::new(tables::model(v).default_sort()));
         App {
             url: url.into(),
             snapshot: Snapshot::default(),
@@ -423,7 +422,7 @@ impl App {
 
     fn rebuild(&mut self, view: View) {
         let i = view.index();
-        self.tables[i].rebuild(views::model(view), &self.snapshot, &self.rates);
+        self.tables[i].rebuild(tables::model(view), &self.snapshot, &self.rates);
         self.fresh[i] = true;
     }
 
@@ -439,7 +438,7 @@ impl App {
     fn move_selection(&mut self, f: impl FnOnce(&mut TableState)) {
         let i = self.view.index();
         f(&mut self.tables[i]);
-        self.tables[i].remember(views::model(self.view), &self.snapshot);
+        self.tables[i].remember(tables::model(self.view), &self.snapshot);
     }
 
     fn scroll(&mut self, delta: isize) {
@@ -494,7 +493,7 @@ impl App {
     }
 
     fn sort(&mut self, next_column: bool) {
-        let model = views::model(self.view);
+        let model = tables::model(self.view);
         let columns = model.columns();
         let table = &mut self.tables[self.view.index()];
         let Sort { column, descending } = table.sort;

@@ -16,6 +16,7 @@ mod format;
 pub mod keys;
 pub mod rates;
 pub mod source;
+pub mod tables;
 mod terminal;
 pub mod view;
 pub mod views;
@@ -28,9 +29,9 @@ use crossterm::event::{self, Event, KeyEventKind};
 
 pub use action::Action;
 pub use app::App;
-pub use view::View;
 pub use fixture::FixtureSource;
 pub use source::Source;
+pub use view::View;
 pub use views::draw;
 
 /// How often the dashboard takes a snapshot and redraws when nothing happens.

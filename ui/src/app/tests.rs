@@ -69,7 +69,7 @@ impl Harness {
 
     /// The name (or id) of the selected row in the current view.
     fn selected(&self) -> Option<String> {
-        let model = views::model(self.app.view());
+        let model = tables::model(self.app.view());
         let i = self.table().selected_row()?;
         Some(model.key(&self.app.snapshot, i).into_owned())
     }
@@ -293,7 +293,7 @@ fn s_cycles_the_sort_column_and_capital_s_reverses() {
     h.keys("S");
     assert_eq!(order(&h), ["emails", "jobs", "reports", "thumbnails"]);
     assert_eq!(h.status(), "Sorted by Ready, lowest first");
-    for _ in 1..views::model(View::Queues).columns().len() {
+    for _ in 1..tables::model(View::Queues).columns().len() {
         h.keys("s");
     }
     assert_eq!(

@@ -7,8 +7,8 @@ use ratatui::widgets::Tabs;
 use ratatui::Frame;
 
 use crate::app::App;
-use crate::view::View;
 use crate::format;
+use crate::view::View;
 
 /// Draw the header line: broker URL, version, uptime, connections, msgs/s in and out.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
