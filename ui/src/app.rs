@@ -16,11 +16,11 @@ use tui_input::Input;
 use crate::action::Action;
 use crate::delivery::{Delivery, Subscribers};
 use crate::keys::{self, Context};
+use crate::publish::{DestinationKind, PublishForm};
 use crate::rates::Rates;
 use crate::source::Source;
 use crate::tables::{self, Sort, TableState};
 use crate::view::View;
-use crate::widgets::publish_form::{Destination, PublishForm};
 
 /// How many ready messages a peek asks for.
 pub const PEEK_COUNT: usize = 10;
@@ -592,7 +592,7 @@ impl App {
             // From a tail, to its topic: publish a test message and watch which
             // filters pass it.
             Some(Overlay::Tail(tail)) => {
-                let form = PublishForm::new(Destination::Topic, &tail.pattern);
+                let form = PublishForm::new(DestinationKind::Topic, &tail.pattern);
                 self.overlay = Some(Overlay::Publish {
                     form,
                     tail: Some(Box::new(tail)),
@@ -603,17 +603,17 @@ impl App {
         }
         let (kind, name) = match self.view {
             View::Topics => (
-                Destination::Topic,
+                DestinationKind::Topic,
                 self.selected(View::Topics)
                     .map(|i| self.snapshot.topics[i].name.clone()),
             ),
             View::Queues => (
-                Destination::Queue,
+                DestinationKind::Queue,
                 self.selected(View::Queues)
                     .map(|i| self.snapshot.queues[i].name.clone()),
             ),
             View::InFlight => (
-                Destination::Queue,
+                DestinationKind::Queue,
                 self.selected(View::InFlight)
                     .map(|i| self.snapshot.inflight[i].queue.clone()),
             ),

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod fixture;
 mod format;
 pub mod keys;
+pub mod publish;
 pub mod rates;
 pub mod source;
 pub mod tables;

@@ -13,7 +13,7 @@ use switchyard_broker::{Command, ErrorCode, PeekTarget};
 use super::*;
 use crate::delivery::Verdict;
 use crate::fixture::{self, FixtureSource};
-use crate::widgets::publish_form::Field;
+use crate::publish::Field;
 
 struct Harness {
     app: App,

@@ -21,8 +21,8 @@ use ratatui::Frame;
 use crate::app::{App, Overlay};
 use crate::tables;
 use crate::view::View;
-use crate::widgets::confirm;
 use crate::widgets::table::{self, DrawRow, Listing};
+use crate::widgets::{confirm, publish_form};
 
 /// How a row of `view`'s table is drawn (the overview's table is its event log).
 fn row_drawer(view: View) -> DrawRow {
@@ -81,7 +81,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             if let Some(tail) = tail {
                 tail::render(frame, body, tail);
             }
-            form.render(frame, body);
+            publish_form::render(frame, body, form);
         }
         Some(Overlay::Peek(peek)) => peek::render(frame, body, peek),
         Some(Overlay::Tail(tail)) => tail::render(frame, body, tail),
