@@ -42,7 +42,7 @@ pub const KICK_SLOW_REASON: &str = "slow_consumer";
 
 /// A destructive action waiting for a yes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pending {
+pub enum Confirmation {
     /// Purge a queue's ready messages; `count` is what the snapshot showed.
     Purge {
         /// The queue.
@@ -66,19 +66,19 @@ pub enum Pending {
     },
 }
 
-impl Pending {
+impl Confirmation {
     /// The question the confirm dialog asks.
     pub fn question(&self) -> String {
         match self {
-            Pending::Purge { queue, count } => {
+            Confirmation::Purge { queue, count } => {
                 let s = if *count == 1 { "" } else { "s" };
                 format!("Purge {count} ready message{s} from {queue}? y/n")
             }
-            Pending::Kick { client, name, addr } => match name {
+            Confirmation::Kick { client, name, addr } => match name {
                 Some(name) => format!("Kick client {client} ({name}, {addr})? y/n"),
                 None => format!("Kick client {client} ({addr})? y/n"),
             },
-            Pending::KickSlow { clients } => {
+            Confirmation::KickSlow { clients } => {
                 let s = if clients.len() == 1 { "" } else { "s" };
                 format!(
                     "Kick {} slow client{s} ({})? y/n",
@@ -92,9 +92,9 @@ impl Pending {
     /// The confirm dialog's title.
     pub fn title(&self) -> &'static str {
         match self {
-            Pending::Purge { .. } => "Purge queue",
-            Pending::Kick { .. } => "Kick client",
-            Pending::KickSlow { .. } => "Kick slow clients",
+            Confirmation::Purge { .. } => "Purge queue",
+            Confirmation::Kick { .. } => "Kick client",
+            Confirmation::KickSlow { .. } => "Kick slow clients",
         }
     }
 }
@@ -126,11 +126,11 @@ pub struct Peek {
 
 /// A live tail of a topic, with who each message reached.
 #[derive(Debug, Clone)]
-pub struct Tail {
+pub struct LiveTail {
     /// The topic tailed (the Topics view tails one topic by name).
     pub pattern: String,
     /// The newest [`TAIL_KEEP`] messages, oldest first.
-    pub messages: VecDeque<Tailed>,
+    pub messages: VecDeque<TailEntry>,
     /// Messages received since the tail opened, dropped ones included.
     pub received: u64,
     /// How many messages back from the newest the view is scrolled; 0 follows.
@@ -141,7 +141,7 @@ pub struct Tail {
 
 /// A tailed message and what was worked out about it once, when it arrived.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tailed {
+pub struct TailEntry {
     /// The message.
     pub message: TailMessage,
     /// Its `data` as JSON text: what the filters read and the popup shows.
@@ -150,9 +150,9 @@ pub struct Tailed {
     pub delivery: Delivery,
 }
 
-impl Tail {
+impl LiveTail {
     fn new(topic: String, snapshot: &Snapshot) -> Self {
-        Tail {
+        LiveTail {
             subscribers: Subscribers::new(&topic, snapshot),
             pattern: topic,
             messages: VecDeque::new(),
@@ -169,7 +169,7 @@ impl Tail {
         for message in messages {
             let data_json = serde_json::to_string(&message.data).unwrap_or_else(|e| e.to_string());
             let delivery = self.subscribers.deliver(&message, &data_json);
-            self.messages.push_back(Tailed {
+            self.messages.push_back(TailEntry {
                 message,
                 data_json,
                 delivery,
@@ -187,7 +187,7 @@ impl Tail {
 
 /// The tail an overlay holds, if any: the tail popup's, or the one a publish form
 /// opened from it keeps running underneath.
-fn tail_of(overlay: &mut Option<Overlay>) -> Option<&mut Tail> {
+fn tail_of(overlay: &mut Option<Overlay>) -> Option<&mut LiveTail> {
     match overlay {
         Some(Overlay::Tail(tail)) => Some(tail),
         Some(Overlay::Publish {
@@ -203,19 +203,19 @@ pub enum Overlay {
     /// The key table.
     Help,
     /// A question before a destructive action.
-    Confirm(Pending),
+    Confirm(Confirmation),
     /// The publish form.
     Publish {
         /// The form.
         form: PublishForm,
         /// The tail it was opened from: it keeps taking messages underneath, and
         /// comes back when the form closes, to show who the test message reached.
-        tail: Option<Box<Tail>>,
+        tail: Option<Box<LiveTail>>,
     },
     /// Peeked queue messages.
     Peek(Peek),
     /// A live topic tail.
-    Tail(Tail),
+    Tail(LiveTail),
     /// One client's details and subscriptions.
     Client {
         /// Client id.
@@ -538,7 +538,9 @@ impl App {
                     return self.set_status(Level::Info, "No topic selected");
                 };
                 match source.open_tail(&topic) {
-                    Ok(()) => self.overlay = Some(Overlay::Tail(Tail::new(topic, &self.snapshot))),
+                    Ok(()) => {
+                        self.overlay = Some(Overlay::Tail(LiveTail::new(topic, &self.snapshot)))
+                    }
                     Err(e) => self.set_status(Level::Error, format!("Tail of {topic} failed: {e}")),
                 }
             }
@@ -629,7 +631,7 @@ impl App {
         }
         if let Some(i) = self.selected(View::Queues) {
             let q = &self.snapshot.queues[i];
-            self.overlay = Some(Overlay::Confirm(Pending::Purge {
+            self.overlay = Some(Overlay::Confirm(Confirmation::Purge {
                 queue: q.name.clone(),
                 count: q.ready,
             }));
@@ -642,7 +644,7 @@ impl App {
         }
         if let Some(i) = self.selected(View::Clients) {
             let c = &self.snapshot.clients[i];
-            self.overlay = Some(Overlay::Confirm(Pending::Kick {
+            self.overlay = Some(Overlay::Confirm(Confirmation::Kick {
                 client: c.id.clone(),
                 name: c.name.clone(),
                 addr: c.addr.clone(),
@@ -661,7 +663,7 @@ impl App {
         if clients.is_empty() {
             self.set_status(Level::Info, "No client is marked slow");
         } else {
-            self.overlay = Some(Overlay::Confirm(Pending::KickSlow { clients }));
+            self.overlay = Some(Overlay::Confirm(Confirmation::KickSlow { clients }));
         }
     }
 
@@ -690,11 +692,11 @@ impl App {
     }
 
     fn confirm(&mut self, source: &mut dyn Source) {
-        let Some(Overlay::Confirm(pending)) = self.overlay.take() else {
+        let Some(Overlay::Confirm(confirmation)) = self.overlay.take() else {
             return;
         };
-        match pending {
-            Pending::Purge { queue, .. } => {
+        match confirmation {
+            Confirmation::Purge { queue, .. } => {
                 match source.execute(Command::Purge {
                     queue: queue.clone(),
                 }) {
@@ -711,7 +713,7 @@ impl App {
                     }
                 }
             }
-            Pending::Kick { client, name, .. } => {
+            Confirmation::Kick { client, name, .. } => {
                 let who = match name {
                     Some(name) => format!("{client} ({name})"),
                     None => client.clone(),
@@ -721,7 +723,7 @@ impl App {
                     Err(e) => self.set_status(Level::Error, format!("Kick of {who} failed: {e}")),
                 }
             }
-            Pending::KickSlow { clients } => {
+            Confirmation::KickSlow { clients } => {
                 let mut failed = Vec::new();
                 for client in &clients {
                     if let Err(e) = kick(source, client, KICK_SLOW_REASON) {
@@ -749,11 +751,11 @@ impl App {
 
     fn cancel(&mut self) {
         match self.overlay.take() {
-            Some(Overlay::Confirm(pending)) => {
-                let what = match pending {
-                    Pending::Purge { queue, .. } => format!("purge of {queue}"),
-                    Pending::Kick { client, .. } => format!("kick of {client}"),
-                    Pending::KickSlow { .. } => "kick of slow clients".to_string(),
+            Some(Overlay::Confirm(confirmation)) => {
+                let what = match confirmation {
+                    Confirmation::Purge { queue, .. } => format!("purge of {queue}"),
+                    Confirmation::Kick { client, .. } => format!("kick of {client}"),
+                    Confirmation::KickSlow { .. } => "kick of slow clients".to_string(),
                 };
                 self.set_status(Level::Info, format!("Cancelled the {what}"));
             }

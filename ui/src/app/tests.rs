@@ -78,7 +78,7 @@ impl Harness {
         self.app.status().map(|s| s.text.as_str()).unwrap_or("")
     }
 
-    fn pending(&self) -> Option<&Pending> {
+    fn confirmation(&self) -> Option<&Confirmation> {
         match self.app.overlay() {
             Some(Overlay::Confirm(p)) => Some(p),
             _ => None,
@@ -312,16 +312,16 @@ fn s_cycles_the_sort_column_and_capital_s_reverses() {
 fn x_asks_before_purging_and_n_or_esc_cancel() {
     let mut h = Harness::new();
     h.keys("3jx");
-    let pending = h.pending().cloned();
+    let confirmation = h.confirmation().cloned();
     assert_eq!(
-        pending,
-        Some(Pending::Purge {
+        confirmation,
+        Some(Confirmation::Purge {
             queue: "jobs".into(),
             count: 5
         })
     );
     assert_eq!(
-        pending.map(|p| p.question()).as_deref(),
+        confirmation.map(|p| p.question()).as_deref(),
         Some("Purge 5 ready messages from jobs? y/n")
     );
     h.keys("n");
@@ -381,7 +381,7 @@ fn k_on_clients_asks_then_kicks_the_selected_client() {
     assert_eq!(h.selected().as_deref(), Some("c4"));
     h.keys("k");
     assert_eq!(
-        h.pending().map(Pending::question).as_deref(),
+        h.confirmation().map(Confirmation::question).as_deref(),
         Some("Kick client c4 (analytics, 10.0.0.9:51820)? y/n")
     );
     h.keys("y");
@@ -411,7 +411,7 @@ fn capital_k_asks_with_the_count_then_kicks_every_slow_client() {
     let mut h = Harness::with(source);
     h.keys("K");
     assert_eq!(
-        h.pending().map(Pending::question).as_deref(),
+        h.confirmation().map(Confirmation::question).as_deref(),
         Some("Kick 2 slow clients (c1, c4)? y/n")
     );
     h.keys("N");
@@ -670,7 +670,7 @@ fn enter_on_a_topic_tails_it_until_closed() {
 }
 
 /// The open tail, in its popup or under the publish form opened from it.
-fn open_tail(h: &Harness) -> &Tail {
+fn open_tail(h: &Harness) -> &LiveTail {
     match h.app.overlay() {
         Some(Overlay::Tail(tail)) => tail,
         Some(Overlay::Publish {

@@ -74,8 +74,8 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     match &mut app.overlay {
         None => {}
         Some(Overlay::Help) => help::render(frame, body),
-        Some(Overlay::Confirm(pending)) => {
-            confirm::render(frame, body, pending.title(), &pending.question());
+        Some(Overlay::Confirm(confirmation)) => {
+            confirm::render(frame, body, confirmation.title(), &confirmation.question());
         }
         Some(Overlay::Publish { form, tail }) => {
             if let Some(tail) = tail {
