@@ -13,7 +13,8 @@ use switchyard_broker::{Command, ErrorCode, PeekTarget};
 use super::*;
 use crate::delivery::Verdict;
 use crate::fixture::{self, FixtureSource};
-use crate::publish::Field;
+use crate::publish::{Field, PublishForm};
+use crate::tables::Sort;
 
 struct Harness {
     app: App,
