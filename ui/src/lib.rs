@@ -4,13 +4,16 @@
 //! remote one) and the URL to show; `run` owns the terminal until the operator
 //! quits. Everything else is public for tests and for other front ends:
 //! [`App`] holds the state and changes it with [`App::update`], [`draw`] renders
-//! it, [`keys`] maps keys to actions, [`fixture`] provides fixed broker states.
+//! it, [`keys`] maps keys to actions. With the `testing` feature (and in the
+//! crate's own tests), `fixture` provides fixed broker states and a scripted
+//! source; release builds do not compile it.
 
 #![warn(missing_docs)]
 
 pub mod action;
 pub mod app;
 pub mod delivery;
+#[cfg(any(test, feature = "testing"))]
 pub mod fixture;
 mod format;
 pub mod keys;
@@ -30,6 +33,7 @@ use crossterm::event::{self, Event, KeyEventKind};
 
 pub use action::Action;
 pub use app::App;
+#[cfg(any(test, feature = "testing"))]
 pub use fixture::FixtureSource;
 pub use source::Source;
 pub use view::View;
