@@ -9,6 +9,8 @@
 //! source; release builds do not compile it.
 
 #![warn(missing_docs)]
+// Nothing from outside (broker, terminal, user) may panic the dashboard; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod action;
 pub mod app;
