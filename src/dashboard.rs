@@ -5,10 +5,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard_broker::{
-    Broker, BrokerError, Command, CommandOutcome, Server, Snapshot, Tail, TailMessage,
-};
-use switchyard_ui::Source;
+use switchyard_broker::{Broker, BrokerError, Command, Server, Snapshot, Tail, TailMessage};
+use switchyard_ui::{Reply, Source};
 
 use crate::cli::BrokerArgs;
 
@@ -38,8 +36,9 @@ impl Source for Embedded {
         self.broker.snapshot()
     }
 
-    fn execute(&mut self, cmd: Command) -> Result<CommandOutcome, BrokerError> {
-        self.broker.execute(cmd, "dashboard")
+    fn execute(&mut self, command: Command, reply: Reply) {
+        // Still on the dashboard's thread: answered before it returns.
+        reply.send(self.broker.execute(command, "dashboard"));
     }
 
     fn open_tail(&mut self, pattern: &str) -> Result<(), BrokerError> {

@@ -4,9 +4,12 @@
 //! Drawing (in `views/`) only reads this state.
 //!
 //! The state is here; `update.rs` turns actions into changes of it, `commands.rs`
-//! runs the ones that ask the broker, and `overlay.rs` holds the popups and dialogs.
+//! starts the ones that ask the broker, `outcomes.rs` shows what they come back
+//! with (later: the broker may take seconds, and the screen does not wait), and
+//! `overlay.rs` holds the popups and dialogs.
 
 mod commands;
+mod outcomes;
 mod overlay;
 mod update;
 
@@ -19,6 +22,7 @@ use tui_input::Input;
 use crate::action::Action;
 use crate::keys::{self, Context};
 use crate::rates::Rates;
+use crate::reply::Replies;
 use crate::source::Source;
 use crate::tables::{self, TableState};
 use crate::view::View;
@@ -64,6 +68,10 @@ pub struct App {
     pub(crate) status: Option<Status>,
     last_refresh: Option<Instant>,
     quit: bool,
+    /// Where the source sends command outcomes back.
+    replies: Replies,
+    /// Actions waiting for the broker's answers, oldest first.
+    running: Vec<outcomes::Running>,
 }
 
 impl App {
@@ -82,6 +90,8 @@ impl App {
             status: None,
             last_refresh: None,
             quit: false,
+            replies: Replies::new(),
+            running: Vec::new(),
         }
     }
 
@@ -144,9 +154,16 @@ impl App {
         }
     }
 
-    /// One tick of the event loop: take in the source's latest snapshot and any
-    /// new tail messages.
+    /// Call `wake` (from any thread) whenever a command's outcome arrives, so an
+    /// event loop waiting for input or the next tick can take it at once.
+    pub fn wake_on_reply(&mut self, wake: impl Fn() + Send + Sync + 'static) {
+        self.replies.wake_with(wake);
+    }
+
+    /// One tick of the event loop: take in any command outcomes that arrived, the
+    /// source's latest snapshot and any new tail messages.
     pub fn tick(&mut self, source: &mut dyn Source, now: Instant) {
+        self.receive_outcomes(source);
         // The snapshot first, so new tail messages are judged against the
         // subscriptions as they are now.
         self.refresh(source.snapshot(), now);

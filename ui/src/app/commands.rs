@@ -1,11 +1,13 @@
 //! The actions that ask the broker: peek, publish or send, purge, kick, kick
-//! every slow client, requeue; each sends its command through the [`Source`] and
-//! shows the outcome.
+//! every slow client, requeue. Each starts its commands through the [`Source`]
+//! and returns at once; `outcomes.rs` shows what they come back with.
 
-use switchyard_broker::{BrokerError, Command, CommandOutcome, PeekTarget};
+use switchyard_broker::{Command, PeekTarget};
 
-use super::overlay::{Confirmation, Overlay, Peek};
+use super::outcomes::Job;
+use super::overlay::{Confirmation, Overlay};
 use super::{App, Level};
+use crate::publish::DestinationKind;
 use crate::source::Source;
 use crate::view::View;
 
@@ -31,20 +33,7 @@ impl App {
             target: PeekTarget::Queue(queue.clone()),
             n: PEEK_COUNT,
         };
-        match source.execute(peek) {
-            Ok(CommandOutcome::Peeked(messages)) => {
-                self.overlay = Some(Overlay::Peek(Peek {
-                    queue,
-                    messages,
-                    scroll: 0,
-                }));
-            }
-            Ok(other) => self.set_status(
-                Level::Error,
-                format!("Peek of {queue}: unexpected answer {other:?}"),
-            ),
-            Err(e) => self.set_status(Level::Error, format!("Peek of {queue} failed: {e}")),
-        }
+        self.start(source, Job::Peek { queue }, vec![peek]);
     }
 
     pub(super) fn requeue(&mut self, source: &mut dyn Source) {
@@ -57,18 +46,11 @@ impl App {
         let job = &self.snapshot.inflight[i];
         let (queue, msg) = (job.queue.clone(), job.msg.clone());
         let holder = format!("{}/{}", job.client, job.cid);
-        let result = source.execute(Command::Requeue {
+        let requeue = Command::Requeue {
             queue: queue.clone(),
             msg: msg.clone(),
-        });
-        match result {
-            Ok(_) => self.set_status(
-                Level::Done,
-                format!("Requeued {msg} to {queue} (taken from {holder})"),
-            ),
-            Err(e) => self.set_status(Level::Error, format!("Requeue of {msg} failed: {e}")),
-        }
-        self.refetch(source);
+        };
+        self.start(source, Job::Requeue { queue, msg, holder }, vec![requeue]);
     }
 
     pub(super) fn confirm(&mut self, source: &mut dyn Source) {
@@ -77,100 +59,62 @@ impl App {
         };
         match confirmation {
             Confirmation::Purge { queue, .. } => {
-                match source.execute(Command::Purge {
+                let purge = Command::Purge {
                     queue: queue.clone(),
-                }) {
-                    Ok(CommandOutcome::Purged { count }) => {
-                        let s = if count == 1 { "" } else { "s" };
-                        self.set_status(
-                            Level::Done,
-                            format!("Purged {count} ready message{s} from {queue}"),
-                        );
-                    }
-                    Ok(_) => self.set_status(Level::Done, format!("Purged {queue}")),
-                    Err(e) => {
-                        self.set_status(Level::Error, format!("Purge of {queue} failed: {e}"))
-                    }
-                }
+                };
+                self.start(source, Job::Purge { queue }, vec![purge]);
             }
             Confirmation::Kick { client, name, .. } => {
                 let who = match name {
                     Some(name) => format!("{client} ({name})"),
                     None => client.clone(),
                 };
-                match kick(source, &client, KICK_REASON) {
-                    Ok(()) => self.set_status(Level::Done, format!("Kicked {who}")),
-                    Err(e) => self.set_status(Level::Error, format!("Kick of {who} failed: {e}")),
-                }
+                let kick = kick(&client, KICK_REASON);
+                self.start(source, Job::Kick { who }, vec![kick]);
             }
             Confirmation::KickSlow { clients } => {
-                let mut failed = Vec::new();
-                for client in &clients {
-                    if let Err(e) = kick(source, client, KICK_SLOW_REASON) {
-                        failed.push(format!("{client}: {e}"));
-                    }
-                }
-                let kicked = clients.len() - failed.len();
-                let s = if clients.len() == 1 { "" } else { "s" };
-                if failed.is_empty() {
-                    self.set_status(Level::Done, format!("Kicked {kicked} slow client{s}"));
-                } else {
-                    self.set_status(
-                        Level::Error,
-                        format!(
-                            "Kicked {kicked} of {} slow client{s}; {}",
-                            clients.len(),
-                            failed.join("; ")
-                        ),
-                    );
-                }
+                let kicks = clients
+                    .iter()
+                    .map(|client| kick(client, KICK_SLOW_REASON))
+                    .collect();
+                self.start(source, Job::KickSlow { clients }, kicks);
             }
         }
-        self.refetch(source);
     }
 
     pub(super) fn submit(&mut self, source: &mut dyn Source) {
-        let Some(Overlay::Publish { form, tail }) = &mut self.overlay else {
+        let Some(Overlay::Publish { form, sending, .. }) = &mut self.overlay else {
             return;
         };
-        let cmd = match form.command() {
-            Ok(cmd) => cmd,
+        // One message per Enter: a second Enter while the first is on its way
+        // would send it twice.
+        if sending.is_some() {
+            return;
+        }
+        let command = match form.command() {
+            Ok(command) => command,
             Err(why) => {
                 form.error = Some(why);
                 return;
             }
         };
-        let destination = match &cmd {
-            Command::Publish { topic, .. } => topic.clone(),
-            Command::Send { queue, .. } => queue.clone(),
-            _ => String::new(),
+        let (destination, kind) = match &command {
+            Command::Send { queue, .. } => (queue.clone(), DestinationKind::Queue),
+            Command::Publish { topic, .. } => (topic.clone(), DestinationKind::Topic),
+            _ => (String::new(), form.kind),
         };
-        match source.execute(cmd) {
-            Ok(outcome) => {
-                let text = match outcome {
-                    CommandOutcome::Published { seq } => {
-                        format!("Published to {destination} (seq {seq})")
-                    }
-                    CommandOutcome::Sent { msg } => format!("Sent {msg} to {destination}"),
-                    other => format!("Sent to {destination}: {other:?}"),
-                };
-                // Back to the tail the form came from, if any, where the message
-                // shows with its deliveries as soon as it arrives.
-                self.overlay = tail.take().map(|tail| Overlay::Tail(*tail));
-                self.set_status(Level::Done, text);
-                self.refetch(source);
-            }
-            // The form stays open with what was typed, so the mistake can be fixed.
-            Err(e) => form.error = Some(e.to_string()),
+        let ids = self.start(source, Job::Publish { destination, kind }, vec![command]);
+        // The form waits for this command's answer; any other publish that comes
+        // back meanwhile (from a form closed earlier) leaves it alone.
+        if let Some(Overlay::Publish { sending, .. }) = &mut self.overlay {
+            *sending = ids.first().copied();
         }
     }
 }
 
-fn kick(source: &mut dyn Source, client: &str, reason: &str) -> Result<(), BrokerError> {
-    source
-        .execute(Command::Kick {
-            client: client.to_string(),
-            reason: Some(reason.to_string()),
-        })
-        .map(|_| ())
+fn kick(client: &str, reason: &str) -> Command {
+    Command::Kick {
+        client: client.to_string(),
+        reason: Some(reason.to_string()),
+    }
 }

@@ -8,6 +8,7 @@ use switchyard_broker::{PeekedMessage, Snapshot, TailMessage};
 
 use crate::delivery::{Delivery, Subscribers};
 use crate::publish::PublishForm;
+use crate::reply::CommandId;
 
 /// How many tail messages the tail popup keeps; older ones scroll away.
 pub const TAIL_KEEP: usize = 1_000;
@@ -183,6 +184,9 @@ pub enum Overlay {
         /// The tail it was opened from: it keeps taking messages underneath, and
         /// comes back when the form closes, to show who the test message reached.
         tail: Option<Box<LiveTail>>,
+        /// The command it sent and waits for, if one is on its way: it closes on
+        /// success, shows the error on failure, and sends nothing more meanwhile.
+        sending: Option<CommandId>,
     },
     /// Peeked queue messages.
     Peek(Peek),

@@ -63,6 +63,9 @@ impl App {
             Action::Close => self.close(source),
             Action::Type(key) => self.type_key(key),
         }
+        // Whatever the source has answered already shows now: a source that answers
+        // at once (a fixture) is done before the next frame.
+        self.receive_outcomes(source);
     }
 
     fn show(&mut self, view: View) {
@@ -208,6 +211,7 @@ impl App {
                 self.overlay = Some(Overlay::Publish {
                     form,
                     tail: Some(Box::new(tail)),
+                    sending: None,
                 });
                 return;
             }
@@ -232,7 +236,11 @@ impl App {
             View::Overview | View::Clients => return,
         };
         let form = PublishForm::new(kind, name.as_deref().unwrap_or(""));
-        self.overlay = Some(Overlay::Publish { form, tail: None });
+        self.overlay = Some(Overlay::Publish {
+            form,
+            tail: None,
+            sending: None,
+        });
     }
 
     fn ask_purge(&mut self) {
@@ -287,9 +295,14 @@ impl App {
                 };
                 self.set_status(Level::Info, format!("Cancelled the {what}"));
             }
-            Some(Overlay::Publish { tail, .. }) => {
+            Some(Overlay::Publish { tail, sending, .. }) => {
                 self.overlay = tail.map(|tail| Overlay::Tail(*tail));
-                self.set_status(Level::Info, "Publish cancelled");
+                // What was sent cannot be called back; its outcome shows when it comes.
+                let text = match sending {
+                    Some(_) => "Form closed; the message already sent is still on its way",
+                    None => "Publish cancelled",
+                };
+                self.set_status(Level::Info, text);
             }
             other => self.overlay = other,
         }

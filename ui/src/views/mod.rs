@@ -77,7 +77,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Some(Overlay::Confirm(confirmation)) => {
             confirm::render(frame, body, confirmation.title(), &confirmation.question());
         }
-        Some(Overlay::Publish { form, tail }) => {
+        Some(Overlay::Publish { form, tail, .. }) => {
             if let Some(tail) = tail {
                 tail::render(frame, body, tail);
             }

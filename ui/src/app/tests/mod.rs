@@ -1,12 +1,13 @@
 //! Key handling as state transitions: keys go in through `handle_key`, and the
 //! tests look at the state and at the commands the fixture broker received. No
 //! terminal is involved. One file per topic: moving around (`navigation.rs`),
-//! the actions that change the broker (`actions.rs`), and popups and quitting
-//! (`popups.rs`).
+//! the actions that change the broker (`actions.rs`), popups and quitting
+//! (`popups.rs`), and a broker that takes its time to answer (`slow_broker.rs`).
 
 mod actions;
 mod navigation;
 mod popups;
+mod slow_broker;
 
 use std::time::{Duration, Instant};
 
