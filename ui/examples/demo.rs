@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::io;
 use std::time::Instant;
 
-use switchyard_broker::{BrokerError, Command, CommandOutcome, Snapshot, TailMessage};
-use switchyard_ui::{fixture, FixtureSource, Source};
+use switchyard_broker::{BrokerError, Command, Snapshot, TailMessage};
+use switchyard_ui::{fixture, FixtureSource, Reply, Source};
 
 /// A fixture broker a step further along every second, that remembers what the
 /// operator did to it (kicked clients stay gone, purged queues stay empty).
@@ -54,7 +54,7 @@ impl Source for Demo {
         snap
     }
 
-    fn execute(&mut self, cmd: Command) -> Result<CommandOutcome, BrokerError> {
+    fn execute(&mut self, cmd: Command, reply: Reply) {
         match &cmd {
             Command::Kick { client, .. } => {
                 self.kicked.insert(client.clone());
@@ -64,7 +64,7 @@ impl Source for Demo {
             }
             _ => {}
         }
-        self.inner.execute(cmd)
+        self.inner.execute(cmd, reply);
     }
 
     fn open_tail(&mut self, pattern: &str) -> Result<(), BrokerError> {

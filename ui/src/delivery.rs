@@ -15,9 +15,11 @@ use switchyard_broker::names::pattern_matches;
 use switchyard_broker::stats::{ClientStats, SubscriptionStats};
 use switchyard_broker::{Snapshot, TailMessage};
 
-/// One subscription on the tailed topic.
+/// One subscription on the tailed topic: a subscriber the tail shows, whose
+/// filter each message is judged by (the broker's own `Subscription` is another
+/// type).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
+pub struct Subscriber {
     /// The subscribing client's id.
     pub client: String,
     /// The client's name, if it gave one.
@@ -30,9 +32,9 @@ pub struct Subscription {
     pub filter: Option<String>,
 }
 
-impl Subscription {
+impl Subscriber {
     fn of(client: &ClientStats, sub: &SubscriptionStats) -> Self {
-        Subscription {
+        Subscriber {
             client: client.id.clone(),
             client_name: client.name.clone(),
             sid: sub.sid.clone(),
@@ -74,7 +76,7 @@ pub struct Subscribers {
     topic: String,
     /// Shared with every [`Delivery`] judged while the subscriptions stayed the
     /// same, so a thousand tailed messages do not hold a thousand copies.
-    list: Arc<[Subscription]>,
+    list: Arc<[Subscriber]>,
     /// Compiled filters by text.
     filters: HashMap<String, Result<Filter, FilterError>>,
 }
@@ -109,7 +111,7 @@ impl Subscribers {
         if same {
             return;
         }
-        self.list = found.iter().map(|(c, s)| Subscription::of(c, s)).collect();
+        self.list = found.iter().map(|(c, s)| Subscriber::of(c, s)).collect();
         let used: HashSet<&str> = self
             .list
             .iter()
@@ -129,12 +131,12 @@ impl Subscribers {
     }
 
     /// The subscriptions, in snapshot order (by client, then as the client made them).
-    pub fn list(&self) -> &[Subscription] {
+    pub fn list(&self) -> &[Subscriber] {
         &self.list
     }
 
     /// Why `sub`'s filter does not parse here, if it does not.
-    pub fn filter_error(&self, sub: &Subscription) -> Option<&FilterError> {
+    pub fn filter_error(&self, sub: &Subscriber) -> Option<&FilterError> {
         let text = sub.filter.as_deref()?;
         self.filters.get(text)?.as_ref().err()
     }
@@ -169,13 +171,13 @@ impl Subscribers {
 /// against the subscriptions as they were then.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    subscriptions: Arc<[Subscription]>,
+    subscriptions: Arc<[Subscriber]>,
     verdicts: Vec<Verdict>,
 }
 
 impl Delivery {
     /// Each subscription with its verdict, in the subscribers' order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Subscription, Verdict)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (&Subscriber, Verdict)> + '_ {
         self.subscriptions.iter().zip(self.verdicts.iter().copied())
     }
 
@@ -238,7 +240,7 @@ mod tests {
     }
 
     fn labels(subscribers: &Subscribers) -> Vec<String> {
-        subscribers.list().iter().map(Subscription::label).collect()
+        subscribers.list().iter().map(Subscriber::label).collect()
     }
 
     #[test]

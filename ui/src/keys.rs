@@ -3,7 +3,8 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::app::{Action, View};
+use crate::action::Action;
+use crate::view::View;
 
 /// Which part of the dashboard has the keyboard, and so which bindings apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,23 +4,30 @@
 //! through a WebSocket client speaking the operator frames, behind the same trait,
 //! so no view knows which one it is drawing.
 
-use switchyard_broker::{BrokerError, Command, CommandOutcome, Snapshot, TailMessage};
+use switchyard_broker::{BrokerError, Command, Snapshot, TailMessage};
+
+use crate::reply::Reply;
 
 /// A broker the dashboard can watch and act on.
 ///
 /// Every method is called from the dashboard's event loop, between two frames, so
-/// each must return quickly: a snapshot is a copy of counters and short lists, a
-/// command is one round trip, and tail messages are buffered by the implementation
-/// and handed over by [`Source::poll_tail`] without waiting.
+/// each must return quickly and none may wait on the broker: a snapshot is a copy
+/// of counters and short lists (a remote source returns the latest it received),
+/// a command is started and answered later through its [`Reply`], and tail
+/// messages are buffered by the implementation and handed over by
+/// [`Source::poll_tail`] without waiting.
 pub trait Source {
     /// The latest broker state.
     fn snapshot(&mut self) -> Snapshot;
 
-    /// Run an operator command.
+    /// Start an operator command and return at once; send its outcome through
+    /// `reply` when it is known (right away, or later from another thread: a
+    /// publish to a retained topic waits for an fsync, a remote command for its
+    /// answer). Commands run in the order they are started.
     ///
     /// The implementation names the actor in the broker's event log: the embedded
     /// broker records `dashboard`, a remote connection records its client.
-    fn execute(&mut self, cmd: Command) -> Result<CommandOutcome, BrokerError>;
+    fn execute(&mut self, command: Command, reply: Reply);
 
     /// Start a live tail of a topic pattern; messages arrive through [`Source::poll_tail`].
     ///
@@ -46,8 +53,8 @@ impl<S: Source + ?Sized> Source for &mut S {
         (**self).snapshot()
     }
 
-    fn execute(&mut self, cmd: Command) -> Result<CommandOutcome, BrokerError> {
-        (**self).execute(cmd)
+    fn execute(&mut self, command: Command, reply: Reply) {
+        (**self).execute(command, reply)
     }
 
     fn open_tail(&mut self, pattern: &str) -> Result<(), BrokerError> {

@@ -290,6 +290,35 @@ fn client_detail() {
         .check("client_detail__metrics_sink");
 }
 
+/// Not a snapshot: while the broker takes its time with a publish, frames go on
+/// being drawn, with the publish shown on its way, and then its outcome.
+#[test]
+fn a_slow_publish_is_drawn_on_its_way_then_done() {
+    let mut f = Fixture::typical();
+    f.source.hold_answers = true;
+    f.keys("2jjjjp").keys("{}").key(KeyCode::Enter);
+    let screen = |f: &mut Fixture| {
+        let mut terminal = Terminal::new(TestBackend::new(120, 32)).unwrap();
+        terminal.draw(|frame| draw(frame, &mut f.app)).unwrap();
+        terminal.backend().to_string()
+    };
+    for _ in 0..3 {
+        let drawn = screen(f.tick());
+        assert!(drawn.contains("Publishing to orders.eu…"), "{drawn}");
+        assert!(
+            drawn.contains("Publish to a topic"),
+            "the form waits:\n{drawn}"
+        );
+    }
+    f.source.answer_held();
+    let drawn = screen(f.tick());
+    assert!(drawn.contains("✓ Published to orders.eu (seq"), "{drawn}");
+    assert!(
+        !drawn.contains("Publish to a topic"),
+        "the form closed:\n{drawn}"
+    );
+}
+
 /// Not a snapshot: 10,000 rows of everything stay usable, and the table draws
 /// the rows that fit (so the last row is reachable and drawn, with its position).
 #[test]

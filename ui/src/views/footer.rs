@@ -1,5 +1,6 @@
-//! The two bottom lines: the status line (the last action's result, or the filter
-//! being typed) and the key hints for where the keyboard is.
+//! The two bottom lines: the status line (the filter being typed, an action
+//! still waiting for the broker, or the last action's result) and the key hints
+//! for where the keyboard is.
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -25,6 +26,15 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
         );
         let column = (prompt.len() + input.visual_cursor().saturating_sub(scroll)) as u16;
         frame.set_cursor_position((area.x + column.min(area.width.saturating_sub(1)), area.y));
+        return;
+    }
+    // Until its answer comes, an action's last word is that it is on its way.
+    if let Some(doing) = app.in_progress() {
+        let line = Line::from(vec![
+            Span::styled(" · ", Style::new().bold()),
+            Span::raw(doing),
+        ]);
+        frame.render_widget(line, area);
         return;
     }
     let table = &app.tables[app.view.index()];

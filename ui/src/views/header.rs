@@ -6,8 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Tabs;
 use ratatui::Frame;
 
-use crate::app::{App, View};
+use crate::app::App;
 use crate::format;
+use crate::view::View;
 
 /// Draw the header line: broker URL, version, uptime, connections, msgs/s in and out.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {

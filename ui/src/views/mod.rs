@@ -1,5 +1,7 @@
 //! Drawing: one file per view and per popup, all reading [`App`] and changing
 //! nothing but scroll positions (which only drawing can clamp, knowing the height).
+//! A view's file draws its table's rows; what the rows are and their order come
+//! from the state side (`tables/`).
 
 pub mod client_detail;
 pub mod clients;
@@ -16,18 +18,20 @@ pub mod topics;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::Frame;
 
-use crate::app::{App, Overlay, View};
-use crate::widgets::confirm;
-use crate::widgets::table::{self, TableModel};
+use crate::app::{App, Overlay};
+use crate::tables;
+use crate::view::View;
+use crate::widgets::table::{self, DrawRow, Listing};
+use crate::widgets::{confirm, publish_form};
 
-/// The table model behind each view (the overview's is its event log).
-pub fn model(view: View) -> &'static dyn TableModel {
+/// How a row of `view`'s table is drawn (the overview's table is its event log).
+fn row_drawer(view: View) -> DrawRow {
     match view {
-        View::Overview => &overview::Events,
-        View::Topics => &topics::Topics,
-        View::Queues => &queues::Queues,
-        View::Clients => &clients::Clients,
-        View::InFlight => &inflight::InFlight,
+        View::Overview => overview::event_row,
+        View::Topics => topics::row,
+        View::Queues => queues::row,
+        View::Clients => clients::row,
+        View::InFlight => inflight::row,
     }
 }
 
@@ -50,11 +54,15 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         overview::render(frame, body, app);
     } else {
         let i = view.index();
+        let listing = Listing {
+            title: view.title(),
+            model: tables::model(view),
+            row: row_drawer(view),
+        };
         table::render(
             frame,
             body,
-            view.title(),
-            model(view),
+            listing,
             &app.snapshot,
             &app.rates,
             &mut app.tables[i],
@@ -66,14 +74,14 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     match &mut app.overlay {
         None => {}
         Some(Overlay::Help) => help::render(frame, body),
-        Some(Overlay::Confirm(pending)) => {
-            confirm::render(frame, body, pending.title(), &pending.question());
+        Some(Overlay::Confirm(confirmation)) => {
+            confirm::render(frame, body, confirmation.title(), &confirmation.question());
         }
-        Some(Overlay::Publish { form, tail }) => {
+        Some(Overlay::Publish { form, tail, .. }) => {
             if let Some(tail) = tail {
                 tail::render(frame, body, tail);
             }
-            form.render(frame, body);
+            publish_form::render(frame, body, form);
         }
         Some(Overlay::Peek(peek)) => peek::render(frame, body, peek),
         Some(Overlay::Tail(tail)) => tail::render(frame, body, tail),

@@ -2,7 +2,6 @@
 //! deepest queues, and the event log (connects, kicks, slow marks, dead letters,
 //! purges and who did them).
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
@@ -14,81 +13,38 @@ use ratatui::Frame;
 use switchyard_broker::stats::EventKind;
 use switchyard_broker::Snapshot;
 
-use crate::app::{App, View};
+use crate::app::App;
 use crate::format;
 use crate::rates::Rates;
-use crate::widgets::table::{self, float_cmp, natural_cmp, number, Column, TableModel};
+use crate::tables::events::kind_name;
+use crate::tables::{self, float_cmp, natural_cmp};
+use crate::view::View;
+use crate::widgets::table::{self, number, Listing};
 
-/// The event log, as a table.
-pub struct Events;
-
-const COLUMNS: &[Column] = &[
-    Column::text("Time", Constraint::Length(8)),
-    Column::text("Kind", Constraint::Length(11)),
-    Column::text("Event", Constraint::Fill(1)),
-];
-
-/// How an event kind is named and coloured in the log.
-pub fn kind_label(kind: EventKind) -> (&'static str, Color) {
+/// The colour an event kind is drawn in, in the log.
+fn kind_color(kind: EventKind) -> Color {
     match kind {
-        EventKind::Connect => ("connect", Color::Green),
-        EventKind::Disconnect => ("disconnect", Color::DarkGray),
-        EventKind::Kick => ("kick", Color::Red),
-        EventKind::Slow => ("slow", Color::Yellow),
-        EventKind::DeadLetter => ("dead letter", Color::Magenta),
-        EventKind::Purge => ("purge", Color::Red),
-        EventKind::Delete => ("delete", Color::Red),
-        EventKind::Requeue => ("requeue", Color::Cyan),
-        EventKind::Publish => ("publish", Color::Blue),
-        EventKind::Storage => ("storage", Color::DarkGray),
+        EventKind::Connect => Color::Green,
+        EventKind::Disconnect => Color::DarkGray,
+        EventKind::Kick => Color::Red,
+        EventKind::Slow => Color::Yellow,
+        EventKind::DeadLetter => Color::Magenta,
+        EventKind::Purge => Color::Red,
+        EventKind::Delete => Color::Red,
+        EventKind::Requeue => Color::Cyan,
+        EventKind::Publish => Color::Blue,
+        EventKind::Storage => Color::DarkGray,
     }
 }
 
-impl TableModel for Events {
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
-    }
-
-    fn noun(&self) -> &'static str {
-        "events"
-    }
-
-    fn len(&self, snap: &Snapshot) -> usize {
-        snap.events.len()
-    }
-
-    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
-        Cow::Owned(snap.events[i].seq.to_string())
-    }
-
-    fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {
-        let e = &snap.events[i];
-        format::contains_ignore_case(&e.text, needle) || kind_label(e.kind).0.contains(needle)
-    }
-
-    fn compare(&self, snap: &Snapshot, _: &Rates, column: usize, a: usize, b: usize) -> Ordering {
-        let (ea, eb) = (&snap.events[a], &snap.events[b]);
-        match column {
-            1 => kind_label(ea.kind).0.cmp(kind_label(eb.kind).0),
-            2 => ea.text.cmp(&eb.text),
-            _ => Ordering::Equal,
-        }
-        .then(ea.seq.cmp(&eb.seq))
-    }
-
-    fn row(&self, snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
-        let e = &snap.events[i];
-        let (label, color) = kind_label(e.kind);
-        Row::new([
-            Cell::from(format::clock(e.time)).dark_gray(),
-            Cell::from(label).fg(color),
-            table::text(&e.text, widths[2]),
-        ])
-    }
-
-    fn follows_tail(&self) -> bool {
-        true
-    }
+/// Draw event `i` of the log with these column widths.
+pub fn event_row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
+    let e = &snap.events[i];
+    Row::new([
+        Cell::from(format::clock(e.time)).dark_gray(),
+        Cell::from(kind_name(e.kind)).fg(kind_color(e.kind)),
+        table::text(&e.text, widths[2]),
+    ])
 }
 
 /// Draw the overview.
@@ -127,11 +83,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     deepest_queues(frame, deep, &app.snapshot);
 
     let i = View::Overview.index();
+    let listing = Listing {
+        title: "Events",
+        model: tables::model(View::Overview),
+        row: event_row,
+    };
     table::render(
         frame,
         log,
-        "Events",
-        &Events,
+        listing,
         &app.snapshot,
         &app.rates,
         &mut app.tables[i],

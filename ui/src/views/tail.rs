@@ -9,8 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::app::{Tail, Tailed};
-use crate::delivery::{Subscribers, Subscription, Verdict};
+use crate::app::{LiveTail, TailEntry};
+use crate::delivery::{Subscriber, Subscribers, Verdict};
 use crate::format;
 use crate::views::peek::header_pairs;
 use crate::widgets::popup;
@@ -31,7 +31,7 @@ const PATTERN_W: usize = 24;
 const GAP: usize = 2;
 
 /// Draw the tail popup over `area`, the newest message at the bottom.
-pub fn render(frame: &mut Frame, area: Rect, tail: &mut Tail) {
+pub fn render(frame: &mut Frame, area: Rect, tail: &mut LiveTail) {
     let subs = tail.subscribers.list().len();
     let title = format!(
         " Tail {} · {} received · {subs} subscription{} ",
@@ -183,7 +183,7 @@ fn subscription_lines(
 /// `→ 2 of 3  ✓ c1/a  ✗ c4/s1  ✓ c5/eu`: each subscription in the subscribers'
 /// order, in cells of one width so that a subscription keeps its column from one
 /// message to the next; those that do not fit are counted in `+N more`.
-fn delivery_line(m: &Tailed, width: usize) -> Line<'static> {
+fn delivery_line(m: &TailEntry, width: usize) -> Line<'static> {
     let delivery = &m.delivery;
     if delivery.is_empty() {
         return Line::from("  → nobody: no subscription").dim();
@@ -235,7 +235,7 @@ fn mark(verdict: Verdict) -> (&'static str, Style, Style) {
 }
 
 /// The widest label of `subs`, at most [`LABEL_MAX`].
-fn label_width<'a>(subs: impl Iterator<Item = &'a Subscription>) -> usize {
+fn label_width<'a>(subs: impl Iterator<Item = &'a Subscriber>) -> usize {
     // Measured in parts: this runs over every subscription, for every message shown.
     subs.map(|s| Span::raw(s.client.as_str()).width() + 1 + Span::raw(s.sid.as_str()).width())
         .max()

@@ -6,6 +6,8 @@
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
+use crate::tables::clients::buffer_fill;
+
 const EIGHTHS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
 
 /// A bar `width` cells wide, filled to `fraction` (clamped to 0..=1).
@@ -26,19 +28,10 @@ pub fn bar(fraction: f64, width: usize) -> String {
     s
 }
 
-/// How full an outbound buffer is, as a share of its limit (0 when there is no limit).
-pub fn fill(pending_bytes: u64, limit: u64) -> f64 {
-    if limit == 0 {
-        0.0
-    } else {
-        pending_bytes as f64 / limit as f64
-    }
-}
-
 /// A buffer gauge for a cell `width` wide: bar, percentage and, for a slow client,
 /// the word `slow`, coloured green, yellow or red by how close it is to a kick.
 pub fn buffer(pending_bytes: u64, limit: u64, slow: bool, width: usize) -> Line<'static> {
-    let fraction = fill(pending_bytes, limit);
+    let fraction = buffer_fill(pending_bytes, limit);
     let percent = format!(" {:>3.0}%", fraction.clamp(0.0, 9.99) * 100.0);
     let tag = if slow { " slow" } else { "" };
     let bar_width = width.saturating_sub(percent.len() + tag.len()).min(12);
@@ -68,12 +61,6 @@ mod tests {
         assert_eq!(bar(0.53, 4), "██▏░");
         assert_eq!(bar(7.0, 3), "███");
         assert_eq!(bar(f64::NAN, 2), "░░");
-    }
-
-    #[test]
-    fn fill_without_a_limit_is_empty() {
-        assert_eq!(fill(100, 0), 0.0);
-        assert_eq!(fill(512, 1024), 0.5);
     }
 
     #[test]

@@ -1,343 +1,115 @@
-//! The publish form: a payload, a destination and optional headers, typed with
-//! tui-input, turned into a `Publish` (topic) or `Send` (queue) command.
+//! Drawing the publish form: its three fields, whether the payload is JSON, the
+//! last error, and the keys. What it holds is `crate::publish`.
 
-use crossterm::event::{Event, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
-use switchyard_broker::protocol::{HeaderValue, Headers};
-use switchyard_broker::Command;
-use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
 use super::{centered, popup};
+use crate::publish::{DestinationKind, Field, PublishForm};
 
-/// Whether the form publishes to a topic or sends to a queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    /// `pub` to a topic: fan-out to its subscribers.
-    Topic,
-    /// `send` to a queue: one consumer gets it.
-    Queue,
+/// Draw `form` centred in `area`, with the cursor in the focused field.
+pub fn render(frame: &mut Frame, area: Rect, form: &PublishForm) {
+    let title = match form.kind {
+        DestinationKind::Topic => " Publish to a topic ",
+        DestinationKind::Queue => " Send to a queue ",
+    };
+    let dialog = centered(area, 84, 15);
+    let inner = popup(frame, dialog, Line::from(title));
+    let [payload, note, destination, headers, error, hints] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Length(3),
+        Constraint::Length(2),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+
+    let note_text = if form.payload.value().is_empty() {
+        "JSON; text that is not JSON is sent as a JSON string"
+    } else if serde_json::from_str::<serde_json::Value>(form.payload.value()).is_ok() {
+        "valid JSON, sent as is"
+    } else {
+        "not JSON: sent as a JSON string"
+    };
+    field(
+        frame,
+        payload,
+        "Payload",
+        &form.payload,
+        form.focus == Field::Payload,
+    );
+    frame.render_widget(Line::from(format!(" {note_text}")).dim(), note);
+    let label = match form.kind {
+        DestinationKind::Topic => "Topic",
+        DestinationKind::Queue => "Queue",
+    };
+    field(
+        frame,
+        destination,
+        label,
+        &form.destination,
+        form.focus == Field::Destination,
+    );
+    field(
+        frame,
+        headers,
+        "Headers (optional): name=value name=[a,b]",
+        &form.headers,
+        form.focus == Field::Headers,
+    );
+    if let Some(err) = &form.error {
+        let text = Line::from(vec![
+            Span::raw(" ✗ ").red().bold(),
+            Span::raw(err.clone()).red(),
+        ]);
+        frame.render_widget(Paragraph::new(text), error);
+    }
+    frame.render_widget(
+        Line::from(vec![
+            Span::raw(" ⏎ ").bold(),
+            Span::raw("send   "),
+            Span::raw("Tab ").bold(),
+            Span::raw("next field   "),
+            Span::raw("Esc ").bold(),
+            Span::raw("cancel"),
+        ]),
+        hints,
+    );
 }
 
-impl Destination {
-    fn noun(self) -> &'static str {
-        match self {
-            Destination::Topic => "topic",
-            Destination::Queue => "queue",
-        }
-    }
-}
-
-/// Which field has the keyboard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    /// The message body, as JSON.
-    Payload,
-    /// The topic or queue name.
-    Destination,
-    /// The headers, `name=value` pairs.
-    Headers,
-}
-
-/// The state of the publish form.
-#[derive(Debug, Clone)]
-pub struct PublishForm {
-    /// Topic or queue.
-    pub kind: Destination,
-    /// The topic or queue name; starts as the selected row's.
-    pub destination: Input,
-    /// The message body.
-    pub payload: Input,
-    /// The headers, as `region=eu tags=[urgent,vip]`; most filter keys are headers.
-    pub headers: Input,
-    /// The focused field; the payload first, since the destination is usually right.
-    pub focus: Field,
-    /// Why the last attempt to send failed, shown inside the form.
-    pub error: Option<String>,
-}
-
-/// The JSON a payload field holds: its text parsed as JSON, or, when it is not JSON,
-/// the text itself as a JSON string (so `hello` sends `"hello"`).
-pub fn payload_value(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
-}
-
-/// The headers a headers field holds: space-separated `name=value` pairs, a
-/// value in brackets (`tags=[urgent,vip]`) for a multi-valued header, the way
-/// the tail and peek popups show them. Nothing typed is no headers.
-pub fn headers_value(text: &str) -> Result<Option<Headers>, String> {
-    let mut headers = Headers::new();
-    for pair in text.split_whitespace() {
-        let Some((name, value)) = pair.split_once('=').filter(|(name, _)| !name.is_empty()) else {
-            return Err(format!("headers are name=value pairs, not {pair}"));
-        };
-        let value = match value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
-            Some("") => HeaderValue::Many(Vec::new()),
-            Some(list) => HeaderValue::Many(list.split(',').map(str::to_string).collect()),
-            None => HeaderValue::One(value.to_string()),
-        };
-        if headers.insert(name.to_string(), value).is_some() {
-            return Err(format!("header {name} is given twice; write {name}=[a,b]"));
-        }
-    }
-    Ok((!headers.is_empty()).then_some(headers))
-}
-
-impl PublishForm {
-    /// A form for `kind` named `destination`, focus in the payload.
-    pub fn new(kind: Destination, destination: &str) -> Self {
-        PublishForm {
-            kind,
-            destination: Input::new(destination.to_string()),
-            payload: Input::default(),
-            headers: Input::default(),
-            focus: Field::Payload,
-            error: None,
-        }
-    }
-
-    /// Move the focus to the next field, in the order they are drawn.
-    pub fn focus_next(&mut self) {
-        self.focus = match self.focus {
-            Field::Payload => Field::Destination,
-            Field::Destination => Field::Headers,
-            Field::Headers => Field::Payload,
-        };
-    }
-
-    /// Move the focus to the previous field.
-    pub fn focus_prev(&mut self) {
-        self.focus = match self.focus {
-            Field::Payload => Field::Headers,
-            Field::Destination => Field::Payload,
-            Field::Headers => Field::Destination,
-        };
-    }
-
-    /// Type a key into the focused field.
-    pub fn type_key(&mut self, key: KeyEvent) {
-        let input = match self.focus {
-            Field::Payload => &mut self.payload,
-            Field::Destination => &mut self.destination,
-            Field::Headers => &mut self.headers,
-        };
-        input.handle_event(&Event::Key(key));
-    }
-
-    /// The command the form would send, or why it cannot send yet.
-    pub fn command(&self) -> Result<Command, String> {
-        let name = self.destination.value().trim().to_string();
-        if name.is_empty() {
-            return Err(format!("a {} name is needed", self.kind.noun()));
-        }
-        let data = payload_value(self.payload.value());
-        let headers = headers_value(self.headers.value())?;
-        Ok(match self.kind {
-            Destination::Topic => Command::Publish {
-                topic: name,
-                data,
-                headers,
-            },
-            Destination::Queue => Command::Send {
-                queue: name,
-                data,
-                headers,
-            },
-        })
-    }
-
-    /// Draw the form centred in `area`, with the cursor in the focused field.
-    pub fn render(&self, frame: &mut Frame, area: Rect) {
-        let title = match self.kind {
-            Destination::Topic => " Publish to a topic ",
-            Destination::Queue => " Send to a queue ",
-        };
-        let dialog = centered(area, 84, 15);
-        let inner = popup(frame, dialog, Line::from(title));
-        let [payload, note, destination, headers, error, hints] = Layout::vertical([
-            Constraint::Length(3),
-            Constraint::Length(1),
-            Constraint::Length(3),
-            Constraint::Length(3),
-            Constraint::Length(2),
-            Constraint::Length(1),
-        ])
-        .areas(inner);
-
-        let note_text = if self.payload.value().is_empty() {
-            "JSON; text that is not JSON is sent as a JSON string"
-        } else if serde_json::from_str::<serde_json::Value>(self.payload.value()).is_ok() {
-            "valid JSON, sent as is"
-        } else {
-            "not JSON: sent as a JSON string"
-        };
-        self.field(frame, payload, "Payload", &self.payload, Field::Payload);
-        frame.render_widget(Line::from(format!(" {note_text}")).dim(), note);
-        let label = match self.kind {
-            Destination::Topic => "Topic",
-            Destination::Queue => "Queue",
-        };
-        self.field(
-            frame,
-            destination,
-            label,
-            &self.destination,
-            Field::Destination,
-        );
-        self.field(
-            frame,
-            headers,
-            "Headers (optional): name=value name=[a,b]",
-            &self.headers,
-            Field::Headers,
-        );
-        if let Some(err) = &self.error {
-            let text = Line::from(vec![
-                Span::raw(" ✗ ").red().bold(),
-                Span::raw(err.clone()).red(),
-            ]);
-            frame.render_widget(Paragraph::new(text), error);
-        }
-        frame.render_widget(
-            Line::from(vec![
-                Span::raw(" ⏎ ").bold(),
-                Span::raw("send   "),
-                Span::raw("Tab ").bold(),
-                Span::raw("next field   "),
-                Span::raw("Esc ").bold(),
-                Span::raw("cancel"),
-            ]),
-            hints,
-        );
-    }
-
-    fn field(&self, frame: &mut Frame, area: Rect, label: &str, input: &Input, which: Field) {
-        let focused = self.focus == which;
-        let border = if focused {
-            Style::new().yellow()
-        } else {
-            Style::new().dark_gray()
-        };
-        let title = if focused {
-            format!(" {label} ◀ ")
-        } else {
-            format!(" {label} ")
-        };
-        let block = Block::bordered().border_style(border).title(title);
-        let text_area = block.inner(area);
-        let width = usize::from(text_area.width.saturating_sub(1));
-        let scroll = input.visual_scroll(width);
-        frame.render_widget(
-            Paragraph::new(input.value())
-                .scroll((0, u16::try_from(scroll).unwrap_or(u16::MAX)))
-                .block(block),
-            area,
-        );
-        if focused {
-            let column = input.visual_cursor().saturating_sub(scroll);
-            let x = text_area.x
-                + u16::try_from(column)
-                    .unwrap_or(u16::MAX)
-                    .min(text_area.width);
-            frame.set_cursor_position((x, text_area.y));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crossterm::event::{KeyCode, KeyModifiers};
-
-    fn type_text(form: &mut PublishForm, text: &str) {
-        for c in text.chars() {
-            form.type_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
-        }
-    }
-
-    #[test]
-    fn json_payloads_are_sent_as_json_and_text_as_a_string() {
-        assert_eq!(payload_value(r#"{"a": 1}"#), serde_json::json!({"a": 1}));
-        assert_eq!(payload_value("42"), serde_json::json!(42));
-        assert_eq!(
-            payload_value("hello world"),
-            serde_json::json!("hello world")
-        );
-        assert_eq!(payload_value(""), serde_json::json!(""));
-    }
-
-    #[test]
-    fn focus_starts_in_the_payload_and_moves_through_the_fields_both_ways() {
-        let mut form = PublishForm::new(Destination::Queue, "jobs");
-        assert_eq!(form.focus, Field::Payload);
-        type_text(&mut form, "x");
-        form.focus_next();
-        type_text(&mut form, "2");
-        form.focus_next();
-        type_text(&mut form, "a=1");
-        assert_eq!(form.payload.value(), "x");
-        assert_eq!(form.destination.value(), "jobs2");
-        assert_eq!(form.headers.value(), "a=1");
-        form.focus_next();
-        assert_eq!(form.focus, Field::Payload, "wraps around");
-        form.focus_prev();
-        assert_eq!(form.focus, Field::Headers, "and back");
-    }
-
-    #[test]
-    fn headers_are_typed_as_the_popups_show_them() {
-        let headers = headers_value("region=eu  tags=[urgent,vip] empty= none=[]")
-            .unwrap()
-            .unwrap();
-        let shown: Vec<(&str, Vec<&str>)> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.values().collect()))
-            .collect();
-        assert_eq!(
-            shown,
-            [
-                ("empty", vec![""]),
-                ("none", vec![]),
-                ("region", vec!["eu"]),
-                ("tags", vec!["urgent", "vip"]),
-            ]
-        );
-        assert_eq!(headers["region"], HeaderValue::One("eu".into()));
-        assert_eq!(headers_value("   "), Ok(None));
-        assert_eq!(
-            headers_value("region"),
-            Err("headers are name=value pairs, not region".to_string())
-        );
-        assert_eq!(
-            headers_value("=eu"),
-            Err("headers are name=value pairs, not =eu".to_string())
-        );
-        assert_eq!(
-            headers_value("tag=a tag=b"),
-            Err("header tag is given twice; write tag=[a,b]".to_string())
-        );
-    }
-
-    #[test]
-    fn bad_headers_stop_the_command_and_good_ones_go_with_it() {
-        let mut form = PublishForm::new(Destination::Topic, "orders.eu");
-        form.focus = Field::Headers;
-        type_text(&mut form, "region");
-        assert!(form.command().is_err());
-        type_text(&mut form, "=eu");
-        let Ok(Command::Publish { headers, .. }) = form.command() else {
-            panic!("{:?}", form.command());
-        };
-        assert_eq!(headers, headers_value("region=eu").unwrap());
-    }
-
-    #[test]
-    fn an_empty_destination_is_refused_before_sending() {
-        let form = PublishForm::new(Destination::Topic, "  ");
-        assert_eq!(form.command(), Err("a topic name is needed".to_string()));
+/// Draw one text field; the focused one has a yellow border and the cursor.
+fn field(frame: &mut Frame, area: Rect, label: &str, input: &Input, focused: bool) {
+    let border = if focused {
+        Style::new().yellow()
+    } else {
+        Style::new().dark_gray()
+    };
+    let title = if focused {
+        format!(" {label} ◀ ")
+    } else {
+        format!(" {label} ")
+    };
+    let block = Block::bordered().border_style(border).title(title);
+    let text_area = block.inner(area);
+    let width = usize::from(text_area.width.saturating_sub(1));
+    let scroll = input.visual_scroll(width);
+    frame.render_widget(
+        Paragraph::new(input.value())
+            .scroll((0, u16::try_from(scroll).unwrap_or(u16::MAX)))
+            .block(block),
+        area,
+    );
+    if focused {
+        let column = input.visual_cursor().saturating_sub(scroll);
+        let x = text_area.x
+            + u16::try_from(column)
+                .unwrap_or(u16::MAX)
+                .min(text_area.width);
+        frame.set_cursor_position((x, text_area.y));
     }
 }

@@ -1,0 +1,70 @@
+//! What the operator can ask for: keys become [`Action`]s through the key table,
+//! and [`crate::App::update`] runs them. Neither this type nor the key table knows
+//! how the dashboard is drawn.
+
+use crossterm::event::KeyEvent;
+
+use crate::view::View;
+
+/// Everything a key can ask the dashboard to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Leave the dashboard.
+    Quit,
+    /// Open the help overlay.
+    Help,
+    /// Switch to a view.
+    ShowView(View),
+    /// Switch to the next view.
+    NextView,
+    /// Switch to the previous view.
+    PrevView,
+    /// Select the next row, or scroll a popup down.
+    Down,
+    /// Select the previous row, or scroll a popup up.
+    Up,
+    /// Down a page.
+    PageDown,
+    /// Up a page.
+    PageUp,
+    /// The first row, or the top of a popup.
+    Top,
+    /// The last row, or the bottom of a popup.
+    Bottom,
+    /// Start typing a filter for the current table.
+    Filter,
+    /// Stop typing the filter and keep it.
+    ApplyFilter,
+    /// Stop typing the filter and clear it.
+    ClearFilter,
+    /// Sort by the next column.
+    SortNext,
+    /// Reverse the sort.
+    SortReverse,
+    /// Open the selected row: tail a topic, peek a queue, detail a client.
+    Open,
+    /// Open the publish form for the selected topic or queue.
+    Publish,
+    /// Ask to purge the selected queue.
+    Purge,
+    /// Ask to kick the selected client.
+    Kick,
+    /// Ask to kick every slow client.
+    KickSlow,
+    /// Requeue the selected in-flight job now.
+    Requeue,
+    /// Yes, in a confirm dialog.
+    Confirm,
+    /// No, in a confirm dialog; cancel, in the publish form.
+    Cancel,
+    /// Send the publish form.
+    Submit,
+    /// Move to the publish form's next field.
+    FocusNext,
+    /// Move to the publish form's previous field.
+    FocusPrev,
+    /// Close a popup.
+    Close,
+    /// A key typed into the focused text field (filter or form).
+    Type(KeyEvent),
+}

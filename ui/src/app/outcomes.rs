@@ -1,0 +1,293 @@
+//! Actions waiting for the broker, and what they come back with: an action
+//! starts one command or several (kicking every slow client), waits without
+//! holding up the screen, and shows its result when the last answer arrives.
+
+use switchyard_broker::{Command, CommandOutcome};
+
+use super::overlay::{Overlay, Peek};
+use super::{App, Level};
+use crate::publish::DestinationKind;
+use crate::reply::{CommandId, CommandResult, Finished};
+use crate::source::Source;
+
+/// What an action was for, so that its answers land where they belong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Job {
+    /// Peek at a queue, into a popup.
+    Peek { queue: String },
+    /// Publish to a topic or send to a queue, from the publish form.
+    Publish {
+        destination: String,
+        kind: DestinationKind,
+    },
+    /// Requeue one in-flight job.
+    Requeue {
+        queue: String,
+        msg: String,
+        holder: String,
+    },
+    /// Purge a queue's ready messages.
+    Purge { queue: String },
+    /// Kick one client, `who` as the status line names it.
+    Kick { who: String },
+    /// Kick each of these slow clients, one command each.
+    KickSlow { clients: Vec<String> },
+}
+
+impl Job {
+    /// What the status line says while it runs.
+    fn doing(&self) -> String {
+        match self {
+            Job::Peek { queue } => format!("Peeking at {queue}…"),
+            Job::Publish {
+                destination,
+                kind: DestinationKind::Topic,
+            } => format!("Publishing to {destination}…"),
+            Job::Publish {
+                destination,
+                kind: DestinationKind::Queue,
+            } => format!("Sending to {destination}…"),
+            Job::Requeue { queue, msg, .. } => format!("Requeuing {msg} to {queue}…"),
+            Job::Purge { queue } => format!("Purging {queue}…"),
+            Job::Kick { who } => format!("Kicking {who}…"),
+            Job::KickSlow { clients } => {
+                let s = if clients.len() == 1 { "" } else { "s" };
+                format!("Kicking {} slow client{s}…", clients.len())
+            }
+        }
+    }
+}
+
+/// An action whose commands the source has not all answered yet.
+#[derive(Debug)]
+pub(super) struct Running {
+    job: Job,
+    /// Its commands, in the order they were started.
+    ids: Vec<CommandId>,
+    /// Their answers so far, by position in `ids`.
+    results: Vec<Option<CommandResult>>,
+}
+
+impl App {
+    /// Start `commands` for `job`: each goes to the source with a reply of its
+    /// own, and the job finishes when the last has come back (taken by
+    /// [`App::receive_outcomes`], which [`App::update`] calls after every action,
+    /// so a source that answers at once is done before the next frame).
+    pub(super) fn start(
+        &mut self,
+        source: &mut dyn Source,
+        job: Job,
+        commands: Vec<Command>,
+    ) -> Vec<CommandId> {
+        if commands.is_empty() {
+            // Nothing to wait for: done now, or it would show as running forever.
+            self.finish(job, &[], Vec::new(), source);
+            return Vec::new();
+        }
+        let replies: Vec<_> = commands.iter().map(|_| self.replies.reply()).collect();
+        let ids: Vec<CommandId> = replies.iter().map(|r| r.id()).collect();
+        // Registered before the source sees a command: it may answer at once.
+        self.running.push(Running {
+            job,
+            ids: ids.clone(),
+            results: vec![None; ids.len()],
+        });
+        for (command, reply) in commands.into_iter().zip(replies) {
+            source.execute(command, reply);
+        }
+        ids
+    }
+
+    /// Take every outcome that has arrived and finish the actions it completes.
+    /// Returns whether anything arrived (and so the screen needs drawing).
+    pub fn receive_outcomes(&mut self, source: &mut dyn Source) -> bool {
+        let mut arrived = false;
+        while let Some(Finished { id, result }) = self.replies.try_next() {
+            arrived = true;
+            // Every reply is made by `start` for a job it registered, and answers
+            // once, so the job is there.
+            let Some(at) = self.running.iter().position(|r| r.ids.contains(&id)) else {
+                continue;
+            };
+            let running = &mut self.running[at];
+            if let Some(slot) = running.ids.iter().position(|&i| i == id) {
+                running.results[slot] = Some(result);
+            }
+            if running.results.iter().all(Option::is_some) {
+                let done = self.running.remove(at);
+                let results = done.results.into_iter().flatten().collect();
+                self.finish(done.job, &done.ids, results, source);
+            }
+        }
+        arrived
+    }
+
+    /// What the newest action still waiting for the broker is doing, for the
+    /// status line: `Publishing to orders.eu…`.
+    pub fn in_progress(&self) -> Option<String> {
+        let newest = self.running.last()?;
+        Some(match self.running.len() {
+            1 => newest.job.doing(),
+            n => format!(
+                "{} ({n} actions waiting for the broker)",
+                newest.job.doing()
+            ),
+        })
+    }
+
+    /// Show what a finished job came back with: one result per command, in order.
+    fn finish(
+        &mut self,
+        job: Job,
+        ids: &[CommandId],
+        results: Vec<CommandResult>,
+        source: &mut dyn Source,
+    ) {
+        if let Job::KickSlow { clients } = job {
+            return self.finish_kick_slow(&clients, results, source);
+        }
+        let Some(result) = results.into_iter().next() else {
+            return;
+        };
+        match job {
+            Job::Peek { queue } => self.finish_peek(queue, result),
+            Job::Publish { destination, kind } => {
+                self.finish_publish(ids.first().copied(), &destination, kind, result, source);
+            }
+            Job::Requeue { queue, msg, holder } => {
+                match result {
+                    Ok(_) => self.set_status(
+                        Level::Done,
+                        format!("Requeued {msg} to {queue} (taken from {holder})"),
+                    ),
+                    Err(e) => {
+                        self.set_status(Level::Error, format!("Requeue of {msg} failed: {e}"))
+                    }
+                }
+                self.refetch(source);
+            }
+            Job::Purge { queue } => {
+                match result {
+                    Ok(CommandOutcome::Purged { count }) => {
+                        let s = if count == 1 { "" } else { "s" };
+                        self.set_status(
+                            Level::Done,
+                            format!("Purged {count} ready message{s} from {queue}"),
+                        );
+                    }
+                    Ok(_) => self.set_status(Level::Done, format!("Purged {queue}")),
+                    Err(e) => {
+                        self.set_status(Level::Error, format!("Purge of {queue} failed: {e}"))
+                    }
+                }
+                self.refetch(source);
+            }
+            Job::Kick { who } => {
+                match result {
+                    Ok(_) => self.set_status(Level::Done, format!("Kicked {who}")),
+                    Err(e) => self.set_status(Level::Error, format!("Kick of {who} failed: {e}")),
+                }
+                self.refetch(source);
+            }
+            Job::KickSlow { .. } => {}
+        }
+    }
+
+    fn finish_peek(&mut self, queue: String, result: CommandResult) {
+        match result {
+            // The popup opens over the view it was asked from; if another popup
+            // was opened while the peek ran, that one stays.
+            Ok(CommandOutcome::Peeked(messages)) if self.overlay.is_none() => {
+                self.overlay = Some(Overlay::Peek(Peek {
+                    queue,
+                    messages,
+                    scroll: 0,
+                }));
+            }
+            Ok(CommandOutcome::Peeked(_)) => self.set_status(
+                Level::Info,
+                format!("The peek at {queue} came back while a popup was open; Enter peeks again"),
+            ),
+            Ok(other) => self.set_status(
+                Level::Error,
+                format!("Peek of {queue}: unexpected answer {other:?}"),
+            ),
+            Err(e) => self.set_status(Level::Error, format!("Peek of {queue} failed: {e}")),
+        }
+    }
+
+    fn finish_publish(
+        &mut self,
+        id: Option<CommandId>,
+        destination: &str,
+        kind: DestinationKind,
+        result: CommandResult,
+        source: &mut dyn Source,
+    ) {
+        let form_waiting = id.is_some()
+            && matches!(&self.overlay, Some(Overlay::Publish { sending, .. }) if *sending == id);
+        match result {
+            Ok(outcome) => {
+                let text = match outcome {
+                    CommandOutcome::Published { seq } => {
+                        format!("Published to {destination} (seq {seq})")
+                    }
+                    CommandOutcome::Sent { msg } => format!("Sent {msg} to {destination}"),
+                    other => format!("Sent to {destination}: {other:?}"),
+                };
+                if form_waiting {
+                    // Back to the tail the form came from, if any, where the message
+                    // shows with its deliveries as soon as it arrives.
+                    if let Some(Overlay::Publish { tail, .. }) = self.overlay.take() {
+                        self.overlay = tail.map(|tail| Overlay::Tail(*tail));
+                    }
+                }
+                self.set_status(Level::Done, text);
+                self.refetch(source);
+            }
+            Err(e) => match &mut self.overlay {
+                // The form stays open with what was typed, so the mistake can be fixed.
+                Some(Overlay::Publish { form, sending, .. }) if form_waiting => {
+                    form.error = Some(e.to_string());
+                    *sending = None;
+                }
+                // The form was closed while the message was on its way.
+                _ => {
+                    let what = match kind {
+                        DestinationKind::Topic => "Publish",
+                        DestinationKind::Queue => "Send",
+                    };
+                    self.set_status(Level::Error, format!("{what} to {destination} failed: {e}"));
+                }
+            },
+        }
+    }
+
+    fn finish_kick_slow(
+        &mut self,
+        clients: &[String],
+        results: Vec<CommandResult>,
+        source: &mut dyn Source,
+    ) {
+        let failed: Vec<String> = clients
+            .iter()
+            .zip(results)
+            .filter_map(|(client, result)| result.err().map(|e| format!("{client}: {e}")))
+            .collect();
+        let kicked = clients.len() - failed.len();
+        let s = if clients.len() == 1 { "" } else { "s" };
+        if failed.is_empty() {
+            self.set_status(Level::Done, format!("Kicked {kicked} slow client{s}"));
+        } else {
+            self.set_status(
+                Level::Error,
+                format!(
+                    "Kicked {kicked} of {} slow client{s}; {}",
+                    clients.len(),
+                    failed.join("; ")
+                ),
+            );
+        }
+        self.refetch(source);
+    }
+}

@@ -1,0 +1,202 @@
+//! What can be open over a view: help, a confirm dialog, the publish form, a
+//! peek at a queue, a live tail of a topic, or one client's details; and the
+//! state each of them keeps.
+
+use std::collections::VecDeque;
+
+use switchyard_broker::{PeekedMessage, Snapshot, TailMessage};
+
+use crate::delivery::{Delivery, Subscribers};
+use crate::publish::PublishForm;
+use crate::reply::CommandId;
+
+/// How many tail messages the tail popup keeps; older ones scroll away.
+pub const TAIL_KEEP: usize = 1_000;
+
+/// A destructive action waiting for a yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Purge a queue's ready messages; `count` is what the snapshot showed.
+    Purge {
+        /// The queue.
+        queue: String,
+        /// Ready messages when asked.
+        count: u64,
+    },
+    /// Kick one client.
+    Kick {
+        /// Client id.
+        client: String,
+        /// Its name, if it gave one, for the question.
+        name: Option<String>,
+        /// Its address, for the question.
+        addr: String,
+    },
+    /// Kick every client that was marked slow when asked.
+    KickSlow {
+        /// Their ids.
+        clients: Vec<String>,
+    },
+}
+
+impl Confirmation {
+    /// The question the confirm dialog asks.
+    pub fn question(&self) -> String {
+        match self {
+            Confirmation::Purge { queue, count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                format!("Purge {count} ready message{s} from {queue}? y/n")
+            }
+            Confirmation::Kick { client, name, addr } => match name {
+                Some(name) => format!("Kick client {client} ({name}, {addr})? y/n"),
+                None => format!("Kick client {client} ({addr})? y/n"),
+            },
+            Confirmation::KickSlow { clients } => {
+                let s = if clients.len() == 1 { "" } else { "s" };
+                format!(
+                    "Kick {} slow client{s} ({})? y/n",
+                    clients.len(),
+                    list(clients, 6)
+                )
+            }
+        }
+    }
+
+    /// The confirm dialog's title.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Confirmation::Purge { .. } => "Purge queue",
+            Confirmation::Kick { .. } => "Kick client",
+            Confirmation::KickSlow { .. } => "Kick slow clients",
+        }
+    }
+}
+
+/// `a, b, c and 4 more`.
+fn list(items: &[String], max: usize) -> String {
+    let shown = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match items.len().saturating_sub(max) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// The next ready messages of a queue, as peeked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peek {
+    /// The queue.
+    pub queue: String,
+    /// What `peek` returned, next to be delivered first.
+    pub messages: Vec<PeekedMessage>,
+    /// First line shown.
+    pub scroll: usize,
+}
+
+/// A live tail of a topic, with who each message reached.
+#[derive(Debug, Clone)]
+pub struct LiveTail {
+    /// The topic tailed (the Topics view tails one topic by name).
+    pub pattern: String,
+    /// The newest [`TAIL_KEEP`] messages, oldest first.
+    pub messages: VecDeque<TailEntry>,
+    /// Messages received since the tail opened, dropped ones included.
+    pub received: u64,
+    /// How many messages back from the newest the view is scrolled; 0 follows.
+    pub back: usize,
+    /// The topic's subscriptions in the latest snapshot, filters compiled.
+    pub subscribers: Subscribers,
+}
+
+/// A tailed message and what was worked out about it once, when it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TailEntry {
+    /// The message.
+    pub message: TailMessage,
+    /// Its `data` as JSON text: what the filters read and the popup shows.
+    pub data_json: String,
+    /// Which subscriptions' filters passed it.
+    pub delivery: Delivery,
+}
+
+impl LiveTail {
+    pub(super) fn new(topic: String, snapshot: &Snapshot) -> Self {
+        LiveTail {
+            subscribers: Subscribers::new(&topic, snapshot),
+            pattern: topic,
+            messages: VecDeque::new(),
+            received: 0,
+            back: 0,
+        }
+    }
+
+    /// Take in new messages, judging each against the subscribers' filters now,
+    /// so drawing only reads the result.
+    pub(super) fn push(&mut self, messages: Vec<TailMessage>) {
+        let n = messages.len();
+        self.received += n as u64;
+        for message in messages {
+            let data_json = serde_json::to_string(&message.data).unwrap_or_else(|e| e.to_string());
+            let delivery = self.subscribers.deliver(&message, &data_json);
+            self.messages.push_back(TailEntry {
+                message,
+                data_json,
+                delivery,
+            });
+        }
+        while self.messages.len() > TAIL_KEEP {
+            self.messages.pop_front();
+        }
+        // Scrolled back, the view stays on what it showed instead of following.
+        if self.back > 0 {
+            self.back = (self.back + n).min(self.messages.len().saturating_sub(1));
+        }
+    }
+}
+
+/// The tail an overlay holds, if any: the tail popup's, or the one a publish form
+/// opened from it keeps running underneath.
+pub(super) fn tail_of(overlay: &mut Option<Overlay>) -> Option<&mut LiveTail> {
+    match overlay {
+        Some(Overlay::Tail(tail)) => Some(tail),
+        Some(Overlay::Publish {
+            tail: Some(tail), ..
+        }) => Some(tail),
+        _ => None,
+    }
+}
+
+/// A popup or dialog over the current view.
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    /// The key table.
+    Help,
+    /// A question before a destructive action.
+    Confirm(Confirmation),
+    /// The publish form.
+    Publish {
+        /// The form.
+        form: PublishForm,
+        /// The tail it was opened from: it keeps taking messages underneath, and
+        /// comes back when the form closes, to show who the test message reached.
+        tail: Option<Box<LiveTail>>,
+        /// The command it sent and waits for, if one is on its way: it closes on
+        /// success, shows the error on failure, and sends nothing more meanwhile.
+        sending: Option<CommandId>,
+    },
+    /// Peeked queue messages.
+    Peek(Peek),
+    /// A live topic tail.
+    Tail(LiveTail),
+    /// One client's details and subscriptions.
+    Client {
+        /// Client id.
+        client: String,
+        /// First subscription row shown.
+        scroll: usize,
+    },
+}

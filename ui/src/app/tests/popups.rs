@@ -1,0 +1,282 @@
+//! Peek, tail, client detail and help popups; quitting; rates.
+
+use super::*;
+
+// Peek, tail, client detail, help.
+
+#[test]
+fn enter_on_a_queue_peeks_without_consuming() {
+    let mut h = Harness::new();
+    h.keys("3j").key(KeyCode::Enter);
+    assert_eq!(
+        h.source.executed,
+        [Command::Peek {
+            target: PeekTarget::Queue("jobs".into()),
+            n: PEEK_COUNT
+        }]
+    );
+    match h.app.overlay() {
+        Some(Overlay::Peek(peek)) => assert_eq!(peek.messages, fixture::peeked_jobs()),
+        other => panic!("{other:?}"),
+    }
+    h.keys("jj");
+    assert!(matches!(h.app.overlay(), Some(Overlay::Peek(p)) if p.scroll == 2));
+    h.key(KeyCode::Esc);
+    assert!(h.app.overlay().is_none());
+}
+
+#[test]
+fn a_failed_peek_shows_in_the_status_line() {
+    let mut h = Harness::new();
+    h.source.fail_next(ErrorCode::Internal, "disk on fire");
+    h.keys("3").key(KeyCode::Enter);
+    assert!(h.app.overlay().is_none());
+    assert_eq!(h.status(), "Peek of emails failed: internal: disk on fire");
+}
+
+#[test]
+fn enter_on_a_topic_tails_it_until_closed() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
+    h.source.push_tail(fixture::tail_orders());
+    h.tick();
+    let tail = |h: &Harness| match h.app.overlay() {
+        Some(Overlay::Tail(t)) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(tail(&h).messages.len(), 4);
+    assert_eq!(tail(&h).received, 4);
+    // Scrolled back, new messages do not move the view.
+    h.keys("k");
+    assert_eq!(tail(&h).back, 1);
+    h.source.push_tail(fixture::tail_orders());
+    h.tick();
+    assert_eq!(tail(&h).back, 5);
+    h.key(KeyCode::End);
+    assert_eq!(tail(&h).back, 0, "End follows again");
+    h.key(KeyCode::Esc);
+    assert!(h.app.overlay().is_none());
+    assert_eq!(
+        h.source.open_tail_pattern(),
+        None,
+        "closing the popup closes the tail"
+    );
+}
+
+/// The open tail, in its popup or under the publish form opened from it.
+fn open_tail(h: &Harness) -> &LiveTail {
+    match h.app.overlay() {
+        Some(Overlay::Tail(tail)) => tail,
+        Some(Overlay::Publish {
+            tail: Some(tail), ..
+        }) => tail,
+        other => panic!("no tail, but {other:?}"),
+    }
+}
+
+/// `(label, verdict)` for each subscription of the tail's newest message.
+fn newest_delivery(h: &Harness) -> Vec<(String, Verdict)> {
+    let newest = open_tail(h).messages.back().expect("a tailed message");
+    newest
+        .delivery
+        .iter()
+        .map(|(sub, verdict)| (sub.label(), verdict))
+        .collect()
+}
+
+#[test]
+fn the_tail_lists_the_topics_subscriptions_and_judges_each_message() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    let labels: Vec<String> = open_tail(&h)
+        .subscribers
+        .list()
+        .iter()
+        .map(|s| s.label())
+        .collect();
+    assert_eq!(labels, ["c1/vip", "c4/s1", "c5/john"]);
+    h.source.push_tail(fixture::tail_orders());
+    h.tick();
+    let delivered: Vec<(u64, usize)> = open_tail(&h)
+        .messages
+        .iter()
+        .map(|m| (m.message.seq, m.delivery.delivered()))
+        .collect();
+    assert_eq!(
+        delivered,
+        [(48_211, 1), (48_212, 0), (48_213, 2), (48_215, 2)]
+    );
+    assert_eq!(
+        newest_delivery(&h),
+        [
+            ("c1/vip".to_string(), Verdict::FilteredOut),
+            ("c4/s1".to_string(), Verdict::Delivered),
+            ("c5/john".to_string(), Verdict::Delivered),
+        ]
+    );
+}
+
+#[test]
+fn the_tail_follows_subscriptions_as_snapshots_change_them() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    h.source
+        .push_tail(fixture::tail_orders().into_iter().take(1));
+    h.tick();
+    // c5 unsubscribes from orders.eu.
+    h.source.snapshot.clients[4].subscriptions.pop();
+    h.source
+        .push_tail(fixture::tail_orders().into_iter().take(1));
+    h.tick();
+    assert_eq!(open_tail(&h).subscribers.list().len(), 2);
+    let tail = open_tail(&h);
+    let sizes: Vec<usize> = tail.messages.iter().map(|m| m.delivery.len()).collect();
+    assert_eq!(
+        sizes,
+        [3, 2],
+        "each message keeps the subscriptions it was judged against"
+    );
+}
+
+#[test]
+fn p_in_the_tail_opens_the_form_on_its_topic_and_returns_to_the_tail() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter).keys("p");
+    assert_eq!(h.form().destination.value(), "orders.eu");
+    assert_eq!(h.form().focus, Field::Payload);
+    assert_eq!(h.app.context(), Context::Form);
+    // Underneath, the tail stays open and keeps taking messages.
+    h.source.push_tail(fixture::tail_orders());
+    h.tick();
+    assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
+    assert_eq!(open_tail(&h).received, 4);
+
+    // Headers too: most filter keys are headers.
+    h.keys(r#"{"amount": 75, "account": {"name": "John"}}"#)
+        .key(KeyCode::Tab)
+        .key(KeyCode::Tab);
+    assert_eq!(h.form().focus, Field::Headers);
+    h.keys("region=eu tags=[vip]").key(KeyCode::Enter);
+    let mut headers = Headers::new();
+    headers.insert("region".into(), HeaderValue::One("eu".into()));
+    headers.insert("tags".into(), HeaderValue::Many(vec!["vip".into()]));
+    assert_eq!(
+        h.source.executed,
+        [Command::Publish {
+            topic: "orders.eu".into(),
+            data: json!({"amount": 75, "account": {"name": "John"}}),
+            headers: Some(headers)
+        }]
+    );
+    assert!(matches!(h.app.overlay(), Some(Overlay::Tail(_))));
+    assert_eq!(h.app.context(), Context::Tail);
+    assert_eq!(
+        h.status(),
+        format!("Published to orders.eu (seq {})", msgs_in(&h, "orders.eu"))
+    );
+    h.tick();
+    assert_eq!(open_tail(&h).received, 5);
+    assert_eq!(
+        newest_delivery(&h),
+        [
+            ("c1/vip".to_string(), Verdict::Delivered),
+            ("c4/s1".to_string(), Verdict::FilteredOut),
+            ("c5/john".to_string(), Verdict::Delivered),
+        ]
+    );
+}
+
+#[test]
+fn esc_in_the_form_from_the_tail_goes_back_to_the_tail() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter).keys("p").keys("x");
+    h.key(KeyCode::Esc);
+    assert!(matches!(h.app.overlay(), Some(Overlay::Tail(t)) if t.pattern == "orders.eu"));
+    assert_eq!(h.status(), "Publish cancelled");
+    assert!(h.source.executed.is_empty());
+    assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
+    h.key(KeyCode::Esc);
+    assert!(h.app.overlay().is_none());
+    assert_eq!(h.source.open_tail_pattern(), None);
+}
+
+#[test]
+fn p_in_other_popups_does_nothing() {
+    let mut h = Harness::new();
+    h.keys("3j").key(KeyCode::Enter).keys("p");
+    assert!(matches!(h.app.overlay(), Some(Overlay::Peek(_))));
+    h.key(KeyCode::Esc).keys("4").key(KeyCode::Enter).keys("p");
+    assert!(matches!(h.app.overlay(), Some(Overlay::Client { .. })));
+}
+
+#[test]
+fn the_tail_keeps_a_bounded_history() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    let one = fixture::tail_orders().remove(0);
+    h.source
+        .push_tail(std::iter::repeat_n(one, TAIL_KEEP + 300));
+    // A tick takes at most TAIL_BATCH messages: the rest wait for the next ones.
+    h.tick().tick().tick();
+    match h.app.overlay() {
+        Some(Overlay::Tail(t)) => {
+            assert_eq!(t.messages.len(), TAIL_KEEP);
+            assert_eq!(t.received, (TAIL_KEEP + 300) as u64);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn enter_on_a_client_or_a_job_shows_client_details() {
+    let mut h = Harness::new();
+    h.keys("4jjj").key(KeyCode::Enter);
+    assert!(matches!(h.app.overlay(), Some(Overlay::Client { client, .. }) if client == "c4"));
+    h.key(KeyCode::Esc).keys("5").key(KeyCode::Enter);
+    assert!(matches!(h.app.overlay(), Some(Overlay::Client { client, .. }) if client == "c2"));
+}
+
+#[test]
+fn question_mark_opens_help_and_esc_or_question_mark_closes_it() {
+    let mut h = Harness::new();
+    h.keys("?");
+    assert!(matches!(h.app.overlay(), Some(Overlay::Help)));
+    h.keys("j?");
+    assert!(h.app.overlay().is_none());
+    h.keys("?").key(KeyCode::Esc);
+    assert!(h.app.overlay().is_none());
+}
+
+// Quitting.
+
+#[test]
+fn q_quits_from_tables_and_popups() {
+    let mut h = Harness::new();
+    h.keys("q");
+    assert!(h.app.should_quit());
+    let mut h = Harness::new();
+    h.keys("3j").key(KeyCode::Enter).keys("q");
+    assert!(h.app.should_quit());
+}
+
+#[test]
+fn ctrl_c_quits_even_from_the_form_and_dialogs() {
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    let mut h = Harness::new();
+    h.keys("2p").press(ctrl_c);
+    assert!(h.app.should_quit());
+    let mut h = Harness::new();
+    h.keys("3jx").press(ctrl_c);
+    assert!(h.app.should_quit());
+    assert!(h.source.executed.is_empty());
+}
+
+// Rates.
+
+#[test]
+fn rates_come_from_counter_deltas_between_snapshots() {
+    let h = Harness::new();
+    // The harness's first snapshot had 100 fewer messages in, one second earlier.
+    assert_eq!(h.app.rates.server.msgs_in, 100.0);
+}

@@ -1,0 +1,328 @@
+//! The update: each [`Action`] turned into a change of the state. Actions that
+//! ask the broker for something hand over to `commands.rs`.
+
+use crossterm::event::KeyEvent;
+use tui_input::backend::crossterm::EventHandler;
+use tui_input::Input;
+
+use super::overlay::{Confirmation, LiveTail, Overlay};
+use super::{App, Level};
+use crate::action::Action;
+use crate::publish::{DestinationKind, PublishForm};
+use crate::source::Source;
+use crate::tables::{self, Sort, TableState};
+use crate::view::View;
+
+/// How far a page moves in a popup.
+const POPUP_PAGE: usize = 10;
+
+impl App {
+    /// Run one action.
+    pub fn update(&mut self, action: Action, source: &mut dyn Source) {
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::ShowView(view) => self.show(view),
+            Action::NextView => self.show(self.view.shifted(1)),
+            Action::PrevView => self.show(self.view.shifted(View::ALL.len() - 1)),
+            Action::Down => self.scroll(1),
+            Action::Up => self.scroll(-1),
+            Action::PageDown => self.page(true),
+            Action::PageUp => self.page(false),
+            Action::Top => self.jump(false),
+            Action::Bottom => self.jump(true),
+            Action::Filter => {
+                self.filter_input = Some(Input::new(self.current_table().filter.clone()));
+            }
+            Action::ApplyFilter => self.filter_input = None,
+            Action::ClearFilter => {
+                self.filter_input = None;
+                self.set_filter(String::new());
+            }
+            Action::SortNext => self.sort(true),
+            Action::SortReverse => self.sort(false),
+            Action::Open => self.open(source),
+            Action::Publish => self.open_publish_form(),
+            Action::Purge => self.ask_purge(),
+            Action::Kick => self.ask_kick(),
+            Action::KickSlow => self.ask_kick_slow(),
+            Action::Requeue => self.requeue(source),
+            Action::Confirm => self.confirm(source),
+            Action::Cancel => self.cancel(),
+            Action::Submit => self.submit(source),
+            Action::FocusNext => {
+                if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
+                    form.focus_next();
+                }
+            }
+            Action::FocusPrev => {
+                if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
+                    form.focus_prev();
+                }
+            }
+            Action::Close => self.close(source),
+            Action::Type(key) => self.type_key(key),
+        }
+        // Whatever the source has answered already shows now: a source that answers
+        // at once (a fixture) is done before the next frame.
+        self.receive_outcomes(source);
+    }
+
+    fn show(&mut self, view: View) {
+        self.view = view;
+        self.filter_input = None;
+        if !self.fresh[view.index()] {
+            self.rebuild(view);
+        }
+    }
+
+    /// Apply a selection movement to the current table and remember the row.
+    fn move_selection(&mut self, f: impl FnOnce(&mut TableState)) {
+        let i = self.view.index();
+        f(&mut self.tables[i]);
+        self.tables[i].remember(tables::model(self.view), &self.snapshot);
+    }
+
+    fn scroll(&mut self, delta: isize) {
+        match &mut self.overlay {
+            Some(Overlay::Peek(peek)) => peek.scroll = peek.scroll.saturating_add_signed(delta),
+            Some(Overlay::Client { scroll, .. }) => *scroll = scroll.saturating_add_signed(delta),
+            // Up goes back in time, away from the newest message.
+            Some(Overlay::Tail(tail)) => {
+                tail.back = tail
+                    .back
+                    .saturating_add_signed(-delta)
+                    .min(tail.messages.len().saturating_sub(1));
+            }
+            Some(_) => {}
+            None => self.move_selection(|t| t.move_by(delta)),
+        }
+    }
+
+    fn page(&mut self, down: bool) {
+        match &self.overlay {
+            Some(_) => {
+                let page = isize::try_from(POPUP_PAGE).unwrap_or(1);
+                self.scroll(if down { page } else { -page });
+            }
+            None => self.move_selection(|t| if down { t.page_down() } else { t.page_up() }),
+        }
+    }
+
+    fn jump(&mut self, bottom: bool) {
+        match &mut self.overlay {
+            // Views clamp an overlong scroll to the content when they draw it.
+            Some(Overlay::Peek(peek)) => peek.scroll = if bottom { usize::MAX } else { 0 },
+            Some(Overlay::Client { scroll, .. }) => *scroll = if bottom { usize::MAX } else { 0 },
+            Some(Overlay::Tail(tail)) => {
+                tail.back = if bottom {
+                    0
+                } else {
+                    tail.messages.len().saturating_sub(1)
+                };
+            }
+            Some(_) => {}
+            None => self.move_selection(|t| if bottom { t.last() } else { t.first() }),
+        }
+    }
+
+    fn set_filter(&mut self, filter: String) {
+        let i = self.view.index();
+        if self.tables[i].filter != filter {
+            self.tables[i].filter = filter;
+            self.rebuild(self.view);
+        }
+    }
+
+    fn sort(&mut self, next_column: bool) {
+        let model = tables::model(self.view);
+        let columns = model.columns();
+        let table = &mut self.tables[self.view.index()];
+        let Sort { column, descending } = table.sort;
+        table.sort = if next_column {
+            let column = (column + 1) % columns.len();
+            Sort {
+                column,
+                descending: columns[column].numeric,
+            }
+        } else {
+            Sort {
+                column,
+                descending: !descending,
+            }
+        };
+        let sort = table.sort;
+        self.rebuild(self.view);
+        let order = match (columns[sort.column].numeric, sort.descending) {
+            (true, true) => "highest first",
+            (true, false) => "lowest first",
+            (false, false) => "A to Z",
+            (false, true) => "Z to A",
+        };
+        self.set_status(
+            Level::Info,
+            format!("Sorted by {}, {order}", columns[sort.column].title),
+        );
+    }
+
+    fn open(&mut self, source: &mut dyn Source) {
+        match self.view {
+            View::Overview => {}
+            View::Topics => {
+                let Some(topic) = self
+                    .selected(View::Topics)
+                    .map(|i| self.snapshot.topics[i].name.clone())
+                else {
+                    return self.set_status(Level::Info, "No topic selected");
+                };
+                match source.open_tail(&topic) {
+                    Ok(()) => {
+                        self.overlay = Some(Overlay::Tail(LiveTail::new(topic, &self.snapshot)))
+                    }
+                    Err(e) => self.set_status(Level::Error, format!("Tail of {topic} failed: {e}")),
+                }
+            }
+            View::Queues => self.peek(source),
+            View::Clients => {
+                if let Some(i) = self.selected(View::Clients) {
+                    self.overlay = Some(Overlay::Client {
+                        client: self.snapshot.clients[i].id.clone(),
+                        scroll: 0,
+                    });
+                }
+            }
+            View::InFlight => {
+                if let Some(i) = self.selected(View::InFlight) {
+                    self.overlay = Some(Overlay::Client {
+                        client: self.snapshot.inflight[i].client.clone(),
+                        scroll: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    fn open_publish_form(&mut self) {
+        match self.overlay.take() {
+            // From a tail, to its topic: publish a test message and watch which
+            // filters pass it.
+            Some(Overlay::Tail(tail)) => {
+                let form = PublishForm::new(DestinationKind::Topic, &tail.pattern);
+                self.overlay = Some(Overlay::Publish {
+                    form,
+                    tail: Some(Box::new(tail)),
+                    sending: None,
+                });
+                return;
+            }
+            other => self.overlay = other,
+        }
+        let (kind, name) = match self.view {
+            View::Topics => (
+                DestinationKind::Topic,
+                self.selected(View::Topics)
+                    .map(|i| self.snapshot.topics[i].name.clone()),
+            ),
+            View::Queues => (
+                DestinationKind::Queue,
+                self.selected(View::Queues)
+                    .map(|i| self.snapshot.queues[i].name.clone()),
+            ),
+            View::InFlight => (
+                DestinationKind::Queue,
+                self.selected(View::InFlight)
+                    .map(|i| self.snapshot.inflight[i].queue.clone()),
+            ),
+            View::Overview | View::Clients => return,
+        };
+        let form = PublishForm::new(kind, name.as_deref().unwrap_or(""));
+        self.overlay = Some(Overlay::Publish {
+            form,
+            tail: None,
+            sending: None,
+        });
+    }
+
+    fn ask_purge(&mut self) {
+        if self.view != View::Queues {
+            return;
+        }
+        if let Some(i) = self.selected(View::Queues) {
+            let q = &self.snapshot.queues[i];
+            self.overlay = Some(Overlay::Confirm(Confirmation::Purge {
+                queue: q.name.clone(),
+                count: q.ready,
+            }));
+        }
+    }
+
+    fn ask_kick(&mut self) {
+        if self.view != View::Clients {
+            return;
+        }
+        if let Some(i) = self.selected(View::Clients) {
+            let c = &self.snapshot.clients[i];
+            self.overlay = Some(Overlay::Confirm(Confirmation::Kick {
+                client: c.id.clone(),
+                name: c.name.clone(),
+                addr: c.addr.clone(),
+            }));
+        }
+    }
+
+    fn ask_kick_slow(&mut self) {
+        let clients: Vec<String> = self
+            .snapshot
+            .clients
+            .iter()
+            .filter(|c| c.slow)
+            .map(|c| c.id.clone())
+            .collect();
+        if clients.is_empty() {
+            self.set_status(Level::Info, "No client is marked slow");
+        } else {
+            self.overlay = Some(Overlay::Confirm(Confirmation::KickSlow { clients }));
+        }
+    }
+
+    fn cancel(&mut self) {
+        match self.overlay.take() {
+            Some(Overlay::Confirm(confirmation)) => {
+                let what = match confirmation {
+                    Confirmation::Purge { queue, .. } => format!("purge of {queue}"),
+                    Confirmation::Kick { client, .. } => format!("kick of {client}"),
+                    Confirmation::KickSlow { .. } => "kick of slow clients".to_string(),
+                };
+                self.set_status(Level::Info, format!("Cancelled the {what}"));
+            }
+            Some(Overlay::Publish { tail, sending, .. }) => {
+                self.overlay = tail.map(|tail| Overlay::Tail(*tail));
+                // What was sent cannot be called back; its outcome shows when it comes.
+                let text = match sending {
+                    Some(_) => "Form closed; the message already sent is still on its way",
+                    None => "Publish cancelled",
+                };
+                self.set_status(Level::Info, text);
+            }
+            other => self.overlay = other,
+        }
+    }
+
+    fn close(&mut self, source: &mut dyn Source) {
+        if let Some(Overlay::Tail(_)) = self.overlay.take() {
+            source.close_tail();
+        }
+    }
+
+    fn type_key(&mut self, key: KeyEvent) {
+        if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
+            form.type_key(key);
+            // An edit makes the last error stale.
+            form.error = None;
+        } else if let Some(input) = &mut self.filter_input {
+            input.handle_event(&crossterm::event::Event::Key(key));
+            let filter = input.value().to_string();
+            self.set_filter(filter);
+        }
+    }
+}

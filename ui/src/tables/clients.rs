@@ -1,0 +1,107 @@
+//! The clients table: every connection with its subscriptions, consumers, unacked
+//! jobs, outbound buffer fill, rates and age.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use switchyard_broker::Snapshot;
+
+use super::{float_cmp, natural_cmp, Column, TableModel, Width};
+use crate::format;
+use crate::rates::Rates;
+
+/// The clients table.
+pub struct ClientsTable;
+
+const COLUMNS: &[Column] = &[
+    Column::text("ID", Width::Fixed(6)),
+    Column::text("Name", Width::Fill(1)),
+    Column::text("Address", Width::Fixed(21)),
+    Column::number("Subs", 4),
+    Column::number("Cons", 4),
+    Column::number("Unack", 5),
+    Column::text("Outbound buffer", Width::Fixed(22)),
+    Column::number("In/s", 6),
+    Column::number("Out/s", 6),
+    Column::number("Up", 6),
+];
+
+/// How full an outbound buffer is, as a share of its limit (0 when there is no
+/// limit): what the buffer column sorts by and its gauge shows.
+pub fn buffer_fill(pending_bytes: u64, limit: u64) -> f64 {
+    if limit == 0 {
+        0.0
+    } else {
+        pending_bytes as f64 / limit as f64
+    }
+}
+
+impl TableModel for ClientsTable {
+    fn columns(&self) -> &'static [Column] {
+        COLUMNS
+    }
+
+    fn noun(&self) -> &'static str {
+        "clients"
+    }
+
+    fn len(&self, snap: &Snapshot) -> usize {
+        snap.clients.len()
+    }
+
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
+        Cow::Borrowed(&snap.clients[i].id)
+    }
+
+    fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {
+        let c = &snap.clients[i];
+        format::contains_ignore_case(&c.id, needle)
+            || c.name
+                .as_deref()
+                .is_some_and(|n| format::contains_ignore_case(n, needle))
+            || format::contains_ignore_case(&c.addr, needle)
+            || (c.slow && "slow".contains(needle))
+    }
+
+    fn compare(
+        &self,
+        snap: &Snapshot,
+        rates: &Rates,
+        column: usize,
+        a: usize,
+        b: usize,
+    ) -> Ordering {
+        let (ca, cb) = (&snap.clients[a], &snap.clients[b]);
+        let (ra, rb) = (rates.client(a), rates.client(b));
+        match column {
+            1 => natural_cmp(
+                ca.name.as_deref().unwrap_or("-"),
+                cb.name.as_deref().unwrap_or("-"),
+            ),
+            2 => natural_cmp(&ca.addr, &cb.addr),
+            3 => ca.subs.cmp(&cb.subs),
+            4 => ca.consumers.cmp(&cb.consumers),
+            5 => ca.unacked.cmp(&cb.unacked),
+            6 => float_cmp(
+                buffer_fill(ca.pending_bytes, ca.pending_limit),
+                buffer_fill(cb.pending_bytes, cb.pending_limit),
+            ),
+            7 => float_cmp(ra.msgs_in, rb.msgs_in),
+            8 => float_cmp(ra.msgs_out, rb.msgs_out),
+            9 => ca.connected_s.cmp(&cb.connected_s),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| natural_cmp(&ca.id, &cb.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_without_a_limit_is_empty() {
+        assert_eq!(buffer_fill(100, 0), 0.0);
+        assert_eq!(buffer_fill(512, 1024), 0.5);
+    }
+}

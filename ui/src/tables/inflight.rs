@@ -1,0 +1,77 @@
+//! The in-flight table: every delivered, unacked job with its consumer, attempt,
+//! age and time left before it is redelivered. The soonest deadline comes first.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use switchyard_broker::Snapshot;
+
+use super::{natural_cmp, Column, Sort, TableModel, Width};
+use crate::format;
+use crate::rates::Rates;
+
+/// The in-flight jobs table.
+pub struct InFlightTable;
+
+const COLUMNS: &[Column] = &[
+    Column::text("Queue", Width::Fill(2)),
+    Column::number("Tag", 6),
+    Column::text("Message", Width::Fill(1)),
+    Column::text("Client", Width::Fixed(7)),
+    Column::text("Consumer", Width::Fixed(10)),
+    Column::number("Attempt", 7),
+    Column::number("Age", 7),
+    Column::number("Deadline in", 13),
+];
+
+/// The column the table starts sorted by: time left to the ack deadline.
+const DEADLINE: usize = 7;
+
+impl TableModel for InFlightTable {
+    fn columns(&self) -> &'static [Column] {
+        COLUMNS
+    }
+
+    fn default_sort(&self) -> Sort {
+        Sort {
+            column: DEADLINE,
+            descending: false,
+        }
+    }
+
+    fn noun(&self) -> &'static str {
+        "unacked jobs"
+    }
+
+    fn len(&self, snap: &Snapshot) -> usize {
+        snap.inflight.len()
+    }
+
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
+        // Tags are unique per connection, message ids per queue.
+        let j = &snap.inflight[i];
+        Cow::Owned(format!("{}\u{0}{}", j.client, j.tag))
+    }
+
+    fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {
+        let j = &snap.inflight[i];
+        [&j.queue, &j.msg, &j.client, &j.cid]
+            .iter()
+            .any(|field| format::contains_ignore_case(field, needle))
+    }
+
+    fn compare(&self, snap: &Snapshot, _: &Rates, column: usize, a: usize, b: usize) -> Ordering {
+        let (ja, jb) = (&snap.inflight[a], &snap.inflight[b]);
+        match column {
+            0 => natural_cmp(&ja.queue, &jb.queue),
+            1 => ja.tag.cmp(&jb.tag),
+            2 => natural_cmp(&ja.msg, &jb.msg),
+            3 => natural_cmp(&ja.client, &jb.client),
+            4 => natural_cmp(&ja.cid, &jb.cid),
+            5 => ja.attempt.cmp(&jb.attempt),
+            6 => ja.age_ms.cmp(&jb.age_ms),
+            DEADLINE => ja.deadline_in_ms.cmp(&jb.deadline_in_ms),
+            _ => Ordering::Equal,
+        }
+    }
+}

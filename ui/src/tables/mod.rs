@@ -1,0 +1,121 @@
+//! What each table lists, on the state side: its columns, how its rows filter,
+//! sort and keep their selection, and the [`TableState`] the app keeps per view.
+//!
+//! Drawing a row is the views' job (`views/`); the app rebuilds tables from a
+//! snapshot with this module alone, so state never asks the drawing layer.
+
+pub mod clients;
+pub mod events;
+pub mod inflight;
+mod order;
+pub mod queues;
+mod state;
+pub mod topics;
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use switchyard_broker::Snapshot;
+
+use crate::rates::Rates;
+use crate::view::View;
+
+pub use order::{float_cmp, natural_cmp};
+pub use state::TableState;
+
+/// How wide a column is drawn, as the drawing's layout will read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// Exactly this many terminal columns.
+    Fixed(u16),
+    /// A share of what the fixed columns leave, by weight.
+    Fill(u16),
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// The header text.
+    pub title: &'static str,
+    /// How wide it is.
+    pub width: Width,
+    /// Numbers are right-aligned and sort biggest first.
+    pub numeric: bool,
+}
+
+impl Column {
+    /// A text column.
+    pub const fn text(title: &'static str, width: Width) -> Column {
+        Column {
+            title,
+            width,
+            numeric: false,
+        }
+    }
+
+    /// A numeric column.
+    pub const fn number(title: &'static str, width: u16) -> Column {
+        Column {
+            title,
+            width: Width::Fixed(width),
+            numeric: true,
+        }
+    }
+}
+
+/// The sort order of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    /// Index into the model's columns.
+    pub column: usize,
+    /// Biggest (or last) first.
+    pub descending: bool,
+}
+
+/// What one table lists, taken from a snapshot: its columns, and how its rows
+/// filter and sort. Rows are named by their index in the snapshot's list; the
+/// table keeps only indices.
+pub trait TableModel {
+    /// The columns, left to right.
+    fn columns(&self) -> &'static [Column];
+    /// The order a fresh table starts in.
+    fn default_sort(&self) -> Sort {
+        Sort {
+            column: 0,
+            descending: false,
+        }
+    }
+    /// What the rows are, plural, for "no topics yet".
+    fn noun(&self) -> &'static str;
+    /// How many rows the snapshot holds.
+    fn len(&self, snap: &Snapshot) -> usize;
+    /// A name for row `i` that is the same in the next snapshot, to keep it selected
+    /// (borrowed where the row has one: it is compared for every row on a rebuild).
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str>;
+    /// Does row `i` contain `needle` (lowercase) in any text column?
+    fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool;
+    /// Order rows `a` and `b` by `column`, ascending.
+    fn compare(
+        &self,
+        snap: &Snapshot,
+        rates: &Rates,
+        column: usize,
+        a: usize,
+        b: usize,
+    ) -> Ordering;
+    /// Does the selection stay on the last row when rows are appended (a log)?
+    fn follows_tail(&self) -> bool {
+        false
+    }
+}
+
+/// The table model behind each view (the overview's is its event log).
+pub fn model(view: View) -> &'static dyn TableModel {
+    match view {
+        View::Overview => &events::EventLog,
+        View::Topics => &topics::TopicsTable,
+        View::Queues => &queues::QueuesTable,
+        View::Clients => &clients::ClientsTable,
+        View::InFlight => &inflight::InFlightTable,
+    }
+}

@@ -1,0 +1,86 @@
+//! The queues table: depth (ready, unacked), consumers, rates, redeliveries, dead
+//! letters, the age of the oldest waiting message, and storage.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use switchyard_broker::stats::QueueStats;
+use switchyard_broker::Snapshot;
+
+use super::{float_cmp, natural_cmp, Column, TableModel, Width};
+use crate::format;
+use crate::rates::Rates;
+
+/// The queues table.
+pub struct QueuesTable;
+
+const COLUMNS: &[Column] = &[
+    Column::text("Name", Width::Fill(1)),
+    Column::number("Ready", 7),
+    Column::number("Unacked", 7),
+    Column::number("Cons", 4),
+    Column::number("In/s", 6),
+    Column::number("Ack/s", 6),
+    Column::number("Redeliv", 7),
+    Column::number("Dead", 5),
+    Column::number("Oldest", 7),
+    Column::number("Stored", 7),
+    Column::text("Kind", Width::Fixed(7)),
+];
+
+/// The Kind column: sorted by the same text it shows.
+pub fn kind(q: &QueueStats) -> &'static str {
+    if q.durable {
+        "durable"
+    } else {
+        "memory"
+    }
+}
+
+impl TableModel for QueuesTable {
+    fn columns(&self) -> &'static [Column] {
+        COLUMNS
+    }
+
+    fn noun(&self) -> &'static str {
+        "queues"
+    }
+
+    fn len(&self, snap: &Snapshot) -> usize {
+        snap.queues.len()
+    }
+
+    fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str> {
+        Cow::Borrowed(&snap.queues[i].name)
+    }
+
+    fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool {
+        format::contains_ignore_case(&snap.queues[i].name, needle)
+    }
+
+    fn compare(
+        &self,
+        snap: &Snapshot,
+        rates: &Rates,
+        column: usize,
+        a: usize,
+        b: usize,
+    ) -> Ordering {
+        let (qa, qb) = (&snap.queues[a], &snap.queues[b]);
+        let (ra, rb) = (rates.queue(a), rates.queue(b));
+        match column {
+            1 => qa.ready.cmp(&qb.ready),
+            2 => qa.unacked.cmp(&qb.unacked),
+            3 => qa.consumers.cmp(&qb.consumers),
+            4 => float_cmp(ra.msgs_in, rb.msgs_in),
+            5 => float_cmp(ra.msgs_out, rb.msgs_out),
+            6 => qa.redelivered.cmp(&qb.redelivered),
+            7 => qa.dead.cmp(&qb.dead),
+            8 => qa.oldest_ready_ms.cmp(&qb.oldest_ready_ms),
+            9 => qa.stored.cmp(&qb.stored),
+            10 => kind(qa).cmp(kind(qb)),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| natural_cmp(&qa.name, &qb.name))
+    }
+}
