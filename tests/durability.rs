@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use switchyard_broker::client::Client;
 use switchyard_broker::Config;
+use switchyard_client::Client;
 
 #[tokio::test]
 async fn acked_messages_stay_gone_and_unacked_ones_come_back_after_a_restart() {

@@ -2,7 +2,6 @@
 //! request/reply, the WebSocket + JSON wire protocol, and an async client.
 
 mod broker;
-pub mod client;
 mod connection;
 pub mod error;
 mod events;

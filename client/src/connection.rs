@@ -1,0 +1,186 @@
+//! The connection every clone of a [`Client`](crate::Client) shares, and the task
+//! that owns its socket: it writes queued frames (many per flush) and routes what
+//! arrives to the call, subscription or consumer waiting for it.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::error::ClientError;
+use crate::queues::Job;
+use crate::topics::Message;
+use switchyard_wire::Headers;
+
+/// What a call waits for: the frame that answers it, or why none will come.
+pub(crate) type Answer = Result<Value, ClientError>;
+
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Who waits for what arrives: calls by id, subscriptions by sid, consumers by cid.
+#[derive(Default)]
+pub(crate) struct Routes {
+    pub(crate) pending: HashMap<u64, oneshot::Sender<Answer>>,
+    pub(crate) subs: HashMap<String, mpsc::Sender<Message>>,
+    pub(crate) consumers: HashMap<String, mpsc::Sender<Job>>,
+    /// Set once the connection has closed (or the broker said it kicks us).
+    pub(crate) closed: Option<String>,
+}
+
+/// One connection's state, shared by the [`Client`](crate::Client) handles and the
+/// task that owns the socket. `routes` is locked only for map edits, never across
+/// an `.await`.
+pub(crate) struct Connection {
+    /// Frames for the socket; an empty string asks the task to close it.
+    pub(crate) out: mpsc::UnboundedSender<String>,
+    pub(crate) routes: Mutex<Routes>,
+    /// Numbers call ids, sids and cids, so none repeats on this connection.
+    pub(crate) next_id: AtomicU64,
+    /// The id the broker gave this connection (`c42`).
+    pub(crate) client_id: String,
+    pub(crate) driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Owns the socket: writes queued frames (many per flush) and routes what arrives.
+/// When it ends, every waiting call gets the reason and every subscription and
+/// consumer ends.
+pub(crate) async fn drive(
+    mut ws: Ws,
+    mut out: mpsc::UnboundedReceiver<String>,
+    conn: Arc<Connection>,
+) {
+    let why = loop {
+        tokio::select! {
+            frame = out.recv() => {
+                let Some(frame) = frame else { break "client dropped".to_string() };
+                if frame.is_empty() {
+                    let _ = ws.close(None).await;
+                    break "closed by client".to_string();
+                }
+                let mut result = ws.feed(WsMessage::text(frame)).await;
+                while result.is_ok() {
+                    match out.try_recv() {
+                        Ok(more) if !more.is_empty() => result = ws.feed(WsMessage::text(more)).await,
+                        _ => break,
+                    }
+                }
+                if let Err(e) = result.and(ws.flush().await) {
+                    break format!("write failed: {e}");
+                }
+            }
+            incoming = ws.next() => match incoming {
+                Some(Ok(WsMessage::Text(text))) => {
+                    for line in text.as_str().split('\n').filter(|l| !l.is_empty()) {
+                        if let Err(why) = route(&conn, line).await {
+                            tracing::warn!("client: {why}");
+                        }
+                    }
+                }
+                Some(Ok(WsMessage::Close(frame))) => {
+                    break match frame {
+                        Some(f) => format!("closed by broker ({}): {}", u16::from(f.code), f.reason),
+                        None => "closed by broker".to_string(),
+                    };
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break format!("read failed: {e}"),
+                None => break "connection lost".to_string(),
+            }
+        }
+    };
+    let mut routes = conn.routes.lock();
+    let why = match routes.closed.take() {
+        Some(kicked) => kicked,
+        None => why,
+    };
+    for (_, tx) in routes.pending.drain() {
+        let _ = tx.send(Err(ClientError::Closed(why.clone())));
+    }
+    routes.subs.clear();
+    routes.consumers.clear();
+    routes.closed = Some(why);
+}
+
+fn headers_of(v: &Value) -> Option<Headers> {
+    v.get("headers")
+        .and_then(|h| serde_json::from_value(h.clone()).ok())
+}
+
+/// Delivers one broker frame to whoever waits for it.
+async fn route(conn: &Connection, line: &str) -> Result<(), String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("bad frame from broker: {e}"))?;
+    let ev = v["ev"].as_str().unwrap_or_default();
+    match ev {
+        "msg" => {
+            let sid = v["sid"].as_str().unwrap_or_default();
+            let tx = conn.routes.lock().subs.get(sid).cloned();
+            if let Some(tx) = tx {
+                let msg = Message {
+                    sid: sid.to_string(),
+                    topic: v["topic"].as_str().unwrap_or_default().to_string(),
+                    seq: v["seq"].as_u64().unwrap_or(0),
+                    time: v["time"].as_u64().unwrap_or(0),
+                    headers: headers_of(&v),
+                    data: v.get("data").cloned().unwrap_or(Value::Null),
+                };
+                let _ = tx.send(msg).await;
+            }
+        }
+        "job" => {
+            let cid = v["cid"].as_str().unwrap_or_default();
+            let tx = conn.routes.lock().consumers.get(cid).cloned();
+            if let Some(tx) = tx {
+                let job = Job {
+                    cid: cid.to_string(),
+                    queue: v["queue"].as_str().unwrap_or_default().to_string(),
+                    tag: v["tag"].as_u64().unwrap_or(0),
+                    msg: v["msg"].as_str().unwrap_or_default().to_string(),
+                    attempt: v["attempt"].as_u64().unwrap_or(0) as u32,
+                    reply: v["reply"].as_bool().unwrap_or(false),
+                    headers: headers_of(&v),
+                    data: v.get("data").cloned().unwrap_or(Value::Null),
+                };
+                let _ = tx.send(job).await;
+            }
+        }
+        "end" => {
+            let sid = v["sid"].as_str().unwrap_or_default();
+            conn.routes.lock().subs.remove(sid);
+        }
+        "cancelled" => {
+            let cid = v["cid"].as_str().unwrap_or_default();
+            conn.routes.lock().consumers.remove(cid);
+        }
+        "kicked" => {
+            let reason = v["reason"].as_str().unwrap_or_default();
+            conn.routes.lock().closed = Some(format!("kicked: {reason}"));
+        }
+        _ => {
+            let Some(id) = v.get("id").and_then(Value::as_u64) else {
+                if ev == "error" {
+                    return Err(format!("broker error: {v}"));
+                }
+                return Ok(());
+            };
+            let tx = conn.routes.lock().pending.remove(&id);
+            if let Some(tx) = tx {
+                let answer = if ev == "error" {
+                    Err(ClientError::Server {
+                        code: v["code"].as_str().unwrap_or_default().to_string(),
+                        message: v["message"].as_str().unwrap_or_default().to_string(),
+                    })
+                } else {
+                    Ok(v)
+                };
+                let _ = tx.send(answer);
+            }
+        }
+    }
+    Ok(())
+}
