@@ -95,11 +95,6 @@ impl Client {
             .unwrap_or_else(|_| Err(ClientError::Closed("connection task ended".into())))
     }
 
-    /// Sends a frame without an id: no answer unless it fails.
-    pub fn cast(&self, frame: Value) -> Result<(), ClientError> {
-        self.send_frame(frame.to_string())
-    }
-
     /// Sends raw text as one frame (for tests of what the broker does with odd input).
     pub fn send_frame(&self, text: String) -> Result<(), ClientError> {
         self.conn
