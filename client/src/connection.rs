@@ -59,19 +59,26 @@ pub(crate) async fn drive(
         tokio::select! {
             frame = out.recv() => {
                 let Some(frame) = frame else { break "client dropped".to_string() };
-                if frame.is_empty() {
-                    let _ = ws.close(None).await;
-                    break "closed by client".to_string();
+                // Feed every waiting frame, flush once; a close request among them
+                // closes after the frames before it.
+                let mut closing = frame.is_empty();
+                let mut result = Ok(());
+                if !closing {
+                    result = ws.feed(WsMessage::text(frame)).await;
                 }
-                let mut result = ws.feed(WsMessage::text(frame)).await;
-                while result.is_ok() {
+                while result.is_ok() && !closing {
                     match out.try_recv() {
-                        Ok(more) if !more.is_empty() => result = ws.feed(WsMessage::text(more)).await,
-                        _ => break,
+                        Ok(more) if more.is_empty() => closing = true,
+                        Ok(more) => result = ws.feed(WsMessage::text(more)).await,
+                        Err(_) => break,
                     }
                 }
                 if let Err(e) = result.and(ws.flush().await) {
                     break format!("write failed: {e}");
+                }
+                if closing {
+                    let _ = ws.close(None).await;
+                    break "closed by client".to_string();
                 }
             }
             incoming = ws.next() => match incoming {
@@ -183,4 +190,51 @@ async fn route(conn: &Connection, line: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Client;
+
+    /// A broker stand-in on a loopback port: it says welcome, then counts the text
+    /// frames it reads until a Close frame (true) or the socket's end (false).
+    async fn stand_in() -> (String, tokio::task::JoinHandle<(usize, bool)>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            ws.send(WsMessage::text(r#"{"ev":"welcome","client":"c1"}"#))
+                .await
+                .unwrap();
+            let mut frames = 0;
+            loop {
+                match ws.next().await {
+                    Some(Ok(WsMessage::Text(_))) => frames += 1,
+                    Some(Ok(WsMessage::Close(_))) => return (frames, true),
+                    Some(Ok(_)) => {}
+                    _ => return (frames, false),
+                }
+            }
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn close_after_a_burst_closes_the_socket_after_the_burst() {
+        let (url, server) = stand_in().await;
+        let client = Client::connect(&url).await.unwrap();
+        for n in 0..100 {
+            client.send_frame(n.to_string()).unwrap();
+        }
+        client.close().await;
+        let seen = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the stand-in saw the socket end")
+            .unwrap();
+        assert_eq!(seen, (100, true), "every frame, then the closing handshake");
+    }
 }
