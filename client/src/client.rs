@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::connection::{drive, Connection, Routes};
+use crate::connection::{drive, Connection, Routes, OUTBOUND_FRAMES};
 use crate::error::ClientError;
 
 /// A connection to a broker. Clones share the connection.
@@ -42,7 +42,7 @@ impl Client {
             )));
         }
         let client_id = welcome["client"].as_str().unwrap_or_default().to_string();
-        let (out, out_rx) = mpsc::unbounded_channel();
+        let (out, out_rx) = mpsc::channel(OUTBOUND_FRAMES);
         let conn = Arc::new(Connection {
             out,
             routes: Mutex::new(Routes::default()),
@@ -79,9 +79,15 @@ impl Client {
 
     /// Sends a frame with a fresh id and waits for the frame that answers it
     /// (`ok`, `pong`, `stats`, `reply`), or its error.
+    ///
+    /// If 1024 frames already wait for the socket, it first waits for room, so a
+    /// caller faster than the socket is held to its pace instead of growing memory.
     pub async fn call(&self, mut frame: Value) -> Result<Value, ClientError> {
         let id = self.next_id();
         frame["id"] = json!(id);
+        // Room first, then the route: a call dropped while it waits for room leaves
+        // no answer registered for a frame that was never sent.
+        let room = self.room().await?;
         let (tx, rx) = oneshot::channel();
         {
             let mut routes = self.conn.routes.lock();
@@ -90,16 +96,24 @@ impl Client {
             }
             routes.pending.insert(id, tx);
         }
-        self.send_frame(frame.to_string())?;
+        room.send(frame.to_string());
         rx.await
             .unwrap_or_else(|_| Err(ClientError::Closed("connection task ended".into())))
     }
 
-    /// Sends raw text as one frame (for tests of what the broker does with odd input).
-    pub fn send_frame(&self, text: String) -> Result<(), ClientError> {
+    /// Sends raw text as one frame (for tests of what the broker does with odd input),
+    /// waiting for room as [`Client::call`] does.
+    pub async fn send_frame(&self, text: String) -> Result<(), ClientError> {
+        self.room().await?.send(text);
+        Ok(())
+    }
+
+    /// A place in the outbound queue, waited for while it is full.
+    async fn room(&self) -> Result<mpsc::Permit<'_, String>, ClientError> {
         self.conn
             .out
-            .send(text)
+            .reserve()
+            .await
             .map_err(|_| ClientError::Closed("connection task ended".into()))
     }
 
@@ -109,8 +123,18 @@ impl Client {
     }
 
     /// Closes the connection with a closing handshake, after every frame sent so far.
+    /// Waits at most 2 s for it; the connection still closes once those frames are
+    /// written.
     pub async fn close(&self) {
-        let _ = self.conn.out.send(String::new());
+        // The empty frame asks the connection task to close, behind every frame queued
+        // before it. With the queue full it waits for room in a task of its own: the
+        // close must still happen after this call has given up waiting.
+        if let Err(mpsc::error::TrySendError::Full(ask)) = self.conn.out.try_send(String::new()) {
+            let out = self.conn.out.clone();
+            tokio::spawn(async move {
+                let _ = out.send(ask).await;
+            });
+        }
         let driver = self.conn.driver.lock().take();
         if let Some(driver) = driver {
             let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;

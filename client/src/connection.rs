@@ -23,6 +23,17 @@ pub(crate) type Answer = Result<Value, ClientError>;
 pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Most frames queued for the socket. The queue is bounded so that a caller faster
+/// than the socket cannot grow memory without limit: when it is full, `call` (every
+/// async verb) and `send_frame` wait for room, which hands the socket's back-pressure
+/// to the caller the way a full TCP buffer would. They wait rather than fail because
+/// the verbs are async already and a full queue is a normal, passing state (a burst),
+/// not a fault: an error would only make every caller write a retry loop. 1024 frames
+/// leave the task plenty to feed per flush (it feeds every waiting frame, then
+/// flushes once) while holding at most 1024 frames: most are well under a KiB, and
+/// the broker refuses any over its `--max-payload` (1 MiB by default).
+pub(crate) const OUTBOUND_FRAMES: usize = 1024;
+
 /// Who waits for what arrives: calls by id, subscriptions by sid, consumers by cid.
 #[derive(Default)]
 pub(crate) struct Routes {
@@ -37,8 +48,9 @@ pub(crate) struct Routes {
 /// task that owns the socket. `routes` is locked only for map edits, never across
 /// an `.await`.
 pub(crate) struct Connection {
-    /// Frames for the socket; an empty string asks the task to close it.
-    pub(crate) out: mpsc::UnboundedSender<String>,
+    /// Frames for the socket, at most [`OUTBOUND_FRAMES`]; an empty string asks the
+    /// task to close it.
+    pub(crate) out: mpsc::Sender<String>,
     pub(crate) routes: Mutex<Routes>,
     /// Numbers call ids, sids and cids, so none repeats on this connection.
     pub(crate) next_id: AtomicU64,
@@ -50,11 +62,7 @@ pub(crate) struct Connection {
 /// Owns the socket: writes queued frames (many per flush) and routes what arrives.
 /// When it ends, every waiting call gets the reason and every subscription and
 /// consumer ends.
-pub(crate) async fn drive(
-    mut ws: Ws,
-    mut out: mpsc::UnboundedReceiver<String>,
-    conn: Arc<Connection>,
-) {
+pub(crate) async fn drive(mut ws: Ws, mut out: mpsc::Receiver<String>, conn: Arc<Connection>) {
     let why = loop {
         tokio::select! {
             frame = out.recv() => {
@@ -194,15 +202,23 @@ async fn route(conn: &Connection, line: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
 
     use super::*;
     use crate::Client;
 
-    /// A broker stand-in on a loopback port: it says welcome, then counts the text
-    /// frames it reads until a Close frame (true) or the socket's end (false).
-    async fn stand_in() -> (String, tokio::task::JoinHandle<(usize, bool)>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// A broker stand-in on a loopback port: it says welcome, reads nothing until
+    /// `hold` fires (if given), then counts the text frames it reads until a Close
+    /// frame (true) or the socket's end (false). Its receive buffer is small, so a
+    /// stand-in that does not read fills the socket soon.
+    async fn stand_in(
+        hold: Option<oneshot::Receiver<()>>,
+    ) -> (String, tokio::task::JoinHandle<(usize, bool)>) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
         let url = format!("ws://{}/ws", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
@@ -210,6 +226,9 @@ mod tests {
             ws.send(WsMessage::text(r#"{"ev":"welcome","client":"c1"}"#))
                 .await
                 .unwrap();
+            if let Some(hold) = hold {
+                let _ = hold.await;
+            }
             let mut frames = 0;
             loop {
                 match ws.next().await {
@@ -225,10 +244,10 @@ mod tests {
 
     #[tokio::test]
     async fn close_after_a_burst_closes_the_socket_after_the_burst() {
-        let (url, server) = stand_in().await;
+        let (url, server) = stand_in(None).await;
         let client = Client::connect(&url).await.unwrap();
         for n in 0..100 {
-            client.send_frame(n.to_string()).unwrap();
+            client.send_frame(n.to_string()).await.unwrap();
         }
         client.close().await;
         let seen = tokio::time::timeout(Duration::from_secs(5), server)
@@ -236,5 +255,72 @@ mod tests {
             .expect("the stand-in saw the socket end")
             .unwrap();
         assert_eq!(seen, (100, true), "every frame, then the closing handshake");
+    }
+
+    /// Frames the fast caller below stops at, far past the bound: a broken bound
+    /// fails the test here instead of filling memory.
+    const LIMIT: usize = 2 * OUTBOUND_FRAMES;
+
+    #[tokio::test]
+    async fn a_caller_faster_than_the_socket_waits_instead_of_queueing_without_bound() {
+        let (drain, hold) = oneshot::channel();
+        let (url, server) = stand_in(Some(hold)).await;
+        let client = Client::connect(&url).await.unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let producer = tokio::spawn({
+            let client = client.clone();
+            let accepted = accepted.clone();
+            let frame = "x".repeat(16 * 1024);
+            async move {
+                while accepted.load(Ordering::Relaxed) < LIMIT {
+                    client.send_frame(frame.clone()).await.unwrap();
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+
+        // Wait until the caller is held: the queue full and no progress for a while.
+        let queued = || client.conn.out.max_capacity() - client.conn.out.capacity();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut before = usize::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = accepted.load(Ordering::Relaxed);
+            let held = now == before && queued() == OUTBOUND_FRAMES;
+            if held || now >= LIMIT || Instant::now() > deadline {
+                break;
+            }
+            before = now;
+        }
+        let taken = accepted.load(Ordering::Relaxed);
+        assert_eq!(
+            queued(),
+            OUTBOUND_FRAMES,
+            "the queue is full, and no fuller"
+        );
+        // What left the queue sits in the socket's buffers (a few MiB on loopback).
+        assert!(
+            taken < OUTBOUND_FRAMES + 512,
+            "{taken} frames of 16 KiB taken from a caller while the socket takes none"
+        );
+        assert!(!producer.is_finished(), "the caller waits for room");
+
+        // Once the socket drains, the caller goes on to the end; a close asked for
+        // while the queue may still be full closes the socket after every frame.
+        drain.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), producer)
+            .await
+            .expect("the caller finishes once the socket drains")
+            .unwrap();
+        client.close().await;
+        let seen = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the stand-in saw the socket end")
+            .unwrap();
+        assert_eq!(
+            seen,
+            (LIMIT, true),
+            "every frame, then the closing handshake"
+        );
     }
 }

@@ -6,10 +6,11 @@
 //! store and filters.
 //!
 //! One background task owns the socket (`connection.rs`). Calls that expect an
-//! answer carry an id and wait on a oneshot; deliveries go to each subscription's or
-//! consumer's bounded channel, so a reader that falls behind slows the socket (and,
-//! past the broker's buffer, gets the connection kicked as a slow consumer) rather
-//! than growing memory.
+//! answer carry an id and wait on a oneshot. Both directions are bounded: frames
+//! going out wait in a queue of at most 1024, so a caller faster than the socket
+//! waits for room; deliveries go to each subscription's or consumer's bounded
+//! channel, so a reader that falls behind slows the socket (and, past the broker's
+//! buffer, gets the connection kicked as a slow consumer) rather than growing memory.
 
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
