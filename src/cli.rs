@@ -118,7 +118,7 @@ pub enum Cmd {
         url: String,
     },
     /// Measure throughput and latency (see docs/BENCHMARKS.md).
-    Bench(crate::bench::BenchArgs),
+    Bench(switchyard_bench::BenchArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,7 +293,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             client.close().await;
             Ok(())
         }
-        Some(Cmd::Bench(bench)) => crate::bench::run(bench, args.broker.fsync).await,
+        Some(Cmd::Bench(bench)) => {
+            Ok(switchyard_bench::run(bench, &args.broker.fsync.to_string()).await?)
+        }
     }
 }
 
