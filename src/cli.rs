@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use switchyard_broker::client::Client;
 use switchyard_broker::protocol::{HeaderValue, Headers};
 use switchyard_broker::store::FsyncPolicy;
 use switchyard_broker::{Config, Server};
+use switchyard_client::Client;
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:7400/ws";
 
@@ -118,7 +118,7 @@ pub enum Cmd {
         url: String,
     },
     /// Measure throughput and latency (see docs/BENCHMARKS.md).
-    Bench(crate::bench::BenchArgs),
+    Bench(switchyard_bench::BenchArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,7 +293,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             client.close().await;
             Ok(())
         }
-        Some(Cmd::Bench(bench)) => crate::bench::run(bench, args.broker.fsync).await,
+        Some(Cmd::Bench(bench)) => {
+            Ok(switchyard_bench::run(bench, &args.broker.fsync.to_string()).await?)
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! The `switchyard` command line: runs the broker (and its dashboard) or acts as a
 //! client of a running broker. Wiring only: no broker logic lives here.
 
-mod bench;
 mod cli;
 mod dashboard;
 

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchyard_broker::client::Client;
+use switchyard_client::Client;
 
 mod common;
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use switchyard_broker::client::Client;
 use switchyard_broker::Config;
+use switchyard_client::Client;
 
 #[tokio::test]
 async fn acked_messages_stay_gone_and_unacked_ones_come_back_after_a_restart() {
@@ -110,13 +110,11 @@ async fn a_non_durable_queue_keeps_nothing() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn serve(dir: &std::path::Path, port: u16) -> (Child, String) {
-    serve_process(&format!("127.0.0.1:{port}"), dir)
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// Starts `switchyard serve` on `dir`, on a port the kernel picks (read back from
+/// what the broker prints, so no other process can take it in between); each
+/// restart may get a new one.
+fn serve(dir: &std::path::Path) -> (Child, String) {
+    serve_process("127.0.0.1:0", dir)
 }
 
 /// Three rounds against a real `switchyard serve` on `dir`: (after `setup`, if
@@ -125,7 +123,6 @@ fn free_port() -> u16 {
 /// the numbers whose `op` was confirmed.
 async fn kill_mid_stream<F, Fut>(
     dir: &std::path::Path,
-    port: u16,
     setup: Option<serde_json::Value>,
     op: F,
 ) -> (BTreeSet<u64>, BTreeSet<u64>)
@@ -137,7 +134,7 @@ where
     let mut confirmed = BTreeSet::new();
     let mut next = 0u64;
     for round in 0..3 {
-        let (mut child, url) = serve(dir, port);
+        let (mut child, url) = serve(dir);
         let c = Client::connect(&url).await.unwrap();
         if let Some(frame) = &setup {
             c.call(frame.clone()).await.unwrap();
@@ -170,13 +167,12 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_nothing_confirmed() {
     let dir = temp_data_dir();
-    let port = free_port();
-    let (sent, confirmed) = kill_mid_stream(&dir, port, None, |c, n| async move {
+    let (sent, confirmed) = kill_mid_stream(&dir, None, |c, n| async move {
         c.send("stream", json!({"n": n})).await.is_ok()
     })
     .await;
     // Restart and drain the queue.
-    let (mut child, url) = serve(&dir, port);
+    let (mut child, url) = serve(&dir);
     let c = Client::connect(&url).await.unwrap();
     let mut w = c.consume("stream", 500).await.unwrap();
     let mut consumed: BTreeMap<u64, u32> = BTreeMap::new();
@@ -208,13 +204,12 @@ async fn sigkill_mid_stream_loses_nothing_confirmed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_keeps_every_confirmed_topic_message_in_order() {
     let dir = temp_data_dir();
-    let port = free_port();
     let declare = json!({"op":"declare","topic":"ledger","retain":{}});
-    let (sent, confirmed) = kill_mid_stream(&dir, port, Some(declare), |c, n| async move {
+    let (sent, confirmed) = kill_mid_stream(&dir, Some(declare), |c, n| async move {
         c.publish("ledger", json!({"n": n})).await.is_ok()
     })
     .await;
-    let (mut child, url) = serve(&dir, port);
+    let (mut child, url) = serve(&dir);
     let c = Client::connect(&url).await.unwrap();
     let mut sub = c
         .subscribe_with("ledger", json!({"from": "first"}))

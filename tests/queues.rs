@@ -391,7 +391,7 @@ async fn request_reply_and_timeout() {
 
 #[tokio::test]
 async fn the_rust_client_consumes_and_redelivers() {
-    use switchyard_broker::client::Client;
+    use switchyard_client::Client;
     let b = TestBroker::start().await;
     let producer = Client::connect(&b.url).await.unwrap();
     let a = Client::connect(&b.url).await.unwrap();

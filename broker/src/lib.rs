@@ -3,7 +3,6 @@
 
 mod activity;
 mod broker;
-pub mod client;
 mod connection;
 pub mod error;
 pub mod filter;

@@ -1,0 +1,80 @@
+//! The broker under test: a `switchyard serve` process started here, connections
+//! to a broker's WebSocket, and waiting for a Switchyard `ok`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::error::BenchError;
+
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Starts `switchyard serve` on a free port in a temporary data dir, with `fsync`.
+/// The executable is this process's own: the `switchyard` binary, whose `bench`
+/// subcommand runs this crate. Returns the process, its URL and its data dir.
+pub(crate) fn start_broker(fsync: &str) -> Result<(Child, String, PathBuf), BenchError> {
+    let exe = std::env::current_exe()?;
+    let data = std::env::temp_dir().join(format!("switchyard-bench-{}", std::process::id()));
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-pending",
+            "67108864",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--fsync")
+        .arg(fsync)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(BenchError::StartBroker)?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| BenchError::BrokerOutput(String::new()))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let url = line
+        .trim()
+        .strip_prefix("switchyard listening on ")
+        .ok_or_else(|| BenchError::BrokerOutput(line.clone()))?
+        .to_string();
+    Ok((child, url, data))
+}
+
+/// Opens a WebSocket to `url`, taking messages of up to 64 MiB.
+pub(crate) async fn connect(url: &str) -> Result<Ws, BenchError> {
+    let config = WebSocketConfig::default().max_message_size(Some(64 << 20));
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .map_err(|source| BenchError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
+    Ok(ws)
+}
+
+/// Reads until the broker's `ok` (skipping other frames); fails on an `error`.
+pub(crate) async fn until_ok(ws: &mut Ws, what: &'static str) -> Result<(), BenchError> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"ok\"") => return Ok(()),
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"error\"") => {
+                return Err(BenchError::Refused {
+                    what,
+                    frame: t.as_str().to_string(),
+                })
+            }
+            Some(Ok(_)) => continue,
+            _ => return Err(BenchError::Closed),
+        }
+    }
+}

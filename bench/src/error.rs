@@ -1,0 +1,82 @@
+//! What can stop a benchmark run, as one error type for the crate.
+
+use tokio_tungstenite::tungstenite;
+
+/// Why a benchmark run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A `--scenarios` entry that names no scenario.
+    #[error("scenario `{scenario}`: expected {expected}")]
+    Scenario {
+        /// The entry as given.
+        scenario: String,
+        /// What would have been understood.
+        expected: &'static str,
+    },
+    /// A `--scenarios` entry whose count is not a number.
+    #[error("scenario `{scenario}`")]
+    ScenarioCount {
+        /// The entry as given.
+        scenario: String,
+        /// Why the count did not parse.
+        source: std::num::ParseIntError,
+    },
+    /// `--size` leaves no room for the timestamp each message carries.
+    #[error("--size must be at least 40 bytes (the timestamp takes some)")]
+    PayloadTooSmall,
+    /// nats-server is never started here: it needs an address.
+    #[error("--target nats needs --url (see bench/compare-nats.sh)")]
+    NatsNeedsUrl,
+    /// The broker process to measure could not be started.
+    #[error("starting switchyard serve")]
+    StartBroker(#[source] std::io::Error),
+    /// The broker process started but did not print the URL it listens on.
+    #[error("unexpected broker output: {0:?}")]
+    BrokerOutput(String),
+    /// The broker's WebSocket could not be opened.
+    #[error("connecting to {url}")]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// Why it failed.
+        source: tungstenite::Error,
+    },
+    /// The broker answered a setup frame (`sub`, `declare`, `consume`, `send`)
+    /// with an error.
+    #[error("{what} failed: {frame}")]
+    Refused {
+        /// The frame's op.
+        what: &'static str,
+        /// The broker's answer.
+        frame: String,
+    },
+    /// A connection closed while the generator still needed it.
+    #[error("connection closed")]
+    Closed,
+    /// The connection filling a retained topic closed before the last confirm.
+    #[error("connection closed while filling the topic")]
+    ClosedWhileFilling,
+    /// A replay ended (or stalled for 30 s) before every message came back.
+    #[error("replay stopped after {got} of {total} messages")]
+    ReplayStopped {
+        /// Messages replayed.
+        got: u64,
+        /// Messages stored.
+        total: u64,
+    },
+    /// nats-server said or did something its protocol does not allow here.
+    #[error("{0}")]
+    Nats(String),
+    /// A receiver's latencies could not be merged into the scenario's.
+    #[error("merging latency histograms: {0}")]
+    Histogram(#[from] hdrhistogram::errors::AdditionError),
+    /// A socket failed mid-run.
+    #[error(transparent)]
+    WebSocket(#[from] tungstenite::Error),
+    /// Reading the broker process's output failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A receiver or sender task panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}

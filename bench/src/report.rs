@@ -1,0 +1,69 @@
+//! The table `switchyard bench` prints: a header line, then one row per scenario
+//! with its rate and latency quantiles.
+
+use crate::measure::Outcome;
+
+/// The table's column names.
+pub(crate) fn print_columns() {
+    println!(
+        "{:<16} {:>14} {:>10} {:>10} {:>10}",
+        "scenario", "msgs/s", "p50", "p99", "p99.9"
+    );
+}
+
+/// One scenario's row.
+pub(crate) fn print_row(outcome: &Outcome) {
+    let rate = outcome.received as f64 / outcome.elapsed.as_secs_f64();
+    println!(
+        "{:<16} {:>14} {:>10} {:>10} {:>10}",
+        outcome.label,
+        group(rate as u64),
+        micros(outcome.latency.value_at_quantile(0.5)),
+        micros(outcome.latency.value_at_quantile(0.99)),
+        micros(outcome.latency.value_at_quantile(0.999)),
+    );
+}
+
+/// A row for a scenario nats-server has no counterpart for.
+pub(crate) fn print_skipped() {
+    println!("{:<16} (not a core NATS feature; skipped)", "queue/filters");
+}
+
+/// `1234567` as `1,234,567`.
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Microseconds as `850 µs` or, from 10 ms, `12.5 ms`; none recorded as `-`.
+fn micros(us: u64) -> String {
+    if us == 0 {
+        "-".to_string()
+    } else if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_the_way_the_table_prints_them() {
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(999), "999");
+        assert_eq!(
+            (micros(0), micros(850), micros(12_500)),
+            ("-".into(), "850 µs".into(), "12.5 ms".into())
+        );
+    }
+}

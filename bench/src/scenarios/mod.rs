@@ -1,0 +1,137 @@
+//! The scenarios `--scenarios` names, how each is parsed, and which broker runs
+//! which; one file per scenario, plus the publisher loop they share.
+
+mod filters;
+mod publisher;
+mod pubsub;
+mod queue;
+mod replay;
+
+pub(crate) use publisher::WINDOW;
+
+use crate::error::BenchError;
+use crate::measure::Outcome;
+use crate::{BenchArgs, Target};
+
+/// One entry of `--scenarios`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scenario {
+    PubSub(usize),
+    /// 1 sender, N consumers; `durable` puts the queue on disk (the protocol's
+    /// default), else it is declared in memory.
+    Queue {
+        consumers: usize,
+        durable: bool,
+    },
+    Filters {
+        subs: usize,
+        filtered: bool,
+    },
+    /// N concurrent senders, each waiting for its stored confirm (durable queue).
+    Durable(usize),
+    /// Fill a retained topic with N MiB, then time a replay from the first message.
+    Replay(usize),
+}
+
+impl Scenario {
+    /// Parses `kind:N`.
+    pub(crate) fn parse(s: &str) -> Result<Scenario, BenchError> {
+        let (kind, n) = s.split_once(':').ok_or_else(|| BenchError::Scenario {
+            scenario: s.to_string(),
+            expected: "pubsub:N or queue:N",
+        })?;
+        let n: usize = n.parse().map_err(|source| BenchError::ScenarioCount {
+            scenario: s.to_string(),
+            source,
+        })?;
+        match kind {
+            "pubsub" if n > 0 => Ok(Scenario::PubSub(n)),
+            "queue" if n > 0 => Ok(Scenario::Queue {
+                consumers: n,
+                durable: false,
+            }),
+            "dqueue" if n > 0 => Ok(Scenario::Queue {
+                consumers: n,
+                durable: true,
+            }),
+            "filters" if n > 0 => Ok(Scenario::Filters {
+                subs: n,
+                filtered: true,
+            }),
+            "nofilters" if n > 0 => Ok(Scenario::Filters {
+                subs: n,
+                filtered: false,
+            }),
+            "durable" if n > 0 => Ok(Scenario::Durable(n)),
+            "replay" if n > 0 => Ok(Scenario::Replay(n)),
+            _ => Err(BenchError::Scenario {
+                scenario: s.to_string(),
+                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N or replay:MiB with N > 0",
+            }),
+        }
+    }
+
+    /// Runs this scenario on `subject` against the broker at `url`; `None` if
+    /// `target` has no counterpart for it (queues, filters and retention are not
+    /// core NATS).
+    pub(crate) async fn run(
+        self,
+        url: &str,
+        target: Target,
+        subject: &str,
+        args: &BenchArgs,
+    ) -> Result<Option<Outcome>, BenchError> {
+        let outcome = match (self, target) {
+            (Scenario::PubSub(n), target) => pubsub::pubsub(url, target, subject, n, args).await?,
+            (Scenario::Queue { consumers, durable }, Target::Switchyard) => {
+                queue::queue(url, subject, consumers, durable, args).await?
+            }
+            (Scenario::Filters { subs, filtered }, Target::Switchyard) => {
+                filters::filters(url, subject, subs, filtered, args).await?
+            }
+            (Scenario::Durable(n), Target::Switchyard) => {
+                queue::durable(url, subject, n, args).await?
+            }
+            (Scenario::Replay(mib), Target::Switchyard) => {
+                replay::replay(url, subject, mib).await?
+            }
+            (
+                Scenario::Queue { .. }
+                | Scenario::Filters { .. }
+                | Scenario::Durable(_)
+                | Scenario::Replay(_),
+                Target::Nats,
+            ) => return Ok(None),
+        };
+        Ok(Some(outcome))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_parse() {
+        assert!(matches!(
+            Scenario::parse("pubsub:10"),
+            Ok(Scenario::PubSub(10))
+        ));
+        assert!(matches!(
+            Scenario::parse("queue:4"),
+            Ok(Scenario::Queue {
+                consumers: 4,
+                durable: false
+            })
+        ));
+        assert!(matches!(
+            Scenario::parse("dqueue:1"),
+            Ok(Scenario::Queue {
+                consumers: 1,
+                durable: true
+            })
+        ));
+        assert!(Scenario::parse("queue:0").is_err());
+        assert!(Scenario::parse("fanout").is_err());
+    }
+}

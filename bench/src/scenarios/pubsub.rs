@@ -1,0 +1,144 @@
+//! `pubsub:N`: one publisher, N subscribers on one subject, every message to all of
+//! them; the one scenario that runs against nats-server too.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::SinkExt;
+use hdrhistogram::Histogram;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::publisher::{drive, next_frame, Progress, BATCH, WINDOW};
+use crate::broker::{connect, until_ok, Ws};
+use crate::error::BenchError;
+use crate::measure::{histogram, payload, stamp_after, Outcome};
+use crate::nats::{self, NatsParser};
+use crate::{BenchArgs, Target};
+
+pub(crate) async fn pubsub(
+    url: &str,
+    target: Target,
+    subject: &str,
+    subs: usize,
+    args: &BenchArgs,
+) -> Result<Outcome, BenchError> {
+    let origin = Instant::now();
+    let progress = Arc::new(Progress::new(subs));
+    let mut receivers = Vec::new();
+    for i in 0..subs {
+        let mut ws = connect(url).await?;
+        match target {
+            Target::Switchyard => {
+                let sub =
+                    format!("{{\"op\":\"sub\",\"id\":1,\"topic\":\"{subject}\",\"sid\":\"s\"}}");
+                ws.send(Message::text(sub)).await?;
+                until_ok(&mut ws, "sub").await?;
+            }
+            Target::Nats => {
+                nats::handshake(&mut ws).await?;
+                let sub = format!("SUB {subject} 1\r\nPING\r\n");
+                ws.send(Message::binary(sub.into_bytes())).await?;
+                nats::wait_pong(&mut ws).await?;
+            }
+        }
+        let progress = progress.clone();
+        receivers.push(tokio::spawn(receive(ws, target, i, progress, origin)));
+    }
+    let mut ws = connect(url).await?;
+    if target == Target::Nats {
+        nats::handshake(&mut ws).await?;
+    }
+    let mut frame = String::new();
+    let build = |stamp: u64| {
+        let data = payload(stamp, args.size);
+        frame.clear();
+        for i in 0..BATCH {
+            match target {
+                Target::Switchyard => {
+                    if i > 0 {
+                        frame.push('\n');
+                    }
+                    frame.push_str("{\"op\":\"pub\",\"topic\":\"");
+                    frame.push_str(subject);
+                    frame.push_str("\",\"data\":");
+                    frame.push_str(&data);
+                    frame.push('}');
+                }
+                Target::Nats => {
+                    frame.push_str(&format!("PUB {subject} {}\r\n", data.len()));
+                    frame.push_str(&data);
+                    frame.push_str("\r\n");
+                }
+            }
+        }
+        match target {
+            Target::Switchyard => Message::text(frame.clone()),
+            Target::Nats => Message::binary(frame.clone().into_bytes()),
+        }
+    };
+    // Every subscriber gets every message: the slowest says how far behind they are.
+    let (received, elapsed, latency) = drive(
+        &mut ws,
+        args,
+        &progress,
+        origin,
+        WINDOW,
+        Progress::slowest,
+        build,
+        receivers,
+    )
+    .await?;
+    Ok(Outcome {
+        label: format!("pubsub 1→{subs}"),
+        received,
+        elapsed,
+        latency,
+    })
+}
+
+/// Counts deliveries and records their latency until told to stop.
+pub(crate) async fn receive(
+    mut ws: Ws,
+    target: Target,
+    index: usize,
+    progress: Arc<Progress>,
+    origin: Instant,
+) -> Result<(u64, Histogram<u64>), BenchError> {
+    let mut hist = histogram();
+    let mut count = 0u64;
+    let mut nats = NatsParser::default();
+    while let Some(frame) = next_frame(&mut ws, &progress).await? {
+        let now = origin.elapsed().as_micros() as u64;
+        let mut record = |t: u64| {
+            let _ = hist.record(now.saturating_sub(t).max(1));
+        };
+        match (target, frame) {
+            (Target::Switchyard, Message::Text(t)) => {
+                let bytes = t.as_bytes();
+                let mut at = 0;
+                while let Some(t) = stamp_after(bytes, at) {
+                    record(t);
+                    count += 1;
+                    at = match bytes[at..].iter().position(|&b| b == b'\n') {
+                        Some(nl) => at + nl + 1,
+                        None => bytes.len(),
+                    };
+                }
+            }
+            (Target::Nats, Message::Binary(b)) => {
+                let (n, pings) = nats.feed(&b, &mut record);
+                count += n;
+                for _ in 0..pings {
+                    ws.send(Message::binary(b"PONG\r\n".to_vec())).await?;
+                }
+            }
+            _ => {}
+        }
+        progress.received[index].store(count, Ordering::Relaxed);
+        if progress.stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok((count, hist))
+}
