@@ -1,5 +1,6 @@
 //! Switchyard's broker: topics with fan-out, work queues with acknowledgements,
-//! request/reply, the WebSocket + JSON wire protocol, and an async client.
+//! request/reply, storage, and the WebSocket + JSON wire protocol. Clients use
+//! `switchyard-client`, which does not depend on this crate.
 
 mod activity;
 mod broker;
