@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::commit::{Committer, Flush, Ticket, TicketSender};
+use super::commit::{Committer, Flush};
 use super::cursor::Cursor;
 use super::disk::{create_dir_durably, Disk, DiskFile};
 use super::error::{io_err, StoreError};
@@ -28,6 +28,7 @@ use super::index::{IndexEntry, IndexTail, SegmentIndex};
 use super::record::{encode, framed_len, RecordKind, Scanner};
 use super::recovery::{recover, Corruption, Recovered, Recovery};
 use super::segment::{file_path, header, FileKind, SegmentFile, FILE_HEADER};
+use super::ticket::{Ticket, TicketSender};
 use super::{FsyncPolicy, ReadFrom, Retention, RetentionOutcome, StoreConfig, StoreStats};
 use crate::time::now_ms;
 
@@ -161,11 +162,11 @@ impl Resolution {
             Ok(()) => {
                 for r in self.done.records {
                     if let Some(tx) = r.tx {
-                        let _ = tx.send(Ok(()));
+                        tx.resolve(Ok(()));
                     }
                 }
                 for b in self.done.barriers {
-                    let _ = b.send(Ok(()));
+                    b.resolve(Ok(()));
                 }
             }
             Err(e) => {
@@ -180,11 +181,11 @@ impl Pending {
     fn fail(self, err: &StoreError) {
         for r in self.records {
             if let Some(tx) = r.tx {
-                let _ = tx.send(Err(err.clone()));
+                tx.resolve(Err(err.clone()));
             }
         }
         for b in self.barriers {
-            let _ = b.send(Err(err.clone()));
+            b.resolve(Err(err.clone()));
         }
     }
 }
@@ -449,7 +450,7 @@ impl Log {
         st.pending.barriers.push(tx);
         if !sh.ensure_scheduled(&mut st) {
             if let Some(tx) = st.pending.barriers.pop() {
-                let _ = tx.send(Err(StoreError::Closed {
+                tx.resolve(Err(StoreError::Closed {
                     path: sh.dir.clone(),
                 }));
             }

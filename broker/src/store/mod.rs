@@ -34,6 +34,7 @@ mod record;
 mod recovery;
 mod segment;
 mod sim_disk;
+mod ticket;
 mod topic;
 
 use std::fmt;
@@ -44,12 +45,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use backend::LogBackend;
-pub use commit::Ticket;
 pub use disk::{Disk, DiskFile, OsDisk};
 pub use error::StoreError;
 pub use queue::{LogQueueStore, MemoryQueueStore};
 pub use recovery::{Corruption, Recovery, Truncation};
 pub use sim_disk::{SimCounters, SimDisk};
+pub use ticket::{Ticket, TicketSender};
 pub use topic::{LogTopicStore, TopicReader};
 
 /// When appended records are fsynced, and so when their [`Ticket`] resolves.

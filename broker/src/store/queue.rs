@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::commit::Ticket;
 use super::error::StoreError;
 use super::log::Log;
 use super::record::RecordKind;
 use super::recovery::Recovery;
+use super::ticket::Ticket;
 use super::{Appended, QueueStore, QueuedMessage, ReadFrom, StoreStats};
 
 /// A durable queue stored in a segmented log.

@@ -1,12 +1,12 @@
 //! `LogTopicStore`: a retained topic kept in a log, and `TopicReader`, the cursor
 //! that replays it from the first message, a seq or a time.
 
-use super::commit::Ticket;
 use super::cursor::Cursor;
 use super::error::StoreError;
 use super::log::Log;
 use super::record::RecordKind;
 use super::recovery::Recovery;
+use super::ticket::Ticket;
 use super::{
     Appended, ReadFrom, Retention, RetentionOutcome, StoreStats, StoredMessage, TopicStore,
 };
