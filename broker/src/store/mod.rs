@@ -51,7 +51,7 @@ pub use queue::{LogQueueStore, MemoryQueueStore};
 pub use recovery::{Corruption, Recovery, Truncation};
 pub use sim_disk::{SimCounters, SimDisk};
 pub use ticket::{Ticket, TicketSender};
-pub use topic::{LogTopicStore, TopicReader};
+pub use topic::LogTopicStore;
 
 /// When appended records are fsynced, and so when their [`Ticket`] resolves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,6 +156,12 @@ pub enum ReadFrom {
     End,
 }
 
+/// Replays a retained topic (from [`TopicStore::read`]): durable messages in seq
+/// order, an `Err(StoreError::Corrupt)` for each corrupt region skipped (keep calling
+/// `next` to go on), and `None` when it has caught up; called again later, it returns
+/// what became durable since. Its reads block: use it off the async runtime.
+pub type TopicReader = Box<dyn Iterator<Item = Result<StoredMessage, StoreError>> + Send>;
+
 /// A message just appended.
 #[derive(Debug)]
 pub struct Appended {
@@ -250,10 +256,7 @@ pub trait TopicStore: Send + Sync {
     /// Appends a message; see [`QueueStore::append`]. Fails with
     /// [`StoreError::Sealed`] once the topic is sealed.
     fn append(&self, time_ms: u64, body: &[u8]) -> Result<Appended, StoreError>;
-    /// A reader from `from`. It yields durable messages in seq order, an
-    /// `Err(StoreError::Corrupt)` for each corrupt region (and then goes on), and
-    /// `None` when it has caught up; calling it again later returns newer messages.
-    /// Its reads block: use it off the async runtime.
+    /// A reader from `from`; see [`TopicReader`].
     fn read(&self, from: ReadFrom) -> TopicReader;
     /// Replaces the retention limits (applied by [`TopicStore::apply_retention`] and
     /// after each segment roll).

@@ -1,5 +1,5 @@
-//! `LogTopicStore`: a retained topic kept in a log, and `TopicReader`, the cursor
-//! that replays it from the first message, a seq or a time.
+//! `LogTopicStore`: a retained topic kept in a log, and the reader that replays it
+//! from the first message, a seq or a time.
 
 use super::cursor::Cursor;
 use super::error::StoreError;
@@ -8,7 +8,8 @@ use super::record::RecordKind;
 use super::recovery::Recovery;
 use super::ticket::Ticket;
 use super::{
-    Appended, ReadFrom, Retention, RetentionOutcome, StoreStats, StoredMessage, TopicStore,
+    Appended, ReadFrom, Retention, RetentionOutcome, StoreStats, StoredMessage, TopicReader,
+    TopicStore,
 };
 
 /// A retained topic stored in a segmented log.
@@ -42,9 +43,9 @@ impl TopicStore for LogTopicStore {
     }
 
     fn read(&self, from: ReadFrom) -> TopicReader {
-        TopicReader {
+        Box::new(LogTopicReader {
             cursor: self.log.cursor(from, false),
-        }
+        })
     }
 
     fn set_retention(&self, retention: Retention) {
@@ -83,14 +84,13 @@ impl TopicStore for LogTopicStore {
     }
 }
 
-/// Replays a topic: durable messages in seq order, an `Err(StoreError::Corrupt)` for
-/// each corrupt region skipped (keep calling `next` to go on), `None` when caught up.
-/// Holds one read-ahead window of memory, whatever the size of the topic.
-pub struct TopicReader {
+/// Replays a topic's log: see [`TopicReader`]. Holds one read-ahead window of memory,
+/// whatever the size of the topic.
+struct LogTopicReader {
     cursor: Cursor,
 }
 
-impl Iterator for TopicReader {
+impl Iterator for LogTopicReader {
     type Item = Result<StoredMessage, StoreError>;
 
     fn next(&mut self) -> Option<Result<StoredMessage, StoreError>> {
