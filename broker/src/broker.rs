@@ -195,7 +195,7 @@ impl Broker {
             let store = inner
                 .backend
                 .open_topic(&name, store_retention(&retention))?;
-            self.report_recovery(&name, &store.recovery());
+            self.report_repairs();
             let stats = store.stats();
             inner.topics.retain(&name, store)?;
             inner.shared.record(
@@ -217,7 +217,7 @@ impl Broker {
             queue
                 .restore(messages)
                 .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
-            self.report_recovery(&name, &store.recovery());
+            self.report_repairs();
             inner.shared.record(
                 EventKind::Storage,
                 format!("recovered queue {name}: {count} unacked messages"),
@@ -233,18 +233,10 @@ impl Broker {
         Ok(())
     }
 
-    fn report_recovery(&self, name: &str, recovery: &crate::store::Recovery) {
-        for t in &recovery.truncated {
-            self.inner.shared.record(
-                EventKind::Storage,
-                format!("{name}: truncated a torn tail: {t:?}"),
-            );
-        }
-        for c in &recovery.corrupt {
-            self.inner.shared.record(
-                EventKind::Storage,
-                format!("{name}: corrupt record skipped: {}", c.to_error()),
-            );
+    /// Records what opening stores repaired (torn tails, corrupt records) as events.
+    fn report_repairs(&self) {
+        for r in self.inner.backend.take_repairs() {
+            self.inner.shared.record(EventKind::Storage, r.to_string());
         }
     }
 

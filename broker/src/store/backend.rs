@@ -13,14 +13,19 @@ use super::disk::{create_dir_durably, Disk};
 use super::error::{io_err, StoreError};
 use super::log::{Log, LogMode, LogShared};
 use super::queue::LogQueueStore;
+use super::recovery::Recovery;
 use super::topic::LogTopicStore;
-use super::{Backend, QueueStore, Retention, StoreConfig, TopicStore};
+use super::{Backend, QueueStore, Repair, Retention, StoreConfig, TopicStore};
 
 const QUEUES: &str = "queues";
 const TOPICS: &str = "topics";
 
 /// How long opening a stream waits for the last flush of a dropped handle to it.
 const REOPEN_WAIT: Duration = Duration::from_secs(10);
+
+/// Repairs kept for [`Backend::take_repairs`] at most. Past it they are only logged
+/// (every repair is logged anyway): a caller that never asks costs bounded memory.
+const MAX_REPAIRS: usize = 1024;
 
 /// The log-backed storage of a data directory.
 #[derive(Debug)]
@@ -31,6 +36,8 @@ pub struct LogBackend {
     committer: Arc<Committer>,
     /// Logs opened, so one directory never has two writers.
     open: Mutex<HashMap<PathBuf, Weak<LogShared>>>,
+    /// What recovery repaired, not yet taken.
+    repairs: Mutex<Vec<Repair>>,
 }
 
 /// The directory name of a stream: names are kept readable, and any byte outside
@@ -95,6 +102,7 @@ impl LogBackend {
             config,
             committer,
             open: Mutex::new(HashMap::new()),
+            repairs: Mutex::new(Vec::new()),
         })
     }
 
@@ -141,7 +149,32 @@ impl LogBackend {
         )?;
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(dir, log.downgrade());
+        drop(open);
+        self.note_repairs(name, &log.recovery());
         Ok(log)
+    }
+
+    /// Keeps what recovery of stream `name` repaired, in the operator's words.
+    fn note_repairs(&self, name: &str, recovery: &Recovery) {
+        let found = recovery
+            .truncated
+            .iter()
+            .map(|t| format!("truncated a torn tail: {t:?}"))
+            .chain(
+                recovery
+                    .corrupt
+                    .iter()
+                    .map(|c| format!("corrupt record skipped: {}", c.to_error())),
+            );
+        let mut repairs = self.repairs.lock();
+        for what in found {
+            if repairs.len() < MAX_REPAIRS {
+                repairs.push(Repair {
+                    stream: name.to_string(),
+                    what,
+                });
+            }
+        }
     }
 
     /// Opens (creating or recovering) a durable queue's store. Blocking.
@@ -206,6 +239,10 @@ impl Backend for LogBackend {
 
     fn stored_topics(&self) -> Result<Vec<String>, StoreError> {
         self.names(TOPICS)
+    }
+
+    fn take_repairs(&self) -> Vec<Repair> {
+        std::mem::take(&mut *self.repairs.lock())
     }
 }
 

@@ -211,6 +211,22 @@ pub struct StoreStats {
     pub next_seq: u64,
 }
 
+/// Damage a backend found in what it stored and what it did about it, worded for an
+/// operator (see [`Backend::take_repairs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The queue or topic.
+    pub stream: String,
+    /// What was found and done (`truncated a torn tail: ...`).
+    pub what: String,
+}
+
+impl fmt::Display for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.stream, self.what)
+    }
+}
+
 /// What retention removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionOutcome {
@@ -245,8 +261,6 @@ pub trait QueueStore: Send + Sync {
     fn sync(&self) -> Ticket;
     /// Stored messages and bytes.
     fn stats(&self) -> StoreStats;
-    /// What opening the store found and repaired.
-    fn recovery(&self) -> Recovery;
     /// Deletes the queue's stored messages and files. Blocking.
     fn delete(&self) -> Result<(), StoreError>;
 }
@@ -273,8 +287,6 @@ pub trait TopicStore: Send + Sync {
     fn sync(&self) -> Ticket;
     /// Stored messages and bytes.
     fn stats(&self) -> StoreStats;
-    /// What opening the store found and repaired.
-    fn recovery(&self) -> Recovery;
     /// Deletes the topic's stored messages and files. Blocking.
     fn delete(&self) -> Result<(), StoreError>;
 }
@@ -293,6 +305,13 @@ pub trait Backend: Send + Sync {
     fn stored_queues(&self) -> Result<Vec<String>, StoreError>;
     /// The topics that have a store, to reopen at start-up.
     fn stored_topics(&self) -> Result<Vec<String>, StoreError>;
+    /// Damage found in what was stored, and repaired or skipped, by the opens since
+    /// the last call (each reported once), for the operator's event log. The log
+    /// reports torn tails it cut and corrupt records it will skip; a backend that
+    /// never finds any (a replicated one) keeps the default and reports nothing.
+    fn take_repairs(&self) -> Vec<Repair> {
+        Vec::new()
+    }
     /// Writes and makes durable everything pending (acks included), then refuses
     /// further appends: the last step of a graceful shutdown. Blocking.
     fn close(&self);

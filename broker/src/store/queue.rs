@@ -25,6 +25,11 @@ impl LogQueueStore {
     pub(crate) fn new(log: Log) -> LogQueueStore {
         LogQueueStore { log }
     }
+
+    /// What opening the log found and repaired (torn tails, corrupt records).
+    pub fn recovery(&self) -> Recovery {
+        self.log.recovery()
+    }
 }
 
 impl Drop for LogQueueStore {
@@ -92,10 +97,6 @@ impl QueueStore for LogQueueStore {
         self.log.stats()
     }
 
-    fn recovery(&self) -> Recovery {
-        self.log.recovery()
-    }
-
     fn delete(&self) -> Result<(), StoreError> {
         self.log.destroy()
     }
@@ -153,10 +154,6 @@ impl QueueStore for MemoryQueueStore {
             next_seq: self.next_seq.load(Ordering::Relaxed),
             ..StoreStats::default()
         }
-    }
-
-    fn recovery(&self) -> Recovery {
-        Recovery::default()
     }
 
     fn delete(&self) -> Result<(), StoreError> {
@@ -234,9 +231,10 @@ mod tests {
         drop(q);
 
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue_store("q").unwrap();
         let rec = q.recovery();
         assert!(rec.is_clean());
+        assert_eq!(b.take_repairs(), vec![]);
         assert_eq!(rec.unacked, 7);
         let got: Vec<(u64, u32, u64)> = q
             .recover()
@@ -375,10 +373,22 @@ mod tests {
         let len = disk.file_bytes(&acks).unwrap().len() as u64;
         disk.truncate(&acks, len - 5).unwrap();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue_store("q").unwrap();
         let rec = q.recovery();
         assert_eq!(rec.truncated.len(), 1);
         assert_eq!(rec.truncated[0].path, acks);
+        // The backend reports the repair once, in the operator's words.
+        let repairs = b.take_repairs();
+        assert_eq!(repairs.len(), 1, "{repairs:?}");
+        assert_eq!(repairs[0].stream, "q");
+        assert!(
+            repairs[0]
+                .to_string()
+                .starts_with("q: truncated a torn tail: "),
+            "{}",
+            repairs[0]
+        );
+        assert_eq!(b.take_repairs(), vec![]);
         let seqs: Vec<u64> = q.recover().unwrap().iter().map(|m| m.seq).collect();
         assert_eq!(seqs, vec![2, 3, 4]);
         b.close();
@@ -505,6 +515,5 @@ mod tests {
                 ..StoreStats::default()
             }
         );
-        assert_eq!(q.recovery(), Recovery::default());
     }
 }

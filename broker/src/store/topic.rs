@@ -28,6 +28,11 @@ impl LogTopicStore {
     pub fn next_seq(&self) -> u64 {
         self.log.next_seq()
     }
+
+    /// What opening the log found and repaired (torn tails, corrupt records).
+    pub fn recovery(&self) -> Recovery {
+        self.log.recovery()
+    }
 }
 
 impl Drop for LogTopicStore {
@@ -73,10 +78,6 @@ impl TopicStore for LogTopicStore {
 
     fn stats(&self) -> StoreStats {
         self.log.stats()
-    }
-
-    fn recovery(&self) -> Recovery {
-        self.log.recovery()
     }
 
     fn delete(&self) -> Result<(), StoreError> {
