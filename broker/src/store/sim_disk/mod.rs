@@ -6,8 +6,8 @@
 //!   `sync_data`/`sync_all`). A power cut puts every file back to its durable bytes,
 //!   or, with [`SimDisk::power_cut_torn`], keeps a random prefix of the bytes appended
 //!   since the last fsync, as a disk that wrote some pages but not others would.
-//! - Names: creating or removing a file or directory is durable only once its parent
-//!   directory is synced with `sync_dir`. A file created but never dir-synced vanishes at
+//! - Names: creating, removing or renaming a file or directory is durable only once
+//!   its parent directory is synced with `sync_dir`. A file created but never dir-synced vanishes at
 //!   a power cut; a file removed but not dir-synced comes back.
 //! - Faults: a capacity (writes past it write what fits, then fail with `StorageFull`),
 //!   paths where opening or creating is denied, a failing fsync, a cut after N
@@ -431,6 +431,27 @@ impl Disk for SimDisk {
         }
         st.mutate()?;
         st.live.remove(dir);
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.alive()?;
+        st.check_allowed(from)?;
+        st.check_allowed(to)?;
+        let ino = Self::inode_of(&st, from)?;
+        if st.live.get(to) == Some(&Node::Dir) {
+            return Err(io::Error::from(io::ErrorKind::IsADirectory));
+        }
+        if !st.is_dir(parent_of(to)) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        st.mutate()?;
+        // Both names change in the live tree now; each directory's durable entries
+        // follow at its next `sync_dir`, so one sync makes a same-directory rename
+        // durable in one step.
+        st.live.remove(from);
+        st.live.insert(to.to_path_buf(), Node::File(ino));
         Ok(())
     }
 

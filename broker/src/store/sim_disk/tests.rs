@@ -53,6 +53,44 @@ fn removal_needs_a_dir_sync_and_truncation_a_file_sync() {
 }
 
 #[test]
+fn a_rename_over_a_file_is_durable_whole_once_the_directory_is_synced() {
+    let disk = SimDisk::new();
+    disk.create_dir_all(p("/d")).unwrap();
+    disk.sync_dir(p("/")).unwrap();
+    let old = disk.open(p("/d/a"), true).unwrap();
+    old.write_all_at(0, b"old").unwrap();
+    old.sync_data().unwrap();
+    disk.sync_dir(p("/d")).unwrap();
+    let write_new = |disk: &SimDisk| {
+        let new = disk.open(p("/d/a.tmp"), true).unwrap();
+        new.write_all_at(0, b"new").unwrap();
+        new.sync_data().unwrap();
+        disk.rename(p("/d/a.tmp"), p("/d/a")).unwrap();
+        let live = disk.open(p("/d/a"), false).unwrap();
+        assert_eq!(read_all(&*live), b"new");
+        assert!(!disk.exists(p("/d/a.tmp")).unwrap());
+    };
+    write_new(&disk);
+    disk.power_cut();
+    disk.restart();
+    let f = disk.open(p("/d/a"), false).unwrap();
+    assert_eq!(read_all(&*f), b"old", "the rename was never synced");
+    assert!(!disk.exists(p("/d/a.tmp")).unwrap());
+
+    write_new(&disk);
+    disk.sync_dir(p("/d")).unwrap();
+    disk.power_cut();
+    disk.restart();
+    let f = disk.open(p("/d/a"), false).unwrap();
+    assert_eq!(read_all(&*f), b"new");
+    assert_eq!(disk.list_dir(p("/d")).unwrap(), vec!["a".to_string()]);
+    assert_eq!(
+        disk.rename(p("/d/missing"), p("/d/b")).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+}
+
+#[test]
 fn directories_need_their_parent_synced() {
     let disk = SimDisk::new();
     disk.create_dir_all(p("/a/b")).unwrap();
