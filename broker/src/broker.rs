@@ -18,7 +18,7 @@ use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::events::Shared;
 use crate::filter::Filter;
-use crate::meta::{MetaFile, QueueMeta};
+use crate::meta;
 use crate::names;
 use crate::protocol::{event, From, Headers, Payload, QueueOptions, Retention};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
@@ -128,7 +128,6 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
     backend: Arc<dyn Backend>,
-    meta: MetaFile,
 }
 
 /// A live tail of a topic pattern for an in-process reader; ends when dropped.
@@ -158,13 +157,11 @@ impl Broker {
     /// retained topic) with what it held. Blocking (it reads the disk); must be called
     /// from within a tokio runtime, which runs the broker's timers.
     pub fn open(config: Config) -> Result<Broker, BrokerError> {
-        let fail = |what: String| BrokerError::new(ErrorCode::Internal, what);
         let store_config = StoreConfig {
             fsync: config.fsync,
             ..StoreConfig::default()
         };
         let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;
-        let meta = MetaFile::load(&config.data_dir).map_err(fail)?;
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared::default());
         let broker = Broker {
@@ -180,7 +177,6 @@ impl Broker {
                 runtime: tokio::runtime::Handle::current(),
                 shutdown,
                 backend: Arc::new(backend),
-                meta,
             }),
         };
         broker.recover()?;
@@ -190,11 +186,10 @@ impl Broker {
     /// Reopens every stored queue with its unacked messages, and every retained topic.
     fn recover(&self) -> Result<(), BrokerError> {
         let inner = &self.inner;
-        for name in inner.backend.stored_topics()? {
-            let retention = inner.meta.topic(&name).unwrap_or_default();
-            let store = inner
-                .backend
-                .open_topic(&name, store_retention(&retention))?;
+        let stored = inner.backend.stored()?;
+        for topic in stored.topics {
+            let name = topic.name;
+            let store = inner.backend.open_topic(&name, topic.retention)?;
             self.report_repairs();
             let stats = store.stats();
             inner.topics.retain(&name, store)?;
@@ -204,14 +199,17 @@ impl Broker {
             );
         }
         inner.runtime.spawn(run_retention(Arc::downgrade(inner)));
-        for name in inner.backend.stored_queues()? {
-            let store = inner.backend.open_queue(&name)?;
-            let messages = store.recover()?;
-            let config = inner
-                .meta
-                .queue(&name)
-                .map(|m| m.config())
+        for queue in stored.queues {
+            let name = queue.name;
+            let config = queue
+                .settings
+                .as_ref()
+                .map(meta::queue_config)
                 .unwrap_or_default();
+            let store = inner
+                .backend
+                .open_queue(&name, &meta::queue_settings(&config))?;
+            let messages = store.recover()?;
             let count = messages.len();
             let queue = Queue::new(&name, config, Some(store.clone()));
             queue
@@ -393,7 +391,7 @@ impl Broker {
             return Ok(());
         };
         match topic.store() {
-            Some(store) => store.set_retention(store_retention(retention)),
+            Some(store) => store.set_retention(store_retention(retention))?,
             None => {
                 let store = self
                     .inner
@@ -402,10 +400,7 @@ impl Broker {
                 self.inner.topics.retain(name, store)?;
             }
         }
-        self.inner
-            .meta
-            .set_topic(name, Some(retention.clone()))
-            .map_err(|e| BrokerError::new(ErrorCode::Internal, e))
+        Ok(())
     }
 
     pub(crate) fn seal(&self, name: &str, done: Done) -> Result<(), BrokerError> {
@@ -436,13 +431,6 @@ impl Broker {
         files: Option<impl FnOnce() -> Result<(), StoreError> + Send + 'static>,
     ) {
         if let Some(delete) = files {
-            let forgotten = match kind {
-                Stream::Queue => self.inner.meta.set_queue(name, None),
-                Stream::Topic => self.inner.meta.set_topic(name, None),
-            };
-            if let Err(e) = forgotten {
-                tracing::error!("{e}");
-            }
             self.inner.runtime.spawn_blocking(move || {
                 if let Err(e) = delete() {
                     tracing::error!("deleting a {kind}'s files: {e}");
@@ -564,11 +552,10 @@ impl Broker {
         };
         let store = if durable {
             // Creating a queue's log is a few small file operations, once per queue.
-            let store = self.inner.backend.open_queue(name)?;
-            self.inner
-                .meta
-                .set_queue(name, Some(QueueMeta::of(&config)))
-                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+            let store = self
+                .inner
+                .backend
+                .open_queue(name, &meta::queue_settings(&config))?;
             Some(store)
         } else {
             None
@@ -618,11 +605,8 @@ impl Broker {
             }
         }
         let config = queue.configure(options);
-        if queue.store().is_some() {
-            self.inner
-                .meta
-                .set_queue(name, Some(QueueMeta::of(&config)))
-                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+        if let Some(store) = queue.store() {
+            store.set_settings(&meta::queue_settings(&config))?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::catalog::Catalog;
 use super::commit::Committer;
 use super::disk::{create_dir_durably, Disk};
 use super::error::{io_err, StoreError};
@@ -15,7 +16,10 @@ use super::log::{Log, LogMode, LogShared};
 use super::queue::LogQueueStore;
 use super::recovery::Recovery;
 use super::topic::LogTopicStore;
-use super::{Backend, QueueStore, Repair, Retention, StoreConfig, TopicStore};
+use super::{
+    Backend, QueueSettings, QueueStore, Repair, Retention, StoreConfig, Stored, StoredQueue,
+    StoredTopic, TopicStore,
+};
 
 const QUEUES: &str = "queues";
 const TOPICS: &str = "topics";
@@ -34,6 +38,7 @@ pub struct LogBackend {
     disk: Arc<dyn Disk>,
     config: StoreConfig,
     committer: Arc<Committer>,
+    catalog: Arc<Catalog>,
     /// Logs opened, so one directory never has two writers.
     open: Mutex<HashMap<PathBuf, Weak<LogShared>>>,
     /// What recovery repaired, not yet taken.
@@ -91,6 +96,7 @@ impl LogBackend {
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
             disk.sync_dir(parent).map_err(io_err("syncing", parent))?;
         }
+        let catalog = Arc::new(Catalog::load(Arc::clone(&disk), &root)?);
         let committer = Committer::start(config.sync_threads).map_err(|e| StoreError::Io {
             op: "starting the fsync threads for",
             path: root.clone(),
@@ -101,6 +107,7 @@ impl LogBackend {
             disk,
             config,
             committer,
+            catalog,
             open: Mutex::new(HashMap::new()),
             repairs: Mutex::new(Vec::new()),
         })
@@ -177,23 +184,30 @@ impl LogBackend {
         }
     }
 
-    /// Opens (creating or recovering) a durable queue's store. Blocking.
-    pub fn open_queue_store(&self, name: &str) -> Result<LogQueueStore, StoreError> {
-        Ok(LogQueueStore::new(self.open_log(
-            QUEUES,
-            name,
-            LogMode::Queue,
-        )?))
+    /// Opens (creating or recovering) a durable queue's store and records its
+    /// settings. Blocking.
+    pub fn open_queue_store(
+        &self,
+        name: &str,
+        settings: &QueueSettings,
+    ) -> Result<LogQueueStore, StoreError> {
+        let log = self.open_log(QUEUES, name, LogMode::Queue)?;
+        let store = LogQueueStore::new(log, name, Arc::clone(&self.catalog));
+        store.set_settings(settings)?;
+        Ok(store)
     }
 
-    /// Opens (creating or recovering) a retained topic's store. Blocking.
+    /// Opens (creating or recovering) a retained topic's store and records its
+    /// retention. Blocking.
     pub fn open_topic_store(
         &self,
         name: &str,
         retention: Retention,
     ) -> Result<LogTopicStore, StoreError> {
         let log = self.open_log(TOPICS, name, LogMode::Topic)?;
-        Ok(LogTopicStore::new(log, retention))
+        let store = LogTopicStore::new(log, name, Arc::clone(&self.catalog));
+        store.set_retention(retention)?;
+        Ok(store)
     }
 
     fn names(&self, kind: &str) -> Result<Vec<String>, StoreError> {
@@ -221,8 +235,12 @@ impl Backend for LogBackend {
         LogBackend::close(self);
     }
 
-    fn open_queue(&self, name: &str) -> Result<Arc<dyn QueueStore>, StoreError> {
-        Ok(Arc::new(self.open_queue_store(name)?))
+    fn open_queue(
+        &self,
+        name: &str,
+        settings: &QueueSettings,
+    ) -> Result<Arc<dyn QueueStore>, StoreError> {
+        Ok(Arc::new(self.open_queue_store(name, settings)?))
     }
 
     fn open_topic(
@@ -233,12 +251,24 @@ impl Backend for LogBackend {
         Ok(Arc::new(self.open_topic_store(name, retention)?))
     }
 
-    fn stored_queues(&self) -> Result<Vec<String>, StoreError> {
-        self.names(QUEUES)
-    }
-
-    fn stored_topics(&self) -> Result<Vec<String>, StoreError> {
-        self.names(TOPICS)
+    fn stored(&self) -> Result<Stored, StoreError> {
+        let queues = self
+            .names(QUEUES)?
+            .into_iter()
+            .map(|name| StoredQueue {
+                settings: self.catalog.queue(&name),
+                name,
+            })
+            .collect();
+        let topics = self
+            .names(TOPICS)?
+            .into_iter()
+            .map(|name| StoredTopic {
+                retention: self.catalog.topic(&name).unwrap_or_default(),
+                name,
+            })
+            .collect();
+        Ok(Stored { queues, topics })
     }
 
     fn take_repairs(&self) -> Vec<Repair> {
@@ -265,6 +295,79 @@ mod tests {
         assert_eq!(found, vec![QUEUES.to_string(), TOPICS.to_string()]);
     }
 
+    fn settings(ack_timeout_ms: u64) -> QueueSettings {
+        QueueSettings {
+            max_len: Some(10),
+            ack_timeout_ms,
+            max_attempts: Some(3),
+            dead_letter: Some("dead".into()),
+        }
+    }
+
+    #[test]
+    fn declarations_survive_a_power_cut_right_after_they_return() {
+        let disk = SimDisk::new();
+        let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+        let q = b.open_queue("jobs", &settings(100)).unwrap();
+        q.set_settings(&settings(200)).unwrap();
+        let t = b.open_topic("t", Retention::default()).unwrap();
+        let kept = Retention {
+            max_age_s: Some(60),
+            ..Retention::default()
+        };
+        t.set_retention(kept).unwrap();
+        let gone = b.open_queue("gone", &settings(5)).unwrap();
+        gone.delete().unwrap();
+        disk.power_cut();
+        b.close();
+        disk.restart();
+        let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+        assert_eq!(
+            b.stored().unwrap(),
+            Stored {
+                queues: vec![StoredQueue {
+                    name: "jobs".into(),
+                    settings: Some(settings(200)),
+                }],
+                topics: vec![StoredTopic {
+                    name: "t".into(),
+                    retention: kept,
+                }],
+            }
+        );
+        b.close();
+    }
+
+    #[test]
+    fn a_data_dir_from_before_the_seam_opens_with_its_declarations() {
+        let disk = SimDisk::new();
+        disk.create_dir_all(Path::new("/data/queues/jobs")).unwrap();
+        disk.create_dir_all(Path::new("/data/queues/bare")).unwrap();
+        disk.create_dir_all(Path::new("/data/topics/t")).unwrap();
+        let f = disk.open(Path::new("/data/switchyard.json"), true).unwrap();
+        let old = br#"{"queues": {"jobs": {"max_len": 10, "ack_timeout_ms": 200,
+            "max_attempts": 3, "dead_letter": "dead"}},
+            "topics": {"t": {"max_messages": 9, "max_bytes": null, "max_age_s": null}}}"#;
+        f.write_all_at(0, old).unwrap();
+        let b = LogBackend::open("/data", Arc::new(disk), StoreConfig::default()).unwrap();
+        let stored = b.stored().unwrap();
+        assert_eq!(
+            stored.queues,
+            vec![
+                StoredQueue {
+                    name: "bare".into(),
+                    settings: None,
+                },
+                StoredQueue {
+                    name: "jobs".into(),
+                    settings: Some(settings(200)),
+                },
+            ]
+        );
+        assert_eq!(stored.topics[0].retention.max_messages, Some(9));
+        b.close();
+    }
+
     #[test]
     fn names_are_escaped_and_round_trip() {
         assert_eq!(dir_name("orders.eu").unwrap(), "orders.eu");
@@ -281,15 +384,34 @@ mod tests {
     fn lists_streams_and_refuses_a_second_writer() {
         let disk = SimDisk::new();
         let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
-        let q = b.open_queue("jobs:eu").unwrap();
+        let q = b.open_queue("jobs:eu", &QueueSettings::default()).unwrap();
         let _t = b.open_topic("orders.eu", Retention::default()).unwrap();
-        assert_eq!(b.stored_queues().unwrap(), vec!["jobs:eu".to_string()]);
-        assert_eq!(b.stored_topics().unwrap(), vec!["orders.eu".to_string()]);
-        let err = b.open_queue("jobs:eu").err().unwrap();
+        assert_eq!(
+            b.stored()
+                .unwrap()
+                .queues
+                .into_iter()
+                .map(|q| q.name)
+                .collect::<Vec<_>>(),
+            vec!["jobs:eu".to_string()]
+        );
+        assert_eq!(
+            b.stored()
+                .unwrap()
+                .topics
+                .into_iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>(),
+            vec!["orders.eu".to_string()]
+        );
+        let err = b
+            .open_queue("jobs:eu", &QueueSettings::default())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("already open"), "{err}");
         q.append(1, b"x").unwrap().durable.wait_blocking().unwrap();
         drop(q);
-        let q = b.open_queue("jobs:eu").unwrap();
+        let q = b.open_queue("jobs:eu", &QueueSettings::default()).unwrap();
         assert_eq!(q.recover().unwrap().len(), 1);
         b.close();
     }
@@ -299,7 +421,10 @@ mod tests {
         let disk = SimDisk::new();
         let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
         disk.deny("/data/queues/locked");
-        let err = b.open_queue("locked").err().unwrap();
+        let err = b
+            .open_queue("locked", &QueueSettings::default())
+            .err()
+            .unwrap();
         match &err {
             StoreError::PermissionDenied { path, .. } => {
                 assert!(path.starts_with("/data/queues/locked"), "{err}")
@@ -353,7 +478,14 @@ mod tests {
             .collect();
         assert_eq!(got, (51..=100).collect::<Vec<u64>>());
         t.delete().unwrap();
-        assert!(b.stored_topics().unwrap().is_empty());
+        assert!(b
+            .stored()
+            .unwrap()
+            .topics
+            .into_iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .is_empty());
         b.close();
         std::fs::remove_dir_all(&root).unwrap();
     }

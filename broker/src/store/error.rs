@@ -61,6 +61,10 @@ pub enum StoreError {
         pending: usize,
         limit: usize,
     },
+    /// A file the store keeps whole (the catalog of declared settings) cannot be
+    /// parsed; nothing is overwritten until it is fixed or removed.
+    #[error("{path} is not valid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
     /// The name cannot be used as a directory name.
     #[error("`{0}` cannot be stored: not a valid stream name")]
     BadName(String),

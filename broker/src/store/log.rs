@@ -458,6 +458,16 @@ impl Log {
         ticket
     }
 
+    /// Fails with `Closed` once the log was deleted.
+    pub(crate) fn check_open(&self) -> Result<(), StoreError> {
+        if self.shared.state.lock().closed {
+            return Err(StoreError::Closed {
+                path: self.shared.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether a seal record was appended.
     pub(crate) fn is_sealed(&self) -> bool {
         self.shared.state.lock().sealed

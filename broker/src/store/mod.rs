@@ -13,6 +13,7 @@
 //! Layout under the data directory:
 //!
 //! ```text
+//! <data>/switchyard.json                           declared settings (catalog.rs)
 //! <data>/queues/<name>/00000000000000000001.seg    records (see record.rs, segment.rs)
 //! <data>/queues/<name>/00000000000000000001.acks   acks and delivery attempts
 //! <data>/topics/<name>/00000000000000000001.seg
@@ -23,6 +24,7 @@
 //! for recovery.
 
 mod backend;
+mod catalog;
 mod commit;
 mod cursor;
 mod disk;
@@ -43,6 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 pub use backend::LogBackend;
 pub use disk::{Disk, DiskFile, OsDisk};
@@ -130,17 +133,67 @@ impl Default for StoreConfig {
     }
 }
 
-/// How long a retained topic keeps its messages. Limits are applied by deleting whole
-/// segments, oldest first, never the one being written: a topic keeps at least what
-/// the limits allow and at most about one segment more. `None` means no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How long a retained topic keeps its messages, as declared; kept by the backend
+/// and handed back at start-up. The log applies limits by deleting whole segments,
+/// oldest first, never the one being written: a topic keeps at least what the limits
+/// allow and at most about one segment more. `None` means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
     /// Messages to keep at least (older whole segments beyond that go).
+    #[serde(default)]
     pub max_messages: Option<u64>,
     /// Bytes of segments to keep at least.
+    #[serde(default)]
     pub max_bytes: Option<u64>,
     /// A segment goes once its newest message is older than this many seconds.
+    #[serde(default)]
     pub max_age_s: Option<u64>,
+}
+
+/// What was declared about a durable queue, kept by the backend and handed back at
+/// start-up with the queue's messages. The store only keeps it; the broker gives it
+/// meaning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSettings {
+    /// Most messages the queue holds (`None`: no limit).
+    #[serde(default)]
+    pub max_len: Option<u64>,
+    /// How long a delivery may go unacked before the message is redelivered, in ms.
+    pub ack_timeout_ms: u64,
+    /// Deliveries after which a message is dead-lettered or dropped (`None`: no limit).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// The queue that takes messages out of attempts or nacked without requeue.
+    #[serde(default)]
+    pub dead_letter: Option<String>,
+}
+
+/// What a backend holds, found at start-up: every stored queue and retained topic,
+/// with what was declared about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The durable queues, by name.
+    pub queues: Vec<StoredQueue>,
+    /// The retained topics, by name.
+    pub topics: Vec<StoredTopic>,
+}
+
+/// A durable queue found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredQueue {
+    /// Its name.
+    pub name: String,
+    /// Its declared settings (`None` if none were recorded: the broker's defaults).
+    pub settings: Option<QueueSettings>,
+}
+
+/// A retained topic found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTopic {
+    /// Its name.
+    pub name: String,
+    /// Its declared retention (no limits if none was recorded).
+    pub retention: Retention,
 }
 
 /// Where a topic reader starts.
@@ -259,9 +312,12 @@ pub trait QueueStore: Send + Sync {
     fn recover(&self) -> Result<Vec<QueuedMessage>, StoreError>;
     /// A ticket that resolves when everything appended or acked so far is durable.
     fn sync(&self) -> Ticket;
+    /// Replaces the queue's declared settings, to be handed back by
+    /// [`Backend::stored`] at start-up. Blocking (it is written before it returns).
+    fn set_settings(&self, settings: &QueueSettings) -> Result<(), StoreError>;
     /// Stored messages and bytes.
     fn stats(&self) -> StoreStats;
-    /// Deletes the queue's stored messages and files. Blocking.
+    /// Deletes the queue: its messages and its declared settings. Blocking.
     fn delete(&self) -> Result<(), StoreError>;
 }
 
@@ -273,8 +329,9 @@ pub trait TopicStore: Send + Sync {
     /// A reader from `from`; see [`TopicReader`].
     fn read(&self, from: ReadFrom) -> TopicReader;
     /// Replaces the retention limits (applied by [`TopicStore::apply_retention`] and
-    /// after each segment roll).
-    fn set_retention(&self, retention: Retention);
+    /// after each segment roll) and records them, to be handed back by
+    /// [`Backend::stored`] at start-up. Blocking (they are written before it returns).
+    fn set_retention(&self, retention: Retention) -> Result<(), StoreError>;
     /// Deletes the segments that the limits no longer need, given the time now.
     /// Blocking.
     fn apply_retention(&self, now_ms: u64) -> Result<RetentionOutcome, StoreError>;
@@ -287,24 +344,29 @@ pub trait TopicStore: Send + Sync {
     fn sync(&self) -> Ticket;
     /// Stored messages and bytes.
     fn stats(&self) -> StoreStats;
-    /// Deletes the topic's stored messages and files. Blocking.
+    /// Deletes the topic: its messages and its declared retention. Blocking.
     fn delete(&self) -> Result<(), StoreError>;
 }
 
 /// Opens the stores of queues and topics: the storage backend.
 pub trait Backend: Send + Sync {
-    /// Opens (creating or recovering) the store of a durable queue. Blocking.
-    fn open_queue(&self, name: &str) -> Result<Arc<dyn QueueStore>, StoreError>;
-    /// Opens (creating or recovering) the store of a retained topic. Blocking.
+    /// Opens (creating or recovering) the store of a durable queue and records its
+    /// declared settings. Blocking.
+    fn open_queue(
+        &self,
+        name: &str,
+        settings: &QueueSettings,
+    ) -> Result<Arc<dyn QueueStore>, StoreError>;
+    /// Opens (creating or recovering) the store of a retained topic and records its
+    /// declared retention. Blocking.
     fn open_topic(
         &self,
         name: &str,
         retention: Retention,
     ) -> Result<Arc<dyn TopicStore>, StoreError>;
-    /// The queues that have a store, to reopen at start-up.
-    fn stored_queues(&self) -> Result<Vec<String>, StoreError>;
-    /// The topics that have a store, to reopen at start-up.
-    fn stored_topics(&self) -> Result<Vec<String>, StoreError>;
+    /// Every queue and topic that has a store, with what was declared about it, to
+    /// reopen at start-up. Blocking.
+    fn stored(&self) -> Result<Stored, StoreError>;
     /// Damage found in what was stored, and repaired or skipped, by the opens since
     /// the last call (each reported once), for the operator's event log. The log
     /// reports torn tails it cut and corrupt records it will skip; a backend that

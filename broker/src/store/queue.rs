@@ -7,23 +7,31 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use super::catalog::Catalog;
 use super::error::StoreError;
 use super::log::Log;
 use super::record::RecordKind;
 use super::recovery::Recovery;
 use super::ticket::Ticket;
-use super::{Appended, QueueStore, QueuedMessage, ReadFrom, StoreStats};
+use super::{Appended, QueueSettings, QueueStore, QueuedMessage, ReadFrom, StoreStats};
 
-/// A durable queue stored in a segmented log.
+/// A durable queue stored in a segmented log, its settings in the catalog.
 #[derive(Debug)]
 pub struct LogQueueStore {
     log: Log,
+    name: String,
+    catalog: Arc<Catalog>,
 }
 
 impl LogQueueStore {
-    pub(crate) fn new(log: Log) -> LogQueueStore {
-        LogQueueStore { log }
+    pub(crate) fn new(log: Log, name: &str, catalog: Arc<Catalog>) -> LogQueueStore {
+        LogQueueStore {
+            log,
+            name: name.to_string(),
+            catalog,
+        }
     }
 
     /// What opening the log found and repaired (torn tails, corrupt records).
@@ -93,12 +101,19 @@ impl QueueStore for LogQueueStore {
         self.log.sync()
     }
 
+    fn set_settings(&self, settings: &QueueSettings) -> Result<(), StoreError> {
+        self.log.check_open()?;
+        self.catalog.set_queue(&self.name, Some(settings))
+    }
+
     fn stats(&self) -> StoreStats {
         self.log.stats()
     }
 
     fn delete(&self) -> Result<(), StoreError> {
-        self.log.destroy()
+        self.log.check_open()?;
+        let forgotten = self.catalog.set_queue(&self.name, None);
+        self.log.destroy().and(forgotten)
     }
 }
 
@@ -146,6 +161,10 @@ impl QueueStore for MemoryQueueStore {
 
     fn sync(&self) -> Ticket {
         Ticket::ready(Ok(()))
+    }
+
+    fn set_settings(&self, _settings: &QueueSettings) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// Nothing is stored: only `next_seq` is set.
@@ -215,7 +234,7 @@ mod tests {
     fn acked_messages_are_not_recovered_and_unacked_ones_are_with_attempts() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         assert_eq!(append_n(&*q, 10), (1..=10).collect::<Vec<u64>>());
         for seq in [1, 3, 5] {
             q.ack(seq).unwrap();
@@ -231,7 +250,7 @@ mod tests {
         drop(q);
 
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue_store("q").unwrap();
+        let q = b.open_queue_store("q", &QueueSettings::default()).unwrap();
         let rec = q.recovery();
         assert!(rec.is_clean());
         assert_eq!(b.take_repairs(), vec![]);
@@ -266,7 +285,7 @@ mod tests {
     fn a_message_in_flight_at_a_power_cut_comes_back_with_its_attempts() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 3);
         q.record_attempt(1, 1).unwrap();
         q.record_attempt(2, 3).unwrap();
@@ -276,7 +295,7 @@ mod tests {
         b.close();
         disk.restart();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         let got: Vec<(u64, u32)> = q
             .recover()
             .unwrap()
@@ -291,7 +310,7 @@ mod tests {
     fn a_segment_is_deleted_once_all_its_messages_are_acked() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         // 42-byte records: 24 per 1024-byte segment; 60 messages fill 3 segments.
         append_n(&*q, 60);
         let names = segments(&disk, "seg");
@@ -327,7 +346,7 @@ mod tests {
         b.close();
         drop(q);
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         assert_eq!(q.recover().unwrap(), vec![]);
         assert_eq!(q.append(1, b"x").unwrap().seq, 61);
         b.close();
@@ -337,7 +356,7 @@ mod tests {
     fn acks_that_cannot_be_written_never_hold_back_messages_and_are_retried() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Always);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 2);
         disk.deny("/data/queues/q/00000000000000000001.acks");
         q.ack(1).unwrap();
@@ -352,7 +371,7 @@ mod tests {
         b.close();
         drop(q);
         let b = backend(&disk, FsyncPolicy::Always);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         let seqs: Vec<u64> = q.recover().unwrap().iter().map(|m| m.seq).collect();
         assert_eq!(seqs, vec![2, 3]);
         b.close();
@@ -362,7 +381,7 @@ mod tests {
     fn a_torn_acks_file_brings_a_message_back_but_loses_none() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 4);
         q.ack(1).unwrap();
         q.ack(2).unwrap();
@@ -373,7 +392,7 @@ mod tests {
         let len = disk.file_bytes(&acks).unwrap().len() as u64;
         disk.truncate(&acks, len - 5).unwrap();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue_store("q").unwrap();
+        let q = b.open_queue_store("q", &QueueSettings::default()).unwrap();
         let rec = q.recovery();
         assert_eq!(rec.truncated.len(), 1);
         assert_eq!(rec.truncated[0].path, acks);
@@ -398,7 +417,7 @@ mod tests {
     fn a_stale_ack_never_settles_a_reused_seq() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 1);
         q.ack(1).unwrap();
         q.sync().wait_blocking().unwrap();
@@ -408,14 +427,14 @@ mod tests {
         disk.truncate(Path::new("/data/queues/q/00000000000000000001.seg"), 16)
             .unwrap();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         let a = q.append(5, b"a new message").unwrap();
         assert_eq!(a.seq, 1, "the seq is reused");
         a.durable.wait_blocking().unwrap();
         b.close();
         drop(q);
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         let got = q.recover().unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(&got[0].body[..], b"a new message");
@@ -436,7 +455,7 @@ mod tests {
             for cut_at in [10u64, 25, 40, 60, 90, 130] {
                 let disk = SimDisk::new();
                 let b = backend(&disk, policy);
-                let q: Arc<dyn QueueStore> = b.open_queue("q").unwrap();
+                let q: Arc<dyn QueueStore> = b.open_queue("q", &QueueSettings::default()).unwrap();
                 disk.cut_power_after(cut_at);
                 let senders: Vec<_> = (0..3u64)
                     .map(|w| {
@@ -472,7 +491,7 @@ mod tests {
                 drop(q);
                 disk.restart();
                 let b = backend(&disk, policy);
-                let q = b.open_queue("q").unwrap();
+                let q = b.open_queue("q", &QueueSettings::default()).unwrap();
                 let recovered: HashMap<u64, Vec<u8>> = q
                     .recover()
                     .unwrap()

@@ -1,6 +1,9 @@
 //! `LogTopicStore`: a retained topic kept in a log, and the reader that replays it
 //! from the first message, a seq or a time.
 
+use std::sync::Arc;
+
+use super::catalog::Catalog;
 use super::cursor::Cursor;
 use super::error::StoreError;
 use super::log::Log;
@@ -12,16 +15,21 @@ use super::{
     TopicStore,
 };
 
-/// A retained topic stored in a segmented log.
+/// A retained topic stored in a segmented log, its retention in the catalog.
 #[derive(Debug)]
 pub struct LogTopicStore {
     log: Log,
+    name: String,
+    catalog: Arc<Catalog>,
 }
 
 impl LogTopicStore {
-    pub(crate) fn new(log: Log, retention: Retention) -> LogTopicStore {
-        log.set_retention(retention);
-        LogTopicStore { log }
+    pub(crate) fn new(log: Log, name: &str, catalog: Arc<Catalog>) -> LogTopicStore {
+        LogTopicStore {
+            log,
+            name: name.to_string(),
+            catalog,
+        }
     }
 
     /// The seq the next message will get.
@@ -53,8 +61,10 @@ impl TopicStore for LogTopicStore {
         })
     }
 
-    fn set_retention(&self, retention: Retention) {
+    fn set_retention(&self, retention: Retention) -> Result<(), StoreError> {
+        self.log.check_open()?;
         self.log.set_retention(retention);
+        self.catalog.set_topic(&self.name, Some(retention))
     }
 
     fn apply_retention(&self, now_ms: u64) -> Result<RetentionOutcome, StoreError> {
@@ -81,7 +91,9 @@ impl TopicStore for LogTopicStore {
     }
 
     fn delete(&self) -> Result<(), StoreError> {
-        self.log.destroy()
+        self.log.check_open()?;
+        let forgotten = self.catalog.set_topic(&self.name, None);
+        self.log.destroy().and(forgotten)
     }
 }
 
@@ -167,7 +179,8 @@ mod tests {
         t.set_retention(Retention {
             max_messages: Some(40),
             ..Retention::default()
-        });
+        })
+        .unwrap();
         // 100 - 18 - 18 - 18 = 46 >= 40; one more segment would leave 28.
         let out = t.apply_retention(0).unwrap();
         assert_eq!(
@@ -188,7 +201,8 @@ mod tests {
         t.set_retention(Retention {
             max_messages: Some(0),
             ..Retention::default()
-        });
+        })
+        .unwrap();
         assert_eq!(t.apply_retention(0).unwrap().segments, 2);
         assert_eq!(seqs(&t, ReadFrom::First), (91..=100).collect::<Vec<u64>>());
         b.close();
@@ -205,14 +219,16 @@ mod tests {
         t.set_retention(Retention {
             max_bytes: Some(3000),
             ..Retention::default()
-        });
+        })
+        .unwrap();
         assert_eq!(t.apply_retention(0).unwrap().segments, 2);
         assert_eq!(seqs(&t, ReadFrom::First).first(), Some(&37));
         // Age: a segment goes once its newest message (seq 54: time 54 s) is older.
         t.set_retention(Retention {
             max_age_s: Some(10),
             ..Retention::default()
-        });
+        })
+        .unwrap();
         assert_eq!(
             t.apply_retention(64_000).unwrap().segments,
             0,
