@@ -24,9 +24,7 @@ use crate::protocol::{event, From, Headers, Payload, QueueOptions, Retention};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
 use crate::session::Session;
 use crate::stats::{EventKind, ServerStats, Snapshot};
-use crate::store::{
-    Backend, FsyncPolicy, LogBackend, OsDisk, ReadFrom, StoreConfig, StoreError, Ticket,
-};
+use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, ReadFrom, StoreConfig, Ticket};
 
 /// Which kind of stream an operation is about, as event texts name it.
 #[derive(Debug, Clone, Copy)]
@@ -411,28 +409,17 @@ impl Broker {
     pub(crate) fn delete_topic(&self, name: &str, actor: &str) -> Result<(), BrokerError> {
         names::check_topic(name)?;
         let store = self.inner.topics.delete(name)?;
-        self.finish_delete(
-            Stream::Topic,
-            name,
-            actor,
-            store.map(|s| move || s.delete()),
-        );
+        self.finish_delete(Stream::Topic, name, actor, store.map(|s| s.delete()));
         Ok(())
     }
 
-    /// What deleting a queue or a topic leaves to do: forget its options in the
-    /// meta file and remove its files in the background (if it was stored), and
-    /// record who deleted it.
-    fn finish_delete(
-        &self,
-        kind: Stream,
-        name: &str,
-        actor: &str,
-        files: Option<impl FnOnce() -> Result<(), StoreError> + Send + 'static>,
-    ) {
-        if let Some(delete) = files {
-            self.inner.runtime.spawn_blocking(move || {
-                if let Err(e) = delete() {
+    /// What deleting a queue or a topic leaves to do: log if its stored data (a
+    /// deletion already started, so the name can be declared again at once) fails
+    /// to go, and record who deleted it.
+    fn finish_delete(&self, kind: Stream, name: &str, actor: &str, deleted: Option<Ticket>) {
+        if let Some(deleted) = deleted {
+            self.inner.runtime.spawn(async move {
+                if let Err(e) = deleted.await {
                     tracing::error!("deleting a {kind}'s files: {e}");
                 }
             });
@@ -786,12 +773,7 @@ impl Broker {
         let effects = q.delete();
         self.apply(effects);
         let store = q.store().cloned();
-        self.finish_delete(
-            Stream::Queue,
-            queue,
-            actor,
-            store.map(|s| move || s.delete()),
-        );
+        self.finish_delete(Stream::Queue, queue, actor, store.map(|s| s.delete()));
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -24,12 +24,17 @@ use super::{
 const QUEUES: &str = "queues";
 const TOPICS: &str = "topics";
 
-/// How long opening a stream waits for the last flush of a dropped handle to it.
+/// How long opening a name waits for a deleted (or failed) log of that name to be done
+/// with its files; it is woken as soon as they are, this is only the limit.
 const REOPEN_WAIT: Duration = Duration::from_secs(10);
 
 /// Repairs kept for [`Backend::take_repairs`] at most. Past it they are only logged
 /// (every repair is logged anyway): a caller that never asks costs bounded memory.
 const MAX_REPAIRS: usize = 1024;
+
+/// The log of one stream directory, if open. Its lock is held while the stream is
+/// opened (recovery reads the disk) or waits for a deleted log's files to go.
+type Slot = Arc<Mutex<Weak<LogShared>>>;
 
 /// The log-backed storage of a data directory.
 #[derive(Debug)]
@@ -40,7 +45,7 @@ pub struct LogBackend {
     committer: Arc<Committer>,
     catalog: Arc<Catalog>,
     /// Logs opened, so one directory never has two writers.
-    open: Mutex<HashMap<PathBuf, Weak<LogShared>>>,
+    open: Mutex<HashMap<PathBuf, Slot>>,
     /// What recovery repaired, not yet taken.
     repairs: Mutex<Vec<Repair>>,
 }
@@ -123,28 +128,30 @@ impl LogBackend {
         &self.config
     }
 
+    /// The log of a stream: the one already open (shared), or opened afresh once
+    /// a deleted or failed one is done with its files.
     fn open_log(&self, kind: &str, name: &str, mode: LogMode) -> Result<Log, StoreError> {
         let dir = self.root.join(kind).join(dir_name(name)?);
-        let mut open = self.open.lock();
-        if let Some(old) = open.get(&dir).and_then(Weak::upgrade) {
-            if old.in_use() {
+        let slot = {
+            let mut open = self.open.lock();
+            // Forget slots nobody uses (an open in progress holds its slot).
+            open.retain(|_, slot| {
+                Arc::strong_count(slot) > 1 || slot.try_lock().is_none_or(|w| w.strong_count() > 0)
+            });
+            Arc::clone(open.entry(dir.clone()).or_default())
+        };
+        // Opens of one name queue here; other names and the table stay free.
+        let mut current = slot.lock();
+        if let Some(old) = current.upgrade() {
+            if let Some(log) = Log::share(&old) {
+                return Ok(log);
+            }
+            if !old.wait_retired(REOPEN_WAIT) {
                 return Err(StoreError::Io {
                     op: "opening",
                     path: dir,
-                    detail: "the stream is already open".to_string(),
+                    detail: "the previous handle is still writing".to_string(),
                 });
-            }
-            // Its handle was dropped; let the committer finish its last batch.
-            let deadline = Instant::now() + REOPEN_WAIT;
-            while !old.is_idle() {
-                if Instant::now() > deadline {
-                    return Err(StoreError::Io {
-                        op: "opening",
-                        path: dir,
-                        detail: "the previous handle is still writing".to_string(),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(1));
             }
         }
         let log = Log::open(
@@ -154,9 +161,8 @@ impl LogBackend {
             mode,
             Arc::clone(&self.committer),
         )?;
-        open.retain(|_, w| w.strong_count() > 0);
-        open.insert(dir, log.downgrade());
-        drop(open);
+        *current = log.downgrade();
+        drop(current);
         self.note_repairs(name, &log.recovery());
         Ok(log)
     }
@@ -191,10 +197,15 @@ impl LogBackend {
         name: &str,
         settings: &QueueSettings,
     ) -> Result<LogQueueStore, StoreError> {
-        let log = self.open_log(QUEUES, name, LogMode::Queue)?;
-        let store = LogQueueStore::new(log, name, Arc::clone(&self.catalog));
-        store.set_settings(settings)?;
-        Ok(store)
+        loop {
+            let log = self.open_log(QUEUES, name, LogMode::Queue)?;
+            let store = LogQueueStore::new(log, name, Arc::clone(&self.catalog));
+            match store.set_settings(settings) {
+                // Deleted by another handle since: the name opens anew.
+                Err(StoreError::Closed { .. }) => continue,
+                declared => return declared.map(|()| store),
+            }
+        }
     }
 
     /// Opens (creating or recovering) a retained topic's store and records its
@@ -204,10 +215,15 @@ impl LogBackend {
         name: &str,
         retention: Retention,
     ) -> Result<LogTopicStore, StoreError> {
-        let log = self.open_log(TOPICS, name, LogMode::Topic)?;
-        let store = LogTopicStore::new(log, name, Arc::clone(&self.catalog));
-        store.set_retention(retention)?;
-        Ok(store)
+        loop {
+            let log = self.open_log(TOPICS, name, LogMode::Topic)?;
+            let store = LogTopicStore::new(log, name, Arc::clone(&self.catalog));
+            match store.set_retention(retention) {
+                // Deleted by another handle since: the name opens anew.
+                Err(StoreError::Closed { .. }) => continue,
+                declared => return declared.map(|()| store),
+            }
+        }
     }
 
     fn names(&self, kind: &str) -> Result<Vec<String>, StoreError> {
@@ -317,7 +333,7 @@ mod tests {
         };
         t.set_retention(kept).unwrap();
         let gone = b.open_queue("gone", &settings(5)).unwrap();
-        gone.delete().unwrap();
+        gone.delete().wait_blocking().unwrap();
         disk.power_cut();
         b.close();
         disk.restart();
@@ -381,38 +397,143 @@ mod tests {
     }
 
     #[test]
-    fn lists_streams_and_refuses_a_second_writer() {
+    fn lists_streams_and_shares_one_writer_between_opens_of_a_name() {
         let disk = SimDisk::new();
         let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
         let q = b.open_queue("jobs:eu", &QueueSettings::default()).unwrap();
         let _t = b.open_topic("orders.eu", Retention::default()).unwrap();
-        assert_eq!(
-            b.stored()
-                .unwrap()
-                .queues
-                .into_iter()
-                .map(|q| q.name)
-                .collect::<Vec<_>>(),
-            vec!["jobs:eu".to_string()]
-        );
-        assert_eq!(
-            b.stored()
-                .unwrap()
-                .topics
-                .into_iter()
-                .map(|t| t.name)
-                .collect::<Vec<_>>(),
-            vec!["orders.eu".to_string()]
-        );
-        let err = b
-            .open_queue("jobs:eu", &QueueSettings::default())
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("already open"), "{err}");
-        q.append(1, b"x").unwrap().durable.wait_blocking().unwrap();
+        let stored = b.stored().unwrap();
+        let names = |s: &[StoredQueue]| s.iter().map(|q| q.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&stored.queues), vec!["jobs:eu".to_string()]);
+        assert_eq!(stored.topics[0].name, "orders.eu");
+        // A second open is another handle on the same log, not a second writer.
+        let again = b.open_queue("jobs:eu", &QueueSettings::default()).unwrap();
+        assert_eq!(q.append(1, b"x").unwrap().seq, 1);
+        assert_eq!(again.append(2, b"y").unwrap().seq, 2);
+        drop(again);
+        q.sync().wait_blocking().unwrap();
         drop(q);
+        // With every handle dropped the log is still the one reopened.
         let q = b.open_queue("jobs:eu", &QueueSettings::default()).unwrap();
+        assert_eq!(q.recover().unwrap().len(), 2);
+        assert_eq!(q.append(3, b"z").unwrap().seq, 3);
+        b.close();
+    }
+
+    #[test]
+    fn a_name_opens_again_right_after_its_delete_every_time() {
+        let disk = SimDisk::new();
+        let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+        let mut deletions = Vec::new();
+        for round in 0..200u64 {
+            let asked = std::time::Instant::now();
+            let q = b
+                .open_queue("q", &QueueSettings::default())
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            // Woken when the deleted log's files are gone, not by a timeout.
+            let waited = asked.elapsed();
+            assert!(waited < Duration::from_secs(3), "round {round}: {waited:?}");
+            assert_eq!(q.recover().unwrap(), vec![], "round {round} starts empty");
+            let first = q.append(round, b"x").unwrap();
+            assert_eq!(first.seq, 1, "round {round}");
+            if round % 2 == 0 {
+                first.durable.wait_blocking().unwrap();
+            }
+            // Not waited for: the broker's next frame may declare the name again.
+            deletions.push(q.delete());
+            assert!(matches!(
+                q.append(1, b"late"),
+                Err(StoreError::Closed { .. })
+            ));
+        }
+        for d in deletions {
+            d.wait_blocking().unwrap();
+        }
+        // The last deletion removed its own files and nothing of a newer stream.
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
+        q.append(1, b"kept")
+            .unwrap()
+            .durable
+            .wait_blocking()
+            .unwrap();
+        drop(q);
+        b.close();
+        let b = LogBackend::open("/data", Arc::new(disk), StoreConfig::default()).unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         assert_eq!(q.recover().unwrap().len(), 1);
+        b.close();
+    }
+
+    #[test]
+    fn threads_opening_and_deleting_one_name_always_get_a_store() {
+        let disk = SimDisk::new();
+        let b = Arc::new(
+            LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap(),
+        );
+        let threads: Vec<_> = (0..6u64)
+            .map(|w| {
+                let b = Arc::clone(&b);
+                std::thread::spawn(move || {
+                    for i in 0..150u64 {
+                        let t = b
+                            .open_topic("t", Retention::default())
+                            .unwrap_or_else(|e| panic!("thread {w} round {i}: {e}"));
+                        // Another thread may have deleted it meanwhile: Closed is fine.
+                        match t.append(i, b"x") {
+                            Ok(_) | Err(StoreError::Closed { .. }) => {}
+                            Err(e) => panic!("thread {w} round {i}: {e}"),
+                        }
+                        if i % 6 == w {
+                            let _ = t.delete();
+                        }
+                        let _ = t.read(ReadFrom::First).count();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let t = b.open_topic("t", Retention::default()).unwrap();
+        t.append(1, b"last")
+            .unwrap()
+            .durable
+            .wait_blocking()
+            .unwrap();
+        b.close();
+    }
+
+    #[test]
+    fn a_delete_after_close_removes_the_files_itself() {
+        let disk = SimDisk::new();
+        let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+        let q = b.open_queue("q", &settings(7)).unwrap();
+        q.append(1, b"a").unwrap().durable.wait_blocking().unwrap();
+        b.close();
+        assert_eq!(q.delete().wait_blocking(), Ok(()));
+        assert!(!disk.exists(Path::new("/data/queues/q")).unwrap());
+        assert_eq!(b.stored().unwrap(), Stored::default());
+    }
+
+    #[test]
+    fn a_failed_log_is_shared_while_held_and_reopened_afresh_once_let_go() {
+        let disk = SimDisk::new();
+        let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
+        q.append(1, b"a").unwrap().durable.wait_blocking().unwrap();
+        disk.fail_next_sync();
+        assert!(q.append(2, b"b").unwrap().durable.wait_blocking().is_err());
+        let held = b.open_queue("q", &QueueSettings::default()).unwrap();
+        assert!(matches!(
+            held.append(3, b"c"),
+            Err(StoreError::Failed { .. })
+        ));
+        drop(held);
+        drop(q);
+        // Reopening runs recovery: the log takes appends again.
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
+        assert_eq!(q.recover().unwrap()[0].body, &b"a"[..]);
+        q.append(4, b"d").unwrap().durable.wait_blocking().unwrap();
         b.close();
     }
 
@@ -477,7 +598,7 @@ mod tests {
             .map(|m| m.unwrap().seq)
             .collect();
         assert_eq!(got, (51..=100).collect::<Vec<u64>>());
-        t.delete().unwrap();
+        t.delete().wait_blocking().unwrap();
         assert!(b
             .stored()
             .unwrap()

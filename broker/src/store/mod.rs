@@ -317,8 +317,11 @@ pub trait QueueStore: Send + Sync {
     fn set_settings(&self, settings: &QueueSettings) -> Result<(), StoreError>;
     /// Stored messages and bytes.
     fn stats(&self) -> StoreStats;
-    /// Deletes the queue: its messages and its declared settings. Blocking.
-    fn delete(&self) -> Result<(), StoreError>;
+    /// Deletes the queue, its messages and its declared settings. From the call on,
+    /// every handle to it refuses appends, and its name opens again at once as a
+    /// new, empty queue. Never blocks; the ticket resolves once the stored data is
+    /// gone.
+    fn delete(&self) -> Ticket;
 }
 
 /// Storage for one retained topic.
@@ -344,14 +347,16 @@ pub trait TopicStore: Send + Sync {
     fn sync(&self) -> Ticket;
     /// Stored messages and bytes.
     fn stats(&self) -> StoreStats;
-    /// Deletes the topic: its messages and its declared retention. Blocking.
-    fn delete(&self) -> Result<(), StoreError>;
+    /// Deletes the topic, its messages and its declared retention; see
+    /// [`QueueStore::delete`].
+    fn delete(&self) -> Ticket;
 }
 
 /// Opens the stores of queues and topics: the storage backend.
 pub trait Backend: Send + Sync {
     /// Opens (creating or recovering) the store of a durable queue and records its
-    /// declared settings. Blocking.
+    /// declared settings. Blocking. Opening a name already open gives another handle
+    /// to the same stream; opening it right after a delete gives a new, empty one.
     fn open_queue(
         &self,
         name: &str,

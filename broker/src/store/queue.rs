@@ -110,10 +110,10 @@ impl QueueStore for LogQueueStore {
         self.log.stats()
     }
 
-    fn delete(&self) -> Result<(), StoreError> {
-        self.log.check_open()?;
-        let forgotten = self.catalog.set_queue(&self.name, None);
-        self.log.destroy().and(forgotten)
+    fn delete(&self) -> Ticket {
+        let (catalog, name) = (Arc::clone(&self.catalog), self.name.clone());
+        self.log
+            .delete(Box::new(move || catalog.set_queue(&name, None)))
     }
 }
 
@@ -175,8 +175,8 @@ impl QueueStore for MemoryQueueStore {
         }
     }
 
-    fn delete(&self) -> Result<(), StoreError> {
-        Ok(())
+    fn delete(&self) -> Ticket {
+        Ticket::ready(Ok(()))
     }
 }
 

@@ -90,10 +90,10 @@ impl TopicStore for LogTopicStore {
         self.log.stats()
     }
 
-    fn delete(&self) -> Result<(), StoreError> {
-        self.log.check_open()?;
-        let forgotten = self.catalog.set_topic(&self.name, None);
-        self.log.destroy().and(forgotten)
+    fn delete(&self) -> Ticket {
+        let (catalog, name) = (Arc::clone(&self.catalog), self.name.clone());
+        self.log
+            .delete(Box::new(move || catalog.set_topic(&name, None)))
     }
 }
 
@@ -303,7 +303,7 @@ mod tests {
         let b = backend(&disk);
         let t = b.open_topic_store("t", Retention::default()).unwrap();
         fill(&t, 50);
-        t.delete().unwrap();
+        t.delete().wait_blocking().unwrap();
         assert!(disk
             .files()
             .iter()
