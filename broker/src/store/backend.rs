@@ -397,109 +397,25 @@ mod tests {
     }
 
     #[test]
-    fn lists_streams_and_shares_one_writer_between_opens_of_a_name() {
+    fn lists_escaped_names_and_reuses_a_log_whose_handles_were_dropped() {
         let disk = SimDisk::new();
         let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
         let q = b.open_queue("jobs:eu", &QueueSettings::default()).unwrap();
         let _t = b.open_topic("orders.eu", Retention::default()).unwrap();
         let stored = b.stored().unwrap();
-        let names = |s: &[StoredQueue]| s.iter().map(|q| q.name.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&stored.queues), vec!["jobs:eu".to_string()]);
+        assert_eq!(stored.queues[0].name, "jobs:eu");
         assert_eq!(stored.topics[0].name, "orders.eu");
-        // A second open is another handle on the same log, not a second writer.
-        let again = b.open_queue("jobs:eu", &QueueSettings::default()).unwrap();
-        assert_eq!(q.append(1, b"x").unwrap().seq, 1);
-        assert_eq!(again.append(2, b"y").unwrap().seq, 2);
-        drop(again);
-        q.sync().wait_blocking().unwrap();
+        assert!(disk.exists(Path::new("/data/queues/jobs%3Aeu")).unwrap());
+        let pending = q.append(1, b"x").unwrap();
         drop(q);
-        // With every handle dropped the log is still the one reopened.
-        let q = b.open_queue("jobs:eu", &QueueSettings::default()).unwrap();
-        assert_eq!(q.recover().unwrap().len(), 2);
-        assert_eq!(q.append(3, b"z").unwrap().seq, 3);
-        b.close();
-    }
-
-    #[test]
-    fn a_name_opens_again_right_after_its_delete_every_time() {
-        let disk = SimDisk::new();
-        let b = LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap();
-        let mut deletions = Vec::new();
-        for round in 0..200u64 {
-            let asked = std::time::Instant::now();
-            let q = b
-                .open_queue("q", &QueueSettings::default())
-                .unwrap_or_else(|e| panic!("round {round}: {e}"));
-            // Woken when the deleted log's files are gone, not by a timeout.
-            let waited = asked.elapsed();
-            assert!(waited < Duration::from_secs(3), "round {round}: {waited:?}");
-            assert_eq!(q.recover().unwrap(), vec![], "round {round} starts empty");
-            let first = q.append(round, b"x").unwrap();
-            assert_eq!(first.seq, 1, "round {round}");
-            if round % 2 == 0 {
-                first.durable.wait_blocking().unwrap();
-            }
-            // Not waited for: the broker's next frame may declare the name again.
-            deletions.push(q.delete());
-            assert!(matches!(
-                q.append(1, b"late"),
-                Err(StoreError::Closed { .. })
-            ));
-        }
-        for d in deletions {
-            d.wait_blocking().unwrap();
-        }
-        // The last deletion removed its own files and nothing of a newer stream.
-        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
-        q.append(1, b"kept")
-            .unwrap()
-            .durable
-            .wait_blocking()
+        // The log is still flushing: the reopen takes it up, with no recovery.
+        let q = b
+            .open_queue_store("jobs:eu", &QueueSettings::default())
             .unwrap();
-        drop(q);
-        b.close();
-        let b = LogBackend::open("/data", Arc::new(disk), StoreConfig::default()).unwrap();
-        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
+        assert_eq!(q.recovery().segments, 1);
+        pending.durable.wait_blocking().unwrap();
         assert_eq!(q.recover().unwrap().len(), 1);
-        b.close();
-    }
-
-    #[test]
-    fn threads_opening_and_deleting_one_name_always_get_a_store() {
-        let disk = SimDisk::new();
-        let b = Arc::new(
-            LogBackend::open("/data", Arc::new(disk.clone()), StoreConfig::default()).unwrap(),
-        );
-        let threads: Vec<_> = (0..6u64)
-            .map(|w| {
-                let b = Arc::clone(&b);
-                std::thread::spawn(move || {
-                    for i in 0..150u64 {
-                        let t = b
-                            .open_topic("t", Retention::default())
-                            .unwrap_or_else(|e| panic!("thread {w} round {i}: {e}"));
-                        // Another thread may have deleted it meanwhile: Closed is fine.
-                        match t.append(i, b"x") {
-                            Ok(_) | Err(StoreError::Closed { .. }) => {}
-                            Err(e) => panic!("thread {w} round {i}: {e}"),
-                        }
-                        if i % 6 == w {
-                            let _ = t.delete();
-                        }
-                        let _ = t.read(ReadFrom::First).count();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let t = b.open_topic("t", Retention::default()).unwrap();
-        t.append(1, b"last")
-            .unwrap()
-            .durable
-            .wait_blocking()
-            .unwrap();
+        assert_eq!(b.take_repairs(), vec![]);
         b.close();
     }
 

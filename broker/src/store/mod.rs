@@ -1,10 +1,17 @@
-//! The storage seam: where durable queues and retained topics keep their messages.
+//! The storage seam: where durable queues and retained topics keep their messages,
+//! and what was declared about them.
 //!
-//! The broker talks to storage through three traits: [`Backend`] opens the store of
-//! a queue or a topic, [`QueueStore`] and [`TopicStore`] append, settle and read. The
-//! one backend today is [`LogBackend`], an append-only segmented log per stream on a
-//! [`Disk`]; [`MemoryQueueStore`] stands in for queues declared non-durable. Another
-//! backend (Redis Streams, say) implements the same three traits.
+//! The broker talks to storage through three traits, in its own terms: [`Backend`]
+//! opens (declares) the store of a queue or a topic and hands back, at start-up,
+//! every stored one with its declared settings; [`QueueStore`] appends, acks,
+//! records attempts and recovers; [`TopicStore`] appends, reads from a seq or a
+//! time, seals and keeps its retention. Both delete. What is durable is said by a
+//! [`Ticket`], which any backend makes with [`Ticket::pending`].
+//!
+//! The one backend today is [`LogBackend`], an append-only segmented log per stream
+//! on a [`Disk`] (the real file system, or `SimDisk` in tests, which loses power on
+//! demand). A second backend (NATS JetStream, for several nodes) implements the same
+//! traits and passes the same suite, `conformance.rs` (feature `testing`).
 //!
 //! Messages are opaque bytes here: the broker stores its own encoding of headers and
 //! data. The store assigns each stream's `seq` (1, 2, 3, ...); the caller gives the
@@ -26,6 +33,8 @@
 mod backend;
 mod catalog;
 mod commit;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 mod cursor;
 mod disk;
 mod error;
