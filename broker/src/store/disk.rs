@@ -1,6 +1,6 @@
 //! The `Disk` seam: every file operation the log performs, so the same log code runs
 //! on the real file system ([`OsDisk`]) and on a simulated disk that can lose power
-//! ([`super::SimDisk`]).
+//! (`SimDisk`, built for tests only).
 //!
 //! Files are accessed with positional reads and writes (`pread`/`pwrite`), so one
 //! open handle is shared by the writer and any number of readers without a cursor.

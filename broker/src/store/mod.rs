@@ -44,6 +44,7 @@ mod queue;
 mod record;
 mod recovery;
 mod segment;
+#[cfg(any(test, feature = "testing"))]
 mod sim_disk;
 mod ticket;
 mod topic;
@@ -59,8 +60,9 @@ use serde::{Deserialize, Serialize};
 pub use backend::LogBackend;
 pub use disk::{Disk, DiskFile, OsDisk};
 pub use error::StoreError;
-pub use queue::{LogQueueStore, MemoryQueueStore};
+pub use queue::LogQueueStore;
 pub use recovery::{Corruption, Recovery, Truncation};
+#[cfg(any(test, feature = "testing"))]
 pub use sim_disk::{SimCounters, SimDisk};
 pub use ticket::{Ticket, TicketSender};
 pub use topic::LogTopicStore;

@@ -1,12 +1,11 @@
-//! Queue stores: `LogQueueStore` keeps a durable queue in a log with its acks, and
-//! `MemoryQueueStore` keeps nothing, for queues declared `durable: false`.
+//! `LogQueueStore`: a durable queue kept in a log with its acks. (A queue declared
+//! `durable: false` has no store at all: the broker keeps it in memory.)
 //!
 //! Acks and delivery attempts go to a per-segment `N.acks` file rather than into the
 //! segment itself: a segment whose messages are all acked is deleted together with its
 //! acks file, and no ack for a still-live message is ever lost with it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::catalog::Catalog;
@@ -114,69 +113,6 @@ impl QueueStore for LogQueueStore {
         let (catalog, name) = (Arc::clone(&self.catalog), self.name.clone());
         self.log
             .delete(Box::new(move || catalog.set_queue(&name, None)))
-    }
-}
-
-/// A queue store that stores nothing: for non-durable queues. It hands out seqs
-/// (message ids) and resolves every ticket at once.
-#[derive(Debug)]
-pub struct MemoryQueueStore {
-    next_seq: AtomicU64,
-}
-
-impl MemoryQueueStore {
-    /// A store whose first message gets seq 1.
-    pub fn new() -> MemoryQueueStore {
-        MemoryQueueStore {
-            next_seq: AtomicU64::new(super::log::FIRST_SEQ),
-        }
-    }
-}
-
-impl Default for MemoryQueueStore {
-    fn default() -> MemoryQueueStore {
-        MemoryQueueStore::new()
-    }
-}
-
-impl QueueStore for MemoryQueueStore {
-    fn append(&self, _time_ms: u64, _body: &[u8]) -> Result<Appended, StoreError> {
-        Ok(Appended {
-            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            durable: Ticket::ready(Ok(())),
-        })
-    }
-
-    fn ack(&self, _seq: u64) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn record_attempt(&self, _seq: u64, _attempts: u32) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn recover(&self) -> Result<Vec<QueuedMessage>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    fn sync(&self) -> Ticket {
-        Ticket::ready(Ok(()))
-    }
-
-    fn set_settings(&self, _settings: &QueueSettings) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Nothing is stored: only `next_seq` is set.
-    fn stats(&self) -> StoreStats {
-        StoreStats {
-            next_seq: self.next_seq.load(Ordering::Relaxed),
-            ..StoreStats::default()
-        }
-    }
-
-    fn delete(&self) -> Ticket {
-        Ticket::ready(Ok(()))
     }
 }
 
@@ -515,24 +451,5 @@ mod tests {
                 "{policy:?}: the cuts came after the senders"
             );
         }
-    }
-
-    #[test]
-    fn the_memory_store_stores_nothing() {
-        let q = MemoryQueueStore::new();
-        assert_eq!(q.append(1, b"a").unwrap().seq, 1);
-        let a = q.append(1, b"b").unwrap();
-        assert_eq!(a.seq, 2);
-        assert_eq!(a.durable.wait_blocking(), Ok(()));
-        q.ack(1).unwrap();
-        q.record_attempt(2, 1).unwrap();
-        assert_eq!(q.recover().unwrap(), vec![]);
-        assert_eq!(
-            q.stats(),
-            StoreStats {
-                next_seq: 3,
-                ..StoreStats::default()
-            }
-        );
     }
 }
