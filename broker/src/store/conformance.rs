@@ -495,7 +495,7 @@ pub fn threads_opening_and_deleting_one_name_always_get_a_store(storage: &dyn St
                         Err(e) => panic!("thread {w} round {i}: {e}"),
                     }
                     if i % 6 == w {
-                        let _ = t.delete();
+                        drop(t.delete());
                     }
                     let _ = t.read(ReadFrom::First).count();
                 }

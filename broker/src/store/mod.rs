@@ -30,6 +30,11 @@
 //! Durability follows [`FsyncPolicy`]; see `commit.rs` for group commit and `log.rs`
 //! for recovery.
 
+// Held by the compiler, not by hand: no panicking shortcut on anything from disk,
+// and every public item says what it is for.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(missing_docs)]
+
 mod backend;
 mod catalog;
 mod commit;
