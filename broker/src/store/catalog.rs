@@ -21,7 +21,7 @@ use super::error::{io_err, StoreError};
 use super::{QueueSettings, Retention};
 
 /// The catalog's file name under the data directory.
-pub(crate) const FILE: &str = "switchyard.json";
+const FILE: &str = "switchyard.json";
 const TMP: &str = "switchyard.json.tmp";
 
 /// The file's contents.

@@ -312,7 +312,7 @@ pub struct RetentionOutcome {
 /// Order of calls the broker makes: at start-up [`QueueStore::recover`] (the messages
 /// to put back in the queue), then `append` for each `send`, `record_attempt` when a
 /// delivery starts, `ack` when the message is settled (acked, answered, dead-lettered,
-/// dropped or purged).
+/// dropped or purged), `set_settings` when the queue is declared again, `delete`.
 pub trait QueueStore: Send + Sync {
     /// Appends a message; `time_ms` is when the broker accepted it. Fast and never
     /// blocks on the disk: the returned ticket resolves once it is durable.
@@ -335,8 +335,9 @@ pub trait QueueStore: Send + Sync {
     fn stats(&self) -> StoreStats;
     /// Deletes the queue, its messages and its declared settings. From the call on,
     /// every handle to it refuses appends, and its name opens again at once as a
-    /// new, empty queue. Never blocks; the ticket resolves once the stored data is
-    /// gone.
+    /// new, empty queue. Does not wait for the disk (the log removes its files on a
+    /// committer thread, or here once the backend is closed); the ticket resolves
+    /// once the stored data is gone.
     fn delete(&self) -> Ticket;
 }
 
@@ -379,7 +380,7 @@ pub trait Backend: Send + Sync {
         settings: &QueueSettings,
     ) -> Result<Arc<dyn QueueStore>, StoreError>;
     /// Opens (creating or recovering) the store of a retained topic and records its
-    /// declared retention. Blocking.
+    /// declared retention. Blocking; shared and reopened as [`Backend::open_queue`].
     fn open_topic(
         &self,
         name: &str,
