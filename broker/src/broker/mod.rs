@@ -26,12 +26,12 @@ use tokio::sync::watch;
 
 use crate::activity::Activity;
 use crate::error::{BrokerError, ErrorCode};
-use crate::meta::MetaFile;
+use crate::meta;
 use crate::protocol::{event, Retention};
 use crate::queue::Queue;
 use crate::session::Session;
 use crate::stats::EventKind;
-use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, StoreError};
+use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, Ticket};
 use crate::topic::{Subscription, Topics};
 pub(crate) use peer::Peer;
 
@@ -113,7 +113,6 @@ pub(super) struct Inner {
     runtime: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
     backend: Arc<dyn Backend>,
-    meta: MetaFile,
 }
 
 impl Broker {
@@ -121,13 +120,11 @@ impl Broker {
     /// retained topic) with what it held. Blocking (it reads the disk); must be called
     /// from within a tokio runtime, which runs the broker's timers.
     pub fn open(config: Config) -> Result<Broker, BrokerError> {
-        let fail = |what: String| BrokerError::new(ErrorCode::Internal, what);
         let store_config = StoreConfig {
             fsync: config.fsync,
             ..StoreConfig::default()
         };
         let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;
-        let meta = MetaFile::load(&config.data_dir).map_err(fail)?;
         let (shutdown, _) = watch::channel(false);
         let activity = Arc::new(Activity::default());
         let broker = Broker {
@@ -144,7 +141,6 @@ impl Broker {
                 runtime: tokio::runtime::Handle::current(),
                 shutdown,
                 backend: Arc::new(backend),
-                meta,
             }),
         };
         broker.recover()?;
@@ -154,12 +150,11 @@ impl Broker {
     /// Reopens every stored queue with its unacked messages, and every retained topic.
     fn recover(&self) -> Result<(), BrokerError> {
         let inner = &self.inner;
-        for name in inner.backend.stored_topics()? {
-            let retention = inner.meta.topic(&name).unwrap_or_default();
-            let store = inner
-                .backend
-                .open_topic(&name, store_retention(&retention))?;
-            self.report_recovery(&name, &store.recovery());
+        let stored = inner.backend.stored()?;
+        for topic in stored.topics {
+            let name = topic.name;
+            let store = inner.backend.open_topic(&name, topic.retention)?;
+            self.report_repairs();
             let stats = store.stats();
             inner.topics.retain(&name, store)?;
             inner.activity.record(
@@ -168,20 +163,23 @@ impl Broker {
             );
         }
         inner.runtime.spawn(run_retention(Arc::downgrade(inner)));
-        for name in inner.backend.stored_queues()? {
-            let store = inner.backend.open_queue(&name)?;
-            let messages = store.recover()?;
-            let config = inner
-                .meta
-                .queue(&name)
-                .map(|m| m.config())
+        for queue in stored.queues {
+            let name = queue.name;
+            let config = queue
+                .settings
+                .as_ref()
+                .map(meta::queue_config)
                 .unwrap_or_default();
+            let store = inner
+                .backend
+                .open_queue(&name, &meta::queue_settings(&config))?;
+            let messages = store.recover()?;
             let count = messages.len();
             let queue = Queue::new(&name, config, Some(store.clone()));
             queue
                 .restore(messages)
                 .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
-            self.report_recovery(&name, &store.recovery());
+            self.report_repairs();
             inner.activity.record(
                 EventKind::Storage,
                 format!("recovered queue {name}: {count} unacked messages"),
@@ -197,18 +195,12 @@ impl Broker {
         Ok(())
     }
 
-    fn report_recovery(&self, name: &str, recovery: &crate::store::Recovery) {
-        for t in &recovery.truncated {
-            self.inner.activity.record(
-                EventKind::Storage,
-                format!("{name}: truncated a torn tail: {t:?}"),
-            );
-        }
-        for c in &recovery.corrupt {
-            self.inner.activity.record(
-                EventKind::Storage,
-                format!("{name}: corrupt record skipped: {}", c.to_error()),
-            );
+    /// Records what opening stores repaired (torn tails, corrupt records) as events.
+    fn report_repairs(&self) {
+        for r in self.inner.backend.take_repairs() {
+            self.inner
+                .activity
+                .record(EventKind::Storage, r.to_string());
         }
     }
 
@@ -304,26 +296,13 @@ impl Broker {
         result
     }
 
-    /// What deleting a queue or a topic leaves to do: forget its options in the
-    /// meta file and remove its files in the background (if it was stored), and
-    /// record who deleted it.
-    fn finish_delete(
-        &self,
-        kind: Stream,
-        name: &str,
-        actor: &str,
-        files: Option<impl FnOnce() -> Result<(), StoreError> + Send + 'static>,
-    ) {
-        if let Some(delete) = files {
-            let forgotten = match kind {
-                Stream::Queue => self.inner.meta.set_queue(name, None),
-                Stream::Topic => self.inner.meta.set_topic(name, None),
-            };
-            if let Err(e) = forgotten {
-                tracing::error!("{e}");
-            }
-            self.inner.runtime.spawn_blocking(move || {
-                if let Err(e) = delete() {
+    /// What deleting a queue or a topic leaves to do: log if its stored data (a
+    /// deletion already started, so the name can be declared again at once) fails
+    /// to go, and record who deleted it.
+    fn finish_delete(&self, kind: Stream, name: &str, actor: &str, deleted: Option<Ticket>) {
+        if let Some(deleted) = deleted {
+            self.inner.runtime.spawn(async move {
+                if let Err(e) = deleted.await {
                     tracing::error!("deleting a {kind}'s files: {e}");
                 }
             });

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{run_ack_timer, Broker, Peer, Stream};
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
-use crate::meta::QueueMeta;
+use crate::meta;
 use crate::names;
 use crate::protocol::{event, Headers, Payload, QueueOptions};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
@@ -62,11 +62,10 @@ impl Broker {
             ..QueueConfig::default()
         };
         let store = if durable {
-            let store = self.inner.backend.open_queue(name)?;
-            self.inner
-                .meta
-                .set_queue(name, Some(QueueMeta::of(&config)))
-                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+            let store = self
+                .inner
+                .backend
+                .open_queue(name, &meta::queue_settings(&config))?;
             Some(store)
         } else {
             None
@@ -118,11 +117,8 @@ impl Broker {
             }
         }
         let config = queue.configure(options);
-        if queue.store().is_some() {
-            self.inner
-                .meta
-                .set_queue(name, Some(QueueMeta::of(&config)))
-                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+        if let Some(store) = queue.store() {
+            store.set_settings(&meta::queue_settings(&config))?;
         }
         Ok(())
     }
@@ -325,12 +321,7 @@ impl Broker {
         }
         self.apply(effects);
         let store = q.store().cloned();
-        self.finish_delete(
-            Stream::Queue,
-            queue,
-            actor,
-            store.map(|s| move || s.delete()),
-        );
+        self.finish_delete(Stream::Queue, queue, actor, store.map(|s| s.delete()));
         Ok(())
     }
 

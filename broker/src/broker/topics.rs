@@ -139,7 +139,7 @@ impl Broker {
         // then finds it retained.
         self.one_at_a_time(Stream::Topic, name, || {
             match topic.store() {
-                Some(store) => store.set_retention(store_retention(retention)),
+                Some(store) => store.set_retention(store_retention(retention))?,
                 None => {
                     let store = self
                         .inner
@@ -148,10 +148,7 @@ impl Broker {
                     self.inner.topics.retain(name, store)?;
                 }
             }
-            self.inner
-                .meta
-                .set_topic(name, Some(retention.clone()))
-                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))
+            Ok(())
         })
     }
 
@@ -163,12 +160,7 @@ impl Broker {
     pub(crate) fn delete_topic(&self, name: &str, actor: &str) -> Result<(), BrokerError> {
         names::check_topic(name)?;
         let store = self.inner.topics.delete(name)?;
-        self.finish_delete(
-            Stream::Topic,
-            name,
-            actor,
-            store.map(|s| move || s.delete()),
-        );
+        self.finish_delete(Stream::Topic, name, actor, store.map(|s| s.delete()));
         Ok(())
     }
 

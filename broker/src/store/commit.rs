@@ -1,5 +1,6 @@
 //! Group commit: a few dedicated threads that write and fsync what callers appended,
-//! and the [`Ticket`] a caller awaits to learn that its record is durable.
+//! and resolve the [`super::Ticket`] each caller awaits to learn that its record is
+//! durable.
 //!
 //! Appending never touches the disk: it encodes the record into the log's pending
 //! buffer and, if the log is not already waiting, schedules it here with a due time.
@@ -12,113 +13,12 @@
 //! time. When the committer shuts down, workers flush everything scheduled first.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
-use tokio::sync::oneshot;
-
-use super::error::StoreError;
-
-/// Resolves when an appended record is durable under the log's fsync policy (fsynced
-/// for `Batch` and `Always`, written for `Never`), or with the error that stopped it.
-///
-/// Await it from async code, or call [`Ticket::wait_blocking`] from a plain thread.
-/// Dropping it is fine: the record is written anyway (fire and forget).
-#[derive(Debug)]
-#[must_use = "a ticket says when the record is durable; drop it explicitly to not wait"]
-pub struct Ticket {
-    inner: TicketInner,
-}
-
-#[derive(Debug)]
-enum TicketInner {
-    Done(Option<Result<(), StoreError>>),
-    Waiting {
-        rx: oneshot::Receiver<Result<(), StoreError>>,
-        path: Arc<Path>,
-    },
-}
-
-/// The sending half of a [`Ticket`], kept with the pending record.
-pub(crate) type TicketSender = oneshot::Sender<Result<(), StoreError>>;
-
-impl Ticket {
-    /// A ticket that is already resolved (nothing to wait for).
-    pub fn ready(result: Result<(), StoreError>) -> Ticket {
-        Ticket {
-            inner: TicketInner::Done(Some(result)),
-        }
-    }
-
-    /// A ticket resolved by the returned sender; `path` names the log if it is dropped.
-    pub(crate) fn pending(path: Arc<Path>) -> (TicketSender, Ticket) {
-        let (tx, rx) = oneshot::channel();
-        (
-            tx,
-            Ticket {
-                inner: TicketInner::Waiting { rx, path },
-            },
-        )
-    }
-
-    /// Blocks the current thread until the ticket resolves. Must not be called from
-    /// inside an async runtime's worker (await the ticket there instead).
-    pub fn wait_blocking(self) -> Result<(), StoreError> {
-        match self.inner {
-            TicketInner::Done(r) => r.unwrap_or(Ok(())),
-            TicketInner::Waiting { rx, path } => rx.blocking_recv().unwrap_or_else(|_| {
-                Err(StoreError::Closed {
-                    path: path.to_path_buf(),
-                })
-            }),
-        }
-    }
-
-    /// The outcome if the ticket has resolved, without waiting.
-    pub fn try_result(&mut self) -> Option<Result<(), StoreError>> {
-        match &mut self.inner {
-            TicketInner::Done(r) => r.clone(),
-            TicketInner::Waiting { rx, path } => match rx.try_recv() {
-                Ok(r) => {
-                    self.inner = TicketInner::Done(Some(r.clone()));
-                    Some(r)
-                }
-                Err(oneshot::error::TryRecvError::Empty) => None,
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    let r = Err(StoreError::Closed {
-                        path: path.to_path_buf(),
-                    });
-                    self.inner = TicketInner::Done(Some(r.clone()));
-                    Some(r)
-                }
-            },
-        }
-    }
-}
-
-impl Future for Ticket {
-    type Output = Result<(), StoreError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.inner {
-            TicketInner::Done(r) => Poll::Ready(r.take().unwrap_or(Ok(()))),
-            TicketInner::Waiting { rx, path } => Pin::new(rx).poll(cx).map(|r| {
-                r.unwrap_or_else(|_| {
-                    Err(StoreError::Closed {
-                        path: path.to_path_buf(),
-                    })
-                })
-            }),
-        }
-    }
-}
 
 /// Something the committer flushes: a log with pending records.
 pub(crate) trait Flush: Send + Sync {
@@ -324,20 +224,5 @@ mod tests {
         // The worker flushes the job, drops it, and with it the committer.
         rx.recv_timeout(Duration::from_secs(5))
             .expect("the committer's drop finished on its own worker");
-    }
-
-    #[tokio::test]
-    async fn tickets_resolve_and_report_a_dropped_sender() {
-        let (tx, t) = Ticket::pending(Arc::from(Path::new("/d")));
-        tx.send(Ok(())).unwrap();
-        assert_eq!(t.await, Ok(()));
-        let (tx, t) = Ticket::pending(Arc::from(Path::new("/d")));
-        drop(tx);
-        assert_eq!(t.await, Err(StoreError::Closed { path: "/d".into() }));
-        assert_eq!(Ticket::ready(Ok(())).await, Ok(()));
-        let (tx, mut t) = Ticket::pending(Arc::from(Path::new("/d")));
-        assert_eq!(t.try_result(), None);
-        tx.send(Ok(())).unwrap();
-        assert_eq!(t.try_result(), Some(Ok(())));
     }
 }

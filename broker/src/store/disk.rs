@@ -1,6 +1,6 @@
 //! The `Disk` seam: every file operation the log performs, so the same log code runs
 //! on the real file system ([`OsDisk`]) and on a simulated disk that can lose power
-//! ([`super::SimDisk`]).
+//! (`SimDisk`, built for tests only).
 //!
 //! Files are accessed with positional reads and writes (`pread`/`pwrite`), so one
 //! open handle is shared by the writer and any number of readers without a cursor.
@@ -27,6 +27,9 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Removes an empty directory.
     fn remove_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames the file `from` to `to`, replacing any file there in one step, as
+    /// `rename(2)` does; durable once the directory is synced.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the entries of `dir` (files created, removed or renamed in it) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -123,6 +126,10 @@ impl Disk for OsDisk {
         fs::remove_dir(dir)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         // On Unix a directory's entries are made durable by fsync on the directory
         // itself; Windows has no such call and commits metadata on its own.
@@ -217,6 +224,10 @@ mod tests {
             disk.list_dir(&dir.join("a")).unwrap(),
             vec!["f".to_string()]
         );
+        let moved = dir.join("a").join("g");
+        disk.rename(&path, &moved).unwrap();
+        assert!(!disk.exists(&path).unwrap());
+        disk.rename(&moved, &path).unwrap();
         disk.remove_file(&path).unwrap();
         // An unlinked file stays readable through its handle, which the log relies on
         // when retention deletes a segment a reader is still in.

@@ -9,64 +9,106 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// An error from the storage layer. In every variant `op` says what was being done
-/// (`"writing"`, `"syncing"`, `"creating"`, ...), `path` names the file or directory,
-/// and `detail` is the operating system's message.
+/// (`"writing"`, `"syncing"`, `"creating"`, ...), `path` names the file or directory
+/// (for a backend without files, the stream), and `detail` is the operating
+/// system's (or the server's) message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The file system has no space left (ENOSPC). What was stored before stays readable.
     #[error("disk full while {op} {path}: {detail}")]
     DiskFull {
+        /// What was being done.
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's message.
         detail: String,
     },
     /// The process may not open or create this file or directory.
     #[error("permission denied while {op} {path}: {detail}")]
     PermissionDenied {
+        /// What was being done.
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's message.
         detail: String,
     },
     /// A record (or file header) whose checksum or framing is wrong. It is never
     /// returned as data; reading continues after it where the framing allows.
     #[error("corrupt data in {path} at offset {offset} ({skipped} bytes skipped): {reason}")]
     Corrupt {
+        /// The file holding the corrupt region.
         path: PathBuf,
+        /// Where the region starts.
         offset: u64,
+        /// Bytes skipped.
         skipped: u64,
+        /// What is wrong there.
         reason: String,
     },
     /// Any other I/O error.
     #[error("I/O error while {op} {path}: {detail}")]
     Io {
+        /// What was being done.
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's message.
         detail: String,
     },
     /// An earlier fsync or clean-up failed, so what is on disk is unknown; the stream
     /// takes no more writes until it is reopened (which runs recovery again).
     #[error("the log in {path} stopped after an earlier failure: {cause}")]
-    Failed { path: PathBuf, cause: String },
+    Failed {
+        /// The stream's directory.
+        path: PathBuf,
+        /// The failure that stopped it.
+        cause: String,
+    },
     /// The topic was sealed: it takes no more messages.
     #[error("the log in {path} is sealed")]
-    Sealed { path: PathBuf },
+    Sealed {
+        /// The stream's directory.
+        path: PathBuf,
+    },
     /// A message larger than the configured maximum record size.
     #[error("a record of {size} bytes is over the limit of {max} bytes")]
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        /// The message's size in bytes.
+        size: usize,
+        /// The largest accepted.
+        max: usize,
+    },
     /// More bytes are waiting for the disk than the configured bound; the caller
     /// should retry later (the broker never waits on the disk in its publish path).
     #[error("{pending} bytes are already waiting to be written to {path} (limit {limit})")]
     Backlog {
+        /// The stream's directory.
         path: PathBuf,
+        /// Bytes waiting.
         pending: usize,
+        /// The bound.
         limit: usize,
+    },
+    /// A file the store keeps whole (the catalog of declared settings) cannot be
+    /// parsed; the store does not open until it is fixed or removed.
+    #[error("{path} is not valid: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        reason: String,
     },
     /// The name cannot be used as a directory name.
     #[error("`{0}` cannot be stored: not a valid stream name")]
     BadName(String),
     /// The stream was deleted or the store shut down.
     #[error("the store for {path} is closed")]
-    Closed { path: PathBuf },
+    Closed {
+        /// The stream's directory.
+        path: PathBuf,
+    },
 }
 
 impl StoreError {

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
-use super::commit::{Committer, Flush, Ticket, TicketSender};
+use super::commit::{Committer, Flush};
 use super::cursor::Cursor;
 use super::disk::{create_dir_durably, Disk, DiskFile};
 use super::error::{io_err, StoreError};
@@ -28,6 +28,7 @@ use super::index::{IndexEntry, IndexTail, SegmentIndex};
 use super::record::{encode, framed_len, RecordKind, Scanner};
 use super::recovery::{recover, Corruption, Recovered, Recovery};
 use super::segment::{file_path, header, FileKind, SegmentFile, FILE_HEADER};
+use super::ticket::{Ticket, TicketSender};
 use super::{FsyncPolicy, ReadFrom, Retention, RetentionOutcome, StoreConfig, StoreStats};
 use crate::time::now_ms;
 
@@ -58,9 +59,12 @@ pub(crate) struct LogShared {
     mode: LogMode,
     committer: Arc<Committer>,
     me: Weak<LogShared>,
-    /// Serializes everything that changes files: flushes, deletions, destroy.
+    /// Serializes everything that changes files: flushes, deletions, unlinking.
     io: Mutex<()>,
     pub(super) state: Mutex<LogState>,
+    /// Signalled (with `state`) when the log stops being scheduled and, once
+    /// deleted, when its files are gone: what a reopen of its name waits for.
+    retired: Condvar,
 }
 
 impl std::fmt::Debug for LogShared {
@@ -89,9 +93,13 @@ pub(super) struct LogState {
     /// Whether the log is in the committer's queue or being flushed.
     scheduled: bool,
     failure: Option<StoreError>,
+    /// The log was deleted: it takes nothing more.
     closed: bool,
-    /// The store handle was dropped.
-    released: bool,
+    /// (deleted) Its files are still to be removed: then the catalog entry is
+    /// forgotten and the delete's tickets resolve.
+    unlinking: Option<Unlinking>,
+    /// Store handles open on the log; the backend gives new ones the same log.
+    handles: usize,
     sealed: bool,
     /// When the last flush started: `Batch` waits `batch_interval` after it.
     last_flush: Option<Instant>,
@@ -130,6 +138,16 @@ struct PendingRecord {
     tx: Option<TicketSender>,
 }
 
+/// What is left to do for a deleted log, by whoever removes its files.
+struct Unlinking {
+    /// Runs once the files are gone (forgets the stream's declared settings).
+    then: Option<AfterUnlink>,
+    waiters: Vec<TicketSender>,
+}
+
+/// What a deleted log does once its files are gone.
+pub(crate) type AfterUnlink = Box<dyn FnOnce() -> Result<(), StoreError> + Send>;
+
 struct SideRecord {
     seq: u64,
     bytes: Vec<u8>,
@@ -161,11 +179,11 @@ impl Resolution {
             Ok(()) => {
                 for r in self.done.records {
                     if let Some(tx) = r.tx {
-                        let _ = tx.send(Ok(()));
+                        tx.resolve(Ok(()));
                     }
                 }
                 for b in self.done.barriers {
-                    let _ = b.send(Ok(()));
+                    b.resolve(Ok(()));
                 }
             }
             Err(e) => {
@@ -180,11 +198,11 @@ impl Pending {
     fn fail(self, err: &StoreError) {
         for r in self.records {
             if let Some(tx) = r.tx {
-                let _ = tx.send(Err(err.clone()));
+                tx.resolve(Err(err.clone()));
             }
         }
         for b in self.barriers {
-            let _ = b.send(Err(err.clone()));
+            b.resolve(Err(err.clone()));
         }
     }
 }
@@ -278,6 +296,7 @@ impl Log {
             committer,
             me: me.clone(),
             io: Mutex::new(()),
+            retired: Condvar::new(),
             state: Mutex::new(LogState {
                 segments,
                 next_seq,
@@ -286,7 +305,8 @@ impl Log {
                 scheduled: false,
                 failure: None,
                 closed: false,
-                released: false,
+                unlinking: None,
+                handles: 1,
                 sealed,
                 last_flush: None,
                 unsettled,
@@ -449,12 +469,22 @@ impl Log {
         st.pending.barriers.push(tx);
         if !sh.ensure_scheduled(&mut st) {
             if let Some(tx) = st.pending.barriers.pop() {
-                let _ = tx.send(Err(StoreError::Closed {
+                tx.resolve(Err(StoreError::Closed {
                     path: sh.dir.clone(),
                 }));
             }
         }
         ticket
+    }
+
+    /// Fails with `Closed` once the log was deleted.
+    pub(crate) fn check_open(&self) -> Result<(), StoreError> {
+        if self.shared.state.lock().closed {
+            return Err(StoreError::Closed {
+                path: self.shared.dir.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Whether a seal record was appended.
@@ -493,10 +523,25 @@ impl Log {
         }
     }
 
-    /// Marks the log's one handle as dropped: the committer still flushes what is
-    /// pending, and the backend may open the directory again once that is done.
+    /// Another store handle on this log, for a second open of its name; `None` if the
+    /// name must be opened afresh: the log was deleted, or it failed and no handle
+    /// is left to see it (reopening runs recovery again).
+    pub(crate) fn share(shared: &Arc<LogShared>) -> Option<Log> {
+        let mut st = shared.state.lock();
+        if st.closed || (st.failure.is_some() && st.handles == 0) {
+            return None;
+        }
+        st.handles += 1;
+        Some(Log {
+            shared: Arc::clone(shared),
+        })
+    }
+
+    /// Marks one store handle as dropped. The committer still flushes what is
+    /// pending; the next open of the name shares the log again.
     pub(crate) fn release(&self) {
-        self.shared.state.lock().released = true;
+        let mut st = self.shared.state.lock();
+        st.handles = st.handles.saturating_sub(1);
     }
 
     /// A weak reference, for the backend's table of open logs.
@@ -516,39 +561,41 @@ impl Log {
         Ok(self.shared.apply_retention_locked(now_ms))
     }
 
-    /// Deletes every file of the log and its directory; later calls fail with `Closed`.
-    pub(crate) fn destroy(&self) -> Result<(), StoreError> {
+    /// Deletes the log: from now on it takes nothing (pending appends fail with
+    /// `Closed`), and its files go at once on a committer thread, after which `then`
+    /// runs and the ticket resolves. Never touches the disk itself unless the
+    /// committer is shut down. A log already deleted is not deleted twice: the
+    /// ticket resolves with the first deletion (and `then` is dropped).
+    pub(crate) fn delete(&self, then: AfterUnlink) -> Ticket {
         let sh = &self.shared;
-        let _io = sh.io.lock();
-        let pending = {
-            let mut st = sh.state.lock();
-            st.closed = true;
-            st.segments.clear();
-            st.unsettled.clear();
-            mem::take(&mut st.pending)
-        };
+        let mut st = sh.state.lock();
+        let (tx, ticket) = Ticket::pending(Arc::clone(&sh.dir_name));
+        if st.closed {
+            match st.unlinking.as_mut() {
+                Some(u) => u.waiters.push(tx),
+                None => tx.resolve(Ok(())),
+            }
+            return ticket;
+        }
+        st.closed = true;
+        st.segments.clear();
+        st.unsettled.clear();
+        let pending = mem::take(&mut st.pending);
+        st.unlinking = Some(Unlinking {
+            then: Some(then),
+            waiters: vec![tx],
+        });
+        let scheduled = sh.ensure_scheduled(&mut st);
+        drop(st);
         pending.fail(&StoreError::Closed {
             path: sh.dir.clone(),
         });
-        let names = sh
-            .disk
-            .list_dir(&sh.dir)
-            .map_err(io_err("listing", &sh.dir))?;
-        for name in names {
-            let path = sh.dir.join(&name);
-            sh.disk
-                .remove_file(&path)
-                .map_err(io_err("removing", &path))?;
+        if !scheduled {
+            // No committer to do it: the caller does (a delete after shutdown).
+            let _io = sh.io.lock();
+            sh.unlink();
         }
-        sh.disk
-            .remove_dir(&sh.dir)
-            .map_err(io_err("removing", &sh.dir))?;
-        if let Some(parent) = sh.dir.parent() {
-            sh.disk
-                .sync_dir(parent)
-                .map_err(io_err("syncing", parent))?;
-        }
-        Ok(())
+        ticket
     }
 }
 
@@ -568,16 +615,73 @@ impl LogState {
 }
 
 impl LogShared {
-    /// Whether a store handle still uses this log.
-    pub(crate) fn in_use(&self) -> bool {
-        let st = self.state.lock();
-        !st.released && !st.closed
+    /// Waits, without polling, until the log is no longer scheduled and, if it was
+    /// deleted, its files are gone; false if that takes longer than `limit`.
+    pub(crate) fn wait_retired(&self, limit: std::time::Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut st = self.state.lock();
+        while st.scheduled || st.unlinking.is_some() {
+            if self.retired.wait_until(&mut st, deadline).timed_out() {
+                return !(st.scheduled || st.unlinking.is_some());
+            }
+        }
+        true
     }
 
-    /// Whether nothing is waiting to be written.
-    pub(crate) fn is_idle(&self) -> bool {
-        let _io = self.io.lock();
-        !self.state.lock().scheduled
+    /// Marks the log as out of the committer's queue and wakes waiting reopens.
+    fn unschedule(&self, st: &mut LogState) {
+        st.scheduled = false;
+        self.retired.notify_all();
+    }
+
+    /// (deleted) Removes the log's files and directory, runs what follows, resolves
+    /// the delete's tickets and wakes reopens of the name. Needs `io`.
+    fn unlink(&self) {
+        let removed = self.remove_files();
+        let then = self
+            .state
+            .lock()
+            .unlinking
+            .as_mut()
+            .and_then(|u| u.then.take());
+        // Forget the declaration only once the files are gone: a crash in between
+        // leaves a stale entry (ignored), never a queue brought back with defaults.
+        let result = match (removed, then) {
+            (Ok(()), Some(then)) => then(),
+            (removed, _) => removed,
+        };
+        let waiters = {
+            let mut st = self.state.lock();
+            let waiters = st.unlinking.take().map(|u| u.waiters).unwrap_or_default();
+            self.unschedule(&mut st);
+            waiters
+        };
+        for w in waiters {
+            w.resolve(result.clone());
+        }
+    }
+
+    /// Removes every file of the log and its directory. Needs `io`.
+    fn remove_files(&self) -> Result<(), StoreError> {
+        let names = self
+            .disk
+            .list_dir(&self.dir)
+            .map_err(io_err("listing", &self.dir))?;
+        for name in names {
+            let path = self.dir.join(&name);
+            self.disk
+                .remove_file(&path)
+                .map_err(io_err("removing", &path))?;
+        }
+        self.disk
+            .remove_dir(&self.dir)
+            .map_err(io_err("removing", &self.dir))?;
+        if let Some(parent) = self.dir.parent() {
+            self.disk
+                .sync_dir(parent)
+                .map_err(io_err("syncing", parent))?;
+        }
+        Ok(())
     }
 
     fn check_writable(&self, st: &LogState) -> Result<(), StoreError> {
@@ -917,9 +1021,15 @@ impl LogShared {
             let mut st = self.state.lock();
             if let Err(e) = self.check_writable(&st) {
                 let pending = mem::take(&mut st.pending);
-                st.scheduled = false;
+                let unlink = st.unlinking.is_some();
+                if !unlink {
+                    self.unschedule(&mut st);
+                }
                 drop(st);
                 pending.fail(&e);
+                if unlink {
+                    self.unlink();
+                }
                 return None;
             }
             st.last_flush = Some(started);
@@ -954,12 +1064,16 @@ impl LogShared {
         // a loop against a disk that refuses them.
         let ready_side = !acks_failed && st.pending.side.iter().any(|s| s.seq < durable_next);
         let more = !st.pending.records.is_empty() || !st.pending.barriers.is_empty() || ready_side;
+        if st.unlinking.is_some() {
+            // Deleted during this flush: its files go next, without waiting.
+            return Some(Instant::now());
+        }
         if !more {
             if st.pending.records.is_empty() {
                 // Side records for messages that were never written: nothing to settle.
                 st.pending.side.retain(|s| s.seq < durable_next);
             }
-            st.scheduled = false;
+            self.unschedule(&mut st);
             return None;
         }
         let now = Instant::now();

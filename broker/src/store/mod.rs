@@ -1,10 +1,17 @@
-//! The storage seam: where durable queues and retained topics keep their messages.
+//! The storage seam: where durable queues and retained topics keep their messages,
+//! and what was declared about them.
 //!
-//! The broker talks to storage through three traits: [`Backend`] opens the store of
-//! a queue or a topic, [`QueueStore`] and [`TopicStore`] append, settle and read. The
-//! one backend today is [`LogBackend`], an append-only segmented log per stream on a
-//! [`Disk`]; [`MemoryQueueStore`] stands in for queues declared non-durable. Another
-//! backend (Redis Streams, say) implements the same three traits.
+//! The broker talks to storage through three traits, in its own terms: [`Backend`]
+//! opens (declares) the store of a queue or a topic and hands back, at start-up,
+//! every stored one with its declared settings; [`QueueStore`] appends, acks,
+//! records attempts and recovers; [`TopicStore`] appends, reads from a seq or a
+//! time, seals and keeps its retention. Both delete. What is durable is said by a
+//! [`Ticket`], which any backend makes with [`Ticket::pending`].
+//!
+//! The one backend today is [`LogBackend`], an append-only segmented log per stream
+//! on a [`Disk`] (the real file system, or `SimDisk` in tests, which loses power on
+//! demand). A second backend (NATS JetStream, for several nodes) implements the same
+//! traits and passes the same suite, `conformance.rs` (feature `testing`).
 //!
 //! Messages are opaque bytes here: the broker stores its own encoding of headers and
 //! data. The store assigns each stream's `seq` (1, 2, 3, ...); the caller gives the
@@ -13,6 +20,7 @@
 //! Layout under the data directory:
 //!
 //! ```text
+//! <data>/switchyard.json                           declared settings (catalog.rs)
 //! <data>/queues/<name>/00000000000000000001.seg    records (see record.rs, segment.rs)
 //! <data>/queues/<name>/00000000000000000001.acks   acks and delivery attempts
 //! <data>/topics/<name>/00000000000000000001.seg
@@ -22,8 +30,16 @@
 //! Durability follows [`FsyncPolicy`]; see `commit.rs` for group commit and `log.rs`
 //! for recovery.
 
+// Held by the compiler, not by hand: no panicking shortcut on anything from disk,
+// and every public item says what it is for.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(missing_docs)]
+
 mod backend;
+mod catalog;
 mod commit;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 mod cursor;
 mod disk;
 mod error;
@@ -33,7 +49,9 @@ mod queue;
 mod record;
 mod recovery;
 mod segment;
+#[cfg(any(test, feature = "testing"))]
 mod sim_disk;
+mod ticket;
 mod topic;
 
 use std::fmt;
@@ -42,15 +60,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 pub use backend::LogBackend;
-pub use commit::Ticket;
 pub use disk::{Disk, DiskFile, OsDisk};
 pub use error::StoreError;
-pub use queue::{LogQueueStore, MemoryQueueStore};
+pub use queue::LogQueueStore;
 pub use recovery::{Corruption, Recovery, Truncation};
+#[cfg(any(test, feature = "testing"))]
 pub use sim_disk::{SimCounters, SimDisk};
-pub use topic::{LogTopicStore, TopicReader};
+pub use ticket::{Ticket, TicketSender};
+pub use topic::LogTopicStore;
 
 /// When appended records are fsynced, and so when their [`Ticket`] resolves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,17 +149,67 @@ impl Default for StoreConfig {
     }
 }
 
-/// How long a retained topic keeps its messages. Limits are applied by deleting whole
-/// segments, oldest first, never the one being written: a topic keeps at least what
-/// the limits allow and at most about one segment more. `None` means no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How long a retained topic keeps its messages, as declared; kept by the backend
+/// and handed back at start-up. The log applies limits by deleting whole segments,
+/// oldest first, never the one being written: a topic keeps at least what the limits
+/// allow and at most about one segment more. `None` means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
     /// Messages to keep at least (older whole segments beyond that go).
+    #[serde(default)]
     pub max_messages: Option<u64>,
     /// Bytes of segments to keep at least.
+    #[serde(default)]
     pub max_bytes: Option<u64>,
     /// A segment goes once its newest message is older than this many seconds.
+    #[serde(default)]
     pub max_age_s: Option<u64>,
+}
+
+/// What was declared about a durable queue, kept by the backend and handed back at
+/// start-up with the queue's messages. The store only keeps it; the broker gives it
+/// meaning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSettings {
+    /// Most messages the queue holds (`None`: no limit).
+    #[serde(default)]
+    pub max_len: Option<u64>,
+    /// How long a delivery may go unacked before the message is redelivered, in ms.
+    pub ack_timeout_ms: u64,
+    /// Deliveries after which a message is dead-lettered or dropped (`None`: no limit).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// The queue that takes messages out of attempts or nacked without requeue.
+    #[serde(default)]
+    pub dead_letter: Option<String>,
+}
+
+/// What a backend holds, found at start-up: every stored queue and retained topic,
+/// with what was declared about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The durable queues, by name.
+    pub queues: Vec<StoredQueue>,
+    /// The retained topics, by name.
+    pub topics: Vec<StoredTopic>,
+}
+
+/// A durable queue found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredQueue {
+    /// Its name.
+    pub name: String,
+    /// Its declared settings (`None` if none were recorded: the broker's defaults).
+    pub settings: Option<QueueSettings>,
+}
+
+/// A retained topic found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTopic {
+    /// Its name.
+    pub name: String,
+    /// Its declared retention (no limits if none was recorded).
+    pub retention: Retention,
 }
 
 /// Where a topic reader starts.
@@ -154,6 +224,12 @@ pub enum ReadFrom {
     /// After the last message stored: only what is appended from now on.
     End,
 }
+
+/// Replays a retained topic (from [`TopicStore::read`]): durable messages in seq
+/// order, an `Err(StoreError::Corrupt)` for each corrupt region skipped (keep calling
+/// `next` to go on), and `None` when it has caught up; called again later, it returns
+/// what became durable since. Its reads block: use it off the async runtime.
+pub type TopicReader = Box<dyn Iterator<Item = Result<StoredMessage, StoreError>> + Send>;
 
 /// A message just appended.
 #[derive(Debug)]
@@ -204,6 +280,22 @@ pub struct StoreStats {
     pub next_seq: u64,
 }
 
+/// Damage a backend found in what it stored and what it did about it, worded for an
+/// operator (see [`Backend::take_repairs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The queue or topic.
+    pub stream: String,
+    /// What was found and done (`truncated a torn tail: ...`).
+    pub what: String,
+}
+
+impl fmt::Display for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.stream, self.what)
+    }
+}
+
 /// What retention removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionOutcome {
@@ -220,7 +312,7 @@ pub struct RetentionOutcome {
 /// Order of calls the broker makes: at start-up [`QueueStore::recover`] (the messages
 /// to put back in the queue), then `append` for each `send`, `record_attempt` when a
 /// delivery starts, `ack` when the message is settled (acked, answered, dead-lettered,
-/// dropped or purged).
+/// dropped or purged), `set_settings` when the queue is declared again, `delete`.
 pub trait QueueStore: Send + Sync {
     /// Appends a message; `time_ms` is when the broker accepted it. Fast and never
     /// blocks on the disk: the returned ticket resolves once it is durable.
@@ -236,12 +328,17 @@ pub trait QueueStore: Send + Sync {
     fn recover(&self) -> Result<Vec<QueuedMessage>, StoreError>;
     /// A ticket that resolves when everything appended or acked so far is durable.
     fn sync(&self) -> Ticket;
+    /// Replaces the queue's declared settings, to be handed back by
+    /// [`Backend::stored`] at start-up. Blocking (it is written before it returns).
+    fn set_settings(&self, settings: &QueueSettings) -> Result<(), StoreError>;
     /// Stored messages and bytes.
     fn stats(&self) -> StoreStats;
-    /// What opening the store found and repaired.
-    fn recovery(&self) -> Recovery;
-    /// Deletes the queue's stored messages and files. Blocking.
-    fn delete(&self) -> Result<(), StoreError>;
+    /// Deletes the queue, its messages and its declared settings. From the call on,
+    /// every handle to it refuses appends, and its name opens again at once as a
+    /// new, empty queue. Does not wait for the disk (the log removes its files on a
+    /// committer thread, or here once the backend is closed); the ticket resolves
+    /// once the stored data is gone.
+    fn delete(&self) -> Ticket;
 }
 
 /// Storage for one retained topic.
@@ -249,14 +346,12 @@ pub trait TopicStore: Send + Sync {
     /// Appends a message; see [`QueueStore::append`]. Fails with
     /// [`StoreError::Sealed`] once the topic is sealed.
     fn append(&self, time_ms: u64, body: &[u8]) -> Result<Appended, StoreError>;
-    /// A reader from `from`. It yields durable messages in seq order, an
-    /// `Err(StoreError::Corrupt)` for each corrupt region (and then goes on), and
-    /// `None` when it has caught up; calling it again later returns newer messages.
-    /// Its reads block: use it off the async runtime.
+    /// A reader from `from`; see [`TopicReader`].
     fn read(&self, from: ReadFrom) -> TopicReader;
     /// Replaces the retention limits (applied by [`TopicStore::apply_retention`] and
-    /// after each segment roll).
-    fn set_retention(&self, retention: Retention);
+    /// after each segment roll) and records them, to be handed back by
+    /// [`Backend::stored`] at start-up. Blocking (they are written before it returns).
+    fn set_retention(&self, retention: Retention) -> Result<(), StoreError>;
     /// Deletes the segments that the limits no longer need, given the time now.
     /// Blocking.
     fn apply_retention(&self, now_ms: u64) -> Result<RetentionOutcome, StoreError>;
@@ -269,26 +364,38 @@ pub trait TopicStore: Send + Sync {
     fn sync(&self) -> Ticket;
     /// Stored messages and bytes.
     fn stats(&self) -> StoreStats;
-    /// What opening the store found and repaired.
-    fn recovery(&self) -> Recovery;
-    /// Deletes the topic's stored messages and files. Blocking.
-    fn delete(&self) -> Result<(), StoreError>;
+    /// Deletes the topic, its messages and its declared retention; see
+    /// [`QueueStore::delete`].
+    fn delete(&self) -> Ticket;
 }
 
 /// Opens the stores of queues and topics: the storage backend.
 pub trait Backend: Send + Sync {
-    /// Opens (creating or recovering) the store of a durable queue. Blocking.
-    fn open_queue(&self, name: &str) -> Result<Arc<dyn QueueStore>, StoreError>;
-    /// Opens (creating or recovering) the store of a retained topic. Blocking.
+    /// Opens (creating or recovering) the store of a durable queue and records its
+    /// declared settings. Blocking. Opening a name already open gives another handle
+    /// to the same stream; opening it right after a delete gives a new, empty one.
+    fn open_queue(
+        &self,
+        name: &str,
+        settings: &QueueSettings,
+    ) -> Result<Arc<dyn QueueStore>, StoreError>;
+    /// Opens (creating or recovering) the store of a retained topic and records its
+    /// declared retention. Blocking; shared and reopened as [`Backend::open_queue`].
     fn open_topic(
         &self,
         name: &str,
         retention: Retention,
     ) -> Result<Arc<dyn TopicStore>, StoreError>;
-    /// The queues that have a store, to reopen at start-up.
-    fn stored_queues(&self) -> Result<Vec<String>, StoreError>;
-    /// The topics that have a store, to reopen at start-up.
-    fn stored_topics(&self) -> Result<Vec<String>, StoreError>;
+    /// Every queue and topic that has a store, with what was declared about it, to
+    /// reopen at start-up. Blocking.
+    fn stored(&self) -> Result<Stored, StoreError>;
+    /// Damage found in what was stored, and repaired or skipped, by the opens since
+    /// the last call (each reported once), for the operator's event log. The log
+    /// reports torn tails it cut and corrupt records it will skip; a backend that
+    /// never finds any (a replicated one) keeps the default and reports nothing.
+    fn take_repairs(&self) -> Vec<Repair> {
+        Vec::new()
+    }
     /// Writes and makes durable everything pending (acks included), then refuses
     /// further appends: the last step of a graceful shutdown. Blocking.
     fn close(&self);

@@ -1,29 +1,41 @@
-//! Queue stores: `LogQueueStore` keeps a durable queue in a log with its acks, and
-//! `MemoryQueueStore` keeps nothing, for queues declared `durable: false`.
+//! `LogQueueStore`: a durable queue kept in a log with its acks. (A queue declared
+//! `durable: false` has no store at all: the broker keeps it in memory.)
 //!
 //! Acks and delivery attempts go to a per-segment `N.acks` file rather than into the
 //! segment itself: a segment whose messages are all acked is deleted together with its
 //! acks file, and no ack for a still-live message is ever lost with it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use super::commit::Ticket;
+use super::catalog::Catalog;
 use super::error::StoreError;
 use super::log::Log;
 use super::record::RecordKind;
 use super::recovery::Recovery;
-use super::{Appended, QueueStore, QueuedMessage, ReadFrom, StoreStats};
+use super::ticket::Ticket;
+use super::{Appended, QueueSettings, QueueStore, QueuedMessage, ReadFrom, StoreStats};
 
-/// A durable queue stored in a segmented log.
+/// A durable queue stored in a segmented log, its settings in the catalog.
 #[derive(Debug)]
 pub struct LogQueueStore {
     log: Log,
+    name: String,
+    catalog: Arc<Catalog>,
 }
 
 impl LogQueueStore {
-    pub(crate) fn new(log: Log) -> LogQueueStore {
-        LogQueueStore { log }
+    pub(crate) fn new(log: Log, name: &str, catalog: Arc<Catalog>) -> LogQueueStore {
+        LogQueueStore {
+            log,
+            name: name.to_string(),
+            catalog,
+        }
+    }
+
+    /// What opening the log found and repaired (torn tails, corrupt records).
+    pub fn recovery(&self) -> Recovery {
+        self.log.recovery()
     }
 }
 
@@ -88,79 +100,19 @@ impl QueueStore for LogQueueStore {
         self.log.sync()
     }
 
+    fn set_settings(&self, settings: &QueueSettings) -> Result<(), StoreError> {
+        self.log.check_open()?;
+        self.catalog.set_queue(&self.name, Some(settings))
+    }
+
     fn stats(&self) -> StoreStats {
         self.log.stats()
     }
 
-    fn recovery(&self) -> Recovery {
-        self.log.recovery()
-    }
-
-    fn delete(&self) -> Result<(), StoreError> {
-        self.log.destroy()
-    }
-}
-
-/// A queue store that stores nothing: for non-durable queues. It hands out seqs
-/// (message ids) and resolves every ticket at once.
-#[derive(Debug)]
-pub struct MemoryQueueStore {
-    next_seq: AtomicU64,
-}
-
-impl MemoryQueueStore {
-    /// A store whose first message gets seq 1.
-    pub fn new() -> MemoryQueueStore {
-        MemoryQueueStore {
-            next_seq: AtomicU64::new(super::log::FIRST_SEQ),
-        }
-    }
-}
-
-impl Default for MemoryQueueStore {
-    fn default() -> MemoryQueueStore {
-        MemoryQueueStore::new()
-    }
-}
-
-impl QueueStore for MemoryQueueStore {
-    fn append(&self, _time_ms: u64, _body: &[u8]) -> Result<Appended, StoreError> {
-        Ok(Appended {
-            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            durable: Ticket::ready(Ok(())),
-        })
-    }
-
-    fn ack(&self, _seq: u64) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn record_attempt(&self, _seq: u64, _attempts: u32) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn recover(&self) -> Result<Vec<QueuedMessage>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    fn sync(&self) -> Ticket {
-        Ticket::ready(Ok(()))
-    }
-
-    /// Nothing is stored: only `next_seq` is set.
-    fn stats(&self) -> StoreStats {
-        StoreStats {
-            next_seq: self.next_seq.load(Ordering::Relaxed),
-            ..StoreStats::default()
-        }
-    }
-
-    fn recovery(&self) -> Recovery {
-        Recovery::default()
-    }
-
-    fn delete(&self) -> Result<(), StoreError> {
-        Ok(())
+    fn delete(&self) -> Ticket {
+        let (catalog, name) = (Arc::clone(&self.catalog), self.name.clone());
+        self.log
+            .delete(Box::new(move || catalog.set_queue(&name, None)))
     }
 }
 
@@ -218,7 +170,7 @@ mod tests {
     fn acked_messages_are_not_recovered_and_unacked_ones_are_with_attempts() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         assert_eq!(append_n(&*q, 10), (1..=10).collect::<Vec<u64>>());
         for seq in [1, 3, 5] {
             q.ack(seq).unwrap();
@@ -234,9 +186,10 @@ mod tests {
         drop(q);
 
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue_store("q", &QueueSettings::default()).unwrap();
         let rec = q.recovery();
         assert!(rec.is_clean());
+        assert_eq!(b.take_repairs(), vec![]);
         assert_eq!(rec.unacked, 7);
         let got: Vec<(u64, u32, u64)> = q
             .recover()
@@ -268,7 +221,7 @@ mod tests {
     fn a_message_in_flight_at_a_power_cut_comes_back_with_its_attempts() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 3);
         q.record_attempt(1, 1).unwrap();
         q.record_attempt(2, 3).unwrap();
@@ -278,7 +231,7 @@ mod tests {
         b.close();
         disk.restart();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         let got: Vec<(u64, u32)> = q
             .recover()
             .unwrap()
@@ -293,7 +246,7 @@ mod tests {
     fn a_segment_is_deleted_once_all_its_messages_are_acked() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         // 42-byte records: 24 per 1024-byte segment; 60 messages fill 3 segments.
         append_n(&*q, 60);
         let names = segments(&disk, "seg");
@@ -329,7 +282,7 @@ mod tests {
         b.close();
         drop(q);
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         assert_eq!(q.recover().unwrap(), vec![]);
         assert_eq!(q.append(1, b"x").unwrap().seq, 61);
         b.close();
@@ -339,7 +292,7 @@ mod tests {
     fn acks_that_cannot_be_written_never_hold_back_messages_and_are_retried() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Always);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 2);
         disk.deny("/data/queues/q/00000000000000000001.acks");
         q.ack(1).unwrap();
@@ -354,7 +307,7 @@ mod tests {
         b.close();
         drop(q);
         let b = backend(&disk, FsyncPolicy::Always);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         let seqs: Vec<u64> = q.recover().unwrap().iter().map(|m| m.seq).collect();
         assert_eq!(seqs, vec![2, 3]);
         b.close();
@@ -364,7 +317,7 @@ mod tests {
     fn a_torn_acks_file_brings_a_message_back_but_loses_none() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 4);
         q.ack(1).unwrap();
         q.ack(2).unwrap();
@@ -375,10 +328,22 @@ mod tests {
         let len = disk.file_bytes(&acks).unwrap().len() as u64;
         disk.truncate(&acks, len - 5).unwrap();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue_store("q", &QueueSettings::default()).unwrap();
         let rec = q.recovery();
         assert_eq!(rec.truncated.len(), 1);
         assert_eq!(rec.truncated[0].path, acks);
+        // The backend reports the repair once, in the operator's words.
+        let repairs = b.take_repairs();
+        assert_eq!(repairs.len(), 1, "{repairs:?}");
+        assert_eq!(repairs[0].stream, "q");
+        assert!(
+            repairs[0]
+                .to_string()
+                .starts_with("q: truncated a torn tail: "),
+            "{}",
+            repairs[0]
+        );
+        assert_eq!(b.take_repairs(), vec![]);
         let seqs: Vec<u64> = q.recover().unwrap().iter().map(|m| m.seq).collect();
         assert_eq!(seqs, vec![2, 3, 4]);
         b.close();
@@ -388,7 +353,7 @@ mod tests {
     fn a_stale_ack_never_settles_a_reused_seq() {
         let disk = SimDisk::new();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 1);
         q.ack(1).unwrap();
         q.sync().wait_blocking().unwrap();
@@ -398,14 +363,14 @@ mod tests {
         disk.truncate(Path::new("/data/queues/q/00000000000000000001.seg"), 16)
             .unwrap();
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         let a = q.append(5, b"a new message").unwrap();
         assert_eq!(a.seq, 1, "the seq is reused");
         a.durable.wait_blocking().unwrap();
         b.close();
         drop(q);
         let b = backend(&disk, FsyncPolicy::Batch);
-        let q = b.open_queue("q").unwrap();
+        let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         let got = q.recover().unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(&got[0].body[..], b"a new message");
@@ -426,7 +391,7 @@ mod tests {
             for cut_at in [10u64, 25, 40, 60, 90, 130] {
                 let disk = SimDisk::new();
                 let b = backend(&disk, policy);
-                let q: Arc<dyn QueueStore> = b.open_queue("q").unwrap();
+                let q: Arc<dyn QueueStore> = b.open_queue("q", &QueueSettings::default()).unwrap();
                 disk.cut_power_after(cut_at);
                 let senders: Vec<_> = (0..3u64)
                     .map(|w| {
@@ -462,7 +427,7 @@ mod tests {
                 drop(q);
                 disk.restart();
                 let b = backend(&disk, policy);
-                let q = b.open_queue("q").unwrap();
+                let q = b.open_queue("q", &QueueSettings::default()).unwrap();
                 let recovered: HashMap<u64, Vec<u8>> = q
                     .recover()
                     .unwrap()
@@ -486,25 +451,5 @@ mod tests {
                 "{policy:?}: the cuts came after the senders"
             );
         }
-    }
-
-    #[test]
-    fn the_memory_store_stores_nothing() {
-        let q = MemoryQueueStore::new();
-        assert_eq!(q.append(1, b"a").unwrap().seq, 1);
-        let a = q.append(1, b"b").unwrap();
-        assert_eq!(a.seq, 2);
-        assert_eq!(a.durable.wait_blocking(), Ok(()));
-        q.ack(1).unwrap();
-        q.record_attempt(2, 1).unwrap();
-        assert_eq!(q.recover().unwrap(), vec![]);
-        assert_eq!(
-            q.stats(),
-            StoreStats {
-                next_seq: 3,
-                ..StoreStats::default()
-            }
-        );
-        assert_eq!(q.recovery(), Recovery::default());
     }
 }

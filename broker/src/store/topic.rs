@@ -1,31 +1,45 @@
-//! `LogTopicStore`: a retained topic kept in a log, and `TopicReader`, the cursor
-//! that replays it from the first message, a seq or a time.
+//! `LogTopicStore`: a retained topic kept in a log, and the reader that replays it
+//! from the first message, a seq or a time.
 
-use super::commit::Ticket;
+use std::sync::Arc;
+
+use super::catalog::Catalog;
 use super::cursor::Cursor;
 use super::error::StoreError;
 use super::log::Log;
 use super::record::RecordKind;
 use super::recovery::Recovery;
+use super::ticket::Ticket;
 use super::{
-    Appended, ReadFrom, Retention, RetentionOutcome, StoreStats, StoredMessage, TopicStore,
+    Appended, ReadFrom, Retention, RetentionOutcome, StoreStats, StoredMessage, TopicReader,
+    TopicStore,
 };
 
-/// A retained topic stored in a segmented log.
+/// A retained topic stored in a segmented log, its retention in the catalog.
 #[derive(Debug)]
 pub struct LogTopicStore {
     log: Log,
+    name: String,
+    catalog: Arc<Catalog>,
 }
 
 impl LogTopicStore {
-    pub(crate) fn new(log: Log, retention: Retention) -> LogTopicStore {
-        log.set_retention(retention);
-        LogTopicStore { log }
+    pub(crate) fn new(log: Log, name: &str, catalog: Arc<Catalog>) -> LogTopicStore {
+        LogTopicStore {
+            log,
+            name: name.to_string(),
+            catalog,
+        }
     }
 
     /// The seq the next message will get.
     pub fn next_seq(&self) -> u64 {
         self.log.next_seq()
+    }
+
+    /// What opening the log found and repaired (torn tails, corrupt records).
+    pub fn recovery(&self) -> Recovery {
+        self.log.recovery()
     }
 }
 
@@ -42,13 +56,15 @@ impl TopicStore for LogTopicStore {
     }
 
     fn read(&self, from: ReadFrom) -> TopicReader {
-        TopicReader {
+        Box::new(LogTopicReader {
             cursor: self.log.cursor(from, false),
-        }
+        })
     }
 
-    fn set_retention(&self, retention: Retention) {
+    fn set_retention(&self, retention: Retention) -> Result<(), StoreError> {
+        self.log.check_open()?;
         self.log.set_retention(retention);
+        self.catalog.set_topic(&self.name, Some(retention))
     }
 
     fn apply_retention(&self, now_ms: u64) -> Result<RetentionOutcome, StoreError> {
@@ -74,23 +90,20 @@ impl TopicStore for LogTopicStore {
         self.log.stats()
     }
 
-    fn recovery(&self) -> Recovery {
-        self.log.recovery()
-    }
-
-    fn delete(&self) -> Result<(), StoreError> {
-        self.log.destroy()
+    fn delete(&self) -> Ticket {
+        let (catalog, name) = (Arc::clone(&self.catalog), self.name.clone());
+        self.log
+            .delete(Box::new(move || catalog.set_topic(&name, None)))
     }
 }
 
-/// Replays a topic: durable messages in seq order, an `Err(StoreError::Corrupt)` for
-/// each corrupt region skipped (keep calling `next` to go on), `None` when caught up.
-/// Holds one read-ahead window of memory, whatever the size of the topic.
-pub struct TopicReader {
+/// Replays a topic's log: see [`TopicReader`]. Holds one read-ahead window of memory,
+/// whatever the size of the topic.
+struct LogTopicReader {
     cursor: Cursor,
 }
 
-impl Iterator for TopicReader {
+impl Iterator for LogTopicReader {
     type Item = Result<StoredMessage, StoreError>;
 
     fn next(&mut self) -> Option<Result<StoredMessage, StoreError>> {
@@ -166,7 +179,8 @@ mod tests {
         t.set_retention(Retention {
             max_messages: Some(40),
             ..Retention::default()
-        });
+        })
+        .unwrap();
         // 100 - 18 - 18 - 18 = 46 >= 40; one more segment would leave 28.
         let out = t.apply_retention(0).unwrap();
         assert_eq!(
@@ -187,7 +201,8 @@ mod tests {
         t.set_retention(Retention {
             max_messages: Some(0),
             ..Retention::default()
-        });
+        })
+        .unwrap();
         assert_eq!(t.apply_retention(0).unwrap().segments, 2);
         assert_eq!(seqs(&t, ReadFrom::First), (91..=100).collect::<Vec<u64>>());
         b.close();
@@ -204,14 +219,16 @@ mod tests {
         t.set_retention(Retention {
             max_bytes: Some(3000),
             ..Retention::default()
-        });
+        })
+        .unwrap();
         assert_eq!(t.apply_retention(0).unwrap().segments, 2);
         assert_eq!(seqs(&t, ReadFrom::First).first(), Some(&37));
         // Age: a segment goes once its newest message (seq 54: time 54 s) is older.
         t.set_retention(Retention {
             max_age_s: Some(10),
             ..Retention::default()
-        });
+        })
+        .unwrap();
         assert_eq!(
             t.apply_retention(64_000).unwrap().segments,
             0,
@@ -286,7 +303,7 @@ mod tests {
         let b = backend(&disk);
         let t = b.open_topic_store("t", Retention::default()).unwrap();
         fill(&t, 50);
-        t.delete().unwrap();
+        t.delete().wait_blocking().unwrap();
         assert!(disk
             .files()
             .iter()

@@ -411,7 +411,7 @@ mod tests {
 
     use super::*;
     use crate::store::{
-        Appended, Recovery, Retention, RetentionOutcome, StoreError, StoreStats, TopicReader,
+        Appended, Retention, RetentionOutcome, StoreError, StoreStats, TicketSender, TopicReader,
     };
 
     /// A retained topic's store whose appends become durable only when the test
@@ -419,13 +419,13 @@ mod tests {
     #[derive(Default)]
     struct StalledDisk {
         next: Mutex<u64>,
-        unsynced: Mutex<Vec<tokio::sync::oneshot::Sender<Result<(), StoreError>>>>,
+        unsynced: Mutex<Vec<TicketSender>>,
     }
 
     impl StalledDisk {
         fn sync_all(&self) {
             for tx in self.unsynced.lock().drain(..) {
-                let _ = tx.send(Ok(()));
+                tx.resolve(Ok(()));
             }
         }
     }
@@ -444,7 +444,9 @@ mod tests {
         fn read(&self, _from: ReadFrom) -> TopicReader {
             unreachable!("nothing reads in this test")
         }
-        fn set_retention(&self, _retention: Retention) {}
+        fn set_retention(&self, _retention: Retention) -> Result<(), StoreError> {
+            Ok(())
+        }
         fn apply_retention(&self, _now_ms: u64) -> Result<RetentionOutcome, StoreError> {
             Ok(RetentionOutcome::default())
         }
@@ -463,11 +465,8 @@ mod tests {
                 ..StoreStats::default()
             }
         }
-        fn recovery(&self) -> Recovery {
-            Recovery::default()
-        }
-        fn delete(&self) -> Result<(), StoreError> {
-            Ok(())
+        fn delete(&self) -> Ticket {
+            Ticket::ready(Ok(()))
         }
     }
 

@@ -6,8 +6,8 @@
 //!   `sync_data`/`sync_all`). A power cut puts every file back to its durable bytes,
 //!   or, with [`SimDisk::power_cut_torn`], keeps a random prefix of the bytes appended
 //!   since the last fsync, as a disk that wrote some pages but not others would.
-//! - Names: creating or removing a file or directory is durable only once its parent
-//!   directory is synced with `sync_dir`. A file created but never dir-synced vanishes at
+//! - Names: creating, removing or renaming a file or directory is durable only once
+//!   its parent directory is synced with `sync_dir`. A file created but never dir-synced vanishes at
 //!   a power cut; a file removed but not dir-synced comes back.
 //! - Faults: a capacity (writes past it write what fits, then fail with `StorageFull`),
 //!   paths where opening or creating is denied, a failing fsync, a cut after N
@@ -25,6 +25,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::disk::{Disk, DiskFile};
+
+mod file;
+use file::SimFile;
 
 /// An in-memory disk with power cuts and fault injection, for tests.
 #[derive(Debug, Clone, Default)]
@@ -431,6 +434,27 @@ impl Disk for SimDisk {
         Ok(())
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.alive()?;
+        st.check_allowed(from)?;
+        st.check_allowed(to)?;
+        let ino = Self::inode_of(&st, from)?;
+        if st.live.get(to) == Some(&Node::Dir) {
+            return Err(io::Error::from(io::ErrorKind::IsADirectory));
+        }
+        if !st.is_dir(parent_of(to)) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        st.mutate()?;
+        // Both names change in the live tree now; each directory's durable entries
+        // follow at its next `sync_dir`, so one sync makes a same-directory rename
+        // durable in one step.
+        st.live.remove(from);
+        st.live.insert(to.to_path_buf(), Node::File(ino));
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.alive()?;
@@ -448,261 +472,5 @@ impl Disk for SimDisk {
     }
 }
 
-/// A file handle on a [`SimDisk`].
-#[derive(Debug)]
-struct SimFile {
-    disk: SimDisk,
-    ino: u64,
-    generation: u64,
-    path: PathBuf,
-}
-
-impl SimFile {
-    fn with<T>(
-        &self,
-        mutating: bool,
-        f: impl FnOnce(&mut SimState, u64) -> io::Result<T>,
-    ) -> io::Result<T> {
-        let mut st = self.disk.state.lock();
-        st.alive()?;
-        if st.generation != self.generation {
-            return Err(io::Error::other(format!(
-                "{}: handle opened before a power cut",
-                self.path.display()
-            )));
-        }
-        if mutating {
-            st.mutate()?;
-        }
-        f(&mut st, self.ino)
-    }
-}
-
-impl DiskFile for SimFile {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.with(false, |st, ino| {
-            let data = st.inodes.get(&ino).map(|i| &i.data[..]).unwrap_or(&[]);
-            let start = (offset as usize).min(data.len());
-            let n = buf.len().min(data.len() - start);
-            buf[..n].copy_from_slice(&data[start..start + n]);
-            st.counters.reads += 1;
-            st.counters.bytes_read += n as u64;
-            Ok(n)
-        })
-    }
-
-    fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.with(true, |st, ino| {
-            let used = st.used();
-            let capacity = st.capacity;
-            let inode = st.inodes.entry(ino).or_default();
-            let cur = inode.data.len() as u64;
-            let mut end = offset + data.len() as u64;
-            let mut full = false;
-            if let Some(cap) = capacity {
-                let limit = cur + cap.saturating_sub(used);
-                if end > limit {
-                    end = limit;
-                    full = true;
-                }
-            }
-            let n = end.saturating_sub(offset) as usize;
-            if n > 0 {
-                let (at, stop) = (offset as usize, offset as usize + n);
-                if inode.data.len() < stop {
-                    inode.data.resize(stop, 0);
-                }
-                inode.data[at..stop].copy_from_slice(&data[..n]);
-                inode.touch(at.min(cur as usize));
-            }
-            st.counters.writes += 1;
-            st.counters.bytes_written += n as u64;
-            if full {
-                Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "no space left on device (simulated)",
-                ))
-            } else {
-                Ok(())
-            }
-        })
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.with(false, |st, ino| {
-            Ok(st.inodes.get(&ino).map_or(0, |i| i.data.len() as u64))
-        })
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.with(true, |st, ino| {
-            let inode = st.inodes.entry(ino).or_default();
-            let cur = inode.data.len();
-            inode.data.resize(len as usize, 0);
-            inode.touch(cur.min(len as usize));
-            Ok(())
-        })
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.with(true, |st, ino| {
-            if std::mem::take(&mut st.fail_next_sync) {
-                return Err(io::Error::other("fsync failed: EIO (simulated)"));
-            }
-            st.counters.syncs += 1;
-            st.inodes.entry(ino).or_default().sync();
-            Ok(())
-        })
-    }
-
-    fn sync_all(&self) -> io::Result<()> {
-        self.sync_data()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(s: &str) -> &Path {
-        Path::new(s)
-    }
-
-    fn read_all(f: &dyn DiskFile) -> Vec<u8> {
-        let mut buf = vec![0u8; f.size().unwrap() as usize];
-        assert_eq!(f.read_at(0, &mut buf).unwrap(), buf.len());
-        buf
-    }
-
-    #[test]
-    fn power_cut_keeps_only_what_was_synced() {
-        let disk = SimDisk::new();
-        disk.create_dir_all(p("/d")).unwrap();
-        disk.sync_dir(p("/")).unwrap();
-        let f = disk.open(p("/d/a"), true).unwrap();
-        f.write_all_at(0, b"durable").unwrap();
-        f.sync_data().unwrap();
-        disk.sync_dir(p("/d")).unwrap();
-        f.write_all_at(7, b" lost").unwrap();
-        let g = disk.open(p("/d/b"), true).unwrap();
-        g.write_all_at(0, b"x").unwrap();
-        g.sync_data().unwrap(); // data synced, but the name never was
-        disk.power_cut();
-        assert!(f.size().is_err(), "nothing works while the power is off");
-        disk.restart();
-        assert!(f.size().is_err(), "old handles stay dead");
-        assert_eq!(disk.list_dir(p("/d")).unwrap(), vec!["a".to_string()]);
-        let f = disk.open(p("/d/a"), false).unwrap();
-        assert_eq!(read_all(&*f), b"durable");
-    }
-
-    #[test]
-    fn removal_needs_a_dir_sync_and_truncation_a_file_sync() {
-        let disk = SimDisk::new();
-        disk.create_dir_all(p("/d")).unwrap();
-        disk.sync_dir(p("/")).unwrap();
-        let f = disk.open(p("/d/a"), true).unwrap();
-        f.write_all_at(0, b"abcdef").unwrap();
-        f.sync_data().unwrap();
-        disk.sync_dir(p("/d")).unwrap();
-        f.set_len(2).unwrap();
-        disk.remove_file(p("/d/a")).unwrap();
-        assert!(!disk.exists(p("/d/a")).unwrap());
-        disk.power_cut();
-        disk.restart();
-        let f = disk.open(p("/d/a"), false).unwrap();
-        assert_eq!(read_all(&*f), b"abcdef");
-    }
-
-    #[test]
-    fn directories_need_their_parent_synced() {
-        let disk = SimDisk::new();
-        disk.create_dir_all(p("/a/b")).unwrap();
-        disk.sync_dir(p("/a")).unwrap(); // b is durable in a, but a is not in /
-        let f = disk.open(p("/a/b/f"), true).unwrap();
-        f.sync_data().unwrap();
-        disk.sync_dir(p("/a/b")).unwrap();
-        disk.power_cut();
-        disk.restart();
-        assert!(!disk.exists(p("/a")).unwrap());
-        assert!(!disk.exists(p("/a/b/f")).unwrap());
-    }
-
-    #[test]
-    fn torn_cut_keeps_a_prefix_of_the_appended_bytes() {
-        let disk = SimDisk::new();
-        disk.create_dir_all(p("/d")).unwrap();
-        disk.sync_dir(p("/")).unwrap();
-        let f = disk.open(p("/d/a"), true).unwrap();
-        f.write_all_at(0, b"0123").unwrap();
-        f.sync_data().unwrap();
-        disk.sync_dir(p("/d")).unwrap();
-        f.write_all_at(4, b"456789").unwrap();
-        disk.power_cut_torn(7);
-        disk.restart();
-        let f = disk.open(p("/d/a"), false).unwrap();
-        let got = read_all(&*f);
-        assert!(got.len() >= 4 && got.len() <= 10);
-        assert_eq!(&got[..], &b"0123456789"[..got.len()]);
-    }
-
-    #[test]
-    fn faults_capacity_denial_sync_and_bit_flips() {
-        let disk = SimDisk::new();
-        disk.create_dir_all(p("/d")).unwrap();
-        let f = disk.open(p("/d/a"), true).unwrap();
-        disk.set_capacity(Some(5));
-        let err = f.write_all_at(0, b"1234567").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
-        assert_eq!(read_all(&*f), b"12345", "a full disk writes what fits");
-        f.set_len(3).unwrap();
-        f.write_all_at(3, b"xy").unwrap();
-        disk.set_capacity(None);
-
-        disk.deny("/d/secret");
-        let err = disk.open(p("/d/secret/x"), true).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
-        assert_eq!(
-            disk.create_dir_all(p("/d/secret")).unwrap_err().kind(),
-            io::ErrorKind::PermissionDenied
-        );
-        disk.allow_all();
-
-        disk.fail_next_sync();
-        assert!(f.sync_data().is_err());
-        f.sync_data().unwrap();
-
-        disk.flip_bit(p("/d/a"), 0, 0).unwrap();
-        assert_eq!(read_all(&*f), b"023xy");
-        let c = disk.counters();
-        assert_eq!(c.syncs, 1);
-        assert!(c.reads >= 2);
-    }
-
-    #[test]
-    fn cut_after_counts_mutations() {
-        let disk = SimDisk::new();
-        disk.create_dir_all(p("/d")).unwrap();
-        let f = disk.open(p("/d/a"), true).unwrap();
-        disk.cut_power_after(2);
-        f.write_all_at(0, b"a").unwrap();
-        f.write_all_at(1, b"b").unwrap();
-        assert!(f.write_all_at(2, b"c").is_err());
-        assert!(disk.is_down());
-        disk.restart();
-        assert!(!disk.exists(p("/d")).unwrap(), "nothing was ever synced");
-    }
-
-    #[test]
-    fn fork_is_independent() {
-        let disk = SimDisk::new();
-        disk.create_dir_all(p("/d")).unwrap();
-        let f = disk.open(p("/d/a"), true).unwrap();
-        f.write_all_at(0, b"abc").unwrap();
-        let copy = disk.fork();
-        copy.truncate(p("/d/a"), 1).unwrap();
-        assert_eq!(disk.file_bytes(p("/d/a")).unwrap(), b"abc");
-        assert_eq!(copy.file_bytes(p("/d/a")).unwrap(), b"a");
-        assert_eq!(copy.files(), vec![PathBuf::from("/d/a")]);
-    }
-}
+mod tests;
