@@ -7,7 +7,6 @@ mod broker;
 mod connection;
 pub mod error;
 pub mod filter;
-mod meta;
 pub mod metrics;
 pub mod names;
 mod outbound;

@@ -26,9 +26,8 @@ use tokio::sync::watch;
 
 use crate::activity::Activity;
 use crate::error::{BrokerError, ErrorCode};
-use crate::meta;
 use crate::protocol::{event, Retention};
-use crate::queue::Queue;
+use crate::queue::{Queue, QueueConfig};
 use crate::session::Session;
 use crate::stats::EventKind;
 use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, Ticket};
@@ -168,11 +167,9 @@ impl Broker {
             let config = queue
                 .settings
                 .as_ref()
-                .map(meta::queue_config)
+                .map(QueueConfig::durable_from)
                 .unwrap_or_default();
-            let store = inner
-                .backend
-                .open_queue(&name, &meta::queue_settings(&config))?;
+            let store = inner.backend.open_queue(&name, &config.settings())?;
             let messages = store.recover()?;
             let count = messages.len();
             let queue = Queue::new(&name, config, Some(store.clone()));

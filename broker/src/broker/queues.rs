@@ -9,7 +9,6 @@ use std::time::Duration;
 use super::{run_ack_timer, Broker, Peer, Stream};
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
-use crate::meta;
 use crate::names;
 use crate::protocol::{event, Headers, Payload, QueueOptions};
 use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
@@ -62,10 +61,7 @@ impl Broker {
             ..QueueConfig::default()
         };
         let store = if durable {
-            let store = self
-                .inner
-                .backend
-                .open_queue(name, &meta::queue_settings(&config))?;
+            let store = self.inner.backend.open_queue(name, &config.settings())?;
             Some(store)
         } else {
             None
@@ -118,7 +114,7 @@ impl Broker {
         }
         let config = queue.configure(options);
         if let Some(store) = queue.store() {
-            store.set_settings(&meta::queue_settings(&config))?;
+            store.set_settings(&config.settings())?;
         }
         Ok(())
     }

@@ -1,8 +1,10 @@
-//! A queue's settings: what `declare` sets, with their defaults.
+//! A queue's settings: what `declare` sets, with their defaults, and what the store
+//! keeps of them for a durable queue (its [`QueueSettings`]).
 
 use std::time::Duration;
 
 use crate::protocol::QueueOptions;
+use crate::store::QueueSettings;
 
 /// Default time a consumer has to ack a job.
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_millis(30_000);
@@ -46,5 +48,57 @@ impl QueueConfig {
         if let Some(dl) = &options.dead_letter {
             self.dead_letter = Some(dl.clone());
         }
+    }
+}
+
+impl QueueConfig {
+    /// What the store keeps of a durable queue's configuration.
+    pub(crate) fn settings(&self) -> QueueSettings {
+        QueueSettings {
+            max_len: self.max_len,
+            ack_timeout_ms: u64::try_from(self.ack_timeout.as_millis()).unwrap_or(u64::MAX),
+            max_attempts: self.max_attempts,
+            dead_letter: self.dead_letter.clone(),
+        }
+    }
+
+    /// The configuration of a durable queue brought back with these settings.
+    pub(crate) fn durable_from(settings: &QueueSettings) -> QueueConfig {
+        QueueConfig {
+            durable: true,
+            max_len: settings.max_len,
+            ack_timeout: Duration::from_millis(settings.ack_timeout_ms),
+            max_attempts: settings.max_attempts,
+            dead_letter: settings.dead_letter.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_durable_queue_config_survives_the_round_trip_through_the_store() {
+        let config = QueueConfig {
+            durable: true,
+            max_len: Some(5),
+            ack_timeout: Duration::from_millis(100),
+            max_attempts: Some(2),
+            dead_letter: Some("dl".into()),
+        };
+        let settings = config.settings();
+        assert_eq!(
+            settings,
+            QueueSettings {
+                max_len: Some(5),
+                ack_timeout_ms: 100,
+                max_attempts: Some(2),
+                dead_letter: Some("dl".into()),
+            }
+        );
+        assert_eq!(QueueConfig::durable_from(&settings), config);
+        let defaults = QueueConfig::default();
+        assert_eq!(QueueConfig::durable_from(&defaults.settings()), defaults);
     }
 }

@@ -12,10 +12,10 @@ use super::catalog::Catalog;
 use super::commit::Committer;
 use super::disk::{create_dir_durably, Disk};
 use super::error::{io_err, StoreError};
-use super::log::{Log, LogMode, LogShared};
-use super::queue::LogQueueStore;
+use super::log::{Log, LogCore, LogMode};
+use super::log_queue::LogQueueStore;
+use super::log_topic::LogTopicStore;
 use super::recovery::Recovery;
-use super::topic::LogTopicStore;
 use super::{
     Backend, QueueSettings, QueueStore, Repair, Retention, StoreConfig, Stored, StoredQueue,
     StoredTopic, TopicStore,
@@ -34,7 +34,7 @@ const MAX_REPAIRS: usize = 1024;
 
 /// The log of one stream directory, if open. Its lock is held while the stream is
 /// opened (recovery reads the disk) or waits for a deleted log's files to go.
-type Slot = Arc<Mutex<Weak<LogShared>>>;
+type Slot = Arc<Mutex<Weak<LogCore>>>;
 
 /// The log-backed storage of a data directory.
 #[derive(Debug)]

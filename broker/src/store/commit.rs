@@ -28,11 +28,11 @@ pub(crate) trait Flush: Send + Sync {
 
 /// The pool of threads that flush logs, shared by every log of a store.
 pub(crate) struct Committer {
-    shared: Arc<Shared>,
+    shared: Arc<CommitWork>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
-struct Shared {
+struct CommitWork {
     queue: Mutex<Queue>,
     wake: Condvar,
 }
@@ -56,7 +56,7 @@ impl std::fmt::Debug for Committer {
 impl Committer {
     /// Starts `threads` worker threads (at least one).
     pub(crate) fn start(threads: usize) -> std::io::Result<Arc<Committer>> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(CommitWork {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
         });
@@ -114,7 +114,7 @@ impl Drop for Committer {
     }
 }
 
-fn worker(shared: &Shared) {
+fn worker(shared: &CommitWork) {
     let mut q = shared.queue.lock();
     loop {
         let now = Instant::now();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::error::StoreError;
-use super::log::LogShared;
+use super::log::LogCore;
 use super::record::{Record, RecordKind, Scanned, Scanner};
 use super::recovery::Corruption;
 use super::segment::FILE_HEADER;
@@ -15,7 +15,7 @@ use super::ReadFrom;
 /// Reads a log's records in order from a starting point, one segment at a time, with
 /// one read-ahead window of memory.
 pub(crate) struct Cursor {
-    log: Arc<LogShared>,
+    log: Arc<LogCore>,
     scanner: Option<Scanner>,
     /// The base of the segment being read.
     base: u64,
@@ -29,7 +29,7 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     /// A cursor over `log`'s records from `from` (messages only unless `all_kinds`).
-    pub(super) fn new(log: Arc<LogShared>, from: ReadFrom, all_kinds: bool) -> Cursor {
+    pub(super) fn new(log: Arc<LogCore>, from: ReadFrom, all_kinds: bool) -> Cursor {
         let sh = &log;
         let st = sh.state.lock();
         let mut min_seq = 0;

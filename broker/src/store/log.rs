@@ -47,18 +47,18 @@ pub(crate) enum LogMode {
 /// The segmented log of one stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Log {
-    shared: Arc<LogShared>,
+    shared: Arc<LogCore>,
 }
 
 /// What a log's handle, its readers and the committer share.
-pub(crate) struct LogShared {
+pub(crate) struct LogCore {
     dir: PathBuf,
     dir_name: Arc<Path>,
     disk: Arc<dyn Disk>,
     config: StoreConfig,
     mode: LogMode,
     committer: Arc<Committer>,
-    me: Weak<LogShared>,
+    me: Weak<LogCore>,
     /// Serializes everything that changes files: flushes, deletions, unlinking.
     io: Mutex<()>,
     pub(super) state: Mutex<LogState>,
@@ -67,7 +67,7 @@ pub(crate) struct LogShared {
     retired: Condvar,
 }
 
-impl std::fmt::Debug for LogShared {
+impl std::fmt::Debug for LogCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log").field("dir", &self.dir).finish()
     }
@@ -89,7 +89,7 @@ pub(super) struct LogState {
     next_seq: u64,
     /// Every seq below this is durable (written, under `Never`).
     durable_next: u64,
-    pending: Pending,
+    pending: Unflushed,
     /// Whether the log is in the committer's queue or being flushed.
     scheduled: bool,
     failure: Option<StoreError>,
@@ -130,7 +130,7 @@ pub(super) struct AcksFile {
     pub len: u64,
 }
 
-struct PendingRecord {
+struct UnflushedRecord {
     seq: u64,
     time_ms: u64,
     kind: u8,
@@ -154,9 +154,9 @@ struct SideRecord {
 }
 
 #[derive(Default)]
-struct Pending {
+struct Unflushed {
     bytes: Vec<u8>,
-    records: Vec<PendingRecord>,
+    records: Vec<UnflushedRecord>,
     /// Ack and attempt records, written once their message is durable.
     side: Vec<SideRecord>,
     /// `sync()` waiters: resolved by the next flush.
@@ -167,10 +167,10 @@ struct Pending {
 /// writes and deletions) is done, so that a confirmed append or `sync()` sees a
 /// settled log.
 struct Resolution {
-    done: Pending,
+    done: Unflushed,
     outcome: Result<(), StoreError>,
     /// Everything else pending when a failure stopped the log.
-    stopped: Pending,
+    stopped: Unflushed,
 }
 
 impl Resolution {
@@ -194,7 +194,7 @@ impl Resolution {
     }
 }
 
-impl Pending {
+impl Unflushed {
     fn fail(self, err: &StoreError) {
         for r in self.records {
             if let Some(tx) = r.tx {
@@ -207,13 +207,13 @@ impl Pending {
     }
 }
 
-/// One batch taken from `Pending`, written away from the state lock.
+/// One batch taken from `Unflushed`, written away from the state lock.
 /// Largest write buffer a log keeps from one batch for the next.
 const KEEP_BATCH_BYTES: usize = 4 << 20;
 
 /// Puts side records of a batch that were not written back in front of those
 /// pending, keeping those that `keep`.
-fn retry_side(pending: &mut Pending, side: Vec<SideTarget>, keep: impl Fn(&SideRecord) -> bool) {
+fn retry_side(pending: &mut Unflushed, side: Vec<SideTarget>, keep: impl Fn(&SideRecord) -> bool) {
     let retry: Vec<SideRecord> = side
         .into_iter()
         .flat_map(|t| t.records)
@@ -225,7 +225,7 @@ fn retry_side(pending: &mut Pending, side: Vec<SideTarget>, keep: impl Fn(&SideR
 
 struct Batch {
     bytes: Vec<u8>,
-    records: Vec<PendingRecord>,
+    records: Vec<UnflushedRecord>,
     barriers: Vec<TicketSender>,
     active: Arc<SegmentFile>,
     active_len: u64,
@@ -287,7 +287,7 @@ impl Log {
         recovery.next_seq = next_seq;
         recovery.unacked = unsettled.len() as u64;
         let dir_name: Arc<Path> = Arc::from(dir);
-        let shared = Arc::new_cyclic(|me| LogShared {
+        let shared = Arc::new_cyclic(|me| LogCore {
             dir: dir.to_path_buf(),
             dir_name,
             disk,
@@ -301,7 +301,7 @@ impl Log {
                 segments,
                 next_seq,
                 durable_next: next_seq,
-                pending: Pending::default(),
+                pending: Unflushed::default(),
                 scheduled: false,
                 failure: None,
                 closed: false,
@@ -374,7 +374,7 @@ impl Log {
         let crc = encode(&mut st.pending.bytes, seq, time_ms, kind, body);
         let (tx, ticket) = Ticket::pending(Arc::clone(&sh.dir_name));
         let end = st.pending.bytes.len();
-        st.pending.records.push(PendingRecord {
+        st.pending.records.push(UnflushedRecord {
             seq,
             time_ms,
             kind: kind as u8,
@@ -526,7 +526,7 @@ impl Log {
     /// Another store handle on this log, for a second open of its name; `None` if the
     /// name must be opened afresh: the log was deleted, or it failed and no handle
     /// is left to see it (reopening runs recovery again).
-    pub(crate) fn share(shared: &Arc<LogShared>) -> Option<Log> {
+    pub(crate) fn share(shared: &Arc<LogCore>) -> Option<Log> {
         let mut st = shared.state.lock();
         if st.closed || (st.failure.is_some() && st.handles == 0) {
             return None;
@@ -545,7 +545,7 @@ impl Log {
     }
 
     /// A weak reference, for the backend's table of open logs.
-    pub(crate) fn downgrade(&self) -> Weak<LogShared> {
+    pub(crate) fn downgrade(&self) -> Weak<LogCore> {
         Arc::downgrade(&self.shared)
     }
 
@@ -614,7 +614,7 @@ impl LogState {
     }
 }
 
-impl LogShared {
+impl LogCore {
     /// Waits, without polling, until the log is no longer scheduled and, if it was
     /// deleted, its files are gone; false if that takes longer than `limit`.
     pub(crate) fn wait_retired(&self, limit: std::time::Duration) -> bool {
@@ -1046,7 +1046,7 @@ impl LogShared {
                 closed = plans[..plans.len() - 1].iter().map(|p| p.base).collect();
                 acks_failed = side_error.is_some();
             }
-            resolution = Some(self.publish(batch, plans, side_done, result));
+            resolution = Some(self.make_visible(batch, plans, side_done, result));
         }
         if !closed.is_empty() && self.mode == LogMode::Topic {
             self.write_indexes(&closed);
@@ -1085,7 +1085,7 @@ impl LogShared {
 
     /// Makes a written batch visible to readers, or undoes its bookkeeping if it
     /// failed; returns its tickets to resolve.
-    fn publish(
+    fn make_visible(
         &self,
         batch: Batch,
         plans: Vec<Planned>,
@@ -1151,13 +1151,13 @@ impl LogShared {
                     st.durable_next = st.durable_next.max(last.seq + 1);
                 }
                 Resolution {
-                    done: Pending {
+                    done: Unflushed {
                         records: batch.records,
                         barriers: batch.barriers,
-                        ..Pending::default()
+                        ..Unflushed::default()
                     },
                     outcome: Ok(()),
-                    stopped: Pending::default(),
+                    stopped: Unflushed::default(),
                 }
             }
             Err((err, stop)) => {
@@ -1167,7 +1167,7 @@ impl LogShared {
                     st.unsettled.remove(seq);
                 }
                 st.pending.side.retain(|s| !failed.contains(&s.seq));
-                let mut more = Pending::default();
+                let mut more = Unflushed::default();
                 if stop {
                     st.failure = Some(StoreError::Failed {
                         path: self.dir.clone(),
@@ -1179,10 +1179,10 @@ impl LogShared {
                     retry_side(&mut st.pending, batch.side, |s| !failed.contains(&s.seq));
                 }
                 Resolution {
-                    done: Pending {
+                    done: Unflushed {
                         records: batch.records,
                         barriers: batch.barriers,
-                        ..Pending::default()
+                        ..Unflushed::default()
                     },
                     outcome: Err(err),
                     stopped: more,
@@ -1303,7 +1303,7 @@ impl LogShared {
     }
 }
 
-impl Flush for LogShared {
+impl Flush for LogCore {
     fn flush(&self) -> Option<Instant> {
         self.flush_once()
     }

@@ -45,14 +45,14 @@ mod disk;
 mod error;
 mod index;
 mod log;
-mod queue;
+mod log_queue;
+mod log_topic;
 mod record;
 mod recovery;
 mod segment;
 #[cfg(any(test, feature = "testing"))]
 mod sim_disk;
 mod ticket;
-mod topic;
 
 use std::fmt;
 use std::str::FromStr;
@@ -65,12 +65,12 @@ use serde::{Deserialize, Serialize};
 pub use backend::LogBackend;
 pub use disk::{Disk, DiskFile, OsDisk};
 pub use error::StoreError;
-pub use queue::LogQueueStore;
+pub use log_queue::LogQueueStore;
+pub use log_topic::LogTopicStore;
 pub use recovery::{Corruption, Recovery, Truncation};
 #[cfg(any(test, feature = "testing"))]
 pub use sim_disk::{SimCounters, SimDisk};
 pub use ticket::{Ticket, TicketSender};
-pub use topic::LogTopicStore;
 
 /// When appended records are fsynced, and so when their [`Ticket`] resolves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
