@@ -124,6 +124,12 @@ impl Broker {
             ..StoreConfig::default()
         };
         let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;
+        Broker::open_on(config, Arc::new(backend))
+    }
+
+    /// Opens a broker on another storage backend (`config.data_dir` and
+    /// `config.fsync` are then the backend's business). Blocking, like [`Broker::open`].
+    pub fn open_on(config: Config, backend: Arc<dyn Backend>) -> Result<Broker, BrokerError> {
         let (shutdown, _) = watch::channel(false);
         let activity = Arc::new(Activity::default());
         let broker = Broker {
@@ -139,7 +145,7 @@ impl Broker {
                 next_session: AtomicU64::new(1),
                 runtime: tokio::runtime::Handle::current(),
                 shutdown,
-                backend: Arc::new(backend),
+                backend,
             }),
         };
         broker.recover()?;

@@ -386,3 +386,110 @@ impl Broker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use parking_lot::{Condvar, Mutex};
+
+    use super::*;
+    use crate::broker::Config;
+    use crate::store::{
+        Backend, LogBackend, QueueSettings, QueueStore, Retention, SimDisk, StoreConfig,
+        StoreError, Stored, TopicStore,
+    };
+
+    /// A backend whose creation of the queue `held` stops until the test lets it
+    /// go: a disk that takes its time over a few fsyncs.
+    struct HeldBackend {
+        inner: LogBackend,
+        held: &'static str,
+        entered: Mutex<Option<mpsc::Sender<()>>>,
+        released: Mutex<bool>,
+        release: Condvar,
+    }
+
+    impl HeldBackend {
+        fn let_go(&self) {
+            *self.released.lock() = true;
+            self.release.notify_all();
+        }
+    }
+
+    impl Backend for HeldBackend {
+        fn open_queue(
+            &self,
+            name: &str,
+            settings: &QueueSettings,
+        ) -> Result<Arc<dyn QueueStore>, StoreError> {
+            if name == self.held {
+                if let Some(entered) = self.entered.lock().take() {
+                    let _ = entered.send(());
+                }
+                let mut released = self.released.lock();
+                while !*released {
+                    self.release.wait(&mut released);
+                }
+            }
+            self.inner.open_queue(name, settings)
+        }
+        fn open_topic(
+            &self,
+            name: &str,
+            retention: Retention,
+        ) -> Result<Arc<dyn TopicStore>, StoreError> {
+            self.inner.open_topic(name, retention)
+        }
+        fn stored(&self) -> Result<Stored, StoreError> {
+            self.inner.stored()
+        }
+        fn close(&self) {
+            self.inner.close()
+        }
+    }
+
+    /// While one durable queue is being created, sends to other queues, new or
+    /// not, and snapshots go on: no broker-wide lock is held across its disk I/O.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn creating_a_queue_holds_up_no_other_op() {
+        let disk = Arc::new(SimDisk::new());
+        let (entered, inside) = mpsc::channel();
+        let backend = Arc::new(HeldBackend {
+            inner: LogBackend::open("/data", disk, StoreConfig::default()).unwrap(),
+            held: "slow",
+            entered: Mutex::new(Some(entered)),
+            released: Mutex::new(false),
+            release: Condvar::new(),
+        });
+        let broker = Broker::open_on(Config::default(), backend.clone()).unwrap();
+        broker.queue("fast").unwrap();
+        let creator = {
+            let broker = broker.clone();
+            std::thread::spawn(move || broker.queue("slow").map(|q| q.name.to_string()))
+        };
+        inside.recv_timeout(Duration::from_secs(5)).unwrap();
+        let (done, finished) = mpsc::channel();
+        {
+            let broker = broker.clone();
+            std::thread::spawn(move || {
+                let existing = broker.queue("fast").map(|q| q.name.to_string());
+                let new = broker.queue("other").map(|q| q.name.to_string());
+                let queues = broker.snapshot().queues.len();
+                let _ = done.send((existing, new, queues));
+            });
+        }
+        let others = finished.recv_timeout(Duration::from_secs(5));
+        backend.let_go();
+        let slow = creator.join().unwrap();
+        let (existing, new, queues) = others.expect("other ops waited for the held creation");
+        assert_eq!(
+            (existing.unwrap(), new.unwrap()),
+            ("fast".into(), "other".into())
+        );
+        assert_eq!(queues, 2, "the held queue is not listed before it exists");
+        assert_eq!(slow.unwrap(), "slow");
+        assert_eq!(broker.snapshot().queues.len(), 3);
+    }
+}
