@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use switchyard_broker::protocol::{HeaderValue, Headers};
 use switchyard_broker::store::FsyncPolicy;
 use switchyard_broker::{Config, Server};
+use switchyard_broker::{HeaderValue, Headers};
 use switchyard_client::Client;
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:7400/ws";

@@ -1,6 +1,8 @@
 //! The `switchyard` command line: runs the broker (and its dashboard) or acts as a
 //! client of a running broker. Wiring only: no broker logic lives here.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod cli;
 mod dashboard;
 

@@ -1,6 +1,10 @@
 //! Switchyard's broker: topics with fan-out, work queues with acknowledgements,
 //! request/reply, storage, and the WebSocket + JSON wire protocol. Clients use
-//! `switchyard-client`, which does not depend on this crate.
+//! `switchyard-client`, which does not depend on this crate. docs/ARCHITECTURE.md
+//! walks through the modules.
+
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod activity;
 mod broker;
@@ -10,9 +14,8 @@ pub mod filter;
 pub mod metrics;
 pub mod names;
 mod outbound;
-pub mod protocol;
+mod protocol;
 mod queue;
-
 pub mod server;
 mod session;
 pub mod store;
@@ -23,7 +26,7 @@ pub use switchyard_wire::{command, stats};
 
 pub use broker::{Broker, Config, Tail, SERVER};
 pub use command::{Command, CommandOutcome, PeekTarget, PeekedMessage, TailMessage};
-pub use error::BrokerError;
-pub use error::ErrorCode;
+pub use error::{BrokerError, ErrorCode};
 pub use server::Server;
 pub use stats::Snapshot;
+pub use switchyard_wire::{HeaderValue, Headers};

@@ -3,8 +3,8 @@
 //! command. Drawn by `widgets/publish_form.rs`.
 
 use crossterm::event::{Event, KeyEvent};
-use switchyard_broker::protocol::{HeaderValue, Headers};
 use switchyard_broker::Command;
+use switchyard_broker::{HeaderValue, Headers};
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 

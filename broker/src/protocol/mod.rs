@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::error::BrokerError;
 pub use event::push_json_str;
-pub use parse::{parse_frames, parse_request};
+pub use parse::parse_frames;
 use switchyard_wire::Command;
 pub use switchyard_wire::{HeaderValue, Headers};
 
@@ -75,10 +75,6 @@ impl Payload {
 
     pub fn len(&self) -> usize {
         self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     pub fn to_value(&self) -> serde_json::Value {

@@ -5,7 +5,7 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
-use switchyard_broker::protocol::Headers;
+use switchyard_broker::Headers;
 
 use crate::app::Peek;
 use crate::format;
