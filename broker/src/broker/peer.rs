@@ -34,18 +34,6 @@ impl Peer {
         }
     }
 
-    /// The queues its consumers take jobs from: where a job tag it settles lives.
-    pub(super) fn queues(&self) -> Vec<Arc<Queue>> {
-        let consumers = self.consumers.lock();
-        let mut queues: Vec<Arc<Queue>> = Vec::with_capacity(consumers.len());
-        for q in consumers.values() {
-            if !queues.iter().any(|seen| Arc::ptr_eq(seen, q)) {
-                queues.push(q.clone());
-            }
-        }
-        queues
-    }
-
     /// What an operator sees of this client.
     pub(super) fn stats(&self) -> ClientStats {
         let mut subscriptions: Vec<SubscriptionStats> = self

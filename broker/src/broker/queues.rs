@@ -268,10 +268,13 @@ impl Broker {
         settled: impl FnOnce(),
         to_dispatch: &mut ToDispatch,
     ) -> Result<(), BrokerError> {
-        for queue in peer.queues() {
-            let Some(effects) = queue.settle(&peer.session, tag, how.clone()) else {
-                continue;
-            };
+        // Looked for under the peer's lock, then the queue's (the written order),
+        // with nothing collected: this runs once per ack.
+        let settled_in = peer.consumers.lock().values().find_map(|queue| {
+            let effects = queue.settle(&peer.session, tag, how.clone())?;
+            Some((queue.clone(), effects))
+        });
+        if let Some((queue, effects)) = settled_in {
             self.apply(effects);
             settled();
             // The room this frees is filled by `dispatch`, after the answer.
