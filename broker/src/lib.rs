@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod activity;
+pub mod auth;
 mod broker;
 mod connection;
 pub mod error;

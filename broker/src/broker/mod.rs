@@ -25,6 +25,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::activity::Activity;
+use crate::auth::Security;
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{event, Retention};
 use crate::queue::{Queue, QueueConfig};
@@ -70,6 +71,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// When stored messages are fsynced (and so when a stored confirm is sent).
     pub fsync: FsyncPolicy,
+    /// Users, tokens, Origins and TLS; the default is auth off.
+    pub security: Security,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             fsync: FsyncPolicy::Batch,
+            security: Security::default(),
         }
     }
 }
