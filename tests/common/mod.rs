@@ -18,11 +18,21 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 /// Starts `switchyard serve` on `listen` with `data_dir`; returns the process and
 /// the URL it prints.
 pub fn serve_process(listen: &str, data_dir: &std::path::Path) -> (std::process::Child, String) {
+    serve_process_with(listen, data_dir, &[])
+}
+
+/// [`serve_process`] with more flags for `serve`.
+pub fn serve_process_with(
+    listen: &str,
+    data_dir: &std::path::Path,
+    flags: &[&str],
+) -> (std::process::Child, String) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", listen, "--data-dir"])
         .arg(data_dir)
+        .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

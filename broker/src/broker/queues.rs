@@ -257,7 +257,8 @@ impl Broker {
         Ok(())
     }
 
-    /// Settles a job this client holds. The job is looked for in the queues its
+    /// Settles a job this client holds; `settled` gets, for a durable queue, the
+    /// ticket that resolves once the settlement is on disk. The job is looked for in the queues its
     /// consumers take from (almost always one): a tag is the session's, and a
     /// queue knows which of its jobs are in flight with whom.
     pub(crate) fn settle(
@@ -265,7 +266,7 @@ impl Broker {
         peer: &Peer,
         tag: u64,
         how: Settle,
-        settled: impl FnOnce(),
+        settled: impl FnOnce(Option<Ticket>),
         to_dispatch: &mut ToDispatch,
     ) -> Result<(), BrokerError> {
         // Looked for under the peer's lock, then the queue's (the written order),
@@ -274,9 +275,10 @@ impl Broker {
             let effects = queue.settle(&peer.session, tag, how.clone())?;
             Some((queue.clone(), effects))
         });
-        if let Some((queue, effects)) = settled_in {
+        if let Some((queue, mut effects)) = settled_in {
+            let durable = effects.settled.take();
             self.apply(effects);
-            settled();
+            settled(durable);
             // The room this frees is filled by `dispatch`, after the answer.
             to_dispatch.add(queue);
             return Ok(());

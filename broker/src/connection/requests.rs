@@ -309,7 +309,8 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
     answer(session, id, result);
 }
 
-/// Settles a job, answering before the room it frees is filled.
+/// Settles a job, answering before the room it frees is filled (for a durable
+/// queue, once the settlement is on disk).
 fn settle(
     broker: &Broker,
     peer: &Arc<Peer>,
@@ -318,7 +319,18 @@ fn settle(
     how: Settle,
     to_dispatch: &mut ToDispatch,
 ) {
-    let settled = || answer(&peer.session, id, Ok(Vec::new()));
+    let settled = |durable: Option<Ticket>| match (durable, id) {
+        // A durable queue: `ok` once the ack is on disk, so an acked job never
+        // comes back after a crash. It rides the group commit: no fsync of its own.
+        (Some(ticket), Some(id)) => {
+            let (session, id) = (peer.session.clone(), id.clone());
+            broker.runtime().spawn(async move {
+                let result = ticket.await.map(|()| Vec::new()).map_err(BrokerError::from);
+                answer(&session, Some(&id), result);
+            });
+        }
+        (_, id) => answer(&peer.session, id, Ok(Vec::new())),
+    };
     if let Err(e) = broker.settle(peer, tag, how, settled, to_dispatch) {
         answer(&peer.session, id, Err(e));
     }

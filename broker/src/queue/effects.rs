@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Settlement, Waiter};
 use crate::protocol::{HeaderValue, Headers, Payload};
 use crate::session::Session;
-use crate::store::QueueStore;
+use crate::store::{QueueStore, Ticket};
 
 /// A message to move to a dead-letter queue.
 pub(crate) struct DeadLetter {
@@ -30,6 +30,9 @@ pub(crate) struct Effects {
     /// Consumers that the queue's deletion ended: (their session, their cid).
     pub(crate) cancelled: Vec<(Arc<Session>, Arc<str>)>,
     pub(super) settle: Vec<(Arc<Waiter>, Arc<str>, Settlement)>,
+    /// For a settle that removed its message from a durable queue's store:
+    /// resolves once that is durable, which is when the settle may be answered.
+    pub(crate) settled: Option<Ticket>,
 }
 
 impl Effects {

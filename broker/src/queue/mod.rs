@@ -293,7 +293,7 @@ impl Queue {
         match how {
             Settle::Ack | Settle::Reply(_) => {
                 state.acked += 1;
-                self.forget(message.id);
+                effects.settled = self.forget(message.id);
                 if let Some(w) = message.waiter {
                     let outcome = match how {
                         Settle::Reply(data) => Settlement::Replied(data),
@@ -352,7 +352,9 @@ impl Queue {
         let purged: Vec<Message> = state.ready.drain(..).collect();
         let n = purged.len() as u64;
         for m in purged {
-            self.forget(m.id);
+            // Purged messages are gone at once; their acks are durable with the
+            // next group commit, and nobody waits on them one by one.
+            drop(self.forget(m.id));
             if let Some(w) = m.waiter {
                 effects
                     .settle
@@ -508,7 +510,7 @@ impl Queue {
         let settle_source = match (&to, &self.store) {
             (Some(_), Some(store)) => Some((store.clone(), message.id)),
             _ => {
-                self.forget(message.id);
+                effects.settled = self.forget(message.id);
                 None
             }
         };
@@ -597,13 +599,14 @@ impl Queue {
 }
 
 impl Queue {
-    /// Records in the store that a message is settled and must not come back.
-    fn forget(&self, id: u64) {
-        if let Some(store) = &self.store {
-            if let Err(e) = store.ack(id) {
-                tracing::warn!("queue {}: recording the ack of {id}: {e}", self.name);
-            }
-        }
+    /// Records in the store that a message is settled and must not come back; the
+    /// ticket resolves once that is durable (`None` for a queue in memory).
+    fn forget(&self, id: u64) -> Option<Ticket> {
+        let store = self.store.as_ref()?;
+        Some(store.ack(id).unwrap_or_else(|e| {
+            tracing::warn!("queue {}: recording the ack of {id}: {e}", self.name);
+            Ticket::ready(Err(e))
+        }))
     }
 }
 

@@ -47,6 +47,7 @@ macro_rules! backend_conformance {
             a_deleted_topic_declared_again_starts_empty,
             declared_settings_and_retention_come_back_at_reopen,
             a_resolved_ticket_means_the_message_is_kept,
+            a_resolved_ack_ticket_means_the_message_never_comes_back,
             appends_fail_once_the_backend_is_closed,
             two_opens_of_a_name_share_one_stream,
             a_name_opens_again_right_after_its_delete_every_time,
@@ -157,10 +158,10 @@ pub fn an_acked_message_never_comes_back(storage: &dyn Storage) {
     let b = storage.open();
     let q = queue(&*b, "jobs");
     append_all(|t, body| q.append(t, body), &["a", "b", "c", "d"]);
-    q.ack(1).unwrap();
-    q.ack(3).unwrap();
-    q.ack(3).unwrap();
-    q.ack(99).unwrap();
+    drop(q.ack(1).unwrap());
+    drop(q.ack(3).unwrap());
+    drop(q.ack(3).unwrap());
+    drop(q.ack(99).unwrap());
     q.sync().wait_blocking().unwrap();
     assert_eq!(q.stats().messages, 2);
     assert_eq!(
@@ -185,7 +186,7 @@ pub fn attempt_counts_survive_a_reopen(storage: &dyn Storage) {
     q.record_attempt(2, 3).unwrap();
     q.record_attempt(2, 2).unwrap();
     q.record_attempt(3, 1).unwrap();
-    q.ack(3).unwrap();
+    drop(q.ack(3).unwrap());
     q.sync().wait_blocking().unwrap();
     drop(q);
     let b = restart(storage, b);
@@ -385,7 +386,7 @@ pub fn a_resolved_ticket_means_the_message_is_kept(storage: &dyn Storage) {
         let _ = q.append(i, format!("q{i}").as_bytes()).unwrap();
     }
     q.sync().wait_blocking().unwrap();
-    q.ack(1).unwrap();
+    drop(q.ack(1).unwrap());
     q.sync().wait_blocking().unwrap();
     let cut = storage.cut_power();
     drop((t, q));
@@ -395,6 +396,36 @@ pub fn a_resolved_ticket_means_the_message_is_kept(storage: &dyn Storage) {
     assert_eq!(read(&*t, ReadFrom::First).len(), 20, "power cut: {cut}");
     let seqs: Vec<u64> = recovered(&*q).iter().map(|m| m.0).collect();
     assert_eq!(seqs, (2..=10).collect::<Vec<u64>>(), "power cut: {cut}");
+    b.close();
+}
+
+/// Once an ack's ticket resolves, the message never comes back, even after a power
+/// cut: whether its message was durable long before, or appended in the same
+/// unflushed batch as the ack.
+pub fn a_resolved_ack_ticket_means_the_message_never_comes_back(storage: &dyn Storage) {
+    let b = storage.open();
+    let q = queue(&*b, "jobs");
+    for i in 0..4u64 {
+        q.append(i, format!("q{i}").as_bytes())
+            .unwrap()
+            .durable
+            .wait_blocking()
+            .unwrap();
+    }
+    q.ack(1).unwrap().wait_blocking().unwrap();
+    q.ack(3).unwrap().wait_blocking().unwrap();
+    // Appended and acked at once: the ack waits for its message to be durable.
+    let fresh = q.append(9, b"q9").unwrap();
+    let acked = q.ack(fresh.seq).unwrap();
+    acked.wait_blocking().unwrap();
+    // An unknown seq has nothing to wait for.
+    q.ack(99).unwrap().wait_blocking().unwrap();
+    let cut = storage.cut_power();
+    drop(q);
+    let b = restart(storage, b);
+    let q = queue(&*b, "jobs");
+    let seqs: Vec<u64> = recovered(&*q).iter().map(|m| m.0).collect();
+    assert_eq!(seqs, vec![2, 4], "power cut: {cut}");
     b.close();
 }
 
@@ -436,7 +467,7 @@ pub fn two_opens_of_a_name_share_one_stream(storage: &dyn Storage) {
     let q1 = queue(&*b, "jobs");
     let q2 = queue(&*b, "jobs");
     append_all(|t, body| q1.append(t, body), &["x"]);
-    q2.ack(1).unwrap();
+    drop(q2.ack(1).unwrap());
     assert_eq!(q1.stats().messages, 0);
     b.close();
 }

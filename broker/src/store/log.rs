@@ -151,6 +151,26 @@ pub(crate) type AfterUnlink = Box<dyn FnOnce() -> Result<(), StoreError> + Send>
 struct SideRecord {
     seq: u64,
     bytes: Vec<u8>,
+    /// Resolved once the record is durable (an ack someone waits on).
+    tx: Option<TicketSender>,
+}
+
+impl SideRecord {
+    /// Drops a record that has nothing left to settle (its message is gone from
+    /// the log, or was never written): whoever waits on it may go on.
+    fn moot(self) {
+        if let Some(tx) = self.tx {
+            tx.resolve(Ok(()));
+        }
+    }
+}
+
+/// Keeps the side records that `keep`, resolving the others as moot.
+fn keep_side(side: &mut Vec<SideRecord>, keep: impl Fn(&SideRecord) -> bool) {
+    let (kept, moot): (Vec<SideRecord>, Vec<SideRecord>) =
+        mem::take(side).into_iter().partition(|s| keep(s));
+    *side = kept;
+    moot.into_iter().for_each(SideRecord::moot);
 }
 
 #[derive(Default)]
@@ -185,6 +205,11 @@ impl Resolution {
                 for b in self.done.barriers {
                     b.resolve(Ok(()));
                 }
+                for r in self.done.side {
+                    if let Some(tx) = r.tx {
+                        tx.resolve(Ok(()));
+                    }
+                }
             }
             Err(e) => {
                 self.done.fail(&e);
@@ -204,6 +229,11 @@ impl Unflushed {
         for b in self.barriers {
             b.resolve(Err(err.clone()));
         }
+        for r in self.side {
+            if let Some(tx) = r.tx {
+                tx.resolve(Err(err.clone()));
+            }
+        }
     }
 }
 
@@ -214,11 +244,11 @@ const KEEP_BATCH_BYTES: usize = 4 << 20;
 /// Puts side records of a batch that were not written back in front of those
 /// pending, keeping those that `keep`.
 fn retry_side(pending: &mut Unflushed, side: Vec<SideTarget>, keep: impl Fn(&SideRecord) -> bool) {
-    let retry: Vec<SideRecord> = side
+    let (retry, moot): (Vec<SideRecord>, Vec<SideRecord>) = side
         .into_iter()
         .flat_map(|t| t.records)
-        .filter(|s| keep(s))
-        .collect();
+        .partition(|s| keep(s));
+    moot.into_iter().for_each(SideRecord::moot);
     let later = mem::replace(&mut pending.side, retry);
     pending.side.extend(later);
 }
@@ -405,13 +435,14 @@ impl Log {
         Ok((seq, ticket))
     }
 
-    /// (queues) Settles message `seq`. Returns false if it was unknown or settled.
-    pub(crate) fn settle(&self, seq: u64) -> Result<bool, StoreError> {
+    /// (queues) Settles message `seq`; the ticket resolves once the ack record is
+    /// durable (at once if `seq` was unknown or settled already).
+    pub(crate) fn settle(&self, seq: u64) -> Result<Ticket, StoreError> {
         let sh = &self.shared;
         let mut st = sh.state.lock();
         sh.check_writable(&st)?;
         let Some(u) = st.unsettled.remove(&seq) else {
-            return Ok(false);
+            return Ok(Ticket::ready(Ok(())));
         };
         if let Some(i) = u.segment.and_then(|base| st.segment_position(base)) {
             st.segments[i].unsettled = st.segments[i].unsettled.saturating_sub(1);
@@ -424,9 +455,14 @@ impl Log {
             RecordKind::Ack,
             &u.crc.to_le_bytes(),
         );
-        st.pending.side.push(SideRecord { seq, bytes });
+        let (tx, ticket) = Ticket::pending(Arc::clone(&sh.dir_name));
+        st.pending.side.push(SideRecord {
+            seq,
+            bytes,
+            tx: Some(tx),
+        });
         sh.ensure_scheduled(&mut st);
-        Ok(true)
+        Ok(ticket)
     }
 
     /// (queues) Records that delivery `attempts` of `seq` started. False if unknown.
@@ -444,7 +480,11 @@ impl Log {
         body[4..].copy_from_slice(&crc.to_le_bytes());
         let mut bytes = Vec::new();
         encode(&mut bytes, seq, now_ms(), RecordKind::Attempt, &body);
-        st.pending.side.push(SideRecord { seq, bytes });
+        st.pending.side.push(SideRecord {
+            seq,
+            bytes,
+            tx: None,
+        });
         sh.ensure_scheduled(&mut st);
         Ok(true)
     }
@@ -762,12 +802,14 @@ impl LogCore {
                 continue;
             }
             let Some(i) = st.segment_for_seq(r.seq) else {
-                continue; // its segment is gone: nothing left to settle
+                r.moot(); // its segment is gone: nothing left to settle
+                continue;
             };
             let seg = &st.segments[i];
             let closed = i + 1 < st.segments.len();
             if closed && seg.index.summary().last_seq.is_none_or(|last| last < r.seq) {
-                continue; // its segment was deleted; this is the one before it
+                r.moot(); // its segment was deleted; this is the one before it
+                continue;
             }
             match side.iter_mut().find(|t| t.base == seg.file.base) {
                 Some(t) => t.records.push(r),
@@ -1071,7 +1113,7 @@ impl LogCore {
         if !more {
             if st.pending.records.is_empty() {
                 // Side records for messages that were never written: nothing to settle.
-                st.pending.side.retain(|s| s.seq < durable_next);
+                keep_side(&mut st.pending.side, |s| s.seq < durable_next);
             }
             self.unschedule(&mut st);
             return None;
@@ -1095,10 +1137,13 @@ impl LogCore {
         let mut st = self.state.lock();
         match result {
             Ok(side_error) => {
-                if side_error.is_some() {
+                let written_side: Vec<SideRecord> = if side_error.is_some() {
                     // The acks were not written: keep them for a later batch.
                     retry_side(&mut st.pending, batch.side, |_| true);
-                }
+                    Vec::new()
+                } else {
+                    batch.side.into_iter().flat_map(|t| t.records).collect()
+                };
                 // The written buffer serves the next batch, unless appends have
                 // begun one meanwhile (or a burst made it large).
                 if st.pending.bytes.is_empty() && batch.bytes.capacity() <= KEEP_BATCH_BYTES {
@@ -1154,6 +1199,7 @@ impl LogCore {
                     done: Unflushed {
                         records: batch.records,
                         barriers: batch.barriers,
+                        side: written_side,
                         ..Unflushed::default()
                     },
                     outcome: Ok(()),
@@ -1166,7 +1212,7 @@ impl LogCore {
                 for seq in &failed {
                     st.unsettled.remove(seq);
                 }
-                st.pending.side.retain(|s| !failed.contains(&s.seq));
+                keep_side(&mut st.pending.side, |s| !failed.contains(&s.seq));
                 let mut more = Unflushed::default();
                 if stop {
                     st.failure = Some(StoreError::Failed {
@@ -1174,6 +1220,8 @@ impl LogCore {
                         cause: err.to_string(),
                     });
                     more = mem::take(&mut st.pending);
+                    more.side
+                        .extend(batch.side.into_iter().flat_map(|t| t.records));
                 } else {
                     // Nothing was written: keep the acks for the next batch.
                     retry_side(&mut st.pending, batch.side, |s| !failed.contains(&s.seq));

@@ -51,8 +51,8 @@ impl QueueStore for LogQueueStore {
         Ok(Appended { seq, durable })
     }
 
-    fn ack(&self, seq: u64) -> Result<(), StoreError> {
-        self.log.settle(seq).map(|_| ())
+    fn ack(&self, seq: u64) -> Result<Ticket, StoreError> {
+        self.log.settle(seq)
     }
 
     fn record_attempt(&self, seq: u64, attempts: u32) -> Result<(), StoreError> {
@@ -173,10 +173,10 @@ mod tests {
         let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         assert_eq!(append_n(&*q, 10), (1..=10).collect::<Vec<u64>>());
         for seq in [1, 3, 5] {
-            q.ack(seq).unwrap();
+            drop(q.ack(seq).unwrap());
         }
-        q.ack(3).unwrap(); // settled twice: ignored
-        q.ack(99).unwrap(); // unknown: ignored
+        drop(q.ack(3).unwrap()); // settled twice: ignored
+        drop(q.ack(99).unwrap()); // unknown: ignored
         q.record_attempt(2, 1).unwrap();
         q.record_attempt(4, 1).unwrap();
         q.record_attempt(4, 2).unwrap();
@@ -225,7 +225,7 @@ mod tests {
         append_n(&*q, 3);
         q.record_attempt(1, 1).unwrap();
         q.record_attempt(2, 3).unwrap();
-        q.ack(3).unwrap();
+        drop(q.ack(3).unwrap());
         q.sync().wait_blocking().unwrap();
         disk.power_cut();
         b.close();
@@ -259,10 +259,10 @@ mod tests {
             ]
         );
         for seq in 1..=24 {
-            q.ack(seq).unwrap();
+            drop(q.ack(seq).unwrap());
         }
         for seq in 25..=47 {
-            q.ack(seq).unwrap(); // seq 48 stays unacked: segment 25 stays
+            drop(q.ack(seq).unwrap()); // seq 48 stays unacked: segment 25 stays
         }
         q.sync().wait_blocking().unwrap();
         assert_eq!(
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(q.stats().messages, 13);
         // Acking everything deletes every closed segment, never the active one.
         for seq in 48..=60 {
-            q.ack(seq).unwrap();
+            drop(q.ack(seq).unwrap());
         }
         q.sync().wait_blocking().unwrap();
         assert_eq!(segments(&disk, "seg"), vec!["00000000000000000049.seg"]);
@@ -295,7 +295,7 @@ mod tests {
         let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 2);
         disk.deny("/data/queues/q/00000000000000000001.acks");
-        q.ack(1).unwrap();
+        drop(q.ack(1).unwrap());
         // The ack is refused with the next batch, whose message is confirmed anyway.
         let a = q.append(9, b"still stored").unwrap();
         assert_eq!(a.durable.wait_blocking(), Ok(()));
@@ -319,8 +319,8 @@ mod tests {
         let b = backend(&disk, FsyncPolicy::Batch);
         let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 4);
-        q.ack(1).unwrap();
-        q.ack(2).unwrap();
+        drop(q.ack(1).unwrap());
+        drop(q.ack(2).unwrap());
         q.sync().wait_blocking().unwrap();
         b.close();
         drop(q);
@@ -355,7 +355,7 @@ mod tests {
         let b = backend(&disk, FsyncPolicy::Batch);
         let q = b.open_queue("q", &QueueSettings::default()).unwrap();
         append_n(&*q, 1);
-        q.ack(1).unwrap();
+        drop(q.ack(1).unwrap());
         q.sync().wait_blocking().unwrap();
         b.close();
         drop(q);

@@ -318,8 +318,10 @@ pub trait QueueStore: Send + Sync {
     /// blocks on the disk: the returned ticket resolves once it is durable.
     fn append(&self, time_ms: u64, body: &[u8]) -> Result<Appended, StoreError>;
     /// Records that message `seq` is settled: it will not be recovered again. Unknown
-    /// or already settled seqs are ignored. Durable with the next group commit.
-    fn ack(&self, seq: u64) -> Result<(), StoreError>;
+    /// or already settled seqs are ignored. Durable with the next group commit, no
+    /// fsync of its own: the ticket resolves then, so a caller that answers only
+    /// after it never sees a settled message come back.
+    fn ack(&self, seq: u64) -> Result<Ticket, StoreError>;
     /// Records that delivery number `attempts` of message `seq` started, so a restart
     /// keeps the count. Durable with the next group commit.
     fn record_attempt(&self, seq: u64, attempts: u32) -> Result<(), StoreError>;
