@@ -426,3 +426,54 @@ async fn the_rust_client_consumes_and_redelivers() {
     responder.await.unwrap();
     b.stop().await;
 }
+
+/// A durable queue's name can be used again right after its `delete`, every
+/// time, even in the same frame: its log is closed and removed first.
+#[tokio::test]
+async fn a_deleted_durable_queue_can_be_sent_to_and_declared_again_at_once() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    for round in 0..50u64 {
+        let q = format!("again.{round}");
+        let first = c
+            .call(json!({"op":"send","id":1,"queue":q,"data":round}))
+            .await;
+        assert_eq!(first, ok(1, json!({"msg": "1"})), "round {round}");
+        let frame = [
+            json!({"op":"delete","id":2,"queue":q}),
+            json!({"op":"send","id":3,"queue":q,"data":round}),
+            json!({"op":"declare","id":4,"queue":q,"durable":true}),
+        ]
+        .map(|f| f.to_string())
+        .join("\n");
+        c.send_text(frame).await;
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(c.recv().await);
+        }
+        // The durable send is confirmed after its fsync, so it may come last.
+        answers.sort_by_key(|a| a["id"].as_u64());
+        assert_eq!(
+            answers,
+            vec![
+                ok(2, json!({})),
+                ok(3, json!({"msg": "1"})),
+                ok(4, json!({}))
+            ],
+            "round {round}"
+        );
+        let ready = b
+            .broker
+            .snapshot()
+            .queues
+            .iter()
+            .find(|s| s.name == q)
+            .map(|s| s.ready);
+        assert_eq!(
+            ready,
+            Some(1),
+            "round {round}: the new queue holds the new message"
+        );
+    }
+    b.stop().await;
+}
