@@ -282,3 +282,41 @@ fn a_client_subcommand_ignores_the_config_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("nonsense"), "{err}");
 }
+
+#[tokio::test]
+async fn a_second_broker_on_the_same_data_dir_is_refused_and_the_first_loses_nothing() {
+    let dir = temp_dir("lock");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let first = serve(&["--listen", "127.0.0.1:0", "--data-dir", data_arg], &[]).unwrap();
+    let pid = first.child.id();
+
+    let (status, err) = serve(&["--listen", "127.0.0.1:0", "--data-dir", data_arg], &[])
+        .err()
+        .expect("the second broker must not start");
+    assert!(!status.success());
+    assert!(err.contains(data_arg), "{err}");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    // It left the lock file as it was: still naming the first.
+    let holder = std::fs::read_to_string(data.join("switchyard.lock")).unwrap();
+    assert_eq!(holder.trim(), pid.to_string());
+
+    // The first keeps serving, and what it confirmed survives its death.
+    let mut c = Raw::connect(&first.url).await;
+    let sent = c
+        .call(json!({"op":"send","queue":"jobs","data":{"n":1},"id":1}))
+        .await;
+    assert_eq!(sent["ev"], "ok", "{sent}");
+    drop(c);
+    let _ = first.stop();
+
+    let again = serve(&["--listen", "127.0.0.1:0", "--data-dir", data_arg], &[]).unwrap();
+    let mut c = Raw::connect(&again.url).await;
+    let ok = c
+        .call(json!({"op":"consume","queue":"jobs","cid":"w","id":2}))
+        .await;
+    assert_eq!(ok["ev"], "ok", "{ok}");
+    let job = c.recv_ev("job").await;
+    assert_eq!(job["data"], json!({"n":1}));
+    assert_eq!(job["msg"], sent["msg"]);
+}
