@@ -125,6 +125,13 @@ pub enum Cmd {
     },
     /// Measure throughput and latency (see docs/BENCHMARKS.md).
     Bench(switchyard_bench::BenchArgs),
+    /// Make a fresh random token and print it with the `[[users]]` entry (its
+    /// SHA-256) for the config file. The broker keeps only the digest.
+    Token {
+        /// The user's name in the printed entry.
+        #[arg(long, default_value = "my-service")]
+        name: String,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +192,11 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
 fn given(matches: &ArgMatches, id: &str) -> bool {
     let typed = |m: &ArgMatches| m.value_source(id) == Some(ValueSource::CommandLine);
     typed(matches) || matches.subcommand().is_some_and(|(_, sub)| typed(sub))
+}
+
+/// `text` as a TOML basic string (quoted, escaped), so any name prints a valid entry.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
 }
 
 /// JSON if it parses, else the text as a JSON string.
@@ -340,6 +352,20 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             let snapshot = client.stats().await?;
             println!("{}", serde_json::to_string_pretty(&snapshot)?);
             client.close().await;
+            Ok(())
+        }
+        Some(Cmd::Token { name }) => {
+            let token = crate::token::Token::generate()
+                .map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))?;
+            eprintln!(
+                "The first line is the token, shown once: give it to the client now. \
+                 Below it, the entry for the config file: the broker keeps only the SHA-256."
+            );
+            println!("{}", token.secret());
+            println!();
+            println!("[[users]]");
+            println!("name = {}", toml_string(&name));
+            println!("token_sha256 = \"{}\"", token.sha256_hex());
             Ok(())
         }
         Some(Cmd::Bench(bench)) => {

@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod dashboard;
+mod token;
 
 use clap::{CommandFactory, FromArgMatches};
 

@@ -320,3 +320,47 @@ async fn a_second_broker_on_the_same_data_dir_is_refused_and_the_first_loses_not
     assert_eq!(job["data"], json!({"n":1}));
     assert_eq!(job["msg"], sent["msg"]);
 }
+
+/// Runs `switchyard token ARGS`: (the token, the `token_sha256` value, all stdout, stderr).
+fn token(args: &[&str]) -> (String, String, String, String) {
+    let out = Command::new(BIN).arg("token").args(args).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().next().unwrap().to_string();
+    let digest = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token_sha256 = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no token_sha256 line in {stdout}"))
+        .to_string();
+    (
+        token,
+        digest,
+        stdout,
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn switchyard_token_prints_a_fresh_token_and_its_digest_for_the_config() {
+    use sha2::{Digest, Sha256};
+    let (first, digest, stdout, stderr) = token(&["--name", "orders-service"]);
+    assert!(first.len() >= 32, "at least 128 bits in hex: {first}");
+    assert_eq!(digest, hex::encode(Sha256::digest(first.as_bytes())));
+    assert!(stderr.contains("shown once"), "{stderr}");
+    let (second, second_digest, _, _) = token(&[]);
+    assert_ne!(first, second);
+    assert_ne!(digest, second_digest);
+
+    // The printed entry is a config file the broker accepts as it is.
+    let dir = temp_dir("token");
+    let config = dir.join("switchyard.toml");
+    let entry = &stdout[stdout.find("[[users]]").unwrap()..];
+    assert!(entry.contains("name = \"orders-service\""), "{entry}");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{entry}"),
+    )
+    .unwrap();
+    serve(&["--config", config.to_str().unwrap()], &[]).unwrap();
+}
