@@ -382,6 +382,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    warn_if_open(&config);
     let listen = config.listen;
     let server = Server::bind(config)
         .await
@@ -395,6 +396,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     server.run().await;
     Ok(())
+}
+
+/// Warns (in the log: stderr for `serve`) when the broker listens beyond this
+/// machine with auth off: anyone who reaches the port may then do everything.
+pub fn warn_if_open(config: &Config) {
+    if !config.listen.ip().is_loopback() && !config.security.auth_on() {
+        tracing::warn!(
+            "listening on {} with auth off: anyone who can reach this port may publish, \
+             read every topic and queue, purge and kick; name users in a config file \
+             (docs/OPERATIONS.md, \"Securing Switchyard\")",
+            config.listen
+        );
+    }
 }
 
 pub async fn wait_for_signal() {

@@ -113,6 +113,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    crate::cli::warn_if_open(&config);
     let listen = config.listen;
     let server = runtime
         .block_on(Server::bind(config))

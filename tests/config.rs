@@ -364,3 +364,30 @@ fn switchyard_token_prints_a_fresh_token_and_its_digest_for_the_config() {
     .unwrap();
     serve(&["--config", config.to_str().unwrap()], &[]).unwrap();
 }
+
+#[test]
+fn a_broker_beyond_loopback_with_auth_off_warns_at_start() {
+    let dir = temp_dir("warn");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let open = serve(&["--listen", "0.0.0.0:0", "--data-dir", data_arg], &[]).unwrap();
+    let err = open.stop();
+    assert!(err.contains("auth off"), "{err}");
+
+    let local = serve(&["--listen", "127.0.0.1:0", "--data-dir", data_arg], &[]).unwrap();
+    let err = local.stop();
+    assert!(!err.contains("auth off"), "{err}");
+
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"0.0.0.0:0\"\ndata_dir = \"data\"\n\
+             [[users]]\nname = \"a\"\ntoken_sha256 = \"{DIGEST}\"\n"
+        ),
+    )
+    .unwrap();
+    let secured = serve(&["--config", config.to_str().unwrap()], &[]).unwrap();
+    let err = secured.stop();
+    assert!(!err.contains("auth off"), "{err}");
+}
