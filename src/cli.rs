@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use switchyard_broker::store::FsyncPolicy;
 use switchyard_broker::{Config, Server};
@@ -14,7 +15,7 @@ use switchyard_client::Client;
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:7400/ws";
 
-#[derive(Parser, Debug)]
+#[derive(clap::Parser, Debug)]
 #[command(
     name = "switchyard",
     version,
@@ -31,6 +32,11 @@ pub struct Args {
 /// Flags of a broker process (`switchyard` and `switchyard serve`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct BrokerArgs {
+    /// A TOML config file: every flag here as a key of the same name, plus users,
+    /// tokens, Origins and TLS (docs/OPERATIONS.md). A flag given here wins over the
+    /// file. Default: the `SWITCHYARD_CONFIG` environment variable, if set.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7400", global = true)]
     pub listen: SocketAddr,
@@ -119,6 +125,13 @@ pub enum Cmd {
     },
     /// Measure throughput and latency (see docs/BENCHMARKS.md).
     Bench(switchyard_bench::BenchArgs),
+    /// Make a fresh random token and print it with the `[[users]]` entry (its
+    /// SHA-256) for the config file. The broker keeps only the digest.
+    Token {
+        /// The user's name in the printed entry.
+        #[arg(long, default_value = "my-service")]
+        name: String,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,8 +140,11 @@ pub enum ConfirmArg {
     Done,
 }
 
-pub fn config(args: &BrokerArgs) -> Config {
-    Config {
+/// The broker's settings: the config file (`--config`, else `SWITCHYARD_CONFIG`)
+/// under the flags, a flag given on the command line winning over the file's key
+/// and the file's key over the flag's default.
+pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<Config> {
+    let mut config = Config {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
         max_payload: args.max_payload,
@@ -136,7 +152,51 @@ pub fn config(args: &BrokerArgs) -> Config {
         max_connections: args.max_connections,
         fsync: args.fsync,
         ..Config::default()
+    };
+    let path = args
+        .config
+        .clone()
+        .or_else(|| std::env::var_os(crate::config::ENV).map(PathBuf::from));
+    let Some(path) = path else {
+        return Ok(config);
+    };
+    let file = crate::config::load(&path)?;
+    let unless_flag = |id: &str| !given(matches, id);
+    if let Some(v) = file.listen.filter(|_| unless_flag("listen")) {
+        config.listen = v;
     }
+    if let Some(v) = file.data_dir.filter(|_| unless_flag("data_dir")) {
+        config.data_dir = v;
+    }
+    if let Some(v) = file.max_payload.filter(|_| unless_flag("max_payload")) {
+        config.max_payload = v;
+    }
+    if let Some(v) = file.max_pending.filter(|_| unless_flag("max_pending")) {
+        config.max_pending = v;
+    }
+    if let Some(v) = file
+        .max_connections
+        .filter(|_| unless_flag("max_connections"))
+    {
+        config.max_connections = v;
+    }
+    if let Some(v) = file.fsync.filter(|_| unless_flag("fsync")) {
+        config.fsync = v;
+    }
+    config.security = file.security;
+    Ok(config)
+}
+
+/// Whether the flag `id` was typed on the command line (before or after the
+/// subcommand), as opposed to taking its default.
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    let typed = |m: &ArgMatches| m.value_source(id) == Some(ValueSource::CommandLine);
+    typed(matches) || matches.subcommand().is_some_and(|(_, sub)| typed(sub))
+}
+
+/// `text` as a TOML basic string (quoted, escaped), so any name prints a valid entry.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
 }
 
 /// JSON if it parses, else the text as a JSON string.
@@ -174,10 +234,11 @@ async fn connect(url: &str) -> anyhow::Result<Client> {
         .with_context(|| format!("connecting to {url}"))
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// Runs a subcommand; `config` is the broker's settings, for `serve`.
+pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     match args.command {
         // Plain `switchyard` (the dashboard) is run by main, outside the runtime.
-        None | Some(Cmd::Serve) => serve(&args.broker).await,
+        None | Some(Cmd::Serve) => serve(config).await,
         Some(Cmd::Pub {
             topic,
             data,
@@ -293,13 +354,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             client.close().await;
             Ok(())
         }
+        Some(Cmd::Token { name }) => {
+            let token = crate::token::Token::generate()
+                .map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))?;
+            eprintln!(
+                "The first line is the token, shown once: give it to the client now. \
+                 Below it, the entry for the config file: the broker keeps only the SHA-256."
+            );
+            println!("{}", token.secret());
+            println!();
+            println!("[[users]]");
+            println!("name = {}", toml_string(&name));
+            println!("token_sha256 = \"{}\"", token.sha256_hex());
+            Ok(())
+        }
         Some(Cmd::Bench(bench)) => {
             Ok(switchyard_bench::run(bench, &args.broker.fsync.to_string()).await?)
         }
     }
 }
 
-async fn serve(args: &BrokerArgs) -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -307,9 +382,11 @@ async fn serve(args: &BrokerArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let server = Server::bind(config(args))
+    warn_if_open(&config);
+    let listen = config.listen;
+    let server = Server::bind(config)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot start the broker on {listen}"))?;
     println!("switchyard listening on {}", server.url());
     let broker = server.broker();
     tokio::spawn(async move {
@@ -319,6 +396,19 @@ async fn serve(args: &BrokerArgs) -> anyhow::Result<()> {
     });
     server.run().await;
     Ok(())
+}
+
+/// Warns (in the log: stderr for `serve`) when the broker listens beyond this
+/// machine with auth off: anyone who reaches the port may then do everything.
+pub fn warn_if_open(config: &Config) {
+    if !config.listen.ip().is_loopback() && !config.security.auth_on() {
+        tracing::warn!(
+            "listening on {} with auth off: anyone who can reach this port may publish, \
+             read every topic and queue, purge and kick; name users in a config file \
+             (docs/OPERATIONS.md, \"Securing Switchyard\")",
+            config.listen
+        );
+    }
 }
 
 pub async fn wait_for_signal() {

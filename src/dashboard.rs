@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_broker::{
-    Broker, BrokerError, Command, ErrorCode, Server, Snapshot, Tail, TailMessage,
+    Broker, BrokerError, Command, Config, ErrorCode, Server, Snapshot, Tail, TailMessage,
 };
 use switchyard_ui::{Reply, Source};
-
-use crate::cli::BrokerArgs;
 
 /// Messages a topic tail keeps between two polls of the dashboard.
 const TAIL_CAPACITY: usize = 1000;
@@ -100,10 +98,10 @@ impl Source for Embedded {
 
 /// Runs the broker and the dashboard until `q`, Ctrl-C or a signal; then shuts the
 /// broker down gracefully.
-pub fn run(args: &BrokerArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
-    let log = tracing_appender::rolling::never(&args.data_dir, "switchyard.log");
+pub fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let log = tracing_appender::rolling::never(&config.data_dir, "switchyard.log");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -115,9 +113,11 @@ pub fn run(args: &BrokerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    crate::cli::warn_if_open(&config);
+    let listen = config.listen;
     let server = runtime
-        .block_on(Server::bind(crate::cli::config(args)))
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .block_on(Server::bind(config))
+        .with_context(|| format!("cannot start the broker on {listen}"))?;
     let url = server.url();
     let broker = server.broker();
     tracing::info!("listening on {url}");

@@ -4,17 +4,28 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod cli;
+mod config;
 mod dashboard;
+mod token;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> anyhow::Result<()> {
-    let args = cli::Args::parse();
+    // The matches are kept, not only the parsed flags: they tell a flag typed on
+    // the command line (which beats the config file) from its default (which does not).
+    let matches = cli::Args::command().get_matches();
+    let args = cli::Args::from_arg_matches(&matches)?;
+    // Only a broker reads the config file: a client subcommand must not fail on a
+    // broken file it has no use for.
+    let config = match args.command {
+        None | Some(cli::Cmd::Serve) => cli::broker_config(&args.broker, &matches)?,
+        Some(_) => switchyard_broker::Config::default(),
+    };
     if args.command.is_none() {
-        return dashboard::run(&args.broker);
+        return dashboard::run(config);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(cli::run(args))
+    runtime.block_on(cli::run(args, config))
 }

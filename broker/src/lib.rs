@@ -10,6 +10,7 @@ mod activity;
 pub mod auth;
 mod broker;
 mod connection;
+mod dirlock;
 pub mod error;
 pub mod filter;
 pub mod metrics;

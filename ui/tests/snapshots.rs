@@ -83,7 +83,12 @@ impl Fixture {
 
     /// Draw and compare with the snapshot `name`.
     fn check(&mut self, name: &str) {
-        let mut terminal = Terminal::new(TestBackend::new(120, 32)).unwrap();
+        self.check_at(name, 120, 32);
+    }
+
+    /// Draw on a terminal of `width` x `height` and compare with the snapshot `name`.
+    fn check_at(&mut self, name: &str, width: u16, height: u16) {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal.draw(|frame| draw(frame, &mut self.app)).unwrap();
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"));
@@ -136,6 +141,26 @@ fn inflight_view() {
         .keys("5")
         .check("inflight_view__empty_broker");
     Fixture::crowded().keys("5").check("inflight_view__crowded");
+}
+
+// The header's `auth off`: only for a broker beyond loopback with no tokens asked
+// (the crowded fixture listens on 0.0.0.0 with auth on, the others on loopback,
+// and their snapshots show no mark).
+
+#[test]
+fn header_marks_auth_off_on_the_network() {
+    let open = || {
+        let mut snap = fixture::empty();
+        snap.server.listen = "0.0.0.0:7400".into();
+        snap.server.auth = false;
+        snap
+    };
+    Fixture::watching(|_| open(), 2).check("overview_view__auth_off_on_the_network");
+    Fixture::watching(|_| open(), 2).check_at(
+        "overview_view__auth_off_on_the_network_80x24",
+        80,
+        24,
+    );
 }
 
 // Moving around crowded tables.

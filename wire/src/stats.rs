@@ -45,6 +45,10 @@ pub struct ServerStats {
     /// Messages dead-lettered or dropped after `max_attempts`.
     #[serde(default)]
     pub dead: u64,
+    /// Whether clients must present a token (the config file names users or a JWT
+    /// secret). The dashboard marks a broker on a non-loopback address without it.
+    #[serde(default)]
+    pub auth: bool,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.

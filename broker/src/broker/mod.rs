@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::activity::Activity;
 use crate::auth::Security;
+use crate::dirlock::DirLock;
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{event, Retention};
 use crate::queue::{Queue, QueueConfig};
@@ -116,24 +117,38 @@ pub(super) struct Inner {
     runtime: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
     backend: Arc<dyn Backend>,
+    /// The data directory's lock, held while the broker lives (`Broker::open` only:
+    /// another backend's storage is its own business).
+    _dir_lock: Option<DirLock>,
 }
 
 impl Broker {
     /// Opens a broker on its data directory, bringing back every durable queue (and
     /// retained topic) with what it held. Blocking (it reads the disk); must be called
     /// from within a tokio runtime, which runs the broker's timers.
+    ///
+    /// Fails, touching no store file, if another broker holds the data directory.
     pub fn open(config: Config) -> Result<Broker, BrokerError> {
+        let lock = DirLock::acquire(&config.data_dir)?;
         let store_config = StoreConfig {
             fsync: config.fsync,
             ..StoreConfig::default()
         };
         let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;
-        Broker::open_on(config, Arc::new(backend))
+        Broker::open_locked(config, Arc::new(backend), Some(lock))
     }
 
     /// Opens a broker on another storage backend (`config.data_dir` and
     /// `config.fsync` are then the backend's business). Blocking, like [`Broker::open`].
     pub fn open_on(config: Config, backend: Arc<dyn Backend>) -> Result<Broker, BrokerError> {
+        Broker::open_locked(config, backend, None)
+    }
+
+    fn open_locked(
+        config: Config,
+        backend: Arc<dyn Backend>,
+        dir_lock: Option<DirLock>,
+    ) -> Result<Broker, BrokerError> {
         let (shutdown, _) = watch::channel(false);
         let activity = Arc::new(Activity::default());
         let broker = Broker {
@@ -150,6 +165,7 @@ impl Broker {
                 runtime: tokio::runtime::Handle::current(),
                 shutdown,
                 backend,
+                _dir_lock: dir_lock,
             }),
         };
         broker.recover()?;

@@ -59,6 +59,7 @@ impl Broker {
                 msgs_out: inner.activity.msgs_out.load(Ordering::Relaxed),
                 slow_consumers: inner.activity.slow_kicks.load(Ordering::Relaxed),
                 dead: inner.activity.dead.load(Ordering::Relaxed),
+                auth: inner.config.security.auth_on(),
             },
             topics: inner.topics.stats(),
             queues: queue_stats,

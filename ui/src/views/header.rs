@@ -1,5 +1,7 @@
 //! The header every view shares: which broker, how long up, how busy; and the tabs.
 
+use std::net::SocketAddr;
+
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -10,7 +12,8 @@ use crate::app::App;
 use crate::format;
 use crate::view::View;
 
-/// Draw the header line: broker URL, version, uptime, connections, msgs/s in and out.
+/// Draw the header line: broker URL, version, `auth off` in red for a broker open
+/// to the network without tokens, uptime, connections, msgs/s in and out.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let server = &app.snapshot.server;
     let label = |s: &'static str| Span::styled(s, Style::new().dark_gray());
@@ -27,6 +30,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Style::new().dark_gray(),
         ));
     }
+    if open_to_anyone(&server.listen, server.auth) {
+        spans.extend([sep(), Span::styled("auth off", Style::new().red().bold())]);
+    }
     spans.extend([
         sep(),
         label("up "),
@@ -42,6 +48,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         value(format!("{}/s", format::rate(app.rates.server.msgs_out))),
     ]);
     frame.render_widget(Line::from(spans), area);
+}
+
+/// Whether the broker listens beyond this machine with no token asked: then any
+/// host that reaches the port may do everything, and the operator must see it.
+/// A loopback broker without auth is the two-command start, not a warning.
+fn open_to_anyone(listen: &str, auth: bool) -> bool {
+    !auth
+        && listen
+            .parse::<SocketAddr>()
+            .is_ok_and(|addr| !addr.ip().is_loopback())
 }
 
 /// Draw the tabs, each with its key and row count.
@@ -68,4 +84,20 @@ pub fn render_tabs(frame: &mut Frame, area: Rect, app: &App) {
             .divider(Span::styled("│", Style::new().dark_gray())),
         area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_to_anyone;
+
+    #[test]
+    fn only_a_broker_beyond_loopback_without_auth_is_open_to_anyone() {
+        assert!(open_to_anyone("0.0.0.0:7400", false));
+        assert!(open_to_anyone("192.168.1.5:7400", false));
+        assert!(!open_to_anyone("0.0.0.0:7400", true));
+        assert!(!open_to_anyone("127.0.0.1:7400", false));
+        assert!(!open_to_anyone("[::1]:7400", false));
+        // An older broker's snapshot, or none yet: no guess.
+        assert!(!open_to_anyone("", false));
+    }
 }

@@ -1,0 +1,298 @@
+//! The config file (`--config FILE`, or `SWITCHYARD_CONFIG`): TOML whose keys are
+//! the `serve` flags plus the security settings of PROTOCOL.md's Security section.
+//! It is read whole and checked here (unknown keys, token digests, patterns), so a
+//! broker never starts on a config it half understood; the command line wins over
+//! it key by key (see `cli::broker_config`).
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use switchyard_broker::auth::{Grants, Security, TlsFiles, UserRules};
+use switchyard_broker::names;
+use switchyard_broker::store::FsyncPolicy;
+use toml::Spanned;
+
+/// The environment variable naming a config file when `--config` is not given.
+pub const ENV: &str = "SWITCHYARD_CONFIG";
+
+/// A config file that cannot be used; the message names the file, and the line
+/// and key when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// What a config file sets: each `serve` flag it names, and the security settings.
+#[derive(Debug, Default)]
+pub struct FileSettings {
+    /// `listen`.
+    pub listen: Option<SocketAddr>,
+    /// `data_dir`, relative to the config file's directory.
+    pub data_dir: Option<PathBuf>,
+    /// `max_payload`.
+    pub max_payload: Option<usize>,
+    /// `max_pending`.
+    pub max_pending: Option<usize>,
+    /// `max_connections`.
+    pub max_connections: Option<usize>,
+    /// `fsync`.
+    pub fsync: Option<FsyncPolicy>,
+    /// Users, the JWT secret, Origins and TLS.
+    pub security: Security,
+}
+
+/// The file as written: every key optional, none unknown.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    max_payload: Option<usize>,
+    max_pending: Option<usize>,
+    max_connections: Option<usize>,
+    fsync: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    tls_cert: Option<Spanned<PathBuf>>,
+    tls_key: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    users: Vec<Spanned<RawUser>>,
+    jwt: Option<RawJwt>,
+}
+
+/// One `[[users]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    token_sha256: Spanned<String>,
+    #[serde(default)]
+    publish: Vec<Spanned<String>>,
+    #[serde(default)]
+    subscribe: Vec<Spanned<String>>,
+    #[serde(default)]
+    send: Vec<Spanned<String>>,
+    #[serde(default)]
+    consume: Vec<Spanned<String>>,
+    #[serde(default)]
+    manage: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny_publish: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny_subscribe: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny_send: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny_consume: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny_manage: Vec<Spanned<String>>,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// The `[jwt]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    hs256_secret_file: Spanned<PathBuf>,
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    let file = File { path, text: &text };
+    let raw: Raw = toml::from_str(&text).map_err(|e| file.error(e.span(), e.message()))?;
+    // Paths in the file are relative to the file, so a config works from any directory.
+    let base = path.parent().unwrap_or(Path::new(""));
+    let fsync = match raw.fsync {
+        Some(f) => Some(
+            f.get_ref()
+                .parse::<FsyncPolicy>()
+                .map_err(|e| file.error(Some(f.span()), &e.to_string()))?,
+        ),
+        None => None,
+    };
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: base.join(cert.into_inner()),
+            key: base.join(key.into_inner()),
+        }),
+        (Some(cert), None) => {
+            return Err(file.error(
+                Some(cert.span()),
+                "tls_cert is set but tls_key is not: set both or neither",
+            ))
+        }
+        (None, Some(key)) => {
+            return Err(file.error(
+                Some(key.span()),
+                "tls_key is set but tls_cert is not: set both or neither",
+            ))
+        }
+    };
+    let mut users: Vec<UserRules> = Vec::with_capacity(raw.users.len());
+    for user in raw.users {
+        let span = user.span();
+        let user = user.into_inner();
+        if users.iter().any(|u| u.name == user.name) {
+            let why = format!("user `{}` is defined twice", user.name);
+            return Err(file.error(Some(span), &why));
+        }
+        users.push(file.user(user)?);
+    }
+    let jwt_hs256_secret = match raw.jwt {
+        Some(jwt) => Some(file.secret(base, jwt.hs256_secret_file)?),
+        None => None,
+    };
+    Ok(FileSettings {
+        listen: raw.listen,
+        data_dir: raw.data_dir.map(|d| base.join(d)),
+        max_payload: raw.max_payload,
+        max_pending: raw.max_pending,
+        max_connections: raw.max_connections,
+        fsync,
+        security: Security {
+            users,
+            jwt_hs256_secret,
+            allowed_origins: raw.allowed_origins,
+            tls,
+        },
+    })
+}
+
+/// The file being read, for messages that point into it.
+struct File<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl File<'_> {
+    /// An error at `span` (a byte range of the text): names the file, the line, and
+    /// the key on that line.
+    fn error(&self, span: Option<Range<usize>>, message: &str) -> ConfigError {
+        let file = self.path.display();
+        let Some(span) = span else {
+            return ConfigError(format!("config file {file}: {message}"));
+        };
+        let start = span.start.min(self.text.len());
+        let line_no = self.text[..start].matches('\n').count() + 1;
+        let line = self.text.lines().nth(line_no - 1).unwrap_or("").trim();
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim())
+            .filter(|k| !k.is_empty() && !k.starts_with('['))
+            .map(|k| format!(", key `{k}`"))
+            .unwrap_or_default();
+        ConfigError(format!(
+            "config file {file}, line {line_no}{key}: {message}\n  {line_no} | {line}"
+        ))
+    }
+
+    /// Checks one user's digest and patterns.
+    fn user(&self, raw: RawUser) -> Result<UserRules, ConfigError> {
+        let name = raw.name;
+        let digest = raw.token_sha256.get_ref();
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let why = format!(
+                "user `{name}`: token_sha256 must be 64 hex digits, the SHA-256 of its token \
+                 (`switchyard token` makes a pair)"
+            );
+            return Err(self.error(Some(raw.token_sha256.span()), &why));
+        }
+        let token_sha256 = digest.to_ascii_lowercase();
+        let list = |key: &str, entries: Vec<Spanned<String>>| -> Result<Vec<String>, ConfigError> {
+            entries
+                .into_iter()
+                .map(|entry| match names::check_pattern(entry.get_ref()) {
+                    Ok(()) => Ok(entry.into_inner()),
+                    Err(e) => {
+                        let why = format!("user `{name}`, {key}: {}", e.message);
+                        Err(self.error(Some(entry.span()), &why))
+                    }
+                })
+                .collect()
+        };
+        let grants = Grants {
+            publish: list("publish", raw.publish)?,
+            subscribe: list("subscribe", raw.subscribe)?,
+            send: list("send", raw.send)?,
+            consume: list("consume", raw.consume)?,
+            manage: list("manage", raw.manage)?,
+            deny_publish: list("deny_publish", raw.deny_publish)?,
+            deny_subscribe: list("deny_subscribe", raw.deny_subscribe)?,
+            deny_send: list("deny_send", raw.deny_send)?,
+            deny_consume: list("deny_consume", raw.deny_consume)?,
+            deny_manage: list("deny_manage", raw.deny_manage)?,
+            admin: raw.admin,
+        };
+        Ok(UserRules {
+            name,
+            token_sha256,
+            grants,
+        })
+    }
+
+    /// Reads the JWT secret: the file's bytes, its trailing newline trimmed (an
+    /// editor or `echo` adds one, and a secret that differs by it would reject
+    /// every token the app server signs).
+    fn secret(&self, base: &Path, file: Spanned<PathBuf>) -> Result<Vec<u8>, ConfigError> {
+        let path = base.join(file.get_ref());
+        let mut bytes = std::fs::read(&path).map_err(|e| {
+            let why = format!("cannot read the JWT secret {}: {e}", path.display());
+            self.error(Some(file.span()), &why)
+        })?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        if bytes.is_empty() {
+            let why = format!("the JWT secret {} is empty", path.display());
+            return Err(self.error(Some(file.span()), &why));
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<FileSettings, ConfigError> {
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-config-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!(
+            "{:x}.toml",
+            text.len() * 31 + text.bytes().map(usize::from).sum::<usize>()
+        ));
+        std::fs::write(&path, text).unwrap();
+        load(&path)
+    }
+
+    #[test]
+    fn an_error_names_the_line_and_key() {
+        let e = load_text("listen = \"127.0.0.1:1\"\nmax_payload = \"big\"\n").unwrap_err();
+        assert!(e.0.contains("line 2, key `max_payload`"), "{e}");
+    }
+
+    #[test]
+    fn uppercase_digests_are_stored_lowercase() {
+        let digest = "AB".repeat(32);
+        let s = load_text(&format!(
+            "[[users]]\nname = \"a\"\ntoken_sha256 = \"{digest}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(s.security.users[0].token_sha256, "ab".repeat(32));
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let e = load_text("tls_cert = \"c.pem\"\n").unwrap_err();
+        assert!(e.0.contains("line 1, key `tls_cert`"), "{e}");
+    }
+}

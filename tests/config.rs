@@ -1,0 +1,393 @@
+//! The real `switchyard` binary and its settings: the config file (each key, the
+//! command line winning, errors that name the line and key, `SWITCHYARD_CONFIG`),
+//! `switchyard token`, the one-broker-per-data-directory lock, and the warning
+//! for a broker open to the network with auth off.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::json;
+
+mod common;
+
+use common::{Raw, BIN, WAIT};
+
+/// A fresh directory for one test's config file and data.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-config-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A digest that is valid and matches no real token.
+const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// A `switchyard serve` that printed its URL; killed when dropped.
+struct Served {
+    child: Child,
+    url: String,
+    stderr: std::process::ChildStderr,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Kills the broker and returns what it wrote on stderr.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut err = String::new();
+        let _ = self.stderr.read_to_string(&mut err);
+        err
+    }
+}
+
+/// Starts `switchyard serve ARGS` with extra environment; `Err` holds its stderr
+/// when it exits without printing a URL, with its exit status.
+fn serve(
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Result<Served, (std::process::ExitStatus, String)> {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("SWITCHYARD_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start switchyard serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    match line.trim().strip_prefix("switchyard listening on ") {
+        Some(url) => Ok(Served {
+            url: url.to_string(),
+            child,
+            stderr,
+        }),
+        None => {
+            let status = child.wait().unwrap();
+            let mut err = String::new();
+            stderr.read_to_string(&mut err).unwrap();
+            Err((status, err))
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `switchyard serve --config FILE` expecting it to refuse; returns stderr.
+fn refused(config: &Path) -> String {
+    let (status, err) = serve(&["--config", config.to_str().unwrap()], &[])
+        .err()
+        .expect("the broker should refuse this config");
+    assert!(!status.success());
+    err
+}
+
+#[tokio::test]
+async fn a_config_file_sets_each_serve_key() {
+    let dir = temp_dir("each-key");
+    let port = free_port();
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_payload = 20000\n\
+             max_pending = 4096\nmax_connections = 2\nfsync = \"always\"\n"
+        ),
+    )
+    .unwrap();
+    let served = serve(&["--config", config.to_str().unwrap()], &[]).unwrap();
+    // listen
+    assert_eq!(served.url, format!("ws://127.0.0.1:{port}/ws"));
+    // data_dir: relative to the config file
+    assert!(dir.join("data").join("queues").is_dir());
+    // max_connections = 2: a third is turned away.
+    let mut sub = Raw::connect(&served.url).await;
+    let mut publisher = Raw::connect(&served.url).await;
+    assert!(tokio_tungstenite::connect_async(&served.url).await.is_err());
+    // max_pending = 4096: a 10 kB delivery cannot fit the subscriber's outbound
+    // buffer, so it is kicked as a slow consumer.
+    let sub_ok = sub
+        .call(json!({"op":"sub","topic":"t","sid":"s","id":1}))
+        .await;
+    assert_eq!(sub_ok["ev"], "ok", "{sub_ok}");
+    let medium = "x".repeat(10_000);
+    let published = publisher
+        .call(json!({"op":"pub","topic":"t","data": medium, "id": 2}))
+        .await;
+    assert_eq!(published["ev"], "ok", "{published}");
+    let kicked = sub.try_recv(WAIT).await;
+    assert!(
+        kicked.is_none()
+            || kicked
+                .as_ref()
+                .is_some_and(|f| f["reason"] == "slow_consumer"),
+        "{kicked:?}"
+    );
+    // max_payload = 20000: a 30 kB frame closes the connection with 1009.
+    let big = "x".repeat(30_000);
+    publisher
+        .send(json!({"op":"pub","topic":"t","data": big}))
+        .await;
+    assert_eq!(publisher.recv_close().await, Some(1009));
+    drop(served);
+
+    // fsync: its value is read and checked.
+    std::fs::write(&config, "fsync = \"sometimes\"\n").unwrap();
+    let err = refused(&config);
+    assert!(err.contains("line 1, key `fsync`"), "{err}");
+}
+
+#[test]
+fn a_flag_beats_the_file() {
+    let dir = temp_dir("flag-wins");
+    let (file_port, flag_port) = (free_port(), free_port());
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:{file_port}\"\ndata_dir = \"data\"\n"),
+    )
+    .unwrap();
+    let flag_listen = format!("127.0.0.1:{flag_port}");
+    let flag_data = dir.join("flag-data");
+    let served = serve(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &flag_listen,
+            "--data-dir",
+            flag_data.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(served.url, format!("ws://{flag_listen}/ws"));
+    assert!(flag_data.join("queues").is_dir());
+    assert!(!dir.join("data").exists());
+    drop(served);
+
+    // A flag before the subcommand counts as given too.
+    let out = Command::new(BIN)
+        .args(["--listen", &flag_listen, "serve", "--config"])
+        .arg(&config)
+        .args(["--max-payload", "not-a-number"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn an_unknown_key_fails_naming_it_and_its_line() {
+    let dir = temp_dir("unknown-key");
+    let config = dir.join("switchyard.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nmax_payloads = 10\n").unwrap();
+    let err = refused(&config);
+    assert!(err.contains(config.to_str().unwrap()), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains("max_payloads"), "{err}");
+
+    // Inside a user too.
+    std::fs::write(
+        &config,
+        format!("[[users]]\nname = \"a\"\ntoken_sha256 = \"{DIGEST}\"\npublsh = [\"x\"]\n"),
+    )
+    .unwrap();
+    let err = refused(&config);
+    assert!(err.contains("line 4") && err.contains("publsh"), "{err}");
+}
+
+#[test]
+fn a_bad_token_digest_or_pattern_fails_naming_the_user() {
+    let dir = temp_dir("bad-user");
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        "[[users]]\nname = \"ok-user\"\ntoken_sha256 = \"9f86d08\"\n",
+    )
+    .unwrap();
+    let err = refused(&config);
+    assert!(err.contains("user `ok-user`"), "{err}");
+    assert!(err.contains("line 3, key `token_sha256`"), "{err}");
+
+    std::fs::write(
+        &config,
+        format!(
+            "[[users]]\nname = \"orders\"\ntoken_sha256 = \"{DIGEST}\"\n\
+             subscribe = [\"orders.>\", \"orders.>.eu\"]\n"
+        ),
+    )
+    .unwrap();
+    let err = refused(&config);
+    assert!(err.contains("user `orders`, subscribe"), "{err}");
+    assert!(
+        err.contains("orders.>.eu") && err.contains("line 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn switchyard_config_names_the_file_when_no_flag_does() {
+    let dir = temp_dir("env");
+    let port = free_port();
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n"),
+    )
+    .unwrap();
+    let served = serve(&[], &[("SWITCHYARD_CONFIG", &config)]).unwrap();
+    assert_eq!(served.url, format!("ws://127.0.0.1:{port}/ws"));
+    drop(served);
+
+    // And a broken one is reported, not ignored.
+    std::fs::write(&config, "listen = 7400\n").unwrap();
+    let (status, err) = serve(&[], &[("SWITCHYARD_CONFIG", &config)]).err().unwrap();
+    assert!(!status.success());
+    assert!(err.contains("line 1, key `listen`"), "{err}");
+}
+
+#[test]
+fn a_client_subcommand_ignores_the_config_file() {
+    let dir = temp_dir("client-ignores");
+    let config = dir.join("broken.toml");
+    std::fs::write(&config, "nonsense = true\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["pub", "t", "1", "--url", "ws://127.0.0.1:1/ws"])
+        .env("SWITCHYARD_CONFIG", &config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("nonsense"), "{err}");
+}
+
+#[tokio::test]
+async fn a_second_broker_on_the_same_data_dir_is_refused_and_the_first_loses_nothing() {
+    let dir = temp_dir("lock");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let first = serve(&["--listen", "127.0.0.1:0", "--data-dir", data_arg], &[]).unwrap();
+    let pid = first.child.id();
+
+    let (status, err) = serve(&["--listen", "127.0.0.1:0", "--data-dir", data_arg], &[])
+        .err()
+        .expect("the second broker must not start");
+    assert!(!status.success());
+    assert!(err.contains(data_arg), "{err}");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    // It left the lock file as it was: still naming the first.
+    let holder = std::fs::read_to_string(data.join("switchyard.lock")).unwrap();
+    assert_eq!(holder.trim(), pid.to_string());
+
+    // The first keeps serving, and what it confirmed survives its death.
+    let mut c = Raw::connect(&first.url).await;
+    let sent = c
+        .call(json!({"op":"send","queue":"jobs","data":{"n":1},"id":1}))
+        .await;
+    assert_eq!(sent["ev"], "ok", "{sent}");
+    drop(c);
+    let _ = first.stop();
+
+    let again = serve(&["--listen", "127.0.0.1:0", "--data-dir", data_arg], &[]).unwrap();
+    let mut c = Raw::connect(&again.url).await;
+    let ok = c
+        .call(json!({"op":"consume","queue":"jobs","cid":"w","id":2}))
+        .await;
+    assert_eq!(ok["ev"], "ok", "{ok}");
+    let job = c.recv_ev("job").await;
+    assert_eq!(job["data"], json!({"n":1}));
+    assert_eq!(job["msg"], sent["msg"]);
+}
+
+/// Runs `switchyard token ARGS`: (the token, the `token_sha256` value, all stdout, stderr).
+fn token(args: &[&str]) -> (String, String, String, String) {
+    let out = Command::new(BIN).arg("token").args(args).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().next().unwrap().to_string();
+    let digest = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token_sha256 = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no token_sha256 line in {stdout}"))
+        .to_string();
+    (
+        token,
+        digest,
+        stdout,
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn switchyard_token_prints_a_fresh_token_and_its_digest_for_the_config() {
+    use sha2::{Digest, Sha256};
+    let (first, digest, stdout, stderr) = token(&["--name", "orders-service"]);
+    assert!(first.len() >= 32, "at least 128 bits in hex: {first}");
+    assert_eq!(digest, hex::encode(Sha256::digest(first.as_bytes())));
+    assert!(stderr.contains("shown once"), "{stderr}");
+    let (second, second_digest, _, _) = token(&[]);
+    assert_ne!(first, second);
+    assert_ne!(digest, second_digest);
+
+    // The printed entry is a config file the broker accepts as it is.
+    let dir = temp_dir("token");
+    let config = dir.join("switchyard.toml");
+    let entry = &stdout[stdout.find("[[users]]").unwrap()..];
+    assert!(entry.contains("name = \"orders-service\""), "{entry}");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{entry}"),
+    )
+    .unwrap();
+    serve(&["--config", config.to_str().unwrap()], &[]).unwrap();
+}
+
+#[test]
+fn a_broker_beyond_loopback_with_auth_off_warns_at_start() {
+    let dir = temp_dir("warn");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap();
+    let open = serve(&["--listen", "0.0.0.0:0", "--data-dir", data_arg], &[]).unwrap();
+    let err = open.stop();
+    assert!(err.contains("auth off"), "{err}");
+
+    let local = serve(&["--listen", "127.0.0.1:0", "--data-dir", data_arg], &[]).unwrap();
+    let err = local.stop();
+    assert!(!err.contains("auth off"), "{err}");
+
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"0.0.0.0:0\"\ndata_dir = \"data\"\n\
+             [[users]]\nname = \"a\"\ntoken_sha256 = \"{DIGEST}\"\n"
+        ),
+    )
+    .unwrap();
+    let secured = serve(&["--config", config.to_str().unwrap()], &[]).unwrap();
+    let err = secured.stop();
+    assert!(!err.contains("auth off"), "{err}");
+}
