@@ -20,6 +20,10 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::broker::{Broker, Config};
 
+mod origin;
+
+use origin::OriginRule;
+
 /// Largest HTTP request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
 /// Per-connection read buffer: small, so idle connections cost little.
@@ -31,6 +35,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Server {
     broker: Broker,
     listener: TcpListener,
+    door: Arc<Door>,
+}
+
+/// What every connection passes through before it is served: the Origin rule.
+struct Door {
+    origins: OriginRule,
 }
 
 impl Server {
@@ -42,7 +52,14 @@ impl Server {
             .map_err(std::io::Error::other)?
             .map_err(|e| std::io::Error::other(e.message))?;
         broker.set_listen(listener.local_addr()?);
-        Ok(Server { broker, listener })
+        let door = Arc::new(Door {
+            origins: OriginRule::new(&broker.config().security.allowed_origins),
+        });
+        Ok(Server {
+            broker,
+            listener,
+            door,
+        })
     }
 
     /// The address it listens on (with the port picked, for port 0).
@@ -66,7 +83,11 @@ impl Server {
     /// Serves until [`Broker::shutdown`] is called, then closes every connection
     /// (each is told and flushed) and returns.
     pub async fn run(self) {
-        let Server { broker, listener } = self;
+        let Server {
+            broker,
+            listener,
+            door,
+        } = self;
         let config = broker.config().clone();
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let mut shutdown = broker.shutdown_signal();
@@ -90,9 +111,10 @@ impl Server {
                     let _ = stream.set_nodelay(true);
                     let permit = permits.clone().try_acquire_owned().ok();
                     let broker = broker.clone();
+                    let door = door.clone();
                     tasks.spawn(async move {
                         match permit {
-                            Some(_permit) => handle(broker, stream, addr).await,
+                            Some(_permit) => handle(broker, &door, stream, addr).await,
                             None => refuse(stream, 503, "Service Unavailable", "too many connections\n").await,
                         }
                     });
@@ -124,7 +146,7 @@ pub(crate) fn ws_config(config: &Config) -> WebSocketConfig {
         .max_write_buffer_size(config.max_pending.max(1024 * 1024))
 }
 
-async fn handle(broker: Broker, mut stream: TcpStream, addr: SocketAddr) {
+async fn handle(broker: Broker, door: &Door, mut stream: TcpStream, addr: SocketAddr) {
     let timeout = broker.config().handshake_timeout;
     let head = match tokio::time::timeout(timeout, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
@@ -182,6 +204,26 @@ async fn handle(broker: Broker, mut stream: TcpStream, addr: SocketAddr) {
                 )
                 .await;
             };
+            // Every Origin header must pass: a browser sends one, and a second is
+            // not a way around the first.
+            let host = header("host");
+            let refused = request
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("origin"))
+                .find(|h| {
+                    !std::str::from_utf8(h.value).is_ok_and(|o| door.origins.admits(o, host, false))
+                });
+            if let Some(origin) = refused {
+                door.origins.record_refusal(&broker, origin.value, addr);
+                return refuse(
+                    stream,
+                    403,
+                    "Forbidden",
+                    "this Origin may not open a WebSocket here (see allowed_origins)\n",
+                )
+                .await;
+            }
             let accept = derive_accept_key(key.as_bytes());
             let leftover = head[body_at..].to_vec();
             let response = format!(

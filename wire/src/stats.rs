@@ -45,6 +45,12 @@ pub struct ServerStats {
     /// Messages dead-lettered or dropped after `max_attempts`.
     #[serde(default)]
     pub dead: u64,
+    /// WebSocket upgrades refused because their `Origin` is not let in.
+    #[serde(default)]
+    pub refused_origin: u64,
+    /// Connections to a TLS port whose TLS handshake failed (plain HTTP among them).
+    #[serde(default)]
+    pub tls_failures: u64,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.
@@ -209,4 +215,6 @@ pub enum EventKind {
     Publish,
     /// Storage: recovery, repairs, failures.
     Storage,
+    /// A connection refused at the door (a browser's upgrade from a foreign Origin).
+    Refused,
 }

@@ -59,6 +59,8 @@ impl Broker {
                 msgs_out: inner.activity.msgs_out.load(Ordering::Relaxed),
                 slow_consumers: inner.activity.slow_kicks.load(Ordering::Relaxed),
                 dead: inner.activity.dead.load(Ordering::Relaxed),
+                refused_origin: inner.activity.refused_origin.load(Ordering::Relaxed),
+                tls_failures: inner.activity.tls_failures.load(Ordering::Relaxed),
             },
             topics: inner.topics.stats(),
             queues: queue_stats,
