@@ -337,3 +337,61 @@ async fn a_bad_certificate_file_stops_the_broker_at_start_naming_it() {
         "{err}"
     );
 }
+
+/// Runs the `switchyard` binary with `args`, off the runtime; returns its status
+/// and output.
+async fn run_cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::BIN)
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_and_bench_reach_a_wss_broker_with_ca() {
+    let pki = make_pki();
+    let b = TestBroker::with(tls_config(&pki)).await;
+    let ca = pki.files.cert.with_file_name("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let ca = ca.display().to_string();
+
+    let out = run_cli(
+        ["pub", "t.cli", "{\"x\":1}", "--url", &b.url, "--ca", &ca]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"seq\":1"));
+
+    let out = run_cli(["stats", "--url", &b.url].map(String::from).to_vec()).await;
+    assert!(!out.status.success(), "no CA, no trust: {out:?}");
+
+    let out = run_cli(
+        [
+            "bench",
+            "--url",
+            &b.url,
+            "--ca",
+            &ca,
+            "--seconds",
+            "1",
+            "--scenarios",
+            "pubsub:1",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pubsub"),
+        "{out:?}"
+    );
+    b.stop().await;
+}
