@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use switchyard_broker::store::FsyncPolicy;
 use switchyard_broker::{Config, Server};
 use switchyard_broker::{HeaderValue, Headers};
-use switchyard_client::Client;
+use switchyard_client::{Client, ConnectOptions};
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:7400/ws";
 
@@ -72,6 +72,9 @@ pub enum Cmd {
         headers: Vec<String>,
         #[arg(long, default_value = DEFAULT_URL)]
         url: String,
+        /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Subscribe to a topic pattern; prints one JSON line per message.
     Sub {
@@ -84,6 +87,9 @@ pub enum Cmd {
         filter: Option<String>,
         #[arg(long, default_value = DEFAULT_URL)]
         url: String,
+        /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Send a message to a queue.
     Send {
@@ -97,6 +103,9 @@ pub enum Cmd {
         headers: Vec<String>,
         #[arg(long, default_value = DEFAULT_URL)]
         url: String,
+        /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Consume a queue: prints one JSON line per job, then acks it.
     Consume {
@@ -108,6 +117,9 @@ pub enum Cmd {
         prefetch: u32,
         #[arg(long, default_value = DEFAULT_URL)]
         url: String,
+        /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Send a request to a queue and print the reply.
     Request {
@@ -117,11 +129,17 @@ pub enum Cmd {
         timeout_ms: u64,
         #[arg(long, default_value = DEFAULT_URL)]
         url: String,
+        /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Print the broker's snapshot as JSON.
     Stats {
         #[arg(long, default_value = DEFAULT_URL)]
         url: String,
+        /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Measure throughput and latency (see docs/BENCHMARKS.md).
     Bench(switchyard_bench::BenchArgs),
@@ -228,8 +246,12 @@ fn parse_headers(raw: &[String]) -> anyhow::Result<Option<Headers>> {
     Ok(Some(headers))
 }
 
-async fn connect(url: &str) -> anyhow::Result<Client> {
-    Client::connect(url)
+async fn connect(url: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let mut options = ConnectOptions::new();
+    if let Some(ca) = ca {
+        options = options.ca_file(ca)?;
+    }
+    Client::connect_with(url, &options)
         .await
         .with_context(|| format!("connecting to {url}"))
 }
@@ -244,8 +266,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             data,
             headers,
             url,
+            ca,
         }) => {
-            let client = connect(&url).await?;
+            let client = connect(&url, ca.as_deref()).await?;
             let seq = client
                 .publish_with_headers(&topic, parse_data(&data), parse_headers(&headers)?)
                 .await?;
@@ -258,8 +281,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             count,
             filter,
             url,
+            ca,
         }) => {
-            let client = connect(&url).await?;
+            let client = connect(&url, ca.as_deref()).await?;
             let extra = match filter {
                 Some(f) => json!({"filter": f}),
                 None => json!({}),
@@ -290,8 +314,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             confirm,
             headers,
             url,
+            ca,
         }) => {
-            let client = connect(&url).await?;
+            let client = connect(&url, ca.as_deref()).await?;
             let mut frame = json!({"op": "send", "queue": queue, "data": parse_data(&data),
                                    "confirm": if confirm == ConfirmArg::Done { "done" } else { "stored" }});
             if let Some(h) = parse_headers(&headers)? {
@@ -311,8 +336,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             count,
             prefetch,
             url,
+            ca,
         }) => {
-            let client = connect(&url).await?;
+            let client = connect(&url, ca.as_deref()).await?;
             let mut consumer = client.consume(&queue, prefetch).await?;
             let mut seen = 0;
             while count.is_none_or(|c| seen < c) {
@@ -338,8 +364,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             data,
             timeout_ms,
             url,
+            ca,
         }) => {
-            let client = connect(&url).await?;
+            let client = connect(&url, ca.as_deref()).await?;
             let reply = client
                 .request(&queue, parse_data(&data), Duration::from_millis(timeout_ms))
                 .await?;
@@ -347,8 +374,8 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             client.close().await;
             Ok(())
         }
-        Some(Cmd::Stats { url }) => {
-            let client = connect(&url).await?;
+        Some(Cmd::Stats { url, ca }) => {
+            let client = connect(&url, ca.as_deref()).await?;
             let snapshot = client.stats().await?;
             println!("{}", serde_json::to_string_pretty(&snapshot)?);
             client.close().await;

@@ -2,12 +2,14 @@
 //! to a broker's WebSocket, and waiting for a Switchyard `ok`.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
 
 use crate::error::BenchError;
 
@@ -50,15 +52,51 @@ pub(crate) fn start_broker(fsync: &str) -> Result<(Child, String, PathBuf), Benc
     Ok((child, url, data))
 }
 
+/// The TLS trust `--ca` gives every connection of this run. Set once, before any
+/// connection, from `run`: the scenarios then pass only a URL around, as they do
+/// for `ws://`. Unset: `wss://` trusts the system's roots.
+static TRUST: OnceLock<Connector> = OnceLock::new();
+
+/// Trusts the CA certificates in the PEM file `path` (instead of the system's roots)
+/// for every `wss://` connection from now on.
+pub(crate) fn trust_ca(path: &Path) -> Result<(), BenchError> {
+    use rustls_pki_types::pem::PemObject;
+    let bad = |why: String| BenchError::Ca {
+        path: path.display().to_string(),
+        why,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no CERTIFICATE in it".to_string()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // A second call (never made by `run`) keeps the first trust.
+    let _ = TRUST.set(Connector::Rustls(Arc::new(config)));
+    Ok(())
+}
+
 /// Opens a WebSocket to `url`, taking messages of up to 64 MiB.
 pub(crate) async fn connect(url: &str) -> Result<Ws, BenchError> {
     let config = WebSocketConfig::default().max_message_size(Some(64 << 20));
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-        .await
-        .map_err(|source| BenchError::Connect {
-            url: url.to_string(),
-            source,
-        })?;
+    let connector = TRUST.get().cloned();
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, connector)
+            .await
+            .map_err(|source| BenchError::Connect {
+                url: url.to_string(),
+                source,
+            })?;
     Ok(ws)
 }
 

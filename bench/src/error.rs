@@ -33,6 +33,14 @@ pub enum BenchError {
     /// The broker process started but did not print the URL it listens on.
     #[error("unexpected broker output: {0:?}")]
     BrokerOutput(String),
+    /// The `--ca` file could not be read or holds no usable certificate.
+    #[error("--ca {path}: {why}")]
+    Ca {
+        /// The file given.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The broker's WebSocket could not be opened.
     #[error("connecting to {url}")]
     Connect {

@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Broker WebSocket URL; for switchyard, omit it to start a broker process here.
     #[arg(long)]
     url: Option<String>,
+    /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// Seconds each scenario runs.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
@@ -77,6 +80,9 @@ pub async fn run(args: BenchArgs, fsync: &str) -> Result<(), BenchError> {
         .collect::<Result<_, _>>()?;
     if args.size < 40 {
         return Err(BenchError::PayloadTooSmall);
+    }
+    if let Some(ca) = &args.ca {
+        broker::trust_ca(ca)?;
     }
     let mut broker = None;
     let url = match (&args.url, args.target) {

@@ -19,6 +19,10 @@ pub(crate) struct Activity {
     pub(crate) msgs_out: AtomicU64,
     pub(crate) slow_kicks: AtomicU64,
     pub(crate) dead: AtomicU64,
+    /// Upgrades refused for their Origin.
+    pub(crate) refused_origin: AtomicU64,
+    /// Failed TLS handshakes.
+    pub(crate) tls_failures: AtomicU64,
     log: Mutex<EventLog>,
 }
 

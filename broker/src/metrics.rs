@@ -77,6 +77,30 @@ pub fn render(s: &Snapshot) -> String {
         family(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
     }
+    // Refusals at the door, by reason: a family of its own so that later reasons
+    // (auth, limits) become labels rather than new names.
+    family(
+        &mut out,
+        "switchyard_refused_upgrades_total",
+        "counter",
+        "WebSocket upgrades refused, by reason (origin: a browser page from an Origin not let in).",
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_refused_upgrades_total{{reason=\"origin\"}} {}",
+        s.server.refused_origin
+    );
+    family(
+        &mut out,
+        "switchyard_tls_handshake_failures_total",
+        "counter",
+        "Connections to the TLS port whose handshake failed or timed out (plain HTTP among them).",
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_tls_handshake_failures_total {}",
+        s.server.tls_failures
+    );
     let queue_fields: [Field<crate::stats::QueueStats>; 7] = [
         (
             "switchyard_queue_messages_ready",

@@ -1,5 +1,6 @@
 //! The listener: accepts TCP connections, answers plain HTTP (`/healthz`, `/metrics`)
-//! and upgrades `/ws` to a WebSocket, all on one port.
+//! and upgrades `/ws` to a WebSocket, all on one port; with TLS set, the same over
+//! TLS (`tls.rs`). Browsers' upgrades pass the Origin rule (`origin.rs`).
 //!
 //! The HTTP request head is read here (bounded in size and time) so that one port
 //! serves both; the upgrade then hands the already-read bytes to tungstenite. The
@@ -10,15 +11,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::broker::{Broker, Config};
+
+mod origin;
+mod tls;
+
+use origin::OriginRule;
 
 /// Largest HTTP request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -31,18 +39,41 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Server {
     broker: Broker,
     listener: TcpListener,
+    door: Arc<Door>,
+}
+
+/// What every connection passes through before it is served: TLS, if set, and
+/// the Origin rule.
+struct Door {
+    origins: OriginRule,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
     /// Binds the listen address and creates the broker. Call from a tokio runtime.
     pub async fn bind(config: Config) -> std::io::Result<Server> {
+        // Before the port and the data directory: a bad certificate touches neither.
+        let tls = config
+            .security
+            .tls
+            .as_ref()
+            .map(tls::acceptor)
+            .transpose()?;
         let listener = TcpListener::bind(config.listen).await?;
         let broker = tokio::task::spawn_blocking(move || Broker::open(config))
             .await
             .map_err(std::io::Error::other)?
             .map_err(|e| std::io::Error::other(e.message))?;
         broker.set_listen(listener.local_addr()?);
-        Ok(Server { broker, listener })
+        let door = Arc::new(Door {
+            origins: OriginRule::new(&broker.config().security.allowed_origins),
+            tls,
+        });
+        Ok(Server {
+            broker,
+            listener,
+            door,
+        })
     }
 
     /// The address it listens on (with the port picked, for port 0).
@@ -50,11 +81,12 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// The WebSocket URL clients connect to.
+    /// The WebSocket URL clients connect to: `wss://` when TLS is on.
     pub fn url(&self) -> String {
+        let scheme = if self.door.tls.is_some() { "wss" } else { "ws" };
         match self.listener.local_addr() {
-            Ok(addr) => format!("ws://{addr}/ws"),
-            Err(_) => String::from("ws://?/ws"),
+            Ok(addr) => format!("{scheme}://{addr}/ws"),
+            Err(_) => format!("{scheme}://?/ws"),
         }
     }
 
@@ -66,7 +98,11 @@ impl Server {
     /// Serves until [`Broker::shutdown`] is called, then closes every connection
     /// (each is told and flushed) and returns.
     pub async fn run(self) {
-        let Server { broker, listener } = self;
+        let Server {
+            broker,
+            listener,
+            door,
+        } = self;
         let config = broker.config().clone();
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let mut shutdown = broker.shutdown_signal();
@@ -90,10 +126,22 @@ impl Server {
                     let _ = stream.set_nodelay(true);
                     let permit = permits.clone().try_acquire_owned().ok();
                     let broker = broker.clone();
+                    let door = door.clone();
                     tasks.spawn(async move {
-                        match permit {
-                            Some(_permit) => handle(broker, stream, addr).await,
-                            None => refuse(stream, 503, "Service Unavailable", "too many connections\n").await,
+                        // The TLS handshake and the HTTP head share the handshake
+                        // timeout; each runs in this task, never in the accept loop.
+                        let deadline = Instant::now() + broker.config().handshake_timeout;
+                        match (permit, &door.tls) {
+                            (Some(_permit), None) => handle(broker, &door, stream, addr, deadline).await,
+                            (Some(_permit), Some(acceptor)) => {
+                                if let Some(stream) = tls::accept(acceptor, &broker, stream, addr, deadline).await {
+                                    handle(broker, &door, stream, addr, deadline).await
+                                }
+                            }
+                            (None, None) => refuse(stream, 503, "Service Unavailable", "too many connections\n").await,
+                            // Full: a TLS handshake just to say so would cost the
+                            // most exactly when there is least to spare. Dropped.
+                            (None, Some(_)) => {}
                         }
                     });
                 }
@@ -124,9 +172,13 @@ pub(crate) fn ws_config(config: &Config) -> WebSocketConfig {
         .max_write_buffer_size(config.max_pending.max(1024 * 1024))
 }
 
-async fn handle(broker: Broker, mut stream: TcpStream, addr: SocketAddr) {
-    let timeout = broker.config().handshake_timeout;
-    let head = match tokio::time::timeout(timeout, read_head(&mut stream)).await {
+/// Serves one connection: plain TCP or TLS, each its own instance, so the plain
+/// path pays nothing for TLS.
+async fn handle<S>(broker: Broker, door: &Door, mut stream: S, addr: SocketAddr, deadline: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let head = match tokio::time::timeout_at(deadline, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::TooLarge)) => {
             return refuse(
@@ -182,6 +234,27 @@ async fn handle(broker: Broker, mut stream: TcpStream, addr: SocketAddr) {
                 )
                 .await;
             };
+            // Every Origin header must pass: a browser sends one, and a second is
+            // not a way around the first.
+            let host = header("host");
+            let refused = request
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("origin"))
+                .find(|h| {
+                    !std::str::from_utf8(h.value)
+                        .is_ok_and(|o| door.origins.admits(o, host, door.tls.is_some()))
+                });
+            if let Some(origin) = refused {
+                door.origins.record_refusal(&broker, origin.value, addr);
+                return refuse(
+                    stream,
+                    403,
+                    "Forbidden",
+                    "this Origin may not open a WebSocket here (see allowed_origins)\n",
+                )
+                .await;
+            }
             let accept = derive_accept_key(key.as_bytes());
             let leftover = head[body_at..].to_vec();
             let response = format!(
@@ -223,7 +296,7 @@ enum HeadError {
 }
 
 /// Reads until the end of the HTTP request head (`\r\n\r\n`), keeping what follows.
-async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, HeadError> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
@@ -242,7 +315,13 @@ async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, HeadError> {
     }
 }
 
-async fn respond(mut stream: TcpStream, code: u16, status: &str, content_type: &str, body: &str) {
+async fn respond<S: AsyncWrite + Unpin>(
+    mut stream: S,
+    code: u16,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) {
     let head = format!(
         "HTTP/1.1 {code} {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -252,6 +331,6 @@ async fn respond(mut stream: TcpStream, code: u16, status: &str, content_type: &
     let _ = stream.shutdown().await;
 }
 
-async fn refuse(stream: TcpStream, code: u16, status: &str, body: &str) {
+async fn refuse<S: AsyncWrite + Unpin>(stream: S, code: u16, status: &str, body: &str) {
     respond(stream, code, status, "text/plain", body).await
 }

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::connection::{drive, Connection, Routes, OUTBOUND_FRAMES};
 use crate::error::ClientError;
+use crate::options::ConnectOptions;
 
 /// A connection to a broker. Clones share the connection.
 #[derive(Clone)]
@@ -21,11 +22,20 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `ws://HOST:PORT/ws` and waits for the broker's `welcome`.
+    /// Connects to `ws://HOST:PORT/ws` (or `wss://`, trusting the system's roots)
+    /// and waits for the broker's `welcome`.
     pub async fn connect(url: &str) -> Result<Client, ClientError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        Client::connect_with(url, &ConnectOptions::default()).await
+    }
+
+    /// Connects as [`Client::connect`] does, with `options` (a private CA for
+    /// `wss://`, say).
+    pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Client, ClientError> {
+        let connector = options.connector()?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
+                .await
+                .map_err(|e| ClientError::Connect(e.to_string()))?;
         let welcome = loop {
             match ws.next().await {
                 Some(Ok(WsMessage::Text(t))) => break t.to_string(),

@@ -17,6 +17,10 @@ pub enum ClientError {
     /// The WebSocket could not be opened, or closed before the broker's `welcome`.
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// A CA file or certificate could not be used (the TLS handshake's own
+    /// failures are [`ClientError::Connect`]).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The broker sent something this client does not understand.
     #[error("protocol error: {0}")]
     Protocol(String),

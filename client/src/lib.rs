@@ -19,11 +19,13 @@ mod client;
 mod connection;
 mod error;
 mod operator;
+mod options;
 mod queues;
 mod topics;
 
 pub use client::Client;
 pub use error::ClientError;
+pub use options::ConnectOptions;
 pub use queues::{Consumer, Job};
 pub use topics::{Message, Subscription};
 

@@ -49,6 +49,12 @@ pub struct ServerStats {
     /// secret). The dashboard marks a broker on a non-loopback address without it.
     #[serde(default)]
     pub auth: bool,
+    /// WebSocket upgrades refused because their `Origin` is not let in.
+    #[serde(default)]
+    pub refused_origin: u64,
+    /// Connections to a TLS port whose TLS handshake failed (plain HTTP among them).
+    #[serde(default)]
+    pub tls_failures: u64,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.
@@ -213,4 +219,6 @@ pub enum EventKind {
     Publish,
     /// Storage: recovery, repairs, failures.
     Storage,
+    /// A connection refused at the door (a browser's upgrade from a foreign Origin).
+    Refused,
 }

@@ -232,6 +232,11 @@ impl Broker {
         &self.inner.config
     }
 
+    /// The broker-wide counters and event log, for the server's refusals at the door.
+    pub(crate) fn activity(&self) -> &Activity {
+        &self.inner.activity
+    }
+
     pub(crate) fn set_listen(&self, addr: SocketAddr) {
         *self.inner.listen.lock() = addr.to_string();
     }

@@ -60,6 +60,8 @@ impl Broker {
                 slow_consumers: inner.activity.slow_kicks.load(Ordering::Relaxed),
                 dead: inner.activity.dead.load(Ordering::Relaxed),
                 auth: inner.config.security.auth_on(),
+                refused_origin: inner.activity.refused_origin.load(Ordering::Relaxed),
+                tls_failures: inner.activity.tls_failures.load(Ordering::Relaxed),
             },
             topics: inner.topics.stats(),
             queues: queue_stats,

@@ -34,6 +34,7 @@ pub fn kind_name(kind: EventKind) -> &'static str {
         EventKind::Requeue => "requeue",
         EventKind::Publish => "publish",
         EventKind::Storage => "storage",
+        EventKind::Refused => "refused",
     }
 }
 

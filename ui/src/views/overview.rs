@@ -34,6 +34,7 @@ fn kind_color(kind: EventKind) -> Color {
         EventKind::Requeue => Color::Cyan,
         EventKind::Publish => Color::Blue,
         EventKind::Storage => Color::DarkGray,
+        EventKind::Refused => Color::Red,
     }
 }
 
