@@ -74,3 +74,11 @@ impl Security {
         !self.users.is_empty() || self.jwt_hs256_secret.is_some()
     }
 }
+
+mod permissions;
+mod token;
+mod users;
+
+pub use permissions::{Patterns, Permissions, SubscribeRule, Verb};
+pub use token::{bearer, digest, parse_digest, presented, same_digest};
+pub use users::{Authenticator, Refused};

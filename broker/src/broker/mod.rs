@@ -8,6 +8,7 @@
 //! shutdown); the ops are in `topics.rs`, `queues.rs` and `operator.rs`, the
 //! background timers in `timers.rs`.
 
+mod access;
 mod operator;
 mod peer;
 mod queues;
@@ -25,7 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::activity::Activity;
-use crate::auth::Security;
+use crate::auth::{Authenticator, Security};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{event, Retention};
 use crate::queue::{Queue, QueueConfig};
@@ -73,6 +74,9 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     /// Users, tokens, Origins and TLS; the default is auth off.
     pub security: Security,
+    /// With auth on, how long a connection may go without a valid token before
+    /// it is closed (1008).
+    pub auth_timeout: Duration,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             fsync: FsyncPolicy::Batch,
             security: Security::default(),
+            auth_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -116,6 +121,8 @@ pub(super) struct Inner {
     runtime: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
     backend: Arc<dyn Backend>,
+    /// The users' compiled rules and the JWT key.
+    auth: Authenticator,
 }
 
 impl Broker {
@@ -134,6 +141,7 @@ impl Broker {
     /// Opens a broker on another storage backend (`config.data_dir` and
     /// `config.fsync` are then the backend's business). Blocking, like [`Broker::open`].
     pub fn open_on(config: Config, backend: Arc<dyn Backend>) -> Result<Broker, BrokerError> {
+        let auth = Authenticator::new(&config.security)?;
         let (shutdown, _) = watch::channel(false);
         let activity = Arc::new(Activity::default());
         let broker = Broker {
@@ -150,6 +158,7 @@ impl Broker {
                 runtime: tokio::runtime::Handle::current(),
                 shutdown,
                 backend,
+                auth,
             }),
         };
         broker.recover()?;
@@ -334,6 +343,7 @@ pub(crate) fn welcome(broker: &Broker, session: &Session) -> String {
     event::welcome(&session.name_id, SERVER, broker.inner.config.max_payload)
 }
 
+pub(crate) use access::RefusalLog;
 pub(crate) use queues::ToDispatch;
 use timers::{run_ack_timer, run_retention};
 pub(crate) use topics::Publisher;
