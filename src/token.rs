@@ -1,7 +1,7 @@
 //! `switchyard token`: a fresh random token and its SHA-256, the digest being what
 //! a `[[users]]` entry holds, so the config file never contains a usable secret.
 
-use sha2::{Digest, Sha256};
+use switchyard_broker::auth::digest;
 
 /// Random bytes in a token: 256 bits from the OS RNG, far past guessing.
 const TOKEN_BYTES: usize = 32;
@@ -29,7 +29,7 @@ impl Token {
 
     /// The lowercase hex SHA-256 of the token, as `token_sha256` takes it.
     pub fn sha256_hex(&self) -> String {
-        hex::encode(Sha256::digest(self.secret.as_bytes()))
+        hex::encode(digest(&self.secret))
     }
 }
 

@@ -206,7 +206,11 @@ where
         Ok(httparse::Status::Complete(n)) => n,
         _ => return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await,
     };
-    let path = request.path.unwrap_or("");
+    let (path, query) = request
+        .path
+        .unwrap_or("")
+        .split_once('?')
+        .unwrap_or((request.path.unwrap_or(""), ""));
     let method = request.method.unwrap_or("");
     let header = |name: &str| {
         request
@@ -218,6 +222,15 @@ where
     match (method, path) {
         ("GET", "/healthz") => respond(stream, 200, "OK", "text/plain", "ok\n").await,
         ("GET", "/metrics") => {
+            if let Some((code, status)) = broker.metrics_refusal(header("authorization")) {
+                return refuse(
+                    stream,
+                    code,
+                    status,
+                    "/metrics needs an admin's Bearer token\n",
+                )
+                .await;
+            }
             let body = broker.metrics();
             respond(stream, 200, "OK", "text/plain; version=0.0.4", &body).await
         }
@@ -267,7 +280,8 @@ where
             let ws =
                 WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
                     .await;
-            crate::connection::serve(broker, ws, addr).await;
+            let token = crate::auth::presented(header("authorization"), query);
+            crate::connection::serve(broker, ws, addr, token).await;
         }
         (_, "/healthz" | "/metrics" | "/ws") => {
             refuse(

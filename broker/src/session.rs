@@ -112,6 +112,7 @@ impl Session {
         ClientStats {
             id: self.name_id.to_string(),
             name: self.hello_name.lock().clone(),
+            user: None,
             addr: self.addr.to_string(),
             connected_s: self.connected.elapsed().as_secs(),
             subs: subscriptions.len() as u64,

@@ -254,3 +254,44 @@ pub async fn eventually(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+impl Raw {
+    /// Connects with one extra header on the upgrade request (`Authorization`, say).
+    pub async fn connect_with_header(url: &str, name: &str, value: &str) -> Raw {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        request.headers_mut().insert(
+            name.to_string()
+                .parse::<tokio_tungstenite::tungstenite::http::HeaderName>()
+                .expect("header name"),
+            value.parse().expect("header value"),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        let mut raw = Raw {
+            ws,
+            welcome: Value::Null,
+            backlog: Default::default(),
+        };
+        raw.welcome = raw.recv().await;
+        assert_eq!(raw.welcome["ev"], "welcome");
+        raw
+    }
+}
+
+/// A plain HTTP GET with extra header lines (each `Name: value`); the whole response.
+pub async fn http_get_with(addr: std::net::SocketAddr, path: &str, headers: &[&str]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}

@@ -118,6 +118,9 @@ pub struct ClientStats {
     pub id: String,
     /// The name the client gave in `hello`, if any.
     pub name: Option<String>,
+    /// The user whose token it presented (auth on), if one was accepted.
+    #[serde(default)]
+    pub user: Option<String>,
     /// The client's address, e.g. `127.0.0.1:52814`.
     pub addr: String,
     /// Seconds since it connected.

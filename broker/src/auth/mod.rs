@@ -3,8 +3,18 @@
 //! Origins let in, TLS files), as PROTOCOL.md's Security section defines them.
 //!
 //! With no users and no JWT secret, auth is off: every client may do everything.
+//! The rest of the folder puts the settings to work: `permissions.rs` compiles a
+//! user's lists, `token.rs` recognises tokens, `users.rs` maps one to its user.
 
 use std::path::PathBuf;
+
+mod permissions;
+mod token;
+mod users;
+
+pub use permissions::{Patterns, Permissions, SubscribeRule, Verb};
+pub use token::{bearer, digest, parse_digest, presented, same_digest};
+pub use users::{Authenticator, Refused};
 
 /// The allow and deny lists of one user (or of one JWT's `switchyard` claim).
 /// Each entry is a name or a topic pattern (`*`, `>`); deny wins over allow.

@@ -8,6 +8,7 @@
 //! shutdown); the ops are in `topics.rs`, `queues.rs` and `operator.rs`, the
 //! background timers in `timers.rs`.
 
+mod access;
 mod operator;
 mod peer;
 mod queues;
@@ -25,7 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::activity::Activity;
-use crate::auth::Security;
+use crate::auth::{Authenticator, Security};
 use crate::dirlock::DirLock;
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{event, Retention};
@@ -74,6 +75,9 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     /// Users, tokens, Origins and TLS; the default is auth off.
     pub security: Security,
+    /// With auth on, how long a connection may go without a valid token before
+    /// it is closed (1008).
+    pub auth_timeout: Duration,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             fsync: FsyncPolicy::Batch,
             security: Security::default(),
+            auth_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -120,6 +125,8 @@ pub(super) struct Inner {
     /// The data directory's lock, held while the broker lives (`Broker::open` only:
     /// another backend's storage is its own business).
     _dir_lock: Option<DirLock>,
+    /// The users' compiled rules and the JWT key.
+    auth: Authenticator,
 }
 
 impl Broker {
@@ -149,6 +156,7 @@ impl Broker {
         backend: Arc<dyn Backend>,
         dir_lock: Option<DirLock>,
     ) -> Result<Broker, BrokerError> {
+        let auth = Authenticator::new(&config.security)?;
         let (shutdown, _) = watch::channel(false);
         let activity = Arc::new(Activity::default());
         let broker = Broker {
@@ -166,6 +174,7 @@ impl Broker {
                 shutdown,
                 backend,
                 _dir_lock: dir_lock,
+                auth,
             }),
         };
         broker.recover()?;
@@ -355,6 +364,7 @@ pub(crate) fn welcome(broker: &Broker, session: &Session) -> String {
     event::welcome(&session.name_id, SERVER, broker.inner.config.max_payload)
 }
 
+pub(crate) use access::RefusalLog;
 pub(crate) use queues::ToDispatch;
 use timers::{run_ack_timer, run_retention};
 pub(crate) use topics::Publisher;

@@ -23,6 +23,8 @@ pub(crate) struct Peer {
     pub(super) subs: Mutex<HashMap<String, Arc<Subscription>>>,
     /// The queue each of its consumers takes jobs from, by cid.
     pub(super) consumers: Mutex<HashMap<String, Arc<Queue>>>,
+    /// The user whose token it presented, once one was accepted.
+    pub(crate) user: Mutex<Option<Arc<str>>>,
 }
 
 impl Peer {
@@ -31,6 +33,7 @@ impl Peer {
             session,
             subs: Mutex::new(HashMap::new()),
             consumers: Mutex::new(HashMap::new()),
+            user: Mutex::new(None),
         }
     }
 
@@ -57,7 +60,19 @@ impl Peer {
             .iter()
             .map(|(cid, q)| u64::from(q.unacked_of(self.session.id, cid)))
             .sum();
-        self.session
-            .stats(subscriptions, consumers.len() as u64, unacked)
+        let mut stats = self
+            .session
+            .stats(subscriptions, consumers.len() as u64, unacked);
+        stats.user = self.user.lock().as_deref().map(str::to_string);
+        stats
+    }
+
+    /// `c42 (name) as user`, `c42 (name)` or `c42`: who did something, for event texts.
+    pub(crate) fn describe(&self) -> String {
+        let session = self.session.describe();
+        match &*self.user.lock() {
+            Some(user) => format!("{session} as {user}"),
+            None => session,
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use super::{store_retention, Broker, Inner, Peer, Stream};
+use crate::auth::Patterns;
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::filter::Filter;
@@ -169,7 +170,9 @@ impl Broker {
         self.inner.topics.peek(name, n)
     }
 
-    /// Adds a subscription; `added` runs before any message can reach it (to answer first).
+    /// Adds a subscription; `added` runs before any message can reach it (to answer
+    /// first). Messages on topics `hidden` matches (denied to its user) skip it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn subscribe(
         &self,
         peer: &Peer,
@@ -177,6 +180,7 @@ impl Broker {
         pattern: String,
         filter: Option<String>,
         from: Option<ReplayFrom>,
+        hidden: Option<Arc<Patterns>>,
         added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         names::check_pattern(&pattern)?;
@@ -188,13 +192,16 @@ impl Broker {
                 format!("sid `{sid}` is already subscribed"),
             ));
         }
-        let sub = Arc::new(Subscription::new(
-            self.inner.topics.next_key(),
-            sid.clone(),
-            pattern,
-            filter,
-            Target::Session(peer.session.clone()),
-        ));
+        let sub = Arc::new(
+            Subscription::new(
+                self.inner.topics.next_key(),
+                sid.clone(),
+                pattern,
+                filter,
+                Target::Session(peer.session.clone()),
+            )
+            .hiding(hidden),
+        );
         subs.insert(sid.clone(), sub.clone());
         drop(subs);
         let read_from = match from {

@@ -6,6 +6,7 @@
 //! text; the writer sends it as text frames of up to [`PACK_BYTES`], straight from
 //! that buffer to the socket.
 
+mod access;
 mod requests;
 mod writer;
 
@@ -24,6 +25,7 @@ use tracing::Instrument;
 use crate::broker::{welcome, Broker, Peer};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::event;
+use access::Gate;
 use requests::{handle_text, ConnState};
 use std::sync::Arc;
 use writer::Writer;
@@ -32,16 +34,23 @@ use writer::Writer;
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Serves one upgraded connection until it closes, is kicked, or the broker stops.
-pub(crate) async fn serve<S>(broker: Broker, ws: WebSocketStream<S>, addr: SocketAddr)
-where
+///
+/// `token` is the one the upgrade request presented (`Authorization: Bearer` or
+/// `?token=`), if any: taken as a `hello` with that token would be.
+pub(crate) async fn serve<S>(
+    broker: Broker,
+    ws: WebSocketStream<S>,
+    addr: SocketAddr,
+    token: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let peer = broker.open_session(addr);
     let span = tracing::info_span!("conn", client = %peer.session.name_id);
-    run(broker, ws, peer).instrument(span).await
+    run(broker, ws, peer, token).instrument(span).await
 }
 
-async fn run<S>(broker: Broker, mut ws: WebSocketStream<S>, peer: Arc<Peer>)
+async fn run<S>(broker: Broker, mut ws: WebSocketStream<S>, peer: Arc<Peer>, token: Option<String>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -50,6 +59,12 @@ where
     let mut shutdown = broker.shutdown_signal();
     let mut writer = Writer::default();
     let mut conn = ConnState::default();
+    conn.gate = Gate::new(&broker);
+    if let Some(token) = token {
+        if let Err(e) = conn.gate.present(&broker, &peer, &token) {
+            session.send_text(event::error(None, &e));
+        }
+    }
 
     let why: String = loop {
         if let Some(reason) = session.outbound.kick_reason() {
@@ -85,9 +100,17 @@ where
             .await;
             break "broker shutting down".into();
         }
+        // After what was waiting went out: the client sees why.
+        if let Some(reason) = conn.gate.closing() {
+            let reason = reason.to_string();
+            goodbye(&mut ws, &mut writer, None, CloseCode::Policy, &reason).await;
+            break reason;
+        }
+        let auth_deadline = conn.gate.deadline();
         tokio::select! {
             _ = shutdown.changed() => {}
             _ = session.outbound.wait() => {}
+            _ = sleep_until_some(auth_deadline) => conn.gate.expire(),
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     handle_text(&broker, &peer, text.as_str(), &mut conn);
@@ -151,4 +174,12 @@ async fn goodbye<S>(
         .await
     })
     .await;
+}
+
+/// Sleeps until `deadline`, or forever if there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

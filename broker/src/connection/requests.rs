@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use super::access::Gate;
 use crate::broker::{Broker, Peer, Publisher, ToDispatch};
 use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::OutItem;
@@ -25,6 +26,8 @@ pub(super) struct ConnState {
     publisher: Publisher,
     /// Queues this frame's sends and acks touched, to dispatch once.
     to_dispatch: ToDispatch,
+    /// Who the connection is and what it may do.
+    pub(super) gate: Gate,
 }
 
 pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &mut ConnState) {
@@ -39,6 +42,10 @@ pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &
     crate::outbound::holding_wakes(|| {
         let mut requests = requests.into_iter().peekable();
         while let Some(parsed) = requests.next() {
+            // Closing (too many bad tokens): what follows is not run.
+            if conn.gate.closing().is_some() {
+                break;
+            }
             match parsed {
                 // Pubs without an id (nothing to confirm) to one topic, one after
                 // another: published as one run.
@@ -68,6 +75,11 @@ pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &
                             run.push((data, headers));
                         }
                     }
+                    if let Err(e) = conn.gate.check_publish(broker, peer, &topic) {
+                        let refusal = event::error(None, &e);
+                        run.iter().for_each(|_| session.send_text(refusal.clone()));
+                        continue;
+                    }
                     let msgs: Vec<(&str, Option<&Headers>)> =
                         run.iter().map(|(d, h)| (d.as_ref(), h.as_ref())).collect();
                     broker.publish_many(&mut conn.publisher, &topic, &msgs, |e| {
@@ -75,6 +87,10 @@ pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &
                     });
                 }
                 Ok(request) => {
+                    if let Err(e) = conn.gate.check(broker, peer, &request.frame) {
+                        session.send_text(event::error(request.id.as_ref(), &e));
+                        continue;
+                    }
                     let queue_work = matches!(
                         request.frame,
                         ClientFrame::Send { .. }
@@ -120,12 +136,19 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
     let id = id.as_ref();
     let none = || Ok(Vec::new());
     let result: Result<Vec<(&str, String)>, BrokerError> = match frame {
-        ClientFrame::Hello { name, token: _ } => {
+        ClientFrame::Hello { name, token } => {
             if let Some(name) = name {
                 let name: String = name.chars().take(128).collect();
                 *session.hello_name.lock() = Some(name);
             }
-            none()
+            let user = match token {
+                Some(token) => conn.gate.present(broker, peer, &token),
+                None => conn.gate.user(),
+            };
+            user.map(|user| {
+                let user = user.map_or_else(|| "null".to_string(), |u| json_string(&u));
+                vec![("user", user)]
+            })
         }
         ClientFrame::Ping => {
             session.send_text(event::pong(id));
@@ -157,12 +180,20 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             sid,
             filter,
             from,
-        } => match broker.subscribe(peer, sid, topic, filter, from, || {
-            answer(session, id, none())
-        }) {
-            Ok(()) => return,
-            Err(e) => Err(e),
-        },
+        } => {
+            let subscribed = conn
+                .gate
+                .subscribe(broker, peer, &topic)
+                .and_then(|hidden| {
+                    broker.subscribe(peer, sid, topic, filter, from, hidden, || {
+                        answer(session, id, none())
+                    })
+                });
+            match subscribed {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            }
+        }
         ClientFrame::Unsub { sid } => broker.unsubscribe(peer, &sid).and_then(|_| none()),
         ClientFrame::DeclareTopic { topic, retain } => broker
             .declare_topic(&topic, retain.as_ref())
@@ -178,13 +209,13 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             }
         }
         ClientFrame::DeleteTopic { topic } => broker
-            .delete_topic(&topic, &session.describe())
+            .delete_topic(&topic, &peer.describe())
             .and_then(|_| none()),
         ClientFrame::DeclareQueue { queue, options } => {
             broker.declare_queue(&queue, &options).and_then(|_| none())
         }
         ClientFrame::DeleteQueue { queue } => broker
-            .delete_queue(&queue, &session.describe())
+            .delete_queue(&queue, &peer.describe())
             .and_then(|_| none()),
         ClientFrame::Send {
             queue,
@@ -303,7 +334,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             none()
         }
         ClientFrame::Command(command) => broker
-            .execute(command, &session.describe())
+            .execute(command, &peer.describe())
             .map(|outcome| event::outcome_fields(&outcome)),
     };
     answer(session, id, result);

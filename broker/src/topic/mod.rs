@@ -378,6 +378,7 @@ impl Topics {
         let delivered: u64 = state
             .matching
             .iter()
+            .filter(|s| !s.hides(name))
             .map(|s| {
                 s.deliver_all(&deliveries, |i| {
                     s.filter.as_ref().is_none_or(|f| f.matches(&views[i]))

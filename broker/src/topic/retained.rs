@@ -186,7 +186,7 @@ impl Topics {
             targets: state
                 .matching
                 .iter()
-                .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
+                .filter(|s| !s.hides(name) && s.filter.as_ref().is_none_or(|f| f.matches(&view)))
                 .cloned()
                 .collect(),
         };
@@ -379,6 +379,9 @@ async fn wait_for_room(sub: &Subscription) -> bool {
 
 /// Sends one stored message to a replaying subscription, through its filter.
 fn deliver_stored(sub: &Subscription, topic: &str, body: &[u8]) {
+    if sub.hides(topic) {
+        return;
+    }
     if let Some(filter) = &sub.filter {
         let Some(v) = as_object(body) else { return };
         let headers: Option<Headers> = v

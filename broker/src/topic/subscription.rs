@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::auth::Patterns;
 use crate::command::TailMessage;
 use crate::filter::Filter;
 use crate::outbound::OutItem;
@@ -33,6 +34,10 @@ pub(crate) struct Subscription {
     /// `{"ev":"msg","sid":"s1",`, built once.
     pub(super) head: String,
     pub(super) filter: Option<Filter>,
+    /// Topics its user may not read that its pattern matches (a `deny_subscribe`
+    /// entry it overlaps): their messages skip it. None for nearly every
+    /// subscription, so the check costs one branch.
+    hidden: Option<Arc<Patterns>>,
     pub(super) target: Target,
     /// While a replay runs, live messages wait in `backlog`.
     pub(super) replaying: AtomicBool,
@@ -54,10 +59,22 @@ impl Subscription {
             sid,
             pattern,
             filter,
+            hidden: None,
             target,
             replaying: AtomicBool::new(false),
             backlog: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The same subscription, skipping messages on topics `hidden` matches.
+    pub(crate) fn hiding(mut self, hidden: Option<Arc<Patterns>>) -> Self {
+        self.hidden = hidden;
+        self
+    }
+
+    /// Whether messages on `topic` skip this subscription (its user may not read them).
+    pub(super) fn hides(&self, topic: &str) -> bool {
+        self.hidden.as_ref().is_some_and(|h| h.matches(topic))
     }
 
     pub(crate) fn filter_text(&self) -> Option<String> {
