@@ -1,4 +1,4 @@
-//! The clients table: every connection with its subscriptions, consumers, unacked
+//! The clients table: every connection with its user, subscriptions, consumers, unacked
 //! jobs, outbound buffer fill, rates and age.
 
 use std::borrow::Cow;
@@ -16,6 +16,7 @@ pub struct ClientsTable;
 const COLUMNS: &[Column] = &[
     Column::text("ID", Width::Fixed(6)),
     Column::text("Name", Width::Fill(1)),
+    Column::text("User", Width::Fixed(12)),
     Column::text("Address", Width::Fixed(21)),
     Column::number("Subs", 4),
     Column::number("Cons", 4),
@@ -59,6 +60,9 @@ impl TableModel for ClientsTable {
             || c.name
                 .as_deref()
                 .is_some_and(|n| format::contains_ignore_case(n, needle))
+            || c.user
+                .as_deref()
+                .is_some_and(|u| format::contains_ignore_case(u, needle))
             || format::contains_ignore_case(&c.addr, needle)
             || (c.slow && "slow".contains(needle))
     }
@@ -78,17 +82,21 @@ impl TableModel for ClientsTable {
                 ca.name.as_deref().unwrap_or("-"),
                 cb.name.as_deref().unwrap_or("-"),
             ),
-            2 => natural_cmp(&ca.addr, &cb.addr),
-            3 => ca.subs.cmp(&cb.subs),
-            4 => ca.consumers.cmp(&cb.consumers),
-            5 => ca.unacked.cmp(&cb.unacked),
-            6 => float_cmp(
+            2 => natural_cmp(
+                ca.user.as_deref().unwrap_or("-"),
+                cb.user.as_deref().unwrap_or("-"),
+            ),
+            3 => natural_cmp(&ca.addr, &cb.addr),
+            4 => ca.subs.cmp(&cb.subs),
+            5 => ca.consumers.cmp(&cb.consumers),
+            6 => ca.unacked.cmp(&cb.unacked),
+            7 => float_cmp(
                 buffer_fill(ca.pending_bytes, ca.pending_limit),
                 buffer_fill(cb.pending_bytes, cb.pending_limit),
             ),
-            7 => float_cmp(ra.msgs_in, rb.msgs_in),
-            8 => float_cmp(ra.msgs_out, rb.msgs_out),
-            9 => ca.connected_s.cmp(&cb.connected_s),
+            8 => float_cmp(ra.msgs_in, rb.msgs_in),
+            9 => float_cmp(ra.msgs_out, rb.msgs_out),
+            10 => ca.connected_s.cmp(&cb.connected_s),
             _ => Ordering::Equal,
         }
         .then_with(|| natural_cmp(&ca.id, &cb.id))

@@ -46,7 +46,9 @@ pub fn render(
     let r = rates.client(i);
     let label = |s: &str| Span::styled(format!(" {s} "), Style::new().dark_gray());
     let mut first = vec![
-        label("address"),
+        label("user"),
+        Span::raw(c.user.clone().unwrap_or_else(|| "-".into())).bold(),
+        label("  address"),
         Span::raw(c.addr.clone()).bold(),
         label("  connected"),
         Span::raw(format::seconds(c.connected_s)).bold(),

@@ -17,7 +17,8 @@ pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Row<'sta
     let row = Row::new([
         table::text(&c.id, widths[0]),
         table::text(c.name.as_deref().unwrap_or("-"), widths[1]),
-        table::text(&c.addr, widths[2]),
+        table::text(c.user.as_deref().unwrap_or("-"), widths[2]),
+        table::text(&c.addr, widths[3]),
         number(format::count(c.subs)),
         number(format::count(c.consumers)),
         number(format::count(c.unacked)),
@@ -25,7 +26,7 @@ pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Row<'sta
             c.pending_bytes,
             c.pending_limit,
             c.slow,
-            usize::from(widths[6]),
+            usize::from(widths[7]),
         )),
         number(format::rate(r.msgs_in)),
         number(format::rate(r.msgs_out)),
