@@ -358,15 +358,16 @@ async fn three_bad_tokens_close_the_connection_with_one_event_line() {
         assert_error(&c.recv().await, Some(i), "unauthorized");
     }
     assert_eq!(c.recv_close().await, Some(1008));
-    let lines: Vec<String> = b
+    let lines: Vec<_> = b
         .broker
         .snapshot()
         .events
         .into_iter()
         .filter(|e| e.text.starts_with(&format!("{id} ")) && e.text.contains("refused"))
-        .map(|e| e.text)
+        .map(|e| (e.kind, e.text))
         .collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].0, switchyard_broker::stats::EventKind::Refused);
     b.stop().await;
 }
 

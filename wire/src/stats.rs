@@ -222,6 +222,7 @@ pub enum EventKind {
     Publish,
     /// Storage: recovery, repairs, failures.
     Storage,
-    /// A connection refused at the door (a browser's upgrade from a foreign Origin).
+    /// Something refused: a browser's upgrade from a foreign Origin, a bad token,
+    /// an op the user may not do.
     Refused,
 }

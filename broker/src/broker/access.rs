@@ -67,7 +67,7 @@ impl Broker {
             String::new()
         };
         self.inner.activity.record(
-            EventKind::Connect,
+            EventKind::Refused,
             format!(
                 "{} from {}: {what}{more}",
                 peer.describe(),
