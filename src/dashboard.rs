@@ -2,7 +2,11 @@
 //! terminal, in one process, with logs going to a file while the dashboard owns
 //! the screen.
 
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +14,7 @@ use switchyard_broker::{
     Broker, BrokerError, Command, Config, ErrorCode, Server, Snapshot, Tail, TailMessage,
 };
 use switchyard_ui::{Reply, Source};
+use tracing_subscriber::fmt::MakeWriter;
 
 /// Messages a topic tail keeps between two polls of the dashboard.
 const TAIL_CAPACITY: usize = 1000;
@@ -96,12 +101,60 @@ impl Source for Embedded {
     }
 }
 
+/// The dashboard's log file, opened (for appending) at its first line, not at
+/// start: a broker that another one's data-directory lock turns away writes no
+/// line before it stops, so it touches no file there.
+struct LazyLog {
+    path: PathBuf,
+    file: OnceLock<Option<Mutex<File>>>,
+}
+
+impl LazyLog {
+    fn new(path: PathBuf) -> LazyLog {
+        LazyLog {
+            path,
+            file: OnceLock::new(),
+        }
+    }
+}
+
+impl Write for &LazyLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let file = self.file.get_or_init(|| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .ok()
+                .map(Mutex::new)
+        });
+        match file {
+            // A poisoned lock only means a thread panicked mid-line; keep logging.
+            Some(f) => f.lock().unwrap_or_else(|e| e.into_inner()).write(buf),
+            // Nowhere to write: the line is dropped, as a full disk would drop it.
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LazyLog {
+    type Writer = &'a LazyLog;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
+}
+
 /// Runs the broker and the dashboard until `q`, Ctrl-C or a signal; then shuts the
 /// broker down gracefully.
 pub fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let log = tracing_appender::rolling::never(&config.data_dir, "switchyard.log");
+    let log = LazyLog::new(config.data_dir.join("switchyard.log"));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

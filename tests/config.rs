@@ -87,13 +87,13 @@ fn serve(
     }
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Whether `url` is the broker's URL on `ip`, on whatever port the kernel gave
+/// (tests listen on port 0 of distinct loopback addresses: a port picked ahead
+/// could be taken by the time the broker binds it).
+fn on_ip(url: &str, ip: &str) -> bool {
+    url.strip_prefix(&format!("ws://{ip}:"))
+        .and_then(|rest| rest.strip_suffix("/ws"))
+        .is_some_and(|port| port.parse::<u16>().is_ok_and(|p| p != 0))
 }
 
 /// Runs `switchyard serve --config FILE` expecting it to refuse; returns stderr.
@@ -108,19 +108,16 @@ fn refused(config: &Path) -> String {
 #[tokio::test]
 async fn a_config_file_sets_each_serve_key() {
     let dir = temp_dir("each-key");
-    let port = free_port();
     let config = dir.join("switchyard.toml");
     std::fs::write(
         &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\nmax_payload = 20000\n\
-             max_pending = 4096\nmax_connections = 2\nfsync = \"always\"\n"
-        ),
+        "listen = \"127.0.0.2:0\"\ndata_dir = \"data\"\nmax_payload = 20000\n\
+         max_pending = 4096\nmax_connections = 2\nfsync = \"always\"\n",
     )
     .unwrap();
     let served = serve(&["--config", config.to_str().unwrap()], &[]).unwrap();
     // listen
-    assert_eq!(served.url, format!("ws://127.0.0.1:{port}/ws"));
+    assert!(on_ip(&served.url, "127.0.0.2"), "{}", served.url);
     // data_dir: relative to the config file
     assert!(dir.join("data").join("queues").is_dir());
     // max_connections = 2: a third is turned away.
@@ -163,14 +160,9 @@ async fn a_config_file_sets_each_serve_key() {
 #[test]
 fn a_flag_beats_the_file() {
     let dir = temp_dir("flag-wins");
-    let (file_port, flag_port) = (free_port(), free_port());
     let config = dir.join("switchyard.toml");
-    std::fs::write(
-        &config,
-        format!("listen = \"127.0.0.1:{file_port}\"\ndata_dir = \"data\"\n"),
-    )
-    .unwrap();
-    let flag_listen = format!("127.0.0.1:{flag_port}");
+    std::fs::write(&config, "listen = \"127.0.0.4:0\"\ndata_dir = \"data\"\n").unwrap();
+    let flag_listen = "127.0.0.3:0".to_string();
     let flag_data = dir.join("flag-data");
     let served = serve(
         &[
@@ -184,7 +176,7 @@ fn a_flag_beats_the_file() {
         &[],
     )
     .unwrap();
-    assert_eq!(served.url, format!("ws://{flag_listen}/ws"));
+    assert!(on_ip(&served.url, "127.0.0.3"), "{}", served.url);
     assert!(flag_data.join("queues").is_dir());
     assert!(!dir.join("data").exists());
     drop(served);
@@ -251,15 +243,10 @@ fn a_bad_token_digest_or_pattern_fails_naming_the_user() {
 #[test]
 fn switchyard_config_names_the_file_when_no_flag_does() {
     let dir = temp_dir("env");
-    let port = free_port();
     let config = dir.join("switchyard.toml");
-    std::fs::write(
-        &config,
-        format!("listen = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&config, "listen = \"127.0.0.5:0\"\ndata_dir = \"data\"\n").unwrap();
     let served = serve(&[], &[("SWITCHYARD_CONFIG", &config)]).unwrap();
-    assert_eq!(served.url, format!("ws://127.0.0.1:{port}/ws"));
+    assert!(on_ip(&served.url, "127.0.0.5"), "{}", served.url);
     drop(served);
 
     // And a broken one is reported, not ignored.
@@ -300,6 +287,18 @@ async fn a_second_broker_on_the_same_data_dir_is_refused_and_the_first_loses_not
     // It left the lock file as it was: still naming the first.
     let holder = std::fs::read_to_string(data.join("switchyard.lock")).unwrap();
     assert_eq!(holder.trim(), pid.to_string());
+    // Plain `switchyard` (broker and dashboard) is turned away the same way,
+    // before it writes its log file into the directory.
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--data-dir", data_arg])
+        .env_remove("SWITCHYARD_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    assert!(!data.join("switchyard.log").exists(), "it wrote a log file");
 
     // The first keeps serving, and what it confirmed survives its death.
     let mut c = Raw::connect(&first.url).await;
