@@ -1,6 +1,8 @@
 //! Broker-wide counters and the event log the dashboard's overview scrolls through.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -33,8 +35,14 @@ struct EventLog {
 }
 
 impl Activity {
-    /// Records an event and logs it at `info`.
+    /// Records an event and logs it at `info`. Every event text goes through here,
+    /// so this is where control characters are escaped: a name or a reason that
+    /// carries a newline cannot forge a line in the log or the dashboard.
     pub(crate) fn record(&self, kind: EventKind, text: String) {
+        let text = match clean(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(cleaned) => cleaned,
+        };
         tracing::info!(kind = ?kind, "{text}");
         let mut log = self.log.lock();
         log.next_seq += 1;
@@ -61,9 +69,55 @@ impl Activity {
     }
 }
 
+/// Whether `c` must not be shown raw: C0, DEL, C1 and the Unicode line and
+/// paragraph separators.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// `s` with every control character replaced by a visible escape: `\n`, `\r`,
+/// `\t`, and `\u{1b}` for the others. What every logged field and every name
+/// shown anywhere (snapshot, dashboard, log) goes through.
+pub(crate) fn clean(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_escapes_every_control_character() {
+        assert!(matches!(clean("plain name é ✓"), Cow::Borrowed(_)));
+        assert_eq!(
+            clean("a\nb\r\tc\u{1b}[31m\u{0}\u{7f}\u{85}\u{9f}\u{2028}\u{2029}z"),
+            "a\\nb\\r\\tc\\u{1b}[31m\\u{0}\\u{7f}\\u{85}\\u{9f}\\u{2028}\\u{2029}z"
+        );
+        let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+        assert!(!clean(&all).chars().any(is_unsafe));
+    }
+
+    #[test]
+    fn recorded_texts_are_cleaned() {
+        let activity = Activity::default();
+        activity.record(EventKind::Kick, "x kicked: a\nforged".into());
+        assert_eq!(activity.events()[0].text, "x kicked: a\\nforged");
+    }
 
     #[test]
     fn keeps_the_latest_events_in_order() {

@@ -86,7 +86,14 @@ pub enum CommandOutcome {
     /// The job is back in its queue.
     Requeued,
     /// The messages looked at, oldest first.
-    Peeked(Vec<PeekedMessage>),
+    Peeked {
+        /// The messages, oldest first.
+        messages: Vec<PeekedMessage>,
+        /// Whether fewer messages than asked for (and than there are) came back
+        /// because the answer is bounded in bytes; on the wire, `"truncated": true`
+        /// in the `ok`, absent otherwise.
+        truncated: bool,
+    },
 }
 
 /// A message seen by `peek`, not consumed.

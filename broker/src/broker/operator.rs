@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Broker, Peer, Publisher};
-use crate::command::{Command, CommandOutcome, PeekTarget};
+use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::Payload;
 use crate::queue::Queue;
@@ -140,15 +140,71 @@ impl Broker {
                 self.requeue(&queue, &msg, actor)?;
                 Ok(CommandOutcome::Requeued)
             }
-            Command::Peek { target, n } => match target {
-                PeekTarget::Queue(q) => Ok(CommandOutcome::Peeked(self.peek_queue(&q, n)?)),
-                PeekTarget::Topic(t) => Ok(CommandOutcome::Peeked(self.peek_topic(&t, n)?)),
-            },
+            Command::Peek { target, n } => {
+                let messages = match target {
+                    PeekTarget::Queue(q) => self.peek_queue(&q, n)?,
+                    PeekTarget::Topic(t) => self.peek_topic(&t, n)?,
+                };
+                // Every client's outbound buffer is `max_pending` bytes: half of it
+                // for one answer leaves room for what else it is waiting for.
+                let (messages, truncated) = bound_peek(messages, self.inner.config.max_pending / 2);
+                Ok(CommandOutcome::Peeked {
+                    messages,
+                    truncated,
+                })
+            }
         }
     }
 
     /// The Prometheus text exposition of the broker's counters.
     pub fn metrics(&self) -> String {
         crate::metrics::render(&self.snapshot())
+    }
+}
+
+/// Room in a bounded answer for what is not a message: `{"ev":"ok","id":...,
+/// "messages":[],"truncated":true}` with a long request id.
+const ANSWER_OVERHEAD: usize = 256;
+
+/// The first messages whose JSON fits in `budget` bytes, and whether any were left
+/// out. A reply to a client's own request is bounded so it can never kick the client.
+fn bound_peek(mut messages: Vec<PeekedMessage>, budget: usize) -> (Vec<PeekedMessage>, bool) {
+    let budget = budget.saturating_sub(ANSWER_OVERHEAD);
+    let mut used = 0;
+    for (i, m) in messages.iter().enumerate() {
+        // Plain data: serializing it cannot fail. One more byte for the comma.
+        used += serde_json::to_string(m).map_or(0, |s| s.len()) + 1;
+        if used > budget {
+            messages.truncate(i);
+            return (messages, true);
+        }
+    }
+    (messages, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(i: u64, len: usize) -> PeekedMessage {
+        PeekedMessage {
+            msg: Some(i.to_string()),
+            seq: None,
+            time: 0,
+            attempt: 0,
+            data: serde_json::Value::String("x".repeat(len)),
+            headers: None,
+        }
+    }
+
+    #[test]
+    fn bound_peek_keeps_the_first_messages_that_fit() {
+        let all: Vec<_> = (1..=10).map(|i| message(i, 1000)).collect();
+        let (kept, truncated) = bound_peek(all.clone(), 4096);
+        assert!(truncated);
+        assert_eq!(kept, all[..3].to_vec());
+        assert_eq!(bound_peek(all.clone(), 1 << 20), (all.clone(), false));
+        assert_eq!(bound_peek(all, 100), (Vec::new(), true));
+        assert_eq!(bound_peek(Vec::new(), 0), (Vec::new(), false));
     }
 }

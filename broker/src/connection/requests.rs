@@ -139,6 +139,8 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
         ClientFrame::Hello { name, token } => {
             if let Some(name) = name {
                 let name: String = name.chars().take(128).collect();
+                // Stored cleaned: the snapshot, the dashboard and the log show one name.
+                let name = crate::activity::clean(&name).into_owned();
                 *session.hello_name.lock() = Some(name);
             }
             let user = match token {

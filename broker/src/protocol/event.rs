@@ -55,10 +55,19 @@ pub fn outcome_fields(outcome: &CommandOutcome) -> Vec<(&'static str, String)> {
         CommandOutcome::Purged { count } => vec![("purged", count.to_string())],
         CommandOutcome::Kicked | CommandOutcome::Requeued => Vec::new(),
         // Peeked messages are plain data; serializing them cannot fail.
-        CommandOutcome::Peeked(messages) => vec![(
-            "messages",
-            serde_json::to_string(messages).unwrap_or_else(|_| "[]".into()),
-        )],
+        CommandOutcome::Peeked {
+            messages,
+            truncated,
+        } => {
+            let mut fields = vec![(
+                "messages",
+                serde_json::to_string(messages).unwrap_or_else(|_| "[]".into()),
+            )];
+            if *truncated {
+                fields.push(("truncated", "true".into()));
+            }
+            fields
+        }
     }
 }
 

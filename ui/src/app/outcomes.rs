@@ -197,14 +197,14 @@ impl App {
         match result {
             // The popup opens over the view it was asked from; if another popup
             // was opened while the peek ran, that one stays.
-            Ok(CommandOutcome::Peeked(messages)) if self.overlay.is_none() => {
+            Ok(CommandOutcome::Peeked { messages, .. }) if self.overlay.is_none() => {
                 self.overlay = Some(Overlay::Peek(Peek {
                     queue,
                     messages,
                     scroll: 0,
                 }));
             }
-            Ok(CommandOutcome::Peeked(_)) => self.set_status(
+            Ok(CommandOutcome::Peeked { .. }) => self.set_status(
                 Level::Info,
                 format!("The peek at {queue} came back while a popup was open; Enter peeks again"),
             ),
