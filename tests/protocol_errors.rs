@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use futures_util::SinkExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use switchyard_broker::Config;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -199,5 +199,197 @@ async fn invalid_utf8_closes_with_1007() {
         at = start + len;
     }
     assert_eq!(close_code, Some(1007));
+    b.stop().await;
+}
+
+/// Declares queue `q{id}` with `field` set to `value`; the reply.
+async fn declare_queue(c: &mut Raw, id: u64, field: &str, value: u64) -> Value {
+    let mut frame = json!({"op":"declare","id":id,"queue":format!("q{id}"),"durable":false});
+    frame[field] = json!(value);
+    c.call(frame).await
+}
+
+#[tokio::test]
+async fn numeric_options_are_checked_against_their_ranges() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    let cases: [(&str, u64, u64, &str); 4] = [
+        ("ack_timeout_ms", 100, 99, "from 100 to 86400000"),
+        (
+            "ack_timeout_ms",
+            86_400_000,
+            86_400_001,
+            "from 100 to 86400000",
+        ),
+        ("max_attempts", 1, 0, "at least 1"),
+        ("max_attempts", u64::from(u32::MAX), 0, "at least 1"),
+    ];
+    let mut id = 0;
+    for (field, inside, outside, range) in cases {
+        id += 2;
+        let accepted = declare_queue(&mut c, id, field, inside).await;
+        assert_eq!(accepted, ok(id, json!({})), "{field}: {inside}");
+        let refused = declare_queue(&mut c, id + 1, field, outside).await;
+        assert_eq!(
+            assert_error(&refused, Some(id + 1), "bad_frame"),
+            format!("field `{field}` must be {range}")
+        );
+    }
+
+    // `prefetch`: 1 and 10,000 consume; 0 and 10,001 do not.
+    for (n, prefetch) in [(30, 1u64), (31, 10_000)] {
+        let accepted = c
+            .call(json!({"op":"consume","id":n,"queue":"rpc","cid":format!("w{n}"),"prefetch":prefetch}))
+            .await;
+        assert_eq!(accepted, ok(n, json!({})), "prefetch {prefetch}");
+    }
+    for (n, prefetch) in [(32, 0u64), (33, 10_001)] {
+        let refused = c
+            .call(json!({"op":"consume","id":n,"queue":"rpc","cid":format!("w{n}"),"prefetch":prefetch}))
+            .await;
+        assert_eq!(
+            assert_error(&refused, Some(n), "bad_frame"),
+            "field `prefetch` must be from 1 to 10000"
+        );
+    }
+
+    // `timeout_ms` of a request: 1 ms and 10 minutes are taken, 0 and one more are not.
+    let mut caller = b.raw().await;
+    for (n, timeout) in [(40, 0u64), (41, 600_001)] {
+        let refused = caller
+            .call(json!({"op":"request","id":n,"queue":"rpc","data":1,"timeout_ms":timeout}))
+            .await;
+        assert_eq!(
+            assert_error(&refused, Some(n), "bad_frame"),
+            "field `timeout_ms` must be from 1 to 600000"
+        );
+    }
+    let timeout = caller
+        .call(json!({"op":"request","id":42,"queue":"nobody.home","data":1,"timeout_ms":1}))
+        .await;
+    assert_error(&timeout, Some(42), "timeout");
+    caller
+        .send(json!({"op":"request","id":43,"queue":"rpc","data":7,"timeout_ms":600_000}))
+        .await;
+    let job = c.recv_ev("job").await;
+    assert_eq!(job["data"], 7);
+    c.send(json!({"op":"reply","tag":job["tag"],"data":8}))
+        .await;
+    assert_eq!(caller.recv().await, json!({"ev":"reply","id":43,"data":8}));
+    b.stop().await;
+}
+
+/// `n` levels of arrays around a 1: `[[1]]` is 2.
+fn nested(n: usize) -> String {
+    format!("{}1{}", "[".repeat(n), "]".repeat(n))
+}
+
+#[tokio::test]
+async fn data_and_headers_nest_at_most_64_levels() {
+    let b = TestBroker::start().await;
+    let mut sub = b.raw().await;
+    sub.call(json!({"op":"sub","id":1,"topic":"deep","sid":"s"}))
+        .await;
+    let mut worker = b.raw().await;
+    worker
+        .call(json!({"op":"consume","id":1,"queue":"deep","cid":"w"}))
+        .await;
+    let mut c = b.raw().await;
+    let deep64: Value = serde_json::from_str(&nested(64)).unwrap();
+
+    // 64 levels: accepted, delivered, and read back.
+    c.send_text(format!(
+        r#"{{"op":"pub","id":1,"topic":"deep","data":{}}}"#,
+        nested(64)
+    ))
+    .await;
+    assert_eq!(c.recv().await["ev"], "ok");
+    assert_eq!(sub.recv_ev("msg").await["data"], deep64);
+    c.send_text(format!(
+        r#"{{"op":"send","id":2,"queue":"deep","data":{}}}"#,
+        nested(64)
+    ))
+    .await;
+    assert_eq!(c.recv().await["ev"], "ok");
+    assert_eq!(worker.recv_ev("job").await["data"], deep64);
+
+    // 65 levels: refused, whichever reader sees the frame (an escaped key sends
+    // it to serde_json), and for objects as for arrays.
+    let objects65 = format!("{}1{}", r#"{"k":"#.repeat(65), "}".repeat(65));
+    for (id, frame) in [
+        (
+            3,
+            format!(
+                r#"{{"op":"pub","id":3,"topic":"deep","data":{}}}"#,
+                nested(65)
+            ),
+        ),
+        (
+            4,
+            format!(
+                r#"{{"op":"send","id":4,"queue":"deep","data":{}}}"#,
+                nested(65)
+            ),
+        ),
+        (
+            5,
+            format!(
+                r#"{{"o\u0070":"pub","id":5,"topic":"deep","data":{}}}"#,
+                nested(65)
+            ),
+        ),
+        (
+            6,
+            format!(r#"{{"op":"send","id":6,"queue":"deep","data":{objects65}}}"#),
+        ),
+        (
+            7,
+            format!(
+                r#"{{"op":"pub","id":7,"topic":"deep","data":{}}}"#,
+                nested(200)
+            ),
+        ),
+    ] {
+        c.send_text(frame).await;
+        assert_eq!(
+            assert_error(&c.recv().await, Some(id), "bad_frame"),
+            "`data` nests deeper than 64 levels"
+        );
+    }
+    for (id, frame) in [
+        (
+            8,
+            format!(
+                r#"{{"op":"pub","id":8,"topic":"deep","data":1,"headers":{{"h":{}}}}}"#,
+                nested(64)
+            ),
+        ),
+        (
+            9,
+            format!(
+                r#"{{"op":"send","id":9,"queue":"deep","data":1,"headers":{{"h":{}}}}}"#,
+                nested(64)
+            ),
+        ),
+        (
+            10,
+            format!(
+                r#"{{"op":"send","id":10,"qu\u0065ue":"deep","data":1,"headers":{{"h":{}}}}}"#,
+                nested(64)
+            ),
+        ),
+    ] {
+        c.send_text(frame).await;
+        assert_eq!(
+            assert_error(&c.recv().await, Some(id), "bad_frame"),
+            "`headers` nests deeper than 64 levels"
+        );
+    }
+    // Nothing refused was delivered.
+    sub.expect_silence(std::time::Duration::from_millis(100))
+        .await;
+    worker
+        .expect_silence(std::time::Duration::from_millis(100))
+        .await;
     b.stop().await;
 }

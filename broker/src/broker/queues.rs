@@ -215,10 +215,10 @@ impl Broker {
         prefetch: u32,
         added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
-        if prefetch == 0 {
-            return Err(BrokerError::new(
-                ErrorCode::BadFrame,
-                "field `prefetch` must be at least 1",
+        if !crate::protocol::PREFETCH.contains(&u64::from(prefetch)) {
+            return Err(crate::protocol::out_of_range(
+                "prefetch",
+                &crate::protocol::PREFETCH,
             ));
         }
         let queue = self.queue(queue)?;

@@ -8,12 +8,13 @@ mod parse;
 mod scan;
 
 use std::borrow::Cow;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::BrokerError;
+use crate::error::{BrokerError, ErrorCode};
 pub use event::push_json_str;
 pub use parse::parse_frames;
 use switchyard_wire::Command;
@@ -21,6 +22,30 @@ pub use switchyard_wire::{HeaderValue, Headers};
 
 /// Protocol version announced in `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Deepest nesting of a frame's `data` and `headers` (`[[1]]` is 2 levels):
+/// deeper is `bad_frame`. serde_json, which the CLI reads events with, stops at
+/// 128 levels for a whole event, so whatever the broker accepts reads back.
+pub const MAX_NESTING: usize = 64;
+
+/// The `prefetch` a `consume` may ask for (default 1).
+pub const PREFETCH: RangeInclusive<u64> = 1..=10_000;
+
+/// The `timeout_ms` a `request` may give (default 30 s): 1 ms to 10 minutes.
+pub const REQUEST_TIMEOUT_MS: RangeInclusive<u64> = 1..=600_000;
+
+/// The `bad_frame` for a numeric field outside its range, naming both.
+pub(crate) fn out_of_range(field: &str, range: &RangeInclusive<u64>) -> BrokerError {
+    let allowed = if *range.end() >= u64::from(u32::MAX) {
+        format!("at least {}", range.start())
+    } else {
+        format!("from {} to {}", range.start(), range.end())
+    };
+    BrokerError::new(
+        ErrorCode::BadFrame,
+        format!("field `{field}` must be {allowed}"),
+    )
+}
 
 /// A client-chosen request id (number or string), kept as its JSON text to echo back.
 #[derive(Debug, Clone, PartialEq, Eq)]

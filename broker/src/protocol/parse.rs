@@ -12,12 +12,14 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::scan::Scan;
 use crate::command::{Command, PeekTarget};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{
-    compact, ClientFrame, Confirm, FrameError, Headers, Payload, QueueOptions, ReplayFrom, Request,
-    RequestId, Retention,
+    compact, out_of_range, ClientFrame, Confirm, FrameError, Headers, Payload, QueueOptions,
+    ReplayFrom, Request, RequestId, Retention, MAX_NESTING, PREFETCH, REQUEST_TIMEOUT_MS,
 };
+use crate::queue::QueueConfig;
 
 /// Declares the fields any op takes, once, for both ways a frame is read.
 macro_rules! frame_fields {
@@ -118,11 +120,16 @@ impl<'a> RawFrame<'a> {
             }
             None => true,
         });
-        if scanned {
-            if nulls {
-                raw.drop_nulls();
+        match scanned {
+            Scan::Read => {
+                if nulls {
+                    raw.drop_nulls();
+                }
+                return Ok(raw);
             }
-            return Ok(raw);
+            Scan::TooDeep(key @ ("data" | "headers")) => return Err(too_deep(key)),
+            // Another field (serde reads it), or a frame the scanner leaves.
+            Scan::TooDeep(_) | Scan::Left => {}
         }
         // serde would read an array as a struct's fields in order: only objects here.
         if !text.trim_start().starts_with('{') {
@@ -132,6 +139,12 @@ impl<'a> RawFrame<'a> {
             Ok(frame) => {
                 let mut raw = RawFrame::from(frame);
                 raw.drop_nulls();
+                // The scanner checks nesting as it reads; here it is checked after.
+                for (key, value) in [("data", raw.data), ("headers", raw.headers)] {
+                    if value.is_some_and(|v| super::scan::nests_deeper(v, MAX_NESTING)) {
+                        return Err(too_deep(key));
+                    }
+                }
                 Ok(raw)
             }
             Err(e) => Err(format!("malformed JSON: {e}")),
@@ -141,6 +154,22 @@ impl<'a> RawFrame<'a> {
 
 fn bad(message: impl Into<String>) -> BrokerError {
     BrokerError::new(ErrorCode::BadFrame, message)
+}
+
+fn too_deep(field: &str) -> String {
+    format!("`{field}` nests deeper than {MAX_NESTING} levels")
+}
+
+/// An optional integer field within `range`; the error names the field and the range.
+fn bounded<T: Expect + Copy + Into<u64>>(
+    field: &str,
+    raw: Option<&str>,
+    range: &std::ops::RangeInclusive<u64>,
+) -> Result<Option<T>, BrokerError> {
+    match optional::<T>(field, raw)? {
+        Some(v) if !range.contains(&v.into()) => Err(out_of_range(field, range)),
+        v => Ok(v),
+    }
 }
 
 /// What a field must be, for the error message that names it.
@@ -354,8 +383,16 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
                 options: QueueOptions {
                     durable: optional("durable", raw.durable)?,
                     max_len: optional("max_len", raw.max_len)?,
-                    ack_timeout_ms: optional("ack_timeout_ms", raw.ack_timeout_ms)?,
-                    max_attempts: optional("max_attempts", raw.max_attempts)?,
+                    ack_timeout_ms: bounded(
+                        "ack_timeout_ms",
+                        raw.ack_timeout_ms,
+                        &QueueConfig::ACK_TIMEOUT_MS,
+                    )?,
+                    max_attempts: bounded(
+                        "max_attempts",
+                        raw.max_attempts,
+                        &QueueConfig::MAX_ATTEMPTS,
+                    )?,
                     dead_letter: optional("dead_letter", raw.dead_letter)?,
                 },
             },
@@ -383,7 +420,7 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
         "consume" => ClientFrame::Consume {
             queue: required("queue", raw.queue)?,
             cid: required("cid", raw.cid)?,
-            prefetch: optional("prefetch", raw.prefetch)?.unwrap_or(1),
+            prefetch: bounded("prefetch", raw.prefetch, &PREFETCH)?.unwrap_or(1),
         },
         "cancel" => ClientFrame::Cancel {
             cid: required("cid", raw.cid)?,
@@ -399,7 +436,8 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             queue: required("queue", raw.queue)?,
             data: required_data(raw.data)?,
             headers: optional("headers", raw.headers)?,
-            timeout_ms: optional("timeout_ms", raw.timeout_ms)?.unwrap_or(30_000),
+            timeout_ms: bounded("timeout_ms", raw.timeout_ms, &REQUEST_TIMEOUT_MS)?
+                .unwrap_or(30_000),
         },
         "reply" => ClientFrame::Reply {
             tag: required("tag", raw.tag)?,
@@ -569,6 +607,60 @@ mod tests {
         assert_eq!(e.error, bad("expected a JSON object"));
         let e = one(r#"{"op":"ping""#).unwrap_err();
         assert_eq!(e.error.code, ErrorCode::BadFrame);
+    }
+
+    #[test]
+    fn data_and_headers_of_every_op_nest_at_most_max_nesting() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        for op in [
+            r#""op":"pub","topic":"t""#,
+            r#""op":"send","queue":"q""#,
+            r#""op":"request","queue":"q""#,
+            r#""op":"reply","tag":1"#,
+        ] {
+            let ok = format!("{{{op},\"data\":{}}}", nested(MAX_NESTING));
+            assert!(one(&ok).is_ok(), "{ok}");
+            let deep = format!("{{{op},\"data\":{}}}", nested(MAX_NESTING + 1));
+            assert_eq!(one(&deep).unwrap_err().error, bad(too_deep("data")), "{op}");
+            // The same frame read by serde_json (an escaped key).
+            let left = format!(
+                "{{\"\\u0069d\":1,{op},\"data\":{}}}",
+                nested(MAX_NESTING + 1)
+            );
+            assert_eq!(
+                one(&left).unwrap_err().error,
+                bad(too_deep("data")),
+                "{left}"
+            );
+        }
+        let headers = format!(
+            r#"{{"op":"pub","topic":"t","data":1,"headers":{{"h":{}}}}}"#,
+            nested(MAX_NESTING)
+        );
+        assert_eq!(one(&headers).unwrap_err().error, bad(too_deep("headers")));
+        // Other fields are serde's to read: deep unknown fields are still ignored.
+        let other = format!(r#"{{"op":"ping","future":{}}}"#, nested(MAX_NESTING + 1));
+        assert_eq!(one(&other).unwrap().frame, ClientFrame::Ping);
+    }
+
+    #[test]
+    fn numeric_options_are_bounded() {
+        let e = one(r#"{"op":"declare","queue":"q","ack_timeout_ms":0}"#).unwrap_err();
+        assert_eq!(
+            e.error,
+            bad("field `ack_timeout_ms` must be from 100 to 86400000")
+        );
+        let e = one(r#"{"op":"declare","queue":"q","max_attempts":0}"#).unwrap_err();
+        assert_eq!(e.error, bad("field `max_attempts` must be at least 1"));
+        let e = one(r#"{"op":"declare","queue":"q","max_attempts":4294967296}"#).unwrap_err();
+        assert_eq!(
+            e.error,
+            bad("field `max_attempts` must be a non-negative integer below 2^32")
+        );
+        let e = one(r#"{"op":"consume","queue":"q","cid":"c","prefetch":10001}"#).unwrap_err();
+        assert_eq!(e.error, bad("field `prefetch` must be from 1 to 10000"));
+        let e = one(r#"{"op":"request","queue":"q","data":1,"timeout_ms":0}"#).unwrap_err();
+        assert_eq!(e.error, bad("field `timeout_ms` must be from 1 to 600000"));
     }
 
     #[test]

@@ -5,21 +5,71 @@
 //! It accepts only what serde_json accepts, and reads it the same way (a property
 //! test holds it to that). What it does not accept goes to serde_json, which gives
 //! the error or reads the rare frame this leaves out: a key with an escape, a
-//! repeated key, nesting deeper than [`MAX_DEPTH`].
+//! repeated key, a field nested deeper than [`MAX_NESTING`] (which it names, as
+//! it finds it in the same pass).
 
-/// Deepest nesting read here; serde_json allows 128.
-const MAX_DEPTH: usize = 64;
+use super::MAX_NESTING;
+
+/// What a scan found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Scan<'a> {
+    /// One valid object, every field handed over.
+    Read,
+    /// Left to serde_json: not valid, an escaped key, or `field` returned false.
+    Left,
+    /// The value of this key nests deeper than [`MAX_NESTING`]; the scan stopped there.
+    TooDeep(&'a str),
+}
 
 /// Scans `text` as one JSON object (whitespace around it allowed), calling `field`
-/// with each key and the raw text of its value, in order. False if the text is not
-/// one valid object, if a key holds an escape, or if `field` returned false.
-pub(crate) fn object<'a>(text: &'a str, mut field: impl FnMut(&'a str, &'a str) -> bool) -> bool {
+/// with each key and the raw text of its value, in order. A field's value counts
+/// its own levels: `[[1]]` nests 2 deep, a scalar 0.
+pub(crate) fn object<'a>(
+    text: &'a str,
+    mut field: impl FnMut(&'a str, &'a str) -> bool,
+) -> Scan<'a> {
     let mut s = Scanner {
         text,
         bytes: text.as_bytes(),
         at: 0,
+        deep: false,
+        too_deep: None,
     };
-    s.top(&mut field).is_some()
+    match s.top(&mut field) {
+        Some(()) => Scan::Read,
+        None => s.too_deep.map_or(Scan::Left, Scan::TooDeep),
+    }
+}
+
+/// Whether valid JSON `text` nests deeper than `max` levels: for what the
+/// scanner leaves to serde_json, never on the scanner's path.
+pub(crate) fn nests_deeper(text: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether any of eight bytes may be a quote, a backslash or a control character
@@ -39,6 +89,10 @@ struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// Set when a value nests deeper than [`MAX_NESTING`].
+    deep: bool,
+    /// The key whose value did.
+    too_deep: Option<&'a str>,
 }
 
 impl<'a> Scanner<'a> {
@@ -57,7 +111,12 @@ impl<'a> Scanner<'a> {
                 self.eat(b':')?;
                 self.space();
                 let start = self.at;
-                self.value(1)?;
+                if self.value(0).is_none() {
+                    if self.deep {
+                        self.too_deep = Some(key);
+                    }
+                    return None;
+                }
                 if !field(key, self.text.get(start..self.at)?) {
                     return None;
                 }
@@ -87,7 +146,8 @@ impl<'a> Scanner<'a> {
     }
 
     fn object(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
+        if depth > MAX_NESTING {
+            self.deep = true;
             return None;
         }
         self.eat(b'{')?;
@@ -111,7 +171,8 @@ impl<'a> Scanner<'a> {
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
+        if depth > MAX_NESTING {
+            self.deep = true;
             return None;
         }
         self.eat(b'[')?;
@@ -239,11 +300,11 @@ mod tests {
     /// The fields as the scanner reads them, or None if it leaves the text to serde.
     fn scanned(text: &str) -> Option<Vec<(String, String)>> {
         let mut out = Vec::new();
-        object(text, |k, v| {
+        let scan = object(text, |k, v| {
             out.push((k.to_string(), v.to_string()));
             true
-        })
-        .then_some(out)
+        });
+        (scan == Scan::Read).then_some(out)
     }
 
     /// The same, read by serde_json (None if it rejects the text).
@@ -324,13 +385,30 @@ mod tests {
     }
 
     #[test]
-    fn leaves_escaped_keys_and_deep_nesting_to_serde() {
-        assert_eq!(scanned(r#"{"o\u0070":"pub"}"#), None);
-        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(70), "]".repeat(70));
-        assert_eq!(scanned(&deep), None);
-        assert!(by_serde(&deep).is_some());
-        let ok = format!("{{\"a\":{}1{}}}", "[".repeat(60), "]".repeat(60));
-        assert!(scanned(&ok).is_some());
+    fn leaves_escaped_keys_to_serde_and_names_deep_fields() {
+        assert_eq!(object(r#"{"o\u0070":"pub"}"#, |_, _| true), Scan::Left);
+        let nested = |n: usize| format!("{{\"a\":1,\"b\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(scanned(&nested(MAX_NESTING)).is_some());
+        assert_eq!(
+            object(&nested(MAX_NESTING + 1), |_, _| true),
+            Scan::TooDeep("b")
+        );
+        assert!(by_serde(&nested(MAX_NESTING + 1)).is_some());
+        let objects = |n: usize| format!("{{\"b\":{}1{}}}", "{\"k\":".repeat(n), "}".repeat(n));
+        assert!(scanned(&objects(MAX_NESTING)).is_some());
+        assert_eq!(
+            object(&objects(MAX_NESTING + 1), |_, _| true),
+            Scan::TooDeep("b")
+        );
+    }
+
+    #[test]
+    fn nests_deeper_counts_levels_outside_strings() {
+        assert!(!nests_deeper("1", 0));
+        assert!(nests_deeper("[1]", 0));
+        assert!(!nests_deeper(r#"[{"a":[]}]"#, 3));
+        assert!(nests_deeper(r#"[{"a":[]}]"#, 2));
+        assert!(!nests_deeper(r#"["[[[\"[[", {"}}{{": "\\"}]"#, 2));
     }
 
     /// JSON-ish text: mostly valid pieces, with the mistakes people make.

@@ -1,6 +1,7 @@
 //! A queue's settings: what `declare` sets, with their defaults, and what the store
 //! keeps of them for a durable queue (its [`QueueSettings`]).
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::protocol::QueueOptions;
@@ -32,6 +33,13 @@ impl Default for QueueConfig {
 }
 
 impl QueueConfig {
+    /// The `ack_timeout_ms` a `declare` may set: 100 ms to 24 hours. Below that, a
+    /// job would be redelivered faster than any consumer can ack it.
+    pub(crate) const ACK_TIMEOUT_MS: RangeInclusive<u64> = 100..=86_400_000;
+
+    /// The `max_attempts` a `declare` may set: at least 1 (absent: no limit).
+    pub(crate) const MAX_ATTEMPTS: RangeInclusive<u64> = 1..=u32::MAX as u64;
+
     pub(crate) fn apply(&mut self, options: &QueueOptions) {
         if let Some(d) = options.durable {
             self.durable = d;
@@ -67,8 +75,13 @@ impl QueueConfig {
         QueueConfig {
             durable: true,
             max_len: settings.max_len,
-            ack_timeout: Duration::from_millis(settings.ack_timeout_ms),
-            max_attempts: settings.max_attempts,
+            // Settings stored before the bounds were checked come back within them.
+            ack_timeout: Duration::from_millis(
+                settings
+                    .ack_timeout_ms
+                    .clamp(*Self::ACK_TIMEOUT_MS.start(), *Self::ACK_TIMEOUT_MS.end()),
+            ),
+            max_attempts: settings.max_attempts.map(|n| n.max(1)),
             dead_letter: settings.dead_letter.clone(),
         }
     }
