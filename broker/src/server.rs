@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -47,6 +47,10 @@ pub struct Server {
 struct Door {
     origins: OriginRule,
     tls: Option<TlsAcceptor>,
+    /// One permit per open WebSocket (`max_connections`), taken at the upgrade:
+    /// short HTTP requests (`/healthz`, `/metrics`) never count against it, so a
+    /// broker at the cap still answers its health checks.
+    websockets: Arc<Semaphore>,
 }
 
 impl Server {
@@ -68,6 +72,7 @@ impl Server {
         let door = Arc::new(Door {
             origins: OriginRule::new(&broker.config().security.allowed_origins),
             tls,
+            websockets: Arc::new(Semaphore::new(broker.config().max_connections)),
         });
         Ok(Server {
             broker,
@@ -104,6 +109,8 @@ impl Server {
             door,
         } = self;
         let config = broker.config().clone();
+        // Connections still in their TLS handshake or HTTP request head: as many
+        // again as `max_connections`, apart from the WebSocket permits.
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let mut shutdown = broker.shutdown_signal();
         let mut tasks = JoinSet::new();
@@ -132,10 +139,10 @@ impl Server {
                         // timeout; each runs in this task, never in the accept loop.
                         let deadline = Instant::now() + broker.config().handshake_timeout;
                         match (permit, &door.tls) {
-                            (Some(_permit), None) => handle(broker, &door, stream, addr, deadline).await,
-                            (Some(_permit), Some(acceptor)) => {
+                            (Some(permit), None) => handle(broker, &door, stream, addr, deadline, permit).await,
+                            (Some(permit), Some(acceptor)) => {
                                 if let Some(stream) = tls::accept(acceptor, &broker, stream, addr, deadline).await {
-                                    handle(broker, &door, stream, addr, deadline).await
+                                    handle(broker, &door, stream, addr, deadline, permit).await
                                 }
                             }
                             (None, None) => refuse(stream, 503, "Service Unavailable", "too many connections\n").await,
@@ -174,11 +181,20 @@ pub(crate) fn ws_config(config: &Config) -> WebSocketConfig {
 
 /// Serves one connection: plain TCP or TLS, each its own instance, so the plain
 /// path pays nothing for TLS.
-async fn handle<S>(broker: Broker, door: &Door, mut stream: S, addr: SocketAddr, deadline: Instant)
-where
+async fn handle<S>(
+    broker: Broker,
+    door: &Door,
+    mut stream: S,
+    addr: SocketAddr,
+    deadline: Instant,
+    entry: OwnedSemaphorePermit,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let head = match tokio::time::timeout_at(deadline, read_head(&mut stream)).await {
+    let head = tokio::time::timeout_at(deadline, read_head(&mut stream)).await;
+    // The head is in: this connection no longer waits at the door.
+    drop(entry);
+    let head = match head {
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::TooLarge)) => {
             return refuse(
@@ -188,6 +204,9 @@ where
                 "request head too large\n",
             )
             .await
+        }
+        Ok(Err(HeadError::Malformed)) => {
+            return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await
         }
         Ok(Err(HeadError::Io)) => return,
         Err(_) => {
@@ -220,7 +239,10 @@ where
             .and_then(|h| std::str::from_utf8(h.value).ok())
     };
     match (method, path) {
-        ("GET", "/healthz") => respond(stream, 200, "OK", "text/plain", "ok\n").await,
+        ("GET", "/healthz") => match health(&broker).await {
+            Ok(()) => respond(stream, 200, "OK", "text/plain", "ok\n").await,
+            Err(why) => refuse(stream, 503, "Service Unavailable", &format!("{why}\n")).await,
+        },
         ("GET", "/metrics") => {
             if let Some((code, status)) = broker.metrics_refusal(header("authorization")) {
                 return refuse(
@@ -268,6 +290,9 @@ where
                 )
                 .await;
             }
+            let Ok(_permit) = door.websockets.clone().try_acquire_owned() else {
+                return refuse(stream, 503, "Service Unavailable", "too many connections\n").await;
+            };
             let accept = derive_accept_key(key.as_bytes());
             let leftover = head[body_at..].to_vec();
             let response = format!(
@@ -304,8 +329,35 @@ where
     }
 }
 
+/// Whether the broker is healthy: accepting (not shutting down) and its data
+/// directory writable, tried by writing and removing a small file there (no fsync:
+/// it finds a full disk, a read-only or vanished directory, not a slow one).
+async fn health(broker: &Broker) -> Result<(), String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if *broker.shutdown_signal().borrow() {
+        return Err("not accepting: shutting down".into());
+    }
+    let probe = broker
+        .config()
+        .data_dir
+        .join(format!(".healthz-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    let tried = tokio::task::spawn_blocking(move || {
+        std::fs::write(&probe, b"ok")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| format!("storage not writable: {}: {e}", probe.display()))
+    });
+    match tokio::time::timeout(Duration::from_secs(2), tried).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(format!("storage check failed: {e}")),
+        Err(_) => Err("storage not writable: a write took over 2 s".into()),
+    }
+}
+
 enum HeadError {
     TooLarge,
+    /// Not HTTP (a TLS ClientHello, random bytes) or a request line httparse rejects.
+    Malformed,
     Io,
 }
 
@@ -322,6 +374,13 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, Head
         buf.extend_from_slice(&chunk[..n]);
         if buf[scan_from..].windows(4).any(|w| w == b"\r\n\r\n") {
             return Ok(buf);
+        }
+        // What can never become a request is refused now, not at the timeout.
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        match httparse::Request::new(&mut headers).parse(&buf) {
+            Ok(_) => {}
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(_) => return Err(HeadError::Malformed),
         }
         if buf.len() > MAX_HEAD {
             return Err(HeadError::TooLarge);

@@ -128,7 +128,13 @@ where
                     }
                 }
                 Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break "closed by client".into(),
+                Some(Ok(Message::Close(_))) => {
+                    // tungstenite queued a Close with the client's code: send it and
+                    // end the TCP connection cleanly, or the client sees 1006.
+                    answer_close(&mut ws).await;
+                    break "closed by client".into();
+                }
+                None => break "closed by client".into(),
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
                     let reason = format!("frame of {size} bytes is over max_payload {max_size}");
                     goodbye(&mut ws, &mut writer, None, CloseCode::Size, &reason).await;
@@ -172,6 +178,21 @@ async fn goodbye<S>(
             reason: reason.into(),
         }))
         .await
+    })
+    .await;
+}
+
+/// Flushes the Close reply tungstenite queued when the client's Close arrived, then
+/// shuts the stream down (a TLS close_notify, a FIN), within [`GOODBYE_TIMEOUT`].
+async fn answer_close<S>(ws: &mut WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        // `ConnectionClosed` once the reply is out: the closing handshake is done.
+        let _ = ws.flush().await;
+        let _ = ws.get_mut().shutdown().await;
     })
     .await;
 }

@@ -65,6 +65,18 @@ impl RequestId {
             _ => None,
         }
     }
+
+    /// An id from the raw text of a JSON number, kept as sent so the reply echoes it
+    /// exactly, even one no f64 holds (`1e400`, a 400-digit integer). `raw` is
+    /// already validated JSON; anything but a number gives `None`.
+    pub fn from_number_text(raw: &str) -> Option<RequestId> {
+        let raw = raw.trim();
+        let number = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+        number.then(|| RequestId(Arc::from(raw)))
+    }
 }
 
 /// A message body: the JSON text of `data`, compact (it never holds a raw newline).

@@ -320,6 +320,8 @@ pub fn parse_request(text: &str) -> Result<Request<'_>, FrameError> {
     };
     let id = match raw.id {
         None => None,
+        // A number is echoed exactly as sent, even one no f64 holds.
+        Some(r) if RequestId::from_number_text(r).is_some() => RequestId::from_number_text(r),
         Some(r) => match serde_json::from_str::<serde_json::Value>(r) {
             Ok(serde_json::Value::Null) => None,
             Ok(v) => match RequestId::from_value(&v) {

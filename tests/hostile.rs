@@ -1,0 +1,159 @@
+//! Clients that close, crowd or speak garbage: the broker answers each properly
+//! (issue 11: Close frames, `/healthz` at the cap, HTTP garbage, odd ids).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use switchyard_broker::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Writes `bytes` and reads the whole answer, failing if it takes over `within`.
+async fn exchange(addr: std::net::SocketAddr, bytes: &[u8], within: Duration) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(within, s.read_to_end(&mut out))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_clients_close_is_answered_with_the_same_code() {
+    let b = TestBroker::start().await;
+    for code in [CloseCode::Normal, CloseCode::Away, CloseCode::Library(4000)] {
+        let mut c = b.raw().await;
+        c.ws.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+        // The answer is a Close frame (not a reset, which a client reports as 1006).
+        assert_eq!(c.recv_close().await, Some(u16::from(code)));
+        // And then the TCP connection ends cleanly.
+        let end = tokio::time::timeout(WAIT, c.ws.next()).await.unwrap();
+        assert!(end.is_none(), "{end:?}");
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_and_metrics_are_answered_at_max_connections() {
+    let b = TestBroker::with(Config {
+        max_connections: 2,
+        ..Config::default()
+    })
+    .await;
+    let _one = b.raw().await;
+    let _two = b.raw().await;
+    eventually(&b.broker, "two connections", |s| s.server.connections == 2).await;
+    // A third WebSocket is turned away...
+    let third = tokio_tungstenite::connect_async(&b.url).await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    // ...but the health check and the metrics are still answered.
+    for _ in 0..5 {
+        let health = http_get_with(b.addr, "/healthz", &[]).await;
+        assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+        assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
+    }
+    let metrics = http_get_with(b.addr, "/metrics", &[]).await;
+    assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nswitchyard_connections 2\n"),
+        "{metrics}"
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_fails_when_storage_is_not_writable() {
+    let b = TestBroker::start().await;
+    let dir = b.broker.config().data_dir.clone();
+    let health = http_get_with(b.addr, "/healthz", &[]).await;
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let health = http_get_with(b.addr, "/healthz", &[]).await;
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(health.contains("storage"), "{health}");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn http_garbage_gets_an_immediate_400() {
+    let b = TestBroker::with(Config {
+        handshake_timeout: Duration::from_secs(10),
+        ..Config::default()
+    })
+    .await;
+    // The start of a TLS ClientHello, as a TLS client sends to a plain port.
+    let client_hello: &[u8] = &[
+        0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03, 0x5a, 0x1b,
+    ];
+    let random: Vec<u8> = (0u32..64).map(|i| (i * 97 + 13) as u8).collect();
+    let cases: [&[u8]; 4] = [
+        client_hello,
+        &random,
+        b"GET /healthz HTTP/9 x\r\n",
+        b"G\x01T / HTTP/1.1\r\n",
+    ];
+    for bytes in cases {
+        let out = exchange(b.addr, bytes, Duration::from_secs(2)).await;
+        assert!(
+            out.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{bytes:?}: {out}"
+        );
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_without_a_token_still_upgrades() {
+    let b = TestBroker::start().await;
+    let mut c = Raw::connect(&format!("{}?x=1", b.url)).await;
+    let pong = c.call(serde_json::json!({"op":"ping","id":1})).await;
+    assert_eq!(pong["ev"], "pong", "{pong}");
+    b.stop().await;
+}
+
+/// The next text frame as it was sent (serde_json cannot read `1e400` into a Value).
+async fn next_text(c: &mut Raw) -> String {
+    loop {
+        match tokio::time::timeout(WAIT, c.ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => return t.as_str().to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("no text frame: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_numeric_id_too_big_for_an_f64_is_echoed_as_sent() {
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    let long = format!("1{}", "0".repeat(399));
+    for id in ["1e400", "-1E+999", long.as_str(), "12345678901234567890123"] {
+        c.send_text(format!(r#"{{"op":"ping","id":{id}}}"#)).await;
+        let answer = next_text(&mut c).await;
+        assert_eq!(answer, format!(r#"{{"ev":"pong","id":{id}}}"#));
+        // An error names it too.
+        c.send_text(format!(r#"{{"op":"nope","id":{id}}}"#)).await;
+        let answer = next_text(&mut c).await;
+        assert!(
+            answer.starts_with(&format!(r#"{{"ev":"error","id":{id},"#)),
+            "{answer}"
+        );
+    }
+    b.stop().await;
+}
