@@ -157,3 +157,50 @@ async fn a_numeric_id_too_big_for_an_f64_is_echoed_as_sent() {
     }
     b.stop().await;
 }
+
+/// Frames that break RFC 6455 end the connection with a Close of 1002 (protocol
+/// error), not a dropped TCP connection: reserved bits, a reserved opcode, an
+/// unmasked client frame, a control frame over 125 bytes.
+#[tokio::test]
+async fn protocol_violations_close_with_1002() {
+    let b = TestBroker::start().await;
+    let mask = [1u8, 2, 3, 4];
+    let masked = |first: u8, payload: &[u8]| -> Vec<u8> {
+        let mut f = vec![first];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    };
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("reserved bits", masked(0x80 | 0x40 | 0x1, b"{}")),
+        ("reserved opcode", masked(0x80 | 0x3, b"{}")),
+        ("unmasked client frame", vec![0x81, 0x02, b'{', b'}']),
+        (
+            "control frame over 125 bytes",
+            masked(0x80 | 0x9, &[0u8; 126]),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let mut c = b.raw().await;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
+            panic!("a plain socket");
+        };
+        tcp.write_all(&bytes).await.unwrap();
+        let close = loop {
+            match tokio::time::timeout(Duration::from_secs(2), c.ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => break frame,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("{what}: expected a Close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(close.map(|f| f.code), Some(CloseCode::Protocol), "{what}");
+    }
+    b.stop().await;
+}

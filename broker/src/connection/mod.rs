@@ -144,6 +144,12 @@ where
                     goodbye(&mut ws, &mut writer, None, CloseCode::Invalid, "text frame is not valid UTF-8").await;
                     break "invalid UTF-8".into();
                 }
+                Some(Err(WsError::Protocol(violation))) => {
+                    // RFC 6455 §7.4.1: a protocol error closes with 1002, saying which.
+                    let reason = format!("protocol violation: {violation}");
+                    goodbye(&mut ws, &mut writer, None, CloseCode::Protocol, &reason).await;
+                    break reason;
+                }
                 Some(Err(e)) => break format!("read failed: {e}"),
             },
         }
