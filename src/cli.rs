@@ -56,6 +56,10 @@ pub struct BrokerArgs {
     /// or `never` (see docs/OPERATIONS.md for what each guarantees).
     #[arg(long, default_value = "batch", global = true)]
     pub fsync: FsyncPolicy,
+    /// Seconds between the pings the broker sends each client; a client that
+    /// answers none of two in a row is closed, so dead peers free their slots.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub ping_interval: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +173,7 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         max_pending: args.max_pending,
         max_connections: args.max_connections,
         fsync: args.fsync,
+        ping_interval: Duration::from_secs(args.ping_interval),
         ..Config::default()
     };
     let path = args
@@ -200,6 +205,9 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
     }
     if let Some(v) = file.fsync.filter(|_| unless_flag("fsync")) {
         config.fsync = v;
+    }
+    if let Some(v) = file.ping_interval.filter(|_| unless_flag("ping_interval")) {
+        config.ping_interval = Duration::from_secs(v);
     }
     config.security = file.security;
     Ok(config)

@@ -38,6 +38,8 @@ pub struct FileSettings {
     pub max_connections: Option<usize>,
     /// `fsync`.
     pub fsync: Option<FsyncPolicy>,
+    /// `ping_interval`, in seconds.
+    pub ping_interval: Option<u64>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
 }
@@ -52,6 +54,7 @@ struct Raw {
     max_pending: Option<usize>,
     max_connections: Option<usize>,
     fsync: Option<Spanned<String>>,
+    ping_interval: Option<Spanned<u64>>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     tls_cert: Option<Spanned<PathBuf>>,
@@ -114,6 +117,15 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         ),
         None => None,
     };
+    let ping_interval = match raw.ping_interval {
+        Some(p) if !(1..=3600).contains(p.get_ref()) => {
+            return Err(file.error(
+                Some(p.span()),
+                "`ping_interval` must be from 1 to 3600 seconds",
+            ));
+        }
+        p => p.map(Spanned::into_inner),
+    };
     let tls = match (raw.tls_cert, raw.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -154,6 +166,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         max_pending: raw.max_pending,
         max_connections: raw.max_connections,
         fsync,
+        ping_interval,
         security: Security {
             users,
             jwt_hs256_secret,

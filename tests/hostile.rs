@@ -204,3 +204,56 @@ async fn protocol_violations_close_with_1002() {
     }
     b.stop().await;
 }
+
+/// The broker pings every client; one that answers nothing for two pings (a dead
+/// peer, a half-open connection) is closed and its slot freed, while a client
+/// that reads (and so answers) stays.
+#[tokio::test]
+async fn a_client_that_answers_no_ping_is_closed() {
+    let b = TestBroker::with(Config {
+        ping_interval: Duration::from_millis(100),
+        ..Config::default()
+    })
+    .await;
+    let mut silent = b.raw().await;
+    let mut alive = b.raw().await;
+    // The live one reads (tungstenite answers each ping as it reads) for 0.8 s;
+    // the silent one reads nothing meanwhile.
+    let reading = tokio::time::timeout(Duration::from_millis(800), async {
+        loop {
+            alive.ws.next().await;
+        }
+    })
+    .await;
+    assert!(reading.is_err(), "the live client's connection ended");
+    eventually(&b.broker, "the silent client to be closed", |s| {
+        s.server.connections == 1
+    })
+    .await;
+    // Read what the silent client was sent, as raw frames (reading through
+    // tungstenite would answer the pings first): empty pings, then Close(1001).
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = silent.ws.get_mut() else {
+        panic!("a plain socket");
+    };
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut raw))
+        .await
+        .expect("the broker ends the connection")
+        .unwrap();
+    let pings = raw.windows(2).filter(|w| w == &[0x89, 0x00]).count();
+    assert!(pings >= 2, "{pings} pings in {raw:x?}");
+    let close_at = raw
+        .windows(2)
+        .position(|w| w[0] == 0x88)
+        .expect("a Close frame");
+    assert_eq!(
+        &raw[close_at + 2..close_at + 4],
+        &[0x03, 0xe9],
+        "code 1001 in {raw:x?}"
+    );
+    assert_eq!(
+        alive.call(serde_json::json!({"op":"ping","id":1})).await["ev"],
+        "pong"
+    );
+    b.stop().await;
+}

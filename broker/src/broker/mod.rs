@@ -78,6 +78,9 @@ pub struct Config {
     /// With auth on, how long a connection may go without a valid token before
     /// it is closed (1008).
     pub auth_timeout: Duration,
+    /// How often the broker pings each client; a client that answers none of
+    /// two pings in a row (and sends nothing else meanwhile) is closed (1001).
+    pub ping_interval: Duration,
 }
 
 impl Default for Config {
@@ -92,6 +95,7 @@ impl Default for Config {
             fsync: FsyncPolicy::Batch,
             security: Security::default(),
             auth_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
         }
     }
 }

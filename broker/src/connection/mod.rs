@@ -30,6 +30,8 @@ use requests::{handle_text, ConnState};
 use std::sync::Arc;
 use writer::Writer;
 
+/// Pings in a row a client may leave unanswered before it is closed.
+const UNANSWERED_PINGS: u32 = 2;
 /// How long a kicked or closing client gets to take its last frames.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -65,6 +67,15 @@ where
             session.send_text(event::error(None, &e));
         }
     }
+
+    // Pings find dead peers: a half-open TCP connection otherwise holds its slot
+    // (and its buffers) for good. Anything the client sends counts as an answer.
+    let mut pings = tokio::time::interval_at(
+        tokio::time::Instant::now() + broker.config().ping_interval,
+        broker.config().ping_interval,
+    );
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unanswered = 0u32;
 
     let why: String = loop {
         if let Some(reason) = session.outbound.kick_reason() {
@@ -111,7 +122,18 @@ where
             _ = shutdown.changed() => {}
             _ = session.outbound.wait() => {}
             _ = sleep_until_some(auth_deadline) => conn.gate.expire(),
-            incoming = ws.next() => match incoming {
+            _ = pings.tick() => {
+                if unanswered >= UNANSWERED_PINGS {
+                    let reason = format!("no answer to {unanswered} pings");
+                    goodbye(&mut ws, &mut writer, None, CloseCode::Away, &reason).await;
+                    break reason;
+                }
+                unanswered += 1;
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    break "write failed".into();
+                }
+            }
+            incoming = ws.next() => match incoming.inspect(|_| unanswered = 0) {
                 Some(Ok(Message::Text(text))) => {
                     handle_text(&broker, &peer, text.as_str(), &mut conn);
                 }
