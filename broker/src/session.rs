@@ -128,3 +128,20 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+impl Session {
+    /// Every frame queued for this client since the last call, parsed, as the
+    /// writer would have sent them (tests read deliveries this way).
+    pub(crate) fn take_sent_frames(&self) -> Vec<serde_json::Value> {
+        let mut batch = crate::outbound::Batch::default();
+        self.outbound.take(&mut batch);
+        let parsed = batch
+            .text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("every queued frame is JSON"))
+            .collect();
+        self.outbound.written(&batch);
+        parsed
+    }
+}

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::filter::Filter;
-use crate::outbound::Batch;
 use crate::protocol::HeaderValue;
 use crate::session::Session;
 use crate::stats::EventKind;
@@ -146,15 +145,7 @@ fn publish_with(topics: &Topics, topic: &str, data: Value, headers: Option<&Head
 
 /// Every frame the session was sent since the last call, parsed.
 fn frames(s: &Session) -> Vec<Value> {
-    let mut batch = Batch::default();
-    s.outbound.take(&mut batch);
-    let parsed = batch
-        .text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    s.outbound.written(&batch);
-    parsed
+    s.take_sent_frames()
 }
 
 /// The `msg` frame of a message published without headers at time [`T`].

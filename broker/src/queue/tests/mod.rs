@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::activity::Activity;
-use crate::outbound::Batch;
 use crate::protocol::{HeaderValue, RequestId};
 
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,15 +65,7 @@ fn consume(q: &Arc<Queue>, s: &Arc<Session>, cid: &str, prefetch: u32) {
 
 /// Every frame the session was sent since the last call, parsed.
 fn frames(s: &Session) -> Vec<Value> {
-    let mut batch = Batch::default();
-    s.outbound.take(&mut batch);
-    let parsed = batch
-        .text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    s.outbound.written(&batch);
-    parsed
+    s.take_sent_frames()
 }
 
 /// The `job` frame a consumer gets for a message sent without headers.
