@@ -21,6 +21,9 @@ fn main() -> anyhow::Result<()> {
         None | Some(cli::Cmd::Serve) => cli::broker_config(&args.broker, &matches)?,
         Some(_) => switchyard_broker::Config::default(),
     };
+    if matches!(args.command, None | Some(cli::Cmd::Serve)) {
+        raise_open_files_limit();
+    }
     if args.command.is_none() {
         return dashboard::run(config);
     }
@@ -28,4 +31,20 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(cli::run(args, config))
+}
+
+/// Raises the soft limit on open files to the hard one. Every connection and
+/// every open log takes a descriptor, and distributions start processes at a soft
+/// 1,024 while allowing far more: a broker should not run out at a tenth of its
+/// `max_connections` because nobody typed `ulimit -n`.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let was = limit.current;
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            eprintln!("warning: cannot raise the open files limit from {was:?}: {e}");
+        }
+    }
 }

@@ -257,3 +257,52 @@ async fn a_client_that_answers_no_ping_is_closed() {
     );
     b.stop().await;
 }
+
+/// A broker started with a low soft limit on open files (a distribution's 1,024,
+/// here 256) raises it to the hard limit, so connections and logs do not run out
+/// of descriptors long before `max_connections`.
+#[test]
+fn the_broker_raises_its_open_files_limit_to_the_hard_one() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    if hard.is_some_and(|h| h <= 256) {
+        eprintln!("skipped: the hard limit here is {hard:?}, nothing to raise to");
+        return;
+    }
+    let dir = temp_data_dir();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: setrlimit is a plain system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+            limit.current = Some(256);
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("switchyard listening on "), "{line}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // "Max open files  SOFT  HARD  files"
+    assert_eq!(open_files[3], open_files[4], "{limits}");
+    assert_ne!(open_files[3], "256");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
