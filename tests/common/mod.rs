@@ -118,6 +118,11 @@ impl Raw {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect");
+        Raw::welcomed(ws).await
+    }
+
+    /// The client on an upgraded socket, once its `welcome` arrived.
+    async fn welcomed(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Raw {
         let mut raw = Raw {
             ws,
             welcome: Value::Null,
@@ -269,14 +274,7 @@ impl Raw {
         let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("connect");
-        let mut raw = Raw {
-            ws,
-            welcome: Value::Null,
-            backlog: Default::default(),
-        };
-        raw.welcome = raw.recv().await;
-        assert_eq!(raw.welcome["ev"], "welcome");
-        raw
+        Raw::welcomed(ws).await
     }
 }
 

@@ -143,6 +143,15 @@ fn publish_with(topics: &Topics, topic: &str, data: Value, headers: Option<&Head
         .unwrap()
 }
 
+/// The frames of `frames` that belong to subscription `sid`, in order.
+fn for_sid(frames: &[Value], sid: &str) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| f["sid"] == json!(sid))
+        .cloned()
+        .collect()
+}
+
 /// Every frame the session was sent since the last call, parsed.
 fn frames(s: &Session) -> Vec<Value> {
     s.take_sent_frames()
@@ -378,12 +387,7 @@ async fn publish_many_delivers_a_run_in_order_with_consecutive_seqs() {
     assert_eq!(delivered, Some(5));
 
     let got = frames(&s);
-    let of = |sid: &str| -> Vec<Value> {
-        got.iter()
-            .filter(|f| f["sid"] == json!(sid))
-            .cloned()
-            .collect()
-    };
+    let of = |sid: &str| for_sid(&got, sid);
     assert_eq!(
         of("all"),
         vec![
@@ -459,12 +463,7 @@ async fn sealing_ends_subscribers_after_earlier_messages_and_refuses_later_publi
 
     let got = frames(&s);
     // Per subscription: its message, then its end.
-    let of = |sid: &str| -> Vec<Value> {
-        got.iter()
-            .filter(|f| f["sid"] == json!(sid))
-            .cloned()
-            .collect()
-    };
+    let of = |sid: &str| for_sid(&got, sid);
     assert_eq!(
         of("exact"),
         vec![msg("exact", "t", 1, json!(1)), end("exact", "t")]

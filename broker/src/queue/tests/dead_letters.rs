@@ -145,37 +145,33 @@ fn dead_letter_headers_keep_the_originals_and_say_where_and_why() {
         headers: Some(Arc::new(original)),
         settle_source: None,
     };
-    let expected: Headers = [
-        ("k".to_string(), HeaderValue::One("v".into())),
-        (
-            "x-dead-letter-queue".to_string(),
-            HeaderValue::One("jobs".into()),
-        ),
-        (
-            "x-dead-letter-reason".to_string(),
-            HeaderValue::One("rejected".into()),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(dead_letter_headers(&letter), expected);
+    assert_eq!(
+        dead_letter_headers(&letter),
+        one_valued(&[
+            ("k", "v"),
+            ("x-dead-letter-queue", "jobs"),
+            ("x-dead-letter-reason", "rejected"),
+        ])
+    );
 
     let bare = DeadLetter {
         headers: None,
         reason: "max_attempts",
         ..letter
     };
-    let expected: Headers = [
-        (
-            "x-dead-letter-queue".to_string(),
-            HeaderValue::One("jobs".into()),
-        ),
-        (
-            "x-dead-letter-reason".to_string(),
-            HeaderValue::One("max_attempts".into()),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(dead_letter_headers(&bare), expected);
+    assert_eq!(
+        dead_letter_headers(&bare),
+        one_valued(&[
+            ("x-dead-letter-queue", "jobs"),
+            ("x-dead-letter-reason", "max_attempts"),
+        ])
+    );
+}
+
+/// Headers of one value each.
+fn one_valued(pairs: &[(&str, &str)]) -> Headers {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), HeaderValue::One(v.to_string())))
+        .collect()
 }
