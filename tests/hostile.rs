@@ -74,6 +74,10 @@ async fn healthz_and_metrics_are_answered_at_max_connections() {
         metrics.contains("\nswitchyard_connections 2\n"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("\nswitchyard_refusals_total{reason=\"connections_full\"} 1\n"),
+        "{metrics}"
+    );
     b.stop().await;
 }
 
@@ -115,6 +119,11 @@ async fn http_garbage_gets_an_immediate_400() {
             "{bytes:?}: {out}"
         );
     }
+    let metrics = http_get_with(b.addr, "/metrics", &[]).await;
+    assert!(
+        metrics.contains("\nswitchyard_refusals_total{reason=\"http_malformed\"} 4\n"),
+        "{metrics}"
+    );
     b.stop().await;
 }
 

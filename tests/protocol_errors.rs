@@ -138,6 +138,7 @@ async fn a_frame_over_max_payload_closes_with_1009() {
     let big = json!({"op":"pub","topic":"t","data":"x".repeat(5000)});
     c.send(big).await;
     assert_eq!(c.recv_close().await, Some(1009));
+    assert_eq!(b.broker.snapshot().server.refusals["frame_too_large"], 1);
     // The broker is fine.
     let mut d = b.raw().await;
     assert_eq!(
@@ -276,6 +277,19 @@ async fn numeric_options_are_checked_against_their_ranges() {
     c.send(json!({"op":"reply","tag":job["tag"],"data":8}))
         .await;
     assert_eq!(caller.recv().await, json!({"ev":"reply","id":43,"data":8}));
+    // Every refusal above is counted where an operator looks: 4 declares, 2
+    // consumes and 2 requests answered bad_frame, and the one request that timed out.
+    let metrics = http_get_with(b.addr, "/metrics", &[]).await;
+    for line in [
+        "switchyard_error_frames_total{code=\"bad_frame\"} 8",
+        "switchyard_error_frames_total{code=\"timeout\"} 1",
+        "switchyard_error_frames_total{code=\"limit\"} 0",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{line}\n")),
+            "{line}: {metrics}"
+        );
+    }
     b.stop().await;
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::refusals::Refusals;
 use crate::stats::{EventKind, EventRecord};
 use crate::time::now_ms;
 
@@ -25,6 +26,8 @@ pub(crate) struct Activity {
     pub(crate) refused_origin: AtomicU64,
     /// Failed TLS handshakes.
     pub(crate) tls_failures: AtomicU64,
+    /// Refusals by reason and `error` events by code.
+    pub(crate) refusals: Refusals,
     log: Mutex<EventLog>,
 }
 

@@ -18,6 +18,7 @@ pub mod names;
 mod outbound;
 mod protocol;
 mod queue;
+mod refusals;
 pub mod server;
 mod session;
 pub mod store;

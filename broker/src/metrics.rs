@@ -92,6 +92,32 @@ pub fn render(s: &Snapshot) -> String {
     );
     family(
         &mut out,
+        "switchyard_refusals_total",
+        "counter",
+        "Connections, requests and frames refused because a limit was reached or a rule broken, by reason (docs/OPERATIONS.md lists each).",
+    );
+    for (reason, n) in &s.server.refusals {
+        let _ = writeln!(
+            out,
+            "switchyard_refusals_total{{reason=\"{}\"}} {n}",
+            label(reason)
+        );
+    }
+    family(
+        &mut out,
+        "switchyard_error_frames_total",
+        "counter",
+        "Error events sent to clients (a refused frame, a request that timed out or went dead), by code.",
+    );
+    for (code, n) in &s.server.errors {
+        let _ = writeln!(
+            out,
+            "switchyard_error_frames_total{{code=\"{}\"}} {n}",
+            label(code)
+        );
+    }
+    family(
+        &mut out,
         "switchyard_tls_handshake_failures_total",
         "counter",
         "Connections to the TLS port whose handshake failed or timed out (plain HTTP among them).",

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::broker::{Broker, Config};
+use crate::refusals::Refusal;
 
 mod origin;
 mod tls;
@@ -145,10 +146,13 @@ impl Server {
                                     handle(broker, &door, stream, addr, deadline, permit).await
                                 }
                             }
-                            (None, None) => refuse(stream, 503, "Service Unavailable", "too many connections\n").await,
+                            (None, None) => {
+                                broker.refused(Refusal::ConnectionsFull);
+                                refuse(stream, 503, "Service Unavailable", "too many connections\n").await
+                            }
                             // Full: a TLS handshake just to say so would cost the
                             // most exactly when there is least to spare. Dropped.
-                            (None, Some(_)) => {}
+                            (None, Some(_)) => broker.refused(Refusal::ConnectionsFull),
                         }
                     });
                 }
@@ -197,33 +201,39 @@ async fn handle<S>(
     let head = match head {
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::TooLarge)) => {
+            broker.refused(Refusal::HeadTooLarge);
             return refuse(
                 stream,
                 431,
                 "Request Header Fields Too Large",
                 "request head too large\n",
             )
-            .await
+            .await;
         }
         Ok(Err(HeadError::Malformed)) => {
-            return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await
+            broker.refused(Refusal::HttpMalformed);
+            return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await;
         }
         Ok(Err(HeadError::Io)) => return,
         Err(_) => {
+            broker.refused(Refusal::HeadTimeout);
             return refuse(
                 stream,
                 408,
                 "Request Timeout",
                 "request head not received in time\n",
             )
-            .await
+            .await;
         }
     };
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     let body_at = match request.parse(&head) {
         Ok(httparse::Status::Complete(n)) => n,
-        _ => return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await,
+        _ => {
+            broker.refused(Refusal::HttpMalformed);
+            return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await;
+        }
     };
     let (path, query) = request
         .path
@@ -291,6 +301,7 @@ async fn handle<S>(
                 .await;
             }
             let Ok(_permit) = door.websockets.clone().try_acquire_owned() else {
+                broker.refused(Refusal::ConnectionsFull);
                 return refuse(stream, 503, "Service Unavailable", "too many connections\n").await;
             };
             let accept = derive_accept_key(key.as_bytes());

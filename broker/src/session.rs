@@ -48,6 +48,21 @@ impl Session {
         }
     }
 
+    /// Answers this client with an `error` event, counted by its code.
+    pub(crate) fn send_error(
+        &self,
+        id: Option<&crate::protocol::RequestId>,
+        error: &crate::error::BrokerError,
+    ) {
+        self.activity.refusals.count_error(error.code);
+        self.send_text(crate::protocol::event::error(id, error));
+    }
+
+    /// Counts a refusal of this client's (`/metrics`).
+    pub(crate) fn refused(&self, reason: crate::refusals::Refusal) {
+        self.activity.refusals.count(reason);
+    }
+
     /// Queues a frame for this client, recording a slow mark or a slow-consumer kick.
     pub(crate) fn push(&self, item: OutItem<'_>) -> Result<(), Refused> {
         self.push_all(std::slice::from_ref(&item))

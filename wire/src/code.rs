@@ -43,6 +43,26 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (`ALL[c as usize] == c`).
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::BadFrame,
+        ErrorCode::UnknownOp,
+        ErrorCode::BadName,
+        ErrorCode::BadFilter,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadySubscribed,
+        ErrorCode::NotRetained,
+        ErrorCode::Sealed,
+        ErrorCode::UnknownTag,
+        ErrorCode::TooLarge,
+        ErrorCode::Timeout,
+        ErrorCode::Dead,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::Limit,
+        ErrorCode::Internal,
+    ];
+
     /// The code as PROTOCOL.md spells it, e.g. `bad_frame`.
     pub fn as_str(self) -> &'static str {
         match self {

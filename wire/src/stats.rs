@@ -3,6 +3,8 @@
 //! Counters are totals since the broker started; rates are the reader's to derive
 //! from the deltas between two snapshots. Field names follow PROTOCOL.md.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Everything an operator can see at one instant.
@@ -55,6 +57,13 @@ pub struct ServerStats {
     /// Connections to a TLS port whose TLS handshake failed (plain HTTP among them).
     #[serde(default)]
     pub tls_failures: u64,
+    /// Refusals because a limit was reached or a rule broken, by reason (the
+    /// labels of `switchyard_refusals_total`, docs/OPERATIONS.md).
+    #[serde(default)]
+    pub refusals: BTreeMap<String, u64>,
+    /// `error` events sent to clients, by code.
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.

@@ -246,6 +246,11 @@ impl Broker {
     }
 
     /// The broker-wide counters and event log, for the server's refusals at the door.
+    /// Counts a refusal (`/metrics`, the snapshot).
+    pub(crate) fn refused(&self, reason: crate::refusals::Refusal) {
+        self.inner.activity.refusals.count(reason);
+    }
+
     pub(crate) fn activity(&self) -> &Activity {
         &self.inner.activity
     }

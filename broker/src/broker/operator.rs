@@ -62,6 +62,8 @@ impl Broker {
                 auth: inner.config.security.auth_on(),
                 refused_origin: inner.activity.refused_origin.load(Ordering::Relaxed),
                 tls_failures: inner.activity.tls_failures.load(Ordering::Relaxed),
+                refusals: inner.activity.refusals.reasons(),
+                errors: inner.activity.refusals.errors(),
             },
             topics: inner.topics.stats(),
             queues: queue_stats,

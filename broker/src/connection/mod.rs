@@ -25,6 +25,7 @@ use tracing::Instrument;
 use crate::broker::{welcome, Broker, Peer};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::event;
+use crate::refusals::Refusal;
 use access::Gate;
 use requests::{handle_text, ConnState};
 use std::sync::Arc;
@@ -64,7 +65,7 @@ where
     conn.gate = Gate::new(&broker);
     if let Some(token) = token {
         if let Err(e) = conn.gate.present(&broker, &peer, &token) {
-            session.send_text(event::error(None, &e));
+            session.send_error(None, &e);
         }
     }
 
@@ -124,6 +125,7 @@ where
             _ = sleep_until_some(auth_deadline) => conn.gate.expire(),
             _ = pings.tick() => {
                 if unanswered >= UNANSWERED_PINGS {
+                    session.refused(Refusal::PingTimeout);
                     let reason = format!("no answer to {unanswered} pings");
                     goodbye(&mut ws, &mut writer, None, CloseCode::Away, &reason).await;
                     break reason;
@@ -138,10 +140,10 @@ where
                     handle_text(&broker, &peer, text.as_str(), &mut conn);
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    session.send_text(event::error(None, &BrokerError::new(
+                    session.send_error(None, &BrokerError::new(
                         ErrorCode::BadFrame,
                         "binary frames are not accepted: send JSON in text frames",
-                    )));
+                    ));
                 }
                 Some(Ok(Message::Ping(_))) => {
                     // tungstenite queued the pong; flushing sends it.
@@ -158,15 +160,18 @@ where
                 }
                 None => break "closed by client".into(),
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                    session.refused(Refusal::FrameTooLarge);
                     let reason = format!("frame of {size} bytes is over max_payload {max_size}");
                     goodbye(&mut ws, &mut writer, None, CloseCode::Size, &reason).await;
                     break reason;
                 }
                 Some(Err(WsError::Utf8(_))) => {
+                    session.refused(Refusal::InvalidUtf8);
                     goodbye(&mut ws, &mut writer, None, CloseCode::Invalid, "text frame is not valid UTF-8").await;
                     break "invalid UTF-8".into();
                 }
                 Some(Err(WsError::Protocol(violation))) => {
+                    session.refused(Refusal::ProtocolViolation);
                     // RFC 6455 §7.4.1: a protocol error closes with 1002, saying which.
                     let reason = format!("protocol violation: {violation}");
                     goodbye(&mut ws, &mut writer, None, CloseCode::Protocol, &reason).await;

@@ -76,19 +76,18 @@ pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &
                         }
                     }
                     if let Err(e) = conn.gate.check_publish(broker, peer, &topic) {
-                        let refusal = event::error(None, &e);
-                        run.iter().for_each(|_| session.send_text(refusal.clone()));
+                        run.iter().for_each(|_| session.send_error(None, &e));
                         continue;
                     }
                     let msgs: Vec<(&str, Option<&Headers>)> =
                         run.iter().map(|(d, h)| (d.as_ref(), h.as_ref())).collect();
                     broker.publish_many(&mut conn.publisher, &topic, &msgs, |e| {
-                        session.send_text(event::error(None, &e))
+                        session.send_error(None, &e)
                     });
                 }
                 Ok(request) => {
                     if let Err(e) = conn.gate.check(broker, peer, &request.frame) {
-                        session.send_text(event::error(request.id.as_ref(), &e));
+                        session.send_error(request.id.as_ref(), &e);
                         continue;
                     }
                     let queue_work = matches!(
@@ -105,7 +104,7 @@ pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &
                     }
                     handle_request(broker, peer, request, conn)
                 }
-                Err(e) => session.send_text(event::error(e.id.as_ref(), &e.error)),
+                Err(e) => session.send_error(e.id.as_ref(), &e.error),
             }
         }
         broker.dispatch(&mut conn.to_dispatch);
@@ -125,7 +124,7 @@ fn answer(
             session.send_text(event::ok(id, &fields));
         }
         (Ok(_), None) => {}
-        (Err(e), id) => session.send_text(event::error(id, &e)),
+        (Err(e), id) => session.send_error(id, &e),
     }
 }
 

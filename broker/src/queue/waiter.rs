@@ -45,24 +45,32 @@ impl Waiter {
         };
         let mut msg_json = String::new();
         crate::protocol::push_json_str(&mut msg_json, msg);
-        let frame = match (how, self.request) {
-            (Settlement::Acked, false) => event::ok(&self.id, &[("msg", &msg_json)]),
+        let error = match (how, self.request) {
+            (Settlement::Acked, false) => {
+                return session.send_text(event::ok(&self.id, &[("msg", &msg_json)]))
+            }
             (Settlement::Replied(data), false) => {
-                event::ok(&self.id, &[("msg", &msg_json), ("data", data.as_json())])
+                return session.send_text(event::ok(
+                    &self.id,
+                    &[("msg", &msg_json), ("data", data.as_json())],
+                ))
             }
             (Settlement::Acked, true) => {
-                event::reply(&self.id, &Payload::from_value(&serde_json::Value::Null))
+                return session.send_text(event::reply(
+                    &self.id,
+                    &Payload::from_value(&serde_json::Value::Null),
+                ))
             }
-            (Settlement::Replied(data), true) => event::reply(&self.id, &data),
-            (Settlement::Dead(why), _) => event::error(
-                Some(&self.id),
-                &BrokerError::new(ErrorCode::Dead, format!("message {msg} is dead: {why}")),
-            ),
-            (Settlement::Timeout, _) => event::error(
-                Some(&self.id),
-                &BrokerError::new(ErrorCode::Timeout, format!("no reply to {msg} in time")),
-            ),
+            (Settlement::Replied(data), true) => {
+                return session.send_text(event::reply(&self.id, &data))
+            }
+            (Settlement::Dead(why), _) => {
+                BrokerError::new(ErrorCode::Dead, format!("message {msg} is dead: {why}"))
+            }
+            (Settlement::Timeout, _) => {
+                BrokerError::new(ErrorCode::Timeout, format!("no reply to {msg} in time"))
+            }
         };
-        session.send_text(frame);
+        session.send_error(Some(&self.id), &error);
     }
 }
