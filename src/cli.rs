@@ -60,6 +60,18 @@ pub struct BrokerArgs {
     /// answers none of two in a row is closed, so dead peers free their slots.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub ping_interval: u64,
+    /// Seconds a frame may take to arrive once its first byte has; a slower
+    /// client is closed (1008).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub frame_timeout: u64,
+    /// Bytes all connections' read buffers may hold together (unfinished frames
+    /// above all); a frame that would pass it closes its connection (1013).
+    #[arg(long, default_value_t = 256 * 1024 * 1024, global = true)]
+    pub max_inbound: usize,
+    /// Connections one IP address may have open at once; 0 for no cap.
+    /// Default: a quarter of --max-connections.
+    #[arg(long, global = true)]
+    pub max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,6 +186,9 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         max_connections: args.max_connections,
         fsync: args.fsync,
         ping_interval: Duration::from_secs(args.ping_interval),
+        frame_timeout: Duration::from_secs(args.frame_timeout),
+        max_inbound: args.max_inbound,
+        max_connections_per_ip: args.max_connections_per_ip,
         ..Config::default()
     };
     let path = args
@@ -208,6 +223,18 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
     }
     if let Some(v) = file.ping_interval.filter(|_| unless_flag("ping_interval")) {
         config.ping_interval = Duration::from_secs(v);
+    }
+    if let Some(v) = file.frame_timeout.filter(|_| unless_flag("frame_timeout")) {
+        config.frame_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = file.max_inbound.filter(|_| unless_flag("max_inbound")) {
+        config.max_inbound = v;
+    }
+    if let Some(v) = file
+        .max_connections_per_ip
+        .filter(|_| unless_flag("max_connections_per_ip"))
+    {
+        config.max_connections_per_ip = Some(v);
     }
     config.security = file.security;
     Ok(config)

@@ -40,6 +40,12 @@ pub struct FileSettings {
     pub fsync: Option<FsyncPolicy>,
     /// `ping_interval`, in seconds.
     pub ping_interval: Option<u64>,
+    /// `frame_timeout`, in seconds.
+    pub frame_timeout: Option<u64>,
+    /// `max_inbound`, in bytes.
+    pub max_inbound: Option<usize>,
+    /// `max_connections_per_ip` (0: no cap).
+    pub max_connections_per_ip: Option<usize>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
 }
@@ -55,6 +61,9 @@ struct Raw {
     max_connections: Option<usize>,
     fsync: Option<Spanned<String>>,
     ping_interval: Option<Spanned<u64>>,
+    frame_timeout: Option<Spanned<u64>>,
+    max_inbound: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     tls_cert: Option<Spanned<PathBuf>>,
@@ -126,6 +135,15 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         }
         p => p.map(Spanned::into_inner),
     };
+    let frame_timeout = match raw.frame_timeout {
+        Some(p) if !(1..=3600).contains(p.get_ref()) => {
+            return Err(file.error(
+                Some(p.span()),
+                "`frame_timeout` must be from 1 to 3600 seconds",
+            ));
+        }
+        p => p.map(Spanned::into_inner),
+    };
     let tls = match (raw.tls_cert, raw.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -167,6 +185,9 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         max_connections: raw.max_connections,
         fsync,
         ping_interval,
+        frame_timeout,
+        max_inbound: raw.max_inbound,
+        max_connections_per_ip: raw.max_connections_per_ip,
         security: Security {
             users,
             jwt_hs256_secret,

@@ -112,7 +112,8 @@ async fn a_config_file_sets_each_serve_key() {
     std::fs::write(
         &config,
         "listen = \"127.0.0.2:0\"\ndata_dir = \"data\"\nmax_payload = 20000\n\
-         max_pending = 4096\nmax_connections = 2\nfsync = \"always\"\n",
+         max_pending = 4096\nmax_connections = 2\nfsync = \"always\"\n\
+         max_connections_per_ip = 0\nframe_timeout = 1\nmax_inbound = 1000000\n",
     )
     .unwrap();
     let served = serve(&["--config", config.to_str().unwrap()], &[]).unwrap();
@@ -149,6 +150,27 @@ async fn a_config_file_sets_each_serve_key() {
         .send(json!({"op":"pub","topic":"t","data": big}))
         .await;
     assert_eq!(publisher.recv_close().await, Some(1009));
+    // max_connections_per_ip = 0: both connections above came from one address,
+    // which the default (a quarter of 2, so 1) would have refused.
+    // max_inbound: reported as set.
+    drop((sub, publisher));
+    let mut probe = loop {
+        // Until the broker has seen both go (max_connections = 2).
+        match tokio_tungstenite::connect_async(&served.url).await {
+            Ok(_) => break Raw::connect(&served.url).await,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    };
+    let stats = probe.call(json!({"op":"stats","id":3})).await;
+    assert_eq!(stats["server"]["max_inbound"], 1_000_000, "{stats}");
+    // frame_timeout = 1: a frame begun and never finished closes with 1008.
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = probe.ws.get_mut() else {
+        panic!("a plain socket");
+    };
+    tokio::io::AsyncWriteExt::write_all(tcp, &[0x81, 0x80 | 100, 1, 2, 3, 4, b'{'])
+        .await
+        .unwrap();
+    assert_eq!(probe.recv_close().await, Some(1008));
     drop(served);
 
     // fsync: its value is read and checked.

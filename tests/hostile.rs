@@ -50,6 +50,8 @@ async fn a_clients_close_is_answered_with_the_same_code() {
 async fn healthz_and_metrics_are_answered_at_max_connections() {
     let b = TestBroker::with(Config {
         max_connections: 2,
+        // Every test client is on 127.0.0.1: this is about the broker-wide cap.
+        max_connections_per_ip: Some(0),
         ..Config::default()
     })
     .await;
@@ -313,5 +315,248 @@ fn the_broker_raises_its_open_files_limit_to_the_hard_one() {
     assert_ne!(open_files[3], "256");
     child.kill().unwrap();
     child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Writes an upgrade request on `s` and reads the answer's status line.
+async fn upgrade_status(s: &mut TcpStream) -> String {
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        match tokio::time::timeout(WAIT, s.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            other => panic!("no status line: {other:?} after {head:?}"),
+        }
+    }
+    String::from_utf8_lossy(&head).trim_end().to_string()
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (every 127.x.y.z
+/// is this machine's), so one test can be several hosts.
+async fn connect_from(from: [u8; 4], addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((from, 0)))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let b = TestBroker::with(Config {
+        max_connections: 100,
+        max_connections_per_ip: Some(2),
+        ..Config::default()
+    })
+    .await;
+    let host = [127, 0, 0, 2];
+    let mut first = connect_from(host, b.addr).await;
+    assert_eq!(upgrade_status(&mut first).await, "HTTP/1.1 101 Switching Protocols");
+    // A silent socket (no request yet) counts as well: 100 of them must not take
+    // a broker's 100 slots.
+    let _silent = connect_from(host, b.addr).await;
+    let mut third = connect_from(host, b.addr).await;
+    let refused = exchange_on(&mut third).await;
+    assert!(refused.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{refused}");
+    assert!(refused.ends_with("too many connections from your address (max_connections_per_ip)\n"), "{refused}");
+    // Another host is let in.
+    let mut other = connect_from([127, 0, 0, 3], b.addr).await;
+    assert_eq!(upgrade_status(&mut other).await, "HTTP/1.1 101 Switching Protocols");
+    // A place given back is taken again.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        let mut s = connect_from(host, b.addr).await;
+        let status = upgrade_status(&mut s).await;
+        if status == "HTTP/1.1 101 Switching Protocols" {
+            again = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the address never got its place back");
+    let refusals = &b.broker.snapshot().server.refusals;
+    assert!(refusals["per_ip_full"] >= 1, "{refusals:?}");
+    b.stop().await;
+}
+
+/// Reads what the broker answers on `s` until it closes.
+async fn exchange_on(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A masked client frame announcing `len` payload bytes, with only `sent` of them.
+fn partial_frame(len: u16, sent: usize) -> Vec<u8> {
+    let mut f = vec![0x81, 0x80 | 126];
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend(std::iter::repeat_n(b' ', sent));
+    f
+}
+
+#[tokio::test]
+async fn a_frame_begun_must_end_within_frame_timeout() {
+    let b = TestBroker::with(Config {
+        frame_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let mut slow = b.raw().await;
+    let mut fine = b.raw().await;
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = slow.ws.get_mut() else {
+        panic!("a plain socket");
+    };
+    let started = std::time::Instant::now();
+    tcp.write_all(&partial_frame(1000, 10)).await.unwrap();
+    assert_eq!(slow.recv_close().await, Some(1008));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // A client that sends nothing is not timed out (the pings see to it), and
+    // whole frames go on being read.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        fine.call(serde_json::json!({"op":"ping","id":1})).await,
+        serde_json::json!({"ev":"pong","id":1})
+    );
+    assert_eq!(b.broker.snapshot().server.refusals["frame_timeout"], 1);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn unfinished_frames_share_one_budget() {
+    let b = TestBroker::with(Config {
+        max_inbound: 100_000,
+        ..Config::default()
+    })
+    .await;
+    // 3 clients each begin a 40 kB frame: two fit in 100 kB, the third does not.
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(b.raw().await);
+    }
+    for c in &mut clients {
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
+            panic!("a plain socket");
+        };
+        tcp.write_all(&partial_frame(40_000, 100)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut last = clients.pop().unwrap();
+    assert_eq!(last.recv_close().await, Some(1013));
+    let snap = b.broker.snapshot();
+    assert_eq!(snap.server.refusals["inbound_budget"], 1);
+    assert!(snap.server.inbound_bytes >= 80_000, "{}", snap.server.inbound_bytes);
+    assert!(snap.server.inbound_bytes <= 100_000, "{}", snap.server.inbound_bytes);
+    // The first two finish their frames and are served.
+    for (i, c) in clients.iter_mut().enumerate() {
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
+            panic!("a plain socket");
+        };
+        // The rest of the 40,000 bytes: a ping, padded with spaces.
+        let mut rest = format!("{{\"op\":\"ping\",\"id\":{i}}}").into_bytes();
+        rest.resize(40_000 - 100, b' ');
+        tcp.write_all(&rest).await.unwrap();
+        assert_eq!(c.recv().await, serde_json::json!({"ev":"pong","id":i}));
+    }
+    b.stop().await;
+}
+
+/// A broker out of file descriptors answers 503 at once (a spare descriptor is
+/// given up to say so) instead of leaving connections hanging in the backlog,
+/// logs that at most once a second, and serves again once descriptors free up.
+#[test]
+fn out_of_file_descriptors_is_a_503_not_a_hang() {
+    use std::io::{BufRead, Read, Write};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let dir = temp_data_dir();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is a plain system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit {
+                current: Some(64),
+                maximum: Some(64),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("switchyard listening on ws://")
+        .and_then(|a| a.strip_suffix("/ws"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    let upgrade = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let status = |s: &mut std::net::TcpStream| -> String {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(upgrade).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n") {
+            match s.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                other => panic!("no answer (a hang?): {other:?} after {head:?}"),
+            }
+        }
+        String::from_utf8_lossy(&head).trim_end().to_string()
+    };
+    let started = std::time::Instant::now();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..100 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        match status(&mut s).as_str() {
+            "HTTP/1.1 101 Switching Protocols" => open.push(s),
+            "HTTP/1.1 503 Service Unavailable" => {
+                let mut rest = String::new();
+                let _ = s.read_to_string(&mut rest);
+                assert!(rest.ends_with("the broker is out of file descriptors\n"), "{rest}");
+                refused += 1;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(open.len() > 20, "{} connections before running out", open.len());
+    assert!(refused >= 30, "{refused} refused");
+    let elapsed = started.elapsed();
+    // Free descriptors: served again.
+    drop(open);
+    let mut served = false;
+    for _ in 0..100 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        if status(&mut s) == "HTTP/1.1 101 Switching Protocols" {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(served, "never served again");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    let warnings = log.lines().filter(|l| l.contains("accept failed")).count();
+    let most = elapsed.as_secs() as usize + 2;
+    assert!((1..=most).contains(&warnings), "{warnings} warnings in {elapsed:?}:\n{log}");
     let _ = std::fs::remove_dir_all(dir);
 }

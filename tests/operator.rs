@@ -266,6 +266,7 @@ async fn health_metrics_and_unknown_paths() {
 async fn connections_past_the_cap_get_503_and_slow_handshakes_time_out() {
     let b = TestBroker::with(Config {
         max_connections: 2,
+        max_connections_per_ip: Some(0),
         handshake_timeout: Duration::from_millis(200),
         ..Config::default()
     })

@@ -35,7 +35,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Renders a snapshot as Prometheus text exposition (version 0.0.4).
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
-    let server: [(&str, &str, &str, u64); 6] = [
+    let server: [(&str, &str, &str, u64); 8] = [
         (
             "switchyard_connections",
             "gauge",
@@ -65,6 +65,18 @@ pub fn render(s: &Snapshot) -> String {
             "counter",
             "Queue messages dead-lettered or dropped after max_attempts or a nack.",
             s.server.dead,
+        ),
+        (
+            "switchyard_inbound_bytes",
+            "gauge",
+            "Bytes held in connections' read buffers (unfinished frames above all).",
+            s.server.inbound_bytes,
+        ),
+        (
+            "switchyard_inbound_budget_bytes",
+            "gauge",
+            "What connections' read buffers may hold together (max_inbound).",
+            s.server.max_inbound,
         ),
         (
             "switchyard_uptime_seconds",

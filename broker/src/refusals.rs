@@ -29,11 +29,19 @@ pub(crate) enum Refusal {
     InvalidUtf8,
     /// Close 1001: two pings in a row went unanswered.
     PingTimeout,
+    /// HTTP 503: this address has `max_connections_per_ip` connections open.
+    PerIpFull,
+    /// HTTP 503: accept failed for want of file descriptors.
+    NoDescriptors,
+    /// Close 1008: a frame (or fragmented message) not whole within `frame_timeout`.
+    FrameTimeout,
+    /// Close 1013: unfinished frames of every connection would pass `max_inbound`.
+    InboundBudget,
 }
 
 impl Refusal {
     /// Every reason, in the order `/metrics` lists them.
-    pub(crate) const ALL: [Refusal; 8] = [
+    pub(crate) const ALL: [Refusal; 12] = [
         Refusal::ConnectionsFull,
         Refusal::HttpMalformed,
         Refusal::HeadTooLarge,
@@ -42,6 +50,10 @@ impl Refusal {
         Refusal::ProtocolViolation,
         Refusal::InvalidUtf8,
         Refusal::PingTimeout,
+        Refusal::PerIpFull,
+        Refusal::NoDescriptors,
+        Refusal::FrameTimeout,
+        Refusal::InboundBudget,
     ];
 
     /// The `reason` label in `/metrics` and the key in the snapshot.
@@ -55,6 +67,10 @@ impl Refusal {
             Refusal::ProtocolViolation => "protocol_violation",
             Refusal::InvalidUtf8 => "invalid_utf8",
             Refusal::PingTimeout => "ping_timeout",
+            Refusal::PerIpFull => "per_ip_full",
+            Refusal::NoDescriptors => "no_descriptors",
+            Refusal::FrameTimeout => "frame_timeout",
+            Refusal::InboundBudget => "inbound_budget",
         }
     }
 }

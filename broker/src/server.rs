@@ -3,11 +3,15 @@
 //! TLS (`tls.rs`). Browsers' upgrades pass the Origin rule (`origin.rs`).
 //!
 //! The HTTP request head is read here (bounded in size and time) so that one port
-//! serves both; the upgrade then hands the already-read bytes to tungstenite. The
-//! WebSocket is configured from the broker's limits, not tungstenite's defaults
-//! (unbounded write buffer, 64 MiB messages, 128 KiB read buffer per connection).
+//! serves both; the upgrade then hands the socket, and any bytes read past the
+//! head, to the connection, which reads and writes its frames itself.
+//!
+//! Who gets in: at most `max_connections` WebSockets, at most as many again still
+//! sending their request head, and at most `max_connections_per_ip` of both from
+//! one address. When accept fails for want of file descriptors, a spare one is
+//! given up to answer the waiting connection 503 rather than leave it hanging.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +22,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::broker::{Broker, Config};
 use crate::refusals::Refusal;
@@ -31,8 +33,8 @@ use origin::OriginRule;
 
 /// Largest HTTP request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
-/// Per-connection read buffer: small, so idle connections cost little.
-const READ_BUFFER: usize = 16 * 1024;
+/// How often a failing accept is logged (and how long the loop waits between tries).
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(1);
 /// How long shutdown waits for connections to say goodbye.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -52,6 +54,131 @@ struct Door {
     /// short HTTP requests (`/healthz`, `/metrics`) never count against it, so a
     /// broker at the cap still answers its health checks.
     websockets: Arc<Semaphore>,
+    /// Connections open per address, against `max_connections_per_ip`.
+    per_ip: Arc<PerIp>,
+}
+
+/// How many connections each IP address has open (from accept to close, the
+/// request head and the WebSocket alike), against a cap.
+struct PerIp {
+    cap: Option<usize>,
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in [`PerIp`], given back when it is dropped.
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn new(cap: Option<usize>) -> Arc<PerIp> {
+        Arc::new(PerIp {
+            cap,
+            open: Default::default(),
+        })
+    }
+
+    /// A place for one more connection from `ip`, unless it has its cap's worth.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let Some(cap) = self.cap else {
+            return Some(IpSlot { per_ip: self.clone(), ip });
+        };
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if self.per_ip.cap.is_none() {
+            return;
+        }
+        let mut open = self.per_ip.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A file descriptor kept in reserve: given up when accept fails for want of
+/// descriptors, so the connection waiting in the backlog can be accepted and told
+/// 503 instead of hanging there; taken back once that is done.
+struct SpareFile(std::sync::Mutex<Option<std::fs::File>>);
+
+impl SpareFile {
+    fn open() -> SpareFile {
+        SpareFile(std::sync::Mutex::new(std::fs::File::open("/dev/null").ok()))
+    }
+
+    /// Closes the spare; false if there was none to give.
+    fn give_up(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take().is_some()
+    }
+
+    fn restore(&self) {
+        let mut spare = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.is_none() {
+            *spare = std::fs::File::open("/dev/null").ok();
+        }
+    }
+}
+
+/// Whether accept failed for want of file descriptors (the process's or the
+/// system's).
+fn is_out_of_files(e: &std::io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(rustix::io::Errno::MFILE.raw_os_error())
+        || code == Some(rustix::io::Errno::NFILE.raw_os_error())
+}
+
+/// A warning logged at most once per [`ACCEPT_LOG_EVERY`], counting the ones
+/// it stood for.
+#[derive(Default)]
+struct RateLimited {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl RateLimited {
+    fn warn(&mut self, text: impl FnOnce(u64) -> String) {
+        self.since += 1;
+        let now = Instant::now();
+        if self.last.is_some_and(|at| now - at < ACCEPT_LOG_EVERY) {
+            return;
+        }
+        tracing::warn!("{}", text(self.since));
+        self.last = Some(now);
+        self.since = 0;
+    }
+}
+
+/// Answers a connection accepted on the spare descriptor with 503, then gives
+/// the descriptor back to the spare.
+async fn refuse_for_want_of_files(stream: tokio::net::TcpStream, spare: Arc<SpareFile>) {
+    let mut stream = stream;
+    // Its request is read first (briefly): closing on unread bytes would reset
+    // the connection, and the reset could destroy the answer.
+    let _ = tokio::time::timeout(Duration::from_millis(500), read_head(&mut stream)).await;
+    refuse(
+        stream,
+        503,
+        "Service Unavailable",
+        "the broker is out of file descriptors\n",
+    )
+    .await;
+    spare.restore();
 }
 
 impl Server {
@@ -74,6 +201,7 @@ impl Server {
             origins: OriginRule::new(&broker.config().security.allowed_origins),
             tls,
             websockets: Arc::new(Semaphore::new(broker.config().max_connections)),
+            per_ip: PerIp::new(broker.config().per_ip_cap()),
         });
         Ok(Server {
             broker,
@@ -115,6 +243,8 @@ impl Server {
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let mut shutdown = broker.shutdown_signal();
         let mut tasks = JoinSet::new();
+        let spare = Arc::new(SpareFile::open());
+        let mut accept_errors = RateLimited::default();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -124,18 +254,39 @@ impl Server {
                 accepted = listener.accept() => {
                     let (stream, addr) = match accepted {
                         Ok(a) => a,
+                        Err(e) if is_out_of_files(&e) => {
+                            broker.refused(Refusal::NoDescriptors);
+                            accept_errors.warn(|n| format!("accept failed ({n} times in the last second): {e}; answering 503"));
+                            if spare.give_up() {
+                                if let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(10), listener.accept()).await {
+                                    tasks.spawn(refuse_for_want_of_files(stream, spare.clone()));
+                                    continue;
+                                }
+                                spare.restore();
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
                         Err(e) => {
-                            // Out of file descriptors and the like: back off, don't spin.
-                            tracing::warn!("accept failed: {e}");
+                            accept_errors.warn(|n| format!("accept failed ({n} times in the last second): {e}"));
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
                     };
                     let _ = stream.set_nodelay(true);
+                    let Some(slot) = door.per_ip.take(addr.ip()) else {
+                        broker.refused(Refusal::PerIpFull);
+                        if door.tls.is_none() {
+                            tasks.spawn(refuse(stream, 503, "Service Unavailable", "too many connections from your address (max_connections_per_ip)\n"));
+                        }
+                        continue;
+                    };
                     let permit = permits.clone().try_acquire_owned().ok();
                     let broker = broker.clone();
                     let door = door.clone();
                     tasks.spawn(async move {
+                        // Held for the connection's life.
+                        let _slot = slot;
                         // The TLS handshake and the HTTP head share the handshake
                         // timeout; each runs in this task, never in the accept loop.
                         let deadline = Instant::now() + broker.config().handshake_timeout;
@@ -171,16 +322,6 @@ impl Server {
         let closing = broker.clone();
         let _ = tokio::task::spawn_blocking(move || closing.close_storage()).await;
     }
-}
-
-/// tungstenite configuration from the broker's limits.
-pub(crate) fn ws_config(config: &Config) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(config.max_payload))
-        .max_frame_size(Some(config.max_payload))
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(config.max_pending.max(1024 * 1024))
 }
 
 /// Serves one connection: plain TCP or TLS, each its own instance, so the plain
@@ -312,12 +453,8 @@ async fn handle<S>(
             if stream.write_all(response.as_bytes()).await.is_err() {
                 return;
             }
-            let config = ws_config(broker.config());
-            let ws =
-                WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
-                    .await;
             let token = crate::auth::presented(header("authorization"), query);
-            crate::connection::serve(broker, ws, addr, token).await;
+            crate::connection::serve(broker, stream, leftover, addr, token).await;
         }
         (_, "/healthz" | "/metrics" | "/ws") => {
             refuse(

@@ -64,6 +64,13 @@ pub struct ServerStats {
     /// `error` events sent to clients, by code.
     #[serde(default)]
     pub errors: BTreeMap<String, u64>,
+    /// Bytes every connection's read buffers hold now (unfinished frames
+    /// above all).
+    #[serde(default)]
+    pub inbound_bytes: u64,
+    /// What they may hold together (`max_inbound`).
+    #[serde(default)]
+    pub max_inbound: u64,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.

@@ -81,6 +81,15 @@ pub struct Config {
     /// How often the broker pings each client; a client that answers none of
     /// two pings in a row (and sends nothing else meanwhile) is closed (1001).
     pub ping_interval: Duration,
+    /// How long a frame (or a fragmented message) may take to arrive once its
+    /// first byte has: a client slower than that is closed (1008).
+    pub frame_timeout: Duration,
+    /// Bytes all connections together may hold in read buffers (unfinished
+    /// frames above all); a frame that would pass it closes its connection (1013).
+    pub max_inbound: usize,
+    /// Connections one IP address may hold open at once (`None`: a quarter of
+    /// `max_connections`, at least 1; `Some(0)`: no cap).
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Default for Config {
@@ -96,6 +105,21 @@ impl Default for Config {
             security: Security::default(),
             auth_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
+            frame_timeout: Duration::from_secs(30),
+            max_inbound: 256 * 1024 * 1024,
+            max_connections_per_ip: None,
+        }
+    }
+}
+
+impl Config {
+    /// The per-IP cap in force: `max_connections_per_ip`, or a quarter of
+    /// `max_connections` (at least 1); `None` when there is none.
+    pub fn per_ip_cap(&self) -> Option<usize> {
+        match self.max_connections_per_ip {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some((self.max_connections / 4).max(1)),
         }
     }
 }
@@ -131,6 +155,8 @@ pub(super) struct Inner {
     _dir_lock: Option<DirLock>,
     /// The users' compiled rules and the JWT key.
     auth: Authenticator,
+    /// What every connection's read buffers hold, against `max_inbound`.
+    read_budget: Arc<crate::connection::ReadBudget>,
 }
 
 impl Broker {
@@ -163,8 +189,10 @@ impl Broker {
         let auth = Authenticator::new(&config.security)?;
         let (shutdown, _) = watch::channel(false);
         let activity = Arc::new(Activity::default());
+        let read_budget = Arc::new(crate::connection::ReadBudget::new(config.max_inbound));
         let broker = Broker {
             inner: Arc::new(Inner {
+                read_budget,
                 listen: Mutex::new(config.listen.to_string()),
                 config,
                 started: Instant::now(),
@@ -249,6 +277,11 @@ impl Broker {
     /// Counts a refusal (`/metrics`, the snapshot).
     pub(crate) fn refused(&self, reason: crate::refusals::Refusal) {
         self.inner.activity.refusals.count(reason);
+    }
+
+    /// The budget every connection's reader counts its buffers in.
+    pub(crate) fn read_budget(&self) -> Arc<crate::connection::ReadBudget> {
+        self.inner.read_budget.clone()
     }
 
     pub(crate) fn activity(&self) -> &Activity {

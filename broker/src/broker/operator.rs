@@ -64,6 +64,8 @@ impl Broker {
                 tls_failures: inner.activity.tls_failures.load(Ordering::Relaxed),
                 refusals: inner.activity.refusals.reasons(),
                 errors: inner.activity.refusals.errors(),
+                inbound_bytes: inner.read_budget.used() as u64,
+                max_inbound: inner.read_budget.max() as u64,
             },
             topics: inner.topics.stats(),
             queues: queue_stats,

@@ -2,24 +2,22 @@
 //! against the broker, and writes the connection's outbound buffer in batches.
 //!
 //! One task per socket (no split, no lock on the stream): it `select!`s over the
-//! socket and its outbound buffer. Waiting frames are already one newline-separated
-//! text; the writer sends it as text frames of up to [`PACK_BYTES`], straight from
-//! that buffer to the socket.
+//! socket and its outbound buffer. Frames are read by the broker's own reader
+//! (`frames.rs`), which knows when an unfinished frame began and what every
+//! connection holds; waiting frames are already one newline-separated text, which
+//! the writer sends as text frames of up to [`PACK_BYTES`], straight from that
+//! buffer to the socket.
 
 mod access;
+mod frames;
 mod requests;
 mod writer;
 
 use std::net::SocketAddr;
-
-use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
 
 use crate::broker::{welcome, Broker, Peer};
@@ -27,8 +25,9 @@ use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::event;
 use crate::refusals::Refusal;
 use access::Gate;
+pub(crate) use frames::ReadBudget;
+use frames::{FrameReader, Incoming, ReadError};
 use requests::{handle_text, ConnState};
-use std::sync::Arc;
 use writer::Writer;
 
 /// Pings in a row a client may leave unanswered before it is closed.
@@ -36,13 +35,26 @@ const UNANSWERED_PINGS: u32 = 2;
 /// How long a kicked or closing client gets to take its last frames.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Close codes the broker sends (RFC 6455 §7.4.1).
+mod close {
+    pub(super) const NORMAL: u16 = 1000;
+    pub(super) const AWAY: u16 = 1001;
+    pub(super) const PROTOCOL: u16 = 1002;
+    pub(super) const INVALID: u16 = 1007;
+    pub(super) const POLICY: u16 = 1008;
+    pub(super) const SIZE: u16 = 1009;
+    pub(super) const AGAIN: u16 = 1013;
+}
+
 /// Serves one upgraded connection until it closes, is kicked, or the broker stops.
 ///
-/// `token` is the one the upgrade request presented (`Authorization: Bearer` or
-/// `?token=`), if any: taken as a `hello` with that token would be.
+/// `leftover` is what followed the HTTP head in its read; `token` is the one the
+/// upgrade request presented (`Authorization: Bearer` or `?token=`), if any: taken
+/// as a `hello` with that token would be.
 pub(crate) async fn serve<S>(
     broker: Broker,
-    ws: WebSocketStream<S>,
+    stream: S,
+    leftover: Vec<u8>,
     addr: SocketAddr,
     token: Option<String>,
 ) where
@@ -50,11 +62,25 @@ pub(crate) async fn serve<S>(
 {
     let peer = broker.open_session(addr);
     let span = tracing::info_span!("conn", client = %peer.session.name_id);
-    run(broker, ws, peer, token).instrument(span).await
+    let config = broker.config();
+    let reader = FrameReader::new(
+        leftover,
+        config.max_payload,
+        config.frame_timeout,
+        broker.read_budget(),
+    );
+    run(broker, stream, reader, peer, token)
+        .instrument(span)
+        .await
 }
 
-async fn run<S>(broker: Broker, mut ws: WebSocketStream<S>, peer: Arc<Peer>, token: Option<String>)
-where
+async fn run<S>(
+    broker: Broker,
+    mut stream: S,
+    mut reader: FrameReader,
+    peer: Arc<Peer>,
+    token: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let session = &peer.session;
@@ -80,19 +106,13 @@ where
 
     let why: String = loop {
         if let Some(reason) = session.outbound.kick_reason() {
-            goodbye(
-                &mut ws,
-                &mut writer,
-                Some(event::kicked(&reason)),
-                CloseCode::Policy,
-                &reason,
-            )
-            .await;
+            let last = event::kicked(&reason);
+            goodbye(&mut stream, &mut writer, Some(&last), close::POLICY, &reason).await;
             break format!("kicked: {reason}");
         }
         if session.outbound.frames() > 0 {
             let written = tokio::select! {
-                r = writer.write(&mut ws, session) => r,
+                r = writer.write(&mut stream, session) => r,
                 _ = session.outbound.wait_kicked() => Ok(()),
                 _ = shutdown.changed() => Ok(()),
             };
@@ -102,132 +122,172 @@ where
             continue;
         }
         if *shutdown.borrow() {
-            goodbye(
-                &mut ws,
-                &mut writer,
-                None,
-                CloseCode::Away,
-                "broker shutting down",
-            )
-            .await;
-            break "broker shutting down".into();
+            let reason = "broker shutting down";
+            goodbye(&mut stream, &mut writer, None, close::AWAY, reason).await;
+            break reason.into();
         }
         // After what was waiting went out: the client sees why.
         if let Some(reason) = conn.gate.closing() {
             let reason = reason.to_string();
-            goodbye(&mut ws, &mut writer, None, CloseCode::Policy, &reason).await;
+            goodbye(&mut stream, &mut writer, None, close::POLICY, &reason).await;
             break reason;
         }
         let auth_deadline = conn.gate.deadline();
         tokio::select! {
+            incoming = reader.next(&mut stream) => {
+                unanswered = 0;
+                let closed = match incoming {
+                    Ok(Incoming::Text(text)) => {
+                        handle_text(&broker, &peer, text, &mut conn);
+                        None
+                    }
+                    Ok(Incoming::Binary) => {
+                        session.send_error(None, &BrokerError::new(
+                            ErrorCode::BadFrame,
+                            "binary frames are not accepted: send JSON in text frames",
+                        ));
+                        None
+                    }
+                    Ok(Incoming::Ping(payload)) => {
+                        let pong = payload.to_vec();
+                        writer::control(&mut stream, 0xa, &pong).await.err().map(|e| format!("write failed: {e}"))
+                    }
+                    Ok(Incoming::Pong) => None,
+                    Ok(Incoming::Close(code)) => {
+                        // Answered with the client's code, then the TCP connection
+                        // ends cleanly, or the client sees 1006.
+                        let code = code.map_or(close::NORMAL, |(code, _)| code);
+                        answer_close(&mut stream, code).await;
+                        Some("closed by client".into())
+                    }
+                    Err(e) => Some(refuse(&mut stream, &mut writer, session, broker.config().frame_timeout, e).await),
+                };
+                if let Some(why) = closed {
+                    break why;
+                }
+            }
             _ = shutdown.changed() => {}
             _ = session.outbound.wait() => {}
             _ = sleep_until_some(auth_deadline) => conn.gate.expire(),
             _ = pings.tick() => {
+                reader.release_if_idle();
                 if unanswered >= UNANSWERED_PINGS {
                     session.refused(Refusal::PingTimeout);
                     let reason = format!("no answer to {unanswered} pings");
-                    goodbye(&mut ws, &mut writer, None, CloseCode::Away, &reason).await;
+                    goodbye(&mut stream, &mut writer, None, close::AWAY, &reason).await;
                     break reason;
                 }
                 unanswered += 1;
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                if writer::control(&mut stream, 0x9, &[]).await.is_err() {
                     break "write failed".into();
                 }
             }
-            incoming = ws.next() => match incoming.inspect(|_| unanswered = 0) {
-                Some(Ok(Message::Text(text))) => {
-                    handle_text(&broker, &peer, text.as_str(), &mut conn);
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    session.send_error(None, &BrokerError::new(
-                        ErrorCode::BadFrame,
-                        "binary frames are not accepted: send JSON in text frames",
-                    ));
-                }
-                Some(Ok(Message::Ping(_))) => {
-                    // tungstenite queued the pong; flushing sends it.
-                    if ws.flush().await.is_err() {
-                        break "write failed".into();
-                    }
-                }
-                Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_))) => {
-                    // tungstenite queued a Close with the client's code: send it and
-                    // end the TCP connection cleanly, or the client sees 1006.
-                    answer_close(&mut ws).await;
-                    break "closed by client".into();
-                }
-                None => break "closed by client".into(),
-                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                    session.refused(Refusal::FrameTooLarge);
-                    let reason = format!("frame of {size} bytes is over max_payload {max_size}");
-                    goodbye(&mut ws, &mut writer, None, CloseCode::Size, &reason).await;
-                    break reason;
-                }
-                Some(Err(WsError::Utf8(_))) => {
-                    session.refused(Refusal::InvalidUtf8);
-                    goodbye(&mut ws, &mut writer, None, CloseCode::Invalid, "text frame is not valid UTF-8").await;
-                    break "invalid UTF-8".into();
-                }
-                Some(Err(WsError::Protocol(violation))) => {
-                    session.refused(Refusal::ProtocolViolation);
-                    // RFC 6455 §7.4.1: a protocol error closes with 1002, saying which.
-                    let reason = format!("protocol violation: {violation}");
-                    goodbye(&mut ws, &mut writer, None, CloseCode::Protocol, &reason).await;
-                    break reason;
-                }
-                Some(Err(e)) => break format!("read failed: {e}"),
-            },
         }
     };
     if let Some(task) = conn.watch {
         task.abort();
     }
+    drop(reader);
     tracing::debug!("connection ends: {why}");
     broker.close_session(&peer, &why);
 }
 
-/// Sends a last frame (best effort) and a close frame, waiting at most
-/// [`GOODBYE_TIMEOUT`]. A frame the writer had begun is finished first; the rest of
-/// its batch is dropped.
-async fn goodbye<S>(
-    ws: &mut WebSocketStream<S>,
+/// Ends a connection whose reading failed: the Close code that says why (RFC
+/// 6455 §7.4.1), counted; returns the reason for the log.
+async fn refuse<S>(
+    stream: &mut S,
     writer: &mut Writer,
-    last: Option<String>,
-    code: CloseCode,
-    reason: &str,
-) where
+    session: &crate::session::Session,
+    timeout: Duration,
+    e: ReadError,
+) -> String
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let reason: String = reason.chars().take(100).collect();
+    let (refusal, code, reason) = match e {
+        ReadError::Eof => return "closed by client".into(),
+        ReadError::Io(e) => return format!("read failed: {e}"),
+        ReadError::TooLong { size, max } => (
+            Refusal::FrameTooLarge,
+            close::SIZE,
+            format!("frame of {size} bytes is over max_payload {max}"),
+        ),
+        ReadError::Utf8 => (
+            Refusal::InvalidUtf8,
+            close::INVALID,
+            "text frame is not valid UTF-8".to_string(),
+        ),
+        ReadError::Protocol(rule) => (
+            Refusal::ProtocolViolation,
+            close::PROTOCOL,
+            format!("protocol violation: {rule}"),
+        ),
+        ReadError::Timeout => (
+            Refusal::FrameTimeout,
+            close::POLICY,
+            format!("a frame begun was not complete within frame_timeout ({timeout:?})"),
+        ),
+        ReadError::Busy { needed, max } => (
+            Refusal::InboundBudget,
+            close::AGAIN,
+            format!("broker busy: {needed} more bytes of unfinished frames would pass max_inbound {max}"),
+        ),
+    };
+    session.refused(refusal);
+    goodbye(stream, writer, None, code, &reason).await;
+    reason
+}
+
+/// Sends a last frame (best effort) and a close frame, then ends the TCP
+/// connection, all within [`GOODBYE_TIMEOUT`]. A frame the writer had begun is
+/// finished first; the rest of its batch is dropped.
+async fn goodbye<S>(stream: &mut S, writer: &mut Writer, last: Option<&str>, code: u16, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
-        writer.finish_frame(ws.get_mut()).await?;
+        writer.finish_frame(stream).await?;
         if let Some(text) = last {
-            ws.feed(Message::text(text)).await?;
+            writer::text(stream, text).await?;
         }
-        ws.close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
-        .await
+        writer::control(stream, 0x8, &writer::close_payload(code, reason)).await?;
+        linger(stream).await;
+        Ok::<(), std::io::Error>(())
     })
     .await;
 }
 
-/// Flushes the Close reply tungstenite queued when the client's Close arrived, then
-/// shuts the stream down (a TLS close_notify, a FIN), within [`GOODBYE_TIMEOUT`].
-async fn answer_close<S>(ws: &mut WebSocketStream<S>)
+/// Answers a client's Close with the same code, then ends the TCP connection,
+/// within [`GOODBYE_TIMEOUT`].
+async fn answer_close<S>(stream: &mut S, code: u16)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    use tokio::io::AsyncWriteExt;
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
-        // `ConnectionClosed` once the reply is out: the closing handshake is done.
-        let _ = ws.flush().await;
-        let _ = ws.get_mut().shutdown().await;
+        if writer::control(stream, 0x8, &code.to_be_bytes()).await.is_ok() {
+            linger(stream).await;
+        }
     })
     .await;
+}
+
+/// Ends the write side (a TLS close_notify, a FIN) and reads what the client
+/// still sends until it closes too: closing with unread bytes would reset the
+/// connection, and a reset can destroy the Close frame before the client reads
+/// it. The caller's timeout bounds the wait.
+async fn linger<S>(stream: &mut S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 512];
+    while let Ok(n) = stream.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+    }
 }
 
 /// Sleeps until `deadline`, or forever if there is none.

@@ -1,14 +1,11 @@
 //! The connection's frame writer: the outbound buffer's waiting text sent as RFC 6455
 //! text frames of up to [`PACK_BYTES`], split at line ends, straight from the buffer
-//! to the socket (no copy, no allocation, no tungstenite on the way out).
+//! to the socket (no copy, no allocation), and the broker's control frames (ping,
+//! pong, close).
 
 use std::io::IoSlice;
 
-use futures_util::SinkExt;
-
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::error::Error as WsError;
-use tokio_tungstenite::WebSocketStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::outbound::Batch;
 use crate::session::Session;
@@ -41,13 +38,9 @@ struct Frame {
 }
 
 impl Writer {
-    pub(super) async fn write<S>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        session: &Session,
-    ) -> Result<(), WsError>
+    pub(super) async fn write<S>(&mut self, out: &mut S, session: &Session) -> std::io::Result<()>
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncWrite + Unpin,
     {
         if self.batch.is_empty() {
             session.outbound.take(&mut self.batch);
@@ -55,8 +48,6 @@ impl Writer {
                 return Ok(());
             }
             self.next = 0;
-            // Anything tungstenite queued itself (a pong) goes first.
-            ws.flush().await?;
         }
         loop {
             if self.frame.is_none() {
@@ -65,11 +56,12 @@ impl Writer {
                 }
                 self.frame = Some(frame_at(&self.batch.text, self.next));
             }
-            self.finish_frame(ws.get_mut()).await?;
+            self.finish_frame(out).await?;
         }
         session.outbound.written(&self.batch);
         self.batch.clear();
-        Ok(())
+        // A TLS stream may still hold the last records.
+        out.flush().await
     }
 
     /// Sends the rest of the frame under way, if there is one.
@@ -100,6 +92,42 @@ impl Writer {
         self.frame = None;
         Ok(())
     }
+}
+
+/// Writes one control frame (`opcode` 0x8 close, 0x9 ping, 0xa pong) with a
+/// payload of at most 125 bytes, longer ones cut there.
+pub(super) async fn control<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    opcode: u8,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let payload = &payload[..payload.len().min(125)];
+    let mut frame = Vec::with_capacity(2 + payload.len());
+    frame.push(0x80 | opcode);
+    frame.push(payload.len() as u8);
+    frame.extend_from_slice(payload);
+    out.write_all(&frame).await?;
+    out.flush().await
+}
+
+/// Writes `text` as one text frame (a last word before a Close).
+pub(super) async fn text<W: AsyncWrite + Unpin>(out: &mut W, text: &str) -> std::io::Result<()> {
+    let f = frame_at(text, 0);
+    out.write_all(&f.header[..f.header_len]).await?;
+    out.write_all(&text.as_bytes()[..f.end]).await?;
+    out.flush().await
+}
+
+/// A Close frame's payload: the code, then as much of `reason` as fits in 123
+/// bytes, cut at a character boundary.
+pub(super) fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    payload
 }
 
 /// The text frame that starts at `start` in `text`: lines up to [`PACK_BYTES`] in
