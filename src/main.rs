@@ -21,7 +21,11 @@ fn main() -> anyhow::Result<()> {
         None | Some(cli::Cmd::Serve) => cli::broker_config(&args.broker, &matches)?,
         Some(_) => switchyard_broker::Config::default(),
     };
-    if matches!(args.command, None | Some(cli::Cmd::Serve)) {
+    // The bench opens as many connections as the broker takes.
+    if matches!(
+        args.command,
+        None | Some(cli::Cmd::Serve) | Some(cli::Cmd::Bench(_))
+    ) {
         raise_open_files_limit();
     }
     if args.command.is_none() {

@@ -338,9 +338,7 @@ async fn upgrade_status(s: &mut TcpStream) -> String {
 /// is this machine's), so one test can be several hosts.
 async fn connect_from(from: [u8; 4], addr: std::net::SocketAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(std::net::SocketAddr::from((from, 0)))
-        .unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
     socket.connect(addr).await.unwrap()
 }
 
@@ -354,17 +352,29 @@ async fn one_address_cannot_take_every_connection() {
     .await;
     let host = [127, 0, 0, 2];
     let mut first = connect_from(host, b.addr).await;
-    assert_eq!(upgrade_status(&mut first).await, "HTTP/1.1 101 Switching Protocols");
+    assert_eq!(
+        upgrade_status(&mut first).await,
+        "HTTP/1.1 101 Switching Protocols"
+    );
     // A silent socket (no request yet) counts as well: 100 of them must not take
     // a broker's 100 slots.
     let _silent = connect_from(host, b.addr).await;
     let mut third = connect_from(host, b.addr).await;
     let refused = exchange_on(&mut third).await;
-    assert!(refused.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{refused}");
-    assert!(refused.ends_with("too many connections from your address (max_connections_per_ip)\n"), "{refused}");
+    assert!(
+        refused.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{refused}"
+    );
+    assert!(
+        refused.ends_with("too many connections from your address (max_connections_per_ip)\n"),
+        "{refused}"
+    );
     // Another host is let in.
     let mut other = connect_from([127, 0, 0, 3], b.addr).await;
-    assert_eq!(upgrade_status(&mut other).await, "HTTP/1.1 101 Switching Protocols");
+    assert_eq!(
+        upgrade_status(&mut other).await,
+        "HTTP/1.1 101 Switching Protocols"
+    );
     // A place given back is taken again.
     drop(first);
     let mut again = None;
@@ -452,8 +462,16 @@ async fn unfinished_frames_share_one_budget() {
     assert_eq!(last.recv_close().await, Some(1013));
     let snap = b.broker.snapshot();
     assert_eq!(snap.server.refusals["inbound_budget"], 1);
-    assert!(snap.server.inbound_bytes >= 80_000, "{}", snap.server.inbound_bytes);
-    assert!(snap.server.inbound_bytes <= 100_000, "{}", snap.server.inbound_bytes);
+    assert!(
+        snap.server.inbound_bytes >= 80_000,
+        "{}",
+        snap.server.inbound_bytes
+    );
+    assert!(
+        snap.server.inbound_bytes <= 100_000,
+        "{}",
+        snap.server.inbound_bytes
+    );
     // The first two finish their frames and are served.
     for (i, c) in clients.iter_mut().enumerate() {
         let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
@@ -530,13 +548,20 @@ fn out_of_file_descriptors_is_a_503_not_a_hang() {
             "HTTP/1.1 503 Service Unavailable" => {
                 let mut rest = String::new();
                 let _ = s.read_to_string(&mut rest);
-                assert!(rest.ends_with("the broker is out of file descriptors\n"), "{rest}");
+                assert!(
+                    rest.ends_with("the broker is out of file descriptors\n"),
+                    "{rest}"
+                );
                 refused += 1;
             }
             other => panic!("{other}"),
         }
     }
-    assert!(open.len() > 20, "{} connections before running out", open.len());
+    assert!(
+        open.len() > 20,
+        "{} connections before running out",
+        open.len()
+    );
     assert!(refused >= 30, "{refused} refused");
     let elapsed = started.elapsed();
     // Free descriptors: served again.
@@ -554,9 +579,17 @@ fn out_of_file_descriptors_is_a_503_not_a_hang() {
     child.kill().unwrap();
     child.wait().unwrap();
     let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     let warnings = log.lines().filter(|l| l.contains("accept failed")).count();
     let most = elapsed.as_secs() as usize + 2;
-    assert!((1..=most).contains(&warnings), "{warnings} warnings in {elapsed:?}:\n{log}");
+    assert!(
+        (1..=most).contains(&warnings),
+        "{warnings} warnings in {elapsed:?}:\n{log}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

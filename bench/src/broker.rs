@@ -29,6 +29,11 @@ pub(crate) fn start_broker(fsync: &str) -> Result<(Child, String, PathBuf), Benc
             "127.0.0.1:0",
             "--max-pending",
             "67108864",
+            // Every bench connection is from this host.
+            "--max-connections-per-ip",
+            "0",
+            "--max-connections",
+            "100000",
             "--data-dir",
         ])
         .arg(&data)

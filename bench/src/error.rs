@@ -5,6 +5,14 @@ use tokio_tungstenite::tungstenite;
 /// Why a benchmark run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// The broker's resident memory could not be read.
+    #[error("reading the memory of process {pid}: {why}")]
+    Memory {
+        /// The broker's process id.
+        pid: u32,
+        /// What went wrong.
+        why: String,
+    },
     /// A `--scenarios` entry that names no scenario.
     #[error("scenario `{scenario}`: expected {expected}")]
     Scenario {

@@ -50,7 +50,8 @@ pub struct BenchArgs {
     /// consumers, queue in memory), `dqueue:N` (the same, durable), `filters:N` /
     /// `nofilters:N` (N subscriptions on one topic over 10 connections, each with a
     /// distinct filter that one message in N matches, or none), `durable:N` (N
-    /// senders each waiting for its confirm), `replay:MiB` (replay a retained topic).
+    /// senders each waiting for its confirm), `replay:MiB` (replay a retained topic),
+    /// `idle:N` (N idle connections: the broker's resident memory per connection).
     #[arg(
         long,
         value_delimiter = ',',
@@ -60,6 +61,10 @@ pub struct BenchArgs {
     /// Open loop: publish this many messages per second (default: as fast as receivers keep up).
     #[arg(long)]
     rate: Option<u64>,
+    /// The broker's process id, for `idle:N` against a broker at --url (nats-server
+    /// too); a broker started here is known already.
+    #[arg(long)]
+    pid: Option<u32>,
 }
 
 /// Which broker is loaded.
@@ -109,7 +114,17 @@ pub async fn run(args: BenchArgs, fsync: &str) -> Result<(), BenchError> {
         }
     );
     report::print_columns();
+    let pid = args
+        .pid
+        .or_else(|| broker.as_ref().map(|(child, _)| child.id()));
     for (i, scenario) in scenarios.iter().enumerate() {
+        if let Scenario::Idle(n) = *scenario {
+            match pid {
+                Some(pid) => report::print_idle(&scenarios::idle(&url, n, pid).await?),
+                None => report::print_idle_unknown(n),
+            }
+            continue;
+        }
         let subject = format!("bench.s{i}");
         match scenario.run(&url, args.target, &subject, &args).await? {
             Some(outcome) => report::print_row(&outcome),

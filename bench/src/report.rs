@@ -29,6 +29,32 @@ pub(crate) fn print_skipped() {
     println!("{:<16} (not a core NATS feature; skipped)", "queue/filters");
 }
 
+/// The row of `idle:N`: bytes per connection, then the broker's resident memory
+/// before, with the connections open, and after they closed.
+pub(crate) fn print_idle(o: &crate::scenarios::IdleOutcome) {
+    println!(
+        "{:<16} {:>14}   RSS {} MB before, {} MB open, {} MB after closing",
+        format!("idle {}", o.connections),
+        format!("{} B/conn", group(o.per_connection())),
+        mb(o.before),
+        mb(o.open),
+        mb(o.after),
+    );
+}
+
+/// `idle:N` against a broker whose process is not known.
+pub(crate) fn print_idle_unknown(n: usize) {
+    println!(
+        "{:<16} (needs the broker's process: give --pid with --url)",
+        format!("idle {n}")
+    );
+}
+
+/// Bytes as megabytes with one decimal.
+fn mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
 /// `1234567` as `1,234,567`.
 fn group(n: u64) -> String {
     let s = n.to_string();

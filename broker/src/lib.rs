@@ -13,6 +13,7 @@ mod connection;
 mod dirlock;
 pub mod error;
 pub mod filter;
+mod memory;
 pub mod metrics;
 pub mod names;
 mod outbound;

@@ -82,7 +82,10 @@ impl PerIp {
     /// A place for one more connection from `ip`, unless it has its cap's worth.
     fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
         let Some(cap) = self.cap else {
-            return Some(IpSlot { per_ip: self.clone(), ip });
+            return Some(IpSlot {
+                per_ip: self.clone(),
+                ip,
+            });
         };
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(ip).or_insert(0);
@@ -124,7 +127,11 @@ impl SpareFile {
 
     /// Closes the spare; false if there was none to give.
     fn give_up(&self) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take().is_some()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
     }
 
     fn restore(&self) {
@@ -284,28 +291,36 @@ impl Server {
                     let permit = permits.clone().try_acquire_owned().ok();
                     let broker = broker.clone();
                     let door = door.clone();
-                    tasks.spawn(async move {
-                        // Held for the connection's life.
-                        let _slot = slot;
-                        // The TLS handshake and the HTTP head share the handshake
-                        // timeout; each runs in this task, never in the accept loop.
-                        let deadline = Instant::now() + broker.config().handshake_timeout;
-                        match (permit, &door.tls) {
-                            (Some(permit), None) => handle(broker, &door, stream, addr, deadline, permit).await,
-                            (Some(permit), Some(acceptor)) => {
-                                if let Some(stream) = tls::accept(acceptor, &broker, stream, addr, deadline).await {
-                                    handle(broker, &door, stream, addr, deadline, permit).await
+                    // Plain and TLS connections are tasks of their own types, so a
+                    // plain one does not carry the room a TLS stream needs.
+                    match door.tls.clone() {
+                        None => tasks.spawn(async move {
+                            let _slot = slot;
+                            let deadline = Instant::now() + broker.config().handshake_timeout;
+                            match permit {
+                                Some(permit) => handle(broker, &door, stream, addr, deadline, permit).await,
+                                None => {
+                                    broker.refused(Refusal::ConnectionsFull);
+                                    refuse(stream, 503, "Service Unavailable", "too many connections\n").await
                                 }
                             }
-                            (None, None) => {
-                                broker.refused(Refusal::ConnectionsFull);
-                                refuse(stream, 503, "Service Unavailable", "too many connections\n").await
-                            }
+                        }),
+                        Some(acceptor) => tasks.spawn(async move {
+                            let _slot = slot;
                             // Full: a TLS handshake just to say so would cost the
                             // most exactly when there is least to spare. Dropped.
-                            (None, Some(_)) => broker.refused(Refusal::ConnectionsFull),
-                        }
-                    });
+                            let Some(permit) = permit else {
+                                return broker.refused(Refusal::ConnectionsFull);
+                            };
+                            // The TLS handshake and the HTTP head share the handshake
+                            // timeout; each runs in this task, never in the accept loop.
+                            let deadline = Instant::now() + broker.config().handshake_timeout;
+                            let tls = Box::pin(tls::accept(&acceptor, &broker, stream, addr, deadline)).await;
+                            if let Some(stream) = tls {
+                                handle(broker, &door, stream, addr, deadline, permit).await
+                            }
+                        }),
+                    };
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
@@ -325,7 +340,9 @@ impl Server {
 }
 
 /// Serves one connection: plain TCP or TLS, each its own instance, so the plain
-/// path pays nothing for TLS.
+/// path pays nothing for TLS. Its request head is read and routed first, in a
+/// boxed future of its own: the buffers that takes are gone before the
+/// connection is served, so an idle WebSocket costs only what serving it needs.
 async fn handle<S>(
     broker: Broker,
     door: &Door,
@@ -336,35 +353,125 @@ async fn handle<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let head = tokio::time::timeout_at(deadline, read_head(&mut stream)).await;
+    let route = Box::pin(route(&broker, door, &mut stream, addr, deadline)).await;
     // The head is in: this connection no longer waits at the door.
     drop(entry);
-    let head = match head {
+    match route {
+        Route::Answer(answer) => answer.send(stream).await,
+        Route::Gone => {}
+        Route::Health => match health(&broker).await {
+            Ok(()) => respond(stream, 200, "OK", "text/plain", "ok\n").await,
+            Err(why) => refuse(stream, 503, "Service Unavailable", &format!("{why}\n")).await,
+        },
+        Route::Upgrade(upgrade) => {
+            let Upgrade {
+                accept,
+                leftover,
+                token,
+                permit,
+            } = *upgrade;
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            drop(accept);
+            if stream.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+            drop(response);
+            let _permit = permit;
+            crate::connection::serve(broker, stream, leftover, addr, token).await;
+        }
+    }
+}
+
+/// What a request asks for, decided from its head.
+enum Route {
+    /// An answer that ends the connection.
+    Answer(Answer),
+    /// `GET /healthz`: checked (it touches the disk) then answered.
+    Health,
+    /// `GET /ws` that may open a WebSocket.
+    Upgrade(Box<Upgrade>),
+    /// The client went before its head was whole: nobody to answer.
+    Gone,
+}
+
+/// A WebSocket let in: what serving it needs from its request.
+struct Upgrade {
+    /// The `Sec-WebSocket-Accept` value.
+    accept: String,
+    /// Bytes that came after the head (a first frame, perhaps).
+    leftover: Vec<u8>,
+    /// The token in `Authorization: Bearer` or `?token=`.
+    token: Option<String>,
+    /// Its place among `max_connections`.
+    permit: OwnedSemaphorePermit,
+}
+
+/// An HTTP answer, then the end of the connection.
+struct Answer {
+    code: u16,
+    status: &'static str,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Answer {
+    fn text(code: u16, status: &'static str, body: &str) -> Route {
+        Route::Answer(Answer {
+            code,
+            status,
+            content_type: "text/plain",
+            body: body.to_string(),
+        })
+    }
+
+    async fn send<S: AsyncWrite + Unpin>(self, stream: S) {
+        respond(
+            stream,
+            self.code,
+            self.status,
+            self.content_type,
+            &self.body,
+        )
+        .await
+    }
+}
+
+/// Reads the request head (by the handshake deadline) and decides what it asks
+/// for: every refusal at the door is decided, and counted, here.
+async fn route<S>(
+    broker: &Broker,
+    door: &Door,
+    stream: &mut S,
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Route
+where
+    S: AsyncRead + Unpin,
+{
+    let head = match tokio::time::timeout_at(deadline, read_head(stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::TooLarge)) => {
             broker.refused(Refusal::HeadTooLarge);
-            return refuse(
-                stream,
+            return Answer::text(
                 431,
                 "Request Header Fields Too Large",
                 "request head too large\n",
-            )
-            .await;
+            );
         }
         Ok(Err(HeadError::Malformed)) => {
             broker.refused(Refusal::HttpMalformed);
-            return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await;
+            return Answer::text(400, "Bad Request", "malformed HTTP request\n");
         }
-        Ok(Err(HeadError::Io)) => return,
+        Ok(Err(HeadError::Io)) => return Route::Gone,
         Err(_) => {
             broker.refused(Refusal::HeadTimeout);
-            return refuse(
-                stream,
+            return Answer::text(
                 408,
                 "Request Timeout",
                 "request head not received in time\n",
-            )
-            .await;
+            );
         }
     };
     let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -373,7 +480,7 @@ async fn handle<S>(
         Ok(httparse::Status::Complete(n)) => n,
         _ => {
             broker.refused(Refusal::HttpMalformed);
-            return refuse(stream, 400, "Bad Request", "malformed HTTP request\n").await;
+            return Answer::text(400, "Bad Request", "malformed HTTP request\n");
         }
     };
     let (path, query) = request
@@ -390,35 +497,28 @@ async fn handle<S>(
             .and_then(|h| std::str::from_utf8(h.value).ok())
     };
     match (method, path) {
-        ("GET", "/healthz") => match health(&broker).await {
-            Ok(()) => respond(stream, 200, "OK", "text/plain", "ok\n").await,
-            Err(why) => refuse(stream, 503, "Service Unavailable", &format!("{why}\n")).await,
-        },
+        ("GET", "/healthz") => Route::Health,
         ("GET", "/metrics") => {
             if let Some((code, status)) = broker.metrics_refusal(header("authorization")) {
-                return refuse(
-                    stream,
-                    code,
-                    status,
-                    "/metrics needs an admin's Bearer token\n",
-                )
-                .await;
+                return Answer::text(code, status, "/metrics needs an admin's Bearer token\n");
             }
-            let body = broker.metrics();
-            respond(stream, 200, "OK", "text/plain; version=0.0.4", &body).await
+            Route::Answer(Answer {
+                code: 200,
+                status: "OK",
+                content_type: "text/plain; version=0.0.4",
+                body: broker.metrics(),
+            })
         }
         ("GET", "/ws") => {
             let upgrade = header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
             let key = header("sec-websocket-key");
             let version_ok = header("sec-websocket-version") == Some("13");
             let (true, Some(key), true) = (upgrade, key, version_ok) else {
-                return refuse(
-                    stream,
+                return Answer::text(
                     426,
                     "Upgrade Required",
                     "this is a WebSocket endpoint: upgrade with Sec-WebSocket-Version 13\n",
-                )
-                .await;
+                );
             };
             // Every Origin header must pass: a browser sends one, and a second is
             // not a way around the first.
@@ -432,48 +532,32 @@ async fn handle<S>(
                         .is_ok_and(|o| door.origins.admits(o, host, door.tls.is_some()))
                 });
             if let Some(origin) = refused {
-                door.origins.record_refusal(&broker, origin.value, addr);
-                return refuse(
-                    stream,
+                door.origins.record_refusal(broker, origin.value, addr);
+                return Answer::text(
                     403,
                     "Forbidden",
                     "this Origin may not open a WebSocket here (see allowed_origins)\n",
-                )
-                .await;
+                );
             }
-            let Ok(_permit) = door.websockets.clone().try_acquire_owned() else {
+            let Ok(permit) = door.websockets.clone().try_acquire_owned() else {
                 broker.refused(Refusal::ConnectionsFull);
-                return refuse(stream, 503, "Service Unavailable", "too many connections\n").await;
+                return Answer::text(503, "Service Unavailable", "too many connections\n");
             };
-            let accept = derive_accept_key(key.as_bytes());
-            let leftover = head[body_at..].to_vec();
-            let response = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-            );
-            if stream.write_all(response.as_bytes()).await.is_err() {
-                return;
-            }
-            let token = crate::auth::presented(header("authorization"), query);
-            crate::connection::serve(broker, stream, leftover, addr, token).await;
+            Route::Upgrade(Box::new(Upgrade {
+                accept: derive_accept_key(key.as_bytes()),
+                leftover: head[body_at..].to_vec(),
+                token: crate::auth::presented(header("authorization"), query),
+                permit,
+            }))
         }
         (_, "/healthz" | "/metrics" | "/ws") => {
-            refuse(
-                stream,
-                405,
-                "Method Not Allowed",
-                "only GET is allowed here\n",
-            )
-            .await
+            Answer::text(405, "Method Not Allowed", "only GET is allowed here\n")
         }
-        _ => {
-            refuse(
-                stream,
-                404,
-                "Not Found",
-                "not found: try /ws, /healthz or /metrics\n",
-            )
-            .await
-        }
+        _ => Answer::text(
+            404,
+            "Not Found",
+            "not found: try /ws, /healthz or /metrics\n",
+        ),
     }
 }
 

@@ -2,11 +2,13 @@
 //! which; one file per scenario, plus the publisher loop they share.
 
 mod filters;
+mod idle;
 mod publisher;
 mod pubsub;
 mod queue;
 mod replay;
 
+pub(crate) use idle::{idle, IdleOutcome};
 pub(crate) use publisher::WINDOW;
 
 use crate::error::BenchError;
@@ -31,6 +33,8 @@ pub(crate) enum Scenario {
     Durable(usize),
     /// Fill a retained topic with N MiB, then time a replay from the first message.
     Replay(usize),
+    /// Open N idle connections and read the broker's resident memory.
+    Idle(usize),
 }
 
 impl Scenario {
@@ -64,9 +68,10 @@ impl Scenario {
             }),
             "durable" if n > 0 => Ok(Scenario::Durable(n)),
             "replay" if n > 0 => Ok(Scenario::Replay(n)),
+            "idle" if n > 0 => Ok(Scenario::Idle(n)),
             _ => Err(BenchError::Scenario {
                 scenario: s.to_string(),
-                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N or replay:MiB with N > 0",
+                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N, replay:MiB or idle:N with N > 0",
             }),
         }
     }
@@ -102,6 +107,8 @@ impl Scenario {
                 | Scenario::Replay(_),
                 Target::Nats,
             ) => return Ok(None),
+            // Run by `run` itself: it needs the broker's process, not a URL alone.
+            (Scenario::Idle(_), _) => return Ok(None),
         };
         Ok(Some(outcome))
     }
@@ -130,6 +137,10 @@ mod tests {
                 consumers: 1,
                 durable: true
             })
+        ));
+        assert!(matches!(
+            Scenario::parse("idle:5000"),
+            Ok(Scenario::Idle(5000))
         ));
         assert!(Scenario::parse("queue:0").is_err());
         assert!(Scenario::parse("fanout").is_err());

@@ -147,6 +147,8 @@ pub(super) struct Inner {
     /// Every connected client, by session id.
     sessions: RwLock<HashMap<u64, Arc<Peer>>>,
     next_session: AtomicU64,
+    /// The most sessions open at once since memory was last given back.
+    peak_sessions: std::sync::atomic::AtomicUsize,
     runtime: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
     backend: Arc<dyn Backend>,
@@ -202,6 +204,7 @@ impl Broker {
                 creating: Mutex::new(HashMap::new()),
                 sessions: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
+                peak_sessions: Default::default(),
                 runtime: tokio::runtime::Handle::current(),
                 shutdown,
                 backend,
@@ -229,6 +232,7 @@ impl Broker {
             );
         }
         inner.runtime.spawn(run_retention(Arc::downgrade(inner)));
+        inner.runtime.spawn(run_memory_trim(Arc::downgrade(inner)));
         for queue in stored.queues {
             let name = queue.name;
             let config = queue
@@ -321,7 +325,12 @@ impl Broker {
             self.inner.activity.clone(),
         ));
         let peer = Arc::new(Peer::new(session));
-        self.inner.sessions.write().insert(id, peer.clone());
+        let open = {
+            let mut sessions = self.inner.sessions.write();
+            sessions.insert(id, peer.clone());
+            sessions.len()
+        };
+        self.inner.peak_sessions.fetch_max(open, Ordering::Relaxed);
         self.inner.activity.record(
             EventKind::Connect,
             format!("{} connected from {addr}", peer.session.name_id),
@@ -408,6 +417,6 @@ pub(crate) fn welcome(broker: &Broker, session: &Session) -> String {
 
 pub(crate) use access::RefusalLog;
 pub(crate) use queues::ToDispatch;
-use timers::{run_ack_timer, run_retention};
+use timers::{run_ack_timer, run_memory_trim, run_retention};
 pub(crate) use topics::Publisher;
 pub use topics::Tail;

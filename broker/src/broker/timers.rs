@@ -1,5 +1,6 @@
 //! The broker's background timers: ack deadlines per queue, retention by age.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,32 @@ pub(super) async fn run_retention(broker: Weak<Inner>) {
             }
         })
         .await;
+    }
+}
+
+/// Gives freed memory back to the system after many connections closed: the C
+/// allocator keeps what a burst of connections used, so without this a broker's
+/// resident memory only ever grows. Checked every few seconds; trimmed when the
+/// connections fell to half their peak since the last trim, and by at least
+/// [`TRIM_AFTER`].
+pub(super) async fn run_memory_trim(broker: Weak<Inner>) {
+    const TRIM_AFTER: usize = 256;
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        ticks.tick().await;
+        let Some(inner) = broker.upgrade() else {
+            return;
+        };
+        if *inner.shutdown.borrow() {
+            return;
+        }
+        let now = inner.sessions.read().len();
+        let peak = inner.peak_sessions.load(Ordering::Relaxed).max(now);
+        if now <= peak / 2 && peak - now >= TRIM_AFTER {
+            inner.peak_sessions.store(now, Ordering::Relaxed);
+            drop(inner);
+            let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
+        }
     }
 }
 

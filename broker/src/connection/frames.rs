@@ -85,12 +85,18 @@ pub(super) enum ReadError {
     /// RFC 6455 broken: close with 1002, saying which rule.
     Protocol(&'static str),
     /// A message over `max_payload`: close with 1009.
-    TooLong { size: u64, max: usize },
+    TooLong {
+        size: u64,
+        max: usize,
+    },
     /// A text message that is not UTF-8: close with 1007.
     Utf8,
     /// The bytes every connection holds in unfinished frames would pass
     /// `max_inbound`: close with 1013 (try again later).
-    Busy { needed: usize, max: usize },
+    Busy {
+        needed: usize,
+        max: usize,
+    },
     /// What was begun did not end within `frame_timeout`: close with 1008.
     Timeout,
     /// The client closed the TCP connection without a Close frame.
@@ -237,10 +243,7 @@ impl FrameReader {
         };
         match found {
             Found::Frame(Frame {
-                opcode,
-                start,
-                end,
-                ..
+                opcode, start, end, ..
             }) => match opcode {
                 0x1 => std::str::from_utf8(&self.buf[start..end])
                     .map(Incoming::Text)
@@ -572,9 +575,18 @@ mod tests {
             (frame(0xc1, b"{}"), "Protocol(\"reserved bits are set\")"),
             (frame(0x83, b"{}"), "Protocol(\"a reserved opcode\")"),
             (frame(0x8b, b""), "Protocol(\"a reserved opcode\")"),
-            (vec![0x81, 0x02, b'{', b'}'], "Protocol(\"a client frame must be masked\")"),
-            (frame(0x09, b""), "Protocol(\"a control frame must not be fragmented\")"),
-            (frame(0x89, &[0; 126]), "Protocol(\"a control frame is over 125 bytes\")"),
+            (
+                vec![0x81, 0x02, b'{', b'}'],
+                "Protocol(\"a client frame must be masked\")",
+            ),
+            (
+                frame(0x09, b""),
+                "Protocol(\"a control frame must not be fragmented\")",
+            ),
+            (
+                frame(0x89, &[0; 126]),
+                "Protocol(\"a control frame is over 125 bytes\")",
+            ),
             (
                 frame(0x80, b"x"),
                 "Protocol(\"a continuation frame with no message to continue\")",
@@ -583,16 +595,29 @@ mod tests {
                 [frame(0x01, b"a"), frame(0x81, b"b")].concat(),
                 "Protocol(\"a new message before the fragmented one ended\")",
             ),
-            (close(1005), "Protocol(\"a close code that may not be sent\")"),
-            (close(999), "Protocol(\"a close code that may not be sent\")"),
-            (close(2000), "Protocol(\"a close code that may not be sent\")"),
+            (
+                close(1005),
+                "Protocol(\"a close code that may not be sent\")",
+            ),
+            (
+                close(999),
+                "Protocol(\"a close code that may not be sent\")",
+            ),
+            (
+                close(2000),
+                "Protocol(\"a close code that may not be sent\")",
+            ),
             (frame(0x88, &[3]), "Protocol(\"a close frame of one byte\")"),
             (frame(0x81, &[0xff, 0xfe]), "Utf8"),
             // Split inside a character: each fragment alone is not UTF-8, the
             // message is.
         ];
         for (bytes, want) in cases {
-            assert_eq!(read_all(bytes.clone()).await, vec![Err(want.to_string())], "{bytes:?}");
+            assert_eq!(
+                read_all(bytes.clone()).await,
+                vec![Err(want.to_string())],
+                "{bytes:?}"
+            );
         }
         let snowman = "☃".as_bytes();
         let split = [frame(0x01, &snowman[..1]), frame(0x80, &snowman[1..])].concat();
@@ -607,13 +632,31 @@ mod tests {
         let header = &frame(0x81, &[b'x'; 101])[..8];
         let mut input: &[u8] = header;
         let e = r.next(&mut input).await.unwrap_err();
-        assert!(matches!(e, ReadError::TooLong { size: 101, max: 100 }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                ReadError::TooLong {
+                    size: 101,
+                    max: 100
+                }
+            ),
+            "{e:?}"
+        );
         // Fragments count together.
         let mut r = reader(100, &budget);
         let bytes = [frame(0x01, &[b'x'; 60]), frame(0x80, &[b'x'; 41])].concat();
         let mut input: &[u8] = &bytes;
         let e = r.next(&mut input).await.unwrap_err();
-        assert!(matches!(e, ReadError::TooLong { size: 101, max: 100 }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                ReadError::TooLong {
+                    size: 101,
+                    max: 100
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[tokio::test]
@@ -625,7 +668,9 @@ mod tests {
         assert!(r.begun.is_none());
         let writer = tokio::spawn(async move {
             for piece in bytes.chunks(700) {
-                tokio::io::AsyncWriteExt::write_all(&mut near, piece).await.unwrap();
+                tokio::io::AsyncWriteExt::write_all(&mut near, piece)
+                    .await
+                    .unwrap();
                 tokio::task::yield_now().await;
             }
             near
@@ -695,8 +740,14 @@ mod tests {
         let (head, rest) = bytes.split_at(9);
         let mut r = FrameReader::new(head.to_vec(), 1 << 20, Duration::from_secs(30), budget);
         let mut input: &[u8] = rest;
-        assert!(matches!(r.next(&mut input).await, Ok(Incoming::Text("first"))));
-        assert!(matches!(r.next(&mut input).await, Ok(Incoming::Text("second"))));
+        assert!(matches!(
+            r.next(&mut input).await,
+            Ok(Incoming::Text("first"))
+        ));
+        assert!(matches!(
+            r.next(&mut input).await,
+            Ok(Incoming::Text("second"))
+        ));
     }
 
     #[test]

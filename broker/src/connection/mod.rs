@@ -107,7 +107,14 @@ async fn run<S>(
     let why: String = loop {
         if let Some(reason) = session.outbound.kick_reason() {
             let last = event::kicked(&reason);
-            goodbye(&mut stream, &mut writer, Some(&last), close::POLICY, &reason).await;
+            goodbye(
+                &mut stream,
+                &mut writer,
+                Some(&last),
+                close::POLICY,
+                &reason,
+            )
+            .await;
             break format!("kicked: {reason}");
         }
         if session.outbound.frames() > 0 {
@@ -241,8 +248,13 @@ where
 /// Sends a last frame (best effort) and a close frame, then ends the TCP
 /// connection, all within [`GOODBYE_TIMEOUT`]. A frame the writer had begun is
 /// finished first; the rest of its batch is dropped.
-async fn goodbye<S>(stream: &mut S, writer: &mut Writer, last: Option<&str>, code: u16, reason: &str)
-where
+async fn goodbye<S>(
+    stream: &mut S,
+    writer: &mut Writer,
+    last: Option<&str>,
+    code: u16,
+    reason: &str,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
@@ -264,7 +276,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
-        if writer::control(stream, 0x8, &code.to_be_bytes()).await.is_ok() {
+        if writer::control(stream, 0x8, &code.to_be_bytes())
+            .await
+            .is_ok()
+        {
             linger(stream).await;
         }
     })
