@@ -16,6 +16,7 @@ pub mod filter;
 pub mod metrics;
 pub mod names;
 mod outbound;
+mod outbound_budget;
 mod protocol;
 mod queue;
 mod refusals;

@@ -29,11 +29,14 @@ pub(crate) enum Refusal {
     InvalidUtf8,
     /// Close 1001: two pings in a row went unanswered.
     PingTimeout,
+    /// Close 1008 after `{"ev":"kicked","reason":"outbound_budget"}`: all outbound
+    /// buffers together passed `max_outbound`, and this client held the most.
+    OutboundBudget,
 }
 
 impl Refusal {
     /// Every reason, in the order `/metrics` lists them.
-    pub(crate) const ALL: [Refusal; 8] = [
+    pub(crate) const ALL: [Refusal; 9] = [
         Refusal::ConnectionsFull,
         Refusal::HttpMalformed,
         Refusal::HeadTooLarge,
@@ -42,6 +45,7 @@ impl Refusal {
         Refusal::ProtocolViolation,
         Refusal::InvalidUtf8,
         Refusal::PingTimeout,
+        Refusal::OutboundBudget,
     ];
 
     /// The `reason` label in `/metrics` and the key in the snapshot.
@@ -55,6 +59,7 @@ impl Refusal {
             Refusal::ProtocolViolation => "protocol_violation",
             Refusal::InvalidUtf8 => "invalid_utf8",
             Refusal::PingTimeout => "ping_timeout",
+            Refusal::OutboundBudget => "outbound_budget",
         }
     }
 }

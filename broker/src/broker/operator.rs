@@ -64,6 +64,8 @@ impl Broker {
                 tls_failures: inner.activity.tls_failures.load(Ordering::Relaxed),
                 refusals: inner.activity.refusals.reasons(),
                 errors: inner.activity.refusals.errors(),
+                outbound_bytes: inner.activity.outbound.used() as u64,
+                outbound_budget: inner.activity.outbound.limit() as u64,
             },
             topics: inner.topics.stats(),
             queues: queue_stats,
