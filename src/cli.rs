@@ -49,6 +49,11 @@ pub struct BrokerArgs {
     /// Outbound buffer per connection, in bytes: half full marks a client slow, full kicks it.
     #[arg(long, default_value_t = 8 * 1024 * 1024, global = true)]
     pub max_pending: usize,
+    /// Most bytes all connections' outbound buffers may hold together; past it, the
+    /// clients holding the most are kicked (`outbound_budget`). Default: a quarter
+    /// of physical memory (1 GiB where /proc/meminfo cannot be read).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_outbound: Option<u64>,
     /// Most connections served at once; more get HTTP 503.
     #[arg(long, default_value_t = 10_000, global = true)]
     pub max_connections: usize,
@@ -191,6 +196,9 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         max_connections_per_ip: args.max_connections_per_ip,
         ..Config::default()
     };
+    if let Some(v) = args.max_outbound {
+        config.max_outbound = usize::try_from(v).unwrap_or(usize::MAX);
+    }
     let path = args
         .config
         .clone()
@@ -211,6 +219,9 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
     }
     if let Some(v) = file.max_pending.filter(|_| unless_flag("max_pending")) {
         config.max_pending = v;
+    }
+    if let Some(v) = file.max_outbound.filter(|_| unless_flag("max_outbound")) {
+        config.max_outbound = v;
     }
     if let Some(v) = file
         .max_connections

@@ -34,6 +34,8 @@ pub struct FileSettings {
     pub max_payload: Option<usize>,
     /// `max_pending`.
     pub max_pending: Option<usize>,
+    /// `max_outbound`.
+    pub max_outbound: Option<usize>,
     /// `max_connections`.
     pub max_connections: Option<usize>,
     /// `fsync`.
@@ -58,6 +60,7 @@ struct Raw {
     data_dir: Option<PathBuf>,
     max_payload: Option<usize>,
     max_pending: Option<usize>,
+    max_outbound: Option<Spanned<usize>>,
     max_connections: Option<usize>,
     fsync: Option<Spanned<String>>,
     ping_interval: Option<Spanned<u64>>,
@@ -144,6 +147,12 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         }
         p => p.map(Spanned::into_inner),
     };
+    let max_outbound = match raw.max_outbound {
+        Some(m) if *m.get_ref() == 0 => {
+            return Err(file.error(Some(m.span()), "`max_outbound` must be at least 1 byte"));
+        }
+        m => m.map(Spanned::into_inner),
+    };
     let tls = match (raw.tls_cert, raw.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -182,6 +191,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         data_dir: raw.data_dir.map(|d| base.join(d)),
         max_payload: raw.max_payload,
         max_pending: raw.max_pending,
+        max_outbound,
         max_connections: raw.max_connections,
         fsync,
         ping_interval,

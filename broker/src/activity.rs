@@ -4,9 +4,11 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::outbound_budget::OutboundBudget;
 use crate::refusals::Refusals;
 use crate::stats::{EventKind, EventRecord};
 use crate::time::now_ms;
@@ -28,6 +30,8 @@ pub(crate) struct Activity {
     pub(crate) tls_failures: AtomicU64,
     /// Refusals by reason and `error` events by code.
     pub(crate) refusals: Refusals,
+    /// Bytes waiting in every outbound buffer, and the most they may.
+    pub(crate) outbound: Arc<OutboundBudget>,
     log: Mutex<EventLog>,
 }
 
@@ -38,6 +42,14 @@ struct EventLog {
 }
 
 impl Activity {
+    /// Fresh counters, with every outbound buffer held to `max_outbound` bytes in all.
+    pub(crate) fn new(max_outbound: usize) -> Self {
+        Activity {
+            outbound: Arc::new(OutboundBudget::new(max_outbound)),
+            ..Activity::default()
+        }
+    }
+
     /// Records an event and logs it at `info`. Every event text goes through here,
     /// so this is where control characters are escaped: a name or a reason that
     /// carries a newline cannot forge a line in the log or the dashboard.

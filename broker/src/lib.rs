@@ -17,6 +17,7 @@ mod memory;
 pub mod metrics;
 pub mod names;
 mod outbound;
+mod outbound_budget;
 mod protocol;
 mod queue;
 mod refusals;

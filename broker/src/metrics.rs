@@ -35,7 +35,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Renders a snapshot as Prometheus text exposition (version 0.0.4).
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
-    let server: [(&str, &str, &str, u64); 8] = [
+    let server: [(&str, &str, &str, u64); 10] = [
         (
             "switchyard_connections",
             "gauge",
@@ -77,6 +77,18 @@ pub fn render(s: &Snapshot) -> String {
             "gauge",
             "What connections' read buffers may hold together (max_inbound).",
             s.server.max_inbound,
+        ),
+        (
+            "switchyard_outbound_bytes",
+            "gauge",
+            "Bytes waiting in all outbound buffers together (pushed, not yet written).",
+            s.server.outbound_bytes,
+        ),
+        (
+            "switchyard_outbound_budget_bytes",
+            "gauge",
+            "Most bytes all outbound buffers may hold together (max_outbound); past it the clients holding the most are kicked.",
+            s.server.outbound_budget,
         ),
         (
             "switchyard_uptime_seconds",
@@ -226,6 +238,8 @@ mod tests {
             server: ServerStats {
                 connections: 2,
                 msgs_in: 5,
+                outbound_bytes: 300,
+                outbound_budget: 1000,
                 ..Default::default()
             },
             queues: vec![QueueStats {
@@ -252,6 +266,9 @@ mod tests {
         assert!(text.contains("switchyard_client_pending_bytes{client=\"c7\"} 12\n"));
         assert!(text.contains("# TYPE switchyard_connections gauge\nswitchyard_connections 2\n"));
         assert!(text.contains("switchyard_in_msgs_total 5\n"));
+        assert!(text
+            .contains("# TYPE switchyard_outbound_bytes gauge\nswitchyard_outbound_bytes 300\n"));
+        assert!(text.contains("switchyard_outbound_budget_bytes 1000\n"));
         assert!(text.contains("switchyard_queue_messages_ready{queue=\"jobs\"} 3\n"));
         assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
     }

@@ -8,6 +8,9 @@
 //! push that would pass the limit kicks the client (`slow_consumer`), drops what was
 //! buffered and refuses everything after, so one client can never make the broker
 //! hold more than `limit` bytes for it.
+//!
+//! Every change to its byte count is also reported to the broker-wide
+//! [`OutboundBudget`], which bounds all buffers together.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -15,6 +18,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+use crate::outbound_budget::OutboundBudget;
 
 /// One frame to queue, copied into the buffer as one line.
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +166,8 @@ pub(crate) struct Outbound {
     pending: Mutex<Buffered>,
     /// Bytes pushed and not yet written (including a batch being written).
     bytes: AtomicUsize,
+    /// Where every change of `Buffered::bytes` is reported, under the lock.
+    budget: Arc<OutboundBudget>,
     frames: AtomicUsize,
     limit: usize,
     slow: AtomicBool,
@@ -177,10 +184,11 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
-    pub(crate) fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize, budget: Arc<OutboundBudget>) -> Self {
         Outbound {
             pending: Mutex::new(Buffered::default()),
             bytes: AtomicUsize::new(0),
+            budget,
             frames: AtomicUsize::new(0),
             limit,
             slow: AtomicBool::new(false),
@@ -212,7 +220,8 @@ impl Outbound {
         for item in items {
             let len = item.len();
             if pending.bytes + len > self.limit {
-                pending.text = String::new();
+                // This batch's frames so far were never reported: count them back out.
+                pending.bytes = start;
                 drop(pending);
                 self.kick("slow_consumer");
                 return Err(Refused::Full);
@@ -229,6 +238,9 @@ impl Outbound {
         let now = pending.bytes;
         self.bytes.store(now, Ordering::Relaxed);
         self.frames.store(pending.frames, Ordering::Relaxed);
+        // Under the lock, so the budget never sees this buffer's bytes released
+        // before they were added.
+        self.budget.add(now - start);
         drop(pending);
         // The writer takes everything waiting at once: only the push that finds the
         // buffer empty needs to wake it.
@@ -257,7 +269,10 @@ impl Outbound {
         let bytes = batch.text.len() - batch.frames.saturating_sub(1);
         let deliveries = batch.deliveries;
         let mut pending = self.pending.lock();
-        pending.bytes = pending.bytes.saturating_sub(bytes);
+        // A kick may have released them already: release only what is still counted.
+        let before = pending.bytes;
+        pending.bytes = before.saturating_sub(bytes);
+        self.budget.release(before - pending.bytes);
         pending.frames = pending.frames.saturating_sub(batch.frames);
         self.bytes.store(pending.bytes, Ordering::Relaxed);
         self.frames.store(pending.frames, Ordering::Relaxed);
@@ -289,7 +304,9 @@ impl Outbound {
         }
     }
 
-    /// Marks the client for disconnection; the first reason given wins.
+    /// Marks the client for disconnection; the first reason given wins. What was
+    /// waiting is dropped (a kicked client is sent only its `kicked` frame), and its
+    /// bytes leave the budget at once, so kicking for the budget frees room now.
     pub(crate) fn kick(&self, reason: &str) {
         {
             let mut r = self.kick_reason.lock();
@@ -298,6 +315,7 @@ impl Outbound {
             }
         }
         self.closed.store(true, Ordering::Relaxed);
+        self.drop_waiting();
         // notify_one stores a permit, so the writer sees the kick even if it is busy.
         self.wake.notify_one();
         self.kicked.notify_one();
@@ -314,8 +332,22 @@ impl Outbound {
     /// Refuses every later push (the connection is ending).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        self.pending.lock().text = String::new();
+        self.drop_waiting();
         self.drained.notify_waiters();
+    }
+
+    /// Drops every waiting frame and releases every counted byte (a batch being
+    /// written included: the writer of a closed client sends at most the frame it
+    /// had begun).
+    fn drop_waiting(&self) {
+        let mut pending = self.pending.lock();
+        pending.text = String::new();
+        pending.waiting = 0;
+        pending.deliveries = 0;
+        pending.frames = 0;
+        self.budget.release(std::mem::take(&mut pending.bytes));
+        self.bytes.store(0, Ordering::Relaxed);
+        self.frames.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn kick_reason(&self) -> Option<String> {
@@ -347,6 +379,14 @@ impl Outbound {
     }
 }
 
+impl Drop for Outbound {
+    /// A buffer dropped without a close (a session that never served a socket)
+    /// still gives its bytes back to the budget.
+    fn drop(&mut self) {
+        self.budget.release(self.pending.get_mut().bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,7 +399,7 @@ mod tests {
     /// time paused and never advanced, only `written` or a close can wake it.
     #[tokio::test(start_paused = true)]
     async fn room_is_waited_for_without_polling() {
-        let out = Arc::new(Outbound::new(100));
+        let out = Arc::new(Outbound::new(100, Default::default()));
         out.push(OutItem::Text(&text(80))).unwrap();
         let waiter = tokio::spawn({
             let out = out.clone();
@@ -397,7 +437,7 @@ mod tests {
 
     #[test]
     fn marks_slow_at_half_and_kicks_when_full() {
-        let out = Outbound::new(100);
+        let out = Outbound::new(100, Default::default());
         assert_eq!(out.push(OutItem::Text(&text(40))), Ok(Pushed::Queued));
         assert_eq!(out.push(OutItem::Text(&text(20))), Ok(Pushed::BecameSlow));
         assert!(out.is_slow());
@@ -413,7 +453,7 @@ mod tests {
 
     #[test]
     fn frames_are_lines_and_written_releases_them() {
-        let out = Outbound::new(100);
+        let out = Outbound::new(100, Default::default());
         out.push(OutItem::Text("{\"a\":1}")).unwrap();
         out.push(OutItem::Msg {
             head: "{\"h\":",
@@ -440,7 +480,7 @@ mod tests {
 
     #[test]
     fn push_all_queues_in_order_and_kicks_at_the_limit() {
-        let out = Outbound::new(20);
+        let out = Outbound::new(20, Default::default());
         let items = [
             OutItem::Text("aaaa"),
             OutItem::Msg {
@@ -469,9 +509,43 @@ mod tests {
         assert!(batch.is_empty());
     }
 
+    /// The budget's total follows every buffer's count: pushes add, writes release,
+    /// and a kick or a close releases what was left, a batch being written included,
+    /// so a later `written` of that batch does not release it twice.
+    #[test]
+    fn the_budget_counts_every_buffer_and_a_kick_releases_its_bytes() {
+        let budget = Arc::new(OutboundBudget::new(1000));
+        let a = Outbound::new(100, budget.clone());
+        let b = Outbound::new(100, budget.clone());
+        a.push_all(&[OutItem::Text(&text(30)), OutItem::Text(&text(20))])
+            .unwrap();
+        b.push(OutItem::Text(&text(40))).unwrap();
+        assert_eq!(budget.used(), 90);
+        let mut batch = Batch::default();
+        a.take(&mut batch);
+        a.push(OutItem::Text(&text(5))).unwrap();
+        assert_eq!(budget.used(), 95);
+        a.kick("outbound_budget");
+        assert_eq!((a.bytes(), budget.used()), (0, 40));
+        a.written(&batch);
+        assert_eq!(budget.used(), 40, "released once, by the kick");
+        // A push that does not fit kicks and counts nothing of its batch.
+        let big = [OutItem::Text(&text(50)), OutItem::Text(&text(20))];
+        assert_eq!(b.push_all(&big), Err(Refused::Full));
+        assert_eq!(budget.used(), 0);
+        let c = Outbound::new(100, budget.clone());
+        c.push(OutItem::Text(&text(7))).unwrap();
+        c.close();
+        assert_eq!(budget.used(), 0);
+        let d = Outbound::new(100, budget.clone());
+        d.push(OutItem::Text(&text(9))).unwrap();
+        drop(d);
+        assert_eq!(budget.used(), 0, "a dropped buffer gives its bytes back");
+    }
+
     #[test]
     fn a_burst_does_not_leave_its_memory_behind() {
-        let out = Outbound::new(8 << 20);
+        let out = Outbound::new(8 << 20, Default::default());
         let big = "x".repeat(1 << 20);
         let mut batch = Batch::default();
         // Two rounds: the buffer and the batch trade allocations at each take.
@@ -496,7 +570,7 @@ mod tests {
     #[test]
     fn held_wake_ups_are_given_when_the_frame_ends() {
         use futures_util::FutureExt;
-        let out = Outbound::new(100);
+        let out = Outbound::new(100, Default::default());
         holding_wakes(|| {
             out.push(OutItem::Text("a")).unwrap();
             out.push(OutItem::Text("b")).unwrap();

@@ -37,11 +37,14 @@ pub(crate) enum Refusal {
     FrameTimeout,
     /// Close 1013: unfinished frames of every connection would pass `max_inbound`.
     InboundBudget,
+    /// Close 1008 after `{"ev":"kicked","reason":"outbound_budget"}`: all outbound
+    /// buffers together passed `max_outbound`, and this client held the most.
+    OutboundBudget,
 }
 
 impl Refusal {
     /// Every reason, in the order `/metrics` lists them.
-    pub(crate) const ALL: [Refusal; 12] = [
+    pub(crate) const ALL: [Refusal; 13] = [
         Refusal::ConnectionsFull,
         Refusal::HttpMalformed,
         Refusal::HeadTooLarge,
@@ -54,6 +57,7 @@ impl Refusal {
         Refusal::NoDescriptors,
         Refusal::FrameTimeout,
         Refusal::InboundBudget,
+        Refusal::OutboundBudget,
     ];
 
     /// The `reason` label in `/metrics` and the key in the snapshot.
@@ -71,6 +75,7 @@ impl Refusal {
             Refusal::NoDescriptors => "no_descriptors",
             Refusal::FrameTimeout => "frame_timeout",
             Refusal::InboundBudget => "inbound_budget",
+            Refusal::OutboundBudget => "outbound_budget",
         }
     }
 }

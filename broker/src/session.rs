@@ -41,7 +41,7 @@ impl Session {
             addr,
             connected: Instant::now(),
             hello_name: Mutex::new(None),
-            outbound: Outbound::new(outbound_limit),
+            outbound: Outbound::new(outbound_limit, activity.outbound.clone()),
             next_tag: AtomicU64::new(1),
             msgs_in: AtomicU64::new(0),
             activity,

@@ -71,6 +71,13 @@ pub struct ServerStats {
     /// What they may hold together (`max_inbound`).
     #[serde(default)]
     pub max_inbound: u64,
+    /// Bytes waiting in all outbound buffers together (pushed, not yet written).
+    #[serde(default)]
+    pub outbound_bytes: u64,
+    /// The most they may hold together (`max_outbound`); past it the clients
+    /// holding the most are kicked. 0 from a broker that predates the budget.
+    #[serde(default)]
+    pub outbound_budget: u64,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.

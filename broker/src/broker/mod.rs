@@ -9,6 +9,7 @@
 //! background timers in `timers.rs`.
 
 mod access;
+mod budget;
 mod operator;
 mod peer;
 mod queues;
@@ -67,6 +68,10 @@ pub struct Config {
     pub max_payload: usize,
     /// Size of each connection's outbound buffer, in bytes.
     pub max_pending: usize,
+    /// Most bytes all outbound buffers may hold together; past it, the clients
+    /// holding the most are kicked (`outbound_budget`). Default: a quarter of
+    /// physical memory.
+    pub max_outbound: usize,
     /// Connections past this many get HTTP 503.
     pub max_connections: usize,
     /// Time a new connection has to finish its HTTP request or WebSocket handshake.
@@ -99,6 +104,7 @@ impl Default for Config {
             data_dir: PathBuf::from("switchyard-data"),
             max_payload: 1024 * 1024,
             max_pending: 8 * 1024 * 1024,
+            max_outbound: crate::outbound_budget::default_max_outbound(),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             fsync: FsyncPolicy::Batch,
@@ -190,8 +196,8 @@ impl Broker {
     ) -> Result<Broker, BrokerError> {
         let auth = Authenticator::new(&config.security)?;
         let (shutdown, _) = watch::channel(false);
-        let activity = Arc::new(Activity::default());
         let read_budget = Arc::new(crate::connection::ReadBudget::new(config.max_inbound));
+        let activity = Arc::new(Activity::new(config.max_outbound));
         let broker = Broker {
             inner: Arc::new(Inner {
                 read_budget,
@@ -213,6 +219,10 @@ impl Broker {
             }),
         };
         broker.recover()?;
+        let inner = &broker.inner;
+        inner
+            .runtime
+            .spawn(run_outbound_budget(Arc::downgrade(inner)));
         Ok(broker)
     }
 
@@ -416,6 +426,7 @@ pub(crate) fn welcome(broker: &Broker, session: &Session) -> String {
 }
 
 pub(crate) use access::RefusalLog;
+use budget::run_outbound_budget;
 pub(crate) use queues::ToDispatch;
 use timers::{run_ack_timer, run_memory_trim, run_retention};
 pub(crate) use topics::Publisher;

@@ -66,6 +66,8 @@ impl Broker {
                 errors: inner.activity.refusals.errors(),
                 inbound_bytes: inner.read_budget.used() as u64,
                 max_inbound: inner.read_budget.max() as u64,
+                outbound_bytes: inner.activity.outbound.used() as u64,
+                outbound_budget: inner.activity.outbound.limit() as u64,
             },
             topics: inner.topics.stats(),
             queues: queue_stats,

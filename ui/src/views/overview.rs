@@ -1,6 +1,6 @@
-//! The overview: in/out rate sparklines, broker totals, the busiest topics and
-//! deepest queues, and the event log (connects, kicks, slow marks, dead letters,
-//! purges and who did them).
+//! The overview: in/out rate sparklines, broker totals (with outbound memory
+//! against its budget), the busiest topics and deepest queues, and the event log
+//! (connects, kicks, slow marks, dead letters, purges and who did them).
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -208,14 +208,41 @@ fn totals(frame: &mut Frame, area: Rect, snap: &Snapshot) {
             warn(snap.server.dead),
         ]),
     ];
-    frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::bordered()
-                .border_style(Style::new().dark_gray())
-                .title(Line::from(" Totals ").bold().white()),
-        ),
-        area,
-    );
+    let mut block = Block::bordered()
+        .border_style(Style::new().dark_gray())
+        .title(Line::from(" Totals ").bold().white());
+    if let Some(outbound) = outbound(snap) {
+        block = block.title(outbound.right_aligned());
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `outbound USED / BUDGET`: the bytes waiting in all outbound buffers against
+/// `max_outbound`, yellow from the three quarters where kicking stops, red past
+/// the budget (clients are being kicked). None from a broker without a budget.
+fn outbound(snap: &Snapshot) -> Option<Line<'static>> {
+    let (used, budget) = (snap.server.outbound_bytes, snap.server.outbound_budget);
+    if budget == 0 {
+        return None;
+    }
+    let figure = Span::raw(format!(
+        "{} / {}",
+        format::bytes(used),
+        format::bytes(budget)
+    ))
+    .bold();
+    let figure = if used > budget {
+        figure.red()
+    } else if used >= budget - budget / 4 {
+        figure.yellow()
+    } else {
+        figure.white()
+    };
+    Some(Line::from(vec![
+        Span::styled(" outbound ", Style::new().dark_gray()),
+        figure,
+        Span::raw(" "),
+    ]))
 }
 
 /// The indices of the `k` first rows by `cmp`, in order, without sorting them all.
@@ -324,4 +351,30 @@ fn deepest_queues(frame: &mut Frame, area: Rect, snap: &Snapshot) {
         rows,
         "no queues yet",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(used: u64, budget: u64) -> Option<(String, Option<Color>)> {
+        let mut snap = Snapshot::default();
+        (snap.server.outbound_bytes, snap.server.outbound_budget) = (used, budget);
+        outbound(&snap).map(|line| {
+            let text = line.spans.iter().map(|s| s.content.as_ref()).collect();
+            (text, line.spans[1].style.fg)
+        })
+    }
+
+    #[test]
+    fn outbound_warns_from_the_low_mark_and_alarms_past_the_budget() {
+        let gib = 1 << 30;
+        assert_eq!(at(0, 0), None, "a broker without a budget shows none");
+        assert_eq!(
+            at(512, 4 * gib),
+            Some((" outbound 512 B / 4.0 GiB ".to_string(), Some(Color::White)))
+        );
+        assert_eq!(at(3 * gib, 4 * gib).unwrap().1, Some(Color::Yellow));
+        assert_eq!(at(4 * gib + 1, 4 * gib).unwrap().1, Some(Color::Red));
+    }
 }
