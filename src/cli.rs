@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use switchyard_broker::store::FsyncPolicy;
 use switchyard_broker::{Config, Server};
 use switchyard_broker::{HeaderValue, Headers};
-use switchyard_client::{Client, ConnectOptions};
+use switchyard_client::{Client, ConnectOptions, Undecoded};
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:7400/ws";
 
@@ -292,6 +292,56 @@ fn parse_headers(raw: &[String]) -> anyhow::Result<Option<Headers>> {
     Ok(Some(headers))
 }
 
+/// One output line of `sub` or `consume`: `fields` (an object) with the
+/// delivery's `data` and `headers`, each as the broker sent it when this client
+/// could not decode it. The line is then exactly as valid JSON as what the broker
+/// accepted, and the message is shown rather than dropped or shown as `null`.
+fn delivery_line(
+    mut fields: Value,
+    data: Value,
+    headers: Option<Headers>,
+    undecoded: Option<&Undecoded>,
+) -> String {
+    let raw_data = undecoded.and_then(|u| u.data.as_deref());
+    let raw_headers = undecoded.and_then(|u| u.headers.as_deref());
+    if raw_data.is_none() {
+        fields["data"] = data;
+    }
+    if let (None, Some(h)) = (raw_headers, headers) {
+        fields["headers"] = json!(h);
+    }
+    let mut line = fields.to_string();
+    for (name, raw) in [("data", raw_data), ("headers", raw_headers)] {
+        if let Some(raw) = raw {
+            // `fields` is a non-empty object: its closing brace is the last byte.
+            line.pop();
+            line.push_str(&format!(",\"{name}\":{raw}}}"));
+        }
+    }
+    line
+}
+
+/// Says on stderr that `what` is shown as received, because this client could not
+/// decode part of it.
+fn warn_undecoded(what: &str, undecoded: &Undecoded) {
+    eprintln!(
+        "switchyard: {what} is shown as the broker sent it; this client cannot decode it: {}",
+        undecoded.problems.join("; ")
+    );
+}
+
+/// Shows the client library's warnings on stderr (frames it could not deliver,
+/// errors no call waits for): a client subcommand must never drop one silently.
+fn log_client_warnings() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 async fn connect(url: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Client> {
     let mut options = ConnectOptions::new();
     if let Some(ca) = ca {
@@ -304,6 +354,9 @@ async fn connect(url: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Clie
 
 /// Runs a subcommand; `config` is the broker's settings, for `serve`.
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    if !matches!(args.command, None | Some(Cmd::Serve)) {
+        log_client_warnings();
+    }
     match args.command {
         // Plain `switchyard` (the dashboard) is run by main, outside the runtime.
         None | Some(Cmd::Serve) => serve(config).await,
@@ -343,12 +396,14 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
                         client.closed_reason().unwrap_or_default()
                     );
                 };
-                let mut line =
-                    json!({"topic": m.topic, "seq": m.seq, "time": m.time, "data": m.data});
-                if let Some(h) = m.headers {
-                    line["headers"] = json!(h);
+                let fields = json!({"topic": m.topic, "seq": m.seq, "time": m.time});
+                if let Some(undecoded) = &m.undecoded {
+                    warn_undecoded(&format!("message {} on {}", m.seq, m.topic), undecoded);
                 }
-                println!("{line}");
+                println!(
+                    "{}",
+                    delivery_line(fields, m.data, m.headers, m.undecoded.as_ref())
+                );
                 seen += 1;
             }
             client.close().await;
@@ -394,11 +449,15 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
                         client.closed_reason().unwrap_or_default()
                     );
                 };
-                let mut line = json!({"queue": job.queue, "msg": job.msg, "attempt": job.attempt, "data": job.data});
-                if let Some(h) = job.headers {
-                    line["headers"] = json!(h);
+                let fields = json!({"queue": job.queue, "msg": job.msg, "attempt": job.attempt});
+                // Shown as received, it is handled like any job: acked once printed.
+                if let Some(undecoded) = &job.undecoded {
+                    warn_undecoded(&format!("job {} of {}", job.msg, job.queue), undecoded);
                 }
-                println!("{line}");
+                println!(
+                    "{}",
+                    delivery_line(fields, job.data, job.headers, job.undecoded.as_ref())
+                );
                 client.ack(job.tag).await?;
                 seen += 1;
             }

@@ -129,3 +129,70 @@ async fn a_peek_larger_than_max_pending_is_truncated_not_a_kick() {
     assert!(small.get("truncated").is_none(), "{small}");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn stats_and_watch_larger_than_max_pending_are_truncated_not_a_kick() {
+    const MAX_PENDING: usize = 64 * 1024;
+    let b = TestBroker::with(Config {
+        max_pending: MAX_PENDING,
+        ..Config::default()
+    })
+    .await;
+    let mut c = b.raw().await;
+    // 400 queues of long names: some 130 kB of snapshot, twice the outbound buffer.
+    let name = |i: usize| format!("orders.{}.region-{i:04}", "x".repeat(80));
+    let declares: Vec<String> = (0..400)
+        .map(|i| json!({"op":"declare","queue":name(i),"durable":false}).to_string())
+        .collect();
+    c.send_text(declares.join("\n")).await;
+    assert_eq!(
+        c.call(json!({"op":"ping","id":1})).await,
+        json!({"ev":"pong","id":1})
+    );
+    assert_eq!(b.broker.snapshot().queues.len(), 400);
+
+    let stats = c.call(json!({"op":"stats","id":2})).await;
+    assert_eq!((&stats["ev"], &stats["id"]), (&json!("stats"), &json!(2)));
+    assert_eq!(stats["truncated"], true);
+    assert!(
+        stats.to_string().len() <= MAX_PENDING / 2,
+        "{}",
+        stats.to_string().len()
+    );
+    // The server figures are whole; the queues are the first by name, and nothing
+    // after queues in the order of cutting is left.
+    assert_eq!(stats["server"]["connections"], 1);
+    assert_eq!(stats["server"]["version"], env!("CARGO_PKG_VERSION"));
+    let queues = stats["queues"].as_array().unwrap();
+    assert!(queues.len() > 50 && queues.len() < 400, "{}", queues.len());
+    for (i, q) in queues.iter().enumerate() {
+        assert_eq!(q["name"], name(i));
+    }
+    assert_eq!(stats["topics"], json!([]));
+    assert_eq!(stats["clients"], json!([]));
+
+    // `watch` frames are bounded the same way.
+    c.send(json!({"op":"watch","id":3,"interval_ms":100})).await;
+    for _ in 0..3 {
+        let frame = c.recv().await;
+        assert_eq!(
+            (&frame["ev"], &frame["truncated"]),
+            (&json!("stats"), &json!(true))
+        );
+        assert_eq!(frame["queues"].as_array().unwrap().len(), queues.len());
+    }
+    // Still served: the `unwatch` is answered (behind any frame already queued).
+    c.send(json!({"op":"unwatch","id":4})).await;
+    assert_eq!(c.recv_ev("ok").await["id"], 4);
+    assert_eq!(b.broker.snapshot().server.slow_consumers, 0);
+    assert_eq!(b.broker.snapshot().server.connections, 1);
+    b.stop().await;
+
+    // A small broker's snapshot fits: no flag at all.
+    let b = TestBroker::start().await;
+    let mut c = b.raw().await;
+    let stats = c.call(json!({"op":"stats","id":1})).await;
+    assert_eq!(stats["ev"], "stats");
+    assert!(stats.get("truncated").is_none(), "{stats}");
+    b.stop().await;
+}

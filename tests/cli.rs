@@ -186,3 +186,177 @@ fn sigterm_stops_gracefully_and_tells_clients() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1001"), "{err}");
 }
+
+/// What a spawned client subcommand printed, waiting at most `wait` for it to
+/// exit: one that hangs (a message dropped, a job never acked) is killed and fails
+/// the test instead of hanging it.
+fn output_within(mut child: Child, wait: Duration) -> (String, String) {
+    let deadline = Instant::now() + wait;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {wait:?}; stdout: {:?}, stderr: {:?}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// `data` that is valid JSON, which the broker forwards as sent, but which
+/// `serde_json::Value` cannot hold: a number beyond f64, a lone surrogate.
+const UNDECODABLE: [&str; 2] = ["1e400", r#"["\ud800",-1e400]"#];
+
+/// Sends raw frames, each answered `ok`, from a client of the broker at `url`.
+async fn send_raw(url: &str, frames: &[String]) {
+    let mut raw = common::Raw::connect(url).await;
+    for frame in frames {
+        raw.send_text(frame.clone()).await;
+        let answer = raw.recv().await;
+        assert_eq!(answer["ev"], "ok", "{frame} -> {answer}");
+    }
+}
+
+#[tokio::test]
+async fn sub_prints_a_message_it_cannot_decode_as_the_broker_sent_it() {
+    let s = Served::start();
+    let sub = s.spawn(&["sub", "t", "--count", "3"]);
+    s.wait_for("the subscription", |v| {
+        v["clients"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["subs"] == 1))
+    });
+    let frames: Vec<String> = UNDECODABLE
+        .iter()
+        .chain([r#"{"n":3}"#].iter())
+        .map(|d| format!(r#"{{"op":"pub","topic":"t","id":1,"data":{d}}}"#))
+        .collect();
+    send_raw(&s.url, &frames).await;
+
+    let (out, err) = output_within(sub, Duration::from_secs(10));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (seq, (line, data)) in lines.iter().zip(UNDECODABLE).enumerate() {
+        let seq = seq + 1;
+        assert!(
+            line.starts_with(&format!(r#"{{"seq":{seq},"time":"#)),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(&format!(r#","topic":"t","data":{data}}}"#)),
+            "{line}"
+        );
+        assert!(
+            err.contains(&format!(
+                "message {seq} on t is shown as the broker sent it; this client cannot decode it: field `data`"
+            )),
+            "{err}"
+        );
+    }
+    let last: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(last["data"], json!({"n": 3}));
+}
+
+#[tokio::test]
+async fn consume_shows_and_acks_a_job_it_cannot_decode_so_the_queue_moves_on() {
+    let s = Served::start();
+    let frames: Vec<String> = UNDECODABLE
+        .iter()
+        .chain([r#"{"n":3}"#].iter())
+        .map(|d| format!(r#"{{"op":"send","queue":"q","id":1,"data":{d}}}"#))
+        .collect();
+    send_raw(&s.url, &frames).await;
+
+    let consume = s.spawn(&["consume", "q", "--count", "3"]);
+    let (out, err) = output_within(consume, Duration::from_secs(10));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (n, (line, data)) in lines.iter().zip(UNDECODABLE).enumerate() {
+        let msg = n + 1;
+        assert_eq!(
+            *line,
+            format!(r#"{{"attempt":1,"msg":"{msg}","queue":"q","data":{data}}}"#)
+        );
+        assert!(
+            err.contains(&format!("job {msg} of q is shown as the broker sent it")),
+            "{err}"
+        );
+    }
+    let q = s.stats()["queues"][0].clone();
+    assert_eq!(
+        (q["ready"].clone(), q["unacked"].clone(), q["acked"].clone()),
+        (json!(0), json!(0), json!(3)),
+        "every job acked, none left holding the queue: {q}"
+    );
+}
+
+/// A stand-in broker on a free port: welcomes one client, answers its first call
+/// `ok`, then sends `frames` (each `{sid}` replaced by the sid the call named) and
+/// holds the connection until the client closes it.
+async fn stand_in(frames: Vec<String>) -> String {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let welcome = r#"{"ev":"welcome","client":"c1","server":"stand-in","max_payload":1048576}"#;
+        ws.send(Message::text(welcome)).await.unwrap();
+        let call: Value = loop {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                break serde_json::from_str(t.as_str()).unwrap();
+            }
+        };
+        let ok = json!({"ev": "ok", "id": call["id"]}).to_string();
+        ws.send(Message::text(ok)).await.unwrap();
+        let sid = call["sid"].as_str().unwrap_or_default().to_string();
+        for frame in frames {
+            ws.send(Message::text(frame.replace("{sid}", &sid)))
+                .await
+                .unwrap();
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    url
+}
+
+#[tokio::test]
+async fn sub_names_on_stderr_an_event_it_does_not_know_and_a_field_it_cannot_read() {
+    let url = stand_in(vec![
+        r#"{"ev":"surprise","n":1}"#.to_string(),
+        r#"{"ev":"msg","sid":"{sid}","topic":"t","seq":"one","time":5,"data":{"a":1}}"#.to_string(),
+    ])
+    .await;
+    let sub = Command::new(BIN)
+        .args(["sub", "t", "--count", "1", "--url", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, err) =
+        tokio::task::spawn_blocking(move || output_within(sub, Duration::from_secs(10)))
+            .await
+            .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"seq": 0, "time": 5, "topic": "t", "data": {"a": 1}})
+    );
+    assert!(
+        err.contains(r#"an event this client does not know: {"ev":"surprise","n":1}"#),
+        "{err}"
+    );
+    assert!(
+        err.contains("message 0 on t is shown as the broker sent it; this client cannot decode it: field `seq`: invalid type: string \"one\", expected u64"),
+        "{err}"
+    );
+}

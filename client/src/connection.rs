@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::error::ClientError;
+use crate::frame::Fields;
 use crate::queues::Job;
 use crate::topics::Message;
-use switchyard_wire::Headers;
 
 /// What a call waits for: the frame that answers it, or why none will come.
 pub(crate) type Answer = Result<Value, ClientError>;
@@ -122,81 +122,131 @@ pub(crate) async fn drive(mut ws: Ws, mut out: mpsc::Receiver<String>, conn: Arc
     routes.closed = Some(why);
 }
 
-fn headers_of(v: &Value) -> Option<Headers> {
-    v.get("headers")
-        .and_then(|h| serde_json::from_value(h.clone()).ok())
-}
-
-/// Delivers one broker frame to whoever waits for it.
+/// Delivers one broker frame to whoever waits for it. Read field by field
+/// ([`Fields`]): a field the client cannot decode travels with the delivery as the
+/// text the broker sent instead of losing the delivery. What cannot be delivered
+/// at all is an `Err` saying why and naming the frame, never a silent drop.
 async fn route(conn: &Connection, line: &str) -> Result<(), String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("bad frame from broker: {e}"))?;
-    let ev = v["ev"].as_str().unwrap_or_default();
-    match ev {
-        "msg" => {
-            let sid = v["sid"].as_str().unwrap_or_default();
-            let tx = conn.routes.lock().subs.get(sid).cloned();
-            if let Some(tx) = tx {
-                let msg = Message {
-                    sid: sid.to_string(),
-                    topic: v["topic"].as_str().unwrap_or_default().to_string(),
-                    seq: v["seq"].as_u64().unwrap_or(0),
-                    time: v["time"].as_u64().unwrap_or(0),
-                    headers: headers_of(&v),
-                    data: v.get("data").cloned().unwrap_or(Value::Null),
-                };
-                let _ = tx.send(msg).await;
-            }
-        }
-        "job" => {
-            let cid = v["cid"].as_str().unwrap_or_default();
-            let tx = conn.routes.lock().consumers.get(cid).cloned();
-            if let Some(tx) = tx {
-                let job = Job {
-                    cid: cid.to_string(),
-                    queue: v["queue"].as_str().unwrap_or_default().to_string(),
-                    tag: v["tag"].as_u64().unwrap_or(0),
-                    msg: v["msg"].as_str().unwrap_or_default().to_string(),
-                    attempt: v["attempt"].as_u64().unwrap_or(0) as u32,
-                    reply: v["reply"].as_bool().unwrap_or(false),
-                    headers: headers_of(&v),
-                    data: v.get("data").cloned().unwrap_or(Value::Null),
-                };
-                let _ = tx.send(job).await;
-            }
-        }
+    let mut f = Fields::parse(line).map_err(|e| format!("bad frame from broker ({e}): {line}"))?;
+    match f.ev().as_str() {
+        "msg" => route_msg(conn, f, line).await,
+        "job" => route_job(conn, f, line).await,
         "end" => {
-            let sid = v["sid"].as_str().unwrap_or_default();
-            conn.routes.lock().subs.remove(sid);
+            let sid: String = f.get("sid").unwrap_or_default();
+            conn.routes.lock().subs.remove(&sid);
+            Ok(())
         }
         "cancelled" => {
-            let cid = v["cid"].as_str().unwrap_or_default();
-            conn.routes.lock().consumers.remove(cid);
+            let cid: String = f.get("cid").unwrap_or_default();
+            conn.routes.lock().consumers.remove(&cid);
+            Ok(())
         }
         "kicked" => {
-            let reason = v["reason"].as_str().unwrap_or_default();
+            let reason: String = f.get("reason").unwrap_or_default();
             conn.routes.lock().closed = Some(format!("kicked: {reason}"));
+            Ok(())
         }
-        _ => {
-            let Some(id) = v.get("id").and_then(Value::as_u64) else {
-                if ev == "error" {
-                    return Err(format!("broker error: {v}"));
-                }
-                return Ok(());
-            };
-            let tx = conn.routes.lock().pending.remove(&id);
-            if let Some(tx) = tx {
-                let answer = if ev == "error" {
-                    Err(ClientError::Server {
-                        code: v["code"].as_str().unwrap_or_default().to_string(),
-                        message: v["message"].as_str().unwrap_or_default().to_string(),
-                    })
-                } else {
-                    Ok(v)
-                };
-                let _ = tx.send(answer);
-            }
-        }
+        ev => route_answer(conn, &mut f, ev, line),
     }
+}
+
+async fn route_msg(conn: &Connection, mut f: Fields<'_>, line: &str) -> Result<(), String> {
+    let Some(sid) = f.get::<String>("sid") else {
+        return Err(format!(
+            "a message with no usable sid ({}): {line}",
+            f.problems()
+        ));
+    };
+    let tx = conn.routes.lock().subs.get(&sid).cloned();
+    // A message for a subscription just ended (its `end` or `unsub` crossed it) has
+    // no one left to read it.
+    let Some(tx) = tx else {
+        tracing::debug!("client: a message for the ended subscription {sid}");
+        return Ok(());
+    };
+    let msg = Message {
+        sid,
+        topic: f.get("topic").unwrap_or_default(),
+        seq: f.get("seq").unwrap_or(0),
+        time: f.get("time").unwrap_or(0),
+        headers: f.headers(),
+        data: f.data(),
+        undecoded: f.undecoded(),
+    };
+    let _ = tx.send(msg).await;
+    Ok(())
+}
+
+async fn route_job(conn: &Connection, mut f: Fields<'_>, line: &str) -> Result<(), String> {
+    let (Some(cid), Some(tag)) = (f.get::<String>("cid"), f.get::<u64>("tag")) else {
+        // Without its tag no one can settle it: the broker redelivers it once its
+        // ack timeout passes.
+        return Err(format!(
+            "a job that cannot be settled, its cid or tag unreadable ({}): {line}",
+            f.problems()
+        ));
+    };
+    let tx = conn.routes.lock().consumers.get(&cid).cloned();
+    let job = Job {
+        cid: cid.clone(),
+        queue: f.get("queue").unwrap_or_default(),
+        tag,
+        msg: f.get("msg").unwrap_or_default(),
+        attempt: f.get("attempt").unwrap_or(0),
+        reply: f.get("reply").unwrap_or(false),
+        headers: f.headers(),
+        data: f.data(),
+        undecoded: f.undecoded(),
+    };
+    let delivered = match tx {
+        Some(tx) => tx.send(job).await.is_ok(),
+        None => false,
+    };
+    if delivered {
+        return Ok(());
+    }
+    // Its consumer was dropped without a cancel: cancelling it gives this job and
+    // every other one it holds back to the queue, instead of holding them unacked
+    // until the connection closes.
+    conn.routes.lock().consumers.remove(&cid);
+    let cancel = serde_json::json!({"op": "cancel", "cid": cid}).to_string();
+    match conn.out.try_send(cancel) {
+        Ok(()) => Err(format!(
+            "a job for the dropped consumer {cid}: cancelled it, its jobs go back to the queue"
+        )),
+        Err(_) => Err(format!(
+            "a job for the dropped consumer {cid}, which cannot be cancelled now: {line}"
+        )),
+    }
+}
+
+/// An answer to a call (by its `id`), or an event no call waits for.
+fn route_answer(conn: &Connection, f: &mut Fields<'_>, ev: &str, line: &str) -> Result<(), String> {
+    let Some(id) = f.get::<u64>("id") else {
+        return match ev {
+            // Answers whose call has no id: nothing waits for them.
+            "ok" | "pong" | "stats" | "reply" => Ok(()),
+            "error" => Err(format!("broker error: {line}")),
+            _ => Err(format!("an event this client does not know: {line}")),
+        };
+    };
+    let tx = conn.routes.lock().pending.remove(&id);
+    let Some(tx) = tx else {
+        // A call given up on, or a `watch`'s later frames.
+        return Ok(());
+    };
+    let answer = match serde_json::from_str::<Value>(line) {
+        Ok(v) if ev == "error" => Err(ClientError::Server {
+            code: v["code"].as_str().unwrap_or_default().to_string(),
+            message: v["message"].as_str().unwrap_or_default().to_string(),
+        }),
+        Ok(v) => Ok(v),
+        // The call still ends: with the frame as the broker sent it.
+        Err(e) => Err(ClientError::Protocol(format!(
+            "an answer this client cannot decode ({e}): {line}"
+        ))),
+    };
+    let _ = tx.send(answer);
     Ok(())
 }
 

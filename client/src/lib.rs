@@ -18,6 +18,7 @@
 mod client;
 mod connection;
 mod error;
+mod frame;
 mod operator;
 mod options;
 mod queues;
@@ -25,6 +26,7 @@ mod topics;
 
 pub use client::Client;
 pub use error::ClientError;
+pub use frame::Undecoded;
 pub use options::ConnectOptions;
 pub use queues::{Consumer, Job};
 pub use topics::{Message, Subscription};

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::client::{merge, Client};
 use crate::error::ClientError;
+use crate::frame::Undecoded;
 use switchyard_wire::Headers;
 
 /// Jobs buffered per consumer before the socket is slowed.
@@ -36,6 +37,10 @@ pub struct Job {
     pub data: Value,
     /// Its headers, if it had any.
     pub headers: Option<Headers>,
+    /// What of it this client could not decode (a number beyond f64 such as
+    /// `1e400`, a lone surrogate escape), kept as the broker sent it; `None` when
+    /// all of it decoded. Shown raw, never dropped.
+    pub undecoded: Option<Undecoded>,
 }
 
 /// A consumer's jobs. Ends when cancelled, the queue is deleted, or the connection closes.

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::client::{merge, Client};
 use crate::error::ClientError;
+use crate::frame::Undecoded;
 use switchyard_wire::Headers;
 
 /// Messages buffered per subscription before the socket is slowed.
@@ -29,6 +30,10 @@ pub struct Message {
     pub data: Value,
     /// Its headers, if it had any.
     pub headers: Option<Headers>,
+    /// What of it this client could not decode (a number beyond f64 such as
+    /// `1e400`, a lone surrogate escape), kept as the broker sent it; `None` when
+    /// all of it decoded. Shown raw, never dropped.
+    pub undecoded: Option<Undecoded>,
 }
 
 /// A subscription's deliveries. Ends when the topic ends, the subscription is

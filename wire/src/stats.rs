@@ -24,6 +24,17 @@ pub struct Snapshot {
     /// The most recent broker events, oldest first, each with an increasing `seq`.
     #[serde(default)]
     pub events: Vec<EventRecord>,
+    /// Whether lists were cut so the frame fits its bound in bytes: a `stats` or
+    /// `watch` answer is at most half the client's outbound buffer, so asking never
+    /// gets a client kicked as slow. `server` is always whole; in-flight jobs are cut
+    /// first, then events, clients, topics and queues (docs/PROTOCOL.md). On the
+    /// wire only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Broker-wide figures.

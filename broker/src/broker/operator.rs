@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use super::{Broker, Peer, Publisher};
 use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
 use crate::error::{BrokerError, ErrorCode};
@@ -74,7 +76,15 @@ impl Broker {
             clients,
             inflight,
             events: inner.activity.events(),
+            truncated: false,
         }
+    }
+
+    /// The snapshot as a client is sent it (`stats`, `watch`): at most half of
+    /// `max_pending` bytes of JSON, as a peek is, so that asking for it can never
+    /// get the client kicked as a slow consumer ([`bound_snapshot`]).
+    pub fn bounded_snapshot(&self) -> Snapshot {
+        bound_snapshot(self.snapshot(), self.inner.config.max_pending / 2)
     }
 
     /// Runs an operator command; `actor` names who asked, for the event log.
@@ -174,18 +184,77 @@ const ANSWER_OVERHEAD: usize = 256;
 
 /// The first messages whose JSON fits in `budget` bytes, and whether any were left
 /// out. A reply to a client's own request is bounded so it can never kick the client.
-fn bound_peek(mut messages: Vec<PeekedMessage>, budget: usize) -> (Vec<PeekedMessage>, bool) {
+fn bound_peek(messages: Vec<PeekedMessage>, budget: usize) -> (Vec<PeekedMessage>, bool) {
+    keep_fitting(messages, &mut 0, budget.saturating_sub(ANSWER_OVERHEAD))
+}
+
+/// `snapshot` cut to at most `budget` bytes of JSON, `truncated` set if anything
+/// was cut. The server figures are always whole. The lists are filled in order of
+/// worth to an operator: queues, topics, clients, events, in-flight jobs, each as
+/// far as it fits; once one is cut, those after it are left empty, so in-flight
+/// jobs are cut first and queues last. Within a list the first are kept (queues
+/// and topics by name, clients by id, the oldest jobs), except events, where the
+/// newest are.
+fn bound_snapshot(snapshot: Snapshot, budget: usize) -> Snapshot {
     let budget = budget.saturating_sub(ANSWER_OVERHEAD);
-    let mut used = 0;
-    for (i, m) in messages.iter().enumerate() {
-        // Plain data: serializing it cannot fail. One more byte for the comma.
-        used += serde_json::to_string(m).map_or(0, |s| s.len()) + 1;
-        if used > budget {
-            messages.truncate(i);
-            return (messages, true);
-        }
+    if json_len(&snapshot) <= budget {
+        return snapshot;
     }
-    (messages, false)
+    let Snapshot {
+        server,
+        topics,
+        queues,
+        clients,
+        inflight,
+        mut events,
+        ..
+    } = snapshot;
+    let mut bounded = Snapshot {
+        server,
+        truncated: true,
+        ..Snapshot::default()
+    };
+    let mut used = json_len(&bounded);
+    let mut cut;
+    (bounded.queues, cut) = keep_fitting(queues, &mut used, budget);
+    if !cut {
+        (bounded.topics, cut) = keep_fitting(topics, &mut used, budget);
+    }
+    if !cut {
+        (bounded.clients, cut) = keep_fitting(clients, &mut used, budget);
+    }
+    if !cut {
+        events.reverse();
+        (bounded.events, cut) = keep_fitting(events, &mut used, budget);
+        bounded.events.reverse();
+    }
+    if !cut {
+        (bounded.inflight, _) = keep_fitting(inflight, &mut used, budget);
+    }
+    bounded
+}
+
+/// The first `items` whose JSON (a comma each) fits in `budget` with `used` bytes
+/// already taken, adding theirs to `used`; and whether any were left out.
+fn keep_fitting<T: Serialize>(
+    mut items: Vec<T>,
+    used: &mut usize,
+    budget: usize,
+) -> (Vec<T>, bool) {
+    for (i, item) in items.iter().enumerate() {
+        let len = json_len(item) + 1;
+        if *used + len > budget {
+            items.truncate(i);
+            return (items, true);
+        }
+        *used += len;
+    }
+    (items, false)
+}
+
+/// The length of `value`'s JSON. Plain data: serializing it cannot fail.
+fn json_len<T: Serialize>(value: &T) -> usize {
+    serde_json::to_string(value).map_or(0, |s| s.len())
 }
 
 #[cfg(test)]
@@ -212,5 +281,71 @@ mod tests {
         assert_eq!(bound_peek(all.clone(), 1 << 20), (all.clone(), false));
         assert_eq!(bound_peek(all, 100), (Vec::new(), true));
         assert_eq!(bound_peek(Vec::new(), 0), (Vec::new(), false));
+    }
+
+    fn queue(i: usize) -> crate::stats::QueueStats {
+        crate::stats::QueueStats {
+            name: format!("q{i:04}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bound_snapshot_cuts_in_flight_jobs_first_and_queues_last() {
+        use crate::stats::{ClientStats, EventRecord, InFlightStats};
+        let whole = Snapshot {
+            server: ServerStats {
+                connections: 7,
+                ..Default::default()
+            },
+            queues: (0..100).map(queue).collect(),
+            clients: vec![ClientStats::default()],
+            inflight: vec![InFlightStats::default()],
+            events: (1..=3)
+                .map(|seq| EventRecord {
+                    seq,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(bound_snapshot(whole.clone(), 1 << 20), whole);
+
+        // Room for everything but the in-flight job.
+        let without_job = Snapshot {
+            inflight: Vec::new(),
+            truncated: true,
+            ..whole.clone()
+        };
+        let budget = json_len(&without_job) + ANSWER_OVERHEAD + 3;
+        assert_eq!(bound_snapshot(whole.clone(), budget), without_job);
+
+        // Room for some queues only: the first by name, nothing after them.
+        let bounded = bound_snapshot(whole.clone(), 2048);
+        assert!(bounded.truncated);
+        assert_eq!(bounded.server, whole.server);
+        assert!(!bounded.queues.is_empty() && bounded.queues.len() < 100);
+        assert_eq!(
+            bounded.queues,
+            whole.queues[..bounded.queues.len()].to_vec()
+        );
+        assert!(bounded.topics.is_empty() && bounded.clients.is_empty());
+        assert!(bounded.events.is_empty() && bounded.inflight.is_empty());
+        assert!(json_len(&bounded) <= 2048 - ANSWER_OVERHEAD);
+
+        // Events cut keep the newest.
+        let no_room_for_all_events = Snapshot {
+            queues: Vec::new(),
+            clients: Vec::new(),
+            inflight: Vec::new(),
+            ..whole
+        };
+        let one_event = Snapshot {
+            events: no_room_for_all_events.events[2..].to_vec(),
+            truncated: true,
+            ..no_room_for_all_events.clone()
+        };
+        let budget = json_len(&one_event) + ANSWER_OVERHEAD + 1;
+        assert_eq!(bound_snapshot(no_room_for_all_events, budget), one_event);
     }
 }

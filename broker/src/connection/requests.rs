@@ -312,7 +312,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             )),
         },
         ClientFrame::Stats => {
-            session.send_text(event::stats(id, &broker.snapshot()));
+            session.send_text(event::stats(id, &broker.bounded_snapshot()));
             return;
         }
         ClientFrame::Watch { interval_ms } => {
@@ -389,7 +389,7 @@ fn spawn_watch(
             if session.outbound.is_closed() {
                 return;
             }
-            let frame = event::stats(id.as_ref(), &broker.snapshot());
+            let frame = event::stats(id.as_ref(), &broker.bounded_snapshot());
             if session.push(OutItem::Text(&frame)).is_err() {
                 return;
             }
