@@ -47,6 +47,7 @@ mod index;
 mod log;
 mod log_queue;
 mod log_topic;
+mod open_files;
 mod record;
 mod recovery;
 mod segment;
@@ -132,6 +133,11 @@ pub struct StoreConfig {
     pub read_chunk_bytes: usize,
     /// Threads that write and fsync, shared by all streams.
     pub sync_threads: usize,
+    /// Files (segments, acks files) the backend keeps open at most: past it, the
+    /// least recently used idle one is closed and reopened when next used, so
+    /// thousands of streams do not take thousands of descriptors. A soft cap: a
+    /// file with writes not yet fsynced stays open until the fsync.
+    pub max_open_files: usize,
 }
 
 impl Default for StoreConfig {
@@ -145,6 +151,7 @@ impl Default for StoreConfig {
             max_pending_bytes: 64 << 20,
             read_chunk_bytes: 64 << 10,
             sync_threads: 4,
+            max_open_files: 256,
         }
     }
 }
