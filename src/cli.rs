@@ -60,6 +60,10 @@ pub struct BrokerArgs {
     /// answers none of two in a row is closed, so dead peers free their slots.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub ping_interval: u64,
+    /// Log files kept open at most (idle ones past it are closed and reopened when
+    /// used). Default: half the open-files limit at start.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_open_files: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,6 +178,7 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         max_connections: args.max_connections,
         fsync: args.fsync,
         ping_interval: Duration::from_secs(args.ping_interval),
+        max_open_files: args.max_open_files.map(|n| n as usize),
         ..Config::default()
     };
     let path = args
@@ -208,6 +213,12 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
     }
     if let Some(v) = file.ping_interval.filter(|_| unless_flag("ping_interval")) {
         config.ping_interval = Duration::from_secs(v);
+    }
+    if let Some(v) = file
+        .max_open_files
+        .filter(|_| unless_flag("max_open_files"))
+    {
+        config.max_open_files = Some(v);
     }
     config.security = file.security;
     Ok(config)

@@ -40,6 +40,8 @@ pub struct FileSettings {
     pub fsync: Option<FsyncPolicy>,
     /// `ping_interval`, in seconds.
     pub ping_interval: Option<u64>,
+    /// `max_open_files`.
+    pub max_open_files: Option<usize>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
 }
@@ -55,6 +57,7 @@ struct Raw {
     max_connections: Option<usize>,
     fsync: Option<Spanned<String>>,
     ping_interval: Option<Spanned<u64>>,
+    max_open_files: Option<Spanned<usize>>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     tls_cert: Option<Spanned<PathBuf>>,
@@ -126,6 +129,12 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         }
         p => p.map(Spanned::into_inner),
     };
+    let max_open_files = match raw.max_open_files {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(file.error(Some(n.span()), "`max_open_files` must be at least 1"));
+        }
+        n => n.map(Spanned::into_inner),
+    };
     let tls = match (raw.tls_cert, raw.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -167,6 +176,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         max_connections: raw.max_connections,
         fsync,
         ping_interval,
+        max_open_files,
         security: Security {
             users,
             jwt_hs256_secret,

@@ -81,6 +81,10 @@ pub struct Config {
     /// How often the broker pings each client; a client that answers none of
     /// two pings in a row (and sends nothing else meanwhile) is closed (1001).
     pub ping_interval: Duration,
+    /// Log files (segments, acks files) kept open at most; idle ones past it are
+    /// closed and reopened when next used. `None`: half the soft open-files limit
+    /// at [`Broker::open`] (see [`crate::store::default_max_open_files`]).
+    pub max_open_files: Option<usize>,
 }
 
 impl Default for Config {
@@ -96,6 +100,7 @@ impl Default for Config {
             security: Security::default(),
             auth_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
+            max_open_files: None,
         }
     }
 }
@@ -143,6 +148,9 @@ impl Broker {
         let lock = DirLock::acquire(&config.data_dir)?;
         let store_config = StoreConfig {
             fsync: config.fsync,
+            max_open_files: config
+                .max_open_files
+                .unwrap_or_else(crate::store::default_max_open_files),
             ..StoreConfig::default()
         };
         let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;

@@ -156,6 +156,15 @@ impl Default for StoreConfig {
     }
 }
 
+/// The default of [`StoreConfig::max_open_files`] for a broker: half the process's
+/// soft limit on open files as it is now (so call it after raising the limit), the
+/// other half left for connections; from 16 to 65,536.
+pub fn default_max_open_files() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let half = soft.map_or(u64::MAX, |s| s / 2);
+    half.clamp(16, 65_536) as usize
+}
+
 /// How long a retained topic keeps its messages, as declared; kept by the backend
 /// and handed back at start-up. The log applies limits by deleting whole segments,
 /// oldest first, never the one being written: a topic keeps at least what the limits
