@@ -429,10 +429,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     warn_if_open(&config);
-    let listen = config.listen;
     let server = Server::bind(config)
         .await
-        .with_context(|| format!("cannot start the broker on {listen}"))?;
+        .context("cannot start the broker")?;
     println!("switchyard listening on {}", server.url());
     let broker = server.broker();
     tokio::spawn(async move {
