@@ -77,6 +77,10 @@ pub struct BrokerArgs {
     /// Default: a quarter of --max-connections.
     #[arg(long, global = true)]
     pub max_connections_per_ip: Option<usize>,
+    /// Log files kept open at most (idle ones past it are closed and reopened when
+    /// used). Default: half the open-files limit at start.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub max_open_files: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +198,7 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         frame_timeout: Duration::from_secs(args.frame_timeout),
         max_inbound: args.max_inbound,
         max_connections_per_ip: args.max_connections_per_ip,
+        max_open_files: args.max_open_files.map(|n| n as usize),
         ..Config::default()
     };
     if let Some(v) = args.max_outbound {
@@ -246,6 +251,12 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         .filter(|_| unless_flag("max_connections_per_ip"))
     {
         config.max_connections_per_ip = Some(v);
+    }
+    if let Some(v) = file
+        .max_open_files
+        .filter(|_| unless_flag("max_open_files"))
+    {
+        config.max_open_files = Some(v);
     }
     config.security = file.security;
     Ok(config)
@@ -515,10 +526,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     warn_if_open(&config);
-    let listen = config.listen;
     let server = Server::bind(config)
         .await
-        .with_context(|| format!("cannot start the broker on {listen}"))?;
+        .context("cannot start the broker")?;
     println!("switchyard listening on {}", server.url());
     let broker = server.broker();
     tokio::spawn(async move {

@@ -48,6 +48,8 @@ pub struct FileSettings {
     pub max_inbound: Option<usize>,
     /// `max_connections_per_ip` (0: no cap).
     pub max_connections_per_ip: Option<usize>,
+    /// `max_open_files`.
+    pub max_open_files: Option<usize>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
 }
@@ -67,6 +69,7 @@ struct Raw {
     frame_timeout: Option<Spanned<u64>>,
     max_inbound: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    max_open_files: Option<Spanned<usize>>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     tls_cert: Option<Spanned<PathBuf>>,
@@ -153,6 +156,12 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         }
         m => m.map(Spanned::into_inner),
     };
+    let max_open_files = match raw.max_open_files {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(file.error(Some(n.span()), "`max_open_files` must be at least 1"));
+        }
+        n => n.map(Spanned::into_inner),
+    };
     let tls = match (raw.tls_cert, raw.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -198,6 +207,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         frame_timeout,
         max_inbound: raw.max_inbound,
         max_connections_per_ip: raw.max_connections_per_ip,
+        max_open_files,
         security: Security {
             users,
             jwt_hs256_secret,

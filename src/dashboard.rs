@@ -167,10 +167,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     crate::cli::warn_if_open(&config);
-    let listen = config.listen;
     let server = runtime
         .block_on(Server::bind(config))
-        .with_context(|| format!("cannot start the broker on {listen}"))?;
+        .context("cannot start the broker")?;
     let url = server.url();
     let broker = server.broker();
     tracing::info!("listening on {url}");

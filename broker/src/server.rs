@@ -198,7 +198,13 @@ impl Server {
             .as_ref()
             .map(tls::acceptor)
             .transpose()?;
-        let listener = TcpListener::bind(config.listen).await?;
+        // Each error names what failed and where, so an operator is never told the
+        // port is the problem when it is the data directory (or the reverse).
+        let listen = config.listen;
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}"))
+        })?;
+        // Its errors name their file or the data directory already.
         let broker = tokio::task::spawn_blocking(move || Broker::open(config))
             .await
             .map_err(std::io::Error::other)?

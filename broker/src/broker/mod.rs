@@ -95,6 +95,10 @@ pub struct Config {
     /// Connections one IP address may hold open at once (`None`: a quarter of
     /// `max_connections`, at least 1; `Some(0)`: no cap).
     pub max_connections_per_ip: Option<usize>,
+    /// Log files (segments, acks files) kept open at most; idle ones past it are
+    /// closed and reopened when next used. `None`: half the soft open-files limit
+    /// at [`Broker::open`] (see [`crate::store::default_max_open_files`]).
+    pub max_open_files: Option<usize>,
 }
 
 impl Default for Config {
@@ -114,6 +118,7 @@ impl Default for Config {
             frame_timeout: Duration::from_secs(30),
             max_inbound: 256 * 1024 * 1024,
             max_connections_per_ip: None,
+            max_open_files: None,
         }
     }
 }
@@ -177,6 +182,9 @@ impl Broker {
         let lock = DirLock::acquire(&config.data_dir)?;
         let store_config = StoreConfig {
             fsync: config.fsync,
+            max_open_files: config
+                .max_open_files
+                .unwrap_or_else(crate::store::default_max_open_files),
             ..StoreConfig::default()
         };
         let backend = LogBackend::open(&config.data_dir, Arc::new(OsDisk), store_config)?;

@@ -15,10 +15,11 @@ use super::error::{io_err, StoreError};
 use super::log::{Log, LogCore, LogMode};
 use super::log_queue::LogQueueStore;
 use super::log_topic::LogTopicStore;
+use super::open_files::OpenFiles;
 use super::recovery::Recovery;
 use super::{
-    Backend, QueueSettings, QueueStore, Repair, Retention, StoreConfig, Stored, StoredQueue,
-    StoredTopic, TopicStore,
+    Backend, FsyncPolicy, QueueSettings, QueueStore, Repair, Retention, StoreConfig, Stored,
+    StoredQueue, StoredTopic, TopicStore,
 };
 
 const QUEUES: &str = "queues";
@@ -94,6 +95,9 @@ impl LogBackend {
         config: StoreConfig,
     ) -> Result<LogBackend, StoreError> {
         let root = root.into();
+        let keep_unsynced = config.fsync != FsyncPolicy::Never;
+        let disk: Arc<dyn Disk> =
+            Arc::new(OpenFiles::new(disk, config.max_open_files, keep_unsynced));
         create_dir_durably(&*disk, &root.join(QUEUES))?;
         create_dir_durably(&*disk, &root.join(TOPICS))?;
         // The root may have been made by someone else (the dashboard makes it for

@@ -568,14 +568,23 @@ mod log_backend {
         }
     }
 
-    struct Sim(SimDisk);
+    /// The same, with two open files at most: every stream's files are closed and
+    /// reopened all the time, under every check of the suite.
+    fn two_open_files() -> StoreConfig {
+        StoreConfig {
+            max_open_files: 2,
+            ..config()
+        }
+    }
+
+    struct Sim(SimDisk, StoreConfig);
 
     impl Storage for Sim {
         fn open(&self) -> Arc<dyn Backend> {
             if self.0.is_down() {
                 self.0.restart();
             }
-            Arc::new(LogBackend::open("/data", Arc::new(self.0.clone()), config()).unwrap())
+            Arc::new(LogBackend::open("/data", Arc::new(self.0.clone()), self.1.clone()).unwrap())
         }
 
         fn cut_power(&self) -> bool {
@@ -585,16 +594,16 @@ mod log_backend {
     }
 
     /// A fresh directory under the system's temp dir, removed afterwards.
-    struct TempDir(PathBuf);
+    struct TempDir(PathBuf, StoreConfig);
 
     impl TempDir {
-        fn new() -> TempDir {
+        fn new(config: StoreConfig) -> TempDir {
             static NEXT: AtomicU64 = AtomicU64::new(0);
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let dir = std::env::temp_dir()
                 .join(format!("switchyard-conformance-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            TempDir(dir)
+            TempDir(dir, config)
         }
     }
 
@@ -606,15 +615,26 @@ mod log_backend {
 
     impl Storage for TempDir {
         fn open(&self) -> Arc<dyn Backend> {
-            Arc::new(LogBackend::open(&self.0, Arc::new(OsDisk), config()).unwrap())
+            Arc::new(LogBackend::open(&self.0, Arc::new(OsDisk), self.1.clone()).unwrap())
         }
     }
 
     mod on_sim_disk {
-        crate::backend_conformance!(super::Sim(crate::store::SimDisk::new()));
+        crate::backend_conformance!(super::Sim(crate::store::SimDisk::new(), super::config()));
     }
 
     mod on_the_file_system {
-        crate::backend_conformance!(super::TempDir::new());
+        crate::backend_conformance!(super::TempDir::new(super::config()));
+    }
+
+    mod on_sim_disk_with_two_open_files {
+        crate::backend_conformance!(super::Sim(
+            crate::store::SimDisk::new(),
+            super::two_open_files()
+        ));
+    }
+
+    mod on_the_file_system_with_two_open_files {
+        crate::backend_conformance!(super::TempDir::new(super::two_open_files()));
     }
 }

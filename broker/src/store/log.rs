@@ -1376,6 +1376,7 @@ pub(crate) mod tests {
             max_pending_bytes: 1 << 20,
             read_chunk_bytes: 256,
             sync_threads: 2,
+            max_open_files: 256,
         }
     }
 

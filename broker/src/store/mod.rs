@@ -47,6 +47,7 @@ mod index;
 mod log;
 mod log_queue;
 mod log_topic;
+mod open_files;
 mod record;
 mod recovery;
 mod segment;
@@ -132,6 +133,11 @@ pub struct StoreConfig {
     pub read_chunk_bytes: usize,
     /// Threads that write and fsync, shared by all streams.
     pub sync_threads: usize,
+    /// Files (segments, acks files) the backend keeps open at most: past it, the
+    /// least recently used idle one is closed and reopened when next used, so
+    /// thousands of streams do not take thousands of descriptors. A soft cap: a
+    /// file with writes not yet fsynced stays open until the fsync.
+    pub max_open_files: usize,
 }
 
 impl Default for StoreConfig {
@@ -145,8 +151,18 @@ impl Default for StoreConfig {
             max_pending_bytes: 64 << 20,
             read_chunk_bytes: 64 << 10,
             sync_threads: 4,
+            max_open_files: 256,
         }
     }
+}
+
+/// The default of [`StoreConfig::max_open_files`] for a broker: half the process's
+/// soft limit on open files as it is now (so call it after raising the limit), the
+/// other half left for connections; from 16 to 65,536.
+pub fn default_max_open_files() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let half = soft.map_or(u64::MAX, |s| s / 2);
+    half.clamp(16, 65_536) as usize
 }
 
 /// How long a retained topic keeps its messages, as declared; kept by the backend

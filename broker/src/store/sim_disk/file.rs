@@ -38,6 +38,13 @@ impl SimFile {
     }
 }
 
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        let mut st = self.disk.state.lock();
+        st.handles = st.handles.saturating_sub(1);
+    }
+}
+
 impl DiskFile for SimFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.with(false, |st, ino| {

@@ -52,6 +52,8 @@ pub struct SimCounters {
     pub dir_syncs: u64,
     /// Mutating operations (what [`SimDisk::cut_power_after`] counts).
     pub mutations: u64,
+    /// Files opened (`open` calls that gave a handle).
+    pub opens: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,8 @@ struct SimState {
     denied: Vec<PathBuf>,
     fail_next_sync: bool,
     counters: SimCounters,
+    /// File handles alive: what a process would hold in descriptors.
+    handles: usize,
 }
 
 fn is_root(p: &Path) -> bool {
@@ -239,6 +243,7 @@ impl SimDisk {
         copy.down = false;
         copy.cut_after = None;
         copy.counters = SimCounters::default();
+        copy.handles = 0;
         SimDisk {
             state: Arc::new(Mutex::new(copy)),
         }
@@ -272,6 +277,12 @@ impl SimDisk {
     /// The operation counts so far.
     pub fn counters(&self) -> SimCounters {
         self.state.lock().counters
+    }
+
+    /// File handles alive now (dropped ones do not count), as a process would count
+    /// its open descriptors.
+    pub fn open_handles(&self) -> usize {
+        self.state.lock().handles
     }
 
     /// Sets every count back to zero.
@@ -401,6 +412,8 @@ impl Disk for SimDisk {
                 ino
             }
         };
+        st.counters.opens += 1;
+        st.handles += 1;
         Ok(Arc::new(SimFile {
             disk: self.clone(),
             ino,
