@@ -73,6 +73,18 @@ pub struct BrokerArgs {
     /// above all); a frame that would pass it closes its connection (1013).
     #[arg(long, default_value_t = 256 * 1024 * 1024, global = true)]
     pub max_inbound: usize,
+    /// Seconds a new connection has to send its HTTP request (and finish TLS);
+    /// slower gets HTTP 408.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
+    pub handshake_timeout: u64,
+    /// With auth on, seconds a connection may go without a valid token before
+    /// it is closed (1008).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600), global = true)]
+    pub auth_timeout: u64,
+    /// Most topics the broker keeps counters for; past it, a pub to a new topic
+    /// no subscription matches gets `limit`.
+    #[arg(long, default_value_t = switchyard_broker::MAX_TOPICS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), global = true)]
+    pub max_topics: usize,
     /// Connections one IP address may have open at once; 0 for no cap.
     /// Default: a quarter of --max-connections.
     #[arg(long, global = true)]
@@ -196,6 +208,9 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         fsync: args.fsync,
         ping_interval: Duration::from_secs(args.ping_interval),
         frame_timeout: Duration::from_secs(args.frame_timeout),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        auth_timeout: Duration::from_secs(args.auth_timeout),
+        max_topics: args.max_topics,
         max_inbound: args.max_inbound,
         max_connections_per_ip: args.max_connections_per_ip,
         max_open_files: args.max_open_files.map(|n| n as usize),
@@ -242,6 +257,18 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
     }
     if let Some(v) = file.frame_timeout.filter(|_| unless_flag("frame_timeout")) {
         config.frame_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = file
+        .handshake_timeout
+        .filter(|_| unless_flag("handshake_timeout"))
+    {
+        config.handshake_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = file.auth_timeout.filter(|_| unless_flag("auth_timeout")) {
+        config.auth_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = file.max_topics.filter(|_| unless_flag("max_topics")) {
+        config.max_topics = v;
     }
     if let Some(v) = file.max_inbound.filter(|_| unless_flag("max_inbound")) {
         config.max_inbound = v;

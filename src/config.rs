@@ -46,6 +46,12 @@ pub struct FileSettings {
     pub frame_timeout: Option<u64>,
     /// `max_inbound`, in bytes.
     pub max_inbound: Option<usize>,
+    /// `handshake_timeout`, in seconds.
+    pub handshake_timeout: Option<u64>,
+    /// `auth_timeout`, in seconds.
+    pub auth_timeout: Option<u64>,
+    /// `max_topics`.
+    pub max_topics: Option<usize>,
     /// `max_connections_per_ip` (0: no cap).
     pub max_connections_per_ip: Option<usize>,
     /// `max_open_files`.
@@ -68,6 +74,9 @@ struct Raw {
     ping_interval: Option<Spanned<u64>>,
     frame_timeout: Option<Spanned<u64>>,
     max_inbound: Option<usize>,
+    handshake_timeout: Option<Spanned<u64>>,
+    auth_timeout: Option<Spanned<u64>>,
+    max_topics: Option<Spanned<usize>>,
     max_connections_per_ip: Option<usize>,
     max_open_files: Option<Spanned<usize>>,
     #[serde(default)]
@@ -150,6 +159,14 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         }
         p => p.map(Spanned::into_inner),
     };
+    let handshake_timeout = seconds(&file, raw.handshake_timeout, "handshake_timeout", 600)?;
+    let auth_timeout = seconds(&file, raw.auth_timeout, "auth_timeout", 600)?;
+    let max_topics = match raw.max_topics {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(file.error(Some(n.span()), "`max_topics` must be at least 1"));
+        }
+        n => n.map(Spanned::into_inner),
+    };
     let max_outbound = match raw.max_outbound {
         Some(m) if *m.get_ref() == 0 => {
             return Err(file.error(Some(m.span()), "`max_outbound` must be at least 1 byte"));
@@ -206,6 +223,9 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         ping_interval,
         frame_timeout,
         max_inbound: raw.max_inbound,
+        handshake_timeout,
+        auth_timeout,
+        max_topics,
         max_connections_per_ip: raw.max_connections_per_ip,
         max_open_files,
         security: Security {
@@ -215,6 +235,22 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
             tls,
         },
     })
+}
+
+/// A key of whole seconds, from 1 to `most`.
+fn seconds(
+    file: &File<'_>,
+    value: Option<Spanned<u64>>,
+    key: &str,
+    most: u64,
+) -> Result<Option<u64>, ConfigError> {
+    match value {
+        Some(v) if !(1..=most).contains(v.get_ref()) => Err(file.error(
+            Some(v.span()),
+            &format!("`{key}` must be from 1 to {most} seconds"),
+        )),
+        v => Ok(v.map(Spanned::into_inner)),
+    }
 }
 
 /// The file being read, for messages that point into it.

@@ -179,6 +179,90 @@ async fn a_config_file_sets_each_serve_key() {
     assert!(err.contains("line 1, key `fsync`"), "{err}");
 }
 
+/// The timeouts and `max_topics` are keys too (and flags: the flag beats the key).
+#[tokio::test]
+async fn timeouts_and_the_topic_cap_are_keys() {
+    let dir = temp_dir("timeouts");
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\nlisten = \"127.0.0.1:0\"\nhandshake_timeout = 1\n\
+             auth_timeout = 1\nmax_topics = 5\n\
+             [[users]]\nname = \"u\"\ntoken_sha256 = \"{DIGEST}\"\nadmin = true\n"
+        ),
+    )
+    .unwrap();
+    let served = serve(
+        &["--config", config.to_str().unwrap(), "--max-topics", "2"],
+        &[],
+    )
+    .unwrap();
+    let addr = served
+        .url
+        .strip_prefix("ws://")
+        .and_then(|a| a.strip_suffix("/ws"))
+        .unwrap()
+        .to_string();
+    // handshake_timeout = 1: a silent connection gets 408 after a second, not ten.
+    let started = std::time::Instant::now();
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    let mut answer = String::new();
+    silent.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // auth_timeout = 1: no token, closed with 1008 after a second.
+    let mut anonymous = Raw::connect(&served.url).await;
+    let started = std::time::Instant::now();
+    assert_eq!(anonymous.recv_close().await, Some(1008));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    drop(served);
+
+    // --max-topics 2 over the file's 5: two topics subscribed to fill it, and a
+    // third is refused.
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\nlisten = \"127.0.0.1:0\"\nmax_topics = 5\n",
+    )
+    .unwrap();
+    let served = serve(
+        &["--config", config.to_str().unwrap(), "--max-topics", "2"],
+        &[],
+    )
+    .unwrap();
+    let mut c = Raw::connect(&served.url).await;
+    for (id, topic) in [(1, "a"), (2, "b")] {
+        let ok = c
+            .call(json!({"op":"sub","id":id,"topic":topic,"sid":topic}))
+            .await;
+        assert_eq!(ok["ev"], "ok", "{ok}");
+    }
+    let third = c
+        .call(json!({"op":"pub","id":3,"topic":"c","data":1}))
+        .await;
+    assert_eq!(third["ev"], "error", "{third}");
+    assert_eq!(third["code"], "limit", "{third}");
+    drop(served);
+
+    for (key, value, why) in [
+        (
+            "handshake_timeout",
+            "0",
+            "`handshake_timeout` must be from 1 to 600 seconds",
+        ),
+        (
+            "auth_timeout",
+            "601",
+            "`auth_timeout` must be from 1 to 600 seconds",
+        ),
+        ("max_topics", "0", "`max_topics` must be at least 1"),
+    ] {
+        std::fs::write(&config, format!("{key} = {value}\n")).unwrap();
+        let err = refused(&config);
+        assert!(err.contains(why), "{key}: {err}");
+    }
+}
+
 #[test]
 fn a_flag_beats_the_file() {
     let dir = temp_dir("flag-wins");

@@ -35,3 +35,4 @@ pub use error::{BrokerError, ErrorCode};
 pub use server::Server;
 pub use stats::Snapshot;
 pub use switchyard_wire::{HeaderValue, Headers};
+pub use topic::MAX_TOPICS;

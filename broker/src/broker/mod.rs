@@ -92,6 +92,9 @@ pub struct Config {
     /// Bytes all connections together may hold in read buffers (unfinished
     /// frames above all); a frame that would pass it closes its connection (1013).
     pub max_inbound: usize,
+    /// Most topics the broker keeps counters for; past it, a `pub` to a new
+    /// topic that no subscription matches gets `limit`.
+    pub max_topics: usize,
     /// Connections one IP address may hold open at once (`None`: a quarter of
     /// `max_connections`, at least 1; `Some(0)`: no cap).
     pub max_connections_per_ip: Option<usize>,
@@ -119,6 +122,7 @@ impl Default for Config {
             max_inbound: 256 * 1024 * 1024,
             max_connections_per_ip: None,
             max_open_files: None,
+            max_topics: crate::topic::MAX_TOPICS,
         }
     }
 }
@@ -206,13 +210,15 @@ impl Broker {
         let (shutdown, _) = watch::channel(false);
         let read_budget = Arc::new(crate::connection::ReadBudget::new(config.max_inbound));
         let activity = Arc::new(Activity::new(config.max_outbound));
+        let max_topics = config.max_topics;
         let broker = Broker {
             inner: Arc::new(Inner {
                 read_budget,
                 listen: Mutex::new(config.listen.to_string()),
                 config,
                 started: Instant::now(),
-                topics: Topics::new(activity.clone(), tokio::runtime::Handle::current()),
+                topics: Topics::new(activity.clone(), tokio::runtime::Handle::current())
+                    .with_max_topics(max_topics),
                 activity,
                 queues: RwLock::new(HashMap::new()),
                 creating: Mutex::new(HashMap::new()),

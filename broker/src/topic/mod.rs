@@ -100,10 +100,11 @@ pub(crate) struct Topics {
     runtime: tokio::runtime::Handle,
 }
 
-/// Most topics the broker keeps counters for. Past it, topics that no subscription
-/// matches (and that are not retained) are forgotten, so a client publishing to
-/// endless new names cannot grow the broker's memory.
-pub(crate) const MAX_TOPICS: usize = 100_000;
+/// Most topics the broker keeps counters for, by default (`max_topics`). Past
+/// it, topics that no subscription matches (and that are not retained) are
+/// forgotten, so a client publishing to endless new names cannot grow the
+/// broker's memory.
+pub const MAX_TOPICS: usize = 100_000;
 
 impl Topic {
     fn refresh_matching(&self, state: &mut TopicState, topics: &Topics) {
@@ -131,6 +132,12 @@ impl Topic {
 }
 
 impl Topics {
+    /// These topics, keeping counters for at most `max` of them.
+    pub(crate) fn with_max_topics(mut self, max: usize) -> Self {
+        self.max_topics = max;
+        self
+    }
+
     pub(crate) fn new(activity: Arc<Activity>, runtime: tokio::runtime::Handle) -> Self {
         Topics {
             trie: RwLock::new(SubjectTrie::new()),
