@@ -1,5 +1,6 @@
 //! Command-line arguments and what each subcommand does.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +9,13 @@ use anyhow::{bail, Context};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+
+/// `println!` that ends the command quietly on a closed pipe ([`say_line`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        say_line(format_args!($($arg)*))
+    };
+}
 use switchyard_broker::store::FsyncPolicy;
 use switchyard_broker::{Config, Server};
 use switchyard_broker::{HeaderValue, Headers};
@@ -409,7 +417,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             let seq = client
                 .publish_with_headers(&topic, parse_data(&data), parse_headers(&headers)?)
                 .await?;
-            println!("{}", json!({"topic": topic, "seq": seq}));
+            say!("{}", json!({"topic": topic, "seq": seq}));
             client.close().await;
             Ok(())
         }
@@ -438,7 +446,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
                 if let Some(undecoded) = &m.undecoded {
                     warn_undecoded(&format!("message {} on {}", m.seq, m.topic), undecoded);
                 }
-                println!(
+                say!(
                     "{}",
                     delivery_line(fields, m.data, m.headers, m.undecoded.as_ref())
                 );
@@ -466,7 +474,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
                 map.remove("ev");
                 map.remove("id");
             }
-            println!("{ok}");
+            say!("{ok}");
             client.close().await;
             Ok(())
         }
@@ -492,7 +500,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
                 if let Some(undecoded) = &job.undecoded {
                     warn_undecoded(&format!("job {} of {}", job.msg, job.queue), undecoded);
                 }
-                println!(
+                say!(
                     "{}",
                     delivery_line(fields, job.data, job.headers, job.undecoded.as_ref())
                 );
@@ -513,14 +521,14 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             let reply = client
                 .request(&queue, parse_data(&data), Duration::from_millis(timeout_ms))
                 .await?;
-            println!("{reply}");
+            say!("{reply}");
             client.close().await;
             Ok(())
         }
         Some(Cmd::Stats { url, ca }) => {
             let client = connect(&url, ca.as_deref()).await?;
             let snapshot = client.stats().await?;
-            println!("{}", serde_json::to_string_pretty(&snapshot)?);
+            say!("{}", serde_json::to_string_pretty(&snapshot)?);
             client.close().await;
             Ok(())
         }
@@ -531,11 +539,11 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
                 "The first line is the token, shown once: give it to the client now. \
                  Below it, the entry for the config file: the broker keeps only the SHA-256."
             );
-            println!("{}", token.secret());
-            println!();
-            println!("[[users]]");
-            println!("name = {}", toml_string(&name));
-            println!("token_sha256 = \"{}\"", token.sha256_hex());
+            say!("{}", token.secret());
+            say!("");
+            say!("[[users]]");
+            say!("name = {}", toml_string(&name));
+            say!("token_sha256 = \"{}\"", token.sha256_hex());
             Ok(())
         }
         Some(Cmd::Bench(bench)) => {
@@ -556,7 +564,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config)
         .await
         .context("cannot start the broker")?;
-    println!("switchyard listening on {}", server.url());
+    // The broker goes on if nobody reads its stdout any more.
+    let _ = writeln!(
+        std::io::stdout(),
+        "switchyard listening on {}",
+        server.url()
+    );
     let broker = server.broker();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -580,14 +593,39 @@ pub fn warn_if_open(config: &Config) {
     }
 }
 
+/// Waits for Ctrl-C (SIGINT), SIGTERM or SIGHUP: each stops the broker
+/// gracefully. SIGHUP is a closed terminal or a dropped SSH session, which must
+/// not kill a broker without telling its clients.
 pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
+/// Writes one line to stdout. A closed pipe (`switchyard stats | head`) ends the
+/// command quietly, as it does a Unix tool, instead of a panic.
+pub fn say_line(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("switchyard: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
     }
 }

@@ -166,25 +166,57 @@ fn pub_sub_send_consume_request_and_stats() {
 }
 
 #[test]
-fn sigterm_stops_gracefully_and_tells_clients() {
+fn sigterm_and_sighup_stop_gracefully_and_tell_clients() {
+    for signal in ["-TERM", "-HUP"] {
+        stops_gracefully_on(signal);
+    }
+}
+
+/// A closed terminal (SIGHUP) is a graceful stop like SIGTERM, not a kill.
+fn stops_gracefully_on(signal: &str) {
     let mut s = Served::start();
     let sub = s.spawn(&["sub", "t"]);
     s.wait_for("the subscriber", |v| v["server"]["connections"] == 2);
     let pid = s.child.id().to_string();
     let started = Instant::now();
     assert!(Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap()
         .success());
     let status = s.child.wait().unwrap();
-    assert!(status.success(), "broker exits 0 on SIGTERM: {status:?}");
+    assert!(status.success(), "broker exits 0 on {signal}: {status:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     // The subscriber was told the broker went away, and exits with an error saying so.
     let out = sub.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("1001"), "{err}");
+    assert!(err.contains("1001"), "{signal}: {err}");
+}
+
+/// `switchyard sub t | head -1`: once `head` has its line and goes, the
+/// subscriber's next write meets a closed pipe and it exits quietly, no panic.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::BufRead;
+    let s = Served::start();
+    let mut sub = s.spawn(&["sub", "t"]);
+    s.wait_for("the subscriber", |v| v["server"]["connections"] == 2);
+    let mut stdout = std::io::BufReader::new(sub.stdout.take().unwrap());
+    assert!(s.run(&["pub", "t", "1"]).0);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("\"data\":1"), "{first}");
+    drop(stdout);
+    // Written after the pipe closed: more than a pipe holds, so a write fails.
+    let big = "x".repeat(70_000);
+    for _ in 0..3 {
+        s.run(&["pub", "t", &big]);
+    }
+    let (out, err) = output_within(sub, Duration::from_secs(10));
+    assert_eq!(out, "");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
 }
 
 /// What a spawned client subcommand printed, waiting at most `wait` for it to
