@@ -477,3 +477,32 @@ async fn a_deleted_durable_queue_can_be_sent_to_and_declared_again_at_once() {
     }
     b.stop().await;
 }
+
+/// A worker's jobs count in its client's `msgs_out`, as a subscriber's messages do
+/// (issue 12: a worker taking 20 jobs/s showed Out/s 0).
+#[tokio::test]
+async fn jobs_count_in_the_consumers_msgs_out() {
+    let b = TestBroker::start().await;
+    let mut worker = b.raw().await;
+    let worker_id = worker.id();
+    worker
+        .call(json!({"op":"consume","id":1,"queue":"work","cid":"w"}))
+        .await;
+    let mut sender = b.raw().await;
+    for i in 0..3 {
+        sender
+            .call(json!({"op":"send","id":10 + i,"queue":"work","data":i}))
+            .await;
+    }
+    for _ in 0..3 {
+        let job = worker.recv_ev("job").await;
+        worker.send(json!({"op":"ack","tag":job["tag"]})).await;
+    }
+    eventually(&b.broker, "the jobs counted", |s| {
+        s.clients
+            .iter()
+            .any(|c| c.id == worker_id && c.msgs_out == 3)
+    })
+    .await;
+    b.stop().await;
+}

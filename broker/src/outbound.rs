@@ -28,23 +28,26 @@ pub(crate) enum OutItem<'a> {
     Text(&'a str),
     /// A `msg` delivery: the subscription's head and the message's activity body.
     Msg { head: &'a str, body: &'a str },
+    /// A `job` delivery to a queue consumer: counted in the client's `msgs_out`
+    /// as a `msg` is.
+    Job(&'a str),
 }
 
 impl OutItem<'_> {
     fn len(&self) -> usize {
         match self {
-            OutItem::Text(t) => t.len(),
+            OutItem::Text(t) | OutItem::Job(t) => t.len(),
             OutItem::Msg { head, body } => head.len() + body.len(),
         }
     }
 
     fn is_delivery(&self) -> bool {
-        matches!(self, OutItem::Msg { .. })
+        matches!(self, OutItem::Msg { .. } | OutItem::Job(_))
     }
 
     fn write_to(&self, out: &mut String) {
         match self {
-            OutItem::Text(t) => out.push_str(t),
+            OutItem::Text(t) | OutItem::Job(t) => out.push_str(t),
             OutItem::Msg { head, body } => {
                 out.push_str(head);
                 out.push_str(body);

@@ -552,7 +552,7 @@ impl Queue {
                 &message.data,
                 message.headers.as_deref(),
             );
-            if session.push(OutItem::Text(&frame)).is_err() {
+            if session.push(OutItem::Job(&frame)).is_err() {
                 // The consumer's connection is going away: it gets nothing more, and
                 // the message keeps its place and its attempt count.
                 message.attempt -= 1;
