@@ -112,14 +112,19 @@ fn refusal(creator: &Creator, cap: usize) -> BrokerError {
         Some(_) => "max_streams",
         None => "max_streams_per_user",
     };
+    let what = if cap == 1 {
+        "queue or topic"
+    } else {
+        "queues and topics"
+    };
     let message = match &creator.user {
         Some(user) => {
             let shown: String = user.chars().take(128).collect();
-            format!("user `{shown}` may create at most {cap} queues and topics ({key})")
+            format!("user `{shown}` may create at most {cap} {what} ({key})")
         }
-        None => format!(
-            "clients without a user may create at most {cap} queues and topics together ({key})"
-        ),
+        None => {
+            format!("clients without a user may create at most {cap} {what} together ({key})")
+        }
     };
     BrokerError::new(ErrorCode::Limit, message)
 }
@@ -162,7 +167,7 @@ mod tests {
         let e = creators.take(Stream::Queue, "b", &anyone, 1).unwrap_err();
         assert_eq!(
             e.message,
-            "clients without a user may create at most 1 queues and topics together \
+            "clients without a user may create at most 1 queue or topic together \
              (max_streams_per_user)"
         );
         let unlimited = Creator::user("root".into(), Some(0));
