@@ -428,10 +428,7 @@ impl Broker {
         self.inner
             .creators
             .take(kind, name, creator, cap)
-            .map_err(|e| {
-                self.refused(crate::refusals::Refusal::StreamsLimit);
-                e
-            })
+            .inspect_err(|_| self.refused(crate::refusals::Refusal::StreamsLimit))
     }
 
     /// What deleting a queue or a topic leaves to do: log if its stored data (a

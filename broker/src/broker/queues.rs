@@ -209,6 +209,7 @@ impl Broker {
     }
 
     /// Sends a request and answers the requester when it is replied to or times out.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn request(
         &self,
         session: &Arc<Session>,
