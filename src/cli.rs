@@ -101,6 +101,11 @@ pub struct BrokerArgs {
     /// used). Default: half the open-files limit at start.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub max_open_files: Option<u64>,
+    /// Queues and retained topics one user may create and hold at once (a
+    /// `[[users]]` entry's `max_streams` overrides it; with auth off, all clients
+    /// share one count). 0 for no cap.
+    #[arg(long, default_value_t = 1000, global = true)]
+    pub max_streams_per_user: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -222,6 +227,7 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         max_inbound: args.max_inbound,
         max_connections_per_ip: args.max_connections_per_ip,
         max_open_files: args.max_open_files.map(|n| n as usize),
+        max_streams_per_user: args.max_streams_per_user,
         ..Config::default()
     };
     if let Some(v) = args.max_outbound {
@@ -292,6 +298,12 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         .filter(|_| unless_flag("max_open_files"))
     {
         config.max_open_files = Some(v);
+    }
+    if let Some(v) = file
+        .max_streams_per_user
+        .filter(|_| unless_flag("max_streams_per_user"))
+    {
+        config.max_streams_per_user = v;
     }
     config.security = file.security;
     Ok(config)

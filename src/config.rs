@@ -56,6 +56,8 @@ pub struct FileSettings {
     pub max_connections_per_ip: Option<usize>,
     /// `max_open_files`.
     pub max_open_files: Option<usize>,
+    /// `max_streams_per_user` (0: no cap).
+    pub max_streams_per_user: Option<usize>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
 }
@@ -79,6 +81,7 @@ struct Raw {
     max_topics: Option<Spanned<usize>>,
     max_connections_per_ip: Option<usize>,
     max_open_files: Option<Spanned<usize>>,
+    max_streams_per_user: Option<usize>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     tls_cert: Option<Spanned<PathBuf>>,
@@ -116,6 +119,7 @@ struct RawUser {
     deny_manage: Vec<Spanned<String>>,
     #[serde(default)]
     admin: bool,
+    max_streams: Option<usize>,
 }
 
 /// The `[jwt]` table as written.
@@ -228,6 +232,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         max_topics,
         max_connections_per_ip: raw.max_connections_per_ip,
         max_open_files,
+        max_streams_per_user: raw.max_streams_per_user,
         security: Security {
             users,
             jwt_hs256_secret,
@@ -317,6 +322,7 @@ impl File<'_> {
             deny_consume: list("deny_consume", raw.deny_consume)?,
             deny_manage: list("deny_manage", raw.deny_manage)?,
             admin: raw.admin,
+            max_streams: raw.max_streams,
         };
         Ok(UserRules {
             name,

@@ -40,11 +40,15 @@ pub(crate) enum Refusal {
     /// Close 1008 after `{"ev":"kicked","reason":"outbound_budget"}`: all outbound
     /// buffers together passed `max_outbound`, and this client held the most.
     OutboundBudget,
+    /// Error `limit`: a `declare`, `send`, `consume` or `request` would create a
+    /// queue or retained topic past its user's `max_streams` (or the broker's
+    /// `max_streams_per_user`).
+    StreamsLimit,
 }
 
 impl Refusal {
     /// Every reason, in the order `/metrics` lists them.
-    pub(crate) const ALL: [Refusal; 13] = [
+    pub(crate) const ALL: [Refusal; 14] = [
         Refusal::ConnectionsFull,
         Refusal::HttpMalformed,
         Refusal::HeadTooLarge,
@@ -58,6 +62,7 @@ impl Refusal {
         Refusal::FrameTimeout,
         Refusal::InboundBudget,
         Refusal::OutboundBudget,
+        Refusal::StreamsLimit,
     ];
 
     /// The `reason` label in `/metrics` and the key in the snapshot.
@@ -76,6 +81,7 @@ impl Refusal {
             Refusal::FrameTimeout => "frame_timeout",
             Refusal::InboundBudget => "inbound_budget",
             Refusal::OutboundBudget => "outbound_budget",
+            Refusal::StreamsLimit => "streams_limit",
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct Grants {
     pub deny_manage: Vec<String>,
     /// Operator frames (stats, watch, peek, kick, requeue) and `manage` on every name.
     pub admin: bool,
+    /// Queues and retained topics it may create and hold at once (`None`: the
+    /// broker's `max_streams_per_user`, admins included; 0: no cap).
+    pub max_streams: Option<usize>,
 }
 
 /// One `[[users]]` entry.

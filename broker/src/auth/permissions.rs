@@ -199,6 +199,7 @@ pub enum SubscribeRule {
 pub struct Permissions {
     user: Arc<str>,
     admin: bool,
+    max_streams: Option<usize>,
     publish: Rule,
     subscribe: Rule,
     send: Rule,
@@ -212,6 +213,7 @@ impl Permissions {
         Ok(Permissions {
             user: Arc::from(user),
             admin: grants.admin,
+            max_streams: grants.max_streams,
             publish: Rule::compile(&grants.publish, &grants.deny_publish)?,
             subscribe: Rule::compile(&grants.subscribe, &grants.deny_subscribe)?,
             send: Rule::compile(&grants.send, &grants.deny_send)?,
@@ -223,6 +225,12 @@ impl Permissions {
     /// The user's name.
     pub fn user(&self) -> &Arc<str> {
         &self.user
+    }
+
+    /// The queues and retained topics it may hold, if its entry sets a number
+    /// (else the broker's `max_streams_per_user` applies; 0: no cap).
+    pub fn max_streams(&self) -> Option<usize> {
+        self.max_streams
     }
 
     /// Whether it may use operator frames.

@@ -54,6 +54,7 @@ struct GrantsClaim {
     deny_consume: Vec<String>,
     deny_manage: Vec<String>,
     admin: bool,
+    max_streams: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +143,7 @@ fn verify_jwt(key: &DecodingKey, token: &str) -> Result<Arc<Permissions>, Refuse
         deny_consume: c.deny_consume,
         deny_manage: c.deny_manage,
         admin: c.admin,
+        max_streams: c.max_streams,
     };
     Permissions::compile(&sub, &grants)
         .map(Arc::new)

@@ -10,6 +10,7 @@
 
 mod access;
 mod budget;
+mod creators;
 mod operator;
 mod peer;
 mod queues;
@@ -102,6 +103,10 @@ pub struct Config {
     /// closed and reopened when next used. `None`: half the soft open-files limit
     /// at [`Broker::open`] (see [`crate::store::default_max_open_files`]).
     pub max_open_files: Option<usize>,
+    /// Queues and retained topics one user may create and hold at once (a user's
+    /// own `max_streams` overrides it; with auth off all clients share one count);
+    /// 0: no cap.
+    pub max_streams_per_user: usize,
 }
 
 impl Default for Config {
@@ -123,6 +128,7 @@ impl Default for Config {
             max_connections_per_ip: None,
             max_open_files: None,
             max_topics: crate::topic::MAX_TOPICS,
+            max_streams_per_user: 1000,
         }
     }
 }
@@ -159,6 +165,8 @@ pub(super) struct Inner {
     /// while it touches the disk: others wanting that name wait on it, and nobody
     /// else waits at all (no broker-wide lock is held across disk I/O).
     creating: Mutex<HashMap<(Stream, String), Gate>>,
+    /// Who created each queue and retained topic, against `max_streams_per_user`.
+    creators: Creators,
     /// Every connected client, by session id.
     sessions: RwLock<HashMap<u64, Arc<Peer>>>,
     next_session: AtomicU64,
@@ -222,6 +230,7 @@ impl Broker {
                 activity,
                 queues: RwLock::new(HashMap::new()),
                 creating: Mutex::new(HashMap::new()),
+                creators: Creators::default(),
                 sessions: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 peak_sessions: Default::default(),
@@ -408,6 +417,26 @@ impl Broker {
         result
     }
 
+    /// Takes `creator`'s place for the new queue or retained topic `name`, or
+    /// refuses (`limit`, counted as `streams_limit`). A stream no client's request
+    /// creates (a dead letter's queue, the console's send) has no creator and
+    /// counts against no one. Called under the name's gate.
+    fn take_place(
+        &self,
+        kind: Stream,
+        name: &str,
+        creator: Option<&Creator>,
+    ) -> Result<(), BrokerError> {
+        let Some(creator) = creator else {
+            return Ok(());
+        };
+        let cap = self.inner.config.max_streams_per_user;
+        self.inner
+            .creators
+            .take(kind, name, creator, cap)
+            .inspect_err(|_| self.refused(crate::refusals::Refusal::StreamsLimit))
+    }
+
     /// What deleting a queue or a topic leaves to do: log if its stored data (a
     /// deletion already started, so the name can be declared again at once) fails
     /// to go, and record who deleted it.
@@ -441,6 +470,8 @@ pub(crate) fn welcome(broker: &Broker, session: &Session) -> String {
 
 pub(crate) use access::RefusalLog;
 use budget::run_outbound_budget;
+pub(crate) use creators::Creator;
+use creators::Creators;
 pub(crate) use queues::ToDispatch;
 use timers::{run_ack_timer, run_memory_trim, run_retention};
 pub(crate) use topics::Publisher;

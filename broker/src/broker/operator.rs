@@ -126,6 +126,7 @@ impl Broker {
             } => {
                 let msg = self.send(
                     None,
+                    None,
                     &queue,
                     Payload::from_value(&data),
                     headers,

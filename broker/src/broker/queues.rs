@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{run_ack_timer, Broker, Peer, Stream};
+use super::{run_ack_timer, Broker, Creator, Peer, Stream};
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::names;
@@ -36,33 +36,58 @@ impl ToDispatch {
 }
 
 impl Broker {
-    /// The queue of that name, created (durable, default settings) if it does not exist.
-    pub(crate) fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
-        self.queue_with(name, true)
+    /// The queue of that name, created (durable, default settings) if it does not
+    /// exist, as `creator`'s (see [`Broker::take_place`]).
+    pub(crate) fn queue(
+        &self,
+        name: &str,
+        creator: Option<&Creator>,
+    ) -> Result<Arc<Queue>, BrokerError> {
+        self.queue_with(name, true, creator)
     }
 
-    fn queue_with(&self, name: &str, durable: bool) -> Result<Arc<Queue>, BrokerError> {
+    fn queue_with(
+        &self,
+        name: &str,
+        durable: bool,
+        creator: Option<&Creator>,
+    ) -> Result<Arc<Queue>, BrokerError> {
         if let Some(q) = self.inner.queues.read().get(name) {
             return Ok(q.clone());
         }
         names::check_queue(name)?;
         // Creating a durable queue's log and recording its options are file
         // operations with fsyncs: only callers wanting this same name wait.
-        self.one_at_a_time(Stream::Queue, name, || self.create_queue(name, durable))
+        self.one_at_a_time(Stream::Queue, name, || {
+            self.create_queue(name, durable, creator)
+        })
     }
 
     /// Creates a queue unless it exists by now; its caller holds the name's gate.
-    fn create_queue(&self, name: &str, durable: bool) -> Result<Arc<Queue>, BrokerError> {
+    fn create_queue(
+        &self,
+        name: &str,
+        durable: bool,
+        creator: Option<&Creator>,
+    ) -> Result<Arc<Queue>, BrokerError> {
         if let Some(q) = self.inner.queues.read().get(name) {
             return Ok(q.clone());
         }
+        self.take_place(Stream::Queue, name, creator)?;
         let config = QueueConfig {
             durable,
             ..QueueConfig::default()
         };
         let store = if durable {
-            let store = self.inner.backend.open_queue(name, &config.settings())?;
-            Some(store)
+            match self.inner.backend.open_queue(name, &config.settings()) {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    if creator.is_some() {
+                        self.inner.creators.give_back(Stream::Queue, name);
+                    }
+                    return Err(e.into());
+                }
+            }
         } else {
             None
         };
@@ -90,6 +115,7 @@ impl Broker {
         &self,
         name: &str,
         options: &QueueOptions,
+        creator: Option<&Creator>,
     ) -> Result<(), BrokerError> {
         if let Some(dl) = &options.dead_letter {
             names::check_queue(dl)?;
@@ -100,7 +126,7 @@ impl Broker {
                 ));
             }
         }
-        let queue = self.queue_with(name, options.durable.unwrap_or(true))?;
+        let queue = self.queue_with(name, options.durable.unwrap_or(true), creator)?;
         if let Some(durable) = options.durable {
             if durable != queue.store().is_some() {
                 return Err(BrokerError::new(
@@ -126,6 +152,7 @@ impl Broker {
     pub(crate) fn send(
         &self,
         session: Option<&Session>,
+        creator: Option<&Creator>,
         queue: &str,
         data: Payload,
         headers: Option<Headers>,
@@ -136,6 +163,7 @@ impl Broker {
         let mut to_dispatch = ToDispatch::default();
         let sent = self.send_later(
             session,
+            creator,
             queue,
             data,
             headers,
@@ -153,6 +181,7 @@ impl Broker {
     pub(crate) fn send_later(
         &self,
         session: Option<&Session>,
+        creator: Option<&Creator>,
         queue: &str,
         data: Payload,
         headers: Option<Headers>,
@@ -161,7 +190,7 @@ impl Broker {
         stored: impl FnOnce(&str, Option<Ticket>),
         to_dispatch: &mut ToDispatch,
     ) -> Result<Arc<str>, BrokerError> {
-        let queue = self.queue(queue)?;
+        let queue = self.queue(queue, creator)?;
         let (msg, ticket) = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
         self.inner.activity.msgs_in.fetch_add(1, Ordering::Relaxed);
         if let Some(s) = session {
@@ -180,9 +209,11 @@ impl Broker {
     }
 
     /// Sends a request and answers the requester when it is replied to or times out.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn request(
         &self,
         session: &Arc<Session>,
+        creator: &Creator,
         queue: &str,
         data: Payload,
         headers: Option<Headers>,
@@ -192,6 +223,7 @@ impl Broker {
         let waiter = Waiter::new(session, id, true);
         let msg = self.send(
             Some(session),
+            Some(creator),
             queue,
             data,
             headers,
@@ -210,6 +242,7 @@ impl Broker {
     pub(crate) fn consume(
         &self,
         peer: &Peer,
+        creator: &Creator,
         queue: &str,
         cid: &str,
         prefetch: u32,
@@ -221,7 +254,7 @@ impl Broker {
                 &crate::protocol::PREFETCH,
             ));
         }
-        let queue = self.queue(queue)?;
+        let queue = self.queue(queue, Some(creator))?;
         {
             let mut consumers = peer.consumers.lock();
             if consumers.contains_key(cid) {
@@ -302,7 +335,16 @@ impl Broker {
     }
 
     pub(crate) fn delete_queue(&self, queue: &str, actor: &str) -> Result<(), BrokerError> {
-        let Some(q) = self.inner.queues.write().remove(queue) else {
+        // Under the name's gate, so a queue created again at once by someone else
+        // is theirs, not given back with this one.
+        let removed = self.one_at_a_time(Stream::Queue, queue, || {
+            let removed = self.inner.queues.write().remove(queue);
+            if removed.is_some() {
+                self.inner.creators.give_back(Stream::Queue, queue);
+            }
+            removed
+        });
+        let Some(q) = removed else {
             return Err(BrokerError::new(
                 ErrorCode::NotFound,
                 format!("no queue `{queue}`"),
@@ -376,7 +418,16 @@ impl Broker {
                     }
                 });
             };
-            let outcome = self.send(None, &to, letter.data, Some(headers), None, false, moved);
+            let outcome = self.send(
+                None,
+                None,
+                &to,
+                letter.data,
+                Some(headers),
+                None,
+                false,
+                moved,
+            );
             let text = match outcome {
                 Ok(msg) => format!(
                     "a message of {} was dead-lettered to {to} as {msg}: {}",
@@ -469,18 +520,18 @@ mod tests {
             release: Condvar::new(),
         });
         let broker = Broker::open_on(Config::default(), backend.clone()).unwrap();
-        broker.queue("fast").unwrap();
+        broker.queue("fast", None).unwrap();
         let creator = {
             let broker = broker.clone();
-            std::thread::spawn(move || broker.queue("slow").map(|q| q.name.to_string()))
+            std::thread::spawn(move || broker.queue("slow", None).map(|q| q.name.to_string()))
         };
         inside.recv_timeout(Duration::from_secs(5)).unwrap();
         let (done, finished) = mpsc::channel();
         {
             let broker = broker.clone();
             std::thread::spawn(move || {
-                let existing = broker.queue("fast").map(|q| q.name.to_string());
-                let new = broker.queue("other").map(|q| q.name.to_string());
+                let existing = broker.queue("fast", None).map(|q| q.name.to_string());
+                let new = broker.queue("other", None).map(|q| q.name.to_string());
                 let queues = broker.snapshot().queues.len();
                 let _ = done.send((existing, new, queues));
             });

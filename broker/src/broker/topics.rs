@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use super::{store_retention, Broker, Inner, Peer, Stream};
+use super::{store_retention, Broker, Creator, Inner, Peer, Stream};
 use crate::auth::Patterns;
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
@@ -125,11 +125,14 @@ impl Broker {
     }
 
     /// Declares a topic; with `retain`, its messages are kept on disk (and the
-    /// retention limits replaced if it already was retained).
+    /// retention limits replaced if it already was retained). A topic that becomes
+    /// retained is `creator`'s (see [`Broker::take_place`]); one in memory only is
+    /// nobody's, as topics past the topic count are forgotten anyway.
     pub(crate) fn declare_topic(
         &self,
         name: &str,
         retain: Option<&Retention>,
+        creator: Option<&Creator>,
     ) -> Result<(), BrokerError> {
         names::check_topic(name)?;
         let topic = self.inner.topics.topic(name)?;
@@ -142,11 +145,17 @@ impl Broker {
             match topic.store() {
                 Some(store) => store.set_retention(store_retention(retention))?,
                 None => {
-                    let store = self
+                    self.take_place(Stream::Topic, name, creator)?;
+                    let retained = self
                         .inner
                         .backend
-                        .open_topic(name, store_retention(retention))?;
-                    self.inner.topics.retain(name, store)?;
+                        .open_topic(name, store_retention(retention))
+                        .map_err(BrokerError::from)
+                        .and_then(|store| self.inner.topics.retain(name, store));
+                    if retained.is_err() && creator.is_some() {
+                        self.inner.creators.give_back(Stream::Topic, name);
+                    }
+                    retained?;
                 }
             }
             Ok(())
@@ -160,7 +169,13 @@ impl Broker {
 
     pub(crate) fn delete_topic(&self, name: &str, actor: &str) -> Result<(), BrokerError> {
         names::check_topic(name)?;
-        let store = self.inner.topics.delete(name)?;
+        // Under the name's gate, so a topic retained again at once by someone else
+        // is theirs, not given back with this one.
+        let store = self.one_at_a_time(Stream::Topic, name, || {
+            let store = self.inner.topics.delete(name)?;
+            self.inner.creators.give_back(Stream::Topic, name);
+            Ok::<_, BrokerError>(store)
+        })?;
         self.finish_delete(Stream::Topic, name, actor, store.map(|s| s.delete()));
         Ok(())
     }

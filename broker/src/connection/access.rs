@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::auth::{Patterns, Permissions, SubscribeRule, Verb};
-use crate::broker::{Broker, Peer, RefusalLog};
+use crate::broker::{Broker, Creator, Peer, RefusalLog};
 use crate::command::{Command, PeekTarget};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::ClientFrame;
@@ -42,6 +42,9 @@ pub(super) struct Gate {
     /// The topic last allowed to `pub`, so a run to one topic is checked once.
     last_publish: Option<Box<str>>,
     log: RefusalLog,
+    /// Whom the queues and retained topics it creates count against: its user
+    /// once a token is accepted; with auth off, the clients' shared count.
+    creator: Creator,
 }
 
 impl Gate {
@@ -86,6 +89,7 @@ impl Gate {
         match broker.authenticate(peer, token, &mut self.log) {
             Ok(permissions) => {
                 let user = permissions.user().clone();
+                self.creator = Creator::user(user.clone(), permissions.max_streams());
                 self.access = Access::User(permissions);
                 self.deadline = None;
                 self.last_publish = None;
@@ -99,6 +103,11 @@ impl Gate {
                 Err(e)
             }
         }
+    }
+
+    /// Whom the queues and retained topics this connection creates count against.
+    pub(super) fn creator(&self) -> &Creator {
+        &self.creator
     }
 
     /// A `hello` without a token: fine once a user's token was accepted.

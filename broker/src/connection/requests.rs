@@ -197,7 +197,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
         }
         ClientFrame::Unsub { sid } => broker.unsubscribe(peer, &sid).and_then(|_| none()),
         ClientFrame::DeclareTopic { topic, retain } => broker
-            .declare_topic(&topic, retain.as_ref())
+            .declare_topic(&topic, retain.as_ref(), Some(conn.gate.creator()))
             .and_then(|_| none()),
         ClientFrame::Seal { topic } => {
             let (s, rid) = (session.clone(), id.cloned());
@@ -213,7 +213,10 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             .delete_topic(&topic, &peer.describe())
             .and_then(|_| none()),
         ClientFrame::DeclareQueue { queue, options } => {
-            broker.declare_queue(&queue, &options).and_then(|_| none())
+            let creator = Some(conn.gate.creator());
+            broker
+                .declare_queue(&queue, &options, creator)
+                .and_then(|_| none())
         }
         ClientFrame::DeleteQueue { queue } => broker
             .delete_queue(&queue, &peer.describe())
@@ -228,6 +231,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                 let waiter = Waiter::new(session, id.clone(), false);
                 match broker.send_later(
                     Some(session),
+                    Some(conn.gate.creator()),
                     &queue,
                     data,
                     headers,
@@ -260,6 +264,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                 let to_dispatch = &mut conn.to_dispatch;
                 match broker.send_later(
                     Some(session),
+                    Some(conn.gate.creator()),
                     &queue,
                     data,
                     headers,
@@ -277,10 +282,15 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             queue,
             cid,
             prefetch,
-        } => match broker.consume(peer, &queue, &cid, prefetch, || answer(session, id, none())) {
-            Ok(()) => return,
-            Err(e) => Err(e),
-        },
+        } => {
+            let creator = conn.gate.creator();
+            match broker.consume(peer, creator, &queue, &cid, prefetch, || {
+                answer(session, id, none())
+            }) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            }
+        }
         ClientFrame::Cancel { cid } => broker.cancel(peer, &cid).and_then(|_| none()),
         ClientFrame::Ack { tag } => {
             return settle(broker, peer, id, tag, Settle::Ack, &mut conn.to_dispatch)
@@ -301,7 +311,16 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
         } => match id {
             Some(rid) => {
                 let timeout = Duration::from_millis(timeout_ms);
-                match broker.request(session, &queue, data, headers, rid.clone(), timeout) {
+                let creator = conn.gate.creator();
+                match broker.request(
+                    session,
+                    creator,
+                    &queue,
+                    data,
+                    headers,
+                    rid.clone(),
+                    timeout,
+                ) {
                     Ok(()) => return,
                     Err(e) => Err(e),
                 }
