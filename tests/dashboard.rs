@@ -209,8 +209,11 @@ async fn operate_the_broker_from_the_dashboard() {
         .text
         .starts_with(&format!("dashboard kicked {victim_id} (victim)"))));
 
-    // q leaves, restores the terminal and stops the broker.
+    // q leaves, restores the terminal and stops the broker: with clients still
+    // connected, only after asking.
     pane.keys(&["1", "q"]);
+    pane.wait_for("Stop the broker?");
+    pane.keys(&["y"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while pane.alive() {
         assert!(Instant::now() < deadline, "the dashboard did not exit on q");

@@ -28,7 +28,7 @@ use crate::tables::{self, TableState};
 use crate::view::View;
 
 pub use commands::{KICK_REASON, KICK_SLOW_REASON, PEEK_COUNT};
-pub use overlay::{Confirmation, LiveTail, Overlay, Peek, TailEntry, TAIL_KEEP};
+pub use overlay::{Confirmation, LiveTail, Overlay, Peek, StopBroker, TailEntry, TAIL_KEEP};
 
 /// How many tail messages one tick takes from the source.
 const TAIL_BATCH: usize = 500;
@@ -64,6 +64,8 @@ pub struct App {
     /// Tables rebuilt from the current snapshot; the others are rebuilt when shown.
     fresh: [bool; 5],
     pub(crate) overlay: Option<Overlay>,
+    /// The question before quitting stops the broker, over everything else.
+    pub(crate) stopping: Option<StopBroker>,
     pub(crate) filter_input: Option<Input>,
     pub(crate) status: Option<Status>,
     last_refresh: Option<Instant>,
@@ -86,6 +88,7 @@ impl App {
             tables,
             fresh: [false; 5],
             overlay: None,
+            stopping: None,
             filter_input: None,
             status: None,
             last_refresh: None,
@@ -115,6 +118,11 @@ impl App {
         self.overlay.as_ref()
     }
 
+    /// The question before quitting stops the broker, if it is being asked.
+    pub fn stopping(&self) -> Option<&StopBroker> {
+        self.stopping.as_ref()
+    }
+
     /// The result of the last action, if any.
     pub fn status(&self) -> Option<&Status> {
         self.status.as_ref()
@@ -127,6 +135,9 @@ impl App {
 
     /// Where the keyboard is.
     pub fn context(&self) -> Context {
+        if self.stopping.is_some() {
+            return Context::Confirm;
+        }
         match &self.overlay {
             Some(Overlay::Confirm(_)) => Context::Confirm,
             Some(Overlay::Publish { .. }) => Context::Form,
@@ -143,6 +154,10 @@ impl App {
         self.rates.observe(&snapshot, now);
         self.snapshot = snapshot;
         self.last_refresh = Some(now);
+        // An open question states what would be lost now, not when it was asked.
+        if let Some(stopping) = &mut self.stopping {
+            *stopping = StopBroker::of(&self.snapshot);
+        }
         if let Some(tail) = overlay::tail_of(&mut self.overlay) {
             tail.subscribers.update(&self.snapshot);
         }

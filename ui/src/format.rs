@@ -8,6 +8,20 @@ pub fn count(n: u64) -> String {
     scaled(n as f64, &["", "k", "M", "G", "T", "P"], 1000.0)
 }
 
+/// A count in full with thousands separated: `7,012`. For a question whose answer
+/// depends on the number, where `7.0k` would be too vague.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A per-second rate: `0`, `0.4`, `12`, `1.2k`.
 pub fn rate(r: f64) -> String {
     if !r.is_finite() || r <= 0.0 {
@@ -185,6 +199,14 @@ mod tests {
         assert_eq!(rate(12.4), "12");
         assert_eq!(rate(1_250.0), "1.2k");
         assert_eq!(rate(f64::NAN), "0");
+    }
+
+    #[test]
+    fn grouped_counts_are_whole() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(7_012), "7,012");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 
     #[test]

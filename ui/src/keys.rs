@@ -189,7 +189,7 @@ const BACK_TAB: Key = Key::code(KeyCode::BackTab);
 /// Clients, and moves up everywhere else); otherwise the first match wins.
 #[rustfmt::skip]
 pub static BINDINGS: &[Binding] = &[
-    bind(Any, All, &[Key::ctrl('c')], Action::Quit, "Ctrl-C", "quit"),
+    bind(Any, All, &[Key::ctrl('c')], Action::Quit, "Ctrl-C", "quit, as q does (even while typing)"),
     // Views and tables.
     bind(Table, All, &[Key::ch('1')], Action::ShowView(View::Overview), "1-5", "overview, topics, queues, clients, in-flight"),
     bind(Table, All, &[Key::ch('2')], Action::ShowView(View::Topics), "", ""),
@@ -218,7 +218,7 @@ pub static BINDINGS: &[Binding] = &[
     bind(Table, All, &[Key::ch('K')], Action::KickSlow, "K", "kick every slow client (asks)").hint("K", "kick slow"),
     bind(Table, Only(&[View::InFlight]), &[Key::ch('r')], Action::Requeue, "r", "In-flight: requeue the job now").hint("r", "requeue"),
     bind(Table, All, &[Key::ch('?')], Action::Help, "?", "this help").hint("?", "help"),
-    bind(Table, All, &[Key::ch('q')], Action::Quit, "q", "quit").hint("q", "quit"),
+    bind(Table, All, &[Key::ch('q')], Action::Quit, "q", "quit (asks first if anything would be lost)").hint("q", "quit"),
     // Typing a filter.
     bind(Filter, All, &[ENTER], Action::ApplyFilter, "Enter", "keep the filter, back to the table").hint("⏎", "keep"),
     bind(Filter, All, &[ESC], Action::ClearFilter, "Esc", "clear the filter").hint("Esc", "clear"),
@@ -239,8 +239,8 @@ pub static BINDINGS: &[Binding] = &[
     bind(Popup, All, &[PG_UP], Action::PageUp, "PgUp", "up a page"),
     bind(Popup, All, &[HOME], Action::Top, "Home", "top (a tail's oldest message)"),
     bind(Popup, All, &[END], Action::Bottom, "End", "bottom (a tail follows there)"),
-    bind(Popup, All, &[ESC, Key::ch('?')], Action::Close, "Esc", "close").hint("Esc", "close"),
-    bind(Popup, All, &[Key::ch('q')], Action::Quit, "q", "quit").hint("q", "quit"),
+    // `q` closes a popup: pressed to leave what is open, it must not stop the broker.
+    bind(Popup, All, &[ESC, Key::ch('?'), Key::ch('q')], Action::Close, "Esc q", "close").hint("Esc", "close"),
     // The tail popup, besides the popup keys above.
     bind(Tail, All, &[Key::ch('p')], Action::Publish, "p", "publish a test message to the topic").hint("p", "test publish"),
 ];
@@ -340,6 +340,14 @@ mod tests {
             action_for(Filter, View::Queues, &key(KeyCode::Char('q'))),
             None
         );
+        // In a popup `q` closes it: pressed to leave what is open, it must not
+        // reach the broker.
+        for context in [Popup, Tail] {
+            assert_eq!(
+                action_for(context, View::Topics, &key(KeyCode::Char('q'))),
+                Some(Action::Close)
+            );
+        }
     }
 
     #[test]
@@ -368,7 +376,7 @@ mod tests {
             Some(Action::Close)
         );
         let hints: Vec<&str> = footer(Tail, View::Topics).map(|h| h.keys).collect();
-        assert_eq!(hints, ["↑↓ jk", "Esc", "q", "p"]);
+        assert_eq!(hints, ["↑↓ jk", "Esc", "p"]);
         assert!(!footer(Popup, View::Topics).any(|h| h.keys == "p"));
     }
 

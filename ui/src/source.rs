@@ -41,6 +41,15 @@ pub trait Source {
     /// Stop the open tail, if any.
     fn close_tail(&mut self);
 
+    /// Whether leaving the dashboard stops the broker. It does for the broker in
+    /// this process (its console is its foreground), so `q` and Ctrl-C first ask
+    /// when clients or in-memory messages would be lost; a console watching a
+    /// broker elsewhere says no, and leaves at once. Yes unless told: asking
+    /// once too often is cheap, a broker stopped by accident is not.
+    fn quitting_stops_broker(&self) -> bool {
+        true
+    }
+
     /// Whether the broker is going away (stopped by a signal, or a remote connection
     /// lost): the dashboard then quits and restores the terminal.
     fn stopped(&self) -> bool {
@@ -67,6 +76,10 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn close_tail(&mut self) {
         (**self).close_tail()
+    }
+
+    fn quitting_stops_broker(&self) -> bool {
+        (**self).quitting_stops_broker()
     }
 
     fn stopped(&self) -> bool {

@@ -61,8 +61,12 @@ impl Fixture {
 
     /// Press one key.
     fn key(&mut self, code: KeyCode) -> &mut Self {
-        self.app
-            .handle_key(KeyEvent::new(code, KeyModifiers::NONE), &mut self.source);
+        self.press(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    /// Press one key, with its modifiers.
+    fn press(&mut self, key: KeyEvent) -> &mut Self {
+        self.app.handle_key(key, &mut self.source);
         self
     }
 
@@ -235,6 +239,22 @@ fn confirm_dialogs() {
     Fixture::crowded()
         .keys("4K")
         .check("confirm_dialog__kick_slow");
+}
+
+#[test]
+fn stop_broker_dialog() {
+    // A crowded broker: thousands of in-memory messages, counted in full.
+    Fixture::crowded()
+        .keys("q")
+        .check("stop_broker_dialog__crowded");
+    Fixture::crowded()
+        .keys("q")
+        .check_at("stop_broker_dialog__crowded_80x24", 80, 24);
+    // Over the publish form it interrupts, which stays underneath.
+    Fixture::typical()
+        .keys("2p")
+        .press(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))
+        .check("stop_broker_dialog__over_the_publish_form");
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! What can be open over a view: help, a confirm dialog, the publish form, a
-//! peek at a queue, a live tail of a topic, or one client's details; and the
-//! state each of them keeps.
+//! peek at a queue, a live tail of a topic, or one client's details; the
+//! question before quitting stops the broker, over all of them; and the state
+//! each of them keeps.
 
 use std::collections::VecDeque;
 
 use switchyard_broker::{PeekedMessage, Snapshot, TailMessage};
 
 use crate::delivery::{Delivery, Subscribers};
+use crate::format;
 use crate::publish::PublishForm;
 use crate::reply::CommandId;
 
@@ -69,6 +71,69 @@ impl Confirmation {
             Confirmation::Kick { .. } => "Kick client",
             Confirmation::KickSlow { .. } => "Kick slow clients",
         }
+    }
+}
+
+/// What stopping the broker now would drop, asked about before `q` or Ctrl-C
+/// stops it. It sits over whatever is open (a half-typed publish form, a
+/// tail), so `n` goes back to exactly that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopBroker {
+    /// Connections open: each is cut off.
+    pub clients: u64,
+    /// Ready and unacked messages of queues that are not durable: only memory
+    /// holds them. Durable queues and retained topics come back from disk.
+    pub messages: u64,
+}
+
+impl StopBroker {
+    /// What stopping the broker of `snapshot` would drop.
+    pub fn of(snapshot: &Snapshot) -> Self {
+        StopBroker {
+            // The server figure, not the list's length: lists may be cut to fit
+            // the frame, `server` never is.
+            clients: snapshot.server.connections,
+            messages: snapshot
+                .queues
+                .iter()
+                .filter(|q| !q.durable)
+                .map(|q| q.ready.saturating_add(q.unacked))
+                .fold(0, u64::saturating_add),
+        }
+    }
+
+    /// Whether stopping drops nothing, so there is nothing to ask.
+    pub fn loses_nothing(&self) -> bool {
+        self.clients == 0 && self.messages == 0
+    }
+
+    /// The question: only what is there to lose is named.
+    pub fn question(&self) -> String {
+        let plural = |n: u64, one: &str, many: &str| {
+            let word = if n == 1 { one } else { many };
+            format!("{} {word}", format::grouped(n))
+        };
+        let mut lost = Vec::new();
+        if self.clients > 0 {
+            lost.push(plural(
+                self.clients,
+                "client connected",
+                "clients connected",
+            ));
+        }
+        if self.messages > 0 {
+            lost.push(plural(
+                self.messages,
+                "message in memory queues",
+                "messages in memory queues",
+            ));
+        }
+        format!("Stop the broker? {} will be lost. y/n", lost.join(", "))
+    }
+
+    /// The dialog's title.
+    pub fn title(&self) -> &'static str {
+        "Stop the broker"
     }
 }
 

@@ -5,7 +5,7 @@ use crossterm::event::KeyEvent;
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
-use super::overlay::{Confirmation, LiveTail, Overlay};
+use super::overlay::{Confirmation, LiveTail, Overlay, StopBroker};
 use super::{App, Level};
 use crate::action::Action;
 use crate::publish::{DestinationKind, PublishForm};
@@ -20,7 +20,7 @@ impl App {
     /// Run one action.
     pub fn update(&mut self, action: Action, source: &mut dyn Source) {
         match action {
-            Action::Quit => self.quit = true,
+            Action::Quit => self.ask_quit(&*source),
             Action::Help => self.overlay = Some(Overlay::Help),
             Action::ShowView(view) => self.show(view),
             Action::NextView => self.show(self.view.shifted(1)),
@@ -47,6 +47,9 @@ impl App {
             Action::Kick => self.ask_kick(),
             Action::KickSlow => self.ask_kick_slow(),
             Action::Requeue => self.requeue(source),
+            // The stop question sits over any other dialog, so it takes the answer.
+            Action::Confirm if self.stopping.is_some() => self.quit = true,
+            Action::Cancel if self.stopping.is_some() => self.keep_running(),
             Action::Confirm => self.confirm(source),
             Action::Cancel => self.cancel(),
             Action::Submit => self.submit(source),
@@ -66,6 +69,23 @@ impl App {
         // Whatever the source has answered already shows now: a source that answers
         // at once (a fixture) is done before the next frame.
         self.receive_outcomes(source);
+    }
+
+    /// Quit, asking first when that stops a broker that would drop clients or
+    /// in-memory messages (counted from the latest snapshot).
+    fn ask_quit(&mut self, source: &dyn Source) {
+        let stopping = StopBroker::of(&self.snapshot);
+        if !source.quitting_stops_broker() || stopping.loses_nothing() {
+            self.quit = true;
+        } else {
+            self.stopping = Some(stopping);
+        }
+    }
+
+    /// No to the stop question: back to whatever was open under it.
+    fn keep_running(&mut self) {
+        self.stopping = None;
+        self.set_status(Level::Info, "Not stopped: the broker keeps running");
     }
 
     fn show(&mut self, view: View) {

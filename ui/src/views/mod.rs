@@ -89,4 +89,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             client_detail::render(frame, body, &app.snapshot, &app.rates, client, scroll);
         }
     }
+    if let Some(stopping) = &app.stopping {
+        confirm::render(frame, body, stopping.title(), &stopping.question());
+    }
 }

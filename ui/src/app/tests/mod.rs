@@ -20,6 +20,7 @@ use switchyard_broker::{HeaderValue, Headers};
 use super::*;
 use crate::delivery::Verdict;
 use crate::fixture::{self, FixtureSource};
+use crate::format;
 use crate::publish::{Field, PublishForm};
 use crate::tables::Sort;
 

@@ -248,28 +248,180 @@ fn question_mark_opens_help_and_esc_or_question_mark_closes_it() {
     assert!(h.app.overlay().is_none());
 }
 
-// Quitting.
+// Quitting: the embedded console's `q` stops the broker, so it asks first when
+// that would drop anything.
+
+/// The question asked before stopping the broker, if it is open.
+fn stop_question(h: &Harness) -> Option<String> {
+    h.app.stopping().map(|s| s.question())
+}
+
+fn ctrl_c() -> KeyEvent {
+    KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)
+}
+
+/// A broker with no client and messages only in a durable queue: a restart
+/// finds them on disk, so stopping it loses nothing.
+fn nothing_to_lose() -> FixtureSource {
+    let mut snapshot = fixture::typical(10);
+    snapshot.clients.clear();
+    snapshot.inflight.clear();
+    snapshot.server.connections = 0;
+    snapshot.queues.retain(|q| q.durable);
+    assert!(snapshot.queues.iter().any(|q| q.ready > 0));
+    FixtureSource::new(snapshot)
+}
 
 #[test]
-fn q_quits_from_tables_and_popups() {
+fn q_with_clients_connected_asks_before_stopping_the_broker() {
     let mut h = Harness::new();
     h.keys("q");
-    assert!(h.app.should_quit());
+    assert!(
+        !h.app.should_quit(),
+        "q must not stop a broker with clients"
+    );
+    assert_eq!(h.app.context(), Context::Confirm);
+    assert_eq!(
+        stop_question(&h).as_deref(),
+        Some(
+            "Stop the broker? 6 clients connected, 42 messages in memory queues will be lost. y/n"
+        )
+    );
+    // Asked from another view, the same question: it is the broker, not the row.
     let mut h = Harness::new();
-    h.keys("3j").key(KeyCode::Enter).keys("q");
+    h.keys("4q");
+    assert!(!h.app.should_quit());
+    assert!(stop_question(&h).is_some());
+}
+
+#[test]
+fn n_or_esc_keeps_the_broker_running_and_y_stops_it() {
+    let mut h = Harness::new();
+    h.keys("qn");
+    assert!(!h.app.should_quit());
+    assert!(stop_question(&h).is_none());
+    assert_eq!(h.status(), "Not stopped: the broker keeps running");
+    h.keys("q").key(KeyCode::Esc);
+    assert!(!h.app.should_quit());
+    assert!(stop_question(&h).is_none());
+    h.keys("qy");
+    assert!(h.app.should_quit());
+    assert!(h.source.executed.is_empty());
+}
+
+#[test]
+fn the_question_names_only_what_would_be_lost_and_follows_the_broker() {
+    let mut source = nothing_to_lose();
+    source.snapshot.server.connections = 1;
+    let mut h = Harness::with(source);
+    h.keys("q");
+    assert_eq!(
+        stop_question(&h).as_deref(),
+        Some("Stop the broker? 1 client connected will be lost. y/n")
+    );
+    // While it is open, the count is the latest snapshot's.
+    h.source.snapshot.server.connections = 0;
+    h.source.snapshot.queues[0].durable = false;
+    let ready = h.source.snapshot.queues[0].ready + h.source.snapshot.queues[0].unacked;
+    h.tick();
+    assert_eq!(
+        stop_question(&h),
+        Some(format!(
+            "Stop the broker? {} messages in memory queues will be lost. y/n",
+            format::grouped(ready)
+        ))
+    );
+}
+
+#[test]
+fn q_with_nothing_to_lose_quits_at_once() {
+    let mut h = Harness::with(nothing_to_lose());
+    h.keys("q");
+    assert!(h.app.should_quit());
+    let mut h = Harness::with(FixtureSource::new(fixture::empty()));
+    h.press(ctrl_c());
     assert!(h.app.should_quit());
 }
 
 #[test]
-fn ctrl_c_quits_even_from_the_form_and_dialogs() {
-    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-    let mut h = Harness::new();
-    h.keys("2p").press(ctrl_c);
+fn a_console_whose_quitting_stops_no_broker_quits_at_once() {
+    let mut source = FixtureSource::typical(10);
+    source.remote = true;
+    let mut h = Harness::with(source);
+    h.keys("q");
     assert!(h.app.should_quit());
+}
+
+#[test]
+fn ctrl_c_in_the_publish_form_asks_and_no_leaves_the_form_as_it_was() {
     let mut h = Harness::new();
-    h.keys("3jx").press(ctrl_c);
+    h.keys("2p").keys("hello").press(ctrl_c());
+    assert!(
+        !h.app.should_quit(),
+        "Ctrl-C while typing must not stop the broker"
+    );
+    assert!(stop_question(&h).is_some());
+    // The question sits over the form; typed keys answer it, not the payload.
+    h.keys("n");
+    assert_eq!(h.app.context(), Context::Form);
+    assert!(h.form().payload.value().ends_with("hello"));
+    h.press(ctrl_c()).keys("y");
     assert!(h.app.should_quit());
     assert!(h.source.executed.is_empty());
+}
+
+#[test]
+fn ctrl_c_in_a_confirm_dialog_asks_and_runs_nothing() {
+    let mut h = Harness::new();
+    h.keys("3jx").press(ctrl_c());
+    assert!(!h.app.should_quit());
+    assert!(stop_question(&h).is_some());
+    // `y` answers the question on top, not the purge underneath.
+    h.keys("y");
+    assert!(h.app.should_quit());
+    assert!(h.source.executed.is_empty());
+}
+
+#[test]
+fn q_in_a_popup_closes_it_and_never_stops_the_broker() {
+    // Help.
+    let mut h = Harness::new();
+    h.keys("?q");
+    assert!(!h.app.should_quit());
+    assert!(h.app.overlay().is_none());
+    assert!(stop_question(&h).is_none());
+    // Peek.
+    let mut h = Harness::new();
+    h.keys("3j").key(KeyCode::Enter);
+    assert!(matches!(h.app.overlay(), Some(Overlay::Peek(_))));
+    h.keys("q");
+    assert!(!h.app.should_quit());
+    assert!(h.app.overlay().is_none());
+    assert!(stop_question(&h).is_none());
+    // Tail: closing it closes the tail.
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    assert!(matches!(h.app.overlay(), Some(Overlay::Tail(_))));
+    h.keys("q");
+    assert!(!h.app.should_quit());
+    assert!(h.app.overlay().is_none());
+    assert_eq!(h.source.open_tail_pattern(), None);
+    // Client details.
+    let mut h = Harness::new();
+    h.keys("4").key(KeyCode::Enter);
+    assert!(matches!(h.app.overlay(), Some(Overlay::Client { .. })));
+    h.keys("q");
+    assert!(!h.app.should_quit());
+    assert!(h.app.overlay().is_none());
+}
+
+#[test]
+fn q_in_the_publish_form_is_text() {
+    let mut h = Harness::new();
+    h.keys("2p").keys("q");
+    assert!(!h.app.should_quit());
+    assert!(stop_question(&h).is_none());
+    assert!(h.form().payload.value().ends_with('q'));
 }
 
 // Rates.
