@@ -446,24 +446,33 @@ async fn unfinished_frames_share_one_budget() {
         ..Config::default()
     })
     .await;
-    // 3 clients each begin a 40 kB frame: two fit in 100 kB, the third does not.
+    // Headers alone hold nothing: 3 clients announce 40 kB frames, and stall.
     let mut clients = Vec::new();
     for _ in 0..3 {
-        clients.push(b.raw().await);
+        let mut c = b.raw().await;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
+            panic!("a plain socket");
+        };
+        tcp.write_all(&partial_frame(40_000, 0)).await.unwrap();
+        clients.push(c);
     }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let held = b.broker.snapshot().server.inbound_bytes;
+    assert!(held <= 3 * 4096, "{held}");
+    // Bytes that arrive do: 35 kB of each, two fit in 100 kB, the third does not.
     for c in &mut clients {
         let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
             panic!("a plain socket");
         };
-        tcp.write_all(&partial_frame(40_000, 100)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tcp.write_all(&[b' '; 35_000]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut last = clients.pop().unwrap();
     assert_eq!(last.recv_close().await, Some(1013));
     let snap = b.broker.snapshot();
     assert_eq!(snap.server.refusals["inbound_budget"], 1);
     assert!(
-        snap.server.inbound_bytes >= 80_000,
+        snap.server.inbound_bytes >= 70_000,
         "{}",
         snap.server.inbound_bytes
     );
@@ -479,7 +488,7 @@ async fn unfinished_frames_share_one_budget() {
         };
         // The rest of the 40,000 bytes: a ping, padded with spaces.
         let mut rest = format!("{{\"op\":\"ping\",\"id\":{i}}}").into_bytes();
-        rest.resize(40_000 - 100, b' ');
+        rest.resize(40_000 - 35_000, b' ');
         tcp.write_all(&rest).await.unwrap();
         assert_eq!(c.recv().await, serde_json::json!({"ev":"pong","id":i}));
     }

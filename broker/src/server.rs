@@ -287,6 +287,9 @@ impl Server {
                         }
                     };
                     let _ = stream.set_nodelay(true);
+                    // A spare lost to a race for descriptors is taken again as
+                    // soon as one frees up.
+                    spare.restore();
                     let Some(slot) = door.per_ip.take(addr.ip()) else {
                         broker.refused(Refusal::PerIpFull);
                         if door.tls.is_none() {

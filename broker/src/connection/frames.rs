@@ -181,6 +181,15 @@ impl FrameReader {
         reader
     }
 
+    /// Moves the deadline of what is held by `time` during which the broker was
+    /// not reading (writing to this client): a frame's sender is timed, not the
+    /// broker.
+    pub(super) fn excuse(&mut self, time: Duration) {
+        if let Some(begun) = &mut self.begun {
+            *begun += time;
+        }
+    }
+
     /// Bytes this reader holds in its buffers now.
     #[cfg(test)]
     fn held(&self) -> usize {
@@ -215,7 +224,7 @@ impl FrameReader {
         }
         let found = loop {
             if let Some(frame) = self.parse()? {
-                if let Some(found) = self.assemble(frame) {
+                if let Some(found) = self.assemble(frame)? {
                     break found;
                 }
                 continue;
@@ -347,14 +356,14 @@ impl FrameReader {
 
     /// What a parsed frame makes: a whole message or control frame, or (a
     /// fragment) nothing yet.
-    fn assemble(&mut self, frame: Frame) -> Option<Found> {
+    fn assemble(&mut self, frame: Frame) -> Result<Option<Found>, ReadError> {
         if frame.opcode >= 0x8 {
             self.settle();
-            return Some(Found::Frame(frame));
+            return Ok(Some(Found::Frame(frame)));
         }
         if frame.opcode != 0x0 && frame.fin {
             self.settle();
-            return Some(Found::Frame(frame));
+            return Ok(Some(Found::Frame(frame)));
         }
         if frame.opcode != 0x0 {
             self.fragmented = Some(if frame.opcode == 0x1 {
@@ -363,43 +372,66 @@ impl FrameReader {
                 Kind::Binary
             });
         }
-        let before = self.message.capacity();
+        // A fragment's bytes are held until the message ends: they count in the
+        // budget, and may be refused by it, as an unfinished frame's do.
+        let needed = self.message.len() + (frame.end - frame.start);
+        if needed > self.message.capacity() {
+            let extra = needed - self.message.capacity();
+            if !self.budget.try_take(extra) {
+                return Err(ReadError::Busy {
+                    needed: extra,
+                    max: self.budget.max(),
+                });
+            }
+            self.counted += extra;
+            self.message.reserve_exact(needed - self.message.len());
+        }
         self.message
             .extend_from_slice(&self.buf[frame.start..frame.end]);
-        if self.message.capacity() != before {
-            self.recount();
-        }
+        self.recount();
         if !frame.fin {
-            return None;
+            return Ok(None);
         }
-        let kind = self.fragmented.take()?;
+        let Some(kind) = self.fragmented.take() else {
+            return Ok(None);
+        };
         self.settle();
-        Some(Found::Message(kind))
+        Ok(Some(Found::Message(kind)))
     }
 
     /// After a whole thing: the clock restarts for what is left, if anything is.
+    /// A message sent in fragments keeps the time its first fragment came: a
+    /// control frame between its fragments (a ping, a pong) does not buy it time.
     fn settle(&mut self) {
-        self.begun = if self.at < self.buf.len() || self.fragmented.is_some() {
-            Some(Instant::now())
-        } else {
-            None
-        };
+        if self.fragmented.is_some() {
+            return;
+        }
+        self.begun = (self.at < self.buf.len()).then(Instant::now);
     }
 
     /// Makes room in `buf` for the next read: what was parsed is dropped, and the
-    /// buffer grows to hold the frame under way (its header says how long), which
-    /// `max_inbound` may refuse.
+    /// buffer grows towards the frame under way (its header says how long) as its
+    /// bytes arrive, which `max_inbound` may refuse.
     fn make_room(&mut self) -> Result<(), ReadError> {
         if self.at == self.buf.len() {
             self.buf.clear();
             if self.buf.capacity() > KEEP_BYTES {
                 self.buf = Vec::new();
+                self.recount();
             }
         } else if self.at > 0 {
             self.buf.drain(..self.at);
         }
         self.at = 0;
-        let wanted = self.needed.max(self.buf.len() + self.read_size);
+        // Room for the next read, doubling towards what the frame under way needs:
+        // the buffer grows with the bytes that arrive, not with what a header
+        // promises, so stalled headers cannot take the budget.
+        let next = self.buf.len() + self.read_size.max(self.buf.len());
+        let wanted = if self.needed > 0 {
+            self.needed.min(next).max(self.buf.len() + 1)
+        } else {
+            self.buf.len() + self.read_size
+        };
         let capacity = self.buf.capacity();
         if wanted > capacity {
             let extra = wanted - capacity;
@@ -716,6 +748,64 @@ mod tests {
         assert!(matches!(e, ReadError::Busy { max: 10_000, .. }), "{e:?}");
         drop(r);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn fragments_held_count_in_the_budget() {
+        let budget = Arc::new(ReadBudget::new(30_000));
+        let mut r = reader(1 << 20, &budget);
+        let mut bytes = frame(0x01, &[b'x'; 1000]);
+        for _ in 0..40 {
+            bytes.extend(frame(0x00, &[b'x'; 1000]));
+        }
+        let mut input: &[u8] = &bytes;
+        let e = r.next(&mut input).await.unwrap_err();
+        assert!(matches!(e, ReadError::Busy { max: 30_000, .. }), "{e:?}");
+        assert!(budget.used() <= 30_000, "{}", budget.used());
+        assert_eq!(budget.used(), r.held());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_header_holds_only_what_arrived() {
+        let budget = Arc::new(ReadBudget::new(usize::MAX));
+        let mut r = reader(1 << 20, &budget);
+        // A header promising 1 MB, and 10 bytes of it.
+        let header = &frame(0x81, &vec![b'x'; 1 << 20])[..24];
+        let mut input: &[u8] = header;
+        assert!(matches!(r.next(&mut input).await, Err(ReadError::Eof)));
+        assert!(r.held() <= 2 * FIRST_READ, "{}", r.held());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn control_frames_between_fragments_do_not_restart_the_clock() {
+        let budget = Arc::new(ReadBudget::new(usize::MAX));
+        let mut r = FrameReader::new(Vec::new(), 1 << 20, Duration::from_secs(3), budget);
+        let (mut near, mut far) = tokio::io::duplex(1024);
+        let started = Instant::now();
+        let pongs = tokio::spawn(async move {
+            tokio::io::AsyncWriteExt::write_all(&mut near, &frame(0x01, b"{\"op\":"))
+                .await
+                .unwrap();
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if tokio::io::AsyncWriteExt::write_all(&mut near, &frame(0x8a, b""))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            near
+        });
+        loop {
+            match r.next(&mut far).await {
+                Ok(Incoming::Pong) => continue,
+                Err(ReadError::Timeout) => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+        drop(pongs);
     }
 
     #[tokio::test]

@@ -32,6 +32,8 @@ use writer::Writer;
 
 /// Pings in a row a client may leave unanswered before it is closed.
 const UNANSWERED_PINGS: u32 = 2;
+/// How long a ping or a pong may take to be written.
+const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a kicked or closing client gets to take its last frames.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -118,11 +120,15 @@ async fn run<S>(
             break format!("kicked: {reason}");
         }
         if session.outbound.frames() > 0 {
+            let writing = tokio::time::Instant::now();
             let written = tokio::select! {
                 r = writer.write(&mut stream, session) => r,
                 _ = session.outbound.wait_kicked() => Ok(()),
                 _ = shutdown.changed() => Ok(()),
             };
+            // The broker did not read meanwhile: a frame under way is not
+            // charged for that time.
+            reader.excuse(writing.elapsed());
             if let Err(e) = written {
                 break format!("write failed: {e}");
             }
@@ -157,7 +163,7 @@ async fn run<S>(
                     }
                     Ok(Incoming::Ping(payload)) => {
                         let pong = payload.to_vec();
-                        writer::control(&mut stream, 0xa, &pong).await.err().map(|e| format!("write failed: {e}"))
+                        control_within(&mut stream, 0xa, &pong).await.err()
                     }
                     Ok(Incoming::Pong) => None,
                     Ok(Incoming::Close(code)) => {
@@ -185,8 +191,8 @@ async fn run<S>(
                     break reason;
                 }
                 unanswered += 1;
-                if writer::control(&mut stream, 0x9, &[]).await.is_err() {
-                    break "write failed".into();
+                if let Err(why) = control_within(&mut stream, 0x9, &[]).await {
+                    break why;
                 }
             }
         }
@@ -197,6 +203,26 @@ async fn run<S>(
     drop(reader);
     tracing::debug!("connection ends: {why}");
     broker.close_session(&peer, &why);
+}
+
+/// Writes a ping or a pong, within [`CONTROL_WRITE_TIMEOUT`]: a client that
+/// sends pings and never reads must not hold its task (and slot) in a write.
+async fn control_within<S>(stream: &mut S, opcode: u8, payload: &[u8]) -> Result<(), String>
+where
+    S: AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(
+        CONTROL_WRITE_TIMEOUT,
+        writer::control(stream, opcode, payload),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("write failed: {e}")),
+        Err(_) => Err(format!(
+            "a control frame not written within {CONTROL_WRITE_TIMEOUT:?}"
+        )),
+    }
 }
 
 /// Ends a connection whose reading failed: the Close code that says why (RFC
