@@ -164,9 +164,7 @@ async fn a_config_file_sets_each_serve_key() {
     let stats = probe.call(json!({"op":"stats","id":3})).await;
     assert_eq!(stats["server"]["max_inbound"], 1_000_000, "{stats}");
     // frame_timeout = 1: a frame begun and never finished closes with 1008.
-    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = probe.ws.get_mut() else {
-        panic!("a plain socket");
-    };
+    let tcp = probe.tcp();
     tokio::io::AsyncWriteExt::write_all(tcp, &[0x81, 0x80 | 100, 1, 2, 3, 4, b'{'])
         .await
         .unwrap();

@@ -200,9 +200,7 @@ async fn protocol_violations_close_with_1002() {
     ];
     for (what, bytes) in cases {
         let mut c = b.raw().await;
-        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
-            panic!("a plain socket");
-        };
+        let tcp = c.tcp();
         tcp.write_all(&bytes).await.unwrap();
         let close = loop {
             match tokio::time::timeout(Duration::from_secs(2), c.ws.next()).await {
@@ -243,9 +241,7 @@ async fn a_client_that_answers_no_ping_is_closed() {
     .await;
     // Read what the silent client was sent, as raw frames (reading through
     // tungstenite would answer the pings first): empty pings, then Close(1001).
-    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = silent.ws.get_mut() else {
-        panic!("a plain socket");
-    };
+    let tcp = silent.tcp();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut raw))
         .await
@@ -421,9 +417,7 @@ async fn a_frame_begun_must_end_within_frame_timeout() {
     .await;
     let mut slow = b.raw().await;
     let mut fine = b.raw().await;
-    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = slow.ws.get_mut() else {
-        panic!("a plain socket");
-    };
+    let tcp = slow.tcp();
     let started = std::time::Instant::now();
     tcp.write_all(&partial_frame(1000, 10)).await.unwrap();
     assert_eq!(slow.recv_close().await, Some(1008));
@@ -450,9 +444,7 @@ async fn unfinished_frames_share_one_budget() {
     let mut clients = Vec::new();
     for _ in 0..3 {
         let mut c = b.raw().await;
-        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
-            panic!("a plain socket");
-        };
+        let tcp = c.tcp();
         tcp.write_all(&partial_frame(40_000, 0)).await.unwrap();
         clients.push(c);
     }
@@ -461,9 +453,7 @@ async fn unfinished_frames_share_one_budget() {
     assert!(held <= 3 * 4096, "{held}");
     // Bytes that arrive do: 35 kB of each, two fit in 100 kB, the third does not.
     for c in &mut clients {
-        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
-            panic!("a plain socket");
-        };
+        let tcp = c.tcp();
         tcp.write_all(&[b' '; 35_000]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -483,9 +473,7 @@ async fn unfinished_frames_share_one_budget() {
     );
     // The first two finish their frames and are served.
     for (i, c) in clients.iter_mut().enumerate() {
-        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = c.ws.get_mut() else {
-            panic!("a plain socket");
-        };
+        let tcp = c.tcp();
         // The rest of the 40,000 bytes: a ping, padded with spaces.
         let mut rest = format!("{{\"op\":\"ping\",\"id\":{i}}}").into_bytes();
         rest.resize(40_000 - 35_000, b' ');

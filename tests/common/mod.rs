@@ -201,6 +201,14 @@ impl Raw {
         }
     }
 
+    /// The TCP socket under the WebSocket, for writing raw bytes (hand-made frames).
+    pub fn tcp(&mut self) -> &mut TcpStream {
+        match self.ws.get_mut() {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            _ => panic!("a plain socket"),
+        }
+    }
+
     /// Reads until the socket closes, returning the close code if one came.
     pub async fn recv_close(&mut self) -> Option<u16> {
         let deadline = tokio::time::Instant::now() + WAIT;
