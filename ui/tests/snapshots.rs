@@ -102,6 +102,19 @@ impl Fixture {
     }
 }
 
+// Below 80×24 a number would lose its leading digits (Dead 290 as "90", 5m06s
+// as "06s"): one line says the terminal is too small instead, on any view.
+#[test]
+fn a_terminal_below_80_by_24_is_told_so() {
+    Fixture::crowded().check_at("too_small__40x10", 40, 10);
+    Fixture::crowded()
+        .keys("3")
+        .check_at("too_small__79x24", 79, 24);
+    Fixture::crowded()
+        .keys("4")
+        .check_at("too_small__80x23", 80, 23);
+}
+
 // Views, three situations each: a typical broker, an empty one, a crowded one.
 
 #[test]

@@ -35,9 +35,19 @@ fn row_drawer(view: View) -> DrawRow {
     }
 }
 
+/// The smallest terminal the dashboard draws on: every view is checked at this
+/// size. Below it, cut numbers would lie (`290` shown as `90`), so one line says
+/// so instead.
+pub const MIN_SIZE: (u16, u16) = (80, 24);
+
 /// Draw the whole dashboard: header, tabs, the current view, status line, key
-/// hints, and any popup on top.
+/// hints, and any popup on top; or, on a terminal below [`MIN_SIZE`], one line
+/// saying it is too small.
 pub fn draw(frame: &mut Frame, app: &mut App) {
+    let area = frame.area();
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        return too_small(frame);
+    }
     let [header_area, tabs_area, body, status_area, keys_area] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -92,4 +102,31 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(stopping) = &app.stopping {
         confirm::render(frame, body, stopping.title(), &stopping.question());
     }
+}
+
+/// The one line drawn on a terminal below [`MIN_SIZE`], in its middle, cut at
+/// word ends rather than mid-number.
+fn too_small(frame: &mut Frame) {
+    use ratatui::layout::Alignment;
+    use ratatui::widgets::{Paragraph, Wrap};
+    let area = frame.area();
+    let text = format!(
+        "terminal {}×{} is too small: Switchyard needs {}×{}",
+        area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
+    );
+    let lines = (text.len() as u16)
+        .div_ceil(area.width.max(1))
+        .min(area.height);
+    let [_, middle, _] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(lines),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(text)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        middle,
+    );
 }
