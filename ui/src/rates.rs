@@ -14,6 +14,12 @@ use switchyard_broker::Snapshot;
 /// The shortest interval rates are computed over.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
+/// How quickly shown rates follow a change: each is an exponentially weighted
+/// average over about this long (as `top` and nats-top smooth theirs), so a
+/// steady 0.4 msg/s reads 0.4, not 0 and 1 in turn, and a burst does not make a
+/// rate-sorted table reshuffle every second.
+pub const SMOOTHING: Duration = Duration::from_secs(5);
+
 /// How many one-per-window rate samples the history keeps (five minutes).
 pub const HISTORY_LEN: usize = 300;
 
@@ -128,14 +134,35 @@ impl Rates {
                 })
                 .collect::<HashMap<_, _>>()
         };
-        self.server = pair(current.server, base.server);
-        self.by_name = ByName {
-            topics: map(&current.topics, &base.topics),
-            queues: map(&current.queues, &base.queues),
-            clients: map(&current.clients, &base.clients),
+        // The share of the new window in the smoothed rate.
+        let weight = 1.0 - (-secs / SMOOTHING.as_secs_f64()).exp();
+        let smooth = |old: Option<Rate>, new: Rate| match old {
+            // A row new since the last window starts at what it did in it.
+            None => new,
+            Some(old) => Rate {
+                msgs_in: old.msgs_in + weight * (new.msgs_in - old.msgs_in),
+                msgs_out: old.msgs_out + weight * (new.msgs_out - old.msgs_out),
+            },
         };
-        push_bounded(&mut self.history_in, self.server.msgs_in.round() as u64);
-        push_bounded(&mut self.history_out, self.server.msgs_out.round() as u64);
+        let smooth_all = |old: &HashMap<String, Rate>, new: HashMap<String, Rate>| {
+            new.into_iter()
+                .map(|(name, rate)| {
+                    let smoothed = smooth(old.get(&name).copied(), rate);
+                    (name, smoothed)
+                })
+                .collect::<HashMap<_, _>>()
+        };
+        let now = pair(current.server, base.server);
+        let first = self.history_in.is_empty();
+        self.server = smooth((!first).then_some(self.server), now);
+        self.by_name = ByName {
+            topics: smooth_all(&self.by_name.topics, map(&current.topics, &base.topics)),
+            queues: smooth_all(&self.by_name.queues, map(&current.queues, &base.queues)),
+            clients: smooth_all(&self.by_name.clients, map(&current.clients, &base.clients)),
+        };
+        // The sparklines draw what each window did, unsmoothed.
+        push_bounded(&mut self.history_in, now.msgs_in.round() as u64);
+        push_bounded(&mut self.history_out, now.msgs_out.round() as u64);
     }
 
     fn align(&mut self, snap: &Snapshot) {
@@ -254,5 +281,43 @@ mod tests {
             rates.observe(&snap(i * 7, 0, 0), t0 + Duration::from_secs(i));
         }
         assert_eq!(rates.history_in.len(), HISTORY_LEN);
+    }
+
+    #[test]
+    fn a_steady_slow_topic_reads_steady() {
+        // 0.4 msg/s: one message every 2.5 s, snapshots every second.
+        let start = Instant::now();
+        let mut rates = Rates::default();
+        let mut shown = Vec::new();
+        for t in 0..40u64 {
+            let topic_in = t * 2 / 5;
+            rates.observe(&snap(topic_in, topic_in, 0), start + Duration::from_secs(t));
+            if t >= 20 {
+                shown.push(rates.topic(0).msgs_in);
+            }
+        }
+        // Unsmoothed, each second reads 0 or 1.
+        for r in &shown {
+            assert!((0.25..=0.55).contains(r), "{shown:?}");
+        }
+        // The sparkline still draws what each second did.
+        assert!(rates.history_in.iter().all(|&n| n <= 1));
+        assert!(rates.history_in.contains(&0) && rates.history_in.contains(&1));
+    }
+
+    #[test]
+    fn a_burst_fades_over_seconds_not_at_once() {
+        let start = Instant::now();
+        let mut rates = Rates::default();
+        let mut total = 0;
+        for t in 0..12u64 {
+            if t == 6 {
+                total += 200;
+            }
+            rates.observe(&snap(total, total, 0), start + Duration::from_secs(t));
+        }
+        // 200 in one second, then 5 quiet ones: still well above 0, well below 200.
+        let r = rates.topic(0).msgs_in;
+        assert!((10.0..100.0).contains(&r), "{r}");
     }
 }
