@@ -289,6 +289,11 @@ fn peek_popup() {
         .keys("3j")
         .key(KeyCode::Enter)
         .check("peek_popup__jobs");
+    // Headers whole, wrapped, at 80x24 too: the dead-letter reason is not cut.
+    Fixture::typical()
+        .keys("3j")
+        .key(KeyCode::Enter)
+        .check_at("peek_popup__jobs_80x24", 80, 24);
 }
 
 #[test]

@@ -53,13 +53,25 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
             format!("  attempt {}  {}  ", m.attempt, format::clock_ms(m.time)),
             Style::new().dark_gray(),
         ));
-        head.push(Span::styled(
-            header_pairs(m.headers.as_ref()),
-            Style::new().cyan(),
-        ));
         lines.push(Line::from(head));
+        // Headers whole, one a line, wrapped: a dead-letter queue's
+        // `x-dead-letter-reason` is the point of peeking at it.
+        let width = usize::from(inner.width);
+        for (name, value) in m.headers.iter().flatten() {
+            let values: Vec<&str> = value.values().collect();
+            let text = format!("  {name}: {}", values.join(", "));
+            for piece in wrapped(&text, width) {
+                lines.push(Line::styled(piece, Style::new().cyan()));
+            }
+        }
         let pretty = serde_json::to_string_pretty(&m.data).unwrap_or_else(|e| e.to_string());
-        lines.extend(pretty.lines().map(|l| Line::from(format!("  {l}"))));
+        for l in pretty.lines() {
+            lines.extend(
+                wrapped(&format!("  {l}"), width)
+                    .into_iter()
+                    .map(Line::from),
+            );
+        }
         lines.push(Line::default());
     }
     if lines.is_empty() {
@@ -70,4 +82,45 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
     peek.scroll = peek.scroll.min(lines.len().saturating_sub(height));
     let scroll = u16::try_from(peek.scroll).unwrap_or(u16::MAX);
     frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+}
+
+/// `text` cut into pieces of at most `width` characters (at least one piece),
+/// continuation pieces indented, so nothing is cut off at the popup's edge.
+fn wrapped(text: &str, width: usize) -> Vec<String> {
+    const INDENT: &str = "    ";
+    let width = width.max(INDENT.len() + 1);
+    let mut pieces = Vec::new();
+    let mut chars: Vec<char> = text.chars().collect();
+    let mut first = true;
+    loop {
+        let room = if first { width } else { width - INDENT.len() };
+        let rest: Vec<char> = chars.split_off(chars.len().min(room));
+        let piece: String = chars.iter().collect();
+        pieces.push(if first {
+            piece
+        } else {
+            format!("{INDENT}{piece}")
+        });
+        first = false;
+        if rest.is_empty() {
+            return pieces;
+        }
+        chars = rest;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped;
+
+    #[test]
+    fn long_lines_wrap_whole_and_short_ones_stay() {
+        assert_eq!(wrapped("abc", 10), vec!["abc"]);
+        assert_eq!(wrapped("abcdefghij", 6), vec!["abcdef", "    gh", "    ij"]);
+        let long = "x".repeat(250);
+        let pieces = wrapped(&long, 80);
+        assert!(pieces.iter().all(|p| p.chars().count() <= 80));
+        let joined: String = pieces.iter().map(|p| p.trim_start()).collect();
+        assert_eq!(joined, long);
+    }
 }
