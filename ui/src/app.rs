@@ -161,6 +161,9 @@ impl App {
         if let Some(tail) = overlay::tail_of(&mut self.overlay) {
             tail.subscribers.update(&self.snapshot);
         }
+        if let Some(Overlay::Confirm(confirmation)) = &mut self.overlay {
+            confirmation.update(&self.snapshot);
+        }
         self.fresh = [false; 5];
         self.rebuild(self.view);
         if self.view != View::Overview {

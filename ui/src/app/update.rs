@@ -269,6 +269,10 @@ impl App {
         }
         if let Some(i) = self.selected(View::Queues) {
             let q = &self.snapshot.queues[i];
+            if q.ready == 0 {
+                let text = format!("Nothing to purge: {} has no ready messages", q.name);
+                return self.set_status(Level::Info, text);
+            }
             self.overlay = Some(Overlay::Confirm(Confirmation::Purge {
                 queue: q.name.clone(),
                 count: q.ready,

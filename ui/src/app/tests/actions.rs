@@ -46,6 +46,44 @@ fn y_purges_and_the_result_shows_at_once() {
 }
 
 #[test]
+fn the_purge_question_follows_new_snapshots_while_open() {
+    // Asked for 5, then 10 more arrive before `y`: the question and the result
+    // both say what is purged now.
+    let mut h = Harness::new();
+    h.keys("3jx");
+    h.source.snapshot.queues[0].ready = 15;
+    h.tick();
+    assert_eq!(
+        h.confirmation().map(|c| c.question()).as_deref(),
+        Some("Purge 15 ready messages from jobs? y/n")
+    );
+    h.keys("y");
+    assert_eq!(h.status(), "Purged 15 ready messages from jobs");
+}
+
+#[test]
+fn a_purge_question_whose_queue_emptied_says_so() {
+    let mut h = Harness::new();
+    h.keys("3jx");
+    h.source.snapshot.queues[0].ready = 0;
+    h.tick();
+    assert_eq!(
+        h.confirmation().map(|c| c.question()).as_deref(),
+        Some("jobs has no ready messages now; purge anyway? y/n")
+    );
+}
+
+#[test]
+fn purging_an_empty_queue_asks_nothing() {
+    // `emails` has no ready messages: there is no question to ask.
+    let mut h = Harness::new();
+    h.keys("3x");
+    assert!(h.app.overlay().is_none());
+    assert_eq!(h.status(), "Nothing to purge: emails has no ready messages");
+    assert!(h.source.executed.is_empty());
+}
+
+#[test]
 fn a_failed_purge_says_why() {
     let mut h = Harness::new();
     h.source.fail_next(ErrorCode::NotFound, "no queue jobs");
