@@ -89,6 +89,10 @@ impl App {
     }
 
     fn show(&mut self, view: View) {
+        // A toast is about the view it was raised on.
+        if view != self.view {
+            self.status = None;
+        }
         self.view = view;
         self.filter_input = None;
         if !self.fresh[view.index()] {
