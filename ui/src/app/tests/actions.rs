@@ -238,7 +238,7 @@ fn tab_moves_to_the_destination_which_can_be_edited() {
         }],
         "text that is not JSON goes as a JSON string"
     );
-    assert_eq!(h.status(), "Sent m900001 to jobs.urgent");
+    assert_eq!(h.status(), "Sent to jobs.urgent as message m900001");
 }
 
 #[test]
@@ -318,12 +318,15 @@ fn r_requeues_the_selected_job() {
     );
     assert_eq!(
         h.status(),
-        "Requeued m000012 to emails (taken from c2/mail)"
+        "Requeued message m000012 to emails (taken from c2/mail)"
     );
     assert_eq!(h.app.snapshot.inflight.len(), 2);
     h.source.fail_next(ErrorCode::NotFound, "gone");
     h.keys("r");
-    assert_eq!(h.status(), "Requeue of m000039 failed: not_found: gone");
+    assert_eq!(
+        h.status(),
+        "Requeue of message m000039 failed: not_found: gone"
+    );
 }
 
 #[test]
