@@ -230,8 +230,12 @@ impl App {
         match result {
             Ok(outcome) => {
                 let text = match outcome {
-                    CommandOutcome::Published { seq } => {
-                        format!("Published to {destination} (seq {seq})")
+                    // Nobody listening is worth saying: the message went nowhere.
+                    CommandOutcome::Published { seq, subscribers } => {
+                        let s = if subscribers == 1 { "" } else { "s" };
+                        format!(
+                            "Published to {destination}: {subscribers} subscriber{s} (seq {seq})"
+                        )
                     }
                     // A broker's message ids are numbers: named, so they do not read as counts.
                     CommandOutcome::Sent { msg } => {

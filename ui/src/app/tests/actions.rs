@@ -216,7 +216,25 @@ fn p_opens_the_form_on_the_payload_for_the_selected_topic() {
     // The fixture's seq is the topic's message count after the publish.
     assert_eq!(
         h.status(),
-        format!("Published to orders.eu (seq {})", msgs_in(&h, "orders.eu"))
+        format!(
+            "Published to orders.eu: 3 subscribers (seq {})",
+            msgs_in(&h, "orders.eu")
+        )
+    );
+}
+
+#[test]
+fn publishing_to_a_topic_nobody_listens_to_says_so() {
+    // chat.lobby has no subscription: a bare success would hide that the
+    // message went nowhere.
+    let mut h = Harness::new();
+    h.keys("2jp").keys("{}").key(KeyCode::Enter);
+    assert_eq!(
+        h.status(),
+        format!(
+            "Published to chat.lobby: 0 subscribers (seq {})",
+            msgs_in(&h, "chat.lobby")
+        )
     );
 }
 
