@@ -13,7 +13,7 @@ mod outcomes;
 mod overlay;
 mod update;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossterm::event::KeyEvent;
 use switchyard_broker::Snapshot;
@@ -30,6 +30,9 @@ use crate::view::View;
 pub use commands::{KICK_REASON, KICK_SLOW_REASON, PEEK_COUNT};
 pub use overlay::{Confirmation, LiveTail, Overlay, Peek, StopBroker, TailEntry, TAIL_KEEP};
 
+/// How long a status message (a toast) stays on screen.
+pub const TOAST_FOR: Duration = Duration::from_secs(4);
+
 /// How many tail messages one tick takes from the source.
 const TAIL_BATCH: usize = 500;
 
@@ -44,13 +47,18 @@ pub enum Level {
     Error,
 }
 
-/// The one-line result of the last action.
+/// The one-line result of the last action: a toast, gone after [`TOAST_FOR`]
+/// or when another view is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// What happened.
     pub text: String,
     /// Success, failure or neither.
     pub level: Level,
+    /// When it was set, on the app's clock (the time of the last refresh), so
+    /// expiry follows the ticks and tests stay deterministic; `None` until the
+    /// first refresh gives it a time.
+    since: Option<Instant>,
 }
 
 /// The dashboard's whole state.
@@ -154,12 +162,16 @@ impl App {
         self.rates.observe(&snapshot, now);
         self.snapshot = snapshot;
         self.last_refresh = Some(now);
+        self.expire_status(now);
         // An open question states what would be lost now, not when it was asked.
         if let Some(stopping) = &mut self.stopping {
             *stopping = StopBroker::of(&self.snapshot);
         }
         if let Some(tail) = overlay::tail_of(&mut self.overlay) {
             tail.subscribers.update(&self.snapshot);
+        }
+        if let Some(Overlay::Confirm(confirmation)) = &mut self.overlay {
+            confirmation.update(&self.snapshot);
         }
         self.fresh = [false; 5];
         self.rebuild(self.view);
@@ -201,7 +213,22 @@ impl App {
         self.status = Some(Status {
             text: text.into(),
             level,
+            since: self.last_refresh,
         });
+    }
+
+    /// Drop the status once it has been shown for [`TOAST_FOR`].
+    fn expire_status(&mut self, now: Instant) {
+        let Some(status) = &mut self.status else {
+            return;
+        };
+        match status.since {
+            Some(since) if now.saturating_duration_since(since) >= TOAST_FOR => {
+                self.status = None;
+            }
+            Some(_) => {}
+            None => status.since = Some(now),
+        }
     }
 
     fn current_table(&self) -> &TableState {

@@ -375,7 +375,10 @@ fn a_slow_publish_is_drawn_on_its_way_then_done() {
     }
     f.source.answer_held();
     let drawn = screen(f.tick());
-    assert!(drawn.contains("✓ Published to orders.eu (seq"), "{drawn}");
+    assert!(
+        drawn.contains("✓ Published to orders.eu: 3 subscribers (seq"),
+        "{drawn}"
+    );
     assert!(
         !drawn.contains("Publish to a topic"),
         "the form closed:\n{drawn}"

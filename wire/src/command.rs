@@ -70,6 +70,10 @@ pub enum CommandOutcome {
     Published {
         /// The message's seq.
         seq: u64,
+        /// Subscriptions whose pattern matched the topic when it was published
+        /// (their filters may still have passed the message by): 0 says nobody
+        /// was listening, which a bare success would hide.
+        subscribers: u64,
     },
     /// Sent, with the message's id in its queue.
     Sent {

@@ -117,7 +117,16 @@ impl Broker {
                     EventKind::Publish,
                     format!("{actor} published seq {seq} to {topic}"),
                 );
-                Ok(CommandOutcome::Published { seq })
+                // An operator publish is rare: a look over the topics' stats is
+                // cheap enough to say who was listening.
+                let subscribers = self
+                    .inner
+                    .topics
+                    .stats()
+                    .into_iter()
+                    .find(|t| t.name == topic)
+                    .map_or(0, |t| t.subscribers);
+                Ok(CommandOutcome::Published { seq, subscribers })
             }
             Command::Send {
                 queue,

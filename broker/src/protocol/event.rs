@@ -46,7 +46,7 @@ fn open(ev: &str, id: Option<&RequestId>) -> String {
 /// The fields of the `ok` that answers an operator command, as `(name, raw JSON)`.
 pub fn outcome_fields(outcome: &CommandOutcome) -> Vec<(&'static str, String)> {
     match outcome {
-        CommandOutcome::Published { seq } => vec![("seq", seq.to_string())],
+        CommandOutcome::Published { seq, .. } => vec![("seq", seq.to_string())],
         CommandOutcome::Sent { msg } => {
             let mut json = String::new();
             push_json_str(&mut json, msg);

@@ -47,7 +47,7 @@ impl Job {
                 destination,
                 kind: DestinationKind::Queue,
             } => format!("Sending to {destination}…"),
-            Job::Requeue { queue, msg, .. } => format!("Requeuing {msg} to {queue}…"),
+            Job::Requeue { queue, msg, .. } => format!("Requeuing message {msg} to {queue}…"),
             Job::Purge { queue } => format!("Purging {queue}…"),
             Job::Kick { who } => format!("Kicking {who}…"),
             Job::KickSlow { clients } => {
@@ -158,11 +158,12 @@ impl App {
                 match result {
                     Ok(_) => self.set_status(
                         Level::Done,
-                        format!("Requeued {msg} to {queue} (taken from {holder})"),
+                        format!("Requeued message {msg} to {queue} (taken from {holder})"),
                     ),
-                    Err(e) => {
-                        self.set_status(Level::Error, format!("Requeue of {msg} failed: {e}"))
-                    }
+                    Err(e) => self.set_status(
+                        Level::Error,
+                        format!("Requeue of message {msg} failed: {e}"),
+                    ),
                 }
                 self.refetch(source);
             }
@@ -229,10 +230,17 @@ impl App {
         match result {
             Ok(outcome) => {
                 let text = match outcome {
-                    CommandOutcome::Published { seq } => {
-                        format!("Published to {destination} (seq {seq})")
+                    // Nobody listening is worth saying: the message went nowhere.
+                    CommandOutcome::Published { seq, subscribers } => {
+                        let s = if subscribers == 1 { "" } else { "s" };
+                        format!(
+                            "Published to {destination}: {subscribers} subscriber{s} (seq {seq})"
+                        )
                     }
-                    CommandOutcome::Sent { msg } => format!("Sent {msg} to {destination}"),
+                    // A broker's message ids are numbers: named, so they do not read as counts.
+                    CommandOutcome::Sent { msg } => {
+                        format!("Sent to {destination} as message {msg}")
+                    }
                     other => format!("Sent to {destination}: {other:?}"),
                 };
                 if form_waiting {

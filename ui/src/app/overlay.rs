@@ -18,11 +18,12 @@ pub const TAIL_KEEP: usize = 1_000;
 /// A destructive action waiting for a yes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmation {
-    /// Purge a queue's ready messages; `count` is what the snapshot showed.
+    /// Purge a queue's ready messages; `count` is what the latest snapshot shows.
     Purge {
         /// The queue.
         queue: String,
-        /// Ready messages when asked.
+        /// Ready messages in the latest snapshot: the question is about what `y`
+        /// would remove now, not what was there when it was asked.
         count: u64,
     },
     /// Kick one client.
@@ -42,9 +43,23 @@ pub enum Confirmation {
 }
 
 impl Confirmation {
+    /// Follow the latest snapshot while the question is open. A queue missing
+    /// from it (lists may be cut to fit the frame) keeps its last count.
+    pub(super) fn update(&mut self, snapshot: &Snapshot) {
+        if let Confirmation::Purge { queue, count } = self {
+            if let Some(q) = snapshot.queues.iter().find(|q| q.name == *queue) {
+                *count = q.ready;
+            }
+        }
+    }
+
     /// The question the confirm dialog asks.
     pub fn question(&self) -> String {
         match self {
+            // Emptied while the question was open: say so rather than ask to purge 0.
+            Confirmation::Purge { queue, count: 0 } => {
+                format!("{queue} has no ready messages now; purge anyway? y/n")
+            }
             Confirmation::Purge { queue, count } => {
                 let s = if *count == 1 { "" } else { "s" };
                 format!("Purge {count} ready message{s} from {queue}? y/n")

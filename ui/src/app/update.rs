@@ -89,6 +89,10 @@ impl App {
     }
 
     fn show(&mut self, view: View) {
+        // A toast is about the view it was raised on.
+        if view != self.view {
+            self.status = None;
+        }
         self.view = view;
         self.filter_input = None;
         if !self.fresh[view.index()] {
@@ -269,6 +273,10 @@ impl App {
         }
         if let Some(i) = self.selected(View::Queues) {
             let q = &self.snapshot.queues[i];
+            if q.ready == 0 {
+                let text = format!("Nothing to purge: {} has no ready messages", q.name);
+                return self.set_status(Level::Info, text);
+            }
             self.overlay = Some(Overlay::Confirm(Confirmation::Purge {
                 queue: q.name.clone(),
                 count: q.ready,

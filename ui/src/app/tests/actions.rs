@@ -46,6 +46,44 @@ fn y_purges_and_the_result_shows_at_once() {
 }
 
 #[test]
+fn the_purge_question_follows_new_snapshots_while_open() {
+    // Asked for 5, then 10 more arrive before `y`: the question and the result
+    // both say what is purged now.
+    let mut h = Harness::new();
+    h.keys("3jx");
+    h.source.snapshot.queues[0].ready = 15;
+    h.tick();
+    assert_eq!(
+        h.confirmation().map(|c| c.question()).as_deref(),
+        Some("Purge 15 ready messages from jobs? y/n")
+    );
+    h.keys("y");
+    assert_eq!(h.status(), "Purged 15 ready messages from jobs");
+}
+
+#[test]
+fn a_purge_question_whose_queue_emptied_says_so() {
+    let mut h = Harness::new();
+    h.keys("3jx");
+    h.source.snapshot.queues[0].ready = 0;
+    h.tick();
+    assert_eq!(
+        h.confirmation().map(|c| c.question()).as_deref(),
+        Some("jobs has no ready messages now; purge anyway? y/n")
+    );
+}
+
+#[test]
+fn purging_an_empty_queue_asks_nothing() {
+    // `emails` has no ready messages: there is no question to ask.
+    let mut h = Harness::new();
+    h.keys("3x");
+    assert!(h.app.overlay().is_none());
+    assert_eq!(h.status(), "Nothing to purge: emails has no ready messages");
+    assert!(h.source.executed.is_empty());
+}
+
+#[test]
 fn a_failed_purge_says_why() {
     let mut h = Harness::new();
     h.source.fail_next(ErrorCode::NotFound, "no queue jobs");
@@ -178,7 +216,25 @@ fn p_opens_the_form_on_the_payload_for_the_selected_topic() {
     // The fixture's seq is the topic's message count after the publish.
     assert_eq!(
         h.status(),
-        format!("Published to orders.eu (seq {})", msgs_in(&h, "orders.eu"))
+        format!(
+            "Published to orders.eu: 3 subscribers (seq {})",
+            msgs_in(&h, "orders.eu")
+        )
+    );
+}
+
+#[test]
+fn publishing_to_a_topic_nobody_listens_to_says_so() {
+    // chat.lobby has no subscription: a bare success would hide that the
+    // message went nowhere.
+    let mut h = Harness::new();
+    h.keys("2jp").keys("{}").key(KeyCode::Enter);
+    assert_eq!(
+        h.status(),
+        format!(
+            "Published to chat.lobby: 0 subscribers (seq {})",
+            msgs_in(&h, "chat.lobby")
+        )
     );
 }
 
@@ -200,7 +256,7 @@ fn tab_moves_to_the_destination_which_can_be_edited() {
         }],
         "text that is not JSON goes as a JSON string"
     );
-    assert_eq!(h.status(), "Sent m900001 to jobs.urgent");
+    assert_eq!(h.status(), "Sent to jobs.urgent as message m900001");
 }
 
 #[test]
@@ -280,12 +336,15 @@ fn r_requeues_the_selected_job() {
     );
     assert_eq!(
         h.status(),
-        "Requeued m000012 to emails (taken from c2/mail)"
+        "Requeued message m000012 to emails (taken from c2/mail)"
     );
     assert_eq!(h.app.snapshot.inflight.len(), 2);
     h.source.fail_next(ErrorCode::NotFound, "gone");
     h.keys("r");
-    assert_eq!(h.status(), "Requeue of m000039 failed: not_found: gone");
+    assert_eq!(
+        h.status(),
+        "Requeue of message m000039 failed: not_found: gone"
+    );
 }
 
 #[test]

@@ -214,3 +214,32 @@ fn s_cycles_the_sort_column_and_capital_s_reverses() {
         "wraps to Name, A to Z"
     );
 }
+
+// Toasts.
+
+#[test]
+fn a_toast_goes_after_four_seconds_of_ticks() {
+    let mut h = Harness::new();
+    h.keys("3s");
+    assert_eq!(h.status(), "Sorted by Ready, highest first");
+    // Ticks are 250 ms apart: fifteen of them are 3.75 s.
+    for _ in 0..15 {
+        h.tick();
+    }
+    assert_eq!(
+        h.status(),
+        "Sorted by Ready, highest first",
+        "still up at 3.75 s"
+    );
+    h.tick();
+    assert!(h.app.status().is_none(), "gone at 4 s");
+}
+
+#[test]
+fn a_toast_stays_on_the_view_it_was_raised_on() {
+    let mut h = Harness::new();
+    h.keys("3s");
+    assert!(h.app.status().is_some());
+    h.keys("4");
+    assert!(h.app.status().is_none(), "not carried to Clients");
+}

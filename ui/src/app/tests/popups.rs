@@ -173,7 +173,10 @@ fn p_in_the_tail_opens_the_form_on_its_topic_and_returns_to_the_tail() {
     assert_eq!(h.app.context(), Context::Tail);
     assert_eq!(
         h.status(),
-        format!("Published to orders.eu (seq {})", msgs_in(&h, "orders.eu"))
+        format!(
+            "Published to orders.eu: 3 subscribers (seq {})",
+            msgs_in(&h, "orders.eu")
+        )
     );
     h.tick();
     assert_eq!(open_tail(&h).received, 5);

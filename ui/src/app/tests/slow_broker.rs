@@ -59,7 +59,10 @@ fn a_slow_publish_shows_as_running_while_the_dashboard_goes_on() {
     assert!(h.app.overlay().is_none(), "the form closed on success");
     assert_eq!(
         h.status(),
-        format!("Published to orders.eu (seq {})", msgs_in(&h, "orders.eu"))
+        format!(
+            "Published to orders.eu: 3 subscribers (seq {})",
+            msgs_in(&h, "orders.eu")
+        )
     );
 }
 
