@@ -62,7 +62,7 @@ struct Door {
 /// request head and the WebSocket alike), against a cap.
 struct PerIp {
     cap: Option<usize>,
-    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    open: parking_lot::Mutex<std::collections::HashMap<IpAddr, usize>>,
 }
 
 /// One connection's place in [`PerIp`], given back when it is dropped.
@@ -87,7 +87,7 @@ impl PerIp {
                 ip,
             });
         };
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.lock();
         let n = open.entry(ip).or_insert(0);
         if *n >= cap {
             return None;
@@ -105,7 +105,7 @@ impl Drop for IpSlot {
         if self.per_ip.cap.is_none() {
             return;
         }
-        let mut open = self.per_ip.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.per_ip.open.lock();
         if let Some(n) = open.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -118,24 +118,22 @@ impl Drop for IpSlot {
 /// A file descriptor kept in reserve: given up when accept fails for want of
 /// descriptors, so the connection waiting in the backlog can be accepted and told
 /// 503 instead of hanging there; taken back once that is done.
-struct SpareFile(std::sync::Mutex<Option<std::fs::File>>);
+struct SpareFile(parking_lot::Mutex<Option<std::fs::File>>);
 
 impl SpareFile {
     fn open() -> SpareFile {
-        SpareFile(std::sync::Mutex::new(std::fs::File::open("/dev/null").ok()))
+        SpareFile(parking_lot::Mutex::new(
+            std::fs::File::open("/dev/null").ok(),
+        ))
     }
 
     /// Closes the spare; false if there was none to give.
     fn give_up(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .is_some()
+        self.0.lock().take().is_some()
     }
 
     fn restore(&self) {
-        let mut spare = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spare = self.0.lock();
         if spare.is_none() {
             *spare = std::fs::File::open("/dev/null").ok();
         }

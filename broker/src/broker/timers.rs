@@ -1,4 +1,5 @@
-//! The broker's background timers: ack deadlines per queue, retention by age.
+//! The broker's background timers: ack deadlines per queue, retention by age,
+//! memory given back after connections close.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -7,9 +8,14 @@ use std::time::{Duration, Instant};
 use super::{Broker, Inner};
 use crate::queue::Queue;
 
-/// Applies retained topics' limits (by age, which no append triggers) every few seconds.
-pub(super) async fn run_retention(broker: Weak<Inner>) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+/// Calls `tick` every `period` until the broker is gone or shutting down; the
+/// blocking work it returns, if any, runs on the blocking pool before the next
+/// tick (no lock of the broker's is held meanwhile).
+async fn every<W>(broker: Weak<Inner>, period: Duration, mut tick: impl FnMut(&Inner) -> Option<W>)
+where
+    W: FnOnce() + Send + 'static,
+{
+    let mut ticks = tokio::time::interval(period);
     loop {
         ticks.tick().await;
         let Some(inner) = broker.upgrade() else {
@@ -18,9 +24,19 @@ pub(super) async fn run_retention(broker: Weak<Inner>) {
         if *inner.shutdown.borrow() {
             return;
         }
-        let stores = inner.topics.stores();
+        let work = tick(&inner);
         drop(inner);
-        let _ = tokio::task::spawn_blocking(move || {
+        if let Some(work) = work {
+            let _ = tokio::task::spawn_blocking(work).await;
+        }
+    }
+}
+
+/// Applies retained topics' limits (by age, which no append triggers) every few seconds.
+pub(super) async fn run_retention(broker: Weak<Inner>) {
+    every(broker, Duration::from_secs(5), |inner| {
+        let stores = inner.topics.stores();
+        Some(move || {
             let now = crate::time::now_ms();
             for (name, store) in stores {
                 if let Err(e) = store.apply_retention(now) {
@@ -28,34 +44,26 @@ pub(super) async fn run_retention(broker: Weak<Inner>) {
                 }
             }
         })
-        .await;
-    }
+    })
+    .await
 }
 
 /// Gives freed memory back to the system after many connections closed: the C
 /// allocator keeps what a burst of connections used, so without this a broker's
 /// resident memory only ever grows. Checked every few seconds; trimmed when the
 /// connections fell to half their peak since the last trim, and by at least
-/// [`TRIM_AFTER`].
+/// `TRIM_AFTER`.
 pub(super) async fn run_memory_trim(broker: Weak<Inner>) {
     const TRIM_AFTER: usize = 256;
-    let mut ticks = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        ticks.tick().await;
-        let Some(inner) = broker.upgrade() else {
-            return;
-        };
-        if *inner.shutdown.borrow() {
-            return;
-        }
+    every(broker, Duration::from_secs(5), |inner| {
         let now = inner.sessions.read().len();
         let peak = inner.peak_sessions.load(Ordering::Relaxed).max(now);
-        if now <= peak / 2 && peak - now >= TRIM_AFTER {
+        (now <= peak / 2 && peak - now >= TRIM_AFTER).then(|| {
             inner.peak_sessions.store(now, Ordering::Relaxed);
-            drop(inner);
-            let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
-        }
-    }
+            crate::memory::give_back
+        })
+    })
+    .await
 }
 
 /// Requeues a queue's jobs whose ack deadline passed, sleeping until the next deadline.

@@ -659,36 +659,23 @@ mod tests {
     #[tokio::test]
     async fn a_message_over_max_payload_is_refused_from_its_header() {
         let budget = Arc::new(ReadBudget::new(usize::MAX));
-        let mut r = reader(100, &budget);
-        // Only the header: the payload is never waited for.
-        let header = &frame(0x81, &[b'x'; 101])[..8];
-        let mut input: &[u8] = header;
-        let e = r.next(&mut input).await.unwrap_err();
-        assert!(
-            matches!(
+        // Only the header (the payload is never waited for), and fragments that
+        // count together.
+        let header = frame(0x81, &[b'x'; 101])[..8].to_vec();
+        let fragments = [frame(0x01, &[b'x'; 60]), frame(0x80, &[b'x'; 41])].concat();
+        for bytes in [header, fragments] {
+            let mut r = reader(100, &budget);
+            let mut input: &[u8] = &bytes;
+            let e = r.next(&mut input).await.unwrap_err();
+            let too_long = matches!(
                 e,
                 ReadError::TooLong {
                     size: 101,
                     max: 100
                 }
-            ),
-            "{e:?}"
-        );
-        // Fragments count together.
-        let mut r = reader(100, &budget);
-        let bytes = [frame(0x01, &[b'x'; 60]), frame(0x80, &[b'x'; 41])].concat();
-        let mut input: &[u8] = &bytes;
-        let e = r.next(&mut input).await.unwrap_err();
-        assert!(
-            matches!(
-                e,
-                ReadError::TooLong {
-                    size: 101,
-                    max: 100
-                }
-            ),
-            "{e:?}"
-        );
+            );
+            assert!(too_long, "{e:?}");
+        }
     }
 
     #[tokio::test]
