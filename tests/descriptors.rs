@@ -18,38 +18,9 @@ const TOPICS: usize = 200;
 /// `switchyard serve` under a soft and hard open-files limit of `nofile`, so it
 /// cannot raise it; returns the process and its URL.
 fn serve_limited(dir: &std::path::Path, nofile: u64, flags: &[&str]) -> (Child, String) {
-    use std::io::BufRead;
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(flags)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    // SAFETY: setrlimit is a plain system call, safe between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = rustix::process::Rlimit {
-                current: Some(nofile),
-                maximum: Some(nofile),
-            };
-            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)?;
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("switchyard listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (child, url)
+    let mut cmd = serve_command("127.0.0.1:0", dir, flags);
+    limit_open_files(&mut cmd, nofile, Some(nofile));
+    start_serve(cmd)
 }
 
 fn queue(i: usize) -> String {

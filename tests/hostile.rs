@@ -270,35 +270,15 @@ async fn a_client_that_answers_no_ping_is_closed() {
 /// of descriptors long before `max_connections`.
 #[test]
 fn the_broker_raises_its_open_files_limit_to_the_hard_one() {
-    use std::io::BufRead;
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
     let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
     if hard.is_some_and(|h| h <= 256) {
         eprintln!("skipped: the hard limit here is {hard:?}, nothing to raise to");
         return;
     }
     let dir = temp_data_dir();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    // SAFETY: setrlimit is a plain system call, safe between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-            limit.current = Some(256);
-            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)?;
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("switchyard listening on "), "{line}");
+    let mut cmd = serve_command("127.0.0.1:0", &dir, &[]);
+    limit_open_files(&mut cmd, 256, None);
+    let (mut child, _url) = start_serve(cmd);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let open_files: Vec<&str> = limits
         .lines()
@@ -316,9 +296,7 @@ fn the_broker_raises_its_open_files_limit_to_the_hard_one() {
 
 /// Writes an upgrade request on `s` and reads the answer's status line.
 async fn upgrade_status(s: &mut TcpStream) -> String {
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(UPGRADE_REQUEST).await.unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n") {
@@ -488,43 +466,21 @@ async fn unfinished_frames_share_one_budget() {
 /// logs that at most once a second, and serves again once descriptors free up.
 #[test]
 fn out_of_file_descriptors_is_a_503_not_a_hang() {
-    use std::io::{BufRead, Read, Write};
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
+    use std::io::{Read, Write};
     let dir = temp_data_dir();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: setrlimit is a plain system call, safe between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = rustix::process::Rlimit {
-                current: Some(64),
-                maximum: Some(64),
-            };
-            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)?;
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("switchyard listening on ws://")
+    let mut cmd = serve_command("127.0.0.1:0", &dir, &[]);
+    cmd.stderr(std::process::Stdio::piped());
+    limit_open_files(&mut cmd, 64, Some(64));
+    let (mut child, url) = start_serve(cmd);
+    let addr: std::net::SocketAddr = url
+        .strip_prefix("ws://")
         .and_then(|a| a.strip_suffix("/ws"))
-        .unwrap_or_else(|| panic!("{line}"))
+        .unwrap_or_else(|| panic!("{url}"))
         .parse()
         .unwrap();
-    let upgrade = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     let status = |s: &mut std::net::TcpStream| -> String {
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        s.write_all(upgrade).unwrap();
+        s.write_all(UPGRADE_REQUEST).unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n") {

@@ -154,7 +154,7 @@ async fn invalid_utf8_closes_with_1007() {
     let b = TestBroker::start().await;
     // Hand-made WebSocket: a masked text frame whose payload is not UTF-8.
     let mut s = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    s.write_all(UPGRADE_REQUEST).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let n = s.read(&mut buf).await.unwrap();
     let head = String::from_utf8_lossy(&buf[..n]).to_string();

@@ -27,17 +27,50 @@ pub fn serve_process_with(
     data_dir: &std::path::Path,
     flags: &[&str],
 ) -> (std::process::Child, String) {
-    use std::io::BufRead;
+    start_serve(serve_command(listen, data_dir, flags))
+}
+
+/// The `switchyard serve` command [`serve_process_with`] runs, to adjust first
+/// (its stderr, its open-files limit) and then start with [`start_serve`].
+pub fn serve_command(
+    listen: &str,
+    data_dir: &std::path::Path,
+    flags: &[&str],
+) -> std::process::Command {
     use std::process::{Command, Stdio};
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", listen, "--data-dir"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", listen, "--data-dir"])
         .arg(data_dir)
         .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start switchyard serve");
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Sets the open-files limit `cmd`'s process starts under: soft `soft`, hard
+/// `hard` (`None`: the hard limit stays as it is).
+pub fn limit_open_files(cmd: &mut std::process::Command, soft: u64, hard: Option<u64>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getrlimit and setrlimit are plain system calls, safe between fork
+    // and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+            limit.current = Some(soft);
+            if hard.is_some() {
+                limit.maximum = hard;
+            }
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)?;
+            Ok(())
+        });
+    }
+}
+
+/// Starts a `serve` command and reads the URL it prints first.
+pub fn start_serve(mut cmd: std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd.spawn().expect("start switchyard serve");
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
         .read_line(&mut line)
@@ -49,6 +82,9 @@ pub fn serve_process_with(
         .to_string();
     (child, url)
 }
+
+/// An HTTP request that upgrades to a WebSocket, as a client writes it by hand.
+pub const UPGRADE_REQUEST: &[u8] = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 /// How long a test waits for a frame it expects.
 pub const WAIT: Duration = Duration::from_secs(5);
