@@ -144,6 +144,9 @@ pub(super) struct FrameReader {
     /// When the first byte of what is held (a partial frame or a fragmented
     /// message) arrived; `None` when nothing is.
     begun: Option<Instant>,
+    /// When the last read returned: the arrival of every byte not yet parsed
+    /// that came after a whole frame (one clock reading a read, not a message).
+    last_read: Instant,
     /// How much the next read asks for.
     read_size: usize,
     max_payload: usize,
@@ -165,6 +168,7 @@ impl FrameReader {
     ) -> Self {
         let mut reader = FrameReader {
             begun: (!leftover.is_empty()).then(Instant::now),
+            last_read: Instant::now(),
             buf: leftover,
             at: 0,
             needed: 0,
@@ -243,9 +247,8 @@ impl FrameReader {
             if n == 0 {
                 return Err(ReadError::Eof);
             }
-            if self.begun.is_none() {
-                self.begun = Some(Instant::now());
-            }
+            self.last_read = Instant::now();
+            self.begun.get_or_insert(self.last_read);
             if self.buf.len() == self.buf.capacity() && self.read_size < MAX_READ {
                 self.read_size *= 2;
             }
@@ -399,14 +402,15 @@ impl FrameReader {
         Ok(Some(Found::Message(kind)))
     }
 
-    /// After a whole thing: the clock restarts for what is left, if anything is.
+    /// After a whole thing: what is left, if anything, is timed from the read
+    /// that brought it.
     /// A message sent in fragments keeps the time its first fragment came: a
     /// control frame between its fragments (a ping, a pong) does not buy it time.
     fn settle(&mut self) {
         if self.fragmented.is_some() {
             return;
         }
-        self.begun = (self.at < self.buf.len()).then(Instant::now);
+        self.begun = (self.at < self.buf.len()).then_some(self.last_read);
     }
 
     /// Makes room in `buf` for the next read: what was parsed is dropped, and the
