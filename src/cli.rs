@@ -183,6 +183,22 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
     },
+    /// The dashboard for a running broker, over the wire: every view and action of
+    /// the embedded console (docs/CONSOLE.md). Needs an admin token with auth on.
+    Top {
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+        /// An admin's token (default: the SWITCHYARD_TOKEN environment variable,
+        /// which keeps it out of the process list).
+        #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Only look: publish, purge, kick and requeue are hidden and refused.
+        #[arg(long)]
+        read_only: bool,
+        /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+    },
     /// Print the broker's snapshot as JSON.
     Stats {
         #[arg(long, default_value = DEFAULT_URL)]
@@ -416,8 +432,9 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         log_client_warnings();
     }
     match args.command {
-        // Plain `switchyard` (the dashboard) is run by main, outside the runtime.
+        // Plain `switchyard` and `top` (the dashboard) are run by main, outside the runtime.
         None | Some(Cmd::Serve) => serve(config).await,
+        Some(Cmd::Top { .. }) => Ok(()),
         Some(Cmd::Pub {
             topic,
             data,

@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod dashboard;
+mod remote;
 mod token;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -30,6 +31,15 @@ fn main() -> anyhow::Result<()> {
     }
     if args.command.is_none() {
         return dashboard::run(config);
+    }
+    if let Some(cli::Cmd::Top {
+        url,
+        token,
+        read_only,
+        ca,
+    }) = &args.command
+    {
+        return remote::run(url, token.clone(), ca.as_deref(), *read_only);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

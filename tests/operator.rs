@@ -342,3 +342,191 @@ async fn requeue_puts_an_in_flight_job_back_now() {
         && e.text == format!("{} requeued message {msg} of q", admin.id())));
     b.stop().await;
 }
+
+/// The names in a stats frame's list, in order.
+fn names(frame: &serde_json::Value, list: &str, key: &str) -> Vec<String> {
+    frame[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{list}` in {frame}"))
+        .iter()
+        .map(|row| row[key].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A `watch` with `changes` sends the whole snapshot first, then only rows that
+/// changed, rows gone, and new events: what an idle broker costs is the server
+/// figures, whatever it holds.
+#[tokio::test]
+async fn a_watch_of_changes_sends_only_what_changed() {
+    let b = TestBroker::start().await;
+    let mut p = b.raw().await;
+    for topic in ["t.a", "t.b", "t.c"] {
+        p.call(json!({"op":"pub","id":1,"topic":topic,"data":1}))
+            .await;
+    }
+    let leaver = b.raw().await;
+    let leaver_id = leaver.id();
+    let mut w = b.raw().await;
+    w.send(json!({"op":"watch","id":"w","interval_ms":100,"changes":true}))
+        .await;
+    let first = w.recv_ev("stats").await;
+    assert_eq!(first.get("changes"), None, "{first}");
+    assert_eq!(names(&first, "topics", "name"), ["t.a", "t.b", "t.c"]);
+    assert_eq!(
+        names(&first, "clients", "id"),
+        [p.id(), leaver_id.clone(), w.id()]
+    );
+    assert!(!first["events"].as_array().unwrap().is_empty());
+    // Nothing happens: the next frames carry no rows and no events.
+    let idle = w.recv_ev("stats").await;
+    assert_eq!(idle["changes"], json!(true), "{idle}");
+    assert_eq!(
+        (&idle["topics"], &idle["queues"], &idle["events"]),
+        (&json!([]), &json!([]), &json!([])),
+        "{idle}"
+    );
+    // The watcher's own row changes while a frame waits in its buffer; no other.
+    let changed = names(&idle, "clients", "id");
+    assert!(changed.iter().all(|c| *c == w.id()), "{idle}");
+    assert_eq!(idle.get("gone"), None, "{idle}");
+    assert_eq!(idle["server"]["connections"], json!(3));
+    // One publish changes one topic (and the publisher's counters); a client
+    // leaving is gone, with the event saying so.
+    p.call(json!({"op":"pub","id":2,"topic":"t.b","data":2}))
+        .await;
+    drop(leaver);
+    let mut seen_topics = Vec::new();
+    let mut gone = None;
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while (seen_topics.is_empty() || gone.is_none()) && tokio::time::Instant::now() < deadline {
+        let frame = w.recv_ev("stats").await;
+        assert_eq!(frame["changes"], json!(true), "{frame}");
+        seen_topics.extend(names(&frame, "topics", "name"));
+        if let Some(g) = frame.get("gone") {
+            gone = Some(g.clone());
+        }
+        events.extend(names(&frame, "events", "text"));
+    }
+    assert_eq!(seen_topics, ["t.b"]);
+    assert_eq!(gone, Some(json!({"clients":[leaver_id]})));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with(&format!("{leaver_id} disconnected"))),
+        "{events:?}"
+    );
+    b.stop().await;
+}
+
+/// `inflight` and `client` choose which in-flight jobs a watch carries, while
+/// `server.inflight` counts them all.
+#[tokio::test]
+async fn a_watch_carries_the_in_flight_jobs_asked_for() {
+    let b = TestBroker::start().await;
+    let mut one = b.raw().await;
+    one.call(json!({"op":"consume","id":1,"queue":"q","cid":"a","prefetch":10}))
+        .await;
+    let mut two = b.raw().await;
+    two.call(json!({"op":"consume","id":1,"queue":"q","cid":"b","prefetch":10}))
+        .await;
+    let mut admin = b.raw().await;
+    for i in 0..6 {
+        admin
+            .call(json!({"op":"send","id":i,"queue":"q","data":i}))
+            .await;
+    }
+    eventually(&b.broker, "six jobs in flight", |s| s.inflight.len() == 6).await;
+    let watch = |extra: serde_json::Value| {
+        let mut frame = json!({"op":"watch","id":"w","interval_ms":100});
+        frame
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        frame
+    };
+    admin.send(watch(json!({"inflight": 2}))).await;
+    let s = admin.recv_ev("stats").await;
+    assert_eq!(s["inflight"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(s["server"]["inflight"], json!(6));
+    admin
+        .send(watch(json!({"inflight": 0, "changes": true})))
+        .await;
+    let s = admin.recv_ev("stats").await;
+    assert_eq!(
+        (&s["inflight"], &s["server"]["inflight"]),
+        (&json!([]), &json!(6))
+    );
+    admin.send(watch(json!({"client": two.id()}))).await;
+    let s = admin.recv_ev("stats").await;
+    let holders: Vec<_> = names(&s, "inflight", "client");
+    assert!(!holders.is_empty(), "{s}");
+    assert!(holders.iter().all(|c| *c == two.id()), "{holders:?}");
+    let held = b
+        .broker
+        .snapshot()
+        .clients
+        .iter()
+        .find(|c| c.id == two.id())
+        .map(|c| c.unacked);
+    assert_eq!(Some(holders.len() as u64), held);
+    b.stop().await;
+}
+
+/// `tail` shows an operator every message on a pattern, as the console's tail
+/// does, until `untail`; it needs a valid pattern.
+#[tokio::test]
+async fn tail_sends_each_message_on_the_pattern_until_untail() {
+    let b = TestBroker::start().await;
+    let mut op = b.raw().await;
+    assert_eq!(
+        op.call(json!({"op":"tail","id":1,"topic":"orders.*"}))
+            .await,
+        ok(1, json!({}))
+    );
+    let mut p = b.raw().await;
+    p.call(json!({"op":"pub","id":1,"topic":"orders.eu","data":{"n":1},"headers":{"k":"v"}}))
+        .await;
+    p.call(json!({"op":"pub","id":2,"topic":"other","data":2}))
+        .await;
+    p.call(json!({"op":"pub","id":3,"topic":"orders.us","data":3}))
+        .await;
+    let first = op.recv_ev("tail").await;
+    assert_eq!(
+        (
+            &first["topic"],
+            &first["seq"],
+            &first["data"],
+            &first["headers"]
+        ),
+        (
+            &json!("orders.eu"),
+            &json!(1),
+            &json!({"n":1}),
+            &json!({"k":"v"})
+        )
+    );
+    assert!(first["time"].as_u64().unwrap() > 0);
+    let second = op.recv_ev("tail").await;
+    assert_eq!(
+        (&second["topic"], &second["data"]),
+        (&json!("orders.us"), &json!(3))
+    );
+    assert_eq!(
+        op.call(json!({"op":"untail","id":2})).await,
+        ok(2, json!({}))
+    );
+    p.call(json!({"op":"pub","id":4,"topic":"orders.eu","data":4}))
+        .await;
+    op.expect_silence(Duration::from_millis(400)).await;
+    let e = op
+        .call(json!({"op":"tail","id":3,"topic":"orders..x"}))
+        .await;
+    assert_error(&e, Some(3), "bad_name");
+    let e = op.call(json!({"op":"tail","id":4})).await;
+    assert_eq!(
+        assert_error(&e, Some(4), "bad_frame"),
+        "missing field `topic`"
+    );
+    b.stop().await;
+}

@@ -62,7 +62,21 @@ impl Client {
         });
         let driver = tokio::spawn(drive(ws, out_rx, conn.clone()));
         *conn.driver.lock() = Some(driver);
-        Ok(Client { conn })
+        let client = Client { conn };
+        if options.token.is_some() || options.name.is_some() {
+            let mut hello = json!({"op": "hello"});
+            if let Some(token) = &options.token {
+                hello["token"] = json!(token);
+            }
+            if let Some(name) = &options.name {
+                hello["name"] = json!(name);
+            }
+            if let Err(e) = client.call(hello).await {
+                client.close().await;
+                return Err(e);
+            }
+        }
+        Ok(client)
     }
 
     /// Connects and introduces itself with a name shown in the dashboard.

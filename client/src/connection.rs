@@ -16,6 +16,7 @@ use crate::error::ClientError;
 use crate::frame::Fields;
 use crate::queues::Job;
 use crate::topics::Message;
+use switchyard_wire::{Snapshot, TailMessage};
 
 /// What a call waits for: the frame that answers it, or why none will come.
 pub(crate) type Answer = Result<Value, ClientError>;
@@ -40,6 +41,10 @@ pub(crate) struct Routes {
     pub(crate) pending: HashMap<u64, oneshot::Sender<Answer>>,
     pub(crate) subs: HashMap<String, mpsc::Sender<Message>>,
     pub(crate) consumers: HashMap<String, mpsc::Sender<Job>>,
+    /// The open `watch`: the id its frames carry, and where they go.
+    pub(crate) watch: Option<(u64, mpsc::Sender<Result<Snapshot, ClientError>>)>,
+    /// The open `tail`: where its messages go.
+    pub(crate) tail: Option<mpsc::Sender<TailMessage>>,
     /// Set once the connection has closed (or the broker said it kicks us).
     pub(crate) closed: Option<String>,
 }
@@ -119,6 +124,8 @@ pub(crate) async fn drive(mut ws: Ws, mut out: mpsc::Receiver<String>, conn: Arc
     }
     routes.subs.clear();
     routes.consumers.clear();
+    routes.watch = None;
+    routes.tail = None;
     routes.closed = Some(why);
 }
 
@@ -141,6 +148,8 @@ async fn route(conn: &Connection, line: &str) -> Result<(), String> {
             conn.routes.lock().consumers.remove(&cid);
             Ok(())
         }
+        "tail" => route_tail(conn, line).await,
+        "stats" | "error" if is_watch(conn, &mut f) => route_watch(conn, f.ev(), line).await,
         "kicked" => {
             let reason: String = f.get("reason").unwrap_or_default();
             conn.routes.lock().closed = Some(format!("kicked: {reason}"));
@@ -148,6 +157,48 @@ async fn route(conn: &Connection, line: &str) -> Result<(), String> {
         }
         ev => route_answer(conn, &mut f, ev, line),
     }
+}
+
+/// Whether the frame carries the open watch's id: a frame of the watch, or the
+/// error that refused it.
+fn is_watch(conn: &Connection, f: &mut Fields<'_>) -> bool {
+    let watching = conn.routes.lock().watch.as_ref().map(|(id, _)| *id);
+    watching.is_some() && f.get::<u64>("id") == watching
+}
+
+/// A frame of the open watch, to its reader: a snapshot (whole or changes), or the
+/// error that refused the watch, which ends it.
+async fn route_watch(conn: &Connection, ev: String, line: &str) -> Result<(), String> {
+    let tx = conn.routes.lock().watch.as_ref().map(|(_, tx)| tx.clone());
+    let Some(tx) = tx else {
+        return Ok(());
+    };
+    let frame = if ev == "error" {
+        conn.routes.lock().watch = None;
+        let v: Value = serde_json::from_str(line).unwrap_or_default();
+        Err(ClientError::Server {
+            code: v["code"].as_str().unwrap_or_default().to_string(),
+            message: v["message"].as_str().unwrap_or_default().to_string(),
+        })
+    } else {
+        serde_json::from_str::<Snapshot>(line)
+            .map_err(|e| ClientError::Protocol(format!("bad stats frame ({e}): {line}")))
+    };
+    let _ = tx.send(frame).await;
+    Ok(())
+}
+
+/// A message of the open tail, to its reader.
+async fn route_tail(conn: &Connection, line: &str) -> Result<(), String> {
+    let tx = conn.routes.lock().tail.clone();
+    let Some(tx) = tx else {
+        // A message crossing the `untail`.
+        return Ok(());
+    };
+    let message: TailMessage = serde_json::from_str(line)
+        .map_err(|e| format!("a tail message this client cannot decode ({e}): {line}"))?;
+    let _ = tx.send(message).await;
+    Ok(())
 }
 
 async fn route_msg(conn: &Connection, mut f: Fields<'_>, line: &str) -> Result<(), String> {

@@ -1,5 +1,6 @@
-//! [`ConnectOptions`]: how a [`Client`](crate::Client) connects beyond its URL, so
-//! far which certificate authorities a `wss://` broker's certificate may come from.
+//! [`ConnectOptions`]: how a [`Client`](crate::Client) connects beyond its URL:
+//! which certificate authorities a `wss://` broker's certificate may come from,
+//! and the token and name it introduces itself with.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,12 +16,29 @@ use crate::error::ClientError;
 pub struct ConnectOptions {
     /// Private CAs trusted instead of the system's roots; empty: the system's.
     ca: Vec<CertificateDer<'static>>,
+    /// The token presented in `hello`, if any.
+    pub(crate) token: Option<String>,
+    /// The name given in `hello`, shown in the dashboard, if any.
+    pub(crate) name: Option<String>,
 }
 
 impl ConnectOptions {
     /// Options that trust the system's root certificates.
     pub fn new() -> ConnectOptions {
         ConnectOptions::default()
+    }
+
+    /// Presents `token` in the `hello` that follows `welcome`; connecting fails
+    /// if the broker refuses it.
+    pub fn token(mut self, token: impl Into<String>) -> ConnectOptions {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Gives `name` in that `hello`: the dashboard and the event log show it.
+    pub fn name(mut self, name: impl Into<String>) -> ConnectOptions {
+        self.name = Some(name.into());
+        self
     }
 
     /// Trusts the CA certificates in `pem` (one or more `CERTIFICATE` blocks)

@@ -68,3 +68,14 @@ pub enum Action {
     /// A key typed into the focused text field (filter or form).
     Type(KeyEvent),
 }
+
+impl Action {
+    /// Whether the action changes the broker (a read-only console refuses it and
+    /// hides its key); looking (peek, tail, stats) does not.
+    pub fn changes_broker(self) -> bool {
+        matches!(
+            self,
+            Action::Publish | Action::Purge | Action::Kick | Action::KickSlow | Action::Requeue
+        )
+    }
+}

@@ -23,7 +23,7 @@ use crate::action::Action;
 use crate::keys::{self, Context};
 use crate::rates::Rates;
 use crate::reply::Replies;
-use crate::source::Source;
+use crate::source::{Link, Source, Wants};
 use crate::tables::{self, TableState};
 use crate::view::View;
 
@@ -32,6 +32,11 @@ pub use overlay::{Confirmation, LiveTail, Overlay, Peek, StopBroker, TailEntry, 
 
 /// How long a status message (a toast) stays on screen.
 pub const TOAST_FOR: Duration = Duration::from_secs(4);
+
+/// In-flight jobs a remote source is asked for while a view lists them: the
+/// oldest, as the in-flight table sorts by default. Eight screens of rows, at a
+/// cost that does not grow with the broker's ledger (docs/PROTOCOL.md, `watch`).
+pub const INFLIGHT_SHOWN: usize = 200;
 
 /// How many tail messages one tick takes from the source.
 const TAIL_BATCH: usize = 500;
@@ -82,6 +87,10 @@ pub struct App {
     replies: Replies,
     /// Actions waiting for the broker's answers, oldest first.
     running: Vec<outcomes::Running>,
+    /// The link to the broker as of the last tick.
+    pub(crate) link: Link,
+    /// Whether the source refuses actions that change the broker.
+    pub(crate) read_only: bool,
 }
 
 impl App {
@@ -103,6 +112,8 @@ impl App {
             quit: false,
             replies: Replies::new(),
             running: Vec::new(),
+            link: Link::Up,
+            read_only: false,
         }
     }
 
@@ -159,7 +170,11 @@ impl App {
     /// Take in a snapshot seen at `now`: derive rates, re-filter and re-sort the
     /// shown table keeping its selection.
     pub fn refresh(&mut self, snapshot: Snapshot, now: Instant) {
-        self.rates.observe(&snapshot, now);
+        // While the link is down the snapshot is the last one received (or none
+        // yet): its counters say nothing about rates now.
+        if self.link == Link::Up {
+            self.rates.observe(&snapshot, now);
+        }
         self.snapshot = snapshot;
         self.last_refresh = Some(now);
         self.expire_status(now);
@@ -191,6 +206,9 @@ impl App {
     /// source's latest snapshot and any new tail messages.
     pub fn tick(&mut self, source: &mut dyn Source, now: Instant) {
         self.receive_outcomes(source);
+        self.link = source.link();
+        self.read_only = source.read_only();
+        source.want(&self.wants());
         // The snapshot first, so new tail messages are judged against the
         // subscriptions as they are now.
         self.refresh(source.snapshot(), now);
@@ -228,6 +246,28 @@ impl App {
             }
             Some(_) => {}
             None => status.since = Some(now),
+        }
+    }
+
+    /// How the link to the broker stands, as of the last tick.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// What is on screen, for a source that sends only that: the oldest
+    /// [`INFLIGHT_SHOWN`] jobs while the in-flight view is up, a client's jobs while
+    /// its detail is open, no job list otherwise.
+    fn wants(&self) -> Wants {
+        match &self.overlay {
+            Some(Overlay::Client { client, .. }) => Wants {
+                inflight: INFLIGHT_SHOWN,
+                client: Some(client.clone()),
+            },
+            _ if self.view == View::InFlight => Wants {
+                inflight: INFLIGHT_SHOWN,
+                client: None,
+            },
+            _ => Wants::default(),
         }
     }
 

@@ -265,11 +265,13 @@ pub fn action_for(context: Context, view: View, event: &KeyEvent) -> Option<Acti
         .map(|b| b.action)
 }
 
-/// The footer entries for `context` on `view`, in table order.
-pub fn footer(context: Context, view: View) -> impl Iterator<Item = Hint> {
+/// The footer entries for `context` on `view`, in table order; without the
+/// actions that change the broker when the console is `read_only`.
+pub fn footer(context: Context, view: View, read_only: bool) -> impl Iterator<Item = Hint> {
     BINDINGS
         .iter()
         .filter(move |b| context.covers(b.context) && b.scope.includes(view))
+        .filter(move |b| !(read_only && b.action.changes_broker()))
         .filter_map(|b| b.footer)
 }
 
@@ -375,9 +377,26 @@ mod tests {
             action_for(Tail, View::Topics, &key(KeyCode::Esc)),
             Some(Action::Close)
         );
-        let hints: Vec<&str> = footer(Tail, View::Topics).map(|h| h.keys).collect();
+        let hints: Vec<&str> = footer(Tail, View::Topics, false).map(|h| h.keys).collect();
         assert_eq!(hints, ["↑↓ jk", "Esc", "p"]);
-        assert!(!footer(Popup, View::Topics).any(|h| h.keys == "p"));
+        assert!(!footer(Popup, View::Topics, false).any(|h| h.keys == "p"));
+    }
+
+    #[test]
+    fn a_read_only_footer_hides_every_key_that_changes_the_broker() {
+        let keys = |view, read_only| -> Vec<&str> {
+            footer(Table, view, read_only).map(|h| h.keys).collect()
+        };
+        assert_eq!(
+            keys(View::Queues, false),
+            ["↑↓ jk", "/", "s S", "⏎", "p", "x", "K", "?", "q"]
+        );
+        assert_eq!(
+            keys(View::Queues, true),
+            ["↑↓ jk", "/", "s S", "⏎", "?", "q"]
+        );
+        let hints: Vec<&str> = footer(Tail, View::Topics, true).map(|h| h.keys).collect();
+        assert_eq!(hints, ["↑↓ jk", "Esc"]);
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub use app::App;
 #[cfg(any(test, feature = "testing"))]
 pub use fixture::FixtureSource;
 pub use reply::{Replies, Reply};
-pub use source::Source;
+pub use source::{Link, Source, Wants};
 pub use view::View;
 pub use views::draw;
 

@@ -4,9 +4,37 @@
 //! through a WebSocket client speaking the operator frames, behind the same trait,
 //! so no view knows which one it is drawing.
 
+use std::time::Instant;
+
 use switchyard_broker::{BrokerError, Command, Snapshot, TailMessage};
 
 use crate::reply::Reply;
+
+/// How the dashboard's link to its broker stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Link {
+    /// Connected: the snapshot is live.
+    #[default]
+    Up,
+    /// Not connected: the snapshot is the last one received, kept on screen
+    /// greyed; `why` the link went, and when the next try is.
+    Down {
+        /// Why (the connection error, or the broker's close reason).
+        why: String,
+        /// When the source tries again.
+        retry_at: Instant,
+    },
+}
+
+/// What the dashboard shows now, so that a source whose snapshots cost bytes
+/// (a remote broker) asks only for that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// In-flight jobs shown, the oldest first; 0 when no view lists them.
+    pub inflight: usize,
+    /// Only this client's jobs (its detail popup is open).
+    pub client: Option<String>,
+}
 
 /// A broker the dashboard can watch and act on.
 ///
@@ -50,6 +78,24 @@ pub trait Source {
         true
     }
 
+    /// Whether the link to the broker is up. The broker in this process is
+    /// always there; a remote one may be down, between retries.
+    fn link(&self) -> Link {
+        Link::Up
+    }
+
+    /// Whether the console may only look: then every action that changes the
+    /// broker (publish, purge, kick, requeue) is hidden and refused.
+    fn read_only(&self) -> bool {
+        false
+    }
+
+    /// What the dashboard shows now, told before each snapshot. A source that
+    /// copies its snapshot for free ignores it.
+    fn want(&mut self, wants: &Wants) {
+        let _ = wants;
+    }
+
     /// Whether the broker is going away (stopped by a signal, or a remote connection
     /// lost): the dashboard then quits and restores the terminal.
     fn stopped(&self) -> bool {
@@ -80,6 +126,18 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn quitting_stops_broker(&self) -> bool {
         (**self).quitting_stops_broker()
+    }
+
+    fn link(&self) -> Link {
+        (**self).link()
+    }
+
+    fn read_only(&self) -> bool {
+        (**self).read_only()
+    }
+
+    fn want(&mut self, wants: &Wants) {
+        (**self).want(wants)
     }
 
     fn stopped(&self) -> bool {

@@ -14,4 +14,4 @@ pub mod stats;
 pub use code::ErrorCode;
 pub use command::{Command, CommandOutcome, PeekTarget, PeekedMessage, TailMessage};
 pub use headers::{HeaderValue, Headers};
-pub use stats::Snapshot;
+pub use stats::{Gone, Snapshot};

@@ -31,6 +31,109 @@ pub struct Snapshot {
     /// wire only when true.
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// A later frame of a `watch` with `changes`: `topics`, `queues` and `clients`
+    /// hold only rows new or changed since the frame before, `events` only newer
+    /// events, and `gone` the rows that went away; take it in with
+    /// [`Snapshot::apply`]. On the wire only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub changes: bool,
+    /// In a frame with `changes`: the rows gone since the frame before. On the
+    /// wire only when some are.
+    #[serde(default, skip_serializing_if = "Gone::is_empty")]
+    pub gone: Gone,
+}
+
+/// The rows a frame with `changes` removes, by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gone {
+    /// Topic names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+    /// Queue names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<String>,
+    /// Client ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<String>,
+}
+
+impl Gone {
+    /// Whether nothing is gone.
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty() && self.queues.is_empty() && self.clients.is_empty()
+    }
+}
+
+/// Events a reader of changes keeps, the newest: as many as the broker's log.
+pub const EVENTS_KEPT: usize = 500;
+
+impl Snapshot {
+    /// Takes in the next frame of a `watch`: a whole snapshot replaces this one; a
+    /// frame with `changes` updates it, row by row, to what the broker holds now.
+    ///
+    /// A client row left as it was has its `connected_s` moved on by the time
+    /// `server.uptime_s` moved (the broker does not resend a client for that alone).
+    pub fn apply(&mut self, frame: Snapshot) {
+        if !frame.changes {
+            *self = frame;
+            return;
+        }
+        let elapsed = frame.server.uptime_s.saturating_sub(self.server.uptime_s);
+        for client in &mut self.clients {
+            client.connected_s += elapsed;
+        }
+        let Snapshot {
+            server,
+            topics,
+            queues,
+            clients,
+            inflight,
+            events,
+            truncated,
+            gone,
+            ..
+        } = frame;
+        merge(&mut self.topics, topics, &gone.topics, |t| &t.name);
+        merge(&mut self.queues, queues, &gone.queues, |q| &q.name);
+        merge(&mut self.clients, clients, &gone.clients, |c| &c.id);
+        self.topics.sort_by(|a, b| a.name.cmp(&b.name));
+        self.queues.sort_by(|a, b| a.name.cmp(&b.name));
+        self.clients.sort_by_key(|c| client_number(&c.id));
+        let newest = self.events.last().map_or(0, |e| e.seq);
+        self.events
+            .extend(events.into_iter().filter(|e| e.seq > newest));
+        let extra = self.events.len().saturating_sub(EVENTS_KEPT);
+        self.events.drain(..extra);
+        self.server = server;
+        self.inflight = inflight;
+        self.truncated = truncated;
+        self.changes = false;
+        self.gone = Gone::default();
+    }
+}
+
+/// `rows` with `changed` put in (replacing rows of the same key) and `gone` taken out.
+fn merge<T>(rows: &mut Vec<T>, changed: Vec<T>, gone: &[String], key: impl Fn(&T) -> &String) {
+    if changed.is_empty() && gone.is_empty() {
+        return;
+    }
+    let mut replaced: std::collections::HashMap<String, T> = changed
+        .into_iter()
+        .map(|row| (key(&row).clone(), row))
+        .collect();
+    let gone: std::collections::HashSet<&String> = gone.iter().collect();
+    rows.retain(|row| !gone.contains(key(row)));
+    for row in rows.iter_mut() {
+        if let Some(new) = replaced.remove(key(row)) {
+            *row = new;
+        }
+    }
+    rows.extend(replaced.into_values());
+}
+
+/// The number in a client id (`c42` → 42), which orders clients as they connected.
+fn client_number(id: &str) -> u64 {
+    id.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 fn is_false(b: &bool) -> bool {
@@ -48,6 +151,11 @@ pub struct ServerStats {
     pub listen: String,
     /// Open WebSocket connections.
     pub connections: u64,
+    /// Jobs delivered and not yet settled, in every queue. The snapshot's
+    /// `inflight` list may hold fewer: it is bounded, and a `watch` may ask for
+    /// only some.
+    #[serde(default)]
+    pub inflight: u64,
     /// Messages accepted (`pub`, `send`, `request`).
     pub msgs_in: u64,
     /// Deliveries written to clients (`msg` and `job` events).
@@ -259,4 +367,125 @@ pub enum EventKind {
     /// Something refused: a browser's upgrade from a foreign Origin, a bad token,
     /// an op the user may not do.
     Refused,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, msgs_in: u64) -> TopicStats {
+        TopicStats {
+            name: name.into(),
+            msgs_in,
+            ..TopicStats::default()
+        }
+    }
+
+    fn client(id: &str, connected_s: u64) -> ClientStats {
+        ClientStats {
+            id: id.into(),
+            connected_s,
+            ..ClientStats::default()
+        }
+    }
+
+    fn event(seq: u64) -> EventRecord {
+        EventRecord {
+            seq,
+            ..EventRecord::default()
+        }
+    }
+
+    fn whole() -> Snapshot {
+        Snapshot {
+            server: ServerStats {
+                uptime_s: 100,
+                ..ServerStats::default()
+            },
+            topics: vec![topic("a", 1), topic("b", 1), topic("c", 1)],
+            clients: vec![client("c2", 10), client("c10", 5)],
+            events: vec![event(1), event(2)],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_whole_frame_replaces_and_a_frame_of_changes_merges_row_by_row() {
+        let mut seen = Snapshot {
+            topics: vec![topic("old", 9)],
+            ..Snapshot::default()
+        };
+        seen.apply(whole());
+        assert_eq!(seen, whole());
+        seen.apply(Snapshot {
+            server: ServerStats {
+                uptime_s: 103,
+                ..ServerStats::default()
+            },
+            topics: vec![topic("b", 7), topic("aa", 1)],
+            clients: vec![client("c3", 0)],
+            events: vec![event(2), event(3)],
+            changes: true,
+            gone: Gone {
+                topics: vec!["c".into()],
+                clients: vec!["c10".into()],
+                ..Gone::default()
+            },
+            ..Snapshot::default()
+        });
+        assert_eq!(
+            seen.topics,
+            [topic("a", 1), topic("aa", 1), topic("b", 7)],
+            "changed rows replace theirs, new ones join in name order, gone ones go"
+        );
+        // Kept rows age with the broker's clock; clients stay in id order.
+        assert_eq!(seen.clients, [client("c2", 13), client("c3", 0)]);
+        assert_eq!(
+            seen.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(seen.server.uptime_s, 103);
+        assert!(!seen.changes && seen.gone.is_empty());
+    }
+
+    #[test]
+    fn events_taken_in_by_changes_keep_only_the_newest() {
+        let mut seen = whole();
+        seen.apply(Snapshot {
+            events: (3..=EVENTS_KEPT as u64 + 10).map(event).collect(),
+            changes: true,
+            ..Snapshot::default()
+        });
+        assert_eq!(seen.events.len(), EVENTS_KEPT);
+        assert_eq!(
+            seen.events.last().map(|e| e.seq),
+            Some(EVENTS_KEPT as u64 + 10)
+        );
+    }
+
+    #[test]
+    fn changes_and_gone_are_on_the_wire_only_when_set() {
+        let json = serde_json::to_string(&whole()).unwrap();
+        assert!(
+            !json.contains("changes") && !json.contains("gone"),
+            "{json}"
+        );
+        let frame = Snapshot {
+            changes: true,
+            gone: Gone {
+                queues: vec!["q".into()],
+                ..Gone::default()
+            },
+            ..Snapshot::default()
+        };
+        let json = serde_json::to_value(&frame).unwrap();
+        assert_eq!(
+            (&json["changes"], &json["gone"]),
+            (
+                &serde_json::json!(true),
+                &serde_json::json!({"queues":["q"]})
+            )
+        );
+        assert_eq!(serde_json::from_value::<Snapshot>(json).unwrap(), frame);
+    }
 }

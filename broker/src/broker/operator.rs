@@ -57,6 +57,7 @@ impl Broker {
                 uptime_s: inner.started.elapsed().as_secs(),
                 listen: inner.listen.lock().clone(),
                 connections: peers.len() as u64,
+                inflight: inflight.len() as u64,
                 msgs_in: inner.activity.msgs_in.load(Ordering::Relaxed),
                 msgs_out: inner.activity.msgs_out.load(Ordering::Relaxed),
                 slow_consumers: inner.activity.slow_kicks.load(Ordering::Relaxed),
@@ -76,7 +77,7 @@ impl Broker {
             clients,
             inflight,
             events: inner.activity.events(),
-            truncated: false,
+            ..Snapshot::default()
         }
     }
 
@@ -84,7 +85,12 @@ impl Broker {
     /// `max_pending` bytes of JSON, as a peek is, so that asking for it can never
     /// get the client kicked as a slow consumer ([`bound_snapshot`]).
     pub fn bounded_snapshot(&self) -> Snapshot {
-        bound_snapshot(self.snapshot(), self.inner.config.max_pending / 2)
+        self.bound(self.snapshot())
+    }
+
+    /// `snapshot` cut as a client is sent it ([`Broker::bounded_snapshot`]).
+    pub(crate) fn bound(&self, snapshot: Snapshot) -> Snapshot {
+        bound_snapshot(snapshot, self.inner.config.max_pending / 2)
     }
 
     /// Runs an operator command; `actor` names who asked, for the event log.
@@ -217,11 +223,15 @@ fn bound_snapshot(snapshot: Snapshot, budget: usize) -> Snapshot {
         clients,
         inflight,
         mut events,
+        changes,
+        gone,
         ..
     } = snapshot;
     let mut bounded = Snapshot {
         server,
         truncated: true,
+        changes,
+        gone,
         ..Snapshot::default()
     };
     let mut used = json_len(&bounded);

@@ -185,6 +185,8 @@ impl Gate {
             F::Stats => self.admin("stats"),
             F::Watch { .. } => self.admin("watch"),
             F::Unwatch => self.admin("unwatch"),
+            F::Tail { .. } => self.admin("tail"),
+            F::Untail => self.admin("untail"),
             F::Command(Command::Purge { queue }) => self.allows(Verb::Manage, queue, "purge"),
             F::Command(Command::Publish { topic, .. }) => {
                 self.allows(Verb::Publish, topic, "pub to")

@@ -11,6 +11,7 @@
 mod access;
 mod frames;
 mod requests;
+mod watching;
 mod writer;
 
 use std::net::SocketAddr;
@@ -197,9 +198,8 @@ async fn run<S>(
             }
         }
     };
-    if let Some(task) = conn.watch {
-        task.abort();
-    }
+    // Its watch and tail stop with it.
+    drop(conn);
     drop(reader);
     tracing::debug!("connection ends: {why}");
     broker.close_session(&peer, &why);

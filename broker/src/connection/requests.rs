@@ -4,25 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-
 use super::access::Gate;
+use super::watching::{self, Stream};
 use crate::broker::{Broker, Peer, Publisher, ToDispatch};
 use crate::error::{BrokerError, ErrorCode};
-use crate::outbound::OutItem;
 use crate::protocol::{event, parse_frames, ClientFrame, Confirm, Headers, Request, RequestId};
 use crate::queue::{Settle, Waiter};
 use crate::session::Session;
 use crate::store::Ticket;
 use crate::topic::Done;
 
-/// Shortest interval a `watch` may ask for.
-const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(100);
-
 /// What a connection keeps from one frame to the next.
 #[derive(Default)]
 pub(super) struct ConnState {
-    pub(super) watch: Option<JoinHandle<()>>,
+    /// The open `watch` and `tail`, if any: each ends when replaced or dropped.
+    watch: Option<Stream>,
+    tail: Option<Stream>,
     publisher: Publisher,
     /// Queues this frame's sends and acks touched, to dispatch once.
     to_dispatch: ToDispatch,
@@ -131,7 +128,6 @@ fn answer(
 fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn: &mut ConnState) {
     let session = &peer.session;
     let Request { id, frame } = request;
-    let watch = &mut conn.watch;
     let id = id.as_ref();
     let none = || Ok(Vec::new());
     let result: Result<Vec<(&str, String)>, BrokerError> = match frame {
@@ -334,23 +330,30 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             session.send_text(event::stats(id, &broker.bounded_snapshot()));
             return;
         }
-        ClientFrame::Watch { interval_ms } => {
-            if let Some(task) = watch.take() {
-                task.abort();
-            }
-            let interval = Duration::from_millis(interval_ms).max(MIN_WATCH_INTERVAL);
-            *watch = Some(spawn_watch(
-                broker.clone(),
+        ClientFrame::Watch(options) => {
+            // The old one stops first: two never interleave their frames.
+            conn.watch = None;
+            conn.watch = Some(watching::watch(
+                broker,
                 session.clone(),
                 id.cloned(),
-                interval,
+                options,
             ));
             return;
         }
         ClientFrame::Unwatch => {
-            if let Some(task) = watch.take() {
-                task.abort();
-            }
+            conn.watch = None;
+            none()
+        }
+        ClientFrame::Tail { pattern } => {
+            conn.tail = None;
+            broker
+                .tail(&pattern, None, watching::TAIL_CAPACITY)
+                .map(|tail| conn.tail = Some(watching::tail(broker, session.clone(), tail)))
+                .and_then(|()| none())
+        }
+        ClientFrame::Untail => {
+            conn.tail = None;
             none()
         }
         ClientFrame::Command(command) => broker
@@ -391,27 +394,4 @@ fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     crate::protocol::push_json_str(&mut out, s);
     out
-}
-
-/// Sends a `stats` frame every `interval` until aborted or the client goes away.
-fn spawn_watch(
-    broker: Broker,
-    session: Arc<Session>,
-    id: Option<RequestId>,
-    interval: Duration,
-) -> JoinHandle<()> {
-    broker.runtime().clone().spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if session.outbound.is_closed() {
-                return;
-            }
-            let frame = event::stats(id.as_ref(), &broker.bounded_snapshot());
-            if session.push(OutItem::Text(&frame)).is_err() {
-                return;
-            }
-        }
-    })
 }

@@ -159,6 +159,21 @@ pub fn stats(id: Option<&RequestId>, snapshot: &crate::stats::Snapshot) -> Strin
     out
 }
 
+/// `{"ev":"tail","topic":...,"seq":...,"time":...,"data":...,"headers":...}`: one
+/// message seen by an operator's `tail`.
+pub fn tail(message: &crate::command::TailMessage) -> String {
+    let mut out = open("tail", None);
+    // A TailMessage is plain data; serializing it cannot fail.
+    let body = serde_json::to_string(message).unwrap_or_else(|_| "{}".into());
+    if body.len() > 2 {
+        out.push(',');
+        out.push_str(&body[1..]);
+    } else {
+        out.push('}');
+    }
+    out
+}
+
 /// The per-subscription head of a `msg` delivery: `{"ev":"msg","sid":"s1",`.
 pub fn msg_head(sid: &str) -> String {
     let mut out = String::with_capacity(24 + sid.len());

@@ -235,13 +235,29 @@ pub enum ClientFrame<'a> {
         data: Payload,
     },
     Stats,
-    Watch {
-        interval_ms: u64,
-    },
+    Watch(WatchOptions),
     Unwatch,
+    /// `tail`: an operator's live look at a topic pattern, as the console's tail.
+    Tail {
+        pattern: String,
+    },
+    Untail,
     /// `purge`, `peek`, `kick` and `requeue`: what the console does, run by
     /// [`crate::Broker::execute`] whether it comes from the wire or the dashboard.
     Command(Command),
+}
+
+/// What a `watch` sends, and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// Milliseconds between two frames (at least 100).
+    pub interval_ms: u64,
+    /// After the first frame, send only what changed since the frame before.
+    pub changes: bool,
+    /// At most this many in-flight jobs, the oldest first; all when `None`.
+    pub inflight: Option<u64>,
+    /// Only this client's in-flight jobs.
+    pub client: Option<String>,
 }
 
 /// A parsed client frame with the id to answer it by.

@@ -17,7 +17,8 @@ use crate::command::{Command, PeekTarget};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{
     compact, out_of_range, ClientFrame, Confirm, FrameError, Headers, Payload, QueueOptions,
-    ReplayFrom, Request, RequestId, Retention, MAX_NESTING, PREFETCH, REQUEST_TIMEOUT_MS,
+    ReplayFrom, Request, RequestId, Retention, WatchOptions, MAX_NESTING, PREFETCH,
+    REQUEST_TIMEOUT_MS,
 };
 use crate::queue::QueueConfig;
 
@@ -91,6 +92,8 @@ frame_fields!(
     requeue,
     timeout_ms,
     interval_ms,
+    changes,
+    inflight,
     n,
     client,
     reason,
@@ -449,10 +452,17 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             queue: required("queue", raw.queue)?,
         }),
         "stats" => ClientFrame::Stats,
-        "watch" => ClientFrame::Watch {
+        "watch" => ClientFrame::Watch(WatchOptions {
             interval_ms: optional("interval_ms", raw.interval_ms)?.unwrap_or(1000),
-        },
+            changes: optional("changes", raw.changes)?.unwrap_or(false),
+            inflight: optional("inflight", raw.inflight)?,
+            client: optional("client", raw.client)?,
+        }),
         "unwatch" => ClientFrame::Unwatch,
+        "tail" => ClientFrame::Tail {
+            pattern: required("topic", raw.topic)?,
+        },
+        "untail" => ClientFrame::Untail,
         "peek" => {
             let target = match (raw.topic, raw.queue) {
                 (Some(_), Some(_)) => return Err(bad("`peek` takes `topic` or `queue`, not both")),

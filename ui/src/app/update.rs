@@ -19,6 +19,12 @@ const POPUP_PAGE: usize = 10;
 impl App {
     /// Run one action.
     pub fn update(&mut self, action: Action, source: &mut dyn Source) {
+        if action.changes_broker() && source.read_only() {
+            return self.set_status(
+                Level::Error,
+                "Read-only console (--read-only): it does not publish, purge, kick or requeue",
+            );
+        }
         match action {
             Action::Quit => self.ask_quit(&*source),
             Action::Help => self.overlay = Some(Overlay::Help),

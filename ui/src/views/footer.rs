@@ -63,7 +63,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
 /// Draw the key hints for the current context and view, from the key table.
 pub fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
     let mut spans = vec![Span::raw(" ")];
-    for hint in keys::footer(app.context(), app.view) {
+    for hint in keys::footer(app.context(), app.view, app.read_only) {
         spans.push(Span::styled(hint.keys, Style::new().cyan().bold()));
         spans.push(Span::raw(" "));
         spans.push(Span::styled(hint.text, Style::new().dark_gray()));

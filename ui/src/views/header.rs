@@ -1,6 +1,7 @@
 //! The header every view shares: which broker, how long up, how busy; and the tabs.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -10,10 +11,12 @@ use ratatui::Frame;
 
 use crate::app::App;
 use crate::format;
+use crate::source::Link;
 use crate::view::View;
 
 /// Draw the header line: broker URL, version, `auth off` in red for a broker open
-/// to the network without tokens, uptime, connections, msgs/s in and out.
+/// to the network without tokens, uptime, connections, msgs/s in and out; or,
+/// while the link is down, that it is and when the next try is.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let server = &app.snapshot.server;
     let label = |s: &'static str| Span::styled(s, Style::new().dark_gray());
@@ -29,6 +32,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             format!("  v{}", server.version),
             Style::new().dark_gray(),
         ));
+    }
+    if let Link::Down { why, retry_at } = &app.link {
+        let wait = retry_at.saturating_duration_since(Instant::now());
+        spans.extend([
+            sep(),
+            Span::styled(
+                format!("disconnected, retrying in {}s", wait.as_secs_f64().ceil()),
+                Style::new().black().on_red().bold(),
+            ),
+            Span::styled(format!(" {why}"), Style::new().red()),
+        ]);
+        frame.render_widget(Line::from(spans), area);
+        return;
     }
     if open_to_anyone(&server.listen, server.auth) {
         spans.extend([sep(), Span::styled("auth off", Style::new().red().bold())]);
@@ -69,7 +85,8 @@ pub fn render_tabs(frame: &mut Frame, area: Rect, app: &App) {
             View::Topics => format!(" {}", snap.topics.len()),
             View::Queues => format!(" {}", snap.queues.len()),
             View::Clients => format!(" {}", snap.clients.len()),
-            View::InFlight => format!(" {}", snap.inflight.len()),
+            // The whole ledger, though a remote console lists only its oldest jobs.
+            View::InFlight => format!(" {}", snap.server.inflight.max(snap.inflight.len() as u64)),
         };
         Line::from(vec![
             Span::styled(format!("{} ", view.index() + 1), Style::new().dark_gray()),

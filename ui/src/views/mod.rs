@@ -16,9 +16,11 @@ pub mod tail;
 pub mod topics;
 
 use ratatui::layout::{Constraint, Layout};
+use ratatui::style::Style;
 use ratatui::Frame;
 
 use crate::app::{App, Overlay};
+use crate::source::Link;
 use crate::tables;
 use crate::view::View;
 use crate::widgets::table::{self, DrawRow, Listing};
@@ -101,6 +103,12 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     }
     if let Some(stopping) = &app.stopping {
         confirm::render(frame, body, stopping.title(), &stopping.question());
+    }
+    if app.link != Link::Up {
+        // The last data stays, greyed: it is what the broker held, not what it holds.
+        frame
+            .buffer_mut()
+            .set_style(body, Style::new().dark_gray().not_bold());
     }
 }
 

@@ -192,7 +192,7 @@ fn totals(frame: &mut Frame, area: Rect, snap: &Snapshot) {
             "Unacked jobs",
             format::count(unacked),
             "In-flight",
-            format::count(snap.inflight.len() as u64),
+            format::count(snap.server.inflight),
         ),
         Line::from(vec![
             Span::styled(format!(" {:<14}", "Slow now"), Style::new().dark_gray()),
