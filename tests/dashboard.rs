@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchyard_client::Client;
+use switchyard_client::{Client, Snapshot};
 
 mod common;
 
@@ -21,12 +21,10 @@ struct Pane {
 }
 
 impl Pane {
-    fn start(data_dir: &std::path::Path) -> Pane {
-        let socket = format!("switchyard-test-{}", std::process::id());
-        let cmd = format!(
-            "{BIN} --listen 127.0.0.1:0 --data-dir {}",
-            data_dir.display()
-        );
+    /// Runs `cmd` (a shell command line) in a pane of a tmux server named after
+    /// this process and `name`.
+    fn start(name: &str, cmd: &str) -> Pane {
+        let socket = format!("switchyard-test-{name}-{}", std::process::id());
         let status = Command::new("tmux")
             .args([
                 "-L",
@@ -39,7 +37,7 @@ impl Pane {
                 "120",
                 "-y",
                 "32",
-                &cmd,
+                cmd,
             ])
             .status()
             .expect("tmux must be installed (see .ci/run)");
@@ -127,43 +125,98 @@ async fn eventually(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operate_the_broker_from_the_dashboard() {
-    let data = std::env::temp_dir().join(format!("switchyard-dash-{}", std::process::id()));
-    let pane = Pane::start(&data);
-    let header = pane.wait_for("/ws");
-    let url = header
+/// Outbound buffer of the brokers under test: small, so a client that stops
+/// reading is marked slow after a few publishes.
+const MAX_PENDING: &str = "262144";
+
+/// The broker's URL, read from the dashboard's header.
+fn url_in(pane: &Pane) -> String {
+    pane.wait_for("/ws")
         .split_whitespace()
         .find(|w| w.starts_with("ws://"))
         .expect("the header shows the broker URL")
-        .to_string();
+        .to_string()
+}
 
-    // Traffic: five jobs, a subscriber, a named client to kick.
-    let ops = Client::connect_named(&url, "ops").await.unwrap();
+/// A client that subscribes to `slow.x` and then reads nothing, and publishes
+/// until the broker marks it slow (over half of MAX_PENDING waits for it) but
+/// not so much that it is kicked.
+async fn make_slow_client(url: &str, ops: &Client) -> (common::Raw, String) {
+    let mut stuck = common::Raw::connect(url).await;
+    let id = stuck.id();
+    stuck
+        .call(json!({"op":"sub","id":1,"topic":"slow.x","sid":"s"}))
+        .await;
+    // Loopback's socket buffers take several MB before the broker holds any.
+    let block = "x".repeat(16 * 1024);
+    for _ in 0..4000 {
+        let snap = ops.stats().await.unwrap();
+        if snap.clients.iter().any(|c| c.id == id && c.slow) {
+            return (stuck, id);
+        }
+        ops.publish("slow.x", json!(block)).await.unwrap();
+    }
+    panic!("the client that reads nothing was never marked slow");
+}
+
+/// What the operator does, the same against either console: purge after a
+/// confirm that states the count, peek, requeue, kick, kick slow, publish with
+/// the form; each effect checked through `stats`. `actor` is how the broker's
+/// event log names the console.
+async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
+    // Traffic: five jobs, a worker holding one more, a subscriber, a named
+    // client to kick, one that stopped reading.
+    let ops = Client::connect_named(url, "ops").await.unwrap();
+    let worker = Client::connect_named(url, "worker").await.unwrap();
+    let mut held = worker.consume("work", 1).await.unwrap();
+    ops.send("work", json!({"held": true})).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), held.next())
+        .await
+        .expect("the worker gets its job")
+        .unwrap();
     for n in 1..=5 {
         ops.send("jobs", json!({"n": n})).await.unwrap();
     }
-    let listener = Client::connect_named(&url, "listener").await.unwrap();
+    let listener = Client::connect_named(url, "listener").await.unwrap();
     let mut orders = listener.subscribe("orders.eu").await.unwrap();
-    let victim = Client::connect_named(&url, "victim").await.unwrap();
+    let victim = Client::connect_named(url, "victim").await.unwrap();
+    let (_stuck, stuck_id) = make_slow_client(url, &ops).await;
+    let actor = actor(&ops.stats().await.unwrap());
 
-    // Queues view: purge after a confirm that states the count.
-    pane.keys(&["3"]);
-    pane.wait_for("jobs");
-    pane.keys(&["x"]);
+    // Queues view: peek (not consumed), then purge after a confirm with the count.
+    pane.keys(&["3", "/"]);
+    pane.literal("jobs");
+    pane.keys(&["Enter"]);
+    pane.wait_for("▶ jobs");
+    pane.keys(&["Enter"]);
+    pane.wait_for("Peek jobs: next 5 ready messages");
+    pane.wait_for(r#""n": 5"#);
+    pane.keys(&["Escape", "x"]);
     pane.wait_for("Purge 5 ready messages from jobs? y/n");
     pane.keys(&["y"]);
+    pane.wait_for("Purged 5 ready messages from jobs");
     eventually(&ops, "the purge", |s| {
-        s.queues.iter().any(|q| q.name == "jobs" && q.ready == 0)
+        s.queues
+            .iter()
+            .any(|q| q.name == "jobs" && q.ready == 0 && q.msgs_in == 5)
     })
     .await;
-    assert_eq!(ops.stats().await.unwrap().queues[0].msgs_in, 5);
 
-    // Clients view: filter to the victim, kick it after a confirm.
+    // In-flight view: requeue the worker's job; it comes back, one attempt on.
+    pane.keys(&["5"]);
+    pane.wait_for("▶ work");
+    pane.keys(&["r"]);
+    let again = tokio::time::timeout(Duration::from_secs(10), held.next())
+        .await
+        .expect("the requeued job comes back")
+        .unwrap();
+    assert_eq!((again.msg.as_str(), again.attempt), (first.msg.as_str(), 2));
+
+    // Clients view: kick the victim after a confirm, then every slow client.
     pane.keys(&["4", "/"]);
     pane.literal("victim");
     pane.keys(&["Enter"]);
-    pane.wait_for("victim");
+    pane.wait_for("▶ c");
     pane.keys(&["k"]);
     pane.wait_for("y/n");
     pane.keys(&["y"]);
@@ -181,10 +234,19 @@ async fn operate_the_broker_from_the_dashboard() {
         "{:?}",
         victim.closed_reason()
     );
+    pane.keys(&["Escape", "K"]);
+    pane.wait_for("Kick 1 slow client");
+    pane.keys(&["y"]);
+    eventually(&ops, "the slow kick", |s| {
+        s.clients.iter().all(|c| c.id != stuck_id)
+    })
+    .await;
 
     // Topics view: publish to the selected topic with the form.
-    pane.keys(&["Escape", "2"]);
-    pane.wait_for("orders.eu");
+    pane.keys(&["2", "/"]);
+    pane.literal("orders");
+    pane.keys(&["Enter"]);
+    pane.wait_for("▶ orders.eu");
     pane.keys(&["p"]);
     pane.literal(r#"{"from":"dashboard"}"#);
     pane.keys(&["Enter"]);
@@ -196,22 +258,54 @@ async fn operate_the_broker_from_the_dashboard() {
         (m.topic.as_str(), m.data),
         ("orders.eu", json!({"from": "dashboard"}))
     );
+    pane.wait_for("1 subscriber");
 
     // The event log records who did what.
     let events = ops.stats().await.unwrap().events;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.text == "dashboard purged 5 ready messages from jobs"),
-        "{events:#?}"
+    let said = |text: String| {
+        assert!(
+            events.iter().any(|e| e.text.starts_with(&text)),
+            "no event {text:?} in {events:#?}"
+        );
+    };
+    said(format!("{actor} purged 5 ready messages from jobs"));
+    said(format!("{actor} requeued message {} of work", first.msg));
+    said(format!("{actor} kicked {victim_id} (victim)"));
+    said(format!("{actor} kicked {stuck_id}"));
+    // A remote console publishes as any client does (`pub`), which the event log
+    // does not list; the broker's own console logs its publishes.
+    if actor == "dashboard" {
+        said(format!("{actor} published seq 1 to orders.eu"));
+    }
+    pane.keys(&["Escape", "1"]);
+}
+
+/// The Ready column of the selected queue row, as the screen shows it.
+fn ready_shown(screen: &str, queue: &str) -> Option<u64> {
+    let row = screen
+        .lines()
+        .find(|l| l.contains(&format!("▶ {queue} ")))?;
+    let mut words = row.split_whitespace().skip_while(|w| *w != queue);
+    words.nth(1)?.parse().ok()
+}
+
+/// The embedded console: the broker in the dashboard's own process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operate_the_broker_from_the_dashboard() {
+    let data = std::env::temp_dir().join(format!("switchyard-dash-{}", std::process::id()));
+    let pane = Pane::start(
+        "embedded",
+        &format!(
+            "{BIN} --listen 127.0.0.1:0 --max-pending {MAX_PENDING} --data-dir {}",
+            data.display()
+        ),
     );
-    assert!(events.iter().any(|e| e
-        .text
-        .starts_with(&format!("dashboard kicked {victim_id} (victim)"))));
+    let url = url_in(&pane);
+    operate(&pane, &url, |_| "dashboard".to_string()).await;
 
     // q leaves, restores the terminal and stops the broker: with clients still
     // connected, only after asking.
-    pane.keys(&["1", "q"]);
+    pane.keys(&["q"]);
     pane.wait_for("Stop the broker?");
     pane.keys(&["y"]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -225,5 +319,73 @@ async fn operate_the_broker_from_the_dashboard() {
     );
     let log = std::fs::read_to_string(data.join("switchyard.log")).unwrap();
     assert!(log.contains("shutting down"), "logs go to the data dir");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// `switchyard top`: the same console for a broker running as a service, over
+/// the wire. It does everything the embedded one does, survives the broker's
+/// restart as a blip, and quits without asking (it stops nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operate_a_running_broker_with_top_through_a_restart() {
+    let data = common::temp_data_dir();
+    let flags = ["--max-pending", MAX_PENDING];
+    let (mut broker, url) = common::serve_process_with("127.0.0.1:0", &data, &flags);
+    let pane = Pane::start("top", &format!("{BIN} top --url {url}"));
+    pane.wait_for("1 connections");
+    operate(&pane, &url, |snap| {
+        let top = snap
+            .clients
+            .iter()
+            .find(|c| c.name.as_deref() == Some("switchyard top"))
+            .expect("top is a client of the broker");
+        format!("{} (switchyard top)", top.id)
+    })
+    .await;
+
+    // The broker restarts on the same port: the console says it is down and
+    // retrying, keeps the last data, and is live again once the broker is back.
+    let listen = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+    common::stop(&mut broker);
+    pane.wait_for("disconnected, retrying in");
+    assert!(pane.alive(), "top never exits on its own");
+    assert!(
+        pane.screen().contains("Totals"),
+        "the last data stays on screen"
+    );
+    let (mut broker, again) = common::serve_process_with(&listen, &data, &flags);
+    assert_eq!(again, url);
+    pane.wait_for("up 00:00:0");
+    let ops = Client::connect_named(&url, "ops").await.unwrap();
+    ops.send("jobs", json!({"after": "restart"})).await.unwrap();
+    // The queues table keeps its filter (`jobs`) across the blip. The purge asks
+    // about what the console has seen: wait for it to see the new message.
+    pane.keys(&["3"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready_shown(&pane.screen(), "jobs") != Some(1) {
+        assert!(Instant::now() < deadline, "{}", pane.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pane.keys(&["x"]);
+    pane.wait_for("Purge 1 ready message from jobs? y/n");
+    pane.keys(&["y"]);
+    eventually(&ops, "a purge after the restart", |s| {
+        s.queues.iter().any(|q| q.name == "jobs" && q.ready == 0)
+    })
+    .await;
+
+    // q leaves at once: quitting top stops nothing.
+    pane.keys(&["Escape", "q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pane.alive() {
+        assert!(Instant::now() < deadline, "top did not exit on q");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ops.ping()
+        .await
+        .expect("the broker runs on after top quits");
+    common::stop(&mut broker);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -337,3 +337,13 @@ pub async fn http_get_with(addr: std::net::SocketAddr, path: &str, headers: &[&s
         .unwrap();
     out
 }
+
+/// Stops a broker process as a service manager would (SIGTERM), and waits for it.
+pub fn stop(child: &mut std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let _ = child.wait();
+}

@@ -206,7 +206,13 @@ impl App {
     /// source's latest snapshot and any new tail messages.
     pub fn tick(&mut self, source: &mut dyn Source, now: Instant) {
         self.receive_outcomes(source);
-        self.link = source.link();
+        let link = source.link();
+        if link == Link::Up && self.link != Link::Up {
+            // Back after a gap (the broker may have restarted, its counters from
+            // zero): rates start again from the first snapshot now.
+            self.rates = Rates::default();
+        }
+        self.link = link;
         self.read_only = source.read_only();
         source.want(&self.wants());
         // The snapshot first, so new tail messages are judged against the
