@@ -5,6 +5,8 @@
 
 mod cli;
 mod config;
+#[cfg(test)]
+mod console_tests;
 mod dashboard;
 mod remote;
 mod token;

@@ -102,7 +102,8 @@ impl Source for Remote {
     }
 
     fn execute(&mut self, command: Command, reply: Reply) {
-        if self.read_only {
+        // Looking is not acting: a read-only console still peeks.
+        if self.read_only && !matches!(command, Command::Peek { .. }) {
             return reply.send(Err(BrokerError::new(
                 ErrorCode::Forbidden,
                 "read-only console (--read-only)",

@@ -441,3 +441,30 @@ fn any_terminal_size_draws() {
         }
     }
 }
+
+/// A remote console whose broker went away: the header says so and when it
+/// tries again, the last data stays (greyed, which a text snapshot cannot show).
+#[test]
+fn a_lost_link_says_so_in_the_header() {
+    let mut f = Fixture::typical();
+    f.source.remote = true;
+    f.source.link = switchyard_ui::Link::Down {
+        why: "closed by broker (1001): shutting down".into(),
+        retry_at: Instant::now() + Duration::from_millis(2500),
+    };
+    f.tick();
+    f.check("lost_link");
+    f.check_at("lost_link_80x24", 80, 24);
+}
+
+/// `--read-only`: the footer offers no key that changes the broker.
+#[test]
+fn a_read_only_console_offers_no_actions() {
+    let mut f = Fixture::typical();
+    f.source.read_only = true;
+    f.tick();
+    f.keys("3");
+    f.check("read_only_queues");
+    f.keys("x");
+    f.check_at("read_only_refusal_80x24", 80, 24);
+}

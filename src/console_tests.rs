@@ -1,0 +1,357 @@
+//! One key-driven scenario against both of the dashboard's sources: the broker in
+//! this process ([`Embedded`]) and a broker over the wire ([`Remote`], as
+//! `switchyard top` runs it). Keys go in through `App::handle_key`, ticks as the
+//! event loop makes them, and every effect is read back from the broker itself.
+//! No terminal (the tmux tests in tests/dashboard.rs drive the real binary).
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::json;
+use switchyard_broker::{Broker, Config, Server, Snapshot};
+use switchyard_client::{Client, ConnectOptions};
+use switchyard_ui::app::Overlay;
+use switchyard_ui::delivery::Verdict;
+use switchyard_ui::{App, Link, Source, View};
+
+use crate::dashboard::Embedded;
+use crate::remote::Remote;
+
+/// A broker listening on a port of its own, with a runtime to drive clients.
+struct Live {
+    runtime: tokio::runtime::Runtime,
+    broker: Broker,
+    url: String,
+    data_dir: std::path::PathBuf,
+}
+
+impl Live {
+    fn start(name: &str) -> Live {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let data_dir =
+            std::env::temp_dir().join(format!("switchyard-console-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.clone(),
+            max_connections_per_ip: Some(0),
+            ..Config::default()
+        };
+        let server = runtime.block_on(Server::bind(config)).unwrap();
+        let (url, broker) = (server.url(), server.broker());
+        runtime.spawn(server.run());
+        Live {
+            runtime,
+            broker,
+            url,
+            data_dir,
+        }
+    }
+
+    fn client(&self, name: &str) -> Client {
+        let options = ConnectOptions::new().name(name);
+        self.runtime
+            .block_on(Client::connect_with(&self.url, &options))
+            .unwrap()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.broker.shutdown();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The app and its source, ticked as the event loop ticks them.
+struct Console<S: Source> {
+    app: App,
+    source: S,
+}
+
+impl<S: Source> Console<S> {
+    fn new(source: S) -> Console<S> {
+        Console {
+            app: App::new("ws://test"),
+            source,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.app.tick(&mut self.source, Instant::now());
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        let key = KeyEvent::new(code, KeyModifiers::NONE);
+        self.app.handle_key(key, &mut self.source);
+    }
+
+    fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    /// Ticks (every 50 ms, for at most 10 s) until `done` holds of the app.
+    fn until(&mut self, what: &str, done: impl Fn(&App) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.tick();
+            if done(&self.app) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: status {:?}, overlay {:?}",
+                self.app.status(),
+                self.app.overlay().map(|_| "open")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn status(&self) -> String {
+        self.app
+            .status()
+            .map(|s| s.text.clone())
+            .unwrap_or_default()
+    }
+
+    /// Shows `view` with its table filtered to `filter`.
+    fn show_filtered(&mut self, view: char, filter: &str) {
+        self.key(KeyCode::Char(view));
+        self.key(KeyCode::Char('/'));
+        self.type_text(filter);
+        self.key(KeyCode::Enter);
+    }
+}
+
+/// Waits (up to 10 s) until the broker's snapshot satisfies `done`.
+fn broker_until(broker: &Broker, what: &str, done: impl Fn(&Snapshot) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(&broker.snapshot()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The scenario: purge after a confirm with the count, peek, requeue, kick,
+/// publish with the form, and a tail that sees a message with its verdicts.
+fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
+    let ops = live.client("ops");
+    let worker = live.client("worker");
+    let victim = live.client("victim");
+    let listener = live.client("listener");
+    let rt = &live.runtime;
+    let mut held = rt.block_on(worker.consume("work", 1)).unwrap();
+    rt.block_on(ops.send("work", json!({"held": true})))
+        .unwrap();
+    let first = rt.block_on(held.next()).unwrap();
+    for n in 1..=3 {
+        rt.block_on(ops.send("jobs", json!({"n": n}))).unwrap();
+    }
+    let _orders = rt
+        .block_on(listener.subscribe_with("orders.eu", json!({"filter": "data.n > 1"})))
+        .unwrap();
+    rt.block_on(ops.publish("orders.eu", json!({"n": 0})))
+        .unwrap();
+    console.until("the broker's state", |app| {
+        let s = app.snapshot();
+        s.queues.iter().any(|q| q.name == "jobs" && q.ready == 3)
+            && s.topics.iter().any(|t| t.name == "orders.eu")
+    });
+
+    // Peek, then purge: the question states the count, the answer says it.
+    console.show_filtered('3', "jobs");
+    console.key(KeyCode::Enter);
+    console.until(
+        "the peek",
+        |app| matches!(app.overlay(), Some(Overlay::Peek(p)) if p.messages.len() == 3),
+    );
+    console.key(KeyCode::Esc);
+    console.key(KeyCode::Char('x'));
+    match console.app.overlay() {
+        Some(Overlay::Confirm(c)) => {
+            assert_eq!(c.question(), "Purge 3 ready messages from jobs? y/n");
+        }
+        _ => panic!("x asks first"),
+    }
+    console.key(KeyCode::Char('y'));
+    console.until("the purge's answer", |app| {
+        app.status()
+            .is_some_and(|s| s.text == "Purged 3 ready messages from jobs")
+    });
+    let jobs = |s: &Snapshot| s.queues.iter().find(|q| q.name == "jobs").cloned();
+    assert_eq!(jobs(&live.broker.snapshot()).map(|q| q.ready), Some(0));
+
+    // Requeue the worker's job from the in-flight view: it comes back, one attempt on.
+    console.key(KeyCode::Char('5'));
+    console.until("the in-flight job", |app| {
+        app.view() == View::InFlight && app.snapshot().inflight.len() == 1
+    });
+    console.key(KeyCode::Char('r'));
+    let again = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), held.next()).await })
+        .expect("the requeued job comes back")
+        .unwrap();
+    assert_eq!((again.msg.as_str(), again.attempt), (first.msg.as_str(), 2));
+
+    // Kick the victim after a confirm.
+    console.show_filtered('4', "victim");
+    console.until("the victim listed", |app| {
+        app.table(View::Clients).selected_row().is_some()
+    });
+    console.key(KeyCode::Char('k'));
+    console.key(KeyCode::Char('y'));
+    let victim_id = victim.id().to_string();
+    broker_until(&live.broker, "the kick", |s| {
+        s.clients.iter().all(|c| c.id != victim_id)
+    });
+
+    // Publish with the form; the toast counts the subscribers.
+    console.key(KeyCode::Esc);
+    console.show_filtered('2', "orders");
+    console.until("the topic listed", |app| {
+        app.table(View::Topics).selected_row().is_some()
+    });
+    console.key(KeyCode::Char('p'));
+    console.type_text(r#"{"n":5}"#);
+    console.key(KeyCode::Enter);
+    console.until("the publish's answer", |app| {
+        app.status()
+            .is_some_and(|s| s.text.contains("orders.eu") && s.text.contains("1 subscriber"))
+    });
+    broker_until(&live.broker, "the publish", |s| {
+        s.topics
+            .iter()
+            .any(|t| t.name == "orders.eu" && t.msgs_in == 2)
+    });
+
+    // Tail the topic: a message published elsewhere shows, with which filter
+    // passed it (the listener's `data.n > 1` filters out n = 1).
+    console.key(KeyCode::Enter);
+    console.until(
+        "the tail's subscriptions",
+        |app| matches!(app.overlay(), Some(Overlay::Tail(t)) if !t.subscribers.list().is_empty()),
+    );
+    rt.block_on(ops.publish("orders.eu", json!({"n": 1})))
+        .unwrap();
+    console.until(
+        "the tailed message",
+        |app| matches!(app.overlay(), Some(Overlay::Tail(t)) if t.received == 1),
+    );
+    if let Some(Overlay::Tail(tail)) = console.app.overlay() {
+        let entry = &tail.messages[0];
+        assert_eq!(entry.message.data, json!({"n": 1}));
+        let verdicts: Vec<_> = entry
+            .delivery
+            .iter()
+            .map(|(sub, verdict)| (sub.filter.clone(), verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [(Some("data.n > 1".to_string()), Verdict::FilteredOut)]
+        );
+    }
+    console.key(KeyCode::Esc);
+}
+
+#[test]
+fn the_embedded_console_operates_the_broker_in_its_process() {
+    let live = Live::start("embedded");
+    let embedded = {
+        let _in_runtime = live.runtime.enter();
+        Embedded::new(live.broker.clone()).unwrap()
+    };
+    let mut console = Console::new(embedded);
+    operate(&live, &mut console);
+}
+
+#[test]
+fn a_remote_console_operates_a_broker_over_the_wire() {
+    let live = Live::start("remote");
+    let remote = Remote::start(live.url.clone(), ConnectOptions::new().name("top"), false).unwrap();
+    let mut console = Console::new(remote);
+    console.until("the link", |app| *app.link() == Link::Up);
+    operate(&live, &mut console);
+    let top = live
+        .broker
+        .snapshot()
+        .clients
+        .into_iter()
+        .find(|c| c.name.as_deref() == Some("top"))
+        .expect("the console is a client of the broker");
+    let events = live.broker.snapshot().events;
+    let by_top = format!("{} (top) purged 3 ready messages from jobs", top.id);
+    assert!(events.iter().any(|e| e.text == by_top), "{events:#?}");
+}
+
+/// A read-only console shows everything and changes nothing: the keys that
+/// would are refused, and the source refuses a command that gets through.
+#[test]
+fn a_read_only_remote_console_refuses_every_action() {
+    let live = Live::start("read-only");
+    let ops = live.client("ops");
+    live.runtime
+        .block_on(ops.send("jobs", json!({"n": 1})))
+        .unwrap();
+    let remote = Remote::start(live.url.clone(), ConnectOptions::new(), true).unwrap();
+    let mut console = Console::new(remote);
+    console.until("the queue", |app| {
+        app.snapshot().queues.iter().any(|q| q.ready == 1)
+    });
+    console.show_filtered('3', "jobs");
+    for key in ['x', 'p'] {
+        console.key(KeyCode::Char(key));
+        assert!(console.app.overlay().is_none(), "{key} opened something");
+        assert!(
+            console.status().starts_with("Read-only console"),
+            "{key}: {}",
+            console.status()
+        );
+    }
+    // Looking still works.
+    console.key(KeyCode::Enter);
+    console.until(
+        "the peek",
+        |app| matches!(app.overlay(), Some(Overlay::Peek(p)) if p.messages.len() == 1),
+    );
+    let ready = live.broker.snapshot().queues[0].ready;
+    assert_eq!(ready, 1);
+}
+
+/// With no broker to reach, the console says so and keeps trying; a command is
+/// answered at once that nothing was done, never queued for later.
+#[test]
+fn a_remote_console_without_its_broker_says_so_and_does_nothing() {
+    // A port nothing listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let remote = Remote::start(url, ConnectOptions::new(), false).unwrap();
+    let mut console = Console::new(remote);
+    console.until(
+        "the link down",
+        |app| matches!(app.link(), Link::Down { why, .. } if why.contains("refused")),
+    );
+    let mut replies = switchyard_ui::Replies::new();
+    console.source.execute(
+        switchyard_broker::Command::Purge {
+            queue: "jobs".into(),
+        },
+        replies.reply(),
+    );
+    let answer = replies
+        .wait_next(Duration::from_secs(5))
+        .expect("answered at once");
+    let e = answer.result.unwrap_err();
+    assert_eq!(e.message, "not connected to the broker: nothing was done");
+    assert!(!console.source.quitting_stops_broker());
+}
