@@ -31,7 +31,10 @@ fn a_failed_peek_shows_in_the_status_line() {
     h.source.fail_next(ErrorCode::Internal, "disk on fire");
     h.keys("3").key(KeyCode::Enter);
     assert!(h.app.overlay().is_none());
-    assert_eq!(h.status(), "Peek of emails failed: internal: disk on fire");
+    assert_eq!(
+        h.status(),
+        "Peek of emails.send failed: internal: disk on fire"
+    );
 }
 
 #[test]
