@@ -160,6 +160,27 @@ fn inflight_view() {
     Fixture::crowded().keys("5").check("inflight_view__crowded");
 }
 
+// Every list view at the smallest size drawn, 80×24: optional columns (flags,
+// address, totals) give way so that names stay readable and numbers whole.
+
+#[test]
+fn list_views_at_80_by_24() {
+    for (keys, view) in [
+        ("1", "overview"),
+        ("2", "topics"),
+        ("3", "queues"),
+        ("4", "clients"),
+        ("5", "inflight"),
+    ] {
+        Fixture::typical()
+            .keys(keys)
+            .check_at(&format!("{view}_view__typical_80x24"), 80, 24);
+        Fixture::crowded()
+            .keys(keys)
+            .check_at(&format!("{view}_view__crowded_80x24"), 80, 24);
+    }
+}
+
 // The header's `auth off`: only for a broker beyond loopback with no tokens asked
 // (the crowded fixture listens on 0.0.0.0 with auth on, the others on loopback,
 // and their snapshots show no mark).

@@ -13,18 +13,20 @@ use crate::rates::Rates;
 /// The clients table.
 pub struct ClientsTable;
 
+/// Narrow, the address goes first (the details popup shows it), then the user
+/// and the age; the id, the name, the buffer gauge and the rates stay.
 const COLUMNS: &[Column] = &[
     Column::text("ID", Width::Fixed(6)),
-    Column::text("Name", Width::Fill(1)),
-    Column::text("User", Width::Fixed(12)),
-    Column::text("Address", Width::Fixed(21)),
-    Column::number("Subs", 4),
+    Column::name("Name", 1, 12),
+    Column::text("User", Width::Fixed(12)).optional(3),
+    Column::text("Address", Width::Fixed(21)).optional(4),
+    Column::number("Subs", 4).optional(1),
     Column::number("Cons", 4),
     Column::number("Unack", 5),
     Column::text("Outbound buffer", Width::Fixed(22)),
     Column::number("In/s", 6),
     Column::number("Out/s", 6),
-    Column::number("Up", 6),
+    Column::number("Up", 6).optional(2),
 ];
 
 /// How full an outbound buffer is, as a share of its limit (0 when there is no

@@ -17,7 +17,7 @@ pub struct EventLog;
 const COLUMNS: &[Column] = &[
     Column::text("Time", Width::Fixed(8)),
     Column::text("Kind", Width::Fixed(11)),
-    Column::text("Event", Width::Fill(1)),
+    Column::name("Event", 1, 20),
 ];
 
 /// How an event kind is named in the log: what its Kind column shows, filters

@@ -28,8 +28,14 @@ pub use state::TableState;
 pub enum Width {
     /// Exactly this many terminal columns.
     Fixed(u16),
-    /// A share of what the fixed columns leave, by weight.
-    Fill(u16),
+    /// A share of what the fixed columns leave, by weight; optional columns give
+    /// way before it gets narrower than `min`, so a name stays readable.
+    Fill {
+        /// Its share against the other fill columns.
+        weight: u16,
+        /// The narrowest it is drawn while an optional column could make room.
+        min: u16,
+    },
 }
 
 /// One column of a table.
@@ -41,6 +47,12 @@ pub struct Column {
     pub width: Width,
     /// Numbers are right-aligned and sort biggest first.
     pub numeric: bool,
+    /// When the table is too narrow for every column, optional ones are left
+    /// out, the highest rank first: on 80 columns a cut name and cut numbers
+    /// tell no rows apart, while a table without its address or totals column
+    /// still does. `None` for the columns a row is read for (its name, the
+    /// counters an operator acts on), which always stay.
+    pub drop_rank: Option<u8>,
 }
 
 impl Column {
@@ -50,7 +62,14 @@ impl Column {
             title,
             width,
             numeric: false,
+            drop_rank: None,
         }
+    }
+
+    /// A name column: it takes the room the other columns leave, and never less
+    /// than `min` while an optional column can make way.
+    pub const fn name(title: &'static str, weight: u16, min: u16) -> Column {
+        Column::text(title, Width::Fill { weight, min })
     }
 
     /// A numeric column.
@@ -59,6 +78,24 @@ impl Column {
             title,
             width: Width::Fixed(width),
             numeric: true,
+            drop_rank: None,
+        }
+    }
+
+    /// This column, left out when the table is narrow: of the optional columns,
+    /// the highest `rank` goes first.
+    pub const fn optional(self, rank: u8) -> Column {
+        Column {
+            drop_rank: Some(rank),
+            ..self
+        }
+    }
+
+    /// The narrowest this column is drawn while columns can still be dropped.
+    pub const fn min_width(&self) -> u16 {
+        match self.width {
+            Width::Fixed(n) => n,
+            Width::Fill { min, .. } => min,
         }
     }
 }

@@ -14,18 +14,21 @@ use crate::rates::Rates;
 /// The queues table.
 pub struct QueuesTable;
 
+/// Narrow, the kind goes first (a memory queue shows `-` stored), then storage,
+/// redeliveries and the oldest message's age; depth, consumers, rates and dead
+/// letters, what an operator acts on, stay.
 const COLUMNS: &[Column] = &[
-    Column::text("Name", Width::Fill(1)),
+    Column::name("Name", 1, 18),
     Column::number("Ready", 7),
     Column::number("Unacked", 7),
     Column::number("Cons", 4),
     Column::number("In/s", 6),
     Column::number("Ack/s", 6),
-    Column::number("Redeliv", 7),
+    Column::number("Redeliv", 7).optional(2),
     Column::number("Dead", 5),
-    Column::number("Oldest", 7),
-    Column::number("Stored", 7),
-    Column::text("Kind", Width::Fixed(7)),
+    Column::number("Oldest", 7).optional(1),
+    Column::number("Stored", 7).optional(3),
+    Column::text("Kind", Width::Fixed(7)).optional(4),
 ];
 
 /// The Kind column: sorted by the same text it shows.

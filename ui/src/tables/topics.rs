@@ -13,15 +13,17 @@ use crate::rates::Rates;
 /// The topics table.
 pub struct TopicsTable;
 
+/// Narrow, the flags go first (sealed topics are greyed, retained ones show a
+/// stored count), then the totals, which the rates beside them summarise.
 const COLUMNS: &[Column] = &[
-    Column::text("Name", Width::Fill(1)),
+    Column::name("Name", 1, 20),
     Column::number("Subs", 5),
     Column::number("In/s", 7),
     Column::number("Out/s", 7),
-    Column::number("In", 8),
-    Column::number("Out", 8),
-    Column::number("Stored", 8),
-    Column::text("Flags", Width::Fixed(15)),
+    Column::number("In", 8).optional(1),
+    Column::number("Out", 8).optional(2),
+    Column::number("Stored", 8).optional(3),
+    Column::text("Flags", Width::Fixed(15)).optional(4),
 ];
 
 /// The Flags column: filtered and sorted by the same text it shows.

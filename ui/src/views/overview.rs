@@ -19,7 +19,7 @@ use crate::rates::Rates;
 use crate::tables::events::kind_name;
 use crate::tables::{self, float_cmp, natural_cmp};
 use crate::view::View;
-use crate::widgets::table::{self, number, Listing};
+use crate::widgets::table::{self, number, Cells, Listing};
 
 /// The colour an event kind is drawn in, in the log.
 fn kind_color(kind: EventKind) -> Color {
@@ -39,9 +39,9 @@ fn kind_color(kind: EventKind) -> Color {
 }
 
 /// Draw event `i` of the log with these column widths.
-pub fn event_row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
+pub fn event_row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Cells {
     let e = &snap.events[i];
-    Row::new([
+    Cells::new([
         Cell::from(format::clock(e.time)).dark_gray(),
         Cell::from(kind_name(e.kind)).fg(kind_color(e.kind)),
         table::text(&e.text, widths[2]),
