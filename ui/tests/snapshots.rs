@@ -240,6 +240,19 @@ fn filtering_and_sorting() {
 #[test]
 fn help_overlay() {
     Fixture::typical().keys("2?").check("help_overlay__topics");
+    // At 80x24 the keys do not fit: one column, scrolled, saying there is more.
+    Fixture::typical()
+        .keys("2?")
+        .check_at("help_overlay__topics_80x24", 80, 24);
+    Fixture::typical()
+        .keys("2?")
+        .key(KeyCode::PageDown)
+        .check_at("help_overlay__topics_80x24_a_page_down", 80, 24);
+    Fixture::typical().keys("2?").key(KeyCode::End).check_at(
+        "help_overlay__topics_80x24_at_the_end",
+        80,
+        24,
+    );
 }
 
 #[test]

@@ -254,7 +254,10 @@ pub(super) fn tail_of(overlay: &mut Option<Overlay>) -> Option<&mut LiveTail> {
 #[derive(Debug, Clone)]
 pub enum Overlay {
     /// The key table.
-    Help,
+    Help {
+        /// First line shown: at 80x24 the keys take more lines than fit.
+        scroll: usize,
+    },
     /// A question before a destructive action.
     Confirm(Confirmation),
     /// The publish form.

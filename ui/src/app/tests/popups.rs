@@ -247,11 +247,39 @@ fn enter_on_a_client_or_a_job_shows_client_details() {
 fn question_mark_opens_help_and_esc_or_question_mark_closes_it() {
     let mut h = Harness::new();
     h.keys("?");
-    assert!(matches!(h.app.overlay(), Some(Overlay::Help)));
+    assert!(matches!(h.app.overlay(), Some(Overlay::Help { scroll: 0 })));
     h.keys("j?");
     assert!(h.app.overlay().is_none());
     h.keys("?").key(KeyCode::Esc);
     assert!(h.app.overlay().is_none());
+}
+
+/// The help popup's scroll, or a panic if help is not open.
+fn help_scroll(h: &Harness) -> usize {
+    match h.app.overlay() {
+        Some(Overlay::Help { scroll }) => *scroll,
+        other => panic!("no help, but {other:?}"),
+    }
+}
+
+#[test]
+fn help_scrolls_with_the_popup_keys_and_leaves_the_table_alone() {
+    let mut h = Harness::new();
+    h.keys("3?jj");
+    assert_eq!(help_scroll(&h), 2);
+    h.keys("k").key(KeyCode::Down);
+    assert_eq!(help_scroll(&h), 2);
+    h.key(KeyCode::PageDown);
+    assert_eq!(help_scroll(&h), 12);
+    h.key(KeyCode::PageUp).key(KeyCode::Up);
+    assert_eq!(help_scroll(&h), 1);
+    // Drawing clamps the end to the content's last page.
+    h.key(KeyCode::End);
+    assert_eq!(help_scroll(&h), usize::MAX);
+    h.key(KeyCode::Home);
+    assert_eq!(help_scroll(&h), 0);
+    h.key(KeyCode::Esc);
+    assert_eq!(h.selected().as_deref(), Some("emails.send"));
 }
 
 // Quitting: the embedded console's `q` stops the broker, so it asks first when
