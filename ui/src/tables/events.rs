@@ -63,11 +63,15 @@ impl TableModel for EventLog {
     fn compare(&self, snap: &Snapshot, _: &Rates, column: usize, a: usize, b: usize) -> Ordering {
         let (ea, eb) = (&snap.events[a], &snap.events[b]);
         match column {
+            0 => ea.seq.cmp(&eb.seq),
             1 => kind_name(ea.kind).cmp(kind_name(eb.kind)),
             2 => ea.text.cmp(&eb.text),
             _ => Ordering::Equal,
         }
-        .then(ea.seq.cmp(&eb.seq))
+    }
+
+    fn tie_break(&self, snap: &Snapshot, a: usize, b: usize) -> Ordering {
+        snap.events[a].seq.cmp(&snap.events[b].seq)
     }
 
     fn follows_tail(&self) -> bool {

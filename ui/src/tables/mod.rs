@@ -20,7 +20,7 @@ use switchyard_broker::Snapshot;
 use crate::rates::Rates;
 use crate::view::View;
 
-pub use order::{float_cmp, natural_cmp};
+pub use order::{float_cmp, natural_cmp, rate_cmp};
 pub use state::TableState;
 
 /// How wide a column is drawn, as the drawing's layout will read it.
@@ -131,7 +131,9 @@ pub trait TableModel {
     fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str>;
     /// Does row `i` contain `needle` (lowercase) in any text column?
     fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool;
-    /// Order rows `a` and `b` by `column`, ascending.
+    /// Order rows `a` and `b` by `column`, ascending, as the column shows them:
+    /// rows equal here keep their previous order in the table, then
+    /// [`TableModel::tie_break`] decides.
     fn compare(
         &self,
         snap: &Snapshot,
@@ -140,6 +142,11 @@ pub trait TableModel {
         a: usize,
         b: usize,
     ) -> Ordering;
+    /// Order rows `a` and `b` that are equal in the sorted column and new to the
+    /// order (by name, say); by default they stay in snapshot order.
+    fn tie_break(&self, _snap: &Snapshot, _a: usize, _b: usize) -> Ordering {
+        Ordering::Equal
+    }
     /// Does the selection stay on the last row when rows are appended (a log)?
     fn follows_tail(&self) -> bool {
         false

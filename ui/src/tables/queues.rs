@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use switchyard_broker::stats::QueueStats;
 use switchyard_broker::Snapshot;
 
-use super::{float_cmp, natural_cmp, Column, TableModel, Width};
+use super::{natural_cmp, rate_cmp, Column, TableModel, Width};
 use crate::format;
 use crate::rates::Rates;
 
@@ -72,11 +72,12 @@ impl TableModel for QueuesTable {
         let (qa, qb) = (&snap.queues[a], &snap.queues[b]);
         let (ra, rb) = (rates.queue(a), rates.queue(b));
         match column {
+            0 => natural_cmp(&qa.name, &qb.name),
             1 => qa.ready.cmp(&qb.ready),
             2 => qa.unacked.cmp(&qb.unacked),
             3 => qa.consumers.cmp(&qb.consumers),
-            4 => float_cmp(ra.msgs_in, rb.msgs_in),
-            5 => float_cmp(ra.msgs_out, rb.msgs_out),
+            4 => rate_cmp(ra.msgs_in, rb.msgs_in),
+            5 => rate_cmp(ra.msgs_out, rb.msgs_out),
             6 => qa.redelivered.cmp(&qb.redelivered),
             7 => qa.dead.cmp(&qb.dead),
             8 => qa.oldest_ready_ms.cmp(&qb.oldest_ready_ms),
@@ -84,6 +85,9 @@ impl TableModel for QueuesTable {
             10 => kind(qa).cmp(kind(qb)),
             _ => Ordering::Equal,
         }
-        .then_with(|| natural_cmp(&qa.name, &qb.name))
+    }
+
+    fn tie_break(&self, snap: &Snapshot, a: usize, b: usize) -> Ordering {
+        natural_cmp(&snap.queues[a].name, &snap.queues[b].name)
     }
 }

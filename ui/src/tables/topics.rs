@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use switchyard_broker::stats::TopicStats;
 use switchyard_broker::Snapshot;
 
-use super::{float_cmp, natural_cmp, Column, TableModel, Width};
+use super::{natural_cmp, rate_cmp, Column, TableModel, Width};
 use crate::format;
 use crate::rates::Rates;
 
@@ -69,15 +69,19 @@ impl TableModel for TopicsTable {
         let (ta, tb) = (&snap.topics[a], &snap.topics[b]);
         let (ra, rb) = (rates.topic(a), rates.topic(b));
         match column {
+            0 => natural_cmp(&ta.name, &tb.name),
             1 => ta.subscribers.cmp(&tb.subscribers),
-            2 => float_cmp(ra.msgs_in, rb.msgs_in),
-            3 => float_cmp(ra.msgs_out, rb.msgs_out),
+            2 => rate_cmp(ra.msgs_in, rb.msgs_in),
+            3 => rate_cmp(ra.msgs_out, rb.msgs_out),
             4 => ta.msgs_in.cmp(&tb.msgs_in),
             5 => ta.msgs_out.cmp(&tb.msgs_out),
             6 => ta.stored.cmp(&tb.stored),
             7 => flags(ta).cmp(flags(tb)),
             _ => Ordering::Equal,
         }
-        .then_with(|| natural_cmp(&ta.name, &tb.name))
+    }
+
+    fn tie_break(&self, snap: &Snapshot, a: usize, b: usize) -> Ordering {
+        natural_cmp(&snap.topics[a].name, &snap.topics[b].name)
     }
 }
