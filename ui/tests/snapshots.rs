@@ -40,6 +40,9 @@ impl Fixture {
         }
         let mut source = FixtureSource::new(states(steps));
         source.peeks.insert("jobs".into(), fixture::peeked_jobs());
+        source
+            .peeks
+            .insert("thumbnails".into(), fixture::peeked_many(1_250));
         Fixture {
             app,
             source,
@@ -328,6 +331,19 @@ fn peek_popup() {
         .keys("3j")
         .key(KeyCode::Enter)
         .check_at("peek_popup__jobs_80x24", 80, 24);
+    // thumbnails holds 1,250: the second page, and the last the broker shows.
+    Fixture::typical()
+        .keys("3jjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Right)
+        .check_at("peek_popup__thumbnails_second_page_80x24", 80, 24);
+    let mut f = Fixture::typical();
+    f.keys("3jjj").key(KeyCode::Enter);
+    for _ in 0..100 {
+        f.keys("n");
+    }
+    f.key(KeyCode::End)
+        .check("peek_popup__thumbnails_at_the_broker_limit");
 }
 
 #[test]

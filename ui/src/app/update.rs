@@ -64,6 +64,8 @@ impl App {
                 }
             }
             Action::Close => self.close(source),
+            Action::NextPage => self.turn_peek_page(source, true),
+            Action::PrevPage => self.turn_peek_page(source, false),
             Action::Type(key) => self.type_key(key),
         }
         // Whatever the source has answered already shows now: a source that answers

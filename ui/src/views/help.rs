@@ -13,12 +13,14 @@ use crate::widgets::popup;
 /// Columns between the two halves when they are side by side.
 const GAP: u16 = 2;
 
-/// The help lines: table keys (`left`), and everything else (`right`).
+/// The help lines: table keys and those that work anywhere (`left`), and the
+/// dialogs' and popups' (`right`): two halves of about the same height, which
+/// fit side by side at 120x32.
 fn sections() -> (Vec<Line<'static>>, Vec<Line<'static>>) {
     let mut left = Vec::new();
     let mut right = Vec::new();
     for (context, bindings) in keys::help() {
-        let lines = if context == Context::Table {
+        let lines = if matches!(context, Context::Table | Context::Any) {
             &mut left
         } else {
             &mut right
