@@ -65,6 +65,10 @@ pub enum Action {
     FocusPrev,
     /// Close a popup.
     Close,
+    /// The peek popup's next page of messages.
+    NextPage,
+    /// The peek popup's previous page of messages.
+    PrevPage,
     /// A key typed into the focused text field (filter or form).
     Type(KeyEvent),
 }

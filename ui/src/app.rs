@@ -27,7 +27,7 @@ use crate::source::{Link, Source, Wants};
 use crate::tables::{self, TableState};
 use crate::view::View;
 
-pub use commands::{KICK_REASON, KICK_SLOW_REASON, PEEK_COUNT};
+pub use commands::{KICK_REASON, KICK_SLOW_REASON, PEEK_COUNT, PEEK_MAX};
 pub use overlay::{Confirmation, LiveTail, Overlay, Peek, StopBroker, TailEntry, TAIL_KEEP};
 
 /// How long a status message (a toast) stays on screen.
@@ -161,6 +161,7 @@ impl App {
             Some(Overlay::Confirm(_)) => Context::Confirm,
             Some(Overlay::Publish { .. }) => Context::Form,
             Some(Overlay::Tail(_)) => Context::Tail,
+            Some(Overlay::Peek(_)) => Context::Peek,
             Some(_) => Context::Popup,
             None if self.filter_input.is_some() => Context::Filter,
             None => Context::Table,

@@ -34,6 +34,32 @@ pub fn rate(r: f64) -> String {
     }
 }
 
+/// A rate rounded to what [`rate`] shows of it: 10.02 and 10.01 both read `10`,
+/// 1,234 and 1,249 both `1.2k`. What rate-sorted tables compare, so that rows
+/// whose rates read the same do not trade places as the figures wobble.
+pub fn rate_shown(r: f64) -> f64 {
+    if !r.is_finite() || r <= 0.0 {
+        return 0.0;
+    }
+    if r < 10.0 {
+        return (r * 10.0).round() / 10.0;
+    }
+    let (mut value, mut scale) = (r, 1.0);
+    // `rate` has five units past the first.
+    for _ in 0..5 {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        scale *= 1000.0;
+    }
+    if scale == 1.0 || value >= 100.0 {
+        value.round() * scale
+    } else {
+        (value * 10.0).round() / 10.0 * scale
+    }
+}
+
 /// A size in bytes with binary units: `512 B`, `1.5 KiB`, `3.0 MiB`.
 pub fn bytes(n: u64) -> String {
     if n < 1024 {
@@ -199,6 +225,29 @@ mod tests {
         assert_eq!(rate(12.4), "12");
         assert_eq!(rate(1_250.0), "1.2k");
         assert_eq!(rate(f64::NAN), "0");
+    }
+
+    #[test]
+    fn rates_compare_as_shown() {
+        assert_eq!(rate_shown(10.02), rate_shown(10.01));
+        assert_eq!(rate_shown(9.96), rate_shown(10.02));
+        assert_eq!(rate_shown(0.44), rate_shown(0.36));
+        assert_eq!(rate_shown(1_234.0), rate_shown(1_249.0));
+        assert!(rate_shown(1_250.0) < rate_shown(1_350.0));
+        assert!(rate_shown(10.0) < rate_shown(20.0));
+        assert_eq!(rate_shown(f64::NAN), 0.0);
+        // Rates that read the same compare the same, and the order is kept
+        // (off the exact halves, where rounding modes may differ).
+        let samples: Vec<f64> = (0..20_000)
+            .map(|k| (k as f64 * 0.0731 + 0.003).powf(1.6))
+            .collect();
+        for pair in samples.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if rate(a) == rate(b) {
+                assert_eq!(rate_shown(a), rate_shown(b), "{a} and {b} read {}", rate(a));
+            }
+            assert!(rate_shown(a) <= rate_shown(b), "{a} and {b}");
+        }
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum Context {
     Popup,
     /// The tail popup: every popup key, and its own (`p` to publish a test).
     Tail,
+    /// The peek popup: every popup key, and paging.
+    Peek,
 }
 
 impl Context {
@@ -37,13 +39,14 @@ impl Context {
             Context::Form => "Publish form",
             Context::Popup => "Popups (help, peek, tail, details)",
             Context::Tail => "Tail popup",
+            Context::Peek => "Peek popup",
         }
     }
 
-    /// Do `other`'s bindings work here? A context's own do; the tail popup also
-    /// takes every popup key.
+    /// Do `other`'s bindings work here? A context's own do; the tail and peek
+    /// popups also take every popup key.
     pub fn covers(self, other: Context) -> bool {
-        self == other || (self == Context::Tail && other == Context::Popup)
+        self == other || (matches!(self, Context::Tail | Context::Peek) && other == Context::Popup)
     }
 
     /// Does typing in this context edit text (so unbound keys are text, not ignored)?
@@ -169,7 +172,7 @@ impl Binding {
     }
 }
 
-use Context::{Any, Confirm, Filter, Form, Popup, Table, Tail};
+use Context::{Any, Confirm, Filter, Form, Peek, Popup, Table, Tail};
 use Scope::{All, Only};
 
 const UP: Key = Key::code(KeyCode::Up);
@@ -182,6 +185,8 @@ const ENTER: Key = Key::code(KeyCode::Enter);
 const ESC: Key = Key::code(KeyCode::Esc);
 const TAB: Key = Key::code(KeyCode::Tab);
 const BACK_TAB: Key = Key::code(KeyCode::BackTab);
+const LEFT: Key = Key::code(KeyCode::Left);
+const RIGHT: Key = Key::code(KeyCode::Right);
 
 /// Every key binding, in the order the footer and the help overlay list them.
 ///
@@ -243,6 +248,9 @@ pub static BINDINGS: &[Binding] = &[
     bind(Popup, All, &[ESC, Key::ch('?'), Key::ch('q')], Action::Close, "Esc q", "close").hint("Esc", "close"),
     // The tail popup, besides the popup keys above.
     bind(Tail, All, &[Key::ch('p')], Action::Publish, "p", "publish a test message to the topic").hint("p", "test publish"),
+    // The peek popup, besides the popup keys above: PgUp/PgDn scroll within a page.
+    bind(Peek, All, &[RIGHT, Key::ch('n')], Action::NextPage, "→ n", "the next 10 messages").hint("←→ np", "page"),
+    bind(Peek, All, &[LEFT, Key::ch('p')], Action::PrevPage, "← p", "the previous 10 messages"),
 ];
 
 /// The action a key press triggers in `context` on `view`, if any.
@@ -277,7 +285,7 @@ pub fn footer(context: Context, view: View, read_only: bool) -> impl Iterator<It
 
 /// The help overlay's sections: each context with its labelled bindings.
 pub fn help() -> Vec<(Context, Vec<&'static Binding>)> {
-    [Table, Filter, Confirm, Form, Popup, Tail, Any]
+    [Table, Filter, Confirm, Form, Popup, Tail, Peek, Any]
         .into_iter()
         .map(|context| {
             let rows = BINDINGS

@@ -40,6 +40,9 @@ impl Fixture {
         }
         let mut source = FixtureSource::new(states(steps));
         source.peeks.insert("jobs".into(), fixture::peeked_jobs());
+        source
+            .peeks
+            .insert("thumbnails".into(), fixture::peeked_many(1_250));
         Fixture {
             app,
             source,
@@ -160,6 +163,27 @@ fn inflight_view() {
     Fixture::crowded().keys("5").check("inflight_view__crowded");
 }
 
+// Every list view at the smallest size drawn, 80×24: optional columns (flags,
+// address, totals) give way so that names stay readable and numbers whole.
+
+#[test]
+fn list_views_at_80_by_24() {
+    for (keys, view) in [
+        ("1", "overview"),
+        ("2", "topics"),
+        ("3", "queues"),
+        ("4", "clients"),
+        ("5", "inflight"),
+    ] {
+        Fixture::typical()
+            .keys(keys)
+            .check_at(&format!("{view}_view__typical_80x24"), 80, 24);
+        Fixture::crowded()
+            .keys(keys)
+            .check_at(&format!("{view}_view__crowded_80x24"), 80, 24);
+    }
+}
+
 // The header's `auth off`: only for a broker beyond loopback with no tokens asked
 // (the crowded fixture listens on 0.0.0.0 with auth on, the others on loopback,
 // and their snapshots show no mark).
@@ -219,6 +243,19 @@ fn filtering_and_sorting() {
 #[test]
 fn help_overlay() {
     Fixture::typical().keys("2?").check("help_overlay__topics");
+    // At 80x24 the keys do not fit: one column, scrolled, saying there is more.
+    Fixture::typical()
+        .keys("2?")
+        .check_at("help_overlay__topics_80x24", 80, 24);
+    Fixture::typical()
+        .keys("2?")
+        .key(KeyCode::PageDown)
+        .check_at("help_overlay__topics_80x24_a_page_down", 80, 24);
+    Fixture::typical().keys("2?").key(KeyCode::End).check_at(
+        "help_overlay__topics_80x24_at_the_end",
+        80,
+        24,
+    );
 }
 
 #[test]
@@ -294,6 +331,19 @@ fn peek_popup() {
         .keys("3j")
         .key(KeyCode::Enter)
         .check_at("peek_popup__jobs_80x24", 80, 24);
+    // thumbnails holds 1,250: the second page, and the last the broker shows.
+    Fixture::typical()
+        .keys("3jjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Right)
+        .check_at("peek_popup__thumbnails_second_page_80x24", 80, 24);
+    let mut f = Fixture::typical();
+    f.keys("3jjj").key(KeyCode::Enter);
+    for _ in 0..100 {
+        f.keys("n");
+    }
+    f.key(KeyCode::End)
+        .check("peek_popup__thumbnails_at_the_broker_limit");
 }
 
 #[test]

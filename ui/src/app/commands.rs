@@ -7,12 +7,18 @@ use switchyard_broker::{Command, PeekTarget};
 use super::outcomes::Job;
 use super::overlay::{Confirmation, Overlay};
 use super::{App, Level};
+use crate::format;
 use crate::publish::DestinationKind;
 use crate::source::Source;
 use crate::view::View;
 
-/// How many ready messages a peek asks for.
+/// How many ready messages a page of the peek popup shows.
 pub const PEEK_COUNT: usize = 10;
+
+/// The most messages a `peek` returns (docs/PROTOCOL.md): the protocol has no
+/// offset, so a page is the tail of a peek at the first `(page + 1) × PEEK_COUNT`,
+/// and messages past this many cannot be reached.
+pub const PEEK_MAX: usize = 1000;
 
 /// The reason a kicked client is given.
 pub const KICK_REASON: &str = "kicked by operator";
@@ -29,11 +35,44 @@ impl App {
         else {
             return self.set_status(Level::Info, "No queue selected");
         };
+        self.ask_peek(source, queue, 0);
+    }
+
+    /// Peek at page `page` of `queue`: the broker is asked again, through the
+    /// source like any command, so paging works against a remote broker too.
+    fn ask_peek(&mut self, source: &mut dyn Source, queue: String, page: usize) {
         let peek = Command::Peek {
             target: PeekTarget::Queue(queue.clone()),
-            n: PEEK_COUNT,
+            n: (page + 1) * PEEK_COUNT,
         };
-        self.start(source, Job::Peek { queue }, vec![peek]);
+        self.start(source, Job::Peek { queue, page }, vec![peek]);
+    }
+
+    /// Show the open peek's next (`forward`) or previous page.
+    pub(super) fn turn_peek_page(&mut self, source: &mut dyn Source, forward: bool) {
+        let Some(Overlay::Peek(peek)) = &self.overlay else {
+            return;
+        };
+        let (queue, page) = (peek.queue.clone(), peek.page);
+        if !forward {
+            return match page.checked_sub(1) {
+                Some(previous) => self.ask_peek(source, queue, previous),
+                None => self.set_status(Level::Info, "This is the first page"),
+            };
+        }
+        if peek.messages.len() < PEEK_COUNT {
+            let last = peek.first() + peek.messages.len() - 1;
+            let text = format!("No ready messages after #{last} in {queue}");
+            return self.set_status(Level::Info, text);
+        }
+        if peek.at_broker_limit() {
+            let text = format!(
+                "The broker peeks at the first {} messages only",
+                format::grouped(PEEK_MAX as u64)
+            );
+            return self.set_status(Level::Info, text);
+        }
+        self.ask_peek(source, queue, page + 1);
     }
 
     pub(super) fn requeue(&mut self, source: &mut dyn Source) {

@@ -4,6 +4,7 @@
 
 use switchyard_broker::{Command, CommandOutcome};
 
+use super::commands::PEEK_COUNT;
 use super::overlay::{Overlay, Peek};
 use super::{App, Level};
 use crate::publish::DestinationKind;
@@ -13,8 +14,8 @@ use crate::source::Source;
 /// What an action was for, so that its answers land where they belong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Job {
-    /// Peek at a queue, into a popup.
-    Peek { queue: String },
+    /// Peek at a page of a queue's ready messages, into the popup.
+    Peek { queue: String, page: usize },
     /// Publish to a topic or send to a queue, from the publish form.
     Publish {
         destination: String,
@@ -38,7 +39,8 @@ impl Job {
     /// What the status line says while it runs.
     fn doing(&self) -> String {
         match self {
-            Job::Peek { queue } => format!("Peeking at {queue}…"),
+            Job::Peek { queue, page: 0 } => format!("Peeking at {queue}…"),
+            Job::Peek { queue, page } => format!("Peeking at page {} of {queue}…", page + 1),
             Job::Publish {
                 destination,
                 kind: DestinationKind::Topic,
@@ -150,7 +152,7 @@ impl App {
             return;
         };
         match job {
-            Job::Peek { queue } => self.finish_peek(queue, result),
+            Job::Peek { queue, page } => self.finish_peek(queue, page, result),
             Job::Publish { destination, kind } => {
                 self.finish_publish(ids.first().copied(), &destination, kind, result, source);
             }
@@ -194,26 +196,55 @@ impl App {
         }
     }
 
-    fn finish_peek(&mut self, queue: String, result: CommandResult) {
-        match result {
+    fn finish_peek(&mut self, queue: String, page: usize, result: CommandResult) {
+        let (messages, truncated) = match result {
+            Ok(CommandOutcome::Peeked {
+                messages,
+                truncated,
+            }) => (messages, truncated),
+            Ok(other) => {
+                let text = format!("Peek of {queue}: unexpected answer {other:?}");
+                return self.set_status(Level::Error, text);
+            }
+            Err(e) => return self.set_status(Level::Error, format!("Peek of {queue} failed: {e}")),
+        };
+        // The answer starts at the queue's head: the page is its tail.
+        let messages: Vec<_> = messages.into_iter().skip(page * PEEK_COUNT).collect();
+        let ready = self
+            .snapshot
+            .queues
+            .iter()
+            .find(|q| q.name == queue)
+            .map(|q| q.ready);
+        let peek = Peek {
+            queue,
+            page,
+            messages,
+            ready,
+            truncated,
+            scroll: 0,
+        };
+        match &mut self.overlay {
+            // Consumed meanwhile: the page asked for is gone, the one shown stays.
+            Some(Overlay::Peek(open)) if open.queue == peek.queue && peek.messages.is_empty() => {
+                let text = format!(
+                    "No ready messages from #{} in {} now",
+                    peek.first(),
+                    peek.queue
+                );
+                self.set_status(Level::Info, text);
+            }
+            Some(Overlay::Peek(open)) if open.queue == peek.queue => *open = peek,
             // The popup opens over the view it was asked from; if another popup
             // was opened while the peek ran, that one stays.
-            Ok(CommandOutcome::Peeked { messages, .. }) if self.overlay.is_none() => {
-                self.overlay = Some(Overlay::Peek(Peek {
-                    queue,
-                    messages,
-                    scroll: 0,
-                }));
-            }
-            Ok(CommandOutcome::Peeked { .. }) => self.set_status(
+            None if page == 0 => self.overlay = Some(Overlay::Peek(peek)),
+            _ => self.set_status(
                 Level::Info,
-                format!("The peek at {queue} came back while a popup was open; Enter peeks again"),
+                format!(
+                    "The peek at {} came back while a popup was open; Enter peeks again",
+                    peek.queue
+                ),
             ),
-            Ok(other) => self.set_status(
-                Level::Error,
-                format!("Peek of {queue}: unexpected answer {other:?}"),
-            ),
-            Err(e) => self.set_status(Level::Error, format!("Peek of {queue} failed: {e}")),
         }
     }
 

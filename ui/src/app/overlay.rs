@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 
 use switchyard_broker::{PeekedMessage, Snapshot, TailMessage};
 
+use super::commands::{PEEK_COUNT, PEEK_MAX};
 use crate::delivery::{Delivery, Subscribers};
 use crate::format;
 use crate::publish::PublishForm;
@@ -166,15 +167,35 @@ fn list(items: &[String], max: usize) -> String {
     }
 }
 
-/// The next ready messages of a queue, as peeked.
+/// One page of a queue's next ready messages, as peeked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Peek {
     /// The queue.
     pub queue: String,
-    /// What `peek` returned, next to be delivered first.
+    /// Which page of [`PEEK_COUNT`] messages this is, the first being 0.
+    pub page: usize,
+    /// The page's messages, next to be delivered first.
     pub messages: Vec<PeekedMessage>,
+    /// Ready messages in the queue when the page came back, if the snapshot
+    /// lists it (lists may be cut to fit the frame).
+    pub ready: Option<u64>,
+    /// The broker cut its answer to fit its outbound buffer: the page may end early.
+    pub truncated: bool,
     /// First line shown.
     pub scroll: usize,
+}
+
+impl Peek {
+    /// The position in the queue of the page's first message, counting from 1.
+    pub fn first(&self) -> usize {
+        self.page * PEEK_COUNT + 1
+    }
+
+    /// Is this the last page the broker can show? It peeks at the first
+    /// [`PEEK_MAX`] messages only.
+    pub fn at_broker_limit(&self) -> bool {
+        (self.page + 1) * PEEK_COUNT >= PEEK_MAX
+    }
 }
 
 /// A live tail of a topic, with who each message reached.
@@ -254,7 +275,10 @@ pub(super) fn tail_of(overlay: &mut Option<Overlay>) -> Option<&mut LiveTail> {
 #[derive(Debug, Clone)]
 pub enum Overlay {
     /// The key table.
-    Help,
+    Help {
+        /// First line shown: at 80x24 the keys take more lines than fit.
+        scroll: usize,
+    },
     /// A question before a destructive action.
     Confirm(Confirmation),
     /// The publish form.

@@ -27,7 +27,7 @@ impl App {
         }
         match action {
             Action::Quit => self.ask_quit(&*source),
-            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
             Action::ShowView(view) => self.show(view),
             Action::NextView => self.show(self.view.shifted(1)),
             Action::PrevView => self.show(self.view.shifted(View::ALL.len() - 1)),
@@ -70,6 +70,8 @@ impl App {
                 }
             }
             Action::Close => self.close(source),
+            Action::NextPage => self.turn_peek_page(source, true),
+            Action::PrevPage => self.turn_peek_page(source, false),
             Action::Type(key) => self.type_key(key),
         }
         // Whatever the source has answered already shows now: a source that answers
@@ -116,6 +118,7 @@ impl App {
     fn scroll(&mut self, delta: isize) {
         match &mut self.overlay {
             Some(Overlay::Peek(peek)) => peek.scroll = peek.scroll.saturating_add_signed(delta),
+            Some(Overlay::Help { scroll }) => *scroll = scroll.saturating_add_signed(delta),
             Some(Overlay::Client { scroll, .. }) => *scroll = scroll.saturating_add_signed(delta),
             // Up goes back in time, away from the newest message.
             Some(Overlay::Tail(tail)) => {
@@ -143,6 +146,7 @@ impl App {
         match &mut self.overlay {
             // Views clamp an overlong scroll to the content when they draw it.
             Some(Overlay::Peek(peek)) => peek.scroll = if bottom { usize::MAX } else { 0 },
+            Some(Overlay::Help { scroll }) => *scroll = if bottom { usize::MAX } else { 0 },
             Some(Overlay::Client { scroll, .. }) => *scroll = if bottom { usize::MAX } else { 0 },
             Some(Overlay::Tail(tail)) => {
                 tail.back = if bottom {

@@ -6,25 +6,27 @@ use std::cmp::Ordering;
 
 use switchyard_broker::Snapshot;
 
-use super::{float_cmp, natural_cmp, Column, TableModel, Width};
+use super::{float_cmp, natural_cmp, rate_cmp, Column, TableModel, Width};
 use crate::format;
 use crate::rates::Rates;
 
 /// The clients table.
 pub struct ClientsTable;
 
+/// Narrow, the address goes first (the details popup shows it), then the user
+/// and the age; the id, the name, the buffer gauge and the rates stay.
 const COLUMNS: &[Column] = &[
     Column::text("ID", Width::Fixed(6)),
-    Column::text("Name", Width::Fill(1)),
-    Column::text("User", Width::Fixed(12)),
-    Column::text("Address", Width::Fixed(21)),
-    Column::number("Subs", 4),
+    Column::name("Name", 1, 12),
+    Column::text("User", Width::Fixed(12)).optional(3),
+    Column::text("Address", Width::Fixed(21)).optional(4),
+    Column::number("Subs", 4).optional(1),
     Column::number("Cons", 4),
     Column::number("Unack", 5),
     Column::text("Outbound buffer", Width::Fixed(22)),
     Column::number("In/s", 6),
     Column::number("Out/s", 6),
-    Column::number("Up", 6),
+    Column::number("Up", 6).optional(2),
 ];
 
 /// How full an outbound buffer is, as a share of its limit (0 when there is no
@@ -35,6 +37,12 @@ pub fn buffer_fill(pending_bytes: u64, limit: u64) -> f64 {
     } else {
         pending_bytes as f64 / limit as f64
     }
+}
+
+/// A buffer's fill in whole percent, as its gauge shows it: what the column
+/// sorts by, so buffers that read the same keep their order.
+fn fill_shown(pending_bytes: u64, limit: u64) -> f64 {
+    (buffer_fill(pending_bytes, limit) * 100.0).round()
 }
 
 impl TableModel for ClientsTable {
@@ -78,6 +86,7 @@ impl TableModel for ClientsTable {
         let (ca, cb) = (&snap.clients[a], &snap.clients[b]);
         let (ra, rb) = (rates.client(a), rates.client(b));
         match column {
+            0 => natural_cmp(&ca.id, &cb.id),
             1 => natural_cmp(
                 ca.name.as_deref().unwrap_or("-"),
                 cb.name.as_deref().unwrap_or("-"),
@@ -91,15 +100,18 @@ impl TableModel for ClientsTable {
             5 => ca.consumers.cmp(&cb.consumers),
             6 => ca.unacked.cmp(&cb.unacked),
             7 => float_cmp(
-                buffer_fill(ca.pending_bytes, ca.pending_limit),
-                buffer_fill(cb.pending_bytes, cb.pending_limit),
+                fill_shown(ca.pending_bytes, ca.pending_limit),
+                fill_shown(cb.pending_bytes, cb.pending_limit),
             ),
-            8 => float_cmp(ra.msgs_in, rb.msgs_in),
-            9 => float_cmp(ra.msgs_out, rb.msgs_out),
+            8 => rate_cmp(ra.msgs_in, rb.msgs_in),
+            9 => rate_cmp(ra.msgs_out, rb.msgs_out),
             10 => ca.connected_s.cmp(&cb.connected_s),
             _ => Ordering::Equal,
         }
-        .then_with(|| natural_cmp(&ca.id, &cb.id))
+    }
+
+    fn tie_break(&self, snap: &Snapshot, a: usize, b: usize) -> Ordering {
+        natural_cmp(&snap.clients[a].id, &snap.clients[b].id)
     }
 }
 

@@ -17,7 +17,7 @@ pub struct EventLog;
 const COLUMNS: &[Column] = &[
     Column::text("Time", Width::Fixed(8)),
     Column::text("Kind", Width::Fixed(11)),
-    Column::text("Event", Width::Fill(1)),
+    Column::name("Event", 1, 20),
 ];
 
 /// How an event kind is named in the log: what its Kind column shows, filters
@@ -63,11 +63,15 @@ impl TableModel for EventLog {
     fn compare(&self, snap: &Snapshot, _: &Rates, column: usize, a: usize, b: usize) -> Ordering {
         let (ea, eb) = (&snap.events[a], &snap.events[b]);
         match column {
+            0 => ea.seq.cmp(&eb.seq),
             1 => kind_name(ea.kind).cmp(kind_name(eb.kind)),
             2 => ea.text.cmp(&eb.text),
             _ => Ordering::Equal,
         }
-        .then(ea.seq.cmp(&eb.seq))
+    }
+
+    fn tie_break(&self, snap: &Snapshot, a: usize, b: usize) -> Ordering {
+        snap.events[a].seq.cmp(&snap.events[b].seq)
     }
 
     fn follows_tail(&self) -> bool {

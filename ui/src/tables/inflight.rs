@@ -13,14 +13,16 @@ use crate::rates::Rates;
 /// The in-flight jobs table.
 pub struct InFlightTable;
 
+/// Narrow, the delivery tag goes first (requeue names the message, not the
+/// tag), then the age and the consumer; the message id (`m000012`) stays whole.
 const COLUMNS: &[Column] = &[
-    Column::text("Queue", Width::Fill(2)),
-    Column::number("Tag", 6),
-    Column::text("Message", Width::Fill(1)),
+    Column::name("Queue", 2, 14),
+    Column::number("Tag", 6).optional(3),
+    Column::name("Message", 1, 8),
     Column::text("Client", Width::Fixed(7)),
-    Column::text("Consumer", Width::Fixed(10)),
+    Column::text("Consumer", Width::Fixed(10)).optional(1),
     Column::number("Attempt", 7),
-    Column::number("Age", 7),
+    Column::number("Age", 7).optional(2),
     Column::number("Deadline in", 13),
 ];
 

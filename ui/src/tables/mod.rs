@@ -20,7 +20,7 @@ use switchyard_broker::Snapshot;
 use crate::rates::Rates;
 use crate::view::View;
 
-pub use order::{float_cmp, natural_cmp};
+pub use order::{float_cmp, natural_cmp, rate_cmp};
 pub use state::TableState;
 
 /// How wide a column is drawn, as the drawing's layout will read it.
@@ -28,8 +28,14 @@ pub use state::TableState;
 pub enum Width {
     /// Exactly this many terminal columns.
     Fixed(u16),
-    /// A share of what the fixed columns leave, by weight.
-    Fill(u16),
+    /// A share of what the fixed columns leave, by weight; optional columns give
+    /// way before it gets narrower than `min`, so a name stays readable.
+    Fill {
+        /// Its share against the other fill columns.
+        weight: u16,
+        /// The narrowest it is drawn while an optional column could make room.
+        min: u16,
+    },
 }
 
 /// One column of a table.
@@ -41,6 +47,12 @@ pub struct Column {
     pub width: Width,
     /// Numbers are right-aligned and sort biggest first.
     pub numeric: bool,
+    /// When the table is too narrow for every column, optional ones are left
+    /// out, the highest rank first: on 80 columns a cut name and cut numbers
+    /// tell no rows apart, while a table without its address or totals column
+    /// still does. `None` for the columns a row is read for (its name, the
+    /// counters an operator acts on), which always stay.
+    pub drop_rank: Option<u8>,
 }
 
 impl Column {
@@ -50,7 +62,14 @@ impl Column {
             title,
             width,
             numeric: false,
+            drop_rank: None,
         }
+    }
+
+    /// A name column: it takes the room the other columns leave, and never less
+    /// than `min` while an optional column can make way.
+    pub const fn name(title: &'static str, weight: u16, min: u16) -> Column {
+        Column::text(title, Width::Fill { weight, min })
     }
 
     /// A numeric column.
@@ -59,6 +78,24 @@ impl Column {
             title,
             width: Width::Fixed(width),
             numeric: true,
+            drop_rank: None,
+        }
+    }
+
+    /// This column, left out when the table is narrow: of the optional columns,
+    /// the highest `rank` goes first.
+    pub const fn optional(self, rank: u8) -> Column {
+        Column {
+            drop_rank: Some(rank),
+            ..self
+        }
+    }
+
+    /// The narrowest this column is drawn while columns can still be dropped.
+    pub const fn min_width(&self) -> u16 {
+        match self.width {
+            Width::Fixed(n) => n,
+            Width::Fill { min, .. } => min,
         }
     }
 }
@@ -94,7 +131,9 @@ pub trait TableModel {
     fn key<'s>(&self, snap: &'s Snapshot, i: usize) -> Cow<'s, str>;
     /// Does row `i` contain `needle` (lowercase) in any text column?
     fn matches(&self, snap: &Snapshot, i: usize, needle: &str) -> bool;
-    /// Order rows `a` and `b` by `column`, ascending.
+    /// Order rows `a` and `b` by `column`, ascending, as the column shows them:
+    /// rows equal here keep their previous order in the table, then
+    /// [`TableModel::tie_break`] decides.
     fn compare(
         &self,
         snap: &Snapshot,
@@ -103,6 +142,11 @@ pub trait TableModel {
         a: usize,
         b: usize,
     ) -> Ordering;
+    /// Order rows `a` and `b` that are equal in the sorted column and new to the
+    /// order (by name, say); by default they stay in snapshot order.
+    fn tie_break(&self, _snap: &Snapshot, _a: usize, _b: usize) -> Ordering {
+        Ordering::Equal
+    }
     /// Does the selection stay on the last row when rows are appended (a log)?
     fn follows_tail(&self) -> bool {
         false

@@ -1,6 +1,9 @@
-//! How table rows compare: names the way people count, rates in a total order.
+//! How table rows compare: names the way people count, rates as shown, in a
+//! total order.
 
 use std::cmp::Ordering;
+
+use crate::format;
 
 /// Compare strings the way people count: `c2` before `c10`.
 ///
@@ -37,6 +40,12 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 fn significant(digits: &[u8]) -> &[u8] {
     let zeros = digits.iter().take_while(|&&c| c == b'0').count();
     &digits[zeros..]
+}
+
+/// Compare two rates as the tables show them ([`format::rate_shown`]): rates that
+/// read the same are equal, and keep their rows' previous order.
+pub fn rate_cmp(a: f64, b: f64) -> Ordering {
+    float_cmp(format::rate_shown(a), format::rate_shown(b))
 }
 
 /// Compare two floats (rates) in a total order, so sorting stays well defined even

@@ -7,25 +7,28 @@ use std::cmp::Ordering;
 use switchyard_broker::stats::QueueStats;
 use switchyard_broker::Snapshot;
 
-use super::{float_cmp, natural_cmp, Column, TableModel, Width};
+use super::{natural_cmp, rate_cmp, Column, TableModel, Width};
 use crate::format;
 use crate::rates::Rates;
 
 /// The queues table.
 pub struct QueuesTable;
 
+/// Narrow, the kind goes first (a memory queue shows `-` stored), then storage,
+/// redeliveries and the oldest message's age; depth, consumers, rates and dead
+/// letters, what an operator acts on, stay.
 const COLUMNS: &[Column] = &[
-    Column::text("Name", Width::Fill(1)),
+    Column::name("Name", 1, 18),
     Column::number("Ready", 7),
     Column::number("Unacked", 7),
     Column::number("Cons", 4),
     Column::number("In/s", 6),
     Column::number("Ack/s", 6),
-    Column::number("Redeliv", 7),
+    Column::number("Redeliv", 7).optional(2),
     Column::number("Dead", 5),
-    Column::number("Oldest", 7),
-    Column::number("Stored", 7),
-    Column::text("Kind", Width::Fixed(7)),
+    Column::number("Oldest", 7).optional(1),
+    Column::number("Stored", 7).optional(3),
+    Column::text("Kind", Width::Fixed(7)).optional(4),
 ];
 
 /// The Kind column: sorted by the same text it shows.
@@ -69,11 +72,12 @@ impl TableModel for QueuesTable {
         let (qa, qb) = (&snap.queues[a], &snap.queues[b]);
         let (ra, rb) = (rates.queue(a), rates.queue(b));
         match column {
+            0 => natural_cmp(&qa.name, &qb.name),
             1 => qa.ready.cmp(&qb.ready),
             2 => qa.unacked.cmp(&qb.unacked),
             3 => qa.consumers.cmp(&qb.consumers),
-            4 => float_cmp(ra.msgs_in, rb.msgs_in),
-            5 => float_cmp(ra.msgs_out, rb.msgs_out),
+            4 => rate_cmp(ra.msgs_in, rb.msgs_in),
+            5 => rate_cmp(ra.msgs_out, rb.msgs_out),
             6 => qa.redelivered.cmp(&qb.redelivered),
             7 => qa.dead.cmp(&qb.dead),
             8 => qa.oldest_ready_ms.cmp(&qb.oldest_ready_ms),
@@ -81,6 +85,9 @@ impl TableModel for QueuesTable {
             10 => kind(qa).cmp(kind(qb)),
             _ => Ordering::Equal,
         }
-        .then_with(|| natural_cmp(&qa.name, &qb.name))
+    }
+
+    fn tie_break(&self, snap: &Snapshot, a: usize, b: usize) -> Ordering {
+        natural_cmp(&snap.queues[a].name, &snap.queues[b].name)
     }
 }

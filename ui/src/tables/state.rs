@@ -1,6 +1,8 @@
 //! The state of one table: the rows that pass its filter in its sort order, the
 //! selection that stays on its row across snapshots, and the scroll position.
 
+use std::collections::HashMap;
+
 use switchyard_broker::Snapshot;
 
 use super::{Sort, TableModel};
@@ -29,6 +31,9 @@ pub struct TableState {
     pub sort: Sort,
     /// The key of the selected row, to find it again in the next snapshot.
     pub selected_key: Option<String>,
+    /// Where each row (by key) was after the last rebuild, and the sort it was
+    /// in: rows equal in the sorted column keep these places on the next one.
+    previous: Option<(Sort, HashMap<String, usize>)>,
 }
 
 impl TableState {
@@ -43,6 +48,7 @@ impl TableState {
             filter: String::new(),
             sort,
             selected_key: None,
+            previous: None,
         }
     }
 
@@ -91,13 +97,8 @@ impl TableState {
         self.rows = (0..self.total)
             .filter(|&i| needle.is_empty() || model.matches(snap, i, &needle))
             .collect();
-        let Sort { column, descending } = self.sort;
-        // Ties are broken by index, so an unstable sort gives the stable order.
-        self.rows.sort_unstable_by(|&a, &b| {
-            let order = model.compare(snap, rates, column, a, b);
-            let order = if descending { order.reverse() } else { order };
-            order.then(a.cmp(&b))
-        });
+        self.sort_rows(model, snap, rates);
+        self.previous = Some((self.sort, self.positions(model, snap)));
 
         if model.follows_tail() && at_end {
             self.last();
@@ -111,6 +112,46 @@ impl TableState {
         }
         self.move_by(0);
         self.remember(model, snap);
+    }
+
+    /// Sort the rows by the sorted column. Rows equal in it (rates that read the
+    /// same, say) keep the order they had after the last rebuild, if it was in
+    /// the same sort: smoothed rates still wobble in their last digit, and a
+    /// table reshuffling every tick cannot be read. New rows and a fresh sort
+    /// fall back to the model's tie-break (the name), then snapshot order.
+    fn sort_rows(&mut self, model: &dyn TableModel, snap: &Snapshot, rates: &Rates) {
+        let Sort { column, descending } = self.sort;
+        let previous = match &self.previous {
+            Some((sort, positions)) if *sort == self.sort => Some(positions),
+            _ => None,
+        };
+        // Looked up once per row, not once per comparison.
+        let mut place = vec![usize::MAX; self.total];
+        if let Some(positions) = previous {
+            for &i in &self.rows {
+                if let Some(&at) = positions.get(&*model.key(snap, i)) {
+                    place[i] = at;
+                }
+            }
+        }
+        // Ties end at the index, so an unstable sort gives the stable order.
+        self.rows.sort_unstable_by(|&a, &b| {
+            let order = model.compare(snap, rates, column, a, b);
+            let order = if descending { order.reverse() } else { order };
+            order
+                .then(place[a].cmp(&place[b]))
+                .then_with(|| model.tie_break(snap, a, b))
+                .then(a.cmp(&b))
+        });
+    }
+
+    /// Each row's position in `rows`, by key.
+    fn positions(&self, model: &dyn TableModel, snap: &Snapshot) -> HashMap<String, usize> {
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(at, &i)| (model.key(snap, i).into_owned(), at))
+            .collect()
     }
 
     /// Adjust the scroll offset so the selected row is among `height` visible rows.
@@ -128,6 +169,61 @@ impl TableState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rates::Rate;
+    use crate::tables::topics::TopicsTable;
+    use switchyard_broker::stats::TopicStats;
+
+    /// The topics `a` and `b` sorted by messages in per second, highest first,
+    /// after each of `steps` (their two rates), by name.
+    fn ranked(steps: &[(f64, f64)]) -> Vec<Vec<&'static str>> {
+        let topic = |name: &str| TopicStats {
+            name: name.into(),
+            ..Default::default()
+        };
+        let snap = Snapshot {
+            topics: vec![topic("a"), topic("b")],
+            ..Default::default()
+        };
+        let mut state = TableState::new(Sort {
+            column: 2,
+            descending: true,
+        });
+        let mut rates = Rates::default();
+        steps
+            .iter()
+            .map(|&(a, b)| {
+                rates.topics = [a, b]
+                    .map(|msgs_in| Rate {
+                        msgs_in,
+                        msgs_out: 0.0,
+                    })
+                    .to_vec();
+                state.rebuild(&TopicsTable, &snap, &rates);
+                state.rows.iter().map(|&i| ["a", "b"][i]).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_whose_rates_read_the_same_keep_their_order() {
+        assert_eq!(
+            ranked(&[(10.02, 10.01), (10.01, 10.02), (10.02, 10.01)]),
+            [["a", "b"], ["a", "b"], ["a", "b"]]
+        );
+        // The previous order wins over the name: b stays on top.
+        assert_eq!(
+            ranked(&[(10.0, 20.0), (10.02, 10.01)]),
+            [["b", "a"], ["b", "a"]]
+        );
+    }
+
+    #[test]
+    fn rows_whose_rates_differ_reorder() {
+        assert_eq!(
+            ranked(&[(20.0, 10.0), (10.0, 20.0), (10.4, 9.6)]),
+            [["a", "b"], ["b", "a"], ["a", "b"]]
+        );
+    }
 
     #[test]
     fn paging_and_ends_stay_in_bounds() {

@@ -2,19 +2,19 @@
 //! jobs, outbound buffer fill, rates and age; slow clients in red.
 
 use ratatui::style::Style;
-use ratatui::widgets::{Cell, Row};
+use ratatui::widgets::Cell;
 use switchyard_broker::Snapshot;
 
 use crate::format;
 use crate::rates::Rates;
 use crate::widgets::gauge;
-use crate::widgets::table::{self, number};
+use crate::widgets::table::{self, number, Cells};
 
 /// Draw client `i` with these column widths.
-pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
+pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
     let c = &snap.clients[i];
     let r = rates.client(i);
-    let row = Row::new([
+    let row = Cells::new([
         table::text(&c.id, widths[0]),
         table::text(c.name.as_deref().unwrap_or("-"), widths[1]),
         table::text(c.user.as_deref().unwrap_or("-"), widths[2]),

@@ -3,17 +3,16 @@
 //! in yellow.
 
 use ratatui::style::Style;
-use ratatui::widgets::Row;
 use switchyard_broker::Snapshot;
 
 use crate::format;
 use crate::rates::Rates;
-use crate::widgets::table::{self, number};
+use crate::widgets::table::{self, number, Cells};
 
 /// Draw in-flight job `i` with these column widths.
-pub fn row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
+pub fn row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Cells {
     let j = &snap.inflight[i];
-    let row = Row::new([
+    let row = Cells::new([
         table::name(&j.queue, widths[0]),
         number(j.tag.to_string()),
         table::name(&j.msg, widths[2]),

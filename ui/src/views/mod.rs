@@ -85,7 +85,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
 
     match &mut app.overlay {
         None => {}
-        Some(Overlay::Help) => help::render(frame, body),
+        Some(Overlay::Help { scroll }) => help::render(frame, body, scroll),
         Some(Overlay::Confirm(confirmation)) => {
             confirm::render(frame, body, confirmation.title(), &confirmation.question());
         }

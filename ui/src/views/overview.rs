@@ -19,7 +19,7 @@ use crate::rates::Rates;
 use crate::tables::events::kind_name;
 use crate::tables::{self, float_cmp, natural_cmp};
 use crate::view::View;
-use crate::widgets::table::{self, number, Listing};
+use crate::widgets::table::{self, number, Cells, Listing};
 
 /// The colour an event kind is drawn in, in the log.
 fn kind_color(kind: EventKind) -> Color {
@@ -39,9 +39,9 @@ fn kind_color(kind: EventKind) -> Color {
 }
 
 /// Draw event `i` of the log with these column widths.
-pub fn event_row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
+pub fn event_row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Cells {
     let e = &snap.events[i];
-    Row::new([
+    Cells::new([
         Cell::from(format::clock(e.time)).dark_gray(),
         Cell::from(kind_name(e.kind)).fg(kind_color(e.kind)),
         table::text(&e.text, widths[2]),
@@ -99,6 +99,40 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     );
 }
 
+/// A sparkline's title: its name, the rate now, and the peak over the span
+/// shown, in `width` columns of border. Cut at the border, the title would cut
+/// its last number (`peak 1.7` for 1.7k/s), so on a narrow screen the span,
+/// then the peak, give way whole.
+fn spark_title(
+    name: &str,
+    now: f64,
+    peak: u64,
+    seconds: usize,
+    width: u16,
+    color: Color,
+) -> Line<'static> {
+    let head = format!(" {name} ");
+    let rate = format!("{}/s", format::rate(now));
+    let peak = format!("  peak {}/s", format::rate(peak as f64));
+    let span = format!(" over {}", format::seconds(seconds as u64));
+    let room = usize::from(width.saturating_sub(2));
+    // A closing space cut off by the border's corner is no loss.
+    let fits = |tail: &str| Line::raw(format!("{head}{rate}{}", tail.trim_end())).width() <= room;
+    let tail = [
+        format!("{peak}{span} "),
+        format!("{peak} "),
+        " ".to_string(),
+    ]
+    .into_iter()
+    .find(|tail| fits(tail))
+    .unwrap_or_default();
+    Line::from(vec![
+        Span::raw(head).bold().white(),
+        Span::styled(rate, Style::new().fg(color).bold()),
+        Span::styled(tail, Style::new().dark_gray()),
+    ])
+}
+
 fn sparkline(
     frame: &mut Frame,
     area: Rect,
@@ -116,21 +150,7 @@ fn sparkline(
         .copied()
         .collect();
     let peak = shown.iter().copied().max().unwrap_or(0);
-    let title = Line::from(vec![
-        Span::raw(format!(" {title} ")).bold().white(),
-        Span::styled(
-            format!("{}/s", format::rate(now)),
-            Style::new().fg(color).bold(),
-        ),
-        Span::styled(
-            format!(
-                "  peak {}/s over {} ",
-                format::rate(peak as f64),
-                format::seconds(shown.len() as u64)
-            ),
-            Style::new().dark_gray(),
-        ),
-    ]);
+    let title = spark_title(title, now, peak, shown.len(), area.width, color);
     let block = block.title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);

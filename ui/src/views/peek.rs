@@ -1,4 +1,5 @@
-//! The peek popup: a queue's next ready messages, pretty-printed, not consumed.
+//! The peek popup: a page of a queue's next ready messages, pretty-printed, not
+//! consumed.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Style, Stylize};
@@ -7,7 +8,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use switchyard_broker::Headers;
 
-use crate::app::Peek;
+use crate::app::{Peek, PEEK_MAX};
 use crate::format;
 use crate::widgets::{centered, popup};
 
@@ -29,21 +30,62 @@ pub fn header_pairs(headers: Option<&Headers>) -> String {
         .join(" ")
 }
 
+/// The popup's title in `width` columns: which messages of how many ready the
+/// page shows, and that peeking consumes nothing, if there is room for it.
+pub fn title(peek: &Peek, width: u16) -> String {
+    let n = peek.messages.len();
+    if n == 0 {
+        return format!(" Peek {}: no ready messages ", peek.queue);
+    }
+    let (first, last) = (peek.first(), peek.first() + n - 1);
+    let of = match peek.ready {
+        Some(ready) => format!(" of {} ready", format::grouped(ready)),
+        None => String::new(),
+    };
+    let head = format!(" Peek {}: messages {first}–{last}{of} ", peek.queue);
+    let full = format!("{head}(not consumed) ");
+    if Line::raw(full.as_str()).width() <= usize::from(width) {
+        full
+    } else {
+        head
+    }
+}
+
+/// What the page cannot show, said after its last message: that the broker
+/// cut its answer to fit its buffer, or that it peeks no further than
+/// [`PEEK_MAX`] messages.
+fn notes(peek: &Peek) -> Vec<String> {
+    let mut notes = Vec::new();
+    if peek.truncated {
+        notes.push(
+            "The broker cut its answer to fit its outbound buffer: this page ends early."
+                .to_string(),
+        );
+    }
+    match peek.ready {
+        Some(ready) if peek.at_broker_limit() && ready > PEEK_MAX as u64 => notes.push(format!(
+            "The broker peeks at the first {} messages: the {} after them cannot be shown.",
+            format::grouped(PEEK_MAX as u64),
+            format::grouped(ready - PEEK_MAX as u64)
+        )),
+        _ => {}
+    }
+    notes
+}
+
 /// Draw the peek popup over `area`, clamping its scroll to the content.
 pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
-    let n = peek.messages.len();
-    let title = format!(
-        " Peek {}: next {n} ready message{} (not consumed) ",
-        peek.queue,
-        if n == 1 { "" } else { "s" }
-    );
     let dialog = centered(area, 100, area.height.saturating_sub(2));
+    let title = title(peek, dialog.width.saturating_sub(2));
     let inner = popup(frame, dialog, Line::from(title));
 
     let mut lines: Vec<Line> = Vec::new();
     for (i, m) in peek.messages.iter().enumerate() {
         let mut head = vec![
-            Span::styled(format!("#{} ", i + 1), Style::new().yellow().bold()),
+            Span::styled(
+                format!("#{} ", peek.first() + i),
+                Style::new().yellow().bold(),
+            ),
             Span::raw(m.msg.clone().unwrap_or_default()).bold(),
         ];
         if let Some(seq) = m.seq {
@@ -73,6 +115,14 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
             );
         }
         lines.push(Line::default());
+    }
+    for note in notes(peek) {
+        let width = usize::from(inner.width);
+        lines.extend(
+            wrapped(&note, width)
+                .into_iter()
+                .map(|l| Line::from(l).dim()),
+        );
     }
     if lines.is_empty() {
         lines.push(Line::from(" no ready messages").dim());

@@ -3,20 +3,20 @@
 //! messages and nobody to take them in yellow.
 
 use ratatui::style::{Style, Stylize};
-use ratatui::widgets::{Cell, Row};
+use ratatui::widgets::Cell;
 use switchyard_broker::Snapshot;
 
 use crate::format;
 use crate::rates::Rates;
 use crate::tables::queues::kind;
-use crate::widgets::table::{self, number};
+use crate::widgets::table::{self, number, Cells};
 
 /// Draw queue `i` with these column widths.
-pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
+pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
     let q = &snap.queues[i];
     let r = rates.queue(i);
     let dead = number(format::count(q.dead));
-    let row = Row::new([
+    let row = Cells::new([
         table::name(&q.name, widths[0]),
         number(format::count(q.ready)),
         number(format::count(q.unacked)),

@@ -2,19 +2,18 @@
 //! flags; sealed topics greyed out.
 
 use ratatui::style::Style;
-use ratatui::widgets::Row;
 use switchyard_broker::Snapshot;
 
 use crate::format;
 use crate::rates::Rates;
 use crate::tables::topics::flags;
-use crate::widgets::table::{self, number};
+use crate::widgets::table::{self, number, Cells};
 
 /// Draw topic `i` with these column widths.
-pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Row<'static> {
+pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
     let t = &snap.topics[i];
     let r = rates.topic(i);
-    let row = Row::new([
+    let row = Cells::new([
         table::name(&t.name, widths[0]),
         number(format::count(t.subscribers)),
         number(format::rate(r.msgs_in)),

@@ -1,6 +1,7 @@
 //! Drawing the scrolling table every list view uses: the header with its sort
 //! arrow, the rows that fit (so 10,000 rows cost what 25 do), the selection mark,
-//! the scrollbar, and the message for a table that is empty or filtered empty.
+//! the scrollbar, and the message for a table that is empty or filtered empty;
+//! on a narrow terminal, which columns are left out so the rest read whole.
 //! What the rows are and in which order is the state side's (`tables/`).
 
 use ratatui::layout::{Alignment, Constraint, Layout, Margin, Rect};
@@ -15,13 +16,48 @@ use switchyard_broker::Snapshot;
 
 use crate::format;
 use crate::rates::Rates;
-use crate::tables::{Sort, TableModel, TableState, Width};
+use crate::tables::{Column, Sort, TableModel, TableState, Width};
 
 /// The mark in front of the selected row.
 const SELECTED_MARK: &str = "▶ ";
 
-/// Draws row `i` of the snapshot's list with these column widths; each view has one.
-pub type DrawRow = fn(&Snapshot, &Rates, usize, &[u16]) -> Row<'static>;
+/// Draws row `i` of the snapshot's list with these column widths (0 for a column
+/// left out); each view has one.
+pub type DrawRow = fn(&Snapshot, &Rates, usize, &[u16]) -> Cells;
+
+/// One row as a view draws it: a cell for every column of its table, and the
+/// row's style. The table keeps the cells of the columns that fit, so a view
+/// draws every column the same way whatever the terminal's width.
+pub struct Cells {
+    cells: Vec<Cell<'static>>,
+    style: Style,
+}
+
+impl Cells {
+    /// A row of these cells, one per column, left to right.
+    pub fn new(cells: impl IntoIterator<Item = Cell<'static>>) -> Cells {
+        Cells {
+            cells: cells.into_iter().collect(),
+            style: Style::new(),
+        }
+    }
+
+    /// The same row drawn in `style`.
+    pub fn style(self, style: Style) -> Cells {
+        Cells { style, ..self }
+    }
+
+    /// The row with only the cells of the `shown` columns (ascending).
+    fn keep(self, shown: &[usize]) -> Row<'static> {
+        let cells = self
+            .cells
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| shown.binary_search(i).is_ok())
+            .map(|(_, cell)| cell);
+        Row::new(cells).style(self.style)
+    }
+}
 
 /// A table to draw: its title, what it lists, and how its rows look.
 #[derive(Clone, Copy)]
@@ -38,8 +74,56 @@ pub struct Listing<'a> {
 fn constraint(width: Width) -> Constraint {
     match width {
         Width::Fixed(n) => Constraint::Length(n),
-        Width::Fill(weight) => Constraint::Fill(weight),
+        Width::Fill { weight, .. } => Constraint::Fill(weight),
     }
+}
+
+/// The columns drawn in `width` terminal columns (one between each two), in
+/// order: while they do not fit at their narrowest, the optional column of the
+/// highest drop rank is left out (the rightmost of equal ranks). `keep`, the
+/// column the table is sorted by, goes last of the optional ones: its arrow
+/// says what the order is, but a whole name and whole numbers come first.
+///
+/// A column that is not optional is never left out, so on a terminal too narrow
+/// even for those the layout squeezes them; [`MIN_SIZE`](crate::views::MIN_SIZE)
+/// is chosen so that every table's fit.
+pub fn shown_columns(columns: &[Column], width: u16, keep: usize) -> Vec<usize> {
+    let mut shown: Vec<usize> = (0..columns.len()).collect();
+    while needed(columns, &shown) > u32::from(width) {
+        let next = shown
+            .iter()
+            .enumerate()
+            .filter_map(|(at, &i)| columns[i].drop_rank.map(|rank| (i != keep, rank, at)))
+            .max();
+        match next {
+            Some((_, _, at)) => {
+                shown.remove(at);
+            }
+            None => break,
+        }
+    }
+    shown
+}
+
+/// Terminal columns the `shown` columns need at their narrowest, with spacing.
+fn needed(columns: &[Column], shown: &[usize]) -> u32 {
+    let widths: u32 = shown
+        .iter()
+        .map(|&i| u32::from(columns[i].min_width()))
+        .sum();
+    widths + shown.len().saturating_sub(1) as u32
+}
+
+/// The width of every column in `width` terminal columns: 0 for one left out.
+fn column_widths(columns: &[Column], shown: &[usize], width: u16) -> Vec<u16> {
+    let areas = Layout::horizontal(shown.iter().map(|&i| constraint(columns[i].width)))
+        .spacing(1)
+        .split(Rect::new(0, 0, width, 1));
+    let mut widths = vec![0; columns.len()];
+    for (&i, area) in shown.iter().zip(areas.iter()) {
+        widths[i] = area.width;
+    }
+    widths
 }
 
 /// A right-aligned cell, for numbers.
@@ -95,13 +179,11 @@ pub fn render(
 
     let columns = model.columns();
     let mark = Span::raw(SELECTED_MARK).width() as u16;
-    let widths: Vec<u16> = Layout::horizontal(columns.iter().map(|c| constraint(c.width)))
-        .spacing(1)
-        .split(Rect::new(0, 0, inner.width.saturating_sub(mark), 1))
-        .iter()
-        .map(|r| r.width)
-        .collect();
-    let header = Row::new(columns.iter().enumerate().map(|(i, c)| {
+    let room = inner.width.saturating_sub(mark);
+    let shown = shown_columns(columns, room, state.sort.column);
+    let widths = column_widths(columns, &shown, room);
+    let header = Row::new(shown.iter().map(|&i| {
+        let c = &columns[i];
         let arrow = match state.sort {
             Sort { column, descending } if column == i => {
                 if descending {
@@ -122,8 +204,10 @@ pub fn render(
     .style(Style::new().bold().cyan());
 
     let visible = &state.rows[state.offset..(state.offset + viewport).min(state.rows.len())];
-    let rows = visible.iter().map(|&i| row(snap, rates, i, &widths));
-    let table = Table::new(rows, widths.iter().map(|&w| Constraint::Length(w)))
+    let rows = visible
+        .iter()
+        .map(|&i| row(snap, rates, i, &widths).keep(&shown));
+    let table = Table::new(rows, shown.iter().map(|&i| Constraint::Length(widths[i])))
         .header(header)
         .row_highlight_style(Style::new().reversed())
         .highlight_symbol(SELECTED_MARK)
@@ -173,5 +257,63 @@ pub fn render(
             track,
             &mut bar,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables;
+    use crate::view::View;
+    use crate::views::MIN_SIZE;
+
+    const NAME: Column = Column::name("Name", 1, 10);
+    const A: Column = Column::number("A", 5);
+    const B: Column = Column::number("B", 5).optional(1);
+    const C: Column = Column::number("C", 5).optional(2);
+    const D: Column = Column::number("D", 5).optional(2);
+
+    #[test]
+    fn optional_columns_go_highest_rank_first_then_rightmost() {
+        let columns = [NAME, A, B, C, D];
+        // 10 + 4 × 5 + 4 spaces: everything fits.
+        assert_eq!(shown_columns(&columns, 34, 0), [0, 1, 2, 3, 4]);
+        assert_eq!(shown_columns(&columns, 33, 0), [0, 1, 2, 3]);
+        assert_eq!(shown_columns(&columns, 27, 0), [0, 1, 2]);
+        assert_eq!(shown_columns(&columns, 21, 0), [0, 1]);
+        // Not even the name's minimum fits: what is not optional stays anyway.
+        assert_eq!(shown_columns(&columns, 5, 0), [0, 1]);
+    }
+
+    #[test]
+    fn the_sorted_column_goes_last_of_the_optional_ones() {
+        let columns = [NAME, A, B, C, D];
+        assert_eq!(shown_columns(&columns, 27, 4), [0, 1, 4]);
+        assert_eq!(shown_columns(&columns, 21, 4), [0, 1]);
+    }
+
+    /// At the smallest size drawn, every table's columns fit at their narrowest,
+    /// whichever column it is sorted by: no number is cut, no name squeezed.
+    #[test]
+    fn every_table_fits_at_the_minimum_size_whatever_its_sort() {
+        let room = MIN_SIZE.0 - 2 - Span::raw(SELECTED_MARK).width() as u16;
+        for view in View::ALL {
+            let columns = tables::model(view).columns();
+            for keep in 0..columns.len() {
+                let shown = shown_columns(columns, room, keep);
+                assert!(
+                    needed(columns, &shown) <= u32::from(room),
+                    "{view:?} sorted by {}: {shown:?}",
+                    columns[keep].title
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn columns_left_out_have_no_width_and_the_name_takes_what_is_left() {
+        let columns = [NAME, A, B, C, D];
+        let shown = shown_columns(&columns, 30, 0);
+        assert_eq!(column_widths(&columns, &shown, 30), [12, 5, 5, 5, 0]);
     }
 }

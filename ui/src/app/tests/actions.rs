@@ -75,11 +75,14 @@ fn a_purge_question_whose_queue_emptied_says_so() {
 
 #[test]
 fn purging_an_empty_queue_asks_nothing() {
-    // `emails` has no ready messages: there is no question to ask.
+    // `emails.send` has no ready messages: there is no question to ask.
     let mut h = Harness::new();
     h.keys("3x");
     assert!(h.app.overlay().is_none());
-    assert_eq!(h.status(), "Nothing to purge: emails has no ready messages");
+    assert_eq!(
+        h.status(),
+        "Nothing to purge: emails.send has no ready messages"
+    );
     assert!(h.source.executed.is_empty());
 }
 
@@ -307,12 +310,12 @@ fn esc_cancels_the_form_without_sending() {
 fn p_on_an_inflight_job_sends_to_its_queue() {
     let mut h = Harness::new();
     h.keys("5p");
-    assert_eq!(h.form().destination.value(), "emails");
+    assert_eq!(h.form().destination.value(), "emails.send");
     h.keys("p").key(KeyCode::Enter);
     assert_eq!(
         h.source.executed,
         [Command::Send {
-            queue: "emails".into(),
+            queue: "emails.send".into(),
             data: json!("p"),
             headers: None
         }]
@@ -325,18 +328,18 @@ fn p_on_an_inflight_job_sends_to_its_queue() {
 fn r_requeues_the_selected_job() {
     let mut h = Harness::new();
     h.keys("5");
-    // Soonest deadline first: the overdue emails job.
+    // Soonest deadline first: the overdue emails.send job.
     h.keys("r");
     assert_eq!(
         h.source.executed,
         [Command::Requeue {
-            queue: "emails".into(),
+            queue: "emails.send".into(),
             msg: "m000012".into()
         }]
     );
     assert_eq!(
         h.status(),
-        "Requeued message m000012 to emails (taken from c2/mail)"
+        "Requeued message m000012 to emails.send (taken from c2/mail)"
     );
     assert_eq!(h.app.snapshot.inflight.len(), 2);
     h.source.fail_next(ErrorCode::NotFound, "gone");

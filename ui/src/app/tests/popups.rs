@@ -25,13 +25,88 @@ fn enter_on_a_queue_peeks_without_consuming() {
     assert!(h.app.overlay().is_none());
 }
 
+/// The open peek popup, or a panic.
+fn open_peek(h: &Harness) -> &Peek {
+    match h.app.overlay() {
+        Some(Overlay::Peek(peek)) => peek,
+        other => panic!("no peek, but {other:?}"),
+    }
+}
+
+/// The peek command asking for the first `n` messages of `queue`.
+fn peek_of(queue: &str, n: usize) -> Command {
+    Command::Peek {
+        target: PeekTarget::Queue(queue.into()),
+        n,
+    }
+}
+
+/// The ids of the open peek's messages.
+fn peeked_ids(h: &Harness) -> Vec<String> {
+    let messages = &open_peek(h).messages;
+    messages.iter().filter_map(|m| m.msg.clone()).collect()
+}
+
+#[test]
+fn the_peek_popup_pages_by_asking_the_broker_again() {
+    let mut h = Harness::new();
+    // thumbnails, the fourth queue by name, holds 1,250 ready messages.
+    h.keys("3jjj").key(KeyCode::Enter);
+    assert_eq!(open_peek(&h).page, 0);
+    assert_eq!(peeked_ids(&h).first().map(String::as_str), Some("m100001"));
+    h.keys("jj").key(KeyCode::Right);
+    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", 20)));
+    let ids: Vec<String> = (11..=20).map(|i| format!("m1{i:05}")).collect();
+    assert_eq!(peeked_ids(&h), ids);
+    assert_eq!((open_peek(&h).first(), open_peek(&h).scroll), (11, 0));
+    assert_eq!(open_peek(&h).ready, Some(1_250));
+    h.keys("n");
+    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", 30)));
+    assert_eq!(open_peek(&h).page, 2);
+    h.key(KeyCode::Left).keys("p");
+    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", 10)));
+    assert_eq!(open_peek(&h).page, 0);
+    h.keys("p");
+    assert_eq!(h.source.executed.len(), 5, "no page before the first");
+    assert_eq!(h.status(), "This is the first page");
+}
+
+#[test]
+fn peek_paging_stops_after_the_last_message_and_at_the_broker_limit() {
+    let mut h = Harness::new();
+    // jobs has three messages to peek: one page.
+    h.keys("3j").key(KeyCode::Enter).keys("n");
+    assert_eq!(h.source.executed, [peek_of("jobs", 10)]);
+    assert_eq!(h.status(), "No ready messages after #3 in jobs");
+    h.key(KeyCode::Esc).keys("jj").key(KeyCode::Enter);
+    for _ in 0..99 {
+        h.keys("n");
+    }
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&peek_of("thumbnails", PEEK_MAX))
+    );
+    assert_eq!(open_peek(&h).first(), 991);
+    assert_eq!(peeked_ids(&h).last().map(String::as_str), Some("m101000"));
+    let asked = h.source.executed.len();
+    h.keys("n");
+    assert_eq!(h.source.executed.len(), asked, "past 1000 is not asked for");
+    assert_eq!(
+        h.status(),
+        "The broker peeks at the first 1,000 messages only"
+    );
+}
+
 #[test]
 fn a_failed_peek_shows_in_the_status_line() {
     let mut h = Harness::new();
     h.source.fail_next(ErrorCode::Internal, "disk on fire");
     h.keys("3").key(KeyCode::Enter);
     assert!(h.app.overlay().is_none());
-    assert_eq!(h.status(), "Peek of emails failed: internal: disk on fire");
+    assert_eq!(
+        h.status(),
+        "Peek of emails.send failed: internal: disk on fire"
+    );
 }
 
 #[test]
@@ -244,11 +319,39 @@ fn enter_on_a_client_or_a_job_shows_client_details() {
 fn question_mark_opens_help_and_esc_or_question_mark_closes_it() {
     let mut h = Harness::new();
     h.keys("?");
-    assert!(matches!(h.app.overlay(), Some(Overlay::Help)));
+    assert!(matches!(h.app.overlay(), Some(Overlay::Help { scroll: 0 })));
     h.keys("j?");
     assert!(h.app.overlay().is_none());
     h.keys("?").key(KeyCode::Esc);
     assert!(h.app.overlay().is_none());
+}
+
+/// The help popup's scroll, or a panic if help is not open.
+fn help_scroll(h: &Harness) -> usize {
+    match h.app.overlay() {
+        Some(Overlay::Help { scroll }) => *scroll,
+        other => panic!("no help, but {other:?}"),
+    }
+}
+
+#[test]
+fn help_scrolls_with_the_popup_keys_and_leaves_the_table_alone() {
+    let mut h = Harness::new();
+    h.keys("3?jj");
+    assert_eq!(help_scroll(&h), 2);
+    h.keys("k").key(KeyCode::Down);
+    assert_eq!(help_scroll(&h), 2);
+    h.key(KeyCode::PageDown);
+    assert_eq!(help_scroll(&h), 12);
+    h.key(KeyCode::PageUp).key(KeyCode::Up);
+    assert_eq!(help_scroll(&h), 1);
+    // Drawing clamps the end to the content's last page.
+    h.key(KeyCode::End);
+    assert_eq!(help_scroll(&h), usize::MAX);
+    h.key(KeyCode::Home);
+    assert_eq!(help_scroll(&h), 0);
+    h.key(KeyCode::Esc);
+    assert_eq!(h.selected().as_deref(), Some("emails.send"));
 }
 
 // Quitting: the embedded console's `q` stops the broker, so it asks first when
