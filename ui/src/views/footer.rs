@@ -61,9 +61,28 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// Draw the key hints for the current context and view, from the key table.
+/// On a narrow terminal hints are left out whole: first the moves everyone
+/// knows (select, filter, sort), then from the right; help and quit stay, and
+/// `?` lists whatever was left out.
 pub fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
+    let mut hints: Vec<_> = keys::footer(app.context(), app.view, app.read_only).collect();
+    let shown = |h: &keys::Hint| h.keys.chars().count() + 1 + h.text.chars().count() + 3;
+    let kept = |h: &keys::Hint| matches!(h.keys, "?" | "q");
+    while 1 + hints.iter().map(shown).sum::<usize>() > usize::from(area.width) + 3 {
+        let known = |h: &keys::Hint| matches!(h.keys, "↑↓ jk" | "/" | "s S");
+        let drop = hints
+            .iter()
+            .rposition(known)
+            .or_else(|| hints.iter().rposition(|h| !kept(h)));
+        match drop {
+            Some(i) => {
+                hints.remove(i);
+            }
+            None => break,
+        }
+    }
     let mut spans = vec![Span::raw(" ")];
-    for hint in keys::footer(app.context(), app.view, app.read_only) {
+    for hint in hints {
         spans.push(Span::styled(hint.keys, Style::new().cyan().bold()));
         spans.push(Span::raw(" "));
         spans.push(Span::styled(hint.text, Style::new().dark_gray()));

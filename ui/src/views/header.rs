@@ -21,50 +21,91 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let server = &app.snapshot.server;
     let label = |s: &'static str| Span::styled(s, Style::new().dark_gray());
     let value = |s: String| Span::styled(s, Style::new().bold());
-    let sep = || Span::styled("  │  ", Style::new().dark_gray());
-    let mut spans = vec![
+    let mut head = vec![
         Span::styled(" Switchyard ", Style::new().black().on_cyan().bold()),
         Span::raw(" "),
         Span::styled(app.url.clone(), Style::new().cyan()),
     ];
-    if !server.version.is_empty() {
-        spans.push(Span::styled(
-            format!("  v{}", server.version),
-            Style::new().dark_gray(),
-        ));
-    }
+    // What follows the URL, in the order shown, each with its rank: on a narrow
+    // terminal the lowest-ranked pieces are left out whole, never cut mid-number.
+    let mut pieces: Vec<(u8, Vec<Span>)> = Vec::new();
     if let Link::Down { why, retry_at } = &app.link {
         let wait = retry_at.saturating_duration_since(Instant::now());
-        spans.extend([
-            sep(),
-            Span::styled(
+        pieces.push((
+            9,
+            vec![Span::styled(
                 format!("disconnected, retrying in {}s", wait.as_secs_f64().ceil()),
                 Style::new().black().on_red().bold(),
-            ),
-            Span::styled(format!(" {why}"), Style::new().red()),
-        ]);
-        frame.render_widget(Line::from(spans), area);
-        return;
+            )],
+        ));
+        // Words, not a number: cut to the room left rather than left out.
+        let left = usize::from(area.width)
+            .saturating_sub(app.url.chars().count() + 60)
+            .max(12);
+        pieces.push((
+            8,
+            vec![Span::styled(format::fit(why, left), Style::new().red())],
+        ));
+    } else {
+        if open_to_anyone(&server.listen, server.auth) {
+            pieces.push((9, vec![Span::styled("auth off", Style::new().red().bold())]));
+        }
+        pieces.push((
+            2,
+            vec![label("up "), value(format::uptime(server.uptime_s))],
+        ));
+        pieces.push((
+            3,
+            vec![
+                value(format::count(server.connections)),
+                label(" connections"),
+            ],
+        ));
+        pieces.push((
+            5,
+            vec![
+                label("in "),
+                value(format!("{}/s", format::rate(app.rates.server.msgs_in))),
+            ],
+        ));
+        pieces.push((
+            4,
+            vec![
+                label("out "),
+                value(format!("{}/s", format::rate(app.rates.server.msgs_out))),
+            ],
+        ));
     }
-    if open_to_anyone(&server.listen, server.auth) {
-        spans.extend([sep(), Span::styled("auth off", Style::new().red().bold())]);
+    let width = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
+    let sep_width = SEPARATOR.chars().count();
+    let mut room = usize::from(area.width).saturating_sub(width(&head));
+    // Pieces by rank, highest first, while they fit; then the version (rank 1).
+    let mut by_rank: Vec<usize> = (0..pieces.len()).collect();
+    by_rank.sort_by_key(|&i| std::cmp::Reverse(pieces[i].0));
+    let mut shown = vec![false; pieces.len()];
+    for i in by_rank {
+        let w = sep_width + width(&pieces[i].1);
+        if w <= room {
+            room -= w;
+            shown[i] = true;
+        }
     }
-    spans.extend([
-        sep(),
-        label("up "),
-        value(format::uptime(server.uptime_s)),
-        sep(),
-        value(format::count(server.connections)),
-        label(" connections"),
-        sep(),
-        label("in "),
-        value(format!("{}/s", format::rate(app.rates.server.msgs_in))),
-        sep(),
-        label("out "),
-        value(format!("{}/s", format::rate(app.rates.server.msgs_out))),
-    ]);
+    let version = format!("  v{}", server.version);
+    if !server.version.is_empty() && version.len() <= room {
+        head.push(Span::styled(version, Style::new().dark_gray()));
+    }
+    let mut spans = head;
+    for ((_, piece), shown) in pieces.into_iter().zip(shown) {
+        if shown {
+            spans.push(Span::styled(SEPARATOR, Style::new().dark_gray()));
+            spans.extend(piece);
+        }
+    }
     frame.render_widget(Line::from(spans), area);
 }
+
+/// Between two pieces of the header.
+const SEPARATOR: &str = "  │  ";
 
 /// Whether the broker listens beyond this machine with no token asked: then any
 /// host that reaches the port may do everything, and the operator must see it.
