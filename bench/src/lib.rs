@@ -126,6 +126,15 @@ pub async fn run(args: BenchArgs, fsync: &str) -> Result<(), BenchError> {
             continue;
         }
         let subject = format!("bench.s{i}");
+        if let Scenario::Watch(n) = *scenario {
+            match args.target {
+                Target::Switchyard => {
+                    report::print_watch(&scenarios::watch(&url, &subject, n).await?)
+                }
+                Target::Nats => report::print_skipped(),
+            }
+            continue;
+        }
         match scenario.run(&url, args.target, &subject, &args).await? {
             Some(outcome) => report::print_row(&outcome),
             None => report::print_skipped(),

@@ -7,9 +7,11 @@ mod publisher;
 mod pubsub;
 mod queue;
 mod replay;
+mod watch;
 
 pub(crate) use idle::{idle, IdleOutcome};
 pub(crate) use publisher::WINDOW;
+pub(crate) use watch::{watch, WatchOutcome};
 
 use crate::error::BenchError;
 use crate::measure::Outcome;
@@ -35,6 +37,9 @@ pub(crate) enum Scenario {
     Replay(usize),
     /// Open N idle connections and read the broker's resident memory.
     Idle(usize),
+    /// Hold N jobs in flight and N/5 topics, and count what each kind of
+    /// `watch` sends a second.
+    Watch(usize),
 }
 
 impl Scenario {
@@ -69,9 +74,10 @@ impl Scenario {
             "durable" if n > 0 => Ok(Scenario::Durable(n)),
             "replay" if n > 0 => Ok(Scenario::Replay(n)),
             "idle" if n > 0 => Ok(Scenario::Idle(n)),
+            "watch" if n > 0 => Ok(Scenario::Watch(n)),
             _ => Err(BenchError::Scenario {
                 scenario: s.to_string(),
-                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N, replay:MiB or idle:N with N > 0",
+                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N, replay:MiB, idle:N or watch:N with N > 0",
             }),
         }
     }
@@ -107,8 +113,8 @@ impl Scenario {
                 | Scenario::Replay(_),
                 Target::Nats,
             ) => return Ok(None),
-            // Run by `run` itself: it needs the broker's process, not a URL alone.
-            (Scenario::Idle(_), _) => return Ok(None),
+            // Run by `run` itself: they report in their own shape.
+            (Scenario::Idle(_) | Scenario::Watch(_), _) => return Ok(None),
         };
         Ok(Some(outcome))
     }
@@ -141,6 +147,10 @@ mod tests {
         assert!(matches!(
             Scenario::parse("idle:5000"),
             Ok(Scenario::Idle(5000))
+        ));
+        assert!(matches!(
+            Scenario::parse("watch:10000"),
+            Ok(Scenario::Watch(10000))
         ));
         assert!(Scenario::parse("queue:0").is_err());
         assert!(Scenario::parse("fanout").is_err());
