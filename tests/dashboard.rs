@@ -189,7 +189,7 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
     pane.keys(&["Enter"]);
     pane.wait_for("▶ jobs");
     pane.keys(&["Enter"]);
-    pane.wait_for("Peek jobs: next 5 ready messages");
+    pane.wait_for("Peek jobs: messages 1–5 of 5 ready");
     pane.wait_for(r#""n": 5"#);
     pane.keys(&["Escape", "x"]);
     pane.wait_for("Purge 5 ready messages from jobs? y/n");
@@ -241,6 +241,8 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
         s.clients.iter().all(|c| c.id != stuck_id)
     })
     .await;
+    // An operator's kick of a slow client counts as a slow client kicked.
+    assert_eq!(ops.stats().await.unwrap().server.slow_consumers, 1);
 
     // Topics view: publish to the selected topic with the form.
     pane.keys(&["2", "/"]);

@@ -160,7 +160,8 @@ pub struct ServerStats {
     pub msgs_in: u64,
     /// Deliveries written to clients (`msg` and `job` events).
     pub msgs_out: u64,
-    /// Clients disconnected because their outbound buffer filled.
+    /// Slow clients kicked: by the broker because their outbound buffer filled,
+    /// or by an operator while they were marked slow.
     #[serde(default)]
     pub slow_consumers: u64,
     /// Messages dead-lettered or dropped after `max_attempts`.

@@ -32,6 +32,14 @@ impl Broker {
             EventKind::Kick,
             format!("{actor} kicked {}: {reason}", session.describe()),
         );
+        // A slow client an operator kicks is a slow client kicked, as the
+        // broker's own kick of one is: `slow_consumers` counts both.
+        if session.outbound.is_slow() {
+            self.inner
+                .activity
+                .slow_kicks
+                .fetch_add(1, Ordering::Relaxed);
+        }
         session.outbound.kick(reason);
         Ok(())
     }

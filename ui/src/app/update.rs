@@ -187,6 +187,11 @@ impl App {
         };
         let sort = table.sort;
         self.rebuild(self.view);
+        // A new order starts at its top: the first rows are what it is for.
+        self.move_selection(|table| {
+            table.selected = 0;
+            table.offset = 0;
+        });
         let order = match (columns[sort.column].numeric, sort.descending) {
             (true, true) => "highest first",
             (true, false) => "lowest first",

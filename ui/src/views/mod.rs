@@ -93,7 +93,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             if let Some(tail) = tail {
                 tail::render(frame, body, tail);
             }
-            publish_form::render(frame, body, form);
+            publish_form::render(frame, body, form, tail.is_some());
         }
         Some(Overlay::Peek(peek)) => peek::render(frame, body, peek),
         Some(Overlay::Tail(tail)) => tail::render(frame, body, tail),

@@ -11,9 +11,12 @@ use tui_input::Input;
 use super::{centered, popup};
 use crate::publish::{DestinationKind, Field, PublishForm};
 
-/// Draw `form` centred in `area`, with the cursor in the focused field.
-pub fn render(frame: &mut Frame, area: Rect, form: &PublishForm) {
+/// Draw `form` centred in `area`, with the cursor in the focused field. A form
+/// opened from a tail says that its test message is a real publish, which every
+/// subscriber of the topic receives, not only the tail.
+pub fn render(frame: &mut Frame, area: Rect, form: &PublishForm, from_tail: bool) {
     let title = match form.kind {
+        _ if from_tail => " Test message: a real publish, every subscriber gets it ",
         DestinationKind::Topic => " Publish to a topic ",
         DestinationKind::Queue => " Send to a queue ",
     };

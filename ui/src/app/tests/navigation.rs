@@ -243,3 +243,24 @@ fn a_toast_stays_on_the_view_it_was_raised_on() {
     h.keys("4");
     assert!(h.app.status().is_none(), "not carried to Clients");
 }
+
+/// After `s` the new order shows from its top: the selection and the scroll
+/// go to the first row, where the rows the order is for are.
+#[test]
+fn a_new_sort_starts_at_the_top() {
+    let mut h = Harness::with(FixtureSource::new(fixture::crowded(10)));
+    h.keys("3");
+    h.app.tables[View::Queues.index()].page = 20;
+    h.key(KeyCode::End);
+    h.app.tables[View::Queues.index()].scroll_to_show(20);
+    assert!(h.table().offset > 0 && h.table().selected > 0);
+    h.keys("s");
+    assert_eq!((h.table().selected, h.table().offset), (0, 0));
+    let top = h.table().rows[0];
+    let ready = |i: usize| h.app.snapshot.queues[i].ready;
+    assert!(h.table().rows.iter().all(|&i| ready(i) <= ready(top)));
+    assert_eq!(
+        h.selected().as_deref(),
+        Some(h.app.snapshot.queues[top].name.as_str())
+    );
+}
