@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
+use switchyard_broker::auth::{digest, Grants, Security, UserRules};
 use switchyard_broker::{Broker, Config, Server, Snapshot};
 use switchyard_client::{Client, ConnectOptions};
 use switchyard_ui::app::Overlay;
@@ -27,6 +28,10 @@ struct Live {
 
 impl Live {
     fn start(name: &str) -> Live {
+        Live::with(name, Security::default())
+    }
+
+    fn with(name: &str, security: Security) -> Live {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -39,6 +44,7 @@ impl Live {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.clone(),
             max_connections_per_ip: Some(0),
+            security,
             ..Config::default()
         };
         let server = runtime.block_on(Server::bind(config)).unwrap();
@@ -354,4 +360,46 @@ fn a_remote_console_without_its_broker_says_so_and_does_nothing() {
     let e = answer.result.unwrap_err();
     assert_eq!(e.message, "not connected to the broker: nothing was done");
     assert!(!console.source.quitting_stops_broker());
+}
+
+/// With auth on, `top` needs an admin's token: a user who is not an admin is
+/// told why and the console keeps retrying (a fixed token may come); an
+/// admin's token shows the broker.
+#[test]
+fn a_remote_console_needs_an_admin_token() {
+    let hex = |token: &str| -> String { digest(token).iter().map(|b| format!("{b:02x}")).collect() };
+    let all = vec![">".to_string()];
+    let user = |name: &str, token: &str, admin: bool| UserRules {
+        name: name.into(),
+        token_sha256: hex(token),
+        grants: Grants {
+            publish: all.clone(),
+            subscribe: all.clone(),
+            admin,
+            ..Grants::default()
+        },
+    };
+    let security = Security {
+        users: vec![
+            user("root", "root-token-0123456789", true),
+            user("app", "app-token-0123456789", false),
+        ],
+        ..Security::default()
+    };
+    let live = Live::with("auth", security);
+    let as_app = ConnectOptions::new().token("app-token-0123456789");
+    let mut console = Console::new(Remote::start(live.url.clone(), as_app, false).unwrap());
+    console.until("the refusal", |app| {
+        matches!(app.link(), Link::Down { why, .. } if why.contains("forbidden"))
+    });
+    let wrong = ConnectOptions::new().token("not-a-token-0123456789");
+    let mut console = Console::new(Remote::start(live.url.clone(), wrong, false).unwrap());
+    console.until("the refusal", |app| {
+        matches!(app.link(), Link::Down { why, .. } if why.contains("unauthorized"))
+    });
+    let root = ConnectOptions::new().token("root-token-0123456789");
+    let mut console = Console::new(Remote::start(live.url.clone(), root, false).unwrap());
+    console.until("the broker's state", |app| {
+        *app.link() == Link::Up && app.snapshot().server.auth
+    });
 }
