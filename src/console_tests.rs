@@ -367,7 +367,8 @@ fn a_remote_console_without_its_broker_says_so_and_does_nothing() {
 /// admin's token shows the broker.
 #[test]
 fn a_remote_console_needs_an_admin_token() {
-    let hex = |token: &str| -> String { digest(token).iter().map(|b| format!("{b:02x}")).collect() };
+    let hex =
+        |token: &str| -> String { digest(token).iter().map(|b| format!("{b:02x}")).collect() };
     let all = vec![">".to_string()];
     let user = |name: &str, token: &str, admin: bool| UserRules {
         name: name.into(),
@@ -389,14 +390,16 @@ fn a_remote_console_needs_an_admin_token() {
     let live = Live::with("auth", security);
     let as_app = ConnectOptions::new().token("app-token-0123456789");
     let mut console = Console::new(Remote::start(live.url.clone(), as_app, false).unwrap());
-    console.until("the refusal", |app| {
-        matches!(app.link(), Link::Down { why, .. } if why.contains("forbidden"))
-    });
+    console.until(
+        "the refusal",
+        |app| matches!(app.link(), Link::Down { why, .. } if why.contains("forbidden")),
+    );
     let wrong = ConnectOptions::new().token("not-a-token-0123456789");
     let mut console = Console::new(Remote::start(live.url.clone(), wrong, false).unwrap());
-    console.until("the refusal", |app| {
-        matches!(app.link(), Link::Down { why, .. } if why.contains("unauthorized"))
-    });
+    console.until(
+        "the refusal",
+        |app| matches!(app.link(), Link::Down { why, .. } if why.contains("unauthorized")),
+    );
     let root = ConnectOptions::new().token("root-token-0123456789");
     let mut console = Console::new(Remote::start(live.url.clone(), root, false).unwrap());
     console.until("the broker's state", |app| {
