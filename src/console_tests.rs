@@ -244,6 +244,13 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
         "the tail's subscriptions",
         |app| matches!(app.overlay(), Some(Overlay::Tail(t)) if !t.subscribers.list().is_empty()),
     );
+    // The tail is live once the broker counts it among the topic's subscribers
+    // (a remote console's tail starts a moment after the key).
+    broker_until(&live.broker, "the tail", |s| {
+        s.topics
+            .iter()
+            .any(|t| t.name == "orders.eu" && t.subscribers == 2)
+    });
     rt.block_on(ops.publish("orders.eu", json!({"n": 1})))
         .unwrap();
     console.until(
@@ -320,7 +327,29 @@ fn a_read_only_remote_console_refuses_every_action() {
             console.status()
         );
     }
-    // Looking still works.
+    // A command that gets past the keys is refused by the source itself.
+    let mut replies = switchyard_ui::Replies::new();
+    console.source.execute(
+        switchyard_broker::Command::Purge {
+            queue: "jobs".into(),
+        },
+        replies.reply(),
+    );
+    let refused = replies.wait_next(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        refused.result.unwrap_err().code,
+        switchyard_broker::ErrorCode::Forbidden
+    );
+    for key in ['k', 'K'] {
+        console.show_filtered('4', "ops");
+        console.key(KeyCode::Char(key));
+        assert!(console.app.overlay().is_none(), "{key} opened something");
+    }
+    console.key(KeyCode::Char('5'));
+    console.key(KeyCode::Char('r'));
+    assert!(console.status().starts_with("Read-only console"));
+    // Looking still works (the queues table keeps its filter).
+    console.key(KeyCode::Char('3'));
     console.key(KeyCode::Enter);
     console.until(
         "the peek",
@@ -393,6 +422,20 @@ fn a_remote_console_needs_an_admin_token() {
     console.until(
         "the refusal",
         |app| matches!(app.link(), Link::Down { why, .. } if why.contains("forbidden")),
+    );
+    // A refusal is retried at the slowest pace, and each try's connection is
+    // closed, not left open on the broker.
+    match console.app.link() {
+        Link::Down { retry_at, .. } => {
+            let wait = retry_at.saturating_duration_since(Instant::now());
+            assert!(wait > Duration::from_secs(4), "retrying in {wait:?}");
+        }
+        Link::Up => unreachable!(),
+    }
+    broker_until(
+        &live.broker,
+        "the refused console's connection closed",
+        |s| s.server.connections == 0,
     );
     let wrong = ConnectOptions::new().token("not-a-token-0123456789");
     let mut console = Console::new(Remote::start(live.url.clone(), wrong, false).unwrap());

@@ -159,7 +159,10 @@ struct Interest {
 
 /// Connects, serves the dashboard's requests until the connection is lost, and
 /// connects again after a backoff, for as long as the dashboard runs (it ends
-/// when the [`Remote`] is dropped and its requests channel closes).
+/// when the [`Remote`] is dropped and its requests channel closes). The backoff
+/// starts again only once a connection has served a snapshot: a broker that
+/// takes the connection and refuses the watch is retried as slowly as one that
+/// is down, and a refused token at the slowest pace, since retrying cannot fix it.
 async fn keep_linked(
     url: String,
     options: ConnectOptions,
@@ -169,18 +172,28 @@ async fn keep_linked(
     let mut interest = Interest::default();
     let mut wait = RETRY_FIRST;
     loop {
-        let why = match connect(&url, &options).await {
+        let lost = match connect(&url, &options).await {
             Ok(client) => {
-                wait = RETRY_FIRST;
-                match serve(&client, &shared, &mut requests, &mut interest).await {
-                    Ended::Dropped => return client.close().await,
-                    Ended::Lost(why) => why,
+                let ended = serve(&client, &shared, &mut requests, &mut interest).await;
+                client.close().await;
+                match ended {
+                    Ended::Dropped => return,
+                    Ended::Lost(lost) => lost,
                 }
             }
-            Err(e) => e,
+            Err(e) => Lost::from(e),
         };
+        if lost.was_up {
+            wait = RETRY_FIRST;
+        }
+        if lost.refused {
+            wait = RETRY_MAX;
+        }
         let retry_at = Instant::now() + wait;
-        shared.lock().link = Link::Down { why, retry_at };
+        shared.lock().link = Link::Down {
+            why: lost.why,
+            retry_at,
+        };
         if !wait_down(retry_at, &mut requests, &mut interest).await {
             return;
         }
@@ -188,11 +201,32 @@ async fn keep_linked(
     }
 }
 
-async fn connect(url: &str, options: &ConnectOptions) -> Result<Client, String> {
+/// Why a connection was lost, and what that says about the next try.
+struct Lost {
+    why: String,
+    /// It had served a snapshot: the broker was there, so try again soon.
+    was_up: bool,
+    /// The broker refused the token (`unauthorized`) or the watch (`forbidden`).
+    refused: bool,
+}
+
+impl From<ClientError> for Lost {
+    fn from(e: ClientError) -> Lost {
+        Lost {
+            refused: matches!(e.code(), Some("unauthorized" | "forbidden")),
+            why: e.to_string(),
+            was_up: false,
+        }
+    }
+}
+
+async fn connect(url: &str, options: &ConnectOptions) -> Result<Client, ClientError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect_with(url, options)).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer in {}s", CONNECT_TIMEOUT.as_secs())),
+        Ok(connected) => connected,
+        Err(_) => Err(ClientError::Connect(format!(
+            "no answer in {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -200,8 +234,8 @@ async fn connect(url: &str, options: &ConnectOptions) -> Result<Client, String> 
 enum Ended {
     /// The dashboard has gone: stop.
     Dropped,
-    /// The connection was lost (or the broker refused the watch), saying why.
-    Lost(String),
+    /// The connection was lost (or the broker refused the watch).
+    Lost(Lost),
 }
 
 /// Serves one connection: the watch into the shared snapshot, tail messages into
@@ -214,9 +248,15 @@ async fn serve(
     requests: &mut mpsc::UnboundedReceiver<Request>,
     interest: &mut Interest,
 ) -> Ended {
+    let lost = |e: ClientError, was_up| {
+        Ended::Lost(Lost {
+            was_up,
+            ..Lost::from(e)
+        })
+    };
     let mut watch = match client.watch(&watch_options(&interest.wants)).await {
         Ok(watch) => watch,
-        Err(e) => return Ended::Lost(e.to_string()),
+        Err(e) => return lost(e, false),
     };
     let mut tail = match &interest.tail {
         Some(pattern) => client.tail(pattern).await.ok(),
@@ -224,16 +264,18 @@ async fn serve(
     };
     let (commands, queue) = mpsc::unbounded_channel();
     let runner = tokio::spawn(run_commands(client.clone(), shared.clone(), queue));
+    let mut was_up = false;
     let ended = loop {
         tokio::select! {
             frame = watch.next() => match frame {
                 Some(Ok(snapshot)) => {
+                    was_up = true;
                     let mut shared = shared.lock();
-                    shared.snapshot = snapshot.clone();
+                    shared.snapshot = snapshot;
                     shared.link = Link::Up;
                 }
-                Some(Err(e)) => break Ended::Lost(e.to_string()),
-                None => break Ended::Lost(lost(client)),
+                Some(Err(e)) => break lost(e, was_up),
+                None => break lost(ClientError::Closed(closed_why(client)), was_up),
             },
             Some(message) = next_tail(&mut tail) => {
                 let mut shared = shared.lock();
@@ -250,7 +292,7 @@ async fn serve(
                 Some(Request::Want(wants)) => {
                     watch = match client.watch(&watch_options(&wants)).await {
                         Ok(watch) => watch,
-                        Err(e) => break Ended::Lost(e.to_string()),
+                        Err(e) => break lost(e, was_up),
                     };
                     interest.wants = wants;
                 }
@@ -279,7 +321,7 @@ async fn next_tail(tail: &mut Option<mpsc::Receiver<TailMessage>>) -> Option<Tai
 }
 
 /// Why the client's connection ended, in its words.
-fn lost(client: &Client) -> String {
+fn closed_why(client: &Client) -> String {
     client
         .closed_reason()
         .unwrap_or_else(|| "connection lost".into())

@@ -364,6 +364,10 @@ async fn a_watch_of_changes_sends_only_what_changed() {
         p.call(json!({"op":"pub","id":1,"topic":topic,"data":1}))
             .await;
     }
+    // A queue with a backlog: the age of its oldest message moves every frame,
+    // which the reader advances itself.
+    p.call(json!({"op":"send","id":1,"queue":"backlog","data":1}))
+        .await;
     let leaver = b.raw().await;
     let leaver_id = leaver.id();
     let mut w = b.raw().await;
@@ -419,6 +423,16 @@ async fn a_watch_of_changes_sends_only_what_changed() {
     b.stop().await;
 }
 
+/// The first frame of the watch `id`, past frames of the watch it replaced.
+async fn first_of(raw: &mut Raw, id: &str) -> serde_json::Value {
+    loop {
+        let s = raw.recv_ev("stats").await;
+        if s["id"] == json!(id) {
+            return s;
+        }
+    }
+}
+
 /// `inflight` and `client` choose which in-flight jobs a watch carries, while
 /// `server.inflight` counts them all.
 #[tokio::test]
@@ -437,28 +451,34 @@ async fn a_watch_carries_the_in_flight_jobs_asked_for() {
             .await;
     }
     eventually(&b.broker, "six jobs in flight", |s| s.inflight.len() == 6).await;
-    let watch = |extra: serde_json::Value| {
-        let mut frame = json!({"op":"watch","id":"w","interval_ms":100});
+    let watch = |id: &str, extra: serde_json::Value| {
+        let mut frame = json!({"op":"watch","id":id,"interval_ms":100});
         frame
             .as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         frame
     };
-    admin.send(watch(json!({"inflight": 2}))).await;
-    let s = admin.recv_ev("stats").await;
+    admin.send(watch("w1", json!({"inflight": 2}))).await;
+    let s = first_of(&mut admin, "w1").await;
     assert_eq!(s["inflight"].as_array().unwrap().len(), 2, "{s}");
     assert_eq!(s["server"]["inflight"], json!(6));
     admin
-        .send(watch(json!({"inflight": 0, "changes": true})))
+        .send(watch("w2", json!({"inflight": 0, "changes": true})))
         .await;
-    let s = admin.recv_ev("stats").await;
+    let s = first_of(&mut admin, "w2").await;
     assert_eq!(
         (&s["inflight"], &s["server"]["inflight"]),
         (&json!([]), &json!(6))
     );
-    admin.send(watch(json!({"client": two.id()}))).await;
-    let s = admin.recv_ev("stats").await;
+    // A watch of changes starts whole, even after another watch.
+    assert_eq!(s.get("changes"), None, "{s}");
+    assert_eq!(names(&s, "queues", "name"), ["q"]);
+    admin
+        .send(watch("w3", json!({"client": two.id(), "changes": true})))
+        .await;
+    let s = first_of(&mut admin, "w3").await;
+    assert_eq!(s.get("changes"), None, "{s}");
     let holders: Vec<_> = names(&s, "inflight", "client");
     assert!(!holders.is_empty(), "{s}");
     assert!(holders.iter().all(|c| *c == two.id()), "{holders:?}");
@@ -528,5 +548,43 @@ async fn tail_sends_each_message_on_the_pattern_until_untail() {
         assert_error(&e, Some(4), "bad_frame"),
         "missing field `topic`"
     );
+    b.stop().await;
+}
+
+/// A tail of messages larger than the reader's buffer can take at once paces
+/// itself to the buffer: the reader is never kicked, and what it gets comes in
+/// order.
+#[tokio::test]
+async fn a_tail_of_large_messages_never_gets_its_reader_kicked() {
+    const LIMIT: usize = 256 * 1024;
+    let b = TestBroker::with(Config {
+        max_pending: LIMIT,
+        ..Config::default()
+    })
+    .await;
+    let mut op = b.raw().await;
+    op.call(json!({"op":"tail","id":1,"topic":"big"})).await;
+    let mut p = b.raw().await;
+    let body = "x".repeat(40 * 1024);
+    let frames: Vec<String> = (0..40)
+        .map(|n| json!({"op":"pub","topic":"big","data":{"n":n,"body":body}}).to_string())
+        .collect();
+    // 1.6 MB in four frames under max_payload, six times the reader's whole buffer.
+    for four in frames.chunks(10) {
+        p.send_text(four.join("\n")).await;
+    }
+    assert_eq!(p.call(json!({"op":"ping","id":"p"})).await["ev"], "pong");
+    let mut seen = Vec::new();
+    while let Some(frame) = op.try_recv(Duration::from_millis(500)).await {
+        if frame["ev"] == "tail" {
+            seen.push(frame["data"]["n"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen, (0..40).collect::<Vec<_>>(), "every message, in order");
+    assert_eq!(
+        op.call(json!({"op":"ping","id":"alive"})).await["ev"],
+        "pong"
+    );
+    assert_eq!(b.broker.snapshot().server.slow_consumers, 0);
     b.stop().await;
 }

@@ -46,11 +46,12 @@ pub(crate) fn print_idle(o: &crate::scenarios::IdleOutcome) {
 pub(crate) fn print_watch(o: &crate::scenarios::WatchOutcome) {
     for row in &o.rows {
         println!(
-            "{:<16} {:>14}   {:.1} frames/s; {} jobs in flight, {} topics, {}",
+            "{:<16} {:>14}   {:.1} frames/s; {} jobs in flight, {} topics, {} backlogged queues, {}",
             format!("watch {}", row.label),
             format!("{} B/s", group(row.bytes_per_s as u64)),
             row.frames_per_s,
             group(o.jobs as u64),
+            group(o.topics as u64),
             group(o.topics as u64),
             if row.busy {
                 "100 topics publishing"

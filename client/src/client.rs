@@ -106,8 +106,13 @@ impl Client {
     ///
     /// If 1024 frames already wait for the socket, it first waits for room, so a
     /// caller faster than the socket is held to its pace instead of growing memory.
-    pub async fn call(&self, mut frame: Value) -> Result<Value, ClientError> {
-        let id = self.next_id();
+    pub async fn call(&self, frame: Value) -> Result<Value, ClientError> {
+        self.call_as(self.next_id(), frame).await
+    }
+
+    /// [`Client::call`] with an id already taken from [`Client::next_id`], for a
+    /// caller that routes by it first.
+    pub(crate) async fn call_as(&self, id: u64, mut frame: Value) -> Result<Value, ClientError> {
         frame["id"] = json!(id);
         // Room first, then the route: a call dropped while it waits for room leaves
         // no answer registered for a frame that was never sent.

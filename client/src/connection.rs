@@ -41,12 +41,54 @@ pub(crate) struct Routes {
     pub(crate) pending: HashMap<u64, oneshot::Sender<Answer>>,
     pub(crate) subs: HashMap<String, mpsc::Sender<Message>>,
     pub(crate) consumers: HashMap<String, mpsc::Sender<Job>>,
-    /// The open `watch`: the id its frames carry, and where they go.
-    pub(crate) watch: Option<(u64, mpsc::Sender<Result<Snapshot, ClientError>>)>,
+    /// The open `watch`: the id its frames carry, and the snapshot they update.
+    pub(crate) watch: Option<(u64, Arc<WatchState>)>,
     /// The open `tail`: where its messages go.
-    pub(crate) tail: Option<mpsc::Sender<TailMessage>>,
+    pub(crate) tail: Option<TailRoute>,
     /// Set once the connection has closed (or the broker said it kicks us).
     pub(crate) closed: Option<String>,
+}
+
+/// A watch's snapshot as its frames arrive, kept by the socket task itself: it
+/// never waits for the reader (which takes the latest), so a reader that falls
+/// behind costs frames it skips, never a stalled socket.
+#[derive(Default)]
+pub(crate) struct WatchState {
+    pub(crate) latest: Mutex<WatchLatest>,
+    pub(crate) changed: tokio::sync::Notify,
+}
+
+/// What a watch has received so far.
+#[derive(Default)]
+pub(crate) struct WatchLatest {
+    pub(crate) snapshot: Snapshot,
+    /// Frames taken in; the reader remembers how many it has seen.
+    pub(crate) frames: u64,
+    /// Whether the watch has ended (refused, or the connection closed).
+    pub(crate) over: bool,
+    /// Why, until the reader has been told.
+    pub(crate) ended: Option<ClientError>,
+}
+
+impl WatchState {
+    fn end(&self, why: ClientError) {
+        let mut latest = self.latest.lock();
+        if !latest.over {
+            latest.over = true;
+            latest.ended = Some(why);
+        }
+        drop(latest);
+        self.changed.notify_one();
+    }
+}
+
+/// Where the open tail's messages go. Until the broker's `ok` to the `tail`
+/// that opened it (`call`), what arrives is an earlier tail's and is dropped:
+/// the broker sends nothing of a tail before its `ok`.
+pub(crate) struct TailRoute {
+    pub(crate) tx: mpsc::Sender<TailMessage>,
+    pub(crate) call: u64,
+    pub(crate) armed: bool,
 }
 
 /// One connection's state, shared by the [`Client`](crate::Client) handles and the
@@ -124,7 +166,9 @@ pub(crate) async fn drive(mut ws: Ws, mut out: mpsc::Receiver<String>, conn: Arc
     }
     routes.subs.clear();
     routes.consumers.clear();
-    routes.watch = None;
+    if let Some((_, watch)) = routes.watch.take() {
+        watch.end(ClientError::Closed(why.clone()));
+    }
     routes.tail = None;
     routes.closed = Some(why);
 }
@@ -148,8 +192,8 @@ async fn route(conn: &Connection, line: &str) -> Result<(), String> {
             conn.routes.lock().consumers.remove(&cid);
             Ok(())
         }
-        "tail" => route_tail(conn, line).await,
-        "stats" | "error" if is_watch(conn, &mut f) => route_watch(conn, f.ev(), line).await,
+        "tail" => route_tail(conn, line),
+        "stats" | "error" if is_watch(conn, &mut f) => route_watch(conn, &mut f, line),
         "kicked" => {
             let reason: String = f.get("reason").unwrap_or_default();
             conn.routes.lock().closed = Some(format!("kicked: {reason}"));
@@ -166,38 +210,62 @@ fn is_watch(conn: &Connection, f: &mut Fields<'_>) -> bool {
     watching.is_some() && f.get::<u64>("id") == watching
 }
 
-/// A frame of the open watch, to its reader: a snapshot (whole or changes), or the
-/// error that refused the watch, which ends it.
-async fn route_watch(conn: &Connection, ev: String, line: &str) -> Result<(), String> {
-    let tx = conn.routes.lock().watch.as_ref().map(|(_, tx)| tx.clone());
-    let Some(tx) = tx else {
+/// A frame of the open watch, taken into its snapshot; or the error that refused
+/// the watch, which ends it. Checked against the watch open now, under one lock:
+/// a frame of a watch replaced meanwhile is dropped.
+fn route_watch(conn: &Connection, f: &mut Fields<'_>, line: &str) -> Result<(), String> {
+    let id = f.get::<u64>("id");
+    let mut routes = conn.routes.lock();
+    let Some((watching, state)) = routes.watch.as_ref() else {
         return Ok(());
     };
-    let frame = if ev == "error" {
-        conn.routes.lock().watch = None;
+    if Some(*watching) != id {
+        return Ok(());
+    }
+    let state = Arc::clone(state);
+    if f.ev() == "error" {
+        routes.watch = None;
+        drop(routes);
         let v: Value = serde_json::from_str(line).unwrap_or_default();
-        Err(ClientError::Server {
+        state.end(ClientError::Server {
             code: v["code"].as_str().unwrap_or_default().to_string(),
             message: v["message"].as_str().unwrap_or_default().to_string(),
-        })
-    } else {
-        serde_json::from_str::<Snapshot>(line)
-            .map_err(|e| ClientError::Protocol(format!("bad stats frame ({e}): {line}")))
-    };
-    let _ = tx.send(frame).await;
-    Ok(())
+        });
+        return Ok(());
+    }
+    drop(routes);
+    match serde_json::from_str::<Snapshot>(line) {
+        Ok(frame) => {
+            let mut latest = state.latest.lock();
+            latest.snapshot.apply(frame);
+            latest.frames += 1;
+            drop(latest);
+            state.changed.notify_one();
+            Ok(())
+        }
+        // A frame of changes that cannot be read leaves the snapshot unknown: the
+        // watch ends, and the reader watches again for a whole one.
+        Err(e) => {
+            let why = format!("bad stats frame ({e}): {line}");
+            state.end(ClientError::Protocol(why.clone()));
+            Err(why)
+        }
+    }
 }
 
-/// A message of the open tail, to its reader.
-async fn route_tail(conn: &Connection, line: &str) -> Result<(), String> {
-    let tx = conn.routes.lock().tail.clone();
-    let Some(tx) = tx else {
-        // A message crossing the `untail`.
-        return Ok(());
+/// A message of the open tail, to its reader, once the tail's `ok` has come. A
+/// reader that falls [`crate::operator::TAIL_CHANNEL`] messages behind loses the
+/// newest, as the broker's own tail drops what its reader cannot take: a tail is
+/// a look, and it must never stall the socket.
+fn route_tail(conn: &Connection, line: &str) -> Result<(), String> {
+    let tx = match &conn.routes.lock().tail {
+        Some(route) if route.armed => route.tx.clone(),
+        // An earlier tail's message, or one crossing an `untail`.
+        _ => return Ok(()),
     };
     let message: TailMessage = serde_json::from_str(line)
         .map_err(|e| format!("a tail message this client cannot decode ({e}): {line}"))?;
-    let _ = tx.send(message).await;
+    let _ = tx.try_send(message);
     Ok(())
 }
 
@@ -281,7 +349,14 @@ fn route_answer(conn: &Connection, f: &mut Fields<'_>, ev: &str, line: &str) -> 
             _ => Err(format!("an event this client does not know: {line}")),
         };
     };
-    let tx = conn.routes.lock().pending.remove(&id);
+    let tx = {
+        let mut routes = conn.routes.lock();
+        if let Some(tail) = routes.tail.as_mut().filter(|t| t.call == id) {
+            // The tail's `ok` (or its refusal): what follows is this tail's.
+            tail.armed = true;
+        }
+        routes.pending.remove(&id)
+    };
     let Some(tx) = tx else {
         // A call given up on, or a `watch`'s later frames.
         return Ok(());

@@ -1,11 +1,14 @@
 //! Operator calls: the broker's snapshot (once, or watched), peeking at a queue,
 //! tailing a topic pattern, kicking a client, requeueing a job.
 
+use std::sync::Arc;
+
 use serde_json::json;
 use switchyard_wire::{PeekedMessage, Snapshot, TailMessage};
 use tokio::sync::mpsc;
 
 use crate::client::Client;
+use crate::connection::{TailRoute, WatchState};
 use crate::error::ClientError;
 
 impl Client {
@@ -60,30 +63,54 @@ impl Default for WatchOptions {
     }
 }
 
-/// An open `watch`: the broker's snapshot, kept up to date frame by frame.
+/// An open `watch`: the broker's snapshot, kept up to date frame by frame by the
+/// connection itself. Dropping it sends `unwatch`.
 pub struct Watch {
-    frames: mpsc::Receiver<Result<Snapshot, ClientError>>,
-    snapshot: Snapshot,
+    client: Client,
+    id: u64,
+    state: Arc<WatchState>,
+    seen: u64,
 }
 
 impl Watch {
-    /// Waits for the next frame and returns the snapshot as it now is; `None`
-    /// once the watch or the connection has ended. An error ends the watch (the
+    /// Waits for a frame newer than the last one returned and returns the
+    /// snapshot as it now is (frames that came meanwhile are in it); `None` once
+    /// the watch or its connection has ended, after the error that ended it (the
     /// broker refused it: `forbidden` without an admin token).
-    pub async fn next(&mut self) -> Option<Result<&Snapshot, ClientError>> {
-        match self.frames.recv().await? {
-            Ok(frame) => {
-                self.snapshot.apply(frame);
-                Some(Ok(&self.snapshot))
+    pub async fn next(&mut self) -> Option<Result<Snapshot, ClientError>> {
+        loop {
+            let changed = self.state.changed.notified();
+            {
+                let mut latest = self.state.latest.lock();
+                if latest.frames > self.seen {
+                    self.seen = latest.frames;
+                    return Some(Ok(latest.snapshot.clone()));
+                }
+                if latest.over {
+                    // The reason once, then the end.
+                    return latest.ended.take().map(Err);
+                }
             }
-            Err(e) => Some(Err(e)),
+            changed.await;
         }
     }
 }
 
-/// Frames a watch or a tail keeps for a reader that has not taken them; past
-/// this the connection waits for the reader, as for a subscription.
-const STREAM_CHANNEL: usize = 64;
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut routes = self.client.conn.routes.lock();
+        // Only if it is still the open watch: a newer one replaced it on the broker.
+        if routes.watch.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            routes.watch = None;
+            drop(routes);
+            let _ = self
+                .client
+                .conn
+                .out
+                .try_send(json!({"op": "unwatch"}).to_string());
+        }
+    }
+}
 
 impl Client {
     /// Starts a `watch`, replacing any this connection has open.
@@ -101,29 +128,43 @@ impl Client {
         if let Some(client) = &options.client {
             frame["client"] = json!(client);
         }
-        let (tx, frames) = mpsc::channel(STREAM_CHANNEL);
+        let state = Arc::new(WatchState::default());
         {
             let mut routes = self.conn.routes.lock();
             if let Some(why) = &routes.closed {
                 return Err(ClientError::Closed(why.clone()));
             }
-            routes.watch = Some((id, tx));
+            routes.watch = Some((id, Arc::clone(&state)));
         }
         self.send_frame(frame.to_string()).await?;
         Ok(Watch {
-            frames,
-            snapshot: Snapshot::default(),
+            client: self.clone(),
+            id,
+            state,
+            seen: 0,
         })
     }
 
     /// Starts a `tail` of a topic pattern, replacing any open: every message
     /// published to a matching topic, until [`Client::untail`]. A tail is a look:
-    /// the broker drops its oldest messages rather than hold a slow reader.
+    /// the broker drops its oldest messages rather than hold a slow reader, and a
+    /// reader more than [`TAIL_CHANNEL`] messages behind loses the newest.
     pub async fn tail(&self, pattern: &str) -> Result<mpsc::Receiver<TailMessage>, ClientError> {
         let (tx, messages) = mpsc::channel(TAIL_CHANNEL);
-        self.conn.routes.lock().tail = Some(tx);
-        if let Err(e) = self.call(json!({"op": "tail", "topic": pattern})).await {
-            self.conn.routes.lock().tail = None;
+        let id = self.next_id();
+        self.conn.routes.lock().tail = Some(TailRoute {
+            tx,
+            call: id,
+            armed: false,
+        });
+        if let Err(e) = self
+            .call_as(id, json!({"op": "tail", "topic": pattern}))
+            .await
+        {
+            let mut routes = self.conn.routes.lock();
+            if routes.tail.as_ref().is_some_and(|t| t.call == id) {
+                routes.tail = None;
+            }
             return Err(e);
         }
         Ok(messages)
@@ -144,4 +185,4 @@ impl Client {
 }
 
 /// Tail messages kept for a reader that has not taken them.
-const TAIL_CHANNEL: usize = 1024;
+pub(crate) const TAIL_CHANNEL: usize = 1024;

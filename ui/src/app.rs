@@ -261,6 +261,12 @@ impl App {
         &self.link
     }
 
+    /// The time of the last refresh: what the screen says "now" is, so that a
+    /// drawing never reads the clock itself.
+    pub(crate) fn now(&self) -> Instant {
+        self.last_refresh.unwrap_or_else(Instant::now)
+    }
+
     /// What is on screen, for a source that sends only that: the oldest
     /// [`INFLIGHT_SHOWN`] jobs while the in-flight view is up, a client's jobs while
     /// its detail is open, no job list otherwise.

@@ -500,7 +500,8 @@ fn a_lost_link_says_so_in_the_header() {
     f.source.remote = true;
     f.source.link = switchyard_ui::Link::Down {
         why: "closed by broker (1001): shutting down".into(),
-        retry_at: Instant::now() + Duration::from_millis(2500),
+        // 2.5 s after the tick below: the header rounds up.
+        retry_at: f.at + Duration::from_millis(3000),
     };
     f.tick();
     f.check("lost_link");

@@ -72,7 +72,8 @@ impl Snapshot {
     /// frame with `changes` updates it, row by row, to what the broker holds now.
     ///
     /// A client row left as it was has its `connected_s` moved on by the time
-    /// `server.uptime_s` moved (the broker does not resend a client for that alone).
+    /// `server.uptime_s` moved, and a queue row its `oldest_ready_ms` by the time
+    /// `server.time_ms` moved: the broker does not resend a row for its age alone.
     pub fn apply(&mut self, frame: Snapshot) {
         if !frame.changes {
             *self = frame;
@@ -81,6 +82,12 @@ impl Snapshot {
         let elapsed = frame.server.uptime_s.saturating_sub(self.server.uptime_s);
         for client in &mut self.clients {
             client.connected_s += elapsed;
+        }
+        let elapsed_ms = frame.server.time_ms.saturating_sub(self.server.time_ms);
+        for queue in &mut self.queues {
+            if let Some(age) = &mut queue.oldest_ready_ms {
+                *age += elapsed_ms;
+            }
         }
         let Snapshot {
             server,
@@ -147,6 +154,9 @@ pub struct ServerStats {
     pub version: String,
     /// Seconds since the broker started.
     pub uptime_s: u64,
+    /// The broker's clock when it took the snapshot, Unix milliseconds.
+    #[serde(default)]
+    pub time_ms: u64,
     /// The address the broker listens on, e.g. `127.0.0.1:7400`.
     pub listen: String,
     /// Open WebSocket connections.
@@ -368,6 +378,10 @@ pub enum EventKind {
     /// Something refused: a browser's upgrade from a foreign Origin, a bad token,
     /// an op the user may not do.
     Refused,
+    /// A kind this reader does not know (from a newer broker): the event is kept
+    /// with its text rather than failing the whole snapshot.
+    #[serde(other)]
+    Other,
 }
 
 #[cfg(test)]
@@ -447,6 +461,40 @@ mod tests {
         );
         assert_eq!(seen.server.uptime_s, 103);
         assert!(!seen.changes && seen.gone.is_empty());
+    }
+
+    #[test]
+    fn rows_kept_as_they_were_age_with_the_brokers_clock() {
+        let mut seen = Snapshot {
+            server: ServerStats {
+                uptime_s: 10,
+                time_ms: 50_000,
+                ..ServerStats::default()
+            },
+            queues: vec![
+                QueueStats {
+                    name: "backlog".into(),
+                    oldest_ready_ms: Some(1_000),
+                    ..QueueStats::default()
+                },
+                QueueStats {
+                    name: "empty".into(),
+                    ..QueueStats::default()
+                },
+            ],
+            ..Snapshot::default()
+        };
+        seen.apply(Snapshot {
+            server: ServerStats {
+                uptime_s: 10,
+                time_ms: 50_250,
+                ..ServerStats::default()
+            },
+            changes: true,
+            ..Snapshot::default()
+        });
+        let ages: Vec<_> = seen.queues.iter().map(|q| q.oldest_ready_ms).collect();
+        assert_eq!(ages, [Some(1_250), None]);
     }
 
     #[test]

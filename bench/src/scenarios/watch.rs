@@ -1,5 +1,5 @@
 //! `watch:N`: what the operator stream costs a console. Builds a broker holding
-//! N in-flight jobs and N/5 topics, then reads a `watch` at 4 Hz, as the console
+//! N in-flight jobs, N/5 topics and N/5 queues with a backlog, then reads a `watch` at 4 Hz, as the console
 //! ticks, for a few seconds each way, and counts the bytes it sends: whole
 //! snapshots (a plain `watch`), changes without a job list (the console on any
 //! view but in-flight), and changes with the oldest 200 jobs (its in-flight
@@ -82,6 +82,14 @@ pub(crate) async fn watch(
         let frame: Vec<String> = chunk
             .iter()
             .map(|n| json!({"op":"pub","topic":format!("{subject}.t{n}"),"data":n}).to_string())
+            .collect();
+        send(&mut feeder, frame.join("\n")).await?;
+    }
+    // As many queues with a backlog, whose oldest message ages every frame.
+    for chunk in (0..topics).collect::<Vec<_>>().chunks(500) {
+        let frame: Vec<String> = chunk
+            .iter()
+            .map(|n| json!({"op":"send","queue":format!("{subject}.q{n}"),"data":n}).to_string())
             .collect();
         send(&mut feeder, frame.join("\n")).await?;
     }

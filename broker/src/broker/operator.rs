@@ -64,6 +64,7 @@ impl Broker {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 uptime_s: inner.started.elapsed().as_secs(),
                 listen: inner.listen.lock().clone(),
+                time_ms: crate::time::now_ms(),
                 connections: peers.len() as u64,
                 inflight: inflight.len() as u64,
                 msgs_in: inner.activity.msgs_in.load(Ordering::Relaxed),
@@ -251,7 +252,11 @@ fn bound_snapshot(snapshot: Snapshot, budget: usize) -> Snapshot {
     if !cut {
         (bounded.clients, cut) = keep_fitting(clients, &mut used, budget);
     }
-    if !cut {
+    if !cut && changes {
+        // A frame of changes goes on from the last event sent: the oldest first,
+        // and those cut come in the next frame.
+        (bounded.events, cut) = keep_fitting(events, &mut used, budget);
+    } else if !cut {
         events.reverse();
         (bounded.events, cut) = keep_fitting(events, &mut used, budget);
         bounded.events.reverse();
@@ -374,6 +379,27 @@ mod tests {
             ..no_room_for_all_events.clone()
         };
         let budget = json_len(&one_event) + ANSWER_OVERHEAD + 1;
-        assert_eq!(bound_snapshot(no_room_for_all_events, budget), one_event);
+        assert_eq!(
+            bound_snapshot(no_room_for_all_events.clone(), budget),
+            one_event
+        );
+
+        // In a frame of changes they keep the oldest: the next frame goes on from
+        // there, so none is skipped. What is gone is always whole.
+        let changes = Snapshot {
+            changes: true,
+            gone: crate::stats::Gone {
+                topics: vec!["t".into()],
+                ..Default::default()
+            },
+            ..no_room_for_all_events
+        };
+        let oldest = Snapshot {
+            events: changes.events[..1].to_vec(),
+            truncated: true,
+            ..changes.clone()
+        };
+        let budget = json_len(&oldest) + ANSWER_OVERHEAD + 1;
+        assert_eq!(bound_snapshot(changes, budget), oldest);
     }
 }

@@ -101,8 +101,6 @@ pub(super) struct LogState {
     /// Store handles open on the log; the backend gives new ones the same log.
     handles: usize,
     sealed: bool,
-    /// When the last flush started: `Batch` waits `batch_interval` after it.
-    last_flush: Option<Instant>,
     /// (queues) Unacked messages by seq.
     unsettled: BTreeMap<u64, Unsettled>,
     /// Corrupt regions already reported, by (segment base, offset).
@@ -338,7 +336,6 @@ impl Log {
                 unlinking: None,
                 handles: 1,
                 sealed,
-                last_flush: None,
                 unsettled,
                 corrupt_seen,
                 retention: Retention::default(),
@@ -756,12 +753,12 @@ impl LogCore {
         let Some(me) = self.me.upgrade() else {
             return false;
         };
-        let now = Instant::now();
-        let due = match (self.config.fsync, st.last_flush) {
-            (FsyncPolicy::Batch, Some(last)) => (last + self.config.batch_interval).max(now),
-            _ => now,
-        };
-        if self.committer.schedule(me, due) {
+        // Not scheduled means no flush is under way or due: the stream is idle, and
+        // waiting for company would only add latency (a sender waiting for each
+        // confirm would pay the whole batch interval every time). Company comes by
+        // itself: appends arriving during this flush share the next one, which
+        // under load waits `batch_interval` after this one started.
+        if self.committer.schedule(me, Instant::now()) {
             st.scheduled = true;
             true
         } else {
@@ -1074,7 +1071,6 @@ impl LogCore {
                 }
                 return None;
             }
-            st.last_flush = Some(started);
             self.take_batch(&mut st)
         };
         let mut closed = Vec::new();

@@ -76,9 +76,11 @@ pub use ticket::{Ticket, TicketSender};
 /// When appended records are fsynced, and so when their [`Ticket`] resolves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FsyncPolicy {
-    /// Group commit: records are written as they come and one fsync at most every
-    /// [`StoreConfig::batch_interval`] per stream covers all of them; a ticket resolves
-    /// after the fsync that covers its record. Nothing confirmed is lost on power loss.
+    /// Group commit: an append to an idle stream is written and fsynced at once;
+    /// appends that arrive during a flush wait for the next, which starts at least
+    /// [`StoreConfig::batch_interval`] after the one before, so under load one fsync
+    /// per stream per interval covers all of them. A ticket resolves after the
+    /// fsync that covers its record. Nothing confirmed is lost on power loss.
     #[default]
     Batch,
     /// Every batch is fsynced as soon as it is written, with no waiting for more
@@ -118,7 +120,8 @@ impl fmt::Display for FsyncPolicy {
 pub struct StoreConfig {
     /// When records are fsynced.
     pub fsync: FsyncPolicy,
-    /// The shortest time between two fsyncs of one stream under [`FsyncPolicy::Batch`].
+    /// The shortest time between two fsyncs of one stream under [`FsyncPolicy::Batch`]
+    /// while appends keep arriving (an append to an idle stream does not wait).
     pub batch_interval: Duration,
     /// A segment rolls when the next record would take it past this size.
     pub segment_bytes: u64,

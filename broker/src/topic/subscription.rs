@@ -110,13 +110,14 @@ impl Subscription {
                 session.push(item).is_ok()
             }
             Target::Tail(tail) => {
-                tail.push(TailMessage {
+                let message = TailMessage {
                     topic: m.topic.to_string(),
                     seq: m.seq,
                     time: m.time,
                     data: serde_json::from_str(m.data).unwrap_or(serde_json::Value::Null),
                     headers: m.headers.cloned(),
-                });
+                };
+                tail.push(message, m.topic.len() + m.data.len());
                 true
             }
         }
@@ -170,33 +171,52 @@ impl Subscription {
     }
 }
 
-/// A bounded buffer of messages for an in-process tail; the oldest are dropped when full.
+/// A bounded buffer of messages for a tail; the oldest are dropped when it holds
+/// `capacity` messages or [`TAIL_BYTES`] of message text, whichever comes first:
+/// a tail of large messages must not hold gigabytes for a console that looks.
 pub struct TailBuffer {
-    messages: Mutex<VecDeque<TailMessage>>,
+    held: Mutex<Held>,
     capacity: usize,
+}
+
+/// The most message text (`data` and topic) a tail keeps.
+pub const TAIL_BYTES: usize = 8 << 20;
+
+#[derive(Default)]
+struct Held {
+    messages: VecDeque<(TailMessage, usize)>,
+    bytes: usize,
 }
 
 impl TailBuffer {
     pub(crate) fn new(capacity: usize) -> Self {
         TailBuffer {
-            messages: Mutex::new(VecDeque::new()),
+            held: Mutex::new(Held::default()),
             capacity,
         }
     }
 
-    pub(super) fn push(&self, message: TailMessage) {
-        let mut messages = self.messages.lock();
-        if messages.len() == self.capacity {
-            messages.pop_front();
+    /// Keeps `message`, whose text is `bytes` long, dropping the oldest as needed.
+    pub(super) fn push(&self, message: TailMessage, bytes: usize) {
+        let mut held = self.held.lock();
+        while !held.messages.is_empty()
+            && (held.messages.len() >= self.capacity || held.bytes + bytes > TAIL_BYTES)
+        {
+            if let Some((_, gone)) = held.messages.pop_front() {
+                held.bytes -= gone;
+            }
         }
-        messages.push_back(message);
+        held.bytes += bytes;
+        held.messages.push_back((message, bytes));
     }
 
     /// Takes up to `max` messages, oldest first.
     pub fn drain(&self, max: usize) -> Vec<TailMessage> {
-        let mut messages = self.messages.lock();
-        let n = max.min(messages.len());
-        messages.drain(..n).collect()
+        let mut held = self.held.lock();
+        let n = max.min(held.messages.len());
+        let taken: Vec<_> = held.messages.drain(..n).collect();
+        held.bytes -= taken.iter().map(|(_, b)| b).sum::<usize>();
+        taken.into_iter().map(|(m, _)| m).collect()
     }
 }
 

@@ -35,6 +35,7 @@ pub fn kind_name(kind: EventKind) -> &'static str {
         EventKind::Publish => "publish",
         EventKind::Storage => "storage",
         EventKind::Refused => "refused",
+        EventKind::Other => "other",
     }
 }
 

@@ -1,7 +1,6 @@
 //! The header every view shares: which broker, how long up, how busy; and the tabs.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -30,7 +29,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     // terminal the lowest-ranked pieces are left out whole, never cut mid-number.
     let mut pieces: Vec<(u8, Vec<Span>)> = Vec::new();
     if let Link::Down { why, retry_at } = &app.link {
-        let wait = retry_at.saturating_duration_since(Instant::now());
+        let wait = retry_at.saturating_duration_since(app.now());
         pieces.push((
             9,
             vec![Span::styled(

@@ -35,6 +35,7 @@ fn kind_color(kind: EventKind) -> Color {
         EventKind::Publish => Color::Blue,
         EventKind::Storage => Color::DarkGray,
         EventKind::Refused => Color::Red,
+        EventKind::Other => Color::Gray,
     }
 }
 
