@@ -58,6 +58,11 @@ pub struct BenchArgs {
         default_value = "pubsub:1,pubsub:10,pubsub:100,queue:1,queue:4"
     )]
     scenarios: Vec<String>,
+    /// Messages a publisher or sender packs into one WebSocket frame, and acks a
+    /// consumer packs into one: 1 is how a browser's `send`, Python's
+    /// `websockets` and most client libraries send.
+    #[arg(long, default_value_t = 100)]
+    per_frame: usize,
     /// Open loop: publish this many messages per second (default: as fast as receivers keep up).
     #[arg(long)]
     rate: Option<u64>,
@@ -69,7 +74,7 @@ pub struct BenchArgs {
 
 /// Which broker is loaded.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     Switchyard,
     Nats,
 }

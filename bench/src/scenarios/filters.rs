@@ -58,14 +58,13 @@ pub(crate) async fn filters(
     let mut ws = connect(url).await?;
     let mut k = 0usize;
     let build = |stamp: u64| {
-        let frame: Vec<String> = (0..BATCH)
+        (0..BATCH)
             .map(|_| {
                 k = (k + 1) % subs;
                 let data = payload_with(stamp, &format!("\"k\":{k},"), args.size);
                 format!("{{\"op\":\"pub\",\"topic\":\"{subject}\",\"data\":{data}}}")
             })
-            .collect();
-        Message::text(frame.join("\n"))
+            .collect()
     };
     let (total, elapsed, latency) = drive(
         &mut ws,
@@ -74,6 +73,7 @@ pub(crate) async fn filters(
         origin,
         WINDOW / 10,
         |p: &Progress| p.total() / per_msg,
+        crate::Target::Switchyard,
         build,
         receivers,
     )

@@ -33,6 +33,12 @@ pub(crate) enum Scenario {
     },
     /// N concurrent senders, each waiting for its stored confirm (durable queue).
     Durable(usize),
+    /// N senders, each keeping 100 confirmed sends in flight, one per frame;
+    /// `durable` puts the queue on disk, else in memory.
+    Pipelined {
+        senders: usize,
+        durable: bool,
+    },
     /// Fill a retained topic with N MiB, then time a replay from the first message.
     Replay(usize),
     /// Open N idle connections and read the broker's resident memory.
@@ -72,12 +78,20 @@ impl Scenario {
                 filtered: false,
             }),
             "durable" if n > 0 => Ok(Scenario::Durable(n)),
+            "psend" if n > 0 => Ok(Scenario::Pipelined {
+                senders: n,
+                durable: true,
+            }),
+            "psendmem" if n > 0 => Ok(Scenario::Pipelined {
+                senders: n,
+                durable: false,
+            }),
             "replay" if n > 0 => Ok(Scenario::Replay(n)),
             "idle" if n > 0 => Ok(Scenario::Idle(n)),
             "watch" if n > 0 => Ok(Scenario::Watch(n)),
             _ => Err(BenchError::Scenario {
                 scenario: s.to_string(),
-                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N, replay:MiB, idle:N or watch:N with N > 0",
+                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N, psend:N, psendmem:N, replay:MiB, idle:N or watch:N with N > 0",
             }),
         }
     }
@@ -103,6 +117,9 @@ impl Scenario {
             (Scenario::Durable(n), Target::Switchyard) => {
                 queue::durable(url, subject, n, args).await?
             }
+            (Scenario::Pipelined { senders, durable }, Target::Switchyard) => {
+                queue::pipelined(url, subject, senders, durable, args).await?
+            }
             (Scenario::Replay(mib), Target::Switchyard) => {
                 replay::replay(url, subject, mib).await?
             }
@@ -110,6 +127,7 @@ impl Scenario {
                 Scenario::Queue { .. }
                 | Scenario::Filters { .. }
                 | Scenario::Durable(_)
+                | Scenario::Pipelined { .. }
                 | Scenario::Replay(_),
                 Target::Nats,
             ) => return Ok(None),

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::broker::Ws;
 use crate::error::BenchError;
 use crate::measure::histogram;
-use crate::BenchArgs;
+use crate::{BenchArgs, Target};
 
 /// Messages per frame the publisher packs.
 pub(crate) const BATCH: usize = 100;
@@ -70,7 +70,8 @@ pub(crate) async fn drive(
     origin: Instant,
     window: u64,
     taken: impl Fn(&Progress) -> u64,
-    mut build: impl FnMut(u64) -> Message,
+    target: Target,
+    mut build: impl FnMut(u64) -> Vec<String>,
     receivers: Vec<Receiver>,
 ) -> Result<(u64, Duration, Histogram<u64>), BenchError> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
@@ -90,7 +91,16 @@ pub(crate) async fn drive(
                 origin.elapsed().as_micros() as u64
             }
         };
-        ws.send(build(stamp)).await?;
+        // `--per-frame` messages a frame, as a client packs them (1: as a browser's
+        // `send` or most libraries do); one flush for the lot.
+        for frame in build(stamp).chunks(args.per_frame.clamp(1, BATCH)) {
+            let message = match target {
+                Target::Switchyard => Message::text(frame.join("\n")),
+                Target::Nats => Message::binary(frame.concat().into_bytes()),
+            };
+            ws.feed(message).await?;
+        }
+        ws.flush().await?;
         sent += BATCH as u64;
     }
     let drain_until = Instant::now() + Duration::from_secs(2);

@@ -49,33 +49,15 @@ pub(crate) async fn pubsub(
     if target == Target::Nats {
         nats::handshake(&mut ws).await?;
     }
-    let mut frame = String::new();
     let build = |stamp: u64| {
         let data = payload(stamp, args.size);
-        frame.clear();
-        for i in 0..BATCH {
-            match target {
-                Target::Switchyard => {
-                    if i > 0 {
-                        frame.push('\n');
-                    }
-                    frame.push_str("{\"op\":\"pub\",\"topic\":\"");
-                    frame.push_str(subject);
-                    frame.push_str("\",\"data\":");
-                    frame.push_str(&data);
-                    frame.push('}');
-                }
-                Target::Nats => {
-                    frame.push_str(&format!("PUB {subject} {}\r\n", data.len()));
-                    frame.push_str(&data);
-                    frame.push_str("\r\n");
-                }
+        let unit = match target {
+            Target::Switchyard => {
+                format!("{{\"op\":\"pub\",\"topic\":\"{subject}\",\"data\":{data}}}")
             }
-        }
-        match target {
-            Target::Switchyard => Message::text(frame.clone()),
-            Target::Nats => Message::binary(frame.clone().into_bytes()),
-        }
+            Target::Nats => format!("PUB {subject} {}\r\n{data}\r\n", data.len()),
+        };
+        vec![unit; BATCH]
     };
     // Every subscriber gets every message: the slowest says how far behind they are.
     let (received, elapsed, latency) = drive(
@@ -85,6 +67,7 @@ pub(crate) async fn pubsub(
         origin,
         WINDOW,
         Progress::slowest,
+        target,
         build,
         receivers,
     )

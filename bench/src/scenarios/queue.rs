@@ -38,15 +38,19 @@ pub(crate) async fn queue(
         );
         ws.send(Message::text(consume)).await?;
         until_ok(&mut ws, "consume").await?;
-        tasks.push(tokio::spawn(work(ws, i, progress.clone(), origin)));
+        let per_frame = args.per_frame.clamp(1, BATCH);
+        tasks.push(tokio::spawn(work(
+            ws,
+            i,
+            progress.clone(),
+            origin,
+            per_frame,
+        )));
     }
     let mut ws = connect(url).await?;
     let build = |stamp: u64| {
         let data = payload(stamp, args.size);
-        let frame: Vec<String> = (0..BATCH)
-            .map(|_| format!("{{\"op\":\"send\",\"queue\":\"{queue}\",\"data\":{data}}}"))
-            .collect();
-        Message::text(frame.join("\n"))
+        vec![format!("{{\"op\":\"send\",\"queue\":\"{queue}\",\"data\":{data}}}"); BATCH]
     };
     // Each message goes to one consumer: together they say how far behind they are.
     let (received, elapsed, latency) = drive(
@@ -56,6 +60,7 @@ pub(crate) async fn queue(
         origin,
         WINDOW,
         Progress::total,
+        crate::Target::Switchyard,
         build,
         tasks,
     )
@@ -118,16 +123,18 @@ pub(crate) async fn durable(
     })
 }
 
-/// A consumer: records each job's latency and acks every job of a frame in one frame.
+/// A consumer: records each job's latency and acks the jobs of a frame,
+/// `per_frame` acks a frame (1: each ack in its own frame, as most clients do).
 async fn work(
     mut ws: Ws,
     index: usize,
     progress: Arc<Progress>,
     origin: Instant,
+    per_frame: usize,
 ) -> Result<(u64, Histogram<u64>), BenchError> {
     let mut hist = histogram();
     let mut count = 0u64;
-    let mut acks = String::new();
+    let mut acks: Vec<String> = Vec::new();
     while let Some(frame) = next_frame(&mut ws, &progress).await? {
         let Message::Text(text) = frame else { continue };
         let now = origin.elapsed().as_micros() as u64;
@@ -143,18 +150,104 @@ async fn work(
             if let Some(t) = stamp_after(line.as_bytes(), 0) {
                 let _ = hist.record(now.saturating_sub(t).max(1));
             }
-            if !acks.is_empty() {
-                acks.push('\n');
-            }
-            acks.push_str("{\"op\":\"ack\",\"tag\":");
-            acks.push_str(&digits);
-            acks.push('}');
+            acks.push(format!("{{\"op\":\"ack\",\"tag\":{digits}}}"));
             count += 1;
         }
         if !acks.is_empty() {
-            ws.send(Message::text(acks.clone())).await?;
+            for frame in acks.chunks(per_frame) {
+                ws.feed(Message::text(frame.join("\n"))).await?;
+            }
+            ws.flush().await?;
         }
         progress.received[index].store(count, Ordering::Relaxed);
     }
     Ok((count, hist))
+}
+
+/// Sends each sender keeps unconfirmed in the pipelined scenarios.
+pub(crate) const PIPELINE: usize = 100;
+
+/// Pipelined confirmed sends: `senders` connections, each keeping [`PIPELINE`]
+/// sends unconfirmed, one send per frame, as a client that confirms every
+/// message but does not wait for each before the next. `durable` puts the queue
+/// on disk (each `ok` after its fsync), else in memory: the same load both ways
+/// says what durability costs.
+pub(crate) async fn pipelined(
+    url: &str,
+    queue: &str,
+    senders: usize,
+    durable: bool,
+    args: &BenchArgs,
+) -> Result<Outcome, BenchError> {
+    let mut setup = connect(url).await?;
+    let declare =
+        format!("{{\"op\":\"declare\",\"id\":1,\"queue\":\"{queue}\",\"durable\":{durable}}}");
+    setup.send(Message::text(declare)).await?;
+    until_ok(&mut setup, "declare").await?;
+    let _ = setup.close(None).await;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let mut ws = connect(url).await?;
+        let _welcome = ws.next().await;
+        let queue = queue.to_string();
+        let data = payload(0, args.size);
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let mut sent_at = vec![Instant::now(); PIPELINE];
+            let (mut sent, mut confirmed) = (0u64, 0u64);
+            loop {
+                let open = Instant::now() < deadline;
+                if !open && confirmed == sent {
+                    break;
+                }
+                while open && sent - confirmed < PIPELINE as u64 {
+                    sent_at[sent as usize % PIPELINE] = Instant::now();
+                    let frame = format!(
+                        "{{\"op\":\"send\",\"id\":{sent},\"queue\":\"{queue}\",\"data\":{data}}}"
+                    );
+                    ws.feed(Message::text(frame)).await?;
+                    sent += 1;
+                }
+                ws.flush().await?;
+                let Some(frame) = ws.next().await else {
+                    return Err(BenchError::Closed);
+                };
+                let Message::Text(text) = frame? else {
+                    continue;
+                };
+                for line in text.as_str().lines() {
+                    if line.contains("\"ev\":\"ok\"") {
+                        let at = sent_at[confirmed as usize % PIPELINE];
+                        let _ = hist.record(at.elapsed().as_micros().max(1) as u64);
+                        confirmed += 1;
+                    } else if line.contains("\"ev\":\"error\"") {
+                        return Err(BenchError::Refused {
+                            what: "send",
+                            frame: line.to_string(),
+                        });
+                    }
+                }
+            }
+            let _ = ws.close(None).await;
+            Ok::<_, BenchError>((confirmed, hist))
+        }));
+    }
+    let mut latency = histogram();
+    let mut received = 0;
+    for t in tasks {
+        let (count, h) = t.await??;
+        received += count;
+        latency.add(&h)?;
+    }
+    Ok(Outcome {
+        label: format!(
+            "{} ×{senders}×{PIPELINE}",
+            if durable { "psend" } else { "psend mem" }
+        ),
+        received,
+        elapsed: started.elapsed(),
+        latency,
+    })
 }

@@ -214,6 +214,30 @@ impl FrameReader {
         }
     }
 
+    /// Whether a whole frame is in the buffer already, so that [`FrameReader::next`]
+    /// has one without reading: the connection takes it before writing what the
+    /// last one caused, and a read that brought many frames costs one write.
+    /// The frame's header is only measured here; `next` checks it.
+    pub(super) fn holds_frame(&self) -> bool {
+        let held = &self.buf[self.at..];
+        let [_, b1, ..] = *held else {
+            return false;
+        };
+        let (len, len_bytes) = match b1 & 0x7f {
+            126 => match held.get(2..4) {
+                Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 2),
+                None => return false,
+            },
+            127 => match held.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                Some(b) => (u64::from_be_bytes(b), 8),
+                None => return false,
+            },
+            n => (u64::from(n), 0),
+        };
+        let header = 2 + len_bytes + 4;
+        held.len() as u64 >= len.saturating_add(header)
+    }
+
     /// The next whole message or control frame, reading as needed.
     pub(super) async fn next<S: AsyncRead + Unpin>(
         &mut self,
@@ -565,6 +589,35 @@ mod tests {
 
     fn ok(texts: &[&str]) -> Vec<Result<String, String>> {
         texts.iter().map(|t| Ok(t.to_string())).collect()
+    }
+
+    /// `holds_frame` says a whole frame is buffered exactly when `next` would
+    /// return one without reading, and not for a frame still arriving.
+    #[tokio::test]
+    async fn holds_frame_tells_a_whole_buffered_frame_from_one_still_arriving() {
+        let budget = Arc::new(ReadBudget::new(usize::MAX));
+        let mid = "x".repeat(300);
+        let mut bytes = frame(0x81, b"{}");
+        bytes.extend(frame(0x81, mid.as_bytes()));
+        let arriving = frame(0x81, "z".repeat(1000).as_bytes());
+        bytes.extend(&arriving[..20]);
+        // Under the first read's size: one read takes it all.
+        assert!(bytes.len() < FIRST_READ);
+        let mut r = reader(1 << 20, &budget);
+        assert!(!r.holds_frame(), "nothing read yet");
+        let mut input: &[u8] = &bytes;
+        let mut seen = Vec::new();
+        loop {
+            match r.next(&mut input).await {
+                Ok(Incoming::Text(t)) => seen.push(t.len()),
+                other => panic!("{other:?}"),
+            }
+            if !r.holds_frame() {
+                break;
+            }
+        }
+        assert_eq!(seen, [2, 300], "two whole frames, then one still arriving");
+        assert!(input.is_empty(), "all of it was read");
     }
 
     #[tokio::test]

@@ -31,6 +31,9 @@ use frames::{FrameReader, Incoming, ReadError};
 use requests::{handle_text, ConnState};
 use writer::Writer;
 
+/// Frames handled, at most, before what they caused is written.
+const BATCH_FRAMES: usize = 64;
+
 /// Pings in a row a client may leave unanswered before it is closed.
 const UNANSWERED_PINGS: u32 = 2;
 /// How long a ping or a pong may take to be written.
@@ -106,6 +109,7 @@ async fn run<S>(
     );
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unanswered = 0u32;
+    let mut batched = 0usize;
 
     let why: String = loop {
         if let Some(reason) = session.outbound.kick_reason() {
@@ -120,7 +124,12 @@ async fn run<S>(
             .await;
             break format!("kicked: {reason}");
         }
-        if session.outbound.frames() > 0 {
+        // Frames a read brought are handled before what they caused is written
+        // (a client sending one message or ack per frame then costs one write per
+        // read, not per frame), up to BATCH_FRAMES, so a flood still gets answers.
+        let batching = batched < BATCH_FRAMES && reader.holds_frame();
+        if session.outbound.frames() > 0 && !batching {
+            batched = 0;
             let writing = tokio::time::Instant::now();
             let written = tokio::select! {
                 r = writer.write(&mut stream, session) => r,
@@ -150,6 +159,7 @@ async fn run<S>(
         tokio::select! {
             incoming = reader.next(&mut stream) => {
                 unanswered = 0;
+                batched += 1;
                 let closed = match incoming {
                     Ok(Incoming::Text(text)) => {
                         handle_text(&broker, &peer, text, &mut conn);
@@ -181,7 +191,7 @@ async fn run<S>(
                 }
             }
             _ = shutdown.changed() => {}
-            _ = session.outbound.wait() => {}
+            _ = session.outbound.wait(), if !batching => {}
             _ = sleep_until_some(auth_deadline) => conn.gate.expire(),
             _ = pings.tick() => {
                 reader.release_if_idle();
