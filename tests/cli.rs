@@ -41,6 +41,30 @@ impl Served {
         )
     }
 
+    /// Runs a client verb against this broker: (success, stdout, stderr).
+    fn run_full(&self, args: &[&str]) -> (bool, String, String) {
+        full(Command::new(BIN).args(args).args(["-s", &self.url]))
+    }
+
+    /// The `host:port` this broker listens on.
+    fn addr(&self) -> &str {
+        self.url
+            .strip_prefix("ws://")
+            .and_then(|u| u.strip_suffix("/ws"))
+            .unwrap()
+    }
+
+    /// `reply QUEUE ARGS...` with `-s` first: its command takes the rest of the line.
+    fn spawn_reply(&self, queue: &str, args: &[&str]) -> Child {
+        Command::new(BIN)
+            .args(["reply", "-s", &self.url, queue])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn switchyard reply")
+    }
+
     fn spawn(&self, args: &[&str]) -> Child {
         Command::new(BIN)
             .args(args)
@@ -72,6 +96,16 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `cmd` to its end: (success, stdout, stderr).
+fn full(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("run switchyard");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn lines(child: Child) -> Vec<Value> {
@@ -391,4 +425,481 @@ async fn sub_names_on_stderr_an_event_it_does_not_know_and_a_field_it_cannot_rea
         err.contains("message 0 on t is shown as the broker sent it; this client cannot decode it: field `seq`: invalid type: string \"one\", expected u64"),
         "{err}"
     );
+}
+
+/// Parses each line of `out` as JSON.
+fn json_lines(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+impl Served {
+    /// Waits until some client consumes `queue`.
+    fn wait_for_consumer(&self, queue: &str) {
+        self.wait_for(&format!("a consumer of {queue}"), |v| {
+            v["queues"]
+                .as_array()
+                .is_some_and(|q| q.iter().any(|q| q["name"] == queue && q["consumers"] == 1))
+        });
+    }
+
+    /// Waits until `n` clients hold a subscription; returns their ids.
+    fn wait_for_subscribers(&self, n: usize) -> Vec<String> {
+        let ids = |v: &Value| -> Vec<String> {
+            v["clients"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter(|c| c["subs"] == 1)
+                        .map(|c| c["id"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        self.wait_for("the subscribers", |v| ids(v).len() == n);
+        ids(&self.stats())
+    }
+}
+
+/// The README tour's request step: `reply` answers through a shell command,
+/// the request's data on its stdin and its stdout as the reply.
+#[test]
+fn reply_answers_requests_with_a_command_its_own_data_or_fixed_data() {
+    let s = Served::start();
+    // One word: a shell line.
+    let upper = s.spawn_reply("rpc", &["--count", "1", "tr a-z A-Z"]);
+    s.wait_for_consumer("rpc");
+    let (ok, out, err) = s.run_full(&["request", "rpc", "ping", "--timeout", "5s"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "\"PING\"\n");
+    let answered = lines(upper);
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0]["data"], json!("ping"));
+
+    // Several words: a program and its arguments; JSON in, JSON out.
+    let cat = s.spawn_reply("objects", &["--count", "1", "cat"]);
+    s.wait_for_consumer("objects");
+    let (ok, out, _) = s.run_full(&["request", "objects", r#"{"q":"ping"}"#]);
+    assert!(ok);
+    assert_eq!(out, "{\"q\":\"ping\"}\n");
+    lines(cat);
+
+    let echo = s.spawn_reply("echo", &["--count", "1", "--echo"]);
+    s.wait_for_consumer("echo");
+    assert_eq!(s.run_full(&["request", "echo", "[1,2]"]).1, "[1,2]\n");
+    lines(echo);
+
+    let fixed = s.spawn_reply("fixed", &["--count", "1", "--data", r#"{"pong":true}"#]);
+    s.wait_for_consumer("fixed");
+    assert_eq!(
+        s.run_full(&["request", "fixed", "1"]).1,
+        "{\"pong\":true}\n"
+    );
+    lines(fixed);
+
+    // A command that fails refuses the request at once: no 30 s wait.
+    let failing = s.spawn_reply("broken", &["--count", "1", "exit 1"]);
+    s.wait_for_consumer("broken");
+    let started = Instant::now();
+    let (ok, _, err) = s.run_full(&["request", "broken", "1"]);
+    assert!(!ok);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        err.contains("the request to queue `broken` was dropped unanswered"),
+        "{err}"
+    );
+    lines(failing);
+}
+
+/// With nothing answering, `request --timeout 500ms` fails in about that long,
+/// naming the queue and what answers requests, not the broker's message id.
+#[test]
+fn request_without_an_answer_fails_fast_naming_the_queue() {
+    let s = Served::start();
+    let started = Instant::now();
+    let (ok, out, err) = s.run_full(&["request", "nobody", "1", "--timeout", "500ms"]);
+    assert!(!ok);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out, "");
+    assert!(
+        err.contains(
+            "no reply from queue `nobody` within 500ms: nothing answered it \
+             (`switchyard reply nobody --echo` answers requests)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("no reply to 1"), "{err}");
+    // A duration needs its unit.
+    let (ok, _, err) = s.run_full(&["request", "nobody", "1", "--timeout", "500"]);
+    assert!(!ok);
+    assert!(
+        err.contains("`500` has no unit: write 500ms or 500s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pub_count_fills_in_count_and_headers_take_a_colon() {
+    let s = Served::start();
+    let sub = s.spawn(&["sub", "ticks", "--count", "3"]);
+    s.wait_for_subscribers(1);
+    let (ok, out, err) = s.run_full(&[
+        "pub",
+        "ticks",
+        r#"{"n":{{Count}}}"#,
+        "--count",
+        "3",
+        "--sleep",
+        "10ms",
+        "-H",
+        "region:eu",
+        "-H",
+        "kind=tick",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        json_lines(&out),
+        (1..=3)
+            .map(|seq| json!({"topic": "ticks", "seq": seq}))
+            .collect::<Vec<_>>()
+    );
+    let got = lines(sub);
+    let seen: Vec<(Value, Value)> = got
+        .iter()
+        .map(|m| (m["data"].clone(), m["headers"].clone()))
+        .collect();
+    let headers = json!({"region": "eu", "kind": "tick"});
+    assert_eq!(
+        seen,
+        vec![
+            (json!({"n": 1}), headers.clone()),
+            (json!({"n": 2}), headers.clone()),
+            (json!({"n": 3}), headers),
+        ]
+    );
+}
+
+/// `-s`, `SWITCHYARD_URL`, `--url` and a URL without `/ws` all reach the broker.
+#[test]
+fn the_server_is_named_by_s_by_the_environment_and_without_ws() {
+    let s = Served::start();
+    let bare = format!("ws://{}", s.addr());
+    let ways: [(&str, Vec<&str>, Option<&str>); 4] = [
+        ("-s without /ws", vec!["-s", &bare], None),
+        ("--server", vec!["--server", &s.url], None),
+        ("--url", vec!["--url", &s.url], None),
+        ("SWITCHYARD_URL without /ws", vec![], Some(&bare)),
+    ];
+    for (n, (how, flags, env)) in ways.into_iter().enumerate() {
+        let topic = format!("t{n}");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["pub", &topic, "1"])
+            .args(&flags)
+            .env_remove("SWITCHYARD_URL");
+        if let Some(url) = env {
+            cmd.env("SWITCHYARD_URL", url);
+        }
+        let (ok, out, err) = full(&mut cmd);
+        assert!(ok, "{how}: {err}");
+        assert_eq!(
+            out,
+            format!("{{\"seq\":1,\"topic\":\"{topic}\"}}\n"),
+            "{how}"
+        );
+    }
+    // A flag beats the environment.
+    let (ok, _, _) = full(
+        Command::new(BIN)
+            .args(["pub", "t", "1", "-s", &s.url])
+            .env("SWITCHYARD_URL", "ws://127.0.0.1:1"),
+    );
+    assert!(ok);
+}
+
+#[test]
+fn declare_peek_purge_and_delete_a_queue_and_a_retained_topic() {
+    let s = Served::start();
+    let (ok, out, err) = s.run_full(&["declare", "jobs", "--max-len", "3", "--max-attempts", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "{\"options\":{\"max_attempts\":2,\"max_len\":3},\"queue\":\"jobs\"}\n"
+    );
+    for n in 1..=3 {
+        assert!(s.run_full(&["send", "jobs", &n.to_string()]).0);
+    }
+    let (ok, _, err) = s.run_full(&["send", "jobs", "4"]);
+    assert!(!ok, "max_len is applied");
+    assert!(err.contains("limit"), "{err}");
+
+    let (ok, out, _) = s.run_full(&["peek", "jobs", "-n", "2"]);
+    assert!(ok);
+    let peeked: Vec<(Value, Value)> = json_lines(&out)
+        .iter()
+        .map(|m| (m["msg"].clone(), m["data"].clone()))
+        .collect();
+    assert_eq!(peeked, vec![(json!("1"), json!(1)), (json!("2"), json!(2))]);
+
+    let (ok, out, _) = s.run_full(&["purge", "jobs"]);
+    assert!(ok);
+    assert_eq!(out, "{\"purged\":3,\"queue\":\"jobs\"}\n");
+    assert_eq!(s.run_full(&["peek", "jobs"]).1, "");
+
+    let (ok, out, _) = s.run_full(&["delete", "jobs"]);
+    assert!(ok);
+    assert_eq!(out, "{\"deleted\":{\"queue\":\"jobs\"}}\n");
+    assert_eq!(s.stats()["queues"], json!([]));
+
+    // A retained topic: declared with its limits, peeked, replayed, deleted.
+    let (ok, out, err) = s.run_full(&["declare", "news", "--retain", "--max-messages", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "{\"retain\":{\"max_messages\":2},\"topic\":\"news\"}\n"
+    );
+    for n in 1..=3 {
+        assert!(s.run_full(&["pub", "news", &n.to_string()]).0);
+    }
+    let (ok, out, _) = s.run_full(&["peek", "news", "--topic", "-n", "2"]);
+    assert!(ok);
+    let last: Vec<Value> = json_lines(&out).iter().map(|m| m["data"].clone()).collect();
+    assert_eq!(last, vec![json!(2), json!(3)], "the last 2, oldest first");
+    let (ok, out, _) = s.run_full(&["sub", "news", "--from", "first", "--count", "1"]);
+    assert!(ok);
+    assert_eq!(json_lines(&out)[0]["topic"], json!("news"));
+    let (ok, out, _) = s.run_full(&["sub", "news", "--from", "3", "--count", "1"]);
+    assert!(ok);
+    assert_eq!(json_lines(&out)[0]["data"], json!(3));
+    assert!(s.run_full(&["delete", "news", "--topic"]).0);
+    let (ok, _, err) = s.run_full(&["peek", "news", "--topic"]);
+    assert!(!ok, "deleted: {err}");
+}
+
+/// `seal` ends a subscriber normally (exit 0) after what came before, and
+/// refuses later publishes.
+#[test]
+fn seal_ends_a_subscriber_and_refuses_later_publishes() {
+    let s = Served::start();
+    let sub = s.spawn(&["sub", "feed"]);
+    s.wait_for_subscribers(1);
+    assert!(s.run_full(&["pub", "feed", "last"]).0);
+    let (ok, out, _) = s.run_full(&["seal", "feed"]);
+    assert!(ok);
+    assert_eq!(out, "{\"sealed\":\"feed\"}\n");
+    let (out, err) = output_within(sub, Duration::from_secs(10));
+    assert_eq!(json_lines(&out)[0]["data"], json!("last"));
+    assert!(err.contains("feed ended (sealed or deleted)"), "{err}");
+    let (ok, _, err) = s.run_full(&["pub", "feed", "late"]);
+    assert!(!ok);
+    assert!(err.contains("sealed"), "{err}");
+}
+
+#[test]
+fn kick_disconnects_a_client_by_its_id() {
+    let s = Served::start();
+    let sub = s.spawn(&["sub", "t"]);
+    let ids = s.wait_for_subscribers(1);
+    let (ok, out, err) = s.run_full(&["kick", &ids[0], "--reason", "maintenance"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("{{\"kicked\":\"{}\"}}\n", ids[0]));
+    let out = sub.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kicked: maintenance"), "{err}");
+}
+
+/// The tour's redelivery: a consumer that goes without acking leaves its job
+/// to the next one, as attempt 2; a command that fails under `--ack-after`
+/// nacks it (here its last attempt: to the dead letters), and one that
+/// succeeds, reading the job on stdin, acks it.
+#[test]
+fn consume_no_ack_and_ack_after_leave_or_settle_the_job() {
+    let s = Served::start();
+    let declared = s.run_full(&[
+        "declare",
+        "work",
+        "--max-attempts",
+        "2",
+        "--dead-letter",
+        "failed",
+    ]);
+    assert!(declared.0, "{}", declared.2);
+    assert!(s.run_full(&["send", "work", r#"{"file":"cat.png"}"#]).0);
+    let (ok, out, _) = s.run_full(&["consume", "work", "--count", "1", "--no-ack"]);
+    assert!(ok);
+    assert_eq!(json_lines(&out)[0]["attempt"], json!(1));
+
+    let (ok, out, err) = s.run_full(&["consume", "work", "--count", "1", "--ack-after", "exit 3"]);
+    assert!(ok, "{err}");
+    assert_eq!(json_lines(&out)[0]["attempt"], json!(2));
+    assert!(err.contains("nacked, back to the queue"), "{err}");
+
+    let seen = std::env::temp_dir().join(format!("switchyard-ack-after-{}", std::process::id()));
+    let line = format!("cat > {}", seen.display());
+    let (ok, out, err) = s.run_full(&["consume", "failed", "--count", "1", "--ack-after", &line]);
+    assert!(ok, "{err}");
+    let job = &json_lines(&out)[0];
+    assert_eq!(
+        job["headers"]["x-dead-letter-reason"],
+        json!("max_attempts")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        r#"{"file":"cat.png"}"#
+    );
+    let _ = std::fs::remove_file(&seen);
+    let queues = s.stats()["queues"].clone();
+    let counts: Vec<(Value, Value, Value, Value)> = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["name"].clone(),
+                q["ready"].clone(),
+                q["acked"].clone(),
+                q["dead"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (json!("failed"), json!(0), json!(1), json!(0)),
+            (json!("work"), json!(0), json!(0), json!(1)),
+        ]
+    );
+}
+
+#[test]
+fn completions_print_a_script_for_each_shell() {
+    for (shell, mark) in [
+        ("bash", "_switchyard()"),
+        ("zsh", "#compdef switchyard"),
+        ("fish", "complete -c switchyard"),
+    ] {
+        let (ok, out, err) = full(Command::new(BIN).args(["completions", shell]));
+        assert!(ok, "{shell}: {err}");
+        assert!(
+            out.contains(mark),
+            "{shell}: {}",
+            &out[..out.len().min(200)]
+        );
+        assert!(out.contains("reply"), "{shell} completes the new verbs");
+    }
+}
+
+/// The broker's flags are on `serve` and plain `switchyard`, not on client
+/// verbs: not in their help, and refused before them rather than ignored.
+#[test]
+fn server_flags_show_only_where_a_broker_runs() {
+    let help = |args: &[&str]| full(Command::new(BIN).args(args)).1;
+    let pub_help = help(&["pub", "--help"]);
+    assert!(!pub_help.contains("--fsync"), "{pub_help}");
+    assert!(!pub_help.contains("--listen"), "{pub_help}");
+    assert!(pub_help.contains("-s, --server <URL>"), "{pub_help}");
+    assert!(pub_help.contains("--token <TOKEN>"), "{pub_help}");
+    assert!(help(&["serve", "--help"]).contains("--fsync"));
+    assert!(help(&["--help"]).contains("--fsync"));
+
+    let (ok, _, err) = full(Command::new(BIN).args(["--fsync", "always", "pub", "t", "1"]));
+    assert!(!ok);
+    assert!(
+        err.contains("--fsync is a flag of the broker (`switchyard serve --fsync ...`)"),
+        "{err}"
+    );
+    let (ok, out, _) = full(Command::new(BIN).arg("--version"));
+    assert!(ok);
+    assert!(out.starts_with("switchyard "), "{out}");
+}
+
+#[test]
+fn serve_listens_on_localhost_and_takes_flags_before_it() {
+    let data = common::temp_data_dir();
+    for args in [
+        vec!["serve", "--listen", "localhost:0"],
+        vec!["--listen", "localhost:0", "serve"],
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let (mut child, url) = common::start_serve(cmd);
+        assert!(url.starts_with("ws://127.0.0.1:"), "{args:?}: {url}");
+        common::stop(&mut child);
+    }
+}
+
+/// Plain `switchyard` in a service, a pipe or CI says it needs a terminal and
+/// what to run instead, rather than `dashboard: No such device or address`.
+#[test]
+fn plain_switchyard_without_a_terminal_suggests_serve() {
+    let data = common::temp_data_dir();
+    let (ok, _, err) = full(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env_remove("SWITCHYARD_CONFIG")
+            .stdin(Stdio::null()),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "needs a terminal, and this has none (a service, a pipe, CI): run `switchyard serve`"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("No such device"), "{err}");
+}
+
+/// With auth on, every client verb presents `--token`, or `SWITCHYARD_TOKEN`.
+#[test]
+fn client_verbs_present_a_token_from_the_flag_or_the_environment() {
+    let dir = common::temp_data_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("switchyard.toml");
+    // The SHA-256 of `test`.
+    std::fs::write(
+        &config,
+        "[[users]]\nname = \"u\"\ntoken_sha256 = \
+         \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n\
+         admin = true\npublish = [\">\"]\n",
+    )
+    .unwrap();
+    let (mut child, url) = common::serve_process_with(
+        "127.0.0.1:0",
+        &dir.join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let verb = |extra: &[&str], env: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["pub", "t", "1", "-s", &url])
+            .args(extra)
+            .env_remove("SWITCHYARD_TOKEN");
+        if let Some(token) = env {
+            cmd.env("SWITCHYARD_TOKEN", token);
+        }
+        full(&mut cmd)
+    };
+    let (ok, _, err) = verb(&[], None);
+    assert!(!ok);
+    assert!(err.contains("unauthorized"), "{err}");
+    assert!(verb(&["--token", "test"], None).0);
+    assert!(verb(&[], Some("test")).0);
+    let (ok, _, err) = verb(&[], Some("wrong"));
+    assert!(!ok);
+    assert!(err.contains("unauthorized"), "{err}");
+    assert!(
+        full(Command::new(BIN).args(["stats", "-s", &url, "--token", "test"])).0,
+        "stats too"
+    );
+    common::stop(&mut child);
 }

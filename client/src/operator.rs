@@ -1,4 +1,4 @@
-//! Operator calls: the broker's snapshot (once, or watched), peeking at a queue,
+//! Operator calls: the broker's snapshot (once, or watched), peeking at a queue or a retained topic,
 //! tailing a topic pattern, kicking a client, requeueing a job.
 
 use std::sync::Arc;
@@ -26,6 +26,19 @@ impl Client {
     pub async fn peek(&self, queue: &str, n: usize) -> Result<Vec<PeekedMessage>, ClientError> {
         let ok = self
             .call(json!({"op": "peek", "queue": queue, "n": n}))
+            .await?;
+        serde_json::from_value(ok["messages"].clone())
+            .map_err(|e| ClientError::Protocol(format!("bad peek answer: {e}")))
+    }
+
+    /// A retained topic's last `n` messages, oldest first.
+    pub async fn peek_topic(
+        &self,
+        topic: &str,
+        n: usize,
+    ) -> Result<Vec<PeekedMessage>, ClientError> {
+        let ok = self
+            .call(json!({"op": "peek", "topic": topic, "n": n}))
             .await?;
         serde_json::from_value(ok["messages"].clone())
             .map_err(|e| ClientError::Protocol(format!("bad peek answer: {e}")))

@@ -1,4 +1,5 @@
-//! Topics: publishing, and subscriptions whose messages arrive as a `Stream`.
+//! Topics: publishing, subscriptions whose messages arrive as a `Stream`, and
+//! declaring (retained), sealing and deleting a topic.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -102,6 +103,30 @@ impl Client {
             return Err(e);
         }
         Ok(Subscription { sid, rx })
+    }
+
+    /// Declares a retained topic (stored, replayable with `from`) with `retain`'s
+    /// limits (`max_messages`, `max_bytes`, `max_age_s`; `{}` for none). On a
+    /// topic already retained, replaces its limits.
+    pub async fn declare_topic(&self, topic: &str, retain: Value) -> Result<(), ClientError> {
+        self.call(json!({"op": "declare", "topic": topic, "retain": retain}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Seals a topic: its subscribers get what was published before, then the
+    /// end of their subscription; a later publish is refused `sealed`.
+    pub async fn seal(&self, topic: &str) -> Result<(), ClientError> {
+        self.call(json!({"op": "seal", "topic": topic}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a topic and its stored messages; its subscriptions end.
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), ClientError> {
+        self.call(json!({"op": "delete", "topic": topic}))
+            .await
+            .map(|_| ())
     }
 
     /// Ends a subscription; its [`Subscription`] stream ends too.

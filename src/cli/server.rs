@@ -1,0 +1,326 @@
+//! The broker's side of the command line: the flags of `serve` and plain
+//! `switchyard`, how they meet the config file, and running the broker without
+//! the dashboard.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use switchyard_broker::store::FsyncPolicy;
+use switchyard_broker::{Config, Server};
+
+/// Flags of a broker process (`switchyard` and `switchyard serve`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BrokerArgs {
+    /// A TOML config file: every flag here as a key of the same name, plus users,
+    /// tokens, Origins and TLS (docs/OPERATIONS.md). A flag given here wins over the
+    /// file. Default: the `SWITCHYARD_CONFIG` environment variable, if set.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, as IP:PORT or HOST:PORT (`localhost:7400`); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7400", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+    /// Where durable queues and retained topics are stored.
+    #[arg(long, default_value = "./switchyard-data")]
+    pub data_dir: PathBuf,
+    /// Largest frame a client may send, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_payload: usize,
+    /// Outbound buffer per connection, in bytes: half full marks a client slow, full kicks it.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub max_pending: usize,
+    /// Most bytes all connections' outbound buffers may hold together; past it, the
+    /// clients holding the most are kicked (`outbound_budget`). Default: a quarter
+    /// of physical memory (1 GiB where /proc/meminfo cannot be read).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_outbound: Option<u64>,
+    /// Most connections served at once; more get HTTP 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// When stored messages reach the disk: `batch` (group commit, default), `always`
+    /// or `never` (see docs/OPERATIONS.md for what each guarantees).
+    #[arg(long, default_value = "batch")]
+    pub fsync: FsyncPolicy,
+    /// Seconds between the pings the broker sends each client; a client that
+    /// answers none of two in a row is closed, so dead peers free their slots.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ping_interval: u64,
+    /// Seconds a frame may take to arrive once its first byte has; a slower
+    /// client is closed (1008).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub frame_timeout: u64,
+    /// Bytes all connections' read buffers may hold together (unfinished frames
+    /// above all); a frame that would pass it closes its connection (1013).
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    pub max_inbound: usize,
+    /// Seconds a new connection has to send its HTTP request (and finish TLS);
+    /// slower gets HTTP 408.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub handshake_timeout: u64,
+    /// With auth on, seconds a connection may go without a valid token before
+    /// it is closed (1008).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub auth_timeout: u64,
+    /// Most topics the broker keeps counters for; past it, a pub to a new topic
+    /// no subscription matches gets `limit`.
+    #[arg(long, default_value_t = switchyard_broker::MAX_TOPICS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_topics: usize,
+    /// Connections one IP address may have open at once; 0 for no cap.
+    /// Default: a quarter of --max-connections.
+    #[arg(long)]
+    pub max_connections_per_ip: Option<usize>,
+    /// Log files kept open at most (idle ones past it are closed and reopened when
+    /// used). Default: half the open-files limit at start.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_open_files: Option<u64>,
+    /// Queues and retained topics one user may create and hold at once (a
+    /// `[[users]]` entry's `max_streams` overrides it; with auth off, all clients
+    /// share one count). 0 for no cap.
+    #[arg(long, default_value_t = 1000)]
+    pub max_streams_per_user: usize,
+}
+
+/// The flags `serve` runs with: each one typed after `serve`, else typed before
+/// it (`switchyard --listen X serve`, as before the flags moved to `serve`), else
+/// its default.
+pub fn merged(
+    root: &BrokerArgs,
+    root_m: &ArgMatches,
+    serve: &BrokerArgs,
+    serve_m: &ArgMatches,
+) -> BrokerArgs {
+    let mut args = serve.clone();
+    let from_root = |id: &str| typed(root_m, id) && !typed(serve_m, id);
+    macro_rules! take {
+        ($($field:ident),*) => {
+            $(if from_root(stringify!($field)) { args.$field = root.$field.clone(); })*
+        };
+    }
+    take!(
+        config,
+        listen,
+        data_dir,
+        max_payload,
+        max_pending,
+        max_outbound,
+        max_connections,
+        fsync,
+        ping_interval,
+        frame_timeout,
+        max_inbound,
+        handshake_timeout,
+        auth_timeout,
+        max_topics,
+        max_connections_per_ip,
+        max_open_files,
+        max_streams_per_user
+    );
+    args
+}
+
+/// The broker flags typed before a client subcommand (`switchyard --fsync always
+/// pub ...`), which that subcommand would otherwise silently ignore.
+pub fn typed_on_root(root_m: &ArgMatches) -> Vec<String> {
+    use clap::Args as _;
+    BrokerArgs::augment_args(clap::Command::new("switchyard"))
+        .get_arguments()
+        .filter(|a| typed(root_m, a.get_id().as_str()))
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect()
+}
+
+/// `--listen`: an IP and port, or a host name and port (`localhost:7400`), which
+/// is resolved once, preferring IPv4: `localhost` is what people type, and most
+/// resolvers list `::1` first while clients dial `127.0.0.1`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let resolved: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("`{text}` is not HOST:PORT ({e})"))?
+        .collect();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+/// The broker's settings: the config file (`--config`, else `SWITCHYARD_CONFIG`)
+/// under the flags, a flag given on the command line winning over the file's key
+/// and the file's key over the flag's default.
+pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<Config> {
+    let mut config = Config {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        max_payload: args.max_payload,
+        max_pending: args.max_pending,
+        max_connections: args.max_connections,
+        fsync: args.fsync,
+        ping_interval: Duration::from_secs(args.ping_interval),
+        frame_timeout: Duration::from_secs(args.frame_timeout),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        auth_timeout: Duration::from_secs(args.auth_timeout),
+        max_topics: args.max_topics,
+        max_inbound: args.max_inbound,
+        max_connections_per_ip: args.max_connections_per_ip,
+        max_open_files: args.max_open_files.map(|n| n as usize),
+        max_streams_per_user: args.max_streams_per_user,
+        ..Config::default()
+    };
+    if let Some(v) = args.max_outbound {
+        config.max_outbound = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    let path = args
+        .config
+        .clone()
+        .or_else(|| std::env::var_os(crate::config::ENV).map(PathBuf::from));
+    let Some(path) = path else {
+        return Ok(config);
+    };
+    let file = crate::config::load(&path)?;
+    let unless_flag = |id: &str| !given(matches, id);
+    if let Some(v) = file.listen.filter(|_| unless_flag("listen")) {
+        config.listen = v;
+    }
+    if let Some(v) = file.data_dir.filter(|_| unless_flag("data_dir")) {
+        config.data_dir = v;
+    }
+    if let Some(v) = file.max_payload.filter(|_| unless_flag("max_payload")) {
+        config.max_payload = v;
+    }
+    if let Some(v) = file.max_pending.filter(|_| unless_flag("max_pending")) {
+        config.max_pending = v;
+    }
+    if let Some(v) = file.max_outbound.filter(|_| unless_flag("max_outbound")) {
+        config.max_outbound = v;
+    }
+    if let Some(v) = file
+        .max_connections
+        .filter(|_| unless_flag("max_connections"))
+    {
+        config.max_connections = v;
+    }
+    if let Some(v) = file.fsync.filter(|_| unless_flag("fsync")) {
+        config.fsync = v;
+    }
+    if let Some(v) = file.ping_interval.filter(|_| unless_flag("ping_interval")) {
+        config.ping_interval = Duration::from_secs(v);
+    }
+    if let Some(v) = file.frame_timeout.filter(|_| unless_flag("frame_timeout")) {
+        config.frame_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = file
+        .handshake_timeout
+        .filter(|_| unless_flag("handshake_timeout"))
+    {
+        config.handshake_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = file.auth_timeout.filter(|_| unless_flag("auth_timeout")) {
+        config.auth_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = file.max_topics.filter(|_| unless_flag("max_topics")) {
+        config.max_topics = v;
+    }
+    if let Some(v) = file.max_inbound.filter(|_| unless_flag("max_inbound")) {
+        config.max_inbound = v;
+    }
+    if let Some(v) = file
+        .max_connections_per_ip
+        .filter(|_| unless_flag("max_connections_per_ip"))
+    {
+        config.max_connections_per_ip = Some(v);
+    }
+    if let Some(v) = file
+        .max_open_files
+        .filter(|_| unless_flag("max_open_files"))
+    {
+        config.max_open_files = Some(v);
+    }
+    if let Some(v) = file
+        .max_streams_per_user
+        .filter(|_| unless_flag("max_streams_per_user"))
+    {
+        config.max_streams_per_user = v;
+    }
+    config.security = file.security;
+    Ok(config)
+}
+
+/// Whether the flag `id` was typed on the command line (before or after the
+/// subcommand), as opposed to taking its default.
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    typed(matches, id) || matches.subcommand().is_some_and(|(_, sub)| typed(sub, id))
+}
+
+/// Whether `id` was typed in `matches` itself (not a subcommand's).
+fn typed(matches: &ArgMatches, id: &str) -> bool {
+    matches.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// Runs the broker without the dashboard until a signal; prints its URL first.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    warn_if_open(&config);
+    let server = Server::bind(config)
+        .await
+        .context("cannot start the broker")?;
+    // The broker goes on if nobody reads its stdout any more.
+    let _ = writeln!(
+        std::io::stdout(),
+        "switchyard listening on {}",
+        server.url()
+    );
+    let broker = server.broker();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: shutting down");
+        broker.shutdown();
+    });
+    server.run().await;
+    Ok(())
+}
+
+/// Warns (in the log: stderr for `serve`) when the broker listens beyond this
+/// machine with auth off: anyone who reaches the port may then do everything.
+pub fn warn_if_open(config: &Config) {
+    if !config.listen.ip().is_loopback() && !config.security.auth_on() {
+        tracing::warn!(
+            "listening on {} with auth off: anyone who can reach this port may publish, \
+             read every topic and queue, purge and kick; name users in a config file \
+             (docs/OPERATIONS.md, \"Securing Switchyard\")",
+            config.listen
+        );
+    }
+}
+
+/// Waits for Ctrl-C (SIGINT), SIGTERM or SIGHUP: each stops the broker
+/// gracefully. SIGHUP is a closed terminal or a dropped SSH session, which must
+/// not kill a broker without telling its clients.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
