@@ -89,6 +89,23 @@ impl Pane {
         }
     }
 
+    /// The process id of the program in the pane.
+    fn pid(&self) -> u32 {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "list-panes",
+                "-t",
+                "sy",
+                "-F",
+                "#{pane_pid}",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
     fn alive(&self) -> bool {
         Command::new("tmux")
             .args(["-L", &self.socket, "has-session", "-t", "sy"])
@@ -282,6 +299,17 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
     pane.keys(&["Escape", "1"]);
 }
 
+/// A broker process killed when the test ends, passed or not: a failed test
+/// must not leave brokers running.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The Ready column of the selected queue row, as the screen shows it.
 fn ready_shown(screen: &str, queue: &str) -> Option<u64> {
     let row = screen
@@ -331,7 +359,8 @@ async fn operate_the_broker_from_the_dashboard() {
 async fn operate_a_running_broker_with_top_through_a_restart() {
     let data = common::temp_data_dir();
     let flags = ["--max-pending", MAX_PENDING];
-    let (mut broker, url) = common::serve_process_with("127.0.0.1:0", &data, &flags);
+    let (broker, url) = common::serve_process_with("127.0.0.1:0", &data, &flags);
+    let mut broker = Stopped(broker);
     let pane = Pane::start("top", &format!("{BIN} top --url {url}"));
     pane.wait_for("1 connections");
     operate(&pane, &url, |snap| {
@@ -350,15 +379,16 @@ async fn operate_a_running_broker_with_top_through_a_restart() {
         .trim_start_matches("ws://")
         .trim_end_matches("/ws")
         .to_string();
-    common::stop(&mut broker);
+    common::stop(&mut broker.0);
     pane.wait_for("disconnected, retrying in");
     assert!(pane.alive(), "top never exits on its own");
     assert!(
         pane.screen().contains("Totals"),
         "the last data stays on screen"
     );
-    let (mut broker, again) = common::serve_process_with(&listen, &data, &flags);
-    assert_eq!(again, url);
+    let (again, again_url) = common::serve_process_with(&listen, &data, &flags);
+    broker = Stopped(again);
+    assert_eq!(again_url, url);
     pane.wait_for("up 00:00:0");
     let ops = Client::connect_named(&url, "ops").await.unwrap();
     ops.send("jobs", json!({"after": "restart"})).await.unwrap();
@@ -388,6 +418,34 @@ async fn operate_a_running_broker_with_top_through_a_restart() {
     ops.ping()
         .await
         .expect("the broker runs on after top quits");
-    common::stop(&mut broker);
+    common::stop(&mut broker.0);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A closed terminal (the tmux server killed, as a dropped SSH session would
+/// close it) stops the embedded broker gracefully and ends the process: it
+/// used to stay, its input thread spinning on the dead terminal, holding a core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_terminal_ends_the_embedded_broker() {
+    let data = common::temp_data_dir();
+    let pane = Pane::start(
+        "hangup",
+        &format!("{BIN} --listen 127.0.0.1:0 --data-dir {}", data.display()),
+    );
+    let url = url_in(&pane);
+    let pid = pane.pid();
+    let _client = Client::connect(&url).await.unwrap();
+    drop(pane);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard's process {pid} outlived its terminal"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Client::connect(&url).await.is_err(), "its broker stopped");
+    let log = std::fs::read_to_string(data.join("switchyard.log")).unwrap();
+    assert!(log.contains("shutting down"), "a graceful stop: {log}");
     let _ = std::fs::remove_dir_all(&data);
 }

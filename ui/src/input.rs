@@ -29,8 +29,17 @@ pub enum Wake {
 /// The thread that reads the terminal and sends what it reads as [`Wake::Input`].
 pub struct InputThread {
     stop: Arc<AtomicBool>,
+    /// Set by the thread as it ends.
+    done: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
+
+/// How long stopping waits for the thread before leaving it behind. A terminal
+/// that went away (its pty closed) can leave crossterm's `read` spinning on end
+/// of input without returning; waiting for it would hold the process for good
+/// after the broker has shut down (two such dashboards were found at 60% of a
+/// core each, an hour after their tmux server was killed).
+const JOIN_FOR: Duration = Duration::from_millis(500);
 
 impl InputThread {
     /// Start reading the terminal into `wakes`.
@@ -39,12 +48,17 @@ impl InputThread {
     /// so no key is dropped (the terminal holds them meanwhile).
     pub fn start(wakes: SyncSender<Wake>) -> io::Result<InputThread> {
         let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
+        let done = Arc::new(AtomicBool::new(false));
+        let (stopping, ending) = (Arc::clone(&stop), Arc::clone(&done));
         let handle = std::thread::Builder::new()
             .name("dashboard-input".into())
-            .spawn(move || read_terminal(&wakes, &stopping))?;
+            .spawn(move || {
+                read_terminal(&wakes, &stopping);
+                ending.store(true, Ordering::Release);
+            })?;
         Ok(InputThread {
             stop,
+            done,
             handle: Some(handle),
         })
     }
@@ -58,6 +72,16 @@ impl InputThread {
 
     fn stop_and_join(&mut self) -> io::Result<()> {
         self.stop.store(true, Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + JOIN_FOR.max(STOP_CHECK * 2);
+        while !self.done.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !self.done.load(Ordering::Acquire) {
+            // Stuck in a read of a terminal that is gone: left behind, it ends
+            // with the process.
+            self.handle = None;
+            return Ok(());
+        }
         match self.handle.take().map(JoinHandle::join) {
             Some(Err(_)) => Err(io::Error::other("the terminal input thread panicked")),
             _ => Ok(()),
