@@ -22,12 +22,7 @@ pub(crate) async fn queue(
     durable: bool,
     args: &BenchArgs,
 ) -> Result<Outcome, BenchError> {
-    let mut setup = connect(url).await?;
-    let declare =
-        format!("{{\"op\":\"declare\",\"id\":1,\"queue\":\"{queue}\",\"durable\":{durable}}}");
-    setup.send(Message::text(declare)).await?;
-    until_ok(&mut setup, "declare").await?;
-    let _ = setup.close(None).await;
+    declare(url, queue, durable).await?;
     let origin = Instant::now();
     let progress = Arc::new(Progress::new(consumers));
     let mut tasks = Vec::new();
@@ -108,13 +103,7 @@ pub(crate) async fn durable(
             Ok::<_, BenchError>((count, hist))
         }));
     }
-    let mut latency = histogram();
-    let mut received = 0;
-    for t in tasks {
-        let (count, h) = t.await??;
-        received += count;
-        latency.add(&h)?;
-    }
+    let (received, latency) = gather(tasks).await?;
     Ok(Outcome {
         label: format!("durable send ×{senders}"),
         received,
@@ -179,12 +168,7 @@ pub(crate) async fn pipelined(
     durable: bool,
     args: &BenchArgs,
 ) -> Result<Outcome, BenchError> {
-    let mut setup = connect(url).await?;
-    let declare =
-        format!("{{\"op\":\"declare\",\"id\":1,\"queue\":\"{queue}\",\"durable\":{durable}}}");
-    setup.send(Message::text(declare)).await?;
-    until_ok(&mut setup, "declare").await?;
-    let _ = setup.close(None).await;
+    declare(url, queue, durable).await?;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -234,13 +218,7 @@ pub(crate) async fn pipelined(
             Ok::<_, BenchError>((confirmed, hist))
         }));
     }
-    let mut latency = histogram();
-    let mut received = 0;
-    for t in tasks {
-        let (count, h) = t.await??;
-        received += count;
-        latency.add(&h)?;
-    }
+    let (received, latency) = gather(tasks).await?;
     Ok(Outcome {
         label: format!(
             "{} ×{senders}×{PIPELINE}",
@@ -250,4 +228,29 @@ pub(crate) async fn pipelined(
         elapsed: started.elapsed(),
         latency,
     })
+}
+
+/// Declares `queue`, on disk or in memory.
+async fn declare(url: &str, queue: &str, durable: bool) -> Result<(), BenchError> {
+    let mut setup = connect(url).await?;
+    let declare =
+        format!("{{\"op\":\"declare\",\"id\":1,\"queue\":\"{queue}\",\"durable\":{durable}}}");
+    setup.send(Message::text(declare)).await?;
+    until_ok(&mut setup, "declare").await?;
+    let _ = setup.close(None).await;
+    Ok(())
+}
+
+/// The senders' counts added up and their latencies merged.
+async fn gather(
+    tasks: Vec<super::publisher::Receiver>,
+) -> Result<(u64, Histogram<u64>), BenchError> {
+    let mut latency = histogram();
+    let mut received = 0;
+    for t in tasks {
+        let (count, h) = t.await??;
+        received += count;
+        latency.add(&h)?;
+    }
+    Ok((received, latency))
 }

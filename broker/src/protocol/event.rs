@@ -147,31 +147,26 @@ pub fn reply(id: &RequestId, data: &Payload) -> String {
 }
 
 pub fn stats(id: Option<&RequestId>, snapshot: &crate::stats::Snapshot) -> String {
-    let mut out = open("stats", id);
-    // A Snapshot is plain data; serializing it cannot fail.
-    let body = serde_json::to_string(snapshot).unwrap_or_else(|_| "{}".into());
-    if body.len() > 2 {
-        out.push(',');
-        out.push_str(&body[1..]);
-    } else {
-        out.push('}');
-    }
-    out
+    with_fields(open("stats", id), snapshot)
 }
 
 /// `{"ev":"tail","topic":...,"seq":...,"time":...,"data":...,"headers":...}`: one
 /// message seen by an operator's `tail`.
 pub fn tail(message: &crate::command::TailMessage) -> String {
-    let mut out = open("tail", None);
-    // A TailMessage is plain data; serializing it cannot fail.
-    let body = serde_json::to_string(message).unwrap_or_else(|_| "{}".into());
+    with_fields(open("tail", None), message)
+}
+
+/// `head` (an opened event) closed with the fields of `value`, a struct.
+fn with_fields(mut head: String, value: &impl serde::Serialize) -> String {
+    // Plain data (a snapshot, a message): serializing it cannot fail.
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
     if body.len() > 2 {
-        out.push(',');
-        out.push_str(&body[1..]);
+        head.push(',');
+        head.push_str(&body[1..]);
     } else {
-        out.push('}');
+        head.push('}');
     }
-    out
+    head
 }
 
 /// The per-subscription head of a `msg` delivery: `{"ev":"msg","sid":"s1",`.
