@@ -18,6 +18,10 @@ use switchyard_ui::{App, Link, Source, View};
 use crate::dashboard::Embedded;
 use crate::remote::Remote;
 
+/// The longest any step may take: generous, since CI runs these tests side by
+/// side on two cores; a step that passes returns as soon as it does.
+const WAIT: Duration = Duration::from_secs(30);
+
 /// A broker listening on a port of its own, with a runtime to drive clients.
 struct Live {
     runtime: tokio::runtime::Runtime,
@@ -102,9 +106,9 @@ impl<S: Source> Console<S> {
         }
     }
 
-    /// Ticks (every 50 ms, for at most 10 s) until `done` holds of the app.
+    /// Ticks (every 50 ms, for at most WAIT) until `done` holds of the app.
     fn until(&mut self, what: &str, done: impl Fn(&App) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + WAIT;
         loop {
             self.tick();
             if done(&self.app) {
@@ -136,9 +140,9 @@ impl<S: Source> Console<S> {
     }
 }
 
-/// Waits (up to 10 s) until the broker's snapshot satisfies `done`.
+/// Waits (up to WAIT) until the broker's snapshot satisfies `done`.
 fn broker_until(broker: &Broker, what: &str, done: impl Fn(&Snapshot) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     while !done(&broker.snapshot()) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
@@ -201,7 +205,7 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
     });
     console.key(KeyCode::Char('r'));
     let again = rt
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), held.next()).await })
+        .block_on(async { tokio::time::timeout(WAIT, held.next()).await })
         .expect("the requeued job comes back")
         .unwrap();
     assert_eq!((again.msg.as_str(), again.attempt), (first.msg.as_str(), 2));

@@ -15,6 +15,10 @@ mod common;
 
 use common::BIN;
 
+/// The longest any step may take: generous, since CI runs the tests side by
+/// side on two cores; a step that passes returns as soon as it does.
+const WAIT: Duration = Duration::from_secs(20);
+
 /// A tmux server of our own running `switchyard` in a 120x32 pane.
 struct Pane {
     socket: String,
@@ -75,7 +79,7 @@ impl Pane {
 
     /// Waits until the screen shows `text`; returns the screen.
     fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + WAIT;
         loop {
             let screen = self.screen();
             if screen.contains(text) {
@@ -128,7 +132,7 @@ async fn eventually(
     what: &str,
     cond: impl Fn(&switchyard_broker::Snapshot) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     loop {
         let snap = client.stats().await.unwrap();
         if cond(&snap) {
@@ -187,7 +191,7 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
     let worker = Client::connect_named(url, "worker").await.unwrap();
     let mut held = worker.consume("work", 1).await.unwrap();
     ops.send("work", json!({"held": true})).await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(10), held.next())
+    let first = tokio::time::timeout(WAIT, held.next())
         .await
         .expect("the worker gets its job")
         .unwrap();
@@ -223,7 +227,7 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
     pane.keys(&["5"]);
     pane.wait_for("▶ work");
     pane.keys(&["r"]);
-    let again = tokio::time::timeout(Duration::from_secs(10), held.next())
+    let again = tokio::time::timeout(WAIT, held.next())
         .await
         .expect("the requeued job comes back")
         .unwrap();
@@ -269,7 +273,7 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
     pane.keys(&["p"]);
     pane.literal(r#"{"from":"dashboard"}"#);
     pane.keys(&["Enter"]);
-    let m = tokio::time::timeout(Duration::from_secs(10), orders.next())
+    let m = tokio::time::timeout(WAIT, orders.next())
         .await
         .expect("the published message arrives")
         .unwrap();
@@ -338,7 +342,7 @@ async fn operate_the_broker_from_the_dashboard() {
     pane.keys(&["q"]);
     pane.wait_for("Stop the broker?");
     pane.keys(&["y"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     while pane.alive() {
         assert!(Instant::now() < deadline, "the dashboard did not exit on q");
         std::thread::sleep(Duration::from_millis(100));
@@ -395,7 +399,7 @@ async fn operate_a_running_broker_with_top_through_a_restart() {
     // The queues table keeps its filter (`jobs`) across the blip. The purge asks
     // about what the console has seen: wait for it to see the new message.
     pane.keys(&["3"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     while ready_shown(&pane.screen(), "jobs") != Some(1) {
         assert!(Instant::now() < deadline, "{}", pane.screen());
         std::thread::sleep(Duration::from_millis(100));
@@ -410,7 +414,7 @@ async fn operate_a_running_broker_with_top_through_a_restart() {
 
     // q leaves at once: quitting top stops nothing.
     pane.keys(&["Escape", "q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     while pane.alive() {
         assert!(Instant::now() < deadline, "top did not exit on q");
         std::thread::sleep(Duration::from_millis(100));
@@ -436,7 +440,7 @@ async fn a_closed_terminal_ends_the_embedded_broker() {
     let pid = pane.pid();
     let _client = Client::connect(&url).await.unwrap();
     drop(pane);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         assert!(
             Instant::now() < deadline,
