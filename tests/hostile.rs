@@ -554,3 +554,55 @@ fn out_of_file_descriptors_is_a_503_not_a_hang() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Frames that arrive in one read are handled together, in order, each
+/// answered as if alone; a bad frame among them ends the connection there, after
+/// the answers to the frames before it and with nothing of those after it done.
+#[tokio::test]
+async fn frames_read_together_are_handled_in_order_up_to_a_bad_one() {
+    let b = TestBroker::start().await;
+    let mask = [9u8, 8, 7, 6];
+    let masked = |payload: &[u8]| -> Vec<u8> {
+        let mut f = vec![0x81, 0x80 | payload.len() as u8];
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    };
+    let mut c = b.raw().await;
+    let mut bytes = Vec::new();
+    for id in 1..=5 {
+        bytes.extend(masked(
+            serde_json::json!({"op":"ping","id":id})
+                .to_string()
+                .as_bytes(),
+        ));
+    }
+    bytes.extend(masked(&[0xff, 0xfe]));
+    bytes.extend(masked(
+        serde_json::json!({"op":"send","id":7,"queue":"q","data":7})
+            .to_string()
+            .as_bytes(),
+    ));
+    c.tcp().write_all(&bytes).await.unwrap();
+    let mut ids = Vec::new();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), c.ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                for line in t.as_str().lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    ids.push(v["id"].as_u64().unwrap());
+                }
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            other => panic!("expected answers then a Close, got {other:?}"),
+        }
+    };
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    assert_eq!(close, Some(1007));
+    let q = b.broker.snapshot().queues;
+    assert!(
+        q.is_empty(),
+        "the frame after the bad one was not run: {q:?}"
+    );
+    b.stop().await;
+}

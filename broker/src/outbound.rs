@@ -94,20 +94,15 @@ thread_local! {
 /// that writer then finds the whole batch waiting, instead of being woken (on
 /// another core, with a system call) for each message.
 pub(crate) fn holding_wakes<R>(f: impl FnOnce() -> R) -> R {
-    struct Release {
-        outer: bool,
-    }
-    impl Drop for Release {
-        // Also on a panic: wake-ups are never lost, and never held forever.
-        fn drop(&mut self) {
-            if self.outer {
-                let held = HELD_WAKES.with_borrow_mut(Option::take);
-                for notify in held.into_iter().flatten() {
-                    notify.notify_one();
-                }
-            }
-        }
-    }
+    let _held = hold_wakes();
+    f()
+}
+
+/// Holds writer wake-ups on this thread until the guard drops (also on a panic:
+/// wake-ups are never lost, and never held forever). Nested holds release at
+/// the outermost. The guard cannot cross an `.await` (it is not `Send`), so the
+/// wake-ups it holds are this thread's.
+pub(crate) fn hold_wakes() -> WakesHeld {
     let outer = HELD_WAKES.with_borrow_mut(|held| match held {
         Some(_) => false,
         None => {
@@ -115,8 +110,27 @@ pub(crate) fn holding_wakes<R>(f: impl FnOnce() -> R) -> R {
             true
         }
     });
-    let _release = Release { outer };
-    f()
+    WakesHeld {
+        outer,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// See [`hold_wakes`].
+pub(crate) struct WakesHeld {
+    outer: bool,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for WakesHeld {
+    fn drop(&mut self) {
+        if self.outer {
+            let held = HELD_WAKES.with_borrow_mut(Option::take);
+            for notify in held.into_iter().flatten() {
+                notify.notify_one();
+            }
+        }
+    }
 }
 
 /// Wakes a writer now, or when the [`holding_wakes`] running on this thread ends.

@@ -238,6 +238,37 @@ impl FrameReader {
         held.len() as u64 >= len.saturating_add(header)
     }
 
+    /// The next message if it is a whole unfragmented text frame already in the
+    /// buffer, taken without reading or waiting, so that a read's frames can be
+    /// handled in one go; `None` for anything else (a fragment, a control frame, a
+    /// frame not all here), which [`FrameReader::next`] then takes as usual.
+    pub(super) fn next_buffered_text(&mut self) -> Option<Result<&str, ReadError>> {
+        let first = *self.buf.get(self.at)?;
+        // FIN set, no reserved bits, opcode text; and no message under way.
+        if first != 0x81 || self.fragmented.is_some() || !self.holds_frame() {
+            return None;
+        }
+        if std::mem::take(&mut self.message_out) {
+            self.message.clear();
+            if self.message.capacity() > KEEP_BYTES {
+                self.message = Vec::new();
+                self.recount();
+            }
+        }
+        let frame = match self.parse() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        match self.assemble(frame) {
+            Ok(Some(Found::Frame(Frame { start, end, .. }))) => {
+                Some(std::str::from_utf8(&self.buf[start..end]).map_err(|_| ReadError::Utf8))
+            }
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     /// The next whole message or control frame, reading as needed.
     pub(super) async fn next<S: AsyncRead + Unpin>(
         &mut self,

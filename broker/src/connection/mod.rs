@@ -162,8 +162,18 @@ async fn run<S>(
                 batched += 1;
                 let closed = match incoming {
                     Ok(Incoming::Text(text)) => {
-                        handle_text(&broker, &peer, text, &mut conn);
-                        None
+                        // Wake-ups held over every frame this read brought: a
+                        // publisher sending one message per frame wakes each
+                        // subscriber's writer once per read, not per message.
+                        let stopped = {
+                            let _held = crate::outbound::hold_wakes();
+                            handle_text(&broker, &peer, text, &mut conn);
+                            handle_buffered(&broker, &peer, &mut reader, &mut conn, &mut batched)
+                        };
+                        match stopped {
+                            Some(e) => Some(refuse(&mut stream, &mut writer, session, broker.config().frame_timeout, e).await),
+                            None => None,
+                        }
                     }
                     Ok(Incoming::Binary) => {
                         session.send_error(None, &BrokerError::new(
@@ -213,6 +223,30 @@ async fn run<S>(
     drop(reader);
     tracing::debug!("connection ends: {why}");
     broker.close_session(&peer, &why);
+}
+
+/// Handles every whole text frame already in the reader's buffer, up to
+/// [`BATCH_FRAMES`] in all, without reading; stops early if the connection is
+/// closing or kicked. A bad frame among them is returned, to end the connection
+/// as it would alone.
+fn handle_buffered(
+    broker: &Broker,
+    peer: &Arc<Peer>,
+    reader: &mut FrameReader,
+    conn: &mut ConnState,
+    batched: &mut usize,
+) -> Option<ReadError> {
+    while *batched < BATCH_FRAMES
+        && conn.gate.closing().is_none()
+        && peer.session.outbound.kick_reason().is_none()
+    {
+        match reader.next_buffered_text()? {
+            Ok(text) => handle_text(broker, peer, text, conn),
+            Err(e) => return Some(e),
+        }
+        *batched += 1;
+    }
+    None
 }
 
 /// Writes a ping or a pong, within [`CONTROL_WRITE_TIMEOUT`]: a client that
@@ -277,6 +311,15 @@ where
         ),
     };
     session.refused(refusal);
+    // The answers to frames read before the bad one go out first: frames read
+    // together are handled before anything is written, and each was answered.
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        while session.outbound.frames() > 0 {
+            writer.write(stream, session).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
     goodbye(stream, writer, None, code, &reason).await;
     reason
 }
