@@ -66,7 +66,7 @@ pub struct FileSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    listen: Option<SocketAddr>,
+    listen: Option<Spanned<String>>,
     data_dir: Option<PathBuf>,
     max_payload: Option<usize>,
     max_pending: Option<usize>,
@@ -137,6 +137,14 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
     let raw: Raw = toml::from_str(&text).map_err(|e| file.error(e.span(), e.message()))?;
     // Paths in the file are relative to the file, so a config works from any directory.
     let base = path.parent().unwrap_or(Path::new(""));
+    // A host name as the flag takes it (`localhost:7400`), resolved once.
+    let listen = match raw.listen {
+        Some(l) => Some(
+            crate::cli::parse_listen(l.get_ref())
+                .map_err(|why| file.error(Some(l.span()), &why))?,
+        ),
+        None => None,
+    };
     let fsync = match raw.fsync {
         Some(f) => Some(
             f.get_ref()
@@ -217,7 +225,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         None => None,
     };
     Ok(FileSettings {
-        listen: raw.listen,
+        listen,
         data_dir: raw.data_dir.map(|d| base.join(d)),
         max_payload: raw.max_payload,
         max_pending: raw.max_pending,
@@ -368,6 +376,14 @@ mod tests {
         ));
         std::fs::write(&path, text).unwrap();
         load(&path)
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_as_the_flag_does() {
+        let s = load_text("listen = \"localhost:7411\"\n").unwrap();
+        assert_eq!(s.listen, Some("127.0.0.1:7411".parse().unwrap()));
+        let e = load_text("listen = \"no port here\"\n").unwrap_err();
+        assert!(e.0.contains("line 1, key `listen`"), "{e}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ use switchyard_broker::store::FsyncPolicy;
 use switchyard_broker::Config;
 
 pub use connect::ConnArgs;
-pub use server::{broker_config, merged, typed_on_root, wait_for_signal, warn_if_open, BrokerArgs};
+pub use server::{
+    broker_config, merged, parse_listen, typed_on_root, wait_for_signal, warn_if_open, BrokerArgs,
+};
 
 #[derive(clap::Parser, Debug)]
 #[command(
