@@ -548,7 +548,15 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert!(files.open_count() <= 4);
+        // The cap is soft while files are busy (a file in use is not closed, so
+        // the threads may take it over for a moment); once all are idle, reopening
+        // brings the count back under it. Every file kept its last round.
+        for (i, h) in handles.iter().enumerate() {
+            let mut buf = [0u8; 8];
+            read_exact_at(&**h, 49 * 8, &mut buf).unwrap();
+            assert_eq!(u64::from_le_bytes(buf), 49, "file {i}");
+        }
+        assert!(files.open_count() <= 4, "{}", files.open_count());
         assert!(sim.open_handles() <= 4, "{}", sim.open_handles());
     }
 }
