@@ -17,7 +17,7 @@ use crate::broker::{Broker, Tail};
 use crate::outbound::OutItem;
 use crate::protocol::{event, RequestId, WatchOptions};
 use crate::session::Session;
-use crate::stats::{ClientStats, Gone, QueueStats, Snapshot};
+use crate::stats::{ClientStats, Gone, QueueStats, Snapshot, TopicStats};
 
 /// Shortest interval a `watch` may ask for.
 const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(100);
@@ -114,10 +114,62 @@ fn select_inflight(mut snapshot: Snapshot, options: &WatchOptions) -> Snapshot {
 struct Sent {
     /// Frames made so far; the first is whole.
     frames: u64,
-    topics: HashMap<String, (u64, u64)>,
-    queues: HashMap<String, (u64, u64)>,
-    clients: HashMap<String, (u64, u64)>,
+    topics: Ledger,
+    queues: Ledger,
+    clients: Ledger,
     last_event: u64,
+}
+
+/// One list's rows as last sent: by key, the row's digest and the frame that
+/// sent it.
+type Ledger = HashMap<String, (u64, u64)>;
+
+/// A row of a list a watch of changes sends: its key, and its digest (what,
+/// changing, makes the row go again).
+trait Row: Serialize + Sized {
+    fn key(&self) -> &String;
+
+    fn digest(&self) -> u64 {
+        digest(self)
+    }
+}
+
+impl Row for TopicStats {
+    fn key(&self) -> &String {
+        &self.name
+    }
+}
+
+/// Without `oldest_ready_ms` (only whether there is one), which moves every
+/// frame for every queue with a backlog: a reader advances it by the change in
+/// `server.time_ms`.
+impl Row for QueueStats {
+    fn key(&self) -> &String {
+        &self.name
+    }
+
+    fn digest(&self) -> u64 {
+        digest(&QueueStats {
+            oldest_ready_ms: self.oldest_ready_ms.map(|_| 0),
+            ..self.clone()
+        })
+    }
+}
+
+/// Without `connected_s`, which changes every second for every client: a reader
+/// advances it by the change in `server.uptime_s`, so an idle client costs
+/// nothing per frame.
+impl Row for ClientStats {
+    fn key(&self) -> &String {
+        &self.id
+    }
+
+    fn digest(&self) -> u64 {
+        digest(&ClientStats {
+            connected_s: 0,
+            ..self.clone()
+        })
+    }
 }
 
 impl Sent {
@@ -138,14 +190,14 @@ impl Sent {
             ..
         } = snapshot;
         let gone = Gone {
-            topics: vanished(&mut self.topics, topics.iter().map(|t| &t.name)),
-            queues: vanished(&mut self.queues, queues.iter().map(|q| &q.name)),
-            clients: vanished(&mut self.clients, clients.iter().map(|c| &c.id)),
+            topics: vanished(&mut self.topics, &topics),
+            queues: vanished(&mut self.queues, &queues),
+            clients: vanished(&mut self.clients, &clients),
         };
         let changes = self.frames > 0;
-        let topics = changed(&self.topics, topics, |t| &t.name, digest);
-        let queues = changed(&self.queues, queues, |q| &q.name, queue_digest);
-        let clients = changed(&self.clients, clients, |c| &c.id, client_digest);
+        let topics = changed(&self.topics, topics);
+        let queues = changed(&self.queues, queues);
+        let clients = changed(&self.clients, clients);
         let last_event = self.last_event;
         let events = events.into_iter().filter(|e| e.seq > last_event).collect();
         let frame = broker.bound(Snapshot {
@@ -161,15 +213,9 @@ impl Sent {
         });
         self.frames += 1;
         let at = self.frames;
-        for t in &frame.topics {
-            self.topics.insert(t.name.clone(), (digest(t), at));
-        }
-        for q in &frame.queues {
-            self.queues.insert(q.name.clone(), (queue_digest(q), at));
-        }
-        for c in &frame.clients {
-            self.clients.insert(c.id.clone(), (client_digest(c), at));
-        }
+        sent(&mut self.topics, &frame.topics, at);
+        sent(&mut self.queues, &frame.queues, at);
+        sent(&mut self.clients, &frame.clients, at);
         if let Some(newest) = frame.events.iter().map(|e| e.seq).max() {
             self.last_event = newest;
         }
@@ -177,32 +223,28 @@ impl Sent {
     }
 }
 
-/// Names sent before and missing now, forgotten as they are returned.
-fn vanished<'a>(
-    sent: &mut HashMap<String, (u64, u64)>,
-    now: impl Iterator<Item = &'a String>,
-) -> Vec<String> {
-    let now: HashSet<&String> = now.collect();
-    let mut gone: Vec<String> = sent.keys().filter(|k| !now.contains(k)).cloned().collect();
+/// Keys sent before and missing now, forgotten as they are returned.
+fn vanished<T: Row>(ledger: &mut Ledger, now: &[T]) -> Vec<String> {
+    let now: HashSet<&String> = now.iter().map(Row::key).collect();
+    let mut gone: Vec<String> = ledger
+        .keys()
+        .filter(|k| !now.contains(k))
+        .cloned()
+        .collect();
     gone.sort();
-    for name in &gone {
-        sent.remove(name);
+    for key in &gone {
+        ledger.remove(key);
     }
     gone
 }
 
 /// The rows whose digest differs from the one last sent (new rows among them),
 /// those sent longest ago first (new ones before all).
-fn changed<T>(
-    sent: &HashMap<String, (u64, u64)>,
-    rows: Vec<T>,
-    key: impl Fn(&T) -> &String,
-    digest: impl Fn(&T) -> u64,
-) -> Vec<T> {
+fn changed<T: Row>(ledger: &Ledger, rows: Vec<T>) -> Vec<T> {
     let mut rows: Vec<(u64, T)> = rows
         .into_iter()
-        .filter_map(|row| match sent.get(key(&row)) {
-            Some(&(d, _)) if d == digest(&row) => None,
+        .filter_map(|row| match ledger.get(row.key()) {
+            Some(&(d, _)) if d == row.digest() => None,
             Some(&(_, at)) => Some((at, row)),
             None => Some((0, row)),
         })
@@ -211,34 +253,21 @@ fn changed<T>(
     rows.into_iter().map(|(_, row)| row).collect()
 }
 
+/// Marks `rows` as sent in frame `at`.
+fn sent<T: Row>(ledger: &mut Ledger, rows: &[T], at: u64) {
+    for row in rows {
+        ledger.insert(row.key().clone(), (row.digest(), at));
+    }
+}
+
 /// A digest of a row's JSON.
-fn digest<T: Serialize>(row: &T) -> u64 {
+fn digest<T: Serialize + ?Sized>(row: &T) -> u64 {
     let mut hasher = DefaultHasher::new();
     // Plain data: serializing it cannot fail.
     serde_json::to_string(row)
         .unwrap_or_default()
         .hash(&mut hasher);
     hasher.finish()
-}
-
-/// A client's digest without `connected_s`, which changes every second for every
-/// client: a reader advances it by the change in `server.uptime_s` instead, so an
-/// idle client costs nothing per frame.
-fn client_digest(client: &ClientStats) -> u64 {
-    digest(&ClientStats {
-        connected_s: 0,
-        ..client.clone()
-    })
-}
-
-/// A queue's digest without the age of its oldest ready message (only whether
-/// it has one), which moves every frame for every queue with a backlog: a
-/// reader advances it by the change in `server.time_ms`.
-fn queue_digest(queue: &QueueStats) -> u64 {
-    digest(&QueueStats {
-        oldest_ready_ms: queue.oldest_ready_ms.map(|_| 0),
-        ..queue.clone()
-    })
 }
 
 /// Starts a `tail`: every message published to a topic `tail` matches, as a
@@ -292,24 +321,24 @@ mod tests {
 
     #[test]
     fn changed_rows_go_longest_waiting_first_and_unchanged_ones_not_at_all() {
-        let rows =
-            |names: &[&str]| -> Vec<String> { names.iter().map(|n| n.to_string()).collect() };
-        let sent: HashMap<String, (u64, u64)> = [
-            ("a".to_string(), (digest(&"a"), 5)),
-            ("b".to_string(), (1, 2)),
-            ("c".to_string(), (1, 7)),
-            ("d".to_string(), (1, 1)),
+        let topic = |name: &str, msgs_in| TopicStats {
+            name: name.into(),
+            msgs_in,
+            ..TopicStats::default()
+        };
+        let now: Vec<_> = ["a", "b", "c", "d", "e"].map(|n| topic(n, 1)).into();
+        // `a` is as sent; `e` was never sent; the others changed, sent at 2, 7, 1.
+        let ledger: Ledger = [
+            ("a", now[0].digest(), 5),
+            ("b", 0, 2),
+            ("c", 0, 7),
+            ("d", 0, 1),
         ]
         .into_iter()
+        .map(|(k, d, at)| (k.to_string(), (d, at)))
         .collect();
-        fn key(s: &String) -> &String {
-            s
-        }
-        // `a` is as sent; `e` was never sent; the others changed, sent at 2, 7, 1.
-        let out = changed(&sent, rows(&["a", "b", "c", "d", "e"]), key, |s| {
-            digest(&s.as_str())
-        });
-        assert_eq!(out, rows(&["e", "d", "b", "c"]));
+        let out: Vec<String> = changed(&ledger, now).into_iter().map(|t| t.name).collect();
+        assert_eq!(out, ["e", "d", "b", "c"]);
     }
 
     #[test]
@@ -320,17 +349,8 @@ mod tests {
             oldest_ready_ms: age,
             ..QueueStats::default()
         };
-        assert_eq!(
-            queue_digest(&queue(1, Some(10))),
-            queue_digest(&queue(1, Some(900)))
-        );
-        assert_ne!(
-            queue_digest(&queue(1, Some(10))),
-            queue_digest(&queue(1, None))
-        );
-        assert_ne!(
-            queue_digest(&queue(1, Some(10))),
-            queue_digest(&queue(2, Some(10)))
-        );
+        assert_eq!(queue(1, Some(10)).digest(), queue(1, Some(900)).digest());
+        assert_ne!(queue(1, Some(10)).digest(), queue(1, None).digest());
+        assert_ne!(queue(1, Some(10)).digest(), queue(2, Some(10)).digest());
     }
 }
