@@ -103,7 +103,7 @@ impl Source for Remote {
 
     fn execute(&mut self, command: Command, reply: Reply) {
         // Looking is not acting: a read-only console still peeks.
-        if self.read_only && !matches!(command, Command::Peek { .. }) {
+        if self.read_only && command.changes_broker() {
             return reply.send(Err(BrokerError::new(
                 ErrorCode::Forbidden,
                 "read-only console (--read-only)",

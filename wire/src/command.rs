@@ -54,6 +54,14 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether running it changes the broker (a read-only console refuses it);
+    /// a peek only looks.
+    pub fn changes_broker(&self) -> bool {
+        !matches!(self, Command::Peek { .. })
+    }
+}
+
 /// What a [`Command::Peek`] looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeekTarget {
