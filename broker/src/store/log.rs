@@ -1093,9 +1093,19 @@ impl LogCore {
         if self.mode == LogMode::Queue {
             self.delete_settled_segments();
         }
+        // Decide what comes next before anyone learns their record is durable: a
+        // sender that appends the moment its confirm arrives must find the log idle
+        // (and be flushed at once), not still scheduled for an interval after this.
+        let next = self.next_flush(started, acks_failed);
         if let Some(r) = resolution {
             r.resolve();
         }
+        next
+    }
+
+    /// After a flush that began at `started`: when to flush again, or None (and the
+    /// log leaves the committer's queue) when nothing is pending.
+    fn next_flush(&self, started: Instant, acks_failed: bool) -> Option<Instant> {
         let mut st = self.state.lock();
         let durable_next = st.durable_next;
         // Acks that just failed are retried with the next append, ack or sync, not in
@@ -1850,6 +1860,9 @@ pub(crate) mod tests {
     #[test]
     fn group_commit_covers_many_appends_with_one_fsync() {
         let disk = SimDisk::new();
+        // An fsync takes as long as on a slow disk: the rest of the burst is appended
+        // while the first is synced (not after, which a fast simulated disk allows).
+        disk.set_sync_latency(Duration::from_millis(30));
         let cfg = StoreConfig {
             batch_interval: Duration::from_millis(100),
             segment_bytes: 1 << 20,

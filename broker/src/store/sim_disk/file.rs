@@ -112,6 +112,10 @@ impl DiskFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let latency = self.disk.state.lock().sync_latency;
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
         self.with(true, |st, ino| {
             if std::mem::take(&mut st.fail_next_sync) {
                 return Err(io::Error::other("fsync failed: EIO (simulated)"));

@@ -98,6 +98,8 @@ struct SimState {
     capacity: Option<u64>,
     denied: Vec<PathBuf>,
     fail_next_sync: bool,
+    /// How long each file fsync takes, as a real disk's does.
+    sync_latency: std::time::Duration,
     counters: SimCounters,
     /// File handles alive: what a process would hold in descriptors.
     handles: usize,
@@ -272,6 +274,12 @@ impl SimDisk {
     /// Makes the next file fsync fail with an I/O error (and not sync anything).
     pub fn fail_next_sync(&self) {
         self.state.lock().fail_next_sync = true;
+    }
+
+    /// Makes every file fsync take `latency` (outside the disk's lock), as on a real
+    /// disk, where appends arriving during an fsync are what fills the next batch.
+    pub fn set_sync_latency(&self, latency: std::time::Duration) {
+        self.state.lock().sync_latency = latency;
     }
 
     /// The operation counts so far.
