@@ -903,3 +903,22 @@ fn client_verbs_present_a_token_from_the_flag_or_the_environment() {
     );
     common::stop(&mut child);
 }
+
+/// `send --ttl` gives the message a time to live: peek shows when it runs out, and
+/// once it has, the queue no longer holds it.
+#[test]
+fn send_ttl_sets_a_time_to_live_the_queue_applies() {
+    let s = Served::start();
+    let (ok, _, err) = s.run_full(&["send", "mail", "hello", "--ttl", "400ms"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = s.run_full(&["peek", "mail"]);
+    assert!(ok);
+    let m = &json_lines(&out)[0];
+    assert_eq!(m["expires"].as_u64(), m["time"].as_u64().map(|t| t + 400));
+    s.wait_for("the message to expire", |stats| {
+        stats["queues"][0]["expired"] == json!(1) && stats["queues"][0]["ready"] == json!(0)
+    });
+    let (ok, _, err) = s.run_full(&["send", "mail", "x", "--ttl", "soon"]);
+    assert!(!ok);
+    assert!(err.contains("--ttl"), "{err}");
+}

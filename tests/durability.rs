@@ -349,3 +349,67 @@ async fn an_acked_job_never_comes_back_after_sigkill() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// A durable message's time to live is on disk with it: one whose time ran out while
+/// the broker was down (SIGKILLed) is dead-lettered as expired at the restart, and
+/// one with time left keeps the same expiry.
+#[tokio::test]
+async fn a_time_to_live_holds_across_a_sigkill_and_restart() {
+    let dir = temp_data_dir();
+    let (mut child, url) = serve(&dir);
+    let c = Client::connect(&url).await.unwrap();
+    c.declare_queue("jobs", json!({"dead_letter": "jobs.dead"}))
+        .await
+        .unwrap();
+    let send = |data: &str, ttl: Option<u64>| {
+        let mut frame = json!({"op":"send","queue":"jobs","data":data});
+        if let Some(ttl) = ttl {
+            frame["ttl_ms"] = json!(ttl);
+        }
+        c.call(frame)
+    };
+    send("short", Some(300)).await.unwrap();
+    send("long", Some(600_000)).await.unwrap();
+    send("forever", None).await.unwrap();
+    let before = c.peek("jobs", 10).await.unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let (mut child, url) = serve(&dir);
+    let c = Client::connect(&url).await.unwrap();
+    let left = c.peek("jobs", 10).await.unwrap();
+    let kept: Vec<(&str, Option<u64>)> = left
+        .iter()
+        .map(|m| (m.data.as_str().unwrap(), m.expires))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![("long", before[1].expires), ("forever", None)],
+        "before: {before:?}"
+    );
+    // The dead-letter queue is created by the first dead letter, just after startup.
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        match c.peek("jobs.dead", 10).await {
+            Ok(found) if !found.is_empty() => {
+                dead = found;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].data, json!("short"));
+    let reason = dead[0].headers.as_ref().unwrap()["x-dead-letter-reason"].clone();
+    assert_eq!(
+        reason,
+        switchyard_client::HeaderValue::One("expired".into())
+    );
+    let jobs = c.stats().await.unwrap();
+    let jobs = jobs.queues.iter().find(|q| q.name == "jobs").unwrap();
+    assert_eq!((jobs.ready, jobs.dead, jobs.expired), (2, 1, 1));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -506,3 +506,76 @@ async fn jobs_count_in_the_consumers_msgs_out() {
     .await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_whose_requester_gave_up_is_not_delivered_later() {
+    let b = TestBroker::start().await;
+    let mut caller = b.raw().await;
+    caller
+        .send(json!({"op":"request","id":"r1","queue":"rpc","data":{"q":"ping"},"timeout_ms":100}))
+        .await;
+    let gave_up = caller.recv().await;
+    assert_eq!(
+        (&gave_up["ev"], &gave_up["id"], &gave_up["code"]),
+        (&json!("error"), &json!("r1"), &json!("timeout"))
+    );
+    // A consumer that comes later gets nothing: the job lived as long as its
+    // requester waited.
+    let mut w = b.raw().await;
+    w.call(json!({"op":"consume","id":1,"queue":"rpc","cid":"srv"}))
+        .await;
+    w.expect_silence(Duration::from_millis(200)).await;
+    let q = &b.broker.snapshot().queues[0];
+    assert_eq!(
+        (q.ready, q.unacked, q.dead, q.expired),
+        (0, 0, 1, 1),
+        "{q:?}"
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_send_with_a_time_to_live_nobody_takes_is_dead_lettered_as_expired() {
+    let b = TestBroker::start().await;
+    let mut p = b.raw().await;
+    p.call(json!({"op":"declare","id":1,"queue":"mail","dead_letter":"mail.dead"}))
+        .await;
+    let sent = p
+        .call(json!({"op":"send","id":2,"queue":"mail","data":"hi","headers":{"to":"ann"},"ttl_ms":150}))
+        .await;
+    assert_eq!(sent, ok(2, json!({"msg": "1"})));
+    let peeked = p.call(json!({"op":"peek","id":3,"queue":"mail"})).await;
+    let expires = peeked["messages"][0]["expires"].as_u64().unwrap();
+    let time = peeked["messages"][0]["time"].as_u64().unwrap();
+    assert_eq!(expires, time + 150);
+
+    let mut w = b.raw().await;
+    w.call(json!({"op":"consume","id":1,"queue":"mail.dead","cid":"d"}))
+        .await;
+    let dead = job(&mut w).await;
+    assert_eq!(dead["data"], "hi");
+    assert_eq!(
+        dead["headers"],
+        json!({"to":"ann","x-dead-letter-queue":"mail","x-dead-letter-reason":"expired"})
+    );
+    let stats = p.call(json!({"op":"stats","id":4})).await;
+    let mail = stats["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "mail")
+        .unwrap();
+    assert_eq!(
+        (&mail["ready"], &mail["dead"], &mail["expired"]),
+        (&json!(0), &json!(1), &json!(1))
+    );
+
+    let bad = p
+        .call(json!({"op":"send","id":5,"queue":"mail","data":1,"ttl_ms":0}))
+        .await;
+    assert_eq!(
+        assert_error(&bad, Some(5), "bad_frame"),
+        "field `ttl_ms` must be from 1 to 31536000000"
+    );
+    b.stop().await;
+}

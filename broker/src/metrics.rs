@@ -151,7 +151,7 @@ pub fn render(s: &Snapshot) -> String {
         "switchyard_tls_handshake_failures_total {}",
         s.server.tls_failures
     );
-    let queue_fields: [Field<crate::stats::QueueStats>; 7] = [
+    let queue_fields: [Field<crate::stats::QueueStats>; 8] = [
         (
             "switchyard_queue_messages_ready",
             "gauge",
@@ -193,6 +193,12 @@ pub fn render(s: &Snapshot) -> String {
             "counter",
             "Messages dead-lettered or dropped.",
             |q| q.dead,
+        ),
+        (
+            "switchyard_queue_expired_total",
+            "counter",
+            "Messages dead-lettered or dropped because their time to live ran out.",
+            |q| q.expired,
         ),
     ];
     labeled(&mut out, "queue", &s.queues, |q| &q.name, &queue_fields);

@@ -36,6 +36,9 @@ pub struct SendArgs {
     /// A header as NAME:VALUE (or NAME=VALUE); repeat for more.
     #[arg(long = "header", short = 'H', value_name = "NAME:VALUE")]
     pub headers: Vec<String>,
+    /// How long it may wait for a consumer (`30s`, `500ms`); then it is dead-lettered or dropped.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ttl: Option<Duration>,
     #[command(flatten)]
     pub conn: ConnArgs,
 }
@@ -52,6 +55,9 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
                            "confirm": confirm});
     if let Some(h) = headers {
         frame["headers"] = json!(h);
+    }
+    if let Some(ttl) = args.ttl {
+        frame["ttl_ms"] = json!(ttl.as_millis());
     }
     let mut ok = client.call(frame).await?;
     if let Some(map) = ok.as_object_mut() {

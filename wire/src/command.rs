@@ -122,6 +122,10 @@ pub struct PeekedMessage {
     /// Deliveries so far (queues only; 0 for a message never delivered).
     #[serde(default)]
     pub attempt: u32,
+    /// Unix milliseconds after which it is not delivered (queue messages sent with
+    /// a time to live only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
     /// The message.
     pub data: serde_json::Value,
     /// Its headers, if any.

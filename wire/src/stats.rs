@@ -249,8 +249,12 @@ pub struct QueueStats {
     pub acked: u64,
     /// Deliveries after the first (timeouts, nacks, consumers gone).
     pub redelivered: u64,
-    /// Messages dead-lettered or dropped after `max_attempts`.
+    /// Messages dead-lettered or dropped: after `max_attempts`, a `nack` without
+    /// requeue, or their time to live.
     pub dead: u64,
+    /// Of the `dead`, those whose time to live ran out before a consumer took them.
+    #[serde(default)]
+    pub expired: u64,
     /// Whether its messages are kept on disk.
     pub durable: bool,
     /// Age in milliseconds of the oldest ready message, if any.

@@ -11,7 +11,7 @@ use super::{Broker, Peer, Publisher};
 use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::Payload;
-use crate::queue::Queue;
+use crate::queue::{Outgoing, Queue};
 use crate::stats::{EventKind, ServerStats, Snapshot};
 use crate::topic::Done;
 
@@ -148,16 +148,8 @@ impl Broker {
                 data,
                 headers,
             } => {
-                let msg = self.send(
-                    None,
-                    None,
-                    &queue,
-                    Payload::from_value(&data),
-                    headers,
-                    None,
-                    false,
-                    |_, _| {},
-                )?;
+                let message = Outgoing::new(Payload::from_value(&data), headers);
+                let msg = self.send(None, None, &queue, message, |_, _| {})?;
                 self.inner.activity.record(
                     EventKind::Publish,
                     format!("{actor} sent message {msg} to {queue}"),
@@ -300,6 +292,7 @@ mod tests {
             seq: None,
             time: 0,
             attempt: 0,
+            expires: None,
             data: serde_json::Value::String("x".repeat(len)),
             headers: None,
         }

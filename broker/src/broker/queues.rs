@@ -11,7 +11,9 @@ use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::names;
 use crate::protocol::{event, Headers, Payload, QueueOptions};
-use crate::queue::{dead_letter_headers, Effects, Queue, QueueConfig, Settle, Settlement, Waiter};
+use crate::queue::{
+    dead_letter_headers, Effects, Outgoing, Queue, QueueConfig, Settle, Settlement, Waiter,
+};
 use crate::session::Session;
 use crate::stats::EventKind;
 use crate::store::Ticket;
@@ -148,50 +150,32 @@ impl Broker {
     /// Appends a message to a queue; returns its message id. `stored` runs once the
     /// message is in the queue and before it is delivered (to answer the sender first),
     /// with, for a durable queue, the ticket that resolves when it is on disk.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
         session: Option<&Session>,
         creator: Option<&Creator>,
         queue: &str,
-        data: Payload,
-        headers: Option<Headers>,
-        waiter: Option<Arc<Waiter>>,
-        reply: bool,
+        message: Outgoing,
         stored: impl FnOnce(&str, Option<Ticket>),
     ) -> Result<Arc<str>, BrokerError> {
         let mut to_dispatch = ToDispatch::default();
-        let sent = self.send_later(
-            session,
-            creator,
-            queue,
-            data,
-            headers,
-            waiter,
-            reply,
-            stored,
-            &mut to_dispatch,
-        );
+        let sent = self.send_later(session, creator, queue, message, stored, &mut to_dispatch);
         self.dispatch(&mut to_dispatch);
         sent
     }
 
     /// [`Broker::send`], leaving the delivery to [`Broker::dispatch`] with `to_dispatch`.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_later(
         &self,
         session: Option<&Session>,
         creator: Option<&Creator>,
         queue: &str,
-        data: Payload,
-        headers: Option<Headers>,
-        waiter: Option<Arc<Waiter>>,
-        reply: bool,
+        message: Outgoing,
         stored: impl FnOnce(&str, Option<Ticket>),
         to_dispatch: &mut ToDispatch,
     ) -> Result<Arc<str>, BrokerError> {
         let queue = self.queue(queue, creator)?;
-        let (msg, ticket) = queue.enqueue(data, headers.map(Arc::new), waiter, reply)?;
+        let (msg, ticket) = queue.enqueue(message)?;
         self.inner.activity.msgs_in.fetch_add(1, Ordering::Relaxed);
         if let Some(s) = session {
             s.msgs_in.fetch_add(1, Ordering::Relaxed);
@@ -221,16 +205,15 @@ impl Broker {
         timeout: Duration,
     ) -> Result<(), BrokerError> {
         let waiter = Waiter::new(session, id, true);
-        let msg = self.send(
-            Some(session),
-            Some(creator),
-            queue,
-            data,
-            headers,
-            Some(waiter.clone()),
-            true,
-            |_, _| {},
-        )?;
+        // A request whose requester gave up is not worth delivering: its job lives
+        // as long as the requester waits.
+        let message = Outgoing {
+            ttl_ms: u64::try_from(timeout.as_millis()).ok(),
+            waiter: Some(waiter.clone()),
+            reply: true,
+            ..Outgoing::new(data, headers)
+        };
+        let msg = self.send(Some(session), Some(creator), queue, message, |_, _| {})?;
         self.inner.runtime.spawn(async move {
             tokio::time::sleep(timeout).await;
             waiter.settle(&msg, Settlement::Timeout);
@@ -418,16 +401,8 @@ impl Broker {
                     }
                 });
             };
-            let outcome = self.send(
-                None,
-                None,
-                &to,
-                letter.data,
-                Some(headers),
-                None,
-                false,
-                moved,
-            );
+            let message = Outgoing::new(letter.data, Some(headers));
+            let outcome = self.send(None, None, &to, message, moved);
             let text = match outcome {
                 Ok(msg) => format!(
                     "a message of {} was dead-lettered to {to} as {msg}: {}",

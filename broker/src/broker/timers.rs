@@ -66,14 +66,15 @@ pub(super) async fn run_memory_trim(broker: Weak<Inner>) {
     .await
 }
 
-/// Requeues a queue's jobs whose ack deadline passed, sleeping until the next deadline.
+/// Requeues a queue's jobs whose ack deadline passed and expires its messages whose
+/// time to live ran out, sleeping until the next of either.
 pub(super) async fn run_ack_timer(broker: Weak<Inner>, queue: Arc<Queue>) {
     let mut shutdown = match broker.upgrade() {
         Some(inner) => inner.shutdown.subscribe(),
         None => return,
     };
     loop {
-        let (effects, next) = queue.expire(Instant::now());
+        let (effects, next) = queue.expire(Instant::now(), crate::time::now_ms());
         match broker.upgrade() {
             Some(inner) => Broker { inner }.apply(effects),
             None => return,

@@ -9,7 +9,7 @@ use super::watching::{self, Stream};
 use crate::broker::{Broker, Peer, Publisher, ToDispatch};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{event, parse_frames, ClientFrame, Confirm, Headers, Request, RequestId};
-use crate::queue::{Settle, Waiter};
+use crate::queue::{Outgoing, Settle, Waiter};
 use crate::session::Session;
 use crate::store::Ticket;
 use crate::topic::Done;
@@ -221,18 +221,20 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             queue,
             data,
             headers,
+            ttl_ms,
             confirm,
         } => match (confirm, id) {
             (Confirm::Done, Some(id)) => {
-                let waiter = Waiter::new(session, id.clone(), false);
+                let message = Outgoing {
+                    ttl_ms,
+                    waiter: Some(Waiter::new(session, id.clone(), false)),
+                    ..Outgoing::new(data, headers)
+                };
                 match broker.send_later(
                     Some(session),
                     Some(conn.gate.creator()),
                     &queue,
-                    data,
-                    headers,
-                    Some(waiter),
-                    false,
+                    message,
                     |_, _| {},
                     &mut conn.to_dispatch,
                 ) {
@@ -258,14 +260,15 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                     }
                 };
                 let to_dispatch = &mut conn.to_dispatch;
+                let message = Outgoing {
+                    ttl_ms,
+                    ..Outgoing::new(data, headers)
+                };
                 match broker.send_later(
                     Some(session),
                     Some(conn.gate.creator()),
                     &queue,
-                    data,
-                    headers,
-                    None,
-                    false,
+                    message,
                     stored,
                     to_dispatch,
                 ) {

@@ -34,9 +34,13 @@ pub const PREFETCH: RangeInclusive<u64> = 1..=10_000;
 /// The `timeout_ms` a `request` may give (default 30 s): 1 ms to 10 minutes.
 pub const REQUEST_TIMEOUT_MS: RangeInclusive<u64> = 1..=600_000;
 
+/// The `ttl_ms` a `send` may give (absent: no limit): 1 ms to 365 days.
+pub const TTL_MS: RangeInclusive<u64> = 1..=31_536_000_000;
+
 /// The `bad_frame` for a numeric field outside its range, naming both.
 pub(crate) fn out_of_range(field: &str, range: &RangeInclusive<u64>) -> BrokerError {
-    let allowed = if *range.end() >= u64::from(u32::MAX) {
+    // A range up to a type's largest value has no upper bound worth stating.
+    let allowed = if [u64::from(u32::MAX), u64::MAX].contains(range.end()) {
         format!("at least {}", range.start())
     } else {
         format!("from {} to {}", range.start(), range.end())
@@ -207,6 +211,8 @@ pub enum ClientFrame<'a> {
         queue: String,
         data: Payload,
         headers: Option<Headers>,
+        /// How long it may wait for a consumer before it is dead-lettered or dropped.
+        ttl_ms: Option<u64>,
         confirm: Confirm,
     },
     Consume {

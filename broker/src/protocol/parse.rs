@@ -18,7 +18,7 @@ use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{
     compact, out_of_range, ClientFrame, Confirm, FrameError, Headers, Payload, QueueOptions,
     ReplayFrom, Request, RequestId, Retention, WatchOptions, MAX_NESTING, PREFETCH,
-    REQUEST_TIMEOUT_MS,
+    REQUEST_TIMEOUT_MS, TTL_MS,
 };
 use crate::queue::QueueConfig;
 
@@ -91,6 +91,7 @@ frame_fields!(
     tag,
     requeue,
     timeout_ms,
+    ttl_ms,
     interval_ms,
     changes,
     inflight,
@@ -420,6 +421,7 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             queue: required("queue", raw.queue)?,
             data: required_data(raw.data)?,
             headers: optional("headers", raw.headers)?,
+            ttl_ms: bounded("ttl_ms", raw.ttl_ms, &TTL_MS)?,
             confirm: optional("confirm", raw.confirm)?.unwrap_or_default(),
         },
         "consume" => ClientFrame::Consume {

@@ -1,6 +1,10 @@
 //! Work queues: each message goes to one consumer at a time, stays in flight until
 //! it is acked, and comes back (attempt + 1) when its consumer goes away, nacks it,
 //! or lets its ack deadline pass; after `max_attempts` it is dead-lettered or dropped.
+//! A message sent with a time to live that waits longer than that for a consumer is
+//! not delivered: it is dead-lettered (reason `expired`) or dropped, as RabbitMQ's
+//! per-message TTL. Only the time spent ready counts; a job in flight is not expired
+//! until it comes back.
 //!
 //! All of a queue's state sits behind one short lock. Anything that reaches beyond
 //! the queue (moving a message to a dead-letter queue, answering a waiting sender)
@@ -32,6 +36,31 @@ pub(crate) use effects::{dead_letter_headers, DeadLetter, Effects};
 use stored::StoredJob;
 pub(crate) use waiter::{Settlement, Waiter};
 
+/// A message on its way into a queue: what `send`, `request` and a dead letter carry.
+pub(crate) struct Outgoing {
+    pub(crate) data: Payload,
+    pub(crate) headers: Option<Headers>,
+    /// How long, in milliseconds, it may wait for a consumer.
+    pub(crate) ttl_ms: Option<u64>,
+    /// Who waits for its outcome (`confirm: "done"`, `request`).
+    pub(crate) waiter: Option<Arc<Waiter>>,
+    /// A `request`: its consumer is to `reply`.
+    pub(crate) reply: bool,
+}
+
+impl Outgoing {
+    /// A plain message: no time to live, nobody waiting.
+    pub(crate) fn new(data: Payload, headers: Option<Headers>) -> Outgoing {
+        Outgoing {
+            data,
+            headers,
+            ttl_ms: None,
+            waiter: None,
+            reply: false,
+        }
+    }
+}
+
 /// A message in a queue.
 pub(crate) struct Message {
     /// Position in send order; also the message id.
@@ -43,6 +72,8 @@ pub(crate) struct Message {
     pub(crate) headers: Option<Arc<Headers>>,
     /// Deliveries so far.
     attempt: u32,
+    /// Unix milliseconds after which it is not delivered (its time to live).
+    expires: Option<u64>,
     waiter: Option<Arc<Waiter>>,
     reply: bool,
 }
@@ -75,6 +106,8 @@ struct QueueState {
     ready: VecDeque<Message>,
     inflight: HashMap<(u64, u64), InFlight>,
     deadlines: BTreeSet<(Instant, u64, u64)>,
+    /// The ready messages that have a time to live: (expires, id).
+    expiring: BTreeSet<(u64, u64)>,
     consumers: Vec<Consumer>,
     cursor: usize,
     next_id: u64,
@@ -83,6 +116,7 @@ struct QueueState {
     acked: u64,
     redelivered: u64,
     dead: u64,
+    expired: u64,
 }
 
 /// One work queue.
@@ -109,6 +143,7 @@ impl Queue {
                 ready: VecDeque::new(),
                 inflight: HashMap::new(),
                 deadlines: BTreeSet::new(),
+                expiring: BTreeSet::new(),
                 consumers: Vec::new(),
                 cursor: 0,
                 next_id: 1,
@@ -117,6 +152,7 @@ impl Queue {
                 acked: 0,
                 redelivered: 0,
                 dead: 0,
+                expired: 0,
             }),
             timer: Notify::new(),
         })
@@ -145,6 +181,9 @@ impl Queue {
                 format!("queue `{}`: message {} is not readable", self.name, m.seq)
             })?;
             state.next_id = state.next_id.max(m.seq + 1);
+            if let Some(at) = job.expires {
+                state.expiring.insert((at, m.seq));
+            }
             state.ready.push_back(Message {
                 id: m.seq,
                 msg: Arc::from(m.seq.to_string()),
@@ -153,10 +192,14 @@ impl Queue {
                 data: job.data,
                 headers: job.headers.map(Arc::new),
                 attempt: m.attempts,
+                expires: job.expires,
                 waiter: None,
                 reply: job.reply,
             });
         }
+        // Messages whose time ran out while the broker was down go at the first tick.
+        drop(state);
+        self.timer.notify_one();
         Ok(())
     }
 
@@ -168,11 +211,15 @@ impl Queue {
     /// queue the ticket resolves when the message is on disk.
     pub(crate) fn enqueue(
         self: &Arc<Self>,
-        data: Payload,
-        headers: Option<Arc<Headers>>,
-        waiter: Option<Arc<Waiter>>,
-        reply: bool,
+        message: Outgoing,
     ) -> Result<(Arc<str>, Option<Ticket>), BrokerError> {
+        let Outgoing {
+            data,
+            headers,
+            ttl_ms,
+            waiter,
+            reply,
+        } = message;
         let mut state = self.state.lock();
         if state.deleted {
             return Err(BrokerError::new(
@@ -192,9 +239,10 @@ impl Queue {
             }
         }
         let time = now_ms();
+        let expires = ttl_ms.map(|ttl| time.saturating_add(ttl));
         let (id, ticket) = match &self.store {
             Some(store) => {
-                let body = StoredJob::encode(&data, headers.as_deref(), reply);
+                let body = StoredJob::encode(&data, headers.as_ref(), reply, expires);
                 let appended = store.append(time, body.as_bytes())?;
                 (appended.seq, Some(appended.durable))
             }
@@ -203,14 +251,22 @@ impl Queue {
         state.next_id = id + 1;
         state.msgs_in += 1;
         let msg: Arc<str> = Arc::from(id.to_string());
+        if let Some(at) = expires {
+            let first = state.expiring.first().is_none_or(|e| at < e.0);
+            state.expiring.insert((at, id));
+            if first {
+                self.timer.notify_one();
+            }
+        }
         state.ready.push_back(Message {
             id,
             msg: msg.clone(),
             time,
             enqueued: Instant::now(),
             data,
-            headers,
+            headers: headers.map(Arc::new),
             attempt: 0,
+            expires,
             waiter,
             reply,
         });
@@ -310,8 +366,14 @@ impl Queue {
         Some(effects)
     }
 
-    /// Returns every job whose ack deadline has passed; gives the next deadline.
-    pub(crate) fn expire(self: &Arc<Self>, now: Instant) -> (Effects, Option<Instant>) {
+    /// Returns every job whose ack deadline has passed and drops (or dead-letters)
+    /// every ready message whose time to live is up at `now_ms` (Unix milliseconds,
+    /// the clock `now` reads); gives when to look again.
+    pub(crate) fn expire(
+        self: &Arc<Self>,
+        now: Instant,
+        now_ms: u64,
+    ) -> (Effects, Option<Instant>) {
         let mut state = self.state.lock();
         let mut effects = Effects::default();
         while let Some(&(deadline, sid, tag)) = state.deadlines.first() {
@@ -320,8 +382,24 @@ impl Queue {
             }
             self.return_inflight(&mut state, (sid, tag), &mut effects);
         }
+        while let Some(&(at, id)) = state.expiring.first() {
+            if at > now_ms {
+                break;
+            }
+            state.expiring.pop_first();
+            let i = state.ready.partition_point(|m| m.id < id);
+            if let Some(message) = state.ready.remove(i).filter(|m| m.id == id) {
+                self.kill_expired(&mut state, message, &mut effects);
+            }
+        }
         self.dispatch(&mut state, &mut effects);
-        let next = state.deadlines.first().map(|d| d.0);
+        let deadline = state.deadlines.first().map(|d| d.0);
+        let expiry = (state.expiring.first())
+            .map(|&(at, _)| now + std::time::Duration::from_millis(at.saturating_sub(now_ms)));
+        let next = match (deadline, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         (effects, next)
     }
 
@@ -350,6 +428,7 @@ impl Queue {
         let mut state = self.state.lock();
         let mut effects = Effects::default();
         let purged: Vec<Message> = state.ready.drain(..).collect();
+        state.expiring.clear();
         let n = purged.len() as u64;
         for m in purged {
             // Purged messages are gone at once; their acks are durable with the
@@ -379,6 +458,7 @@ impl Queue {
         };
         let flights: Vec<InFlight> = state.inflight.drain().map(|(_, f)| f).collect();
         state.deadlines.clear();
+        state.expiring.clear();
         let ready: Vec<Message> = state.ready.drain(..).collect();
         for m in ready
             .into_iter()
@@ -407,6 +487,7 @@ impl Queue {
                 seq: None,
                 time: m.time,
                 attempt: m.attempt,
+                expires: m.expires,
                 data: m.data.to_value(),
                 headers: m.headers.as_deref().cloned(),
             })
@@ -424,6 +505,7 @@ impl Queue {
             acked: state.acked,
             redelivered: state.redelivered,
             dead: state.dead,
+            expired: state.expired,
             durable: state.config.durable,
             // Ready messages are kept in send order and were enqueued in that order
             // (a requeued one goes back to its place), so the oldest is the first:
@@ -481,15 +563,46 @@ impl Queue {
         self.requeue(state, flight.message, effects);
     }
 
-    /// Puts a message back in send order, or kills it if it has had all its attempts.
+    /// Puts a message back in send order, or kills it if it has had all its attempts
+    /// or its time to live is up.
     fn requeue(&self, state: &mut QueueState, message: Message, effects: &mut Effects) {
+        if let Some(at) = message.expires {
+            if at <= now_ms() {
+                return self.kill_expired(state, message, effects);
+            }
+        }
         if let Some(max) = state.config.max_attempts {
             if message.attempt >= max {
                 return self.kill(state, message, "max_attempts", effects);
             }
         }
+        self.put_back(state, message);
+    }
+
+    /// Returns a message to `ready` at its place in send order.
+    fn put_back(&self, state: &mut QueueState, message: Message) {
+        if let Some(at) = message.expires {
+            state.expiring.insert((at, message.id));
+        }
         let at = state.ready.partition_point(|m| m.id < message.id);
         state.ready.insert(at, message);
+    }
+
+    /// Dead-letters or drops a message whose time to live is up (no longer in
+    /// `ready` nor in `expiring`).
+    fn kill_expired(&self, state: &mut QueueState, mut message: Message, effects: &mut Effects) {
+        state.expired += 1;
+        if message.reply {
+            // A request's job lives as long as its requester waits: what the
+            // requester learns is that nobody answered in time, whichever of its
+            // timer and this one runs first.
+            if let Some(w) = message.waiter.take() {
+                effects
+                    .settle
+                    .push((w, message.msg.clone(), Settlement::Timeout));
+            }
+        }
+        self.kill(state, message, "expired", effects);
     }
 
     /// Dead-letters or drops a message, and tells whoever waits for it.
@@ -538,6 +651,14 @@ impl Queue {
             let Some(mut message) = state.ready.pop_front() else {
                 return;
             };
+            if let Some(at) = message.expires {
+                state.expiring.remove(&(at, message.id));
+                if at <= now_ms() {
+                    // Its time ran out between two ticks of the timer.
+                    self.kill_expired(state, message, effects);
+                    continue;
+                }
+            }
             let consumer = &mut state.consumers[idx];
             let session = consumer.session.clone();
             let tag = session.next_tag();
@@ -556,7 +677,7 @@ impl Queue {
                 // The consumer's connection is going away: it gets nothing more, and
                 // the message keeps its place and its attempt count.
                 message.attempt -= 1;
-                state.ready.push_front(message);
+                self.put_back(state, message);
                 state.consumers.remove(idx);
                 state.cursor = 0;
                 continue;

@@ -2,15 +2,23 @@
 
 use crate::protocol::{Headers, Payload};
 
-/// How a queue message is kept in its store: `{"d":data,"h":headers,"r":true}`.
+/// How a queue message is kept in its store: `{"d":data,"h":headers,"r":true,"x":ms}`,
+/// where `x` is when its time to live runs out (Unix milliseconds). Records written
+/// before messages had a time to live have no `x`, and never expire.
 pub(super) struct StoredJob {
     pub(super) data: Payload,
     pub(super) headers: Option<Headers>,
     pub(super) reply: bool,
+    pub(super) expires: Option<u64>,
 }
 
 impl StoredJob {
-    pub(super) fn encode(data: &Payload, headers: Option<&Headers>, reply: bool) -> String {
+    pub(super) fn encode(
+        data: &Payload,
+        headers: Option<&Headers>,
+        reply: bool,
+        expires: Option<u64>,
+    ) -> String {
         let mut out = String::with_capacity(data.len() + 32);
         out.push_str("{\"d\":");
         out.push_str(data.as_json());
@@ -20,6 +28,10 @@ impl StoredJob {
         }
         if reply {
             out.push_str(",\"r\":true");
+        }
+        if let Some(at) = expires {
+            out.push_str(",\"x\":");
+            out.push_str(itoa::Buffer::new().format(at));
         }
         out.push('}');
         out
@@ -34,12 +46,15 @@ impl StoredJob {
             h: Option<Headers>,
             #[serde(default)]
             r: bool,
+            #[serde(default)]
+            x: Option<u64>,
         }
         let raw: Raw = serde_json::from_slice(body).ok()?;
         Some(StoredJob {
             data: Payload::from_raw(raw.d),
             headers: raw.h,
             reply: raw.r,
+            expires: raw.x,
         })
     }
 }

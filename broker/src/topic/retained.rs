@@ -241,6 +241,7 @@ fn peeked(body: &[u8]) -> Option<PeekedMessage> {
         seq: v["seq"].as_u64(),
         time: v["time"].as_u64().unwrap_or(0),
         attempt: 0,
+        expires: None,
         data: v.get("data").cloned().unwrap_or(serde_json::Value::Null),
         headers: v
             .get("headers")

@@ -14,12 +14,10 @@ fn the_last_attempt_nacked_goes_to_the_dead_letter_queue() {
     let headers: Headers = [("k".to_string(), HeaderValue::One("v".into()))]
         .into_iter()
         .collect();
-    q.enqueue(
+    q.enqueue(Outgoing::new(
         Payload::from_value(&json!({"n": 1})),
-        Some(Arc::new(headers.clone())),
-        None,
-        false,
-    )
+        Some(headers.clone()),
+    ))
     .unwrap();
     q.dispatch_ready();
     let first = q.settle(&w, 1, nack(true)).unwrap();
@@ -59,7 +57,7 @@ fn the_last_attempt_expired_is_dropped_when_there_is_no_dead_letter_queue() {
     q.dispatch_ready();
     assert_eq!(frames(&w), vec![job("w1", 1, "1", 1, json!("a"))]);
 
-    let (mut effects, next) = q.expire(Instant::now() + ACK_TIMEOUT);
+    let (mut effects, next) = q.expire(Instant::now() + ACK_TIMEOUT, now_ms());
     assert_eq!(next, None);
     assert_eq!(effects.delivered, 0);
     assert_eq!(effects.dead_letters.len(), 1);

@@ -39,12 +39,10 @@ fn a_job_frame_carries_headers_and_marks_a_request() {
     ]
     .into_iter()
     .collect();
-    q.enqueue(
-        Payload::from_value(&json!({"n": 1})),
-        Some(Arc::new(headers)),
-        None,
-        true,
-    )
+    q.enqueue(Outgoing {
+        reply: true,
+        ..Outgoing::new(Payload::from_value(&json!({"n": 1})), Some(headers))
+    })
     .unwrap();
     consume(&q, &w, "w1", 1);
     q.dispatch_ready();

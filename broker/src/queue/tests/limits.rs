@@ -11,7 +11,7 @@ fn max_len_refuses_a_send_with_limit_while_that_many_are_ready() {
     send(&q, json!(1));
     send(&q, json!(2));
     let err = q
-        .enqueue(Payload::from_value(&json!(3)), None, None, false)
+        .enqueue(Outgoing::new(Payload::from_value(&json!(3)), None))
         .err()
         .unwrap();
     assert_eq!(err.code, ErrorCode::Limit);

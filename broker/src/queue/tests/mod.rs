@@ -44,7 +44,7 @@ fn queue() -> Arc<Queue> {
 /// Sends `data` (no headers, nobody waiting); returns the message id.
 fn send(q: &Arc<Queue>, data: Value) -> String {
     let (msg, ticket) = q
-        .enqueue(Payload::from_value(&data), None, None, false)
+        .enqueue(Outgoing::new(Payload::from_value(&data), None))
         .unwrap();
     assert!(ticket.is_none(), "an in-memory queue gives no ticket");
     msg.to_string()
@@ -54,7 +54,10 @@ fn send(q: &Arc<Queue>, data: Value) -> String {
 fn send_waited(q: &Arc<Queue>, data: Value, sender: &Arc<Session>, id: u64) -> String {
     let waiter = Waiter::new(sender, RequestId::from_value(&json!(id)).unwrap(), false);
     let (msg, _) = q
-        .enqueue(Payload::from_value(&data), None, Some(waiter), false)
+        .enqueue(Outgoing {
+            waiter: Some(waiter),
+            ..Outgoing::new(Payload::from_value(&data), None)
+        })
         .unwrap();
     msg.to_string()
 }
@@ -108,6 +111,7 @@ fn nack(requeue: bool) -> Settle {
 
 mod dead_letters;
 mod delivery;
+mod expiry;
 mod limits;
 mod redelivery;
 mod settlement;

@@ -34,7 +34,7 @@ fn a_passed_ack_deadline_redelivers_with_the_next_attempt() {
     assert_eq!(frames(&w), vec![job("w1", 1, "1", 1, json!("a"))]);
 
     // Not yet due: nothing moves, and the next deadline is the job's.
-    let (effects, next) = q.expire(before);
+    let (effects, next) = q.expire(before, now_ms());
     assert_eq!(effects.delivered, 0);
     let next = next.unwrap();
     assert!(before + ACK_TIMEOUT <= next && next <= after + ACK_TIMEOUT);
@@ -42,7 +42,7 @@ fn a_passed_ack_deadline_redelivers_with_the_next_attempt() {
     assert_eq!(q.unacked_of(1, "w1"), 1);
 
     // Due: the job comes back and goes out again at once, with a new deadline.
-    let (effects, next) = q.expire(next);
+    let (effects, next) = q.expire(next, now_ms());
     assert_eq!(effects.delivered, 1);
     assert_eq!(frames(&w), vec![job("w1", 2, "1", 2, json!("a"))]);
     assert!(next.unwrap() >= after + ACK_TIMEOUT);
@@ -53,7 +53,7 @@ fn a_passed_ack_deadline_redelivers_with_the_next_attempt() {
     // The old tag is gone with its delivery; the new one acks.
     assert!(q.settle(&w, 1, Settle::Ack).is_none());
     assert!(q.settle(&w, 2, Settle::Ack).is_some());
-    assert_eq!(q.expire(Instant::now() + 2 * ACK_TIMEOUT).1, None);
+    assert_eq!(q.expire(Instant::now() + 2 * ACK_TIMEOUT, now_ms()).1, None);
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn attempts_count_every_redelivery_whatever_its_cause() {
     q.dispatch_ready();
     assert_eq!(frames(&a), vec![job("wa", 2, "1", 2, json!("x"))]);
 
-    q.expire(Instant::now() + ACK_TIMEOUT);
+    q.expire(Instant::now() + ACK_TIMEOUT, now_ms());
     assert_eq!(frames(&a), vec![job("wa", 3, "1", 3, json!("x"))]);
 
     q.requeue_msg("1").unwrap();

@@ -156,7 +156,7 @@ fn delete_cancels_every_consumer_tells_every_waiter_and_refuses_what_follows() {
 
     assert!(q.is_deleted());
     let err = q
-        .enqueue(Payload::from_value(&json!(5)), None, None, false)
+        .enqueue(Outgoing::new(Payload::from_value(&json!(5)), None))
         .err()
         .unwrap();
     assert_eq!(err.code, ErrorCode::NotFound);
