@@ -15,7 +15,7 @@ window.steps = (() => {
   return {
     /** The example page's own state line, once it is connected. */
     async examplePage() {
-      await until("the example page to connect", () => document.getElementById("state").textContent === "open");
+      await until("the example page to connect", () => document.getElementById("state").textContent === "subscribed");
       document.getElementById("topic").value = "demo.hello";
       document.getElementById("text").value = "hi";
       document.querySelector("#publish button").click();
