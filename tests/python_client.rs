@@ -25,7 +25,13 @@ fn the_python_client_passes_its_tests_against_the_real_broker() {
         .output()
         .expect("run python3");
     let report = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the Python client's tests failed:\n{report}");
+    assert!(
+        out.status.success(),
+        "the Python client's tests failed:\n{report}"
+    );
     // Exactly the five tests ran, so a test file that loaded nothing does not pass.
-    assert!(report.contains("Ran 5 tests"), "unexpected report:\n{report}");
+    assert!(
+        report.contains("Ran 5 tests"),
+        "unexpected report:\n{report}"
+    );
 }
