@@ -27,6 +27,7 @@ use crate::broker::{Broker, Config};
 use crate::refusals::Refusal;
 
 mod origin;
+mod page;
 mod tls;
 
 use origin::OriginRule;
@@ -504,6 +505,8 @@ where
             .and_then(|h| std::str::from_utf8(h.value).ok())
     };
     match (method, path) {
+        ("GET", "/") => page::index(),
+        ("GET", "/switchyard.js") => page::module(),
         ("GET", "/healthz") => Route::Health,
         ("GET", "/metrics") => {
             if let Some((code, status)) = broker.metrics_refusal(header("authorization")) {
