@@ -274,6 +274,11 @@ async fn the_js_client_in_chromium_speaks_the_whole_protocol_and_reconnects() {
     );
 
     assert_eq!(
+        browser.eval("steps.expired()").await,
+        json!([["hi", "expired"]])
+    );
+
+    assert_eq!(
         browser.eval("steps.requests()").await,
         json!({"answer": {"sum": 5}, "nobody": "timeout"})
     );

@@ -31,7 +31,7 @@ fn the_python_client_passes_its_tests_against_the_real_broker() {
     );
     // Exactly the five tests ran, so a test file that loaded nothing does not pass.
     assert!(
-        report.contains("Ran 5 tests"),
+        report.contains("Ran 6 tests"),
         "unexpected report:\n{report}"
     );
 }

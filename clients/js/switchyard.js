@@ -121,12 +121,20 @@ class Client {
     };
   }
 
+  /** Creates `queue` or updates its options (`durable`, `max_len`,
+   * `ack_timeout_ms`, `max_attempts`, `dead_letter`). */
+  declare(queue, options = {}) {
+    return this._call({ ...options, op: "declare", queue }).then(() => undefined);
+  }
+
   /** Sends `data` to `queue`. `confirm`: "stored" (default: resolves when it is in
    * the queue, on disk if durable) or "done" (when a consumer acked it; `data`
-   * holds a `reply`'s answer). Resolves with `{msg, data}`. */
-  send(queue, data, { confirm, headers } = {}) {
+   * holds a `reply`'s answer). `ttlMs`: how long it may wait for a consumer.
+   * Resolves with `{msg, data}`. */
+  send(queue, data, { confirm, headers, ttlMs } = {}) {
     const wait = confirm === "done" ? null : undefined;
-    return this._call({ op: "send", queue, data, headers, confirm }, wait).then((ok) => ({
+    const frame = { op: "send", queue, data, headers, confirm, ttl_ms: ttlMs };
+    return this._call(frame, wait).then((ok) => ({
       msg: ok.msg,
       data: ok.data,
     }));

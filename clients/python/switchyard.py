@@ -163,6 +163,11 @@ class Client:
         self._drop_sub(sid)
         await self._call({"op": "unsub", "sid": sid})
 
+    async def declare(self, queue, **options):
+        """Creates `queue` or updates its options (`durable`, `max_len`,
+        `ack_timeout_ms`, `max_attempts`, `dead_letter`)."""
+        await self._call({"op": "declare", "queue": queue, **options})
+
     async def consume(self, queue, handler, prefetch=None):
         """Consumes `queue`: `handler(job)` for each `Job`, which it must ack or
         nack. Jobs are handled one after another; returns the cid."""
@@ -181,12 +186,15 @@ class Client:
         self._drop_consumer(cid)
         await self._call({"op": "cancel", "cid": cid})
 
-    async def send(self, queue, data, confirm=None, headers=None):
+    async def send(self, queue, data, confirm=None, headers=None, ttl=None):
         """Sends `data` to `queue`; returns the `ok` frame (`msg`, and `data` when
-        `confirm="done"` and the job was answered with `reply`)."""
+        `confirm="done"` and the job was answered with `reply`). `ttl`: seconds it
+        may wait for a consumer before it is dead-lettered or dropped."""
         wait = None if confirm == "done" else self.timeout
+        ttl_ms = None if ttl is None else max(1, int(ttl * 1000))
         return await self._call({"op": "send", "queue": queue, "data": data,
-                                 "headers": headers, "confirm": confirm}, wait)
+                                 "headers": headers, "confirm": confirm,
+                                 "ttl_ms": ttl_ms}, wait)
 
     async def request(self, queue, data, timeout=30.0, headers=None):
         """Sends a request; returns the `reply`'s data (None if acked without one)."""

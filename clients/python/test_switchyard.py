@@ -112,6 +112,21 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual((once["msg"], again["msg"]), ("1", "2"))
         await client.close()
 
+    async def test_a_job_nobody_takes_in_its_ttl_is_dead_lettered_as_expired(self):
+        client = await switchyard.connect(self.broker.url)
+        await client.declare("py.mail", dead_letter="py.mail.dead")
+        await client.send("py.mail", "hi", ttl=0.2)
+        dead = []
+
+        async def handle(job):
+            dead.append((job.data, job.headers.get("x-dead-letter-reason")))
+            await job.ack()
+
+        await client.consume("py.mail.dead", handle)
+        await until("the expired job", lambda: dead)
+        self.assertEqual(dead, [("hi", "expired")])
+        await client.close()
+
     async def test_request_reply_and_a_request_nobody_answers(self):
         client = await switchyard.connect(self.broker.url)
         await client.reply("py.rpc", lambda d, job: {"sum": d["a"] + d["b"]})

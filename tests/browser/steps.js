@@ -78,6 +78,19 @@ window.steps = (() => {
       return { jobs, msgs: [once.msg, again.msg] };
     },
 
+    /** A job nobody takes within its ttl goes to the dead-letter queue as expired. */
+    async expired() {
+      await s.a.declare("browser.mail", { dead_letter: "browser.mail.dead" });
+      await s.a.send("browser.mail", "hi", { ttlMs: 200 });
+      const dead = [];
+      await s.a.consume("browser.mail.dead", (job) => {
+        dead.push([job.data, job.headers["x-dead-letter-reason"]]);
+        return job.ack();
+      });
+      await until("the expired job", () => dead.length >= 1);
+      return dead;
+    },
+
     async requests() {
       await s.a.reply("browser.rpc", (d) => ({ sum: d.a + d.b }));
       const answer = await s.a.request("browser.rpc", { a: 2, b: 3 }, { timeout: 5000 });
