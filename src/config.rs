@@ -12,6 +12,7 @@ use serde::Deserialize;
 use switchyard_broker::auth::{Grants, Security, TlsFiles, UserRules};
 use switchyard_broker::names;
 use switchyard_broker::store::FsyncPolicy;
+use switchyard_broker::webhook::{self, ConfiguredWebhook, WebhookSpec};
 use toml::Spanned;
 
 /// The environment variable naming a config file when `--config` is not given.
@@ -60,6 +61,8 @@ pub struct FileSettings {
     pub max_streams_per_user: Option<usize>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
+    /// `[[webhooks]]`: webhook consumers started with the broker.
+    pub webhooks: Vec<ConfiguredWebhook>,
 }
 
 /// The file as written: every key optional, none unknown.
@@ -89,6 +92,18 @@ struct Raw {
     #[serde(default)]
     users: Vec<Spanned<RawUser>>,
     jwt: Option<RawJwt>,
+    #[serde(default)]
+    webhooks: Vec<Spanned<RawWebhook>>,
+}
+
+/// One `[[webhooks]]` entry as written: a queue and a `consume`'s `webhook` object.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    queue: String,
+    url: String,
+    max_in_flight: Option<u64>,
+    timeout_ms: Option<u64>,
 }
 
 /// One `[[users]]` entry as written.
@@ -220,6 +235,24 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         }
         users.push(file.user(user)?);
     }
+    let mut webhooks = Vec::with_capacity(raw.webhooks.len());
+    for hook in raw.webhooks {
+        let span = hook.span();
+        let hook = hook.into_inner();
+        let spec = WebhookSpec {
+            url: hook.url,
+            max_in_flight: hook.max_in_flight,
+            timeout_ms: hook.timeout_ms,
+        };
+        names::check_queue(&hook.queue)
+            .map_err(|e| e.message)
+            .and_then(|()| webhook::check(&spec))
+            .map_err(|why| file.error(Some(span.clone()), &why))?;
+        webhooks.push(ConfiguredWebhook {
+            queue: hook.queue,
+            spec,
+        });
+    }
     let jwt_hs256_secret = match raw.jwt {
         Some(jwt) => Some(file.secret(base, jwt.hs256_secret_file)?),
         None => None,
@@ -247,6 +280,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
             allowed_origins: raw.allowed_origins,
             tls,
         },
+        webhooks,
     })
 }
 

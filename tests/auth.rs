@@ -548,3 +548,16 @@ async fn the_event_log_says_which_user_did_it() {
     assert_eq!(forbidden.len(), 1, "{events:#?}");
     b.stop().await;
 }
+
+/// A webhook makes the broker itself call a URL: only an admin may start one, even
+/// on a queue the user may consume from.
+#[tokio::test]
+async fn only_an_admin_may_start_a_webhook() {
+    let b = broker_with_auth(Duration::from_secs(10)).await;
+    let mut orders = login(&b, ORDERS_TOKEN).await;
+    let hook = json!({"op":"consume","queue":"jobs","webhook":{"url":"http://127.0.0.1:9/"}});
+    assert_eq!(outcome(&mut orders, 1, hook.clone()).await, "forbidden");
+    let mut root = login(&b, ROOT_TOKEN).await;
+    assert_eq!(outcome(&mut root, 2, hook).await, "ok");
+    b.stop().await;
+}

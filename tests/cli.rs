@@ -922,3 +922,32 @@ fn send_ttl_sets_a_time_to_live_the_queue_applies() {
     assert!(!ok);
     assert!(err.contains("--ttl"), "{err}");
 }
+
+/// `consume --webhook URL` starts a webhook consumer and prints its client id,
+/// which shows in `stats` named by the URL.
+#[test]
+fn consume_webhook_starts_a_webhook_and_prints_its_client() {
+    let s = Served::start();
+    let (ok, out, err) = s.run_full(&[
+        "consume",
+        "mail",
+        "--webhook",
+        "http://127.0.0.1:9/hook",
+        "--max-in-flight",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    let printed = &json_lines(&out)[0];
+    assert_eq!(printed["queue"], "mail");
+    let client = printed["client"].as_str().unwrap().to_string();
+    let stats = s.stats();
+    let row = stats["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == client.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["name"], "webhook http://127.0.0.1:9/hook");
+    assert_eq!(row["consumers"], 1);
+}

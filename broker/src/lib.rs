@@ -26,6 +26,7 @@ mod session;
 pub mod store;
 pub mod time;
 mod topic;
+pub mod webhook;
 
 pub use switchyard_wire::{command, stats};
 

@@ -86,6 +86,12 @@ pub struct ConsumeArgs {
     /// Run this shell line per job, its data on stdin: exit 0 acks the job, anything else nacks it back to the queue.
     #[arg(long, value_name = "COMMAND")]
     pub ack_after: Option<String>,
+    /// Instead of printing jobs, have the broker POST each to this http:// URL until the webhook's client is kicked (needs an admin token with auth on); prints its client id.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["count", "no_ack", "ack_after"])]
+    pub webhook: Option<String>,
+    /// With --webhook: jobs posted and not yet answered, at most (default 16).
+    #[arg(long, requires = "webhook")]
+    pub max_in_flight: Option<u64>,
     #[command(flatten)]
     pub conn: ConnArgs,
 }
@@ -94,6 +100,18 @@ pub struct ConsumeArgs {
 pub async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let command = args.ack_after.map(|line| JobCommand::new(vec![line]));
     let client = args.conn.connect().await?;
+    if let Some(url) = args.webhook {
+        let mut webhook = json!({"url": url});
+        if let Some(n) = args.max_in_flight {
+            webhook["max_in_flight"] = json!(n);
+        }
+        let ok = client
+            .call(json!({"op": "consume", "queue": args.queue, "webhook": webhook}))
+            .await?;
+        say!("{}", json!({"client": ok["client"], "queue": args.queue}));
+        client.close().await;
+        return Ok(());
+    }
     let mut consumer = client.consume(&args.queue, args.prefetch).await?;
     let mut seen = 0;
     while args.count.is_none_or(|c| seen < c) {

@@ -250,6 +250,7 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         config.max_streams_per_user = v;
     }
     config.security = file.security;
+    config.webhooks = file.webhooks;
     Ok(config)
 }
 

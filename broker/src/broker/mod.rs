@@ -107,6 +107,8 @@ pub struct Config {
     /// own `max_streams` overrides it; with auth off all clients share one count);
     /// 0: no cap.
     pub max_streams_per_user: usize,
+    /// Webhook consumers started with the broker (the config file's `[[webhooks]]`).
+    pub webhooks: Vec<crate::webhook::ConfiguredWebhook>,
 }
 
 impl Default for Config {
@@ -129,6 +131,7 @@ impl Default for Config {
             max_open_files: None,
             max_topics: crate::topic::MAX_TOPICS,
             max_streams_per_user: 1000,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -242,6 +245,14 @@ impl Broker {
             }),
         };
         broker.recover()?;
+        for hook in &broker.inner.config.webhooks {
+            broker.start_webhook(
+                &hook.queue,
+                &hook.spec,
+                &Creator::default(),
+                "the config file",
+            )?;
+        }
         let inner = &broker.inner;
         inner
             .runtime
@@ -347,6 +358,11 @@ impl Broker {
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.inner.runtime
+    }
+
+    /// Adds an event to the log operators see.
+    pub(crate) fn record_event(&self, kind: EventKind, text: String) {
+        self.inner.activity.record(kind, text);
     }
 
     pub(crate) fn open_session(&self, addr: SocketAddr) -> Arc<Peer> {

@@ -182,6 +182,9 @@ impl Gate {
             F::Send { queue, .. } => self.allows(Verb::Send, queue, "send to"),
             F::Request { queue, .. } => self.allows(Verb::Send, queue, "request to"),
             F::Consume { queue, .. } => self.allows(Verb::Consume, queue, "consume from"),
+            // The broker itself posts to the URL given: only operators may point
+            // it somewhere (else any consumer could make it call internal hosts).
+            F::Webhook { .. } => self.admin("consume with a webhook"),
             F::Stats => self.admin("stats"),
             F::Watch { .. } => self.admin("watch"),
             F::Unwatch => self.admin("unwatch"),

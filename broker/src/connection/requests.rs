@@ -290,6 +290,9 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                 Err(e) => Err(e),
             }
         }
+        ClientFrame::Webhook { queue, spec } => broker
+            .start_webhook(&queue, &spec, conn.gate.creator(), &peer.describe())
+            .map(|client| vec![("client", json_string(&client))]),
         ClientFrame::Cancel { cid } => broker.cancel(peer, &cid).and_then(|_| none()),
         ClientFrame::Ack { tag } => {
             return settle(broker, peer, id, tag, Settle::Ack, &mut conn.to_dispatch)

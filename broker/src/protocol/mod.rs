@@ -220,6 +220,11 @@ pub enum ClientFrame<'a> {
         cid: String,
         prefetch: u32,
     },
+    /// `consume` with a `webhook`: a consumer the broker runs, posting each job.
+    Webhook {
+        queue: String,
+        spec: crate::webhook::WebhookSpec,
+    },
     Cancel {
         cid: String,
     },

@@ -92,6 +92,7 @@ frame_fields!(
     requeue,
     timeout_ms,
     ttl_ms,
+    webhook,
     interval_ms,
     changes,
     inflight,
@@ -197,6 +198,9 @@ impl Expect for Headers {
 }
 impl Expect for Confirm {
     const WHAT: &'static str = "\"stored\" or \"done\"";
+}
+impl Expect for crate::webhook::WebhookSpec {
+    const WHAT: &'static str = "an object {url, max_in_flight?, timeout_ms?}";
 }
 impl Expect for Retention {
     const WHAT: &'static str = "an object {max_messages?, max_bytes?, max_age_s?}";
@@ -423,6 +427,10 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             headers: optional("headers", raw.headers)?,
             ttl_ms: bounded("ttl_ms", raw.ttl_ms, &TTL_MS)?,
             confirm: optional("confirm", raw.confirm)?.unwrap_or_default(),
+        },
+        "consume" if raw.webhook.is_some() => ClientFrame::Webhook {
+            queue: required("queue", raw.queue)?,
+            spec: required("webhook", raw.webhook)?,
         },
         "consume" => ClientFrame::Consume {
             queue: required("queue", raw.queue)?,
