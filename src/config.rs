@@ -59,6 +59,8 @@ pub struct FileSettings {
     pub max_open_files: Option<usize>,
     /// `max_streams_per_user` (0: no cap).
     pub max_streams_per_user: Option<usize>,
+    /// `max_http_requests`.
+    pub max_http_requests: Option<usize>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
     /// `[[webhooks]]`: webhook consumers started with the broker.
@@ -85,6 +87,7 @@ struct Raw {
     max_connections_per_ip: Option<usize>,
     max_open_files: Option<Spanned<usize>>,
     max_streams_per_user: Option<usize>,
+    max_http_requests: Option<Spanned<usize>>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     tls_cert: Option<Spanned<PathBuf>>,
@@ -194,6 +197,12 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         }
         n => n.map(Spanned::into_inner),
     };
+    let max_http_requests = match raw.max_http_requests {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(file.error(Some(n.span()), "`max_http_requests` must be at least 1"));
+        }
+        n => n.map(Spanned::into_inner),
+    };
     let max_outbound = match raw.max_outbound {
         Some(m) if *m.get_ref() == 0 => {
             return Err(file.error(Some(m.span()), "`max_outbound` must be at least 1 byte"));
@@ -274,6 +283,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         max_connections_per_ip: raw.max_connections_per_ip,
         max_open_files,
         max_streams_per_user: raw.max_streams_per_user,
+        max_http_requests,
         security: Security {
             users,
             jwt_hs256_secret,

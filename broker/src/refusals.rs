@@ -44,11 +44,20 @@ pub(crate) enum Refusal {
     /// queue or retained topic past its user's `max_streams` (or the broker's
     /// `max_streams_per_user`).
     StreamsLimit,
+    /// HTTP 413: an HTTP API request body (or the message it makes) over `max_payload`.
+    BodyTooLarge,
+    /// HTTP 408: an HTTP API request body not all in within `frame_timeout`.
+    BodyTimeout,
+    /// HTTP 411: an HTTP API request with a body but no `Content-Length` (a
+    /// chunked one among them).
+    LengthRequired,
+    /// HTTP 503: `max_http_requests` HTTP API requests are being answered already.
+    HttpRequestsFull,
 }
 
 impl Refusal {
     /// Every reason, in the order `/metrics` lists them.
-    pub(crate) const ALL: [Refusal; 14] = [
+    pub(crate) const ALL: [Refusal; 18] = [
         Refusal::ConnectionsFull,
         Refusal::HttpMalformed,
         Refusal::HeadTooLarge,
@@ -63,6 +72,10 @@ impl Refusal {
         Refusal::InboundBudget,
         Refusal::OutboundBudget,
         Refusal::StreamsLimit,
+        Refusal::BodyTooLarge,
+        Refusal::BodyTimeout,
+        Refusal::LengthRequired,
+        Refusal::HttpRequestsFull,
     ];
 
     /// The `reason` label in `/metrics` and the key in the snapshot.
@@ -82,6 +95,10 @@ impl Refusal {
             Refusal::InboundBudget => "inbound_budget",
             Refusal::OutboundBudget => "outbound_budget",
             Refusal::StreamsLimit => "streams_limit",
+            Refusal::BodyTooLarge => "body_too_large",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::LengthRequired => "length_required",
+            Refusal::HttpRequestsFull => "http_requests_full",
         }
     }
 }

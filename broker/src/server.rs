@@ -1,6 +1,7 @@
-//! The listener: accepts TCP connections, answers plain HTTP (`/healthz`, `/metrics`)
-//! and upgrades `/ws` to a WebSocket, all on one port; with TLS set, the same over
-//! TLS (`tls.rs`). Browsers' upgrades pass the Origin rule (`origin.rs`).
+//! The listener: accepts TCP connections, answers plain HTTP (`/healthz`, `/metrics`,
+//! the HTTP API under `/v1` in `api/`) and upgrades `/ws` to a WebSocket, all on
+//! one port; with TLS set, the same over TLS (`tls.rs`). Browsers' upgrades pass
+//! the Origin rule (`origin.rs`).
 //!
 //! The HTTP request head is read here (bounded in size and time) so that one port
 //! serves both; the upgrade then hands the socket, and any bytes read past the
@@ -26,6 +27,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use crate::broker::{Broker, Config};
 use crate::refusals::Refusal;
 
+mod api;
 mod origin;
 mod page;
 mod tls;
@@ -57,6 +59,10 @@ struct Door {
     websockets: Arc<Semaphore>,
     /// Connections open per address, against `max_connections_per_ip`.
     per_ip: Arc<PerIp>,
+    /// One permit per HTTP API request being answered (`max_http_requests`):
+    /// apart from the WebSockets', so neither kind can crowd out the other, and
+    /// a `confirm=done` waiting for its consumer is not a free connection.
+    http_requests: Arc<Semaphore>,
 }
 
 /// How many connections each IP address has open (from accept to close, the
@@ -214,6 +220,7 @@ impl Server {
             tls,
             websockets: Arc::new(Semaphore::new(broker.config().max_connections)),
             per_ip: PerIp::new(broker.config().per_ip_cap()),
+            http_requests: Arc::new(Semaphore::new(broker.config().max_http_requests)),
         });
         Ok(Server {
             broker,
@@ -367,6 +374,8 @@ async fn handle<S>(
     match route {
         Route::Answer(answer) => answer.send(stream).await,
         Route::Gone => {}
+        Route::ApiAnswer(reply) => reply.send(&mut stream).await,
+        Route::Api(call) => api::serve(broker, stream, addr, *call).await,
         Route::Health => match health(&broker).await {
             Ok(()) => respond(stream, 200, "OK", "text/plain", "ok\n").await,
             Err(why) => refuse(stream, 503, "Service Unavailable", &format!("{why}\n")).await,
@@ -400,6 +409,10 @@ enum Route {
     Health,
     /// `GET /ws` that may open a WebSocket.
     Upgrade(Box<Upgrade>),
+    /// A request of the HTTP API, holding its place among `max_http_requests`.
+    Api(Box<api::Call>),
+    /// The HTTP API's answer to a request it can decide from the head (404, 405, 503).
+    ApiAnswer(api::Reply),
     /// The client went before its head was whole: nobody to answer.
     Gone,
 }
@@ -563,10 +576,23 @@ where
         (_, "/healthz" | "/metrics" | "/ws") => {
             Answer::text(405, "Method Not Allowed", "only GET is allowed here\n")
         }
+        (_, path) if api::is_api_path(path) => {
+            let leftover = head[body_at..].to_vec();
+            let mut call = match api::Call::new(method, path, query, request.headers, leftover) {
+                Ok(call) => call,
+                Err(reply) => return Route::ApiAnswer(reply),
+            };
+            let Ok(place) = door.http_requests.clone().try_acquire_owned() else {
+                broker.refused(Refusal::HttpRequestsFull);
+                return Route::ApiAnswer(api::Reply::busy());
+            };
+            call.hold(place);
+            Route::Api(Box::new(call))
+        }
         _ => Answer::text(
             404,
             "Not Found",
-            "not found: try /ws, /healthz or /metrics\n",
+            "not found: try / (an example page), /ws, /healthz, /metrics or the HTTP API under /v1 (docs/PROTOCOL.md, \"HTTP\")\n",
         ),
     }
 }

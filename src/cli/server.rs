@@ -82,6 +82,10 @@ pub struct BrokerArgs {
     /// share one count). 0 for no cap.
     #[arg(long, default_value_t = 1000)]
     pub max_streams_per_user: usize,
+    /// HTTP API requests (`/v1/...`) answered at once, apart from
+    /// --max-connections' WebSockets; more get HTTP 503.
+    #[arg(long, default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_http_requests: usize,
 }
 
 /// The flags `serve` runs with: each one typed after `serve`, else typed before
@@ -117,7 +121,8 @@ pub fn merged(
         max_topics,
         max_connections_per_ip,
         max_open_files,
-        max_streams_per_user
+        max_streams_per_user,
+        max_http_requests
     );
     args
 }
@@ -172,6 +177,7 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         max_connections_per_ip: args.max_connections_per_ip,
         max_open_files: args.max_open_files.map(|n| n as usize),
         max_streams_per_user: args.max_streams_per_user,
+        max_http_requests: args.max_http_requests,
         ..Config::default()
     };
     if let Some(v) = args.max_outbound {
@@ -248,6 +254,12 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         .filter(|_| unless_flag("max_streams_per_user"))
     {
         config.max_streams_per_user = v;
+    }
+    if let Some(v) = file
+        .max_http_requests
+        .filter(|_| unless_flag("max_http_requests"))
+    {
+        config.max_http_requests = v;
     }
     config.security = file.security;
     config.webhooks = file.webhooks;

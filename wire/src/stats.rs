@@ -159,7 +159,8 @@ pub struct ServerStats {
     pub time_ms: u64,
     /// The address the broker listens on, e.g. `127.0.0.1:7400`.
     pub listen: String,
-    /// Open WebSocket connections.
+    /// Clients connected: open WebSockets, and HTTP API requests while they
+    /// are answered (each is a client of its own meanwhile).
     pub connections: u64,
     /// Jobs delivered and not yet settled, in every queue. The snapshot's
     /// `inflight` list may hold fewer: it is bounded, and a `watch` may ask for

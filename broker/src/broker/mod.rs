@@ -109,6 +109,9 @@ pub struct Config {
     pub max_streams_per_user: usize,
     /// Webhook consumers started with the broker (the config file's `[[webhooks]]`).
     pub webhooks: Vec<crate::webhook::ConfiguredWebhook>,
+    /// HTTP API requests (`/v1/...`) answered at once, apart from the WebSockets'
+    /// `max_connections`; past it, HTTP 503 (`http_requests_full`).
+    pub max_http_requests: usize,
 }
 
 impl Default for Config {
@@ -132,6 +135,7 @@ impl Default for Config {
             max_topics: crate::topic::MAX_TOPICS,
             max_streams_per_user: 1000,
             webhooks: Vec::new(),
+            max_http_requests: 1000,
         }
     }
 }
@@ -366,6 +370,17 @@ impl Broker {
     }
 
     pub(crate) fn open_session(&self, addr: SocketAddr) -> Arc<Peer> {
+        self.open_peer(addr, None)
+    }
+
+    /// A session for one HTTP API request, named by its request line (`what`) in
+    /// the snapshot while it is answered. Its coming and going are not event-log
+    /// lines: a script posting a message a second would bury every other event.
+    pub(crate) fn open_http_session(&self, addr: SocketAddr, what: String) -> Arc<Peer> {
+        self.open_peer(addr, Some(what))
+    }
+
+    fn open_peer(&self, addr: SocketAddr, http: Option<String>) -> Arc<Peer> {
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(Session::new(
             id,
@@ -373,13 +388,18 @@ impl Broker {
             self.inner.config.max_pending,
             self.inner.activity.clone(),
         ));
-        let peer = Arc::new(Peer::new(session));
+        let logged = http.is_none();
+        *session.hello_name.lock() = http;
+        let peer = Arc::new(Peer::new(session, logged));
         let open = {
             let mut sessions = self.inner.sessions.write();
             sessions.insert(id, peer.clone());
             sessions.len()
         };
         self.inner.peak_sessions.fetch_max(open, Ordering::Relaxed);
+        if !logged {
+            return peer;
+        }
         self.inner.activity.record(
             EventKind::Connect,
             format!("{} connected from {addr}", peer.session.name_id),
@@ -400,6 +420,9 @@ impl Broker {
         for (cid, queue) in consumers {
             let effects = queue.remove_consumer(session, &cid);
             self.apply(effects);
+        }
+        if !peer.logged {
+            return;
         }
         self.inner.activity.record(
             EventKind::Disconnect,

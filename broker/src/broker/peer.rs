@@ -25,11 +25,15 @@ pub(crate) struct Peer {
     pub(super) consumers: Mutex<HashMap<String, Arc<Queue>>>,
     /// The user whose token it presented, once one was accepted.
     pub(crate) user: Mutex<Option<Arc<str>>>,
+    /// Whether its connect and disconnect are event-log lines (an HTTP API
+    /// request's are not).
+    pub(super) logged: bool,
 }
 
 impl Peer {
-    pub(super) fn new(session: Arc<Session>) -> Peer {
+    pub(super) fn new(session: Arc<Session>, logged: bool) -> Peer {
         Peer {
+            logged,
             session,
             subs: Mutex::new(HashMap::new()),
             consumers: Mutex::new(HashMap::new()),

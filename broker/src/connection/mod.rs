@@ -9,6 +9,7 @@
 //! buffer to the socket.
 
 mod access;
+mod exchange;
 mod frames;
 mod requests;
 mod watching;
@@ -26,6 +27,7 @@ use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::event;
 use crate::refusals::Refusal;
 use access::Gate;
+pub(crate) use exchange::{exchange, Outcome, ID as EXCHANGE_ID};
 pub(crate) use frames::ReadBudget;
 use frames::{FrameReader, Incoming, ReadError};
 use requests::{handle_text, ConnState};

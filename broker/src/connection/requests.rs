@@ -25,6 +25,9 @@ pub(super) struct ConnState {
     to_dispatch: ToDispatch,
     /// Who the connection is and what it may do.
     pub(super) gate: Gate,
+    /// The message the last `send` put in its queue: what an HTTP API request,
+    /// a connection of one frame, names when its confirm does not come in time.
+    pub(super) last_sent: Option<Arc<str>>,
 }
 
 pub(super) fn handle_text(broker: &Broker, peer: &Arc<Peer>, text: &str, conn: &mut ConnState) {
@@ -238,7 +241,10 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                     |_, _| {},
                     &mut conn.to_dispatch,
                 ) {
-                    Ok(_) => return,
+                    Ok(msg) => {
+                        conn.last_sent = Some(msg);
+                        return;
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -272,7 +278,10 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                     stored,
                     to_dispatch,
                 ) {
-                    Ok(_) => return,
+                    Ok(msg) => {
+                        conn.last_sent = Some(msg);
+                        return;
+                    }
                     Err(e) => Err(e),
                 }
             }
