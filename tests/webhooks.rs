@@ -327,6 +327,19 @@ async fn kick_stops_a_webhook_and_its_jobs_go_back_to_the_queue() {
         assert_error(&bad, Some(2), "bad_frame").contains("https is not supported"),
         "{bad}"
     );
+    // A POST allowed to outlast the ack deadline would see its job taken back
+    // and handed out again while it still waits.
+    op.call(json!({"op":"declare","id":3,"queue":"quick","ack_timeout_ms":1000}))
+        .await;
+    let bad = op
+        .call(
+            json!({"op":"consume","id":4,"queue":"quick","webhook":{"url":url,"timeout_ms":1000}}),
+        )
+        .await;
+    assert_eq!(
+        assert_error(&bad, Some(4), "bad_frame"),
+        "webhook.timeout_ms (1000) must be below queue `quick`'s ack_timeout_ms (1000): its jobs would be taken back while their POST still waits"
+    );
     b.stop().await;
 }
 

@@ -304,6 +304,12 @@ impl Broker {
                 .queues
                 .write()
                 .insert(queue.name.clone(), queue.clone());
+        }
+        // The timers start once every queue is back: a message whose time to live
+        // ran out while the broker was down is dead-lettered at the first tick, into
+        // its dead-letter queue as recovered, not into a second one opened meanwhile.
+        let queues: Vec<Arc<Queue>> = inner.queues.read().values().cloned().collect();
+        for queue in queues {
             inner
                 .runtime
                 .spawn(run_ack_timer(Arc::downgrade(inner), queue));

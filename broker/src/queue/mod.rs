@@ -1,10 +1,10 @@
 //! Work queues: each message goes to one consumer at a time, stays in flight until
 //! it is acked, and comes back (attempt + 1) when its consumer goes away, nacks it,
 //! or lets its ack deadline pass; after `max_attempts` it is dead-lettered or dropped.
-//! A message sent with a time to live that waits longer than that for a consumer is
-//! not delivered: it is dead-lettered (reason `expired`) or dropped, as RabbitMQ's
-//! per-message TTL. Only the time spent ready counts; a job in flight is not expired
-//! until it comes back.
+//! A message sent with a time to live is not delivered once that time has passed
+//! since its send: it is dead-lettered (reason `expired`) or dropped, as with
+//! RabbitMQ's per-message TTL. A job in flight is not taken back for it, but if it
+//! comes back after its time, it expires instead of being delivered again.
 //!
 //! All of a queue's state sits behind one short lock. Anything that reaches beyond
 //! the queue (moving a message to a dead-letter queue, answering a waiting sender)
@@ -282,6 +282,11 @@ impl Queue {
         effects
     }
 
+    /// How long a consumer has to ack a job.
+    pub(crate) fn ack_timeout(&self) -> std::time::Duration {
+        self.state.lock().config.ack_timeout
+    }
+
     /// Adds a consumer (see [`Queue::dispatch_ready`] to give it work).
     pub(crate) fn add_consumer(
         self: &Arc<Self>,
@@ -388,8 +393,13 @@ impl Queue {
             }
             state.expiring.pop_first();
             let i = state.ready.partition_point(|m| m.id < id);
-            if let Some(message) = state.ready.remove(i).filter(|m| m.id == id) {
-                self.kill_expired(&mut state, message, &mut effects);
+            // `expiring` follows `ready` exactly; a stale entry must not take
+            // another message with it.
+            debug_assert!(state.ready.get(i).is_some_and(|m| m.id == id));
+            if state.ready.get(i).is_some_and(|m| m.id == id) {
+                if let Some(message) = state.ready.remove(i) {
+                    self.kill_expired(&mut state, message, &mut effects);
+                }
             }
         }
         self.dispatch(&mut state, &mut effects);
@@ -619,7 +629,12 @@ impl Queue {
                 .settle
                 .push((w, message.msg.clone(), Settlement::Dead(reason.into())));
         }
-        let to = state.config.dead_letter.clone();
+        // A request that expired is dropped: its requester was told `timeout`, and
+        // nobody is left to want its reply, so it would only fill a dead-letter queue.
+        let to = match (message.reply, reason) {
+            (true, "expired") => None,
+            _ => state.config.dead_letter.clone(),
+        };
         let settle_source = match (&to, &self.store) {
             (Some(_), Some(store)) => Some((store.clone(), message.id)),
             _ => {

@@ -40,7 +40,10 @@ impl Target {
         } else {
             path.to_string()
         };
-        if authority.is_empty() || authority.contains('@') {
+        if authority.is_empty()
+            || authority.contains('@')
+            || authority.bytes().any(|b| b <= b' ' || b == 0x7f)
+        {
             return Err(format!(
                 "webhook url `{url}` needs a host (and no user:password@)"
             ));
@@ -234,16 +237,17 @@ async fn read_chunked(
         if size == 0 {
             return Ok(body);
         }
-        if body.len() + size > max_body {
+        if size > max_body.saturating_sub(body.len()) {
             return Err(format!("answer body is over {max_body} bytes"));
         }
-        while buf.len() < size + 2 {
+        let chunk_end = size + 2; // cannot overflow: size <= max_body
+        while buf.len() < chunk_end {
             if read_more(stream, &mut buf).await? == 0 {
                 return Err("the connection closed inside a chunk".into());
             }
         }
         body.extend_from_slice(&buf[..size]);
-        buf.drain(..size + 2);
+        buf.drain(..chunk_end);
     }
 }
 
@@ -280,6 +284,8 @@ mod tests {
             "http://example.com:99999/",
             "http://example.com/a b",
             "http://example.com/a#frag",
+            "http://exa mple.com/",
+            "http://example.com\r\nX: y/",
         ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
@@ -328,6 +334,24 @@ mod tests {
             assert!(request.contains("\r\nContent-Length: 2\r\n"), "{request}");
             assert!(request.contains("\r\nX-Switchyard-Queue: mail\r\n"), "{request}");
             assert!(request.ends_with("\r\n\r\n{}"), "{request}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hostile_chunk_size_is_an_error_not_a_panic() {
+        for answer in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
+            let (target, _got) = serve_once(answer).await;
+            let e = post(&target, &[], b"{}", Duration::from_secs(5), 1024)
+                .await
+                .unwrap_err();
+            assert!(
+                e == "answer body is over 1024 bytes" || e == "bad chunk size",
+                "{e}"
+            );
         }
     }
 

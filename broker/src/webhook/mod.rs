@@ -27,7 +27,7 @@ use crate::broker::{Broker, Creator, Peer, ToDispatch};
 use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::Batch;
 use crate::protocol::{out_of_range, Payload};
-use crate::queue::Settle;
+use crate::queue::{Queue, Settle};
 use crate::stats::EventKind;
 use http::Target;
 
@@ -79,6 +79,8 @@ fn backoff(attempt: u64) -> Duration {
 /// A checked [`WebhookSpec`].
 struct Webhook {
     target: Target,
+    /// The queue it consumes, whose ack deadline bounds each delivery.
+    queue: Option<Arc<Queue>>,
     max_in_flight: u32,
     timeout: Duration,
     /// Whether the last delivery failed: failures are logged when they begin and
@@ -106,6 +108,7 @@ impl Webhook {
         };
         Ok(Webhook {
             target,
+            queue: None,
             max_in_flight,
             timeout: Duration::from_millis(timeout_ms),
             failing: AtomicBool::new(false),
@@ -126,7 +129,21 @@ impl Broker {
         creator: &Creator,
         actor: &str,
     ) -> Result<Arc<str>, BrokerError> {
-        let hook = Arc::new(Webhook::from_spec(spec)?);
+        let mut hook = Webhook::from_spec(spec)?;
+        let consumed = self.queue(queue, Some(creator))?;
+        let ack_timeout = consumed.ack_timeout();
+        if hook.timeout >= ack_timeout {
+            return Err(BrokerError::new(
+                ErrorCode::BadFrame,
+                format!(
+                    "webhook.timeout_ms ({}) must be below queue `{queue}`'s ack_timeout_ms ({}): its jobs would be taken back while their POST still waits",
+                    hook.timeout.as_millis(),
+                    ack_timeout.as_millis()
+                ),
+            ));
+        }
+        hook.queue = Some(consumed);
+        let hook = Arc::new(hook);
         // The address column shows the receiver when its host is an address.
         let addr = hook
             .target
@@ -159,17 +176,17 @@ async fn run(broker: Broker, peer: Arc<Peer>, hook: Arc<Webhook>) {
     let session = peer.session.clone();
     let mut shutdown = broker.shutdown_signal();
     let mut batch = Batch::default();
+    // The deliveries under way: they end with the webhook, whose jobs go back.
+    let mut deliveries = tokio::task::JoinSet::new();
     let why = 'run: loop {
+        while deliveries.try_join_next().is_some() {}
         session.outbound.take(&mut batch);
         if !batch.is_empty() {
             for line in batch.text.split('\n') {
                 match serde_json::from_str::<Value>(line) {
                     Ok(frame) if frame["ev"] == "job" => {
                         let (broker, peer, hook) = (broker.clone(), peer.clone(), hook.clone());
-                        broker
-                            .runtime()
-                            .clone()
-                            .spawn(deliver(broker, peer, hook, frame));
+                        deliveries.spawn(deliver(broker, peer, hook, frame));
                     }
                     Ok(frame) if frame["ev"] == "cancelled" => {
                         session.outbound.written(&batch);
@@ -191,8 +208,10 @@ async fn run(broker: Broker, peer: Arc<Peer>, hook: Arc<Webhook>) {
         tokio::select! {
             _ = session.outbound.wait() => {}
             _ = shutdown.changed() => {}
+            Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
         }
     };
+    deliveries.abort_all();
     broker.close_session(&peer, &why);
 }
 
@@ -201,6 +220,7 @@ async fn deliver(broker: Broker, peer: Arc<Peer>, hook: Arc<Webhook>, job: Value
     let Some(tag) = job["tag"].as_u64() else {
         return;
     };
+    let delivered = std::time::Instant::now();
     let attempt = job["attempt"].as_u64().unwrap_or(1);
     let reply = job["reply"] == true;
     let mut body = json!({
@@ -246,7 +266,12 @@ async fn deliver(broker: Broker, peer: Arc<Peer>, hook: Arc<Webhook>, job: Value
                 Err(e) => e,
             };
             report(&broker, &peer, &hook, Some(&why));
-            tokio::time::sleep(backoff(attempt)).await;
+            // The job goes back before its ack deadline would take it back anyway
+            // (which would hand it straight back, with no wait).
+            let left = (hook.queue.as_ref()).map_or(Duration::MAX, |q| {
+                q.ack_timeout().saturating_sub(delivered.elapsed())
+            });
+            tokio::time::sleep(backoff(attempt).min(left / 2)).await;
             Settle::Nack { requeue: true }
         }
     };

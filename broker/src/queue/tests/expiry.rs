@@ -93,10 +93,10 @@ fn a_job_in_flight_is_not_expired_but_is_when_it_comes_back_too_late() {
     let q = queue_with(in_memory());
     let w = session(1);
     consume(&q, &w, "w1", 1);
-    send_ttl(&q, json!("a"), 1, None);
+    send_ttl(&q, json!("a"), 50, None);
     q.dispatch_ready();
     assert_eq!(frames(&w), vec![job("w1", 1, "1", 1, json!("a"))]);
-    std::thread::sleep(Duration::from_millis(5));
+    std::thread::sleep(Duration::from_millis(60));
     let (effects, _) = q.expire(Instant::now(), now_ms());
     assert!(effects.dead_letters.is_empty(), "in flight: not expired");
     assert_eq!(q.stats().unacked, 1);
@@ -159,4 +159,49 @@ fn purge_forgets_what_was_to_expire() {
     assert!(effects.dead_letters.is_empty());
     assert_eq!(next, None);
     assert_eq!(q.stats().expired, 0);
+}
+
+#[test]
+fn an_expired_request_tells_its_requester_timeout_and_is_dropped_not_dead_lettered() {
+    let q = queue_with(QueueConfig {
+        dead_letter: Some("dlq".into()),
+        ..in_memory()
+    });
+    let requester = session(2);
+    let waiter = Waiter::new(
+        &requester,
+        RequestId::from_value(&json!("r")).unwrap(),
+        true,
+    );
+    let (msg, _) = q
+        .enqueue(Outgoing {
+            ttl_ms: Some(100),
+            waiter: Some(waiter),
+            reply: true,
+            ..Outgoing::new(Payload::from_value(&json!("ping")), None)
+        })
+        .unwrap();
+    let (effects, _) = q.expire(Instant::now(), now_ms() + 100);
+    assert_eq!(
+        settlements(&effects),
+        vec![(msg.to_string(), Settlement::Timeout)]
+    );
+    let letter = &effects.dead_letters[0];
+    assert_eq!((letter.to.as_deref(), letter.reason), (None, "expired"));
+    assert_eq!(q.stats().expired, 1);
+}
+
+#[test]
+fn a_message_handed_to_a_closing_consumer_keeps_its_expiry() {
+    let q = queue();
+    let gone = session(1);
+    consume(&q, &gone, "w1", 1);
+    gone.outbound.close();
+    send_ttl(&q, json!("a"), 60_000, None);
+    // The push to the closed session fails: the message goes back, expiry and all.
+    assert_eq!(q.dispatch_ready().delivered, 0);
+    let at = q.peek(1)[0].expires.unwrap();
+    let (effects, _) = q.expire(Instant::now(), at);
+    assert_eq!(effects.dead_letters[0].reason, "expired");
+    assert!(ready(&q).is_empty());
 }
