@@ -400,6 +400,22 @@ async fn execute(
             json!({"op": "kick", "client": client, "reason": reason})
         }
         Command::Requeue { queue, msg } => json!({"op": "requeue", "queue": queue, "msg": msg}),
+        Command::Move {
+            from,
+            to,
+            n,
+            filter,
+        } => {
+            let mut frame = json!({"op": "move", "from": from, "to": to});
+            if let Some(n) = n {
+                frame["n"] = json!(n);
+            }
+            if let Some(filter) = filter {
+                frame["filter"] = json!(filter);
+            }
+            frame
+        }
+        Command::Drop { queue, msg } => json!({"op": "drop", "queue": queue, "msg": msg}),
         Command::Peek { target, n } => match target {
             PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
             PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
@@ -426,6 +442,10 @@ async fn execute(
         },
         Command::Kick { .. } => CommandOutcome::Kicked,
         Command::Requeue { .. } => CommandOutcome::Requeued,
+        Command::Move { .. } => CommandOutcome::Moved {
+            count: ok["moved"].as_u64().unwrap_or(0),
+        },
+        Command::Drop { .. } => CommandOutcome::Dropped,
         Command::Peek { .. } => CommandOutcome::Peeked {
             messages: serde_json::from_value::<Vec<PeekedMessage>>(ok["messages"].clone())
                 .map_err(|e| {

@@ -951,3 +951,50 @@ fn consume_webhook_starts_a_webhook_and_prints_its_client() {
     assert_eq!(row["name"], "webhook http://127.0.0.1:9/hook");
     assert_eq!(row["consumers"], 1);
 }
+
+/// `move` brings messages from one queue to another and says how many; `drop`
+/// removes one by its id.
+#[test]
+fn move_and_drop_manage_ready_messages() {
+    let s = Served::start();
+    for n in 1..=3 {
+        assert!(
+            s.run_full(&["send", "jobs.dead", &n.to_string(), "-H", "why:late"])
+                .0
+        );
+    }
+    let (ok, out, err) = s.run_full(&[
+        "move",
+        "jobs.dead",
+        "jobs",
+        "--count",
+        "2",
+        "--filter",
+        "why = 'late'",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "{\"from\":\"jobs.dead\",\"moved\":2,\"to\":\"jobs\"}\n"
+    );
+    let (ok, out, _) = s.run_full(&["peek", "jobs"]);
+    assert!(ok);
+    let moved: Vec<(Value, Value)> = json_lines(&out)
+        .iter()
+        .map(|m| (m["data"].clone(), m["headers"]["x-moved-from"].clone()))
+        .collect();
+    assert_eq!(
+        moved,
+        vec![
+            (json!(1), json!("jobs.dead")),
+            (json!(2), json!("jobs.dead"))
+        ]
+    );
+    let (ok, out, err) = s.run_full(&["drop", "jobs.dead", "3"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "{\"dropped\":\"3\",\"queue\":\"jobs.dead\"}\n");
+    assert_eq!(s.run_full(&["peek", "jobs.dead"]).1, "");
+    let (ok, _, err) = s.run_full(&["drop", "jobs.dead", "3"]);
+    assert!(!ok);
+    assert!(err.contains("no ready message 3"), "{err}");
+}

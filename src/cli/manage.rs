@@ -97,6 +97,64 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `switchyard move`.
+#[derive(clap::Args, Debug)]
+pub struct MoveArgs {
+    /// The queue the messages leave (a dead-letter queue, say).
+    pub from: String,
+    /// The queue they join.
+    pub to: String,
+    /// Move at most this many, oldest first (default: all).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Only messages this query matches, as `sub --filter` (`x-dead-letter-reason = 'max_attempts'`).
+    #[arg(long, value_name = "QUERY")]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Moves ready messages between queues, printing how many went.
+pub async fn move_messages(args: MoveArgs) -> anyhow::Result<()> {
+    let client = args.conn.connect().await?;
+    let mut frame = json!({"op": "move", "from": args.from, "to": args.to});
+    if let Some(n) = args.count {
+        frame["n"] = json!(n);
+    }
+    if let Some(filter) = &args.filter {
+        frame["filter"] = json!(filter);
+    }
+    let ok = client.call(frame).await?;
+    say!(
+        "{}",
+        json!({"from": args.from, "to": args.to, "moved": ok["moved"]})
+    );
+    client.close().await;
+    Ok(())
+}
+
+/// `switchyard drop`.
+#[derive(clap::Args, Debug)]
+pub struct DropArgs {
+    /// The queue that holds the message.
+    pub queue: String,
+    /// The message's id (`msg`, as `peek` shows it); it must be ready, not in flight.
+    pub msg: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Drops one ready message by its id.
+pub async fn drop_message(args: DropArgs) -> anyhow::Result<()> {
+    let client = args.conn.connect().await?;
+    client
+        .call(json!({"op": "drop", "queue": args.queue, "msg": args.msg}))
+        .await?;
+    say!("{}", json!({"queue": args.queue, "dropped": args.msg}));
+    client.close().await;
+    Ok(())
+}
+
 /// `switchyard peek`.
 #[derive(clap::Args, Debug)]
 pub struct PeekArgs {

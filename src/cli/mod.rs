@@ -65,6 +65,10 @@ pub enum Cmd {
     Declare(manage::DeclareArgs),
     /// Remove a queue's ready messages.
     Purge(manage::PurgeArgs),
+    /// Move ready messages from one queue to another (dead letters back to work).
+    Move(manage::MoveArgs),
+    /// Remove one ready message from a queue by its id.
+    Drop(manage::DropArgs),
     /// Show a queue's next ready messages (not consumed), or a retained topic's last ones.
     Peek(manage::PeekArgs),
     /// Seal a topic: subscribers get what came before, then the end.
@@ -131,6 +135,8 @@ pub async fn run(command: Option<Cmd>, config: Config) -> anyhow::Result<()> {
         Cmd::Reply(args) => queues::reply(args).await,
         Cmd::Declare(args) => manage::declare(args).await,
         Cmd::Purge(args) => manage::purge(args).await,
+        Cmd::Move(args) => manage::move_messages(args).await,
+        Cmd::Drop(args) => manage::drop_message(args).await,
         Cmd::Peek(args) => manage::peek(args).await,
         Cmd::Delete(args) => manage::delete(args).await,
         Cmd::Kick(args) => manage::kick(args).await,

@@ -45,6 +45,25 @@ pub enum Command {
         /// The job's message id.
         msg: String,
     },
+    /// Move ready messages from one queue to another (dead letters back to
+    /// work), keeping data and headers and adding `x-moved-from`.
+    Move {
+        /// The queue they leave.
+        from: String,
+        /// The queue they join.
+        to: String,
+        /// At most this many, oldest first; all when `None`.
+        n: Option<u64>,
+        /// Only those this query matches (the `sub` filter language).
+        filter: Option<String>,
+    },
+    /// Remove one ready message from a queue by its id, as if it had been acked.
+    Drop {
+        /// The queue that holds it.
+        queue: String,
+        /// Its message id.
+        msg: String,
+    },
     /// Look at the next ready messages of a queue without consuming them.
     Peek {
         /// The queue or retained topic to look at.
@@ -97,6 +116,13 @@ pub enum CommandOutcome {
     Kicked,
     /// The job is back in its queue.
     Requeued,
+    /// Moved this many messages.
+    Moved {
+        /// How many now wait in the target queue.
+        count: u64,
+    },
+    /// The message is gone.
+    Dropped,
     /// The messages looked at, oldest first.
     Peeked {
         /// The messages, oldest first.

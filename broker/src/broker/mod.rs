@@ -281,6 +281,7 @@ impl Broker {
         }
         inner.runtime.spawn(run_retention(Arc::downgrade(inner)));
         inner.runtime.spawn(run_memory_trim(Arc::downgrade(inner)));
+        let mut moved = Vec::new();
         for queue in stored.queues {
             let name = queue.name;
             let config = queue
@@ -292,9 +293,11 @@ impl Broker {
             let messages = store.recover()?;
             let count = messages.len();
             let queue = Queue::new(&name, config, Some(store.clone()));
-            queue
-                .restore(messages)
-                .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?;
+            moved.extend(
+                queue
+                    .restore(messages)
+                    .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?,
+            );
             self.report_repairs();
             inner.activity.record(
                 EventKind::Storage,
@@ -304,6 +307,17 @@ impl Broker {
                 .queues
                 .write()
                 .insert(queue.name.clone(), queue.clone());
+        }
+        // A move cut short after its append to the target and before its settle in
+        // the source: the source's copy goes, so that the message is in one queue.
+        for (source, id) in moved {
+            let queue = inner.queues.read().get(source.as_str()).cloned();
+            if queue.is_some_and(|q| q.drop_moved_copy(id)) {
+                inner.activity.record(
+                    EventKind::Storage,
+                    format!("recovered a move cut short: message {id} of {source} stays only in its new queue"),
+                );
+            }
         }
         // The timers start once every queue is back: a message whose time to live
         // ran out while the broker was down is dead-lettered at the first tick, into

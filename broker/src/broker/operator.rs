@@ -173,6 +173,21 @@ impl Broker {
                 self.requeue(&queue, &msg, actor)?;
                 Ok(CommandOutcome::Requeued)
             }
+            Command::Move {
+                from,
+                to,
+                n,
+                filter,
+            } => {
+                let moving = self.start_move(&from, &to, n, filter.as_deref(), actor)?;
+                Ok(CommandOutcome::Moved {
+                    count: super::queues::block_on(moving)?,
+                })
+            }
+            Command::Drop { queue, msg } => {
+                self.drop_message(&queue, &msg, actor)?;
+                Ok(CommandOutcome::Dropped)
+            }
             Command::Peek { target, n } => {
                 let messages = match target {
                     PeekTarget::Queue(q) => self.peek_queue(&q, n)?,

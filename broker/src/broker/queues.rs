@@ -356,6 +356,112 @@ impl Broker {
         Ok(self.existing_queue(queue)?.peek(n))
     }
 
+    /// Starts moving up to `n` ready messages of `from` that `filter` matches to
+    /// `to` (see `queue/moving.rs` for why in that order); the future finishes the
+    /// move once it is durable and answers how many moved.
+    pub(crate) fn start_move(
+        &self,
+        from: &str,
+        to: &str,
+        n: Option<u64>,
+        filter: Option<&str>,
+        actor: &str,
+    ) -> Result<
+        impl std::future::Future<Output = Result<u64, BrokerError>> + Send + 'static,
+        BrokerError,
+    > {
+        if from == to {
+            return Err(BrokerError::new(
+                ErrorCode::BadFrame,
+                format!("`{from}` cannot move to itself"),
+            ));
+        }
+        let source = self.existing_queue(from)?;
+        let filter = filter.map(crate::filter::Filter::parse).transpose()?;
+        let target = self.queue(to, None)?;
+        let n = n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let mut appended = Vec::new();
+        let mut refused = None;
+        for taken in source.take_ready(n, filter.as_ref()) {
+            if refused.is_some() {
+                source.put_back_taken(taken);
+                continue;
+            }
+            match target.enqueue_held(source.moved_copy(&taken)) {
+                Ok((ticket, held)) => appended.push((taken, ticket, held)),
+                Err(e) => {
+                    source.put_back_taken(taken);
+                    refused = Some(e);
+                }
+            }
+        }
+        if appended.is_empty() {
+            if let Some(e) = refused {
+                self.apply(source.dispatch_ready());
+                return Err(e);
+            }
+        }
+        let broker = self.clone();
+        let (from, to, actor) = (from.to_string(), to.to_string(), actor.to_string());
+        Ok(async move {
+            let mut settled = Vec::new();
+            for (taken, ticket, held) in appended {
+                let durable = match ticket {
+                    Some(t) => t.await,
+                    None => Ok(()),
+                };
+                match durable {
+                    Ok(()) => settled.push((source.settle_moved(taken), held)),
+                    // Not on the target's disk: it stays where it was.
+                    Err(e) => {
+                        source.put_back_taken(taken);
+                        refused.get_or_insert(e.into());
+                    }
+                }
+            }
+            let moved = settled.len() as u64;
+            for (ack, held) in settled {
+                if let Some(Err(e)) = match ack {
+                    Some(t) => Some(t.await),
+                    None => None,
+                } {
+                    // The source keeps a copy on disk; recovery drops it (the target's
+                    // record names it), so the move still ends in one queue.
+                    tracing::warn!("queue {from}: settling a moved message: {e}");
+                }
+                target.release(held);
+            }
+            broker.apply(target.dispatch_ready());
+            broker.apply(source.dispatch_ready());
+            broker.inner.activity.record(
+                EventKind::Other,
+                format!("{actor} moved {moved} messages from {from} to {to}"),
+            );
+            match refused {
+                Some(e) if moved == 0 => Err(e),
+                _ => Ok(moved),
+            }
+        })
+    }
+
+    /// Removes one ready message by id, as if acked; returns once that is durable.
+    pub(crate) fn drop_message(
+        &self,
+        queue: &str,
+        msg: &str,
+        actor: &str,
+    ) -> Result<(), BrokerError> {
+        let ticket = self.existing_queue(queue)?.drop_ready(msg)?;
+        if let Some(ticket) = ticket {
+            block_on(async { ticket.await.map_err(BrokerError::from) })?;
+        }
+        self.inner.activity.record(
+            EventKind::Other,
+            format!("{actor} dropped message {msg} of {queue}"),
+        );
+        Ok(())
+    }
+
     /// Puts an in-flight job back in its queue now.
     pub fn requeue(&self, queue: &str, msg: &str, actor: &str) -> Result<(), BrokerError> {
         let effects = self.existing_queue(queue)?.requeue_msg(msg)?;
@@ -416,6 +522,25 @@ impl Broker {
             self.inner.activity.record(EventKind::DeadLetter, text);
         }
     }
+}
+
+/// Waits for `future` from sync code that may run on one of the runtime's threads
+/// (a connection's operator frame) or on none (the dashboard's command thread):
+/// on a thread of its own, which is in no runtime. What it waits for (store
+/// tickets) resolves on the committer's threads, so no runtime need poll it.
+pub(crate) fn block_on<T: Send>(
+    future: impl std::future::Future<Output = Result<T, BrokerError>> + Send,
+) -> Result<T, BrokerError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| BrokerError::new(ErrorCode::Internal, format!("waiting: {e}")))?;
+            runtime.block_on(future)
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 #[cfg(test)]

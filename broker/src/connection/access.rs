@@ -201,6 +201,8 @@ impl Gate {
             }) => self.admin("peek"),
             F::Command(Command::Kick { .. }) => self.admin("kick"),
             F::Command(Command::Requeue { .. }) => self.admin("requeue"),
+            F::Command(Command::Move { .. }) => self.admin("move"),
+            F::Command(Command::Drop { .. }) => self.admin("drop"),
         }
     }
 

@@ -53,7 +53,8 @@ pub fn outcome_fields(outcome: &CommandOutcome) -> Vec<(&'static str, String)> {
             vec![("msg", json)]
         }
         CommandOutcome::Purged { count } => vec![("purged", count.to_string())],
-        CommandOutcome::Kicked | CommandOutcome::Requeued => Vec::new(),
+        CommandOutcome::Moved { count } => vec![("moved", count.to_string())],
+        CommandOutcome::Kicked | CommandOutcome::Requeued | CommandOutcome::Dropped => Vec::new(),
         // Peeked messages are plain data; serializing them cannot fail.
         CommandOutcome::Peeked {
             messages,

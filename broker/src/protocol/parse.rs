@@ -93,6 +93,7 @@ frame_fields!(
     timeout_ms,
     ttl_ms,
     webhook,
+    to,
     interval_ms,
     changes,
     inflight,
@@ -491,6 +492,16 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             reason: optional("reason", raw.reason)?,
         }),
         "requeue" => ClientFrame::Command(Command::Requeue {
+            queue: required("queue", raw.queue)?,
+            msg: required("msg", raw.msg)?,
+        }),
+        "move" => ClientFrame::Command(Command::Move {
+            from: required("from", raw.from)?,
+            to: required("to", raw.to)?,
+            n: optional("n", raw.n)?,
+            filter: optional("filter", raw.filter)?,
+        }),
+        "drop" => ClientFrame::Command(Command::Drop {
             queue: required("queue", raw.queue)?,
             msg: required("msg", raw.msg)?,
         }),

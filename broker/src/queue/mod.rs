@@ -13,6 +13,7 @@
 
 mod config;
 mod effects;
+mod moving;
 mod stored;
 mod waiter;
 
@@ -46,6 +47,8 @@ pub(crate) struct Outgoing {
     pub(crate) waiter: Option<Arc<Waiter>>,
     /// A `request`: its consumer is to `reply`.
     pub(crate) reply: bool,
+    /// A move from a durable queue: that queue and the message's id there.
+    pub(crate) moved_from: Option<(String, u64)>,
 }
 
 impl Outgoing {
@@ -57,9 +60,14 @@ impl Outgoing {
             ttl_ms: None,
             waiter: None,
             reply: false,
+            moved_from: None,
         }
     }
 }
+
+/// What [`Queue::append`] made: the message id, the ticket that resolves when it
+/// is on disk (durable queues), and the message itself when it was held back.
+type Appended = (Arc<str>, Option<Ticket>, Option<Message>);
 
 /// A message in a queue.
 pub(crate) struct Message {
@@ -173,13 +181,19 @@ impl Queue {
     }
 
     /// Puts back what a durable queue's store recovered: every message not acked,
-    /// ready again, with its delivery count kept.
-    pub(crate) fn restore(&self, messages: Vec<QueuedMessage>) -> Result<(), String> {
+    /// ready again, with its delivery count kept. Returns where the moved ones came
+    /// from, (queue, id), for the source to drop its copy if it still has one.
+    pub(crate) fn restore(
+        &self,
+        messages: Vec<QueuedMessage>,
+    ) -> Result<Vec<(String, u64)>, String> {
         let mut state = self.state.lock();
+        let mut moved = Vec::new();
         for m in messages {
             let job = StoredJob::decode(&m.body).ok_or_else(|| {
                 format!("queue `{}`: message {} is not readable", self.name, m.seq)
             })?;
+            moved.extend(job.moved_from);
             state.next_id = state.next_id.max(m.seq + 1);
             if let Some(at) = job.expires {
                 state.expiring.insert((at, m.seq));
@@ -200,7 +214,7 @@ impl Queue {
         // Messages whose time ran out while the broker was down go at the first tick.
         drop(state);
         self.timer.notify_one();
-        Ok(())
+        Ok(moved)
     }
 
     pub(crate) fn is_deleted(&self) -> bool {
@@ -213,12 +227,20 @@ impl Queue {
         self: &Arc<Self>,
         message: Outgoing,
     ) -> Result<(Arc<str>, Option<Ticket>), BrokerError> {
+        self.append(message, false)
+            .map(|(msg, ticket, _)| (msg, ticket))
+    }
+
+    /// [`Queue::enqueue`], or with `hold` the message is returned instead of made
+    /// ready (a move releases it later).
+    fn append(self: &Arc<Self>, message: Outgoing, hold: bool) -> Result<Appended, BrokerError> {
         let Outgoing {
             data,
             headers,
             ttl_ms,
             waiter,
             reply,
+            moved_from,
         } = message;
         let mut state = self.state.lock();
         if state.deleted {
@@ -242,7 +264,8 @@ impl Queue {
         let expires = ttl_ms.map(|ttl| time.saturating_add(ttl));
         let (id, ticket) = match &self.store {
             Some(store) => {
-                let body = StoredJob::encode(&data, headers.as_ref(), reply, expires);
+                let body =
+                    StoredJob::encode(&data, headers.as_ref(), reply, expires, moved_from.as_ref());
                 let appended = store.append(time, body.as_bytes())?;
                 (appended.seq, Some(appended.durable))
             }
@@ -251,14 +274,7 @@ impl Queue {
         state.next_id = id + 1;
         state.msgs_in += 1;
         let msg: Arc<str> = Arc::from(id.to_string());
-        if let Some(at) = expires {
-            let first = state.expiring.first().is_none_or(|e| at < e.0);
-            state.expiring.insert((at, id));
-            if first {
-                self.timer.notify_one();
-            }
-        }
-        state.ready.push_back(Message {
+        let message = Message {
             id,
             msg: msg.clone(),
             time,
@@ -269,8 +285,19 @@ impl Queue {
             expires,
             waiter,
             reply,
-        });
-        Ok((msg, ticket))
+        };
+        if hold {
+            return Ok((msg, ticket, Some(message)));
+        }
+        if let Some(at) = expires {
+            let first = state.expiring.first().is_none_or(|e| at < e.0);
+            state.expiring.insert((at, id));
+            if first {
+                self.timer.notify_one();
+            }
+        }
+        state.ready.push_back(message);
+        Ok((msg, ticket, None))
     }
 
     /// Hands ready messages to consumers with room. Callers run it after answering the

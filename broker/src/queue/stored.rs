@@ -2,14 +2,17 @@
 
 use crate::protocol::{Headers, Payload};
 
-/// How a queue message is kept in its store: `{"d":data,"h":headers,"r":true,"x":ms}`,
-/// where `x` is when its time to live runs out (Unix milliseconds). Records written
-/// before messages had a time to live have no `x`, and never expire.
+/// How a queue message is kept in its store:
+/// `{"d":data,"h":headers,"r":true,"x":ms,"f":["queue",id]}`, where `x` is when its
+/// time to live runs out (Unix milliseconds; records written before messages had
+/// one have none, and never expire) and `f` the durable queue and id it was moved
+/// from, for recovery to settle a move a crash cut short.
 pub(super) struct StoredJob {
     pub(super) data: Payload,
     pub(super) headers: Option<Headers>,
     pub(super) reply: bool,
     pub(super) expires: Option<u64>,
+    pub(super) moved_from: Option<(String, u64)>,
 }
 
 impl StoredJob {
@@ -18,6 +21,7 @@ impl StoredJob {
         headers: Option<&Headers>,
         reply: bool,
         expires: Option<u64>,
+        moved_from: Option<&(String, u64)>,
     ) -> String {
         let mut out = String::with_capacity(data.len() + 32);
         out.push_str("{\"d\":");
@@ -32,6 +36,10 @@ impl StoredJob {
         if let Some(at) = expires {
             out.push_str(",\"x\":");
             out.push_str(itoa::Buffer::new().format(at));
+        }
+        if let Some((queue, id)) = moved_from {
+            out.push_str(",\"f\":");
+            out.push_str(&serde_json::json!([queue, id]).to_string());
         }
         out.push('}');
         out
@@ -48,6 +56,8 @@ impl StoredJob {
             r: bool,
             #[serde(default)]
             x: Option<u64>,
+            #[serde(default)]
+            f: Option<(String, u64)>,
         }
         let raw: Raw = serde_json::from_slice(body).ok()?;
         Some(StoredJob {
@@ -55,6 +65,7 @@ impl StoredJob {
             headers: raw.h,
             reply: raw.r,
             expires: raw.x,
+            moved_from: raw.f,
         })
     }
 }
