@@ -58,6 +58,14 @@ impl Session {
         self.send_text(crate::protocol::event::error(id, error));
     }
 
+    /// Counts `bytes` written to this client's socket in the broker's traffic.
+    pub(crate) fn count_sent(&self, bytes: u64) {
+        self.activity
+            .traffic
+            .sent
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Counts a refusal of this client's (`/metrics`).
     pub(crate) fn refused(&self, reason: crate::refusals::Refusal) {
         self.activity.refusals.count(reason);
