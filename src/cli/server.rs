@@ -2,7 +2,7 @@
 //! `switchyard`, how they meet the config file, and running the broker without
 //! the dashboard.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -284,6 +284,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colour codes only for a person's terminal: in a file, journald or a
+        // container's log they are noise around every level and target.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     warn_if_open(&config);
