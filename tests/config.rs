@@ -106,6 +106,39 @@ fn refused(config: &Path) -> String {
 }
 
 #[tokio::test]
+async fn size_flags_take_bytes_or_a_binary_unit() {
+    let data = temp_dir("size-flags");
+    let served = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--max-payload",
+            "2KiB",
+            "--max-inbound",
+            "3MiB",
+        ],
+        &[],
+    )
+    .unwrap();
+    let mut c = Raw::connect(&served.url).await;
+    let stats = c.call(json!({"op":"stats","id":1})).await;
+    assert_eq!(stats["server"]["max_inbound"], 3 * 1024 * 1024, "{stats}");
+    // 2 KiB: a frame of 3,000 bytes closes the connection with 1009.
+    c.send(json!({"op":"pub","topic":"t","data":"x".repeat(3000)}))
+        .await;
+    assert_eq!(c.recv_close().await, Some(1009));
+    drop(served);
+    let (status, err) = serve(&["--max-pending", "8MB"], &[]).err().unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("invalid value '8MB' for '--max-pending <SIZE>': `8MB`: write KiB, MiB or GiB (powers of 1024), or a number of bytes"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_config_file_sets_each_serve_key() {
     let dir = temp_dir("each-key");
     let config = dir.join("switchyard.toml");

@@ -44,7 +44,12 @@ impl Pane {
                 cmd,
             ])
             .status()
-            .expect("tmux must be installed (see .ci/run)");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run tmux ({e}): the dashboard tests need it (Debian's `tmux`; \
+                     .ci/run installs it with apt-get)"
+                )
+            });
         assert!(status.success());
         Pane { socket }
     }

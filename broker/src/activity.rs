@@ -32,7 +32,19 @@ pub(crate) struct Activity {
     pub(crate) refusals: Refusals,
     /// Bytes waiting in every outbound buffer, and the most they may.
     pub(crate) outbound: Arc<OutboundBudget>,
+    /// Bytes read from and written to clients' sockets.
+    pub(crate) traffic: Arc<Traffic>,
     log: Mutex<EventLog>,
+}
+
+/// Bytes of WebSocket frames read from and written to clients' sockets, headers
+/// included (`switchyard_bytes_received_total`, `switchyard_bytes_sent_total`).
+/// Added to once per read and once per batch written, not per frame: the readers
+/// and writers of every connection share these two atomics.
+#[derive(Default)]
+pub(crate) struct Traffic {
+    pub(crate) received: AtomicU64,
+    pub(crate) sent: AtomicU64,
 }
 
 #[derive(Default)]

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod names;
 mod outbound;
 mod outbound_budget;
+mod process;
 mod protocol;
 mod queue;
 mod refusals;

@@ -1,6 +1,7 @@
 //! `GET /metrics`: the snapshot in Prometheus text format, named after nats-server's
 //! and RabbitMQ's metrics where they have one.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::stats::Snapshot;
@@ -35,7 +36,18 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Renders a snapshot as Prometheus text exposition (version 0.0.4).
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
-    let server: [(&str, &str, &str, u64); 10] = [
+    family(
+        &mut out,
+        "switchyard_build_info",
+        "gauge",
+        "Always 1; its label says which version of Switchyard runs.",
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_build_info{{version=\"{}\"}} 1",
+        label(&s.server.version)
+    );
+    let server: [(&str, &str, &str, u64); 12] = [
         (
             "switchyard_connections",
             "gauge",
@@ -89,6 +101,18 @@ pub fn render(s: &Snapshot) -> String {
             "gauge",
             "Most bytes all outbound buffers may hold together (max_outbound); past it the clients holding the most are kicked.",
             s.server.outbound_budget,
+        ),
+        (
+            "switchyard_bytes_received_total",
+            "counter",
+            "Bytes of WebSocket frames read from clients' sockets, headers included.",
+            s.server.bytes_received,
+        ),
+        (
+            "switchyard_bytes_sent_total",
+            "counter",
+            "Bytes of WebSocket text frames written to clients' sockets, headers included.",
+            s.server.bytes_sent,
         ),
         (
             "switchyard_uptime_seconds",
@@ -151,7 +175,7 @@ pub fn render(s: &Snapshot) -> String {
         "switchyard_tls_handshake_failures_total {}",
         s.server.tls_failures
     );
-    let queue_fields: [Field<crate::stats::QueueStats>; 8] = [
+    let queue_fields: [Field<crate::stats::QueueStats>; 9] = [
         (
             "switchyard_queue_messages_ready",
             "gauge",
@@ -200,6 +224,12 @@ pub fn render(s: &Snapshot) -> String {
             "Messages dead-lettered or dropped because their time to live ran out.",
             |q| q.expired,
         ),
+        (
+            "switchyard_queue_stored_bytes",
+            "gauge",
+            "Bytes the queue's log files hold on disk (0 for a queue in memory).",
+            |q| q.stored_bytes,
+        ),
     ];
     labeled(&mut out, "queue", &s.queues, |q| &q.name, &queue_fields);
     let topic_fields: [Field<crate::stats::TopicStats>; 3] = [
@@ -223,14 +253,43 @@ pub fn render(s: &Snapshot) -> String {
         ),
     ];
     labeled(&mut out, "topic", &s.topics, |t| &t.name, &topic_fields);
-    let client_fields: [Field<crate::stats::ClientStats>; 1] = [(
+    // Only retained topics store anything: a row per topic in memory would be a
+    // series of zeros for every name ever published to.
+    let retained: Vec<&crate::stats::TopicStats> = s.topics.iter().filter(|t| t.retained).collect();
+    let stored_fields: [Field<&crate::stats::TopicStats>; 1] = [(
+        "switchyard_topic_stored_bytes",
+        "gauge",
+        "Bytes a retained topic's log files hold on disk.",
+        |t| t.stored_bytes,
+    )];
+    labeled(&mut out, "topic", &retained, |t| &t.name, &stored_fields);
+    family(
+        &mut out,
         "switchyard_client_pending_bytes",
         "gauge",
-        "Bytes waiting in a client's outbound buffer.",
-        |c| c.pending_bytes,
-    )];
-    labeled(&mut out, "client", &s.clients, |c| &c.id, &client_fields);
+        "Bytes waiting in a client's outbound buffer, by its hello name (summed over clients sharing it), else its id.",
+    );
+    for (client, bytes) in pending_by_client(&s.clients) {
+        let _ = writeln!(
+            out,
+            "switchyard_client_pending_bytes{{client=\"{}\"}} {bytes}",
+            label(client)
+        );
+    }
     out
+}
+
+/// Each client's pending bytes under the label its series keeps across reconnects:
+/// its `hello` name when it gave one (a new connection gets a new id, `c43`, but
+/// says the same name), else its id. Clients sharing a name share a series, their
+/// bytes summed: Prometheus takes one sample per label set.
+fn pending_by_client(clients: &[crate::stats::ClientStats]) -> BTreeMap<&str, u64> {
+    let mut by = BTreeMap::new();
+    for c in clients {
+        let key = c.name.as_deref().unwrap_or(&c.id);
+        *by.entry(key).or_insert(0) += c.pending_bytes;
+    }
+    by
 }
 
 #[cfg(test)]
@@ -277,5 +336,87 @@ mod tests {
         assert!(text.contains("switchyard_outbound_budget_bytes 1000\n"));
         assert!(text.contains("switchyard_queue_messages_ready{queue=\"jobs\"} 3\n"));
         assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn renders_build_info_traffic_and_stored_bytes() {
+        let snap = Snapshot {
+            server: ServerStats {
+                version: "1.2.3".into(),
+                bytes_received: 1000,
+                bytes_sent: 2000,
+                ..Default::default()
+            },
+            queues: vec![QueueStats {
+                name: "jobs".into(),
+                durable: true,
+                stored_bytes: 4096,
+                ..Default::default()
+            }],
+            topics: vec![
+                TopicStats {
+                    name: "news".into(),
+                    retained: true,
+                    stored_bytes: 512,
+                    ..Default::default()
+                },
+                TopicStats {
+                    name: "live".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let text = render(&snap);
+        assert!(text.starts_with(
+            "# HELP switchyard_build_info Always 1; its label says which version of Switchyard runs.\n\
+             # TYPE switchyard_build_info gauge\n\
+             switchyard_build_info{version=\"1.2.3\"} 1\n"
+        ));
+        assert!(text.contains(
+            "# TYPE switchyard_bytes_received_total counter\nswitchyard_bytes_received_total 1000\n"
+        ));
+        assert!(text.contains(
+            "# TYPE switchyard_bytes_sent_total counter\nswitchyard_bytes_sent_total 2000\n"
+        ));
+        assert!(text.contains(
+            "# TYPE switchyard_queue_stored_bytes gauge\nswitchyard_queue_stored_bytes{queue=\"jobs\"} 4096\n"
+        ));
+        // The topic in memory stores nothing and gets no row.
+        assert!(text.contains(
+            "# TYPE switchyard_topic_stored_bytes gauge\nswitchyard_topic_stored_bytes{topic=\"news\"} 512\n#"
+        ));
+    }
+
+    #[test]
+    fn a_client_is_labelled_by_its_hello_name_so_its_series_outlives_a_reconnect() {
+        let client = |id: &str, name: Option<&str>, pending_bytes| ClientStats {
+            id: id.into(),
+            name: name.map(Into::into),
+            pending_bytes,
+            ..Default::default()
+        };
+        let snap = Snapshot {
+            clients: vec![
+                client("c3", None, 5),
+                client("c9", Some("billing"), 7),
+                client("c12", Some("billing"), 11),
+                client("c14", Some("mailer"), 0),
+            ],
+            ..Default::default()
+        };
+        let text = render(&snap);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("switchyard_client_pending_bytes"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "switchyard_client_pending_bytes{client=\"billing\"} 18",
+                "switchyard_client_pending_bytes{client=\"c3\"} 5",
+                "switchyard_client_pending_bytes{client=\"mailer\"} 0",
+            ]
+        );
     }
 }

@@ -11,10 +11,16 @@
 //!
 //! Every change to its byte count is also reported to the broker-wide
 //! [`OutboundBudget`], which bounds all buffers together.
+//!
+//! The slow mark comes and goes with every batch of a client that keeps up only
+//! just (the writer takes the whole buffer, so it empties at each write): a push
+//! reports the client slow only when it had been out of the mark for
+//! [`SLOW_QUIET`], so the log says once that it fell behind, not at every batch.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -58,6 +64,11 @@ impl OutItem<'_> {
 
 /// Most buffer capacity a connection keeps between batches.
 const KEEP_BYTES: usize = 256 * 1024;
+
+/// How long a client must have been out of the slow mark for its next entry into
+/// it to be reported. A subscriber flooded at about its reading speed went in and
+/// out 69 times in 20 ms, one log line each, burying every other line.
+pub(crate) const SLOW_QUIET: Duration = Duration::from_secs(10);
 
 /// What the writer took from the buffer: newline-separated frames, and their counts.
 #[derive(Default)]
@@ -160,8 +171,36 @@ pub(crate) enum Refused {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
     Queued,
-    /// This push took the buffer past half: the client is now slow.
-    BecameSlow,
+    /// This push took the buffer past half, and the client had not been slow for
+    /// [`SLOW_QUIET`] (or ever): it is now slow, and `unreported` times it had
+    /// gone slow since it was last reported.
+    BecameSlow {
+        unreported: u64,
+    },
+}
+
+/// The slow mark's comings and goings, changed only when it comes or goes.
+#[derive(Default)]
+struct SlowSpells {
+    /// When the mark last went.
+    cleared: Option<Instant>,
+    /// Entries into the mark not reported (within [`SLOW_QUIET`] of a clear).
+    unreported: u64,
+}
+
+impl SlowSpells {
+    /// The client has just entered the slow mark at `now`: what the push reports.
+    fn entered(&mut self, now: Instant) -> Pushed {
+        match self.cleared {
+            Some(at) if now.saturating_duration_since(at) < SLOW_QUIET => {
+                self.unreported += 1;
+                Pushed::Queued
+            }
+            _ => Pushed::BecameSlow {
+                unreported: std::mem::take(&mut self.unreported),
+            },
+        }
+    }
 }
 
 #[derive(Default)]
@@ -188,6 +227,7 @@ pub(crate) struct Outbound {
     frames: AtomicUsize,
     limit: usize,
     slow: AtomicBool,
+    spells: Mutex<SlowSpells>,
     closed: AtomicBool,
     kick_reason: Mutex<Option<String>>,
     /// Deliveries (msg + job) written to the socket.
@@ -209,6 +249,7 @@ impl Outbound {
             frames: AtomicUsize::new(0),
             limit,
             slow: AtomicBool::new(false),
+            spells: Mutex::default(),
             closed: AtomicBool::new(false),
             kick_reason: Mutex::new(None),
             delivered: AtomicU64::new(0),
@@ -265,7 +306,7 @@ impl Outbound {
             wake(&self.wake);
         }
         if now > self.limit / 2 && !self.slow.swap(true, Ordering::Relaxed) {
-            return Ok(Pushed::BecameSlow);
+            return Ok(self.spells.lock().entered(Instant::now()));
         }
         Ok(Pushed::Queued)
     }
@@ -297,8 +338,8 @@ impl Outbound {
         drop(pending);
         self.delivered
             .fetch_add(deliveries as u64, Ordering::Relaxed);
-        if low {
-            self.slow.store(false, Ordering::Relaxed);
+        if low && self.slow.swap(false, Ordering::Relaxed) {
+            self.spells.lock().cleared = Some(Instant::now());
         }
         self.drained.notify_waiters();
     }
@@ -453,10 +494,50 @@ mod tests {
     }
 
     #[test]
+    fn a_client_in_and_out_of_the_slow_mark_is_reported_slow_once() {
+        let out = Outbound::new(100, Default::default());
+        let mut reported = Vec::new();
+        for _ in 0..69 {
+            // Past half, then written out: in and out of the mark.
+            match out.push(OutItem::Text(&text(60))) {
+                Ok(Pushed::BecameSlow { unreported }) => reported.push(unreported),
+                Ok(Pushed::Queued) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+            let mut batch = Batch::default();
+            out.take(&mut batch);
+            out.written(&batch);
+            assert!(!out.is_slow());
+        }
+        assert_eq!(reported, [0]);
+        assert_eq!(out.spells.lock().unreported, 68);
+    }
+
+    #[test]
+    fn slow_again_after_a_quiet_spell_is_reported_with_what_was_not() {
+        let start = Instant::now();
+        let mut spells = SlowSpells::default();
+        assert_eq!(spells.entered(start), Pushed::BecameSlow { unreported: 0 });
+        spells.cleared = Some(start);
+        assert_eq!(spells.entered(start + SLOW_QUIET / 2), Pushed::Queued);
+        spells.cleared = Some(start + SLOW_QUIET / 2);
+        assert_eq!(spells.entered(start + SLOW_QUIET), Pushed::Queued);
+        spells.cleared = Some(start + SLOW_QUIET);
+        assert_eq!(
+            spells.entered(start + SLOW_QUIET * 2),
+            Pushed::BecameSlow { unreported: 2 }
+        );
+        assert_eq!(spells.unreported, 0);
+    }
+
+    #[test]
     fn marks_slow_at_half_and_kicks_when_full() {
         let out = Outbound::new(100, Default::default());
         assert_eq!(out.push(OutItem::Text(&text(40))), Ok(Pushed::Queued));
-        assert_eq!(out.push(OutItem::Text(&text(20))), Ok(Pushed::BecameSlow));
+        assert_eq!(
+            out.push(OutItem::Text(&text(20))),
+            Ok(Pushed::BecameSlow { unreported: 0 })
+        );
         assert!(out.is_slow());
         assert_eq!(out.push(OutItem::Text(&text(20))), Ok(Pushed::Queued));
         assert_eq!(out.bytes(), 80);
@@ -506,7 +587,10 @@ mod tests {
             },
         ];
         assert_eq!(out.push_all(&items), Ok(Pushed::Queued));
-        assert_eq!(out.push_all(&items), Ok(Pushed::BecameSlow));
+        assert_eq!(
+            out.push_all(&items),
+            Ok(Pushed::BecameSlow { unreported: 0 })
+        );
         assert_eq!((out.bytes(), out.frames()), (16, 4));
         let mut batch = Batch::default();
         out.take(&mut batch);

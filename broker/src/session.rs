@@ -58,6 +58,14 @@ impl Session {
         self.send_text(crate::protocol::event::error(id, error));
     }
 
+    /// Counts `bytes` written to this client's socket in the broker's traffic.
+    pub(crate) fn count_sent(&self, bytes: u64) {
+        self.activity
+            .traffic
+            .sent
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Counts a refusal of this client's (`/metrics`).
     pub(crate) fn refused(&self, reason: crate::refusals::Refusal) {
         self.activity.refusals.count(reason);
@@ -72,11 +80,15 @@ impl Session {
     pub(crate) fn push_all(&self, items: &[OutItem<'_>]) -> Result<(), Refused> {
         match self.outbound.push_all(items) {
             Ok(Pushed::Queued) => Ok(()),
-            Ok(Pushed::BecameSlow) => {
+            Ok(Pushed::BecameSlow { unreported }) => {
+                let again = match unreported {
+                    0 => String::new(),
+                    n => format!(" (it went slow {n} more times since the last such line)"),
+                };
                 self.activity.record(
                     EventKind::Slow,
                     format!(
-                        "{} is slow: {} bytes waiting",
+                        "{} is slow: {} bytes waiting{again}",
                         self.describe(),
                         self.outbound.bytes()
                     ),
@@ -158,5 +170,31 @@ impl Session {
             .collect();
         self.outbound.written(&batch);
         parsed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_keeps_up_only_just_is_logged_slow_once() {
+        let activity = Arc::new(Activity::new(1 << 30));
+        let session = Session::new(3, "127.0.0.1:9".parse().unwrap(), 1000, activity.clone());
+        // Each push passes half of the buffer, and each batch written empties it:
+        // in and out of the slow mark 69 times, as a flooded subscriber went.
+        for _ in 0..69 {
+            session.send_text("x".repeat(600));
+            let mut batch = crate::outbound::Batch::default();
+            session.outbound.take(&mut batch);
+            session.outbound.written(&batch);
+        }
+        let slow: Vec<String> = activity
+            .events()
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Slow)
+            .map(|e| e.text)
+            .collect();
+        assert_eq!(slow, ["c3 is slow: 600 bytes waiting"]);
     }
 }

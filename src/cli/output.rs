@@ -1,7 +1,7 @@
 //! What the client verbs print: one JSON line per delivery on stdout (quietly
 //! ending on a closed pipe), and on stderr what the client could not decode.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 
 use serde_json::{json, Value};
 use switchyard_broker::Headers;
@@ -53,6 +53,7 @@ pub fn log_client_warnings() {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

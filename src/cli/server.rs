@@ -2,7 +2,7 @@
 //! `switchyard`, how they meet the config file, and running the broker without
 //! the dashboard.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,16 +27,18 @@ pub struct BrokerArgs {
     /// Where durable queues and retained topics are stored.
     #[arg(long, default_value = "./switchyard-data")]
     pub data_dir: PathBuf,
-    /// Largest frame a client may send, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    /// Largest frame a client may send: bytes, or with a unit (`64KiB`, `1MiB`).
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_payload: usize,
-    /// Outbound buffer per connection, in bytes: half full marks a client slow, full kicks it.
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    /// Outbound buffer per connection (bytes, or `8MiB`): half full marks a client
+    /// slow, full kicks it.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
     pub max_pending: usize,
     /// Most bytes all connections' outbound buffers may hold together; past it, the
     /// clients holding the most are kicked (`outbound_budget`). Default: a quarter
-    /// of physical memory (1 GiB where /proc/meminfo cannot be read).
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    /// of physical memory (1 GiB where /proc/meminfo cannot be read). Bytes, or
+    /// with a unit (`2GiB`); at least 1.
+    #[arg(long, value_name = "SIZE", value_parser = parse_positive_size)]
     pub max_outbound: Option<u64>,
     /// Most connections served at once; more get HTTP 503.
     #[arg(long, default_value_t = 10_000)]
@@ -53,9 +55,10 @@ pub struct BrokerArgs {
     /// client is closed (1008).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub frame_timeout: u64,
-    /// Bytes all connections' read buffers may hold together (unfinished frames
-    /// above all); a frame that would pass it closes its connection (1013).
-    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    /// What all connections' read buffers may hold together (unfinished frames
+    /// above all), bytes or `256MiB`; a frame that would pass it closes its
+    /// connection (1013).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub max_inbound: usize,
     /// Seconds a new connection has to send its HTTP request (and finish TLS);
     /// slower gets HTTP 408.
@@ -155,6 +158,52 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         .or(resolved.first())
         .copied()
         .ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+/// A size flag: a number of bytes, or a number and a binary unit, `KiB`, `MiB` or
+/// `GiB` (case aside, a space between allowed): `1048576`, `1MiB`, `512 kib`.
+/// `MB` and the like are refused rather than guessed, since they may mean 10⁶ or
+/// 2²⁰.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let bytes = size_in_bytes(text)?;
+    usize::try_from(bytes).map_err(|_| format!("`{text}` is more than this machine can address"))
+}
+
+/// [`parse_size`] for a size that must be at least one byte.
+pub fn parse_positive_size(text: &str) -> Result<u64, String> {
+    match size_in_bytes(text)? {
+        0 => Err(format!("`{text}`: must be at least 1 byte")),
+        n => Ok(n),
+    }
+}
+
+fn size_in_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 1048576, 64KiB or 1MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "kib" => 10,
+        "mib" => 20,
+        "gib" => 30,
+        "k" | "kb" | "m" | "mb" | "g" | "gb" => {
+            return Err(format!(
+                "`{text}`: write KiB, MiB or GiB (powers of 1024), or a number of bytes"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (KiB, MiB or GiB)"
+            ))
+        }
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// The broker's settings: the config file (`--config`, else `SWITCHYARD_CONFIG`)
@@ -284,6 +333,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colour codes only for a person's terminal: in a file, journald or a
+        // container's log they are noise around every level and target.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     warn_if_open(&config);
@@ -335,5 +387,46 @@ pub async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
         _ = hup.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_bytes_or_a_binary_unit() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("512 kib"), Ok(512 << 10));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("10B"), Ok(10));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(
+            parse_size("1MB"),
+            Err("`1MB`: write KiB, MiB or GiB (powers of 1024), or a number of bytes".into())
+        );
+        assert_eq!(
+            parse_size("1TiB"),
+            Err("unknown unit `tib` in `1TiB` (KiB, MiB or GiB)".into())
+        );
+        assert_eq!(
+            parse_size("1.5MiB"),
+            Err("`1.5MiB` is not a size such as 1048576, 64KiB or 1MiB".into())
+        );
+        assert_eq!(
+            parse_size("MiB"),
+            Err("`MiB` is not a size such as 1048576, 64KiB or 1MiB".into())
+        );
+        assert_eq!(
+            size_in_bytes("99999999999999GiB"),
+            Err("`99999999999999GiB` is too large".into())
+        );
+        assert_eq!(parse_positive_size("1KiB"), Ok(1024));
+        assert_eq!(
+            parse_positive_size("0MiB"),
+            Err("`0MiB`: must be at least 1 byte".into())
+        );
     }
 }

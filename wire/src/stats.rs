@@ -209,6 +209,12 @@ pub struct ServerStats {
     /// holding the most are kicked. 0 from a broker that predates the budget.
     #[serde(default)]
     pub outbound_budget: u64,
+    /// Bytes of WebSocket frames read from clients' sockets, headers included.
+    #[serde(default)]
+    pub bytes_received: u64,
+    /// Bytes of WebSocket frames written to clients' sockets, headers included.
+    #[serde(default)]
+    pub bytes_sent: u64,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.

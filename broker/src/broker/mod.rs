@@ -5,8 +5,9 @@
 //! pushes frames into outbound buffers and returns.
 //!
 //! This file holds the handle and its lifecycle (open and recover, sessions,
-//! shutdown); the ops are in `topics.rs`, `queues.rs` and `operator.rs`, the
-//! background timers in `timers.rs`.
+//! shutdown); reopening what the data directory holds is in `recovery.rs`, the
+//! ops in `topics.rs`, `queues.rs` and `operator.rs`, the background timers in
+//! `timers.rs`.
 
 mod access;
 mod budget;
@@ -14,6 +15,7 @@ mod creators;
 mod operator;
 mod peer;
 mod queues;
+mod recovery;
 mod timers;
 mod topics;
 
@@ -30,9 +32,9 @@ use tokio::sync::watch;
 use crate::activity::Activity;
 use crate::auth::{Authenticator, Security};
 use crate::dirlock::DirLock;
-use crate::error::{BrokerError, ErrorCode};
+use crate::error::BrokerError;
 use crate::protocol::{event, Retention};
-use crate::queue::{Queue, QueueConfig};
+use crate::queue::Queue;
 use crate::session::Session;
 use crate::stats::EventKind;
 use crate::store::{Backend, FsyncPolicy, LogBackend, OsDisk, StoreConfig, Ticket};
@@ -264,73 +266,6 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Reopens every stored queue with its unacked messages, and every retained topic.
-    fn recover(&self) -> Result<(), BrokerError> {
-        let inner = &self.inner;
-        let stored = inner.backend.stored()?;
-        for topic in stored.topics {
-            let name = topic.name;
-            let store = inner.backend.open_topic(&name, topic.retention)?;
-            self.report_repairs();
-            let stats = store.stats();
-            inner.topics.retain(&name, store)?;
-            inner.activity.record(
-                EventKind::Storage,
-                format!("recovered topic {name}: {} stored messages", stats.messages),
-            );
-        }
-        inner.runtime.spawn(run_retention(Arc::downgrade(inner)));
-        inner.runtime.spawn(run_memory_trim(Arc::downgrade(inner)));
-        let mut moved = Vec::new();
-        for queue in stored.queues {
-            let name = queue.name;
-            let config = queue
-                .settings
-                .as_ref()
-                .map(QueueConfig::durable_from)
-                .unwrap_or_default();
-            let store = inner.backend.open_queue(&name, &config.settings())?;
-            let messages = store.recover()?;
-            let count = messages.len();
-            let queue = Queue::new(&name, config, Some(store.clone()));
-            moved.extend(
-                queue
-                    .restore(messages)
-                    .map_err(|e| BrokerError::new(ErrorCode::Internal, e))?,
-            );
-            self.report_repairs();
-            inner.activity.record(
-                EventKind::Storage,
-                format!("recovered queue {name}: {count} unacked messages"),
-            );
-            inner
-                .queues
-                .write()
-                .insert(queue.name.clone(), queue.clone());
-        }
-        // A move cut short after its append to the target and before its settle in
-        // the source: the source's copy goes, so that the message is in one queue.
-        for (source, id) in moved {
-            let queue = inner.queues.read().get(source.as_str()).cloned();
-            if queue.is_some_and(|q| q.drop_moved_copy(id)) {
-                inner.activity.record(
-                    EventKind::Storage,
-                    format!("recovered a move cut short: message {id} of {source} stays only in its new queue"),
-                );
-            }
-        }
-        // The timers start once every queue is back: a message whose time to live
-        // ran out while the broker was down is dead-lettered at the first tick, into
-        // its dead-letter queue as recovered, not into a second one opened meanwhile.
-        let queues: Vec<Arc<Queue>> = inner.queues.read().values().cloned().collect();
-        for queue in queues {
-            inner
-                .runtime
-                .spawn(run_ack_timer(Arc::downgrade(inner), queue));
-        }
-        Ok(())
-    }
-
     /// Records what opening stores repaired (torn tails, corrupt records) as events.
     fn report_repairs(&self) {
         for r in self.inner.backend.take_repairs() {
@@ -532,6 +467,6 @@ use budget::run_outbound_budget;
 pub(crate) use creators::Creator;
 use creators::Creators;
 pub(crate) use queues::ToDispatch;
-use timers::{run_ack_timer, run_memory_trim, run_retention};
+use timers::run_ack_timer;
 pub(crate) use topics::Publisher;
 pub use topics::Tail;

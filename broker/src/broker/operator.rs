@@ -80,6 +80,8 @@ impl Broker {
                 max_inbound: inner.read_budget.max() as u64,
                 outbound_bytes: inner.activity.outbound.used() as u64,
                 outbound_budget: inner.activity.outbound.limit() as u64,
+                bytes_received: inner.activity.traffic.received.load(Ordering::Relaxed),
+                bytes_sent: inner.activity.traffic.sent.load(Ordering::Relaxed),
             },
             topics: inner.topics.stats(),
             queues: queue_stats,
@@ -206,7 +208,9 @@ impl Broker {
 
     /// The Prometheus text exposition of the broker's counters.
     pub fn metrics(&self) -> String {
-        crate::metrics::render(&self.snapshot())
+        let mut text = crate::metrics::render(&self.snapshot());
+        crate::process::ProcessStats::read().render(&mut text);
+        text
     }
 }
 

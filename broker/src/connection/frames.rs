@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
+use crate::activity::Traffic;
+
 /// The first read buffer a connection gets, when it first has something to read.
 const FIRST_READ: usize = 2 * 1024;
 /// The most one read asks for: a client that keeps filling its buffer gets it
@@ -155,6 +157,8 @@ pub(super) struct FrameReader {
     /// The capacity of `buf` and `message` counted in `budget`.
     counted: usize,
     budget: Arc<ReadBudget>,
+    /// Where every read's bytes are counted (`switchyard_bytes_received_total`).
+    traffic: Arc<Traffic>,
 }
 
 impl FrameReader {
@@ -165,6 +169,7 @@ impl FrameReader {
         max_payload: usize,
         frame_timeout: Duration,
         budget: Arc<ReadBudget>,
+        traffic: Arc<Traffic>,
     ) -> Self {
         let mut reader = FrameReader {
             begun: (!leftover.is_empty()).then(Instant::now),
@@ -180,6 +185,7 @@ impl FrameReader {
             frame_timeout,
             counted: 0,
             budget,
+            traffic,
         };
         reader.recount();
         reader
@@ -302,6 +308,7 @@ impl FrameReader {
             if n == 0 {
                 return Err(ReadError::Eof);
             }
+            self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
             self.last_read = Instant::now();
             self.begun.get_or_insert(self.last_read);
             if self.buf.len() == self.buf.capacity() && self.read_size < MAX_READ {
@@ -595,6 +602,7 @@ mod tests {
             max_payload,
             Duration::from_secs(30),
             budget.clone(),
+            Arc::default(),
         )
     }
 
@@ -620,6 +628,28 @@ mod tests {
 
     fn ok(texts: &[&str]) -> Vec<Result<String, String>> {
         texts.iter().map(|t| Ok(t.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn every_byte_read_is_counted_in_the_traffic() {
+        let budget = Arc::new(ReadBudget::new(usize::MAX));
+        let traffic = Arc::new(Traffic::default());
+        let mut r = FrameReader::new(
+            Vec::new(),
+            1 << 20,
+            Duration::from_secs(30),
+            budget,
+            traffic.clone(),
+        );
+        let big = "y".repeat(10_000);
+        let mut bytes = frame(0x81, b"{}");
+        bytes.extend(frame(0x81, big.as_bytes()));
+        let total = bytes.len() as u64;
+        let mut input: &[u8] = &bytes;
+        while !matches!(r.next(&mut input).await, Err(ReadError::Eof)) {}
+        // 2 + 4 + 2 bytes, then 4 + 4 + 10,000: headers and masks count too.
+        assert_eq!(total, 10_016);
+        assert_eq!(traffic.received.load(Ordering::Relaxed), total);
     }
 
     /// `holds_frame` says a whole frame is buffered exactly when `next` would
@@ -793,7 +823,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_frame_not_whole_in_time_is_a_timeout() {
         let budget = Arc::new(ReadBudget::new(usize::MAX));
-        let mut r = FrameReader::new(Vec::new(), 1 << 20, Duration::from_secs(3), budget);
+        let mut r = FrameReader::new(
+            Vec::new(),
+            1 << 20,
+            Duration::from_secs(3),
+            budget,
+            Arc::default(),
+        );
         let (mut near, mut far) = tokio::io::duplex(1024);
         tokio::io::AsyncWriteExt::write_all(&mut near, &frame(0x81, b"hello")[..5])
             .await
@@ -854,7 +890,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn control_frames_between_fragments_do_not_restart_the_clock() {
         let budget = Arc::new(ReadBudget::new(usize::MAX));
-        let mut r = FrameReader::new(Vec::new(), 1 << 20, Duration::from_secs(3), budget);
+        let mut r = FrameReader::new(
+            Vec::new(),
+            1 << 20,
+            Duration::from_secs(3),
+            budget,
+            Arc::default(),
+        );
         let (mut near, mut far) = tokio::io::duplex(1024);
         let started = Instant::now();
         let pongs = tokio::spawn(async move {
@@ -903,7 +945,13 @@ mod tests {
         let budget = Arc::new(ReadBudget::new(usize::MAX));
         let bytes = [frame(0x81, b"first"), frame(0x81, b"second")].concat();
         let (head, rest) = bytes.split_at(9);
-        let mut r = FrameReader::new(head.to_vec(), 1 << 20, Duration::from_secs(30), budget);
+        let mut r = FrameReader::new(
+            head.to_vec(),
+            1 << 20,
+            Duration::from_secs(30),
+            budget,
+            Arc::default(),
+        );
         let mut input: &[u8] = rest;
         assert!(matches!(
             r.next(&mut input).await,

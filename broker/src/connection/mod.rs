@@ -76,6 +76,7 @@ pub(crate) async fn serve<S>(
         config.max_payload,
         config.frame_timeout,
         broker.read_budget(),
+        broker.activity().traffic.clone(),
     );
     run(broker, stream, reader, peer, token)
         .instrument(span)

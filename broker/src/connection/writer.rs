@@ -25,6 +25,8 @@ pub(super) struct Writer {
     next: usize,
     /// The frame being sent, if one is.
     frame: Option<Frame>,
+    /// Bytes written since they were last counted in the broker's traffic.
+    sent: u64,
 }
 
 /// One text frame being sent: its header, its payload's span in the batch, and how
@@ -59,6 +61,7 @@ impl Writer {
             self.finish_frame(out).await?;
         }
         session.outbound.written(&self.batch);
+        session.count_sent(std::mem::take(&mut self.sent));
         self.batch.clear();
         // A TLS stream may still hold the last records.
         out.flush().await
@@ -87,6 +90,7 @@ impl Writer {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
             f.sent += n;
+            self.sent += n as u64;
         }
         self.next = f.end + 1;
         self.frame = None;
@@ -217,6 +221,26 @@ mod tests {
             assert_eq!(&f.header[..f.header_len], &header[..], "{len}");
             assert_eq!(f.end, len);
         }
+    }
+
+    #[tokio::test]
+    async fn a_written_batch_is_counted_in_the_traffic() {
+        use std::sync::atomic::Ordering;
+        let activity = std::sync::Arc::new(crate::activity::Activity::new(1 << 30));
+        let session = Session::new(1, "127.0.0.1:1".parse().unwrap(), 1 << 20, activity.clone());
+        session.send_text("x".repeat(200));
+        session.send_text("z".repeat(100));
+        let (mut near, mut far) = tokio::io::duplex(1 << 16);
+        let mut writer = Writer::default();
+        writer.write(&mut near, &session).await.unwrap();
+        drop(near);
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut far, &mut got)
+            .await
+            .unwrap();
+        // One frame: a 4-byte header, 200 + newline + 100.
+        assert_eq!(got.len(), 305);
+        assert_eq!(activity.traffic.sent.load(Ordering::Relaxed), 305);
     }
 
     #[tokio::test]
