@@ -53,6 +53,9 @@ pub enum Action {
     KickSlow,
     /// Requeue the selected in-flight job now.
     Requeue,
+    /// Ask to move the peeked dead-letter queue's messages back to the queue
+    /// they died in.
+    MoveBack,
     /// Yes, in a confirm dialog.
     Confirm,
     /// No, in a confirm dialog; cancel, in the publish form.
@@ -79,7 +82,12 @@ impl Action {
     pub fn changes_broker(self) -> bool {
         matches!(
             self,
-            Action::Publish | Action::Purge | Action::Kick | Action::KickSlow | Action::Requeue
+            Action::Publish
+                | Action::Purge
+                | Action::Kick
+                | Action::KickSlow
+                | Action::Requeue
+                | Action::MoveBack
         )
     }
 }

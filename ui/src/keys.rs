@@ -251,6 +251,7 @@ pub static BINDINGS: &[Binding] = &[
     // The peek popup, besides the popup keys above: PgUp/PgDn scroll within a page.
     bind(Peek, All, &[RIGHT, Key::ch('n')], Action::NextPage, "→ n", "the next 10 messages").hint("←→ np", "page"),
     bind(Peek, All, &[LEFT, Key::ch('p')], Action::PrevPage, "← p", "the previous 10 messages"),
+    bind(Peek, All, &[Key::ch('m')], Action::MoveBack, "m", "move dead letters back where they died (asks)").hint("m", "move back"),
 ];
 
 /// The action a key press triggers in `context` on `view`, if any.

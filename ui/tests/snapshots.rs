@@ -289,6 +289,14 @@ fn confirm_dialogs() {
     Fixture::crowded()
         .keys("4K")
         .check("confirm_dialog__kick_slow");
+    // From the peek popup of a dead-letter queue (thumbnails, here).
+    let mut dead = Fixture::typical();
+    let letters = fixture::dead_letters_of_jobs(1_250);
+    dead.source.peeks.insert("thumbnails".into(), letters);
+    dead.keys("3jjj").key(KeyCode::Enter);
+    dead.check("peek_popup__dead_letters");
+    dead.keys("m").check("confirm_dialog__move_back");
+    dead.check_at("confirm_dialog__move_back_80x24", 80, 24);
 }
 
 #[test]

@@ -118,6 +118,17 @@ impl App {
                     .collect();
                 self.start(source, Job::KickSlow { clients }, kicks);
             }
+            Confirmation::MoveBack { from, to, .. } => {
+                // Queue names hold no quote: the filter needs no escaping.
+                let filter = format!("x-dead-letter-queue = '{to}'");
+                let command = Command::Move {
+                    from: from.clone(),
+                    to: to.clone(),
+                    n: None,
+                    filter: Some(filter),
+                };
+                self.start(source, Job::MoveBack { from, to }, vec![command]);
+            }
         }
     }
 

@@ -33,6 +33,8 @@ pub(super) enum Job {
     Kick { who: String },
     /// Kick each of these slow clients, one command each.
     KickSlow { clients: Vec<String> },
+    /// Move dead letters of `from` back to `to`.
+    MoveBack { from: String, to: String },
 }
 
 impl Job {
@@ -56,6 +58,7 @@ impl Job {
                 let s = if clients.len() == 1 { "" } else { "s" };
                 format!("Kicking {} slow client{s}…", clients.len())
             }
+            Job::MoveBack { from, to } => format!("Moving dead letters of {from} back to {to}…"),
         }
     }
 }
@@ -193,6 +196,23 @@ impl App {
                 self.refetch(source);
             }
             Job::KickSlow { .. } => {}
+            Job::MoveBack { from, to } => {
+                match result {
+                    Ok(CommandOutcome::Moved { count }) => {
+                        let s = if count == 1 { "" } else { "s" };
+                        self.set_status(
+                            Level::Done,
+                            format!("Moved {count} message{s} from {from} back to {to}"),
+                        );
+                    }
+                    Ok(_) => self.set_status(Level::Done, format!("Moved {from} back to {to}")),
+                    Err(e) => self.set_status(
+                        Level::Error,
+                        format!("Move from {from} to {to} failed: {e}"),
+                    ),
+                }
+                self.refetch(source);
+            }
         }
     }
 

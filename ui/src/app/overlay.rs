@@ -41,13 +41,26 @@ pub enum Confirmation {
         /// Their ids.
         clients: Vec<String>,
     },
+    /// Move a dead-letter queue's messages that died in `to` back there.
+    MoveBack {
+        /// The dead-letter queue.
+        from: String,
+        /// The queue they died in (their `x-dead-letter-queue`).
+        to: String,
+        /// Ready messages of `from` in the latest snapshot.
+        count: u64,
+    },
 }
 
 impl Confirmation {
     /// Follow the latest snapshot while the question is open. A queue missing
     /// from it (lists may be cut to fit the frame) keeps its last count.
     pub(super) fn update(&mut self, snapshot: &Snapshot) {
-        if let Confirmation::Purge { queue, count } = self {
+        if let Confirmation::Purge { queue, count }
+        | Confirmation::MoveBack {
+            from: queue, count, ..
+        } = self
+        {
             if let Some(q) = snapshot.queues.iter().find(|q| q.name == *queue) {
                 *count = q.ready;
             }
@@ -77,6 +90,10 @@ impl Confirmation {
                     list(clients, 6)
                 )
             }
+            Confirmation::MoveBack { from, to, count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                format!("Move the ready messages of {from} that died in {to} back to {to} ({count} ready message{s} in {from})? y/n")
+            }
         }
     }
 
@@ -86,6 +103,7 @@ impl Confirmation {
             Confirmation::Purge { .. } => "Purge queue",
             Confirmation::Kick { .. } => "Kick client",
             Confirmation::KickSlow { .. } => "Kick slow clients",
+            Confirmation::MoveBack { .. } => "Move dead letters back",
         }
     }
 }

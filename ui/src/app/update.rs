@@ -53,6 +53,7 @@ impl App {
             Action::Kick => self.ask_kick(),
             Action::KickSlow => self.ask_kick_slow(),
             Action::Requeue => self.requeue(source),
+            Action::MoveBack => self.ask_move_back(),
             // The stop question sits over any other dialog, so it takes the answer.
             Action::Confirm if self.stopping.is_some() => self.quit = true,
             Action::Cancel if self.stopping.is_some() => self.keep_running(),
@@ -313,6 +314,30 @@ impl App {
         }
     }
 
+    /// From the peek popup of a dead-letter queue: where its messages died is
+    /// their `x-dead-letter-queue`, the first one shown naming it.
+    fn ask_move_back(&mut self) {
+        let Some(Overlay::Peek(peek)) = &self.overlay else {
+            return;
+        };
+        let died_in = peek.messages.iter().find_map(|m| {
+            match m.headers.as_ref()?.get("x-dead-letter-queue")? {
+                switchyard_broker::HeaderValue::One(q) => Some(q.clone()),
+                switchyard_broker::HeaderValue::Many(qs) => qs.first().cloned(),
+            }
+        });
+        let Some(to) = died_in else {
+            let text = format!(
+                "Nothing to move back: the messages shown of {} are not dead letters (no x-dead-letter-queue)",
+                peek.queue
+            );
+            return self.set_status(Level::Info, text);
+        };
+        let from = peek.queue.clone();
+        let count = peek.ready.unwrap_or(peek.messages.len() as u64);
+        self.overlay = Some(Overlay::Confirm(Confirmation::MoveBack { from, to, count }));
+    }
+
     fn ask_kick_slow(&mut self) {
         let clients: Vec<String> = self
             .snapshot
@@ -335,6 +360,7 @@ impl App {
                     Confirmation::Purge { queue, .. } => format!("purge of {queue}"),
                     Confirmation::Kick { client, .. } => format!("kick of {client}"),
                     Confirmation::KickSlow { .. } => "kick of slow clients".to_string(),
+                    Confirmation::MoveBack { from, .. } => format!("move of {from}'s dead letters"),
                 };
                 self.set_status(Level::Info, format!("Cancelled the {what}"));
             }

@@ -538,3 +538,63 @@ fn rates_come_from_counter_deltas_between_snapshots() {
     // The harness's first snapshot had 100 fewer messages in, one second earlier.
     assert_eq!(h.app.rates.server.msgs_in, 100.0);
 }
+
+/// `thumbnails` as a dead-letter queue: its peeked messages died in `jobs`.
+fn dead_letters_of_jobs() -> Harness {
+    let mut source = FixtureSource::typical(10);
+    let dead = fixture::dead_letters_of_jobs(1_250);
+    source.peeks.insert("thumbnails".into(), dead);
+    Harness::with(source)
+}
+
+#[test]
+fn m_in_a_dead_letter_peek_asks_then_moves_them_back_where_they_died() {
+    let mut h = dead_letters_of_jobs();
+    h.keys("3jjj").key(KeyCode::Enter).keys("m");
+    let confirmation = h.confirmation().cloned();
+    assert_eq!(
+        confirmation,
+        Some(Confirmation::MoveBack {
+            from: "thumbnails".into(),
+            to: "jobs".into(),
+            count: 1_250
+        })
+    );
+    assert_eq!(
+        confirmation.map(|c| c.question()).as_deref(),
+        Some("Move the ready messages of thumbnails that died in jobs back to jobs (1250 ready messages in thumbnails)? y/n")
+    );
+    h.keys("y");
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&Command::Move {
+            from: "thumbnails".into(),
+            to: "jobs".into(),
+            n: None,
+            filter: Some("x-dead-letter-queue = 'jobs'".into()),
+        })
+    );
+    assert_eq!(
+        h.status(),
+        "Moved 1250 messages from thumbnails back to jobs"
+    );
+    assert_eq!(
+        h.app.snapshot.queues[0].ready,
+        5 + 1_250,
+        "refetched at once"
+    );
+}
+
+#[test]
+fn m_on_messages_that_are_not_dead_letters_moves_nothing() {
+    let mut h = Harness::new();
+    h.keys("3j").key(KeyCode::Enter).keys("m");
+    assert!(h.confirmation().is_none());
+    assert_eq!(
+        h.status(),
+        "Nothing to move back: the messages shown of jobs are not dead letters (no x-dead-letter-queue)"
+    );
+    let executed = h.source.executed.len();
+    h.keys("n").key(KeyCode::Esc);
+    assert_eq!(h.source.executed.len(), executed);
+}
