@@ -78,7 +78,7 @@ pub enum Cmd {
     /// Disconnect a client by its id.
     Kick(manage::KickArgs),
     /// The dashboard for a running broker, over the wire: every view and action of
-    /// the embedded console (README, "The console"). Needs an admin token with auth on.
+    /// the embedded console (README, "The dashboard"). Needs an admin token with auth on.
     Top {
         #[command(flatten)]
         conn: ConnArgs,
