@@ -16,6 +16,30 @@ use super::recovery::Recovery;
 use super::ticket::Ticket;
 use super::{Appended, QueueSettings, QueueStore, QueuedMessage, ReadFrom, StoreStats};
 
+/// Says when a second has passed since it last said so.
+pub(super) struct Every {
+    period: std::time::Duration,
+    last: std::time::Instant,
+}
+
+impl Every {
+    pub(super) fn second(now: std::time::Instant) -> Every {
+        Every {
+            period: std::time::Duration::from_secs(1),
+            last: now,
+        }
+    }
+
+    /// Whether a period has passed at `now` since the start or the last `true`.
+    pub(super) fn due(&mut self, now: std::time::Instant) -> bool {
+        if now.saturating_duration_since(self.last) < self.period {
+            return false;
+        }
+        self.last = now;
+        true
+    }
+}
+
 /// A durable queue stored in a segmented log, its settings in the catalog.
 #[derive(Debug)]
 pub struct LogQueueStore {
@@ -72,9 +96,19 @@ impl QueueStore for LogQueueStore {
         };
         let (first, last) = (*first, *last);
         let mut out = Vec::with_capacity(wanted.len());
+        // A large queue takes seconds to read back: say how far it got, once a second.
+        let mut progress = Every::second(std::time::Instant::now());
         for item in self.log.cursor(ReadFrom::Seq(first), false) {
             match item {
                 Ok(r) => {
+                    if progress.due(std::time::Instant::now()) {
+                        tracing::info!(
+                            "recovering queue {}: {} of {} unacked messages read",
+                            self.name,
+                            out.len(),
+                            wanted.len()
+                        );
+                    }
                     if let Some(attempts) = wanted.get(&r.seq) {
                         out.push(QueuedMessage {
                             seq: r.seq,
@@ -119,6 +153,18 @@ impl QueueStore for LogQueueStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_is_due_once_a_second_at_most() {
+        let t0 = std::time::Instant::now();
+        let mut every = Every::second(t0);
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        let due: Vec<u64> = [10, 999, 1_000, 1_500, 1_999, 2_000, 5_000, 5_001]
+            .into_iter()
+            .filter(|&ms| every.due(at(ms)))
+            .collect();
+        assert_eq!(due, vec![1_000, 2_000, 5_000]);
+    }
     use crate::store::{Backend, FsyncPolicy, LogBackend, SimDisk, StoreConfig};
     use std::collections::{HashMap, HashSet};
     use std::path::{Path, PathBuf};

@@ -188,7 +188,16 @@ impl Opener<'_> {
             segments.push(self.create_first()?);
             return Ok(segments);
         }
+        let mut progress = super::log_queue::Every::second(std::time::Instant::now());
         for (i, base) in bases.iter().enumerate() {
+            if progress.due(std::time::Instant::now()) {
+                tracing::info!(
+                    "opening {}: segment {} of {}",
+                    self.dir.display(),
+                    i + 1,
+                    bases.len()
+                );
+            }
             let is_last = i + 1 == bases.len();
             let has_idx = sides.contains(&(*base, FileKind::Index));
             let has_acks = sides.contains(&(*base, FileKind::Acks));
