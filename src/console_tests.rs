@@ -275,6 +275,47 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
         );
     }
     console.key(KeyCode::Esc);
+
+    // Dead letters back to work: m in the peek of a dead-letter queue asks, with
+    // the count, then moves them back to the queue they died in.
+    for n in 1..=2 {
+        let letter = json!({"op": "send", "queue": "mail.dead", "data": {"n": n},
+                            "headers": {"x-dead-letter-queue": "mail"}});
+        rt.block_on(ops.call(letter)).unwrap();
+    }
+    // The Queues view's filter still reads `jobs`: Esc clears it first.
+    console.key(KeyCode::Char('3'));
+    console.key(KeyCode::Esc);
+    console.show_filtered('3', "mail.dead");
+    console.until("the dead-letter queue listed", |app| {
+        app.table(View::Queues).selected_row().is_some()
+            && app
+                .snapshot()
+                .queues
+                .iter()
+                .any(|q| q.name == "mail.dead" && q.ready == 2)
+    });
+    console.key(KeyCode::Enter);
+    console.until(
+        "the dead letters' peek",
+        |app| matches!(app.overlay(), Some(Overlay::Peek(p)) if p.messages.len() == 2),
+    );
+    console.key(KeyCode::Char('m'));
+    match console.app.overlay() {
+        Some(Overlay::Confirm(c)) => assert_eq!(
+            c.question(),
+            "Move the ready messages of mail.dead that died in mail back to mail (2 ready messages in mail.dead)? y/n"
+        ),
+        _ => panic!("m asks first"),
+    }
+    console.key(KeyCode::Char('y'));
+    console.until("the move's answer", |app| {
+        app.status()
+            .is_some_and(|s| s.text == "Moved 2 messages from mail.dead back to mail")
+    });
+    let mail = live.broker.peek_queue("mail", 10).unwrap();
+    let moved: Vec<_> = mail.iter().map(|m| m.data.clone()).collect();
+    assert_eq!(moved, [json!({"n": 1}), json!({"n": 2})]);
 }
 
 #[test]
