@@ -416,6 +416,9 @@ async fn execute(
             frame
         }
         Command::Drop { queue, msg } => json!({"op": "drop", "queue": queue, "msg": msg}),
+        Command::RequeueConsumer { client, cid } => {
+            json!({"op": "requeue", "client": client, "cid": cid})
+        }
         Command::Peek { target, n } => match target {
             PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
             PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
@@ -446,6 +449,9 @@ async fn execute(
             count: ok["moved"].as_u64().unwrap_or(0),
         },
         Command::Drop { .. } => CommandOutcome::Dropped,
+        Command::RequeueConsumer { .. } => CommandOutcome::RequeuedAll {
+            count: ok["requeued"].as_u64().unwrap_or(0),
+        },
         Command::Peek { .. } => CommandOutcome::Peeked {
             messages: serde_json::from_value::<Vec<PeekedMessage>>(ok["messages"].clone())
                 .map_err(|e| {

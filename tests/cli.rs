@@ -998,3 +998,44 @@ fn move_and_drop_manage_ready_messages() {
     assert!(!ok);
     assert!(err.contains("no ready message 3"), "{err}");
 }
+
+/// `requeue QUEUE MSG` puts one in-flight job back; `requeue --client --cid` all
+/// of one consumer's.
+#[test]
+fn requeue_puts_one_job_or_a_consumers_jobs_back() {
+    let s = Served::start();
+    for n in 1..=2 {
+        assert!(s.run_full(&["send", "work", &n.to_string()]).0);
+    }
+    let holder = s.spawn(&["consume", "work", "--no-ack", "--prefetch", "2"]);
+    s.wait_for("both jobs in flight", |stats| {
+        stats["queues"][0]["unacked"] == json!(2)
+    });
+    let stats = s.stats();
+    let client = stats["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["consumers"] == json!(1))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, out, err) = s.run_full(&["requeue", "work", "1"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "{\"msg\":\"1\",\"queue\":\"work\",\"requeued\":1}\n");
+    s.wait_for("the job back and taken again", |stats| {
+        stats["queues"][0]["redelivered"] == json!(1) && stats["queues"][0]["unacked"] == json!(2)
+    });
+    let (ok, out, err) = s.run_full(&["requeue", "--client", &client, "--cid", "w1"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        format!("{{\"cid\":\"w1\",\"client\":\"{client}\",\"requeued\":2}}\n")
+    );
+    let (ok, _, err) = s.run_full(&["requeue", "work"]);
+    assert!(!ok, "a queue without a msg is refused: {err}");
+    let mut holder = holder;
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

@@ -588,3 +588,55 @@ async fn a_tail_of_large_messages_never_gets_its_reader_kicked() {
     assert_eq!(b.broker.snapshot().server.slow_consumers, 0);
     b.stop().await;
 }
+
+/// `requeue` with `client` and `cid`: every job one consumer holds goes back at
+/// once (the consumer stays, and gets them again with their attempts counted).
+#[tokio::test]
+async fn requeue_of_a_consumer_puts_all_its_jobs_back() {
+    let b = TestBroker::start().await;
+    let mut worker = b.raw().await;
+    worker
+        .call(json!({"op":"consume","id":1,"queue":"q","cid":"w","prefetch":3}))
+        .await;
+    let mut admin = b.raw().await;
+    for n in 1..=3 {
+        admin
+            .call(json!({"op":"send","id":n,"queue":"q","data":n}))
+            .await;
+    }
+    for _ in 0..3 {
+        worker.recv_ev("job").await;
+    }
+    let answer = admin
+        .call(json!({"op":"requeue","id":4,"client":worker.id(),"cid":"w"}))
+        .await;
+    assert_eq!(answer, ok(4, json!({"requeued": 3})));
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let job = worker.recv_ev("job").await;
+        attempts.push((job["data"].clone(), job["attempt"].clone()));
+    }
+    assert_eq!(
+        attempts,
+        vec![
+            (json!(1), json!(2)),
+            (json!(2), json!(2)),
+            (json!(3), json!(2))
+        ]
+    );
+    let e = admin
+        .call(json!({"op":"requeue","id":5,"client":worker.id(),"cid":"nope"}))
+        .await;
+    assert_eq!(
+        assert_error(&e, Some(5), "not_found"),
+        format!("client `{}` has no consumer `nope`", worker.id())
+    );
+    let e = admin
+        .call(json!({"op":"requeue","id":6,"client":"c999"}))
+        .await;
+    assert_eq!(
+        assert_error(&e, Some(6), "bad_frame"),
+        "missing field `cid`"
+    );
+    b.stop().await;
+}

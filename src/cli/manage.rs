@@ -133,6 +133,50 @@ pub async fn move_messages(args: MoveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `switchyard requeue`.
+#[derive(clap::Args, Debug)]
+pub struct RequeueArgs {
+    /// The queue of the in-flight job.
+    #[arg(required_unless_present = "client", requires = "msg")]
+    pub queue: Option<String>,
+    /// The job's message id (`msg`).
+    pub msg: Option<String>,
+    /// Instead: every job this client's consumer holds (with --cid).
+    #[arg(long, requires = "cid", conflicts_with_all = ["queue", "msg"])]
+    pub client: Option<String>,
+    /// With --client: the consumer's cid.
+    #[arg(long, requires = "client")]
+    pub cid: Option<String>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Puts in-flight jobs back in their queue now: one by its id, or a consumer's.
+pub async fn requeue(args: RequeueArgs) -> anyhow::Result<()> {
+    let client = args.conn.connect().await?;
+    let frame = match (&args.client, &args.cid, &args.queue, &args.msg) {
+        (Some(c), Some(cid), _, _) => json!({"op": "requeue", "client": c, "cid": cid}),
+        (_, _, Some(q), Some(m)) => json!({"op": "requeue", "queue": q, "msg": m}),
+        _ => anyhow::bail!("give QUEUE MSG, or --client and --cid"),
+    };
+    let mut ok = client.call(frame.clone()).await?;
+    if let Some(map) = ok.as_object_mut() {
+        map.remove("ev");
+        map.remove("id");
+    }
+    let mut printed = frame;
+    if let Some(map) = printed.as_object_mut() {
+        map.remove("op");
+        map.insert(
+            "requeued".into(),
+            ok.get("requeued").cloned().unwrap_or(json!(1)),
+        );
+    }
+    say!("{printed}");
+    client.close().await;
+    Ok(())
+}
+
 /// `switchyard drop`.
 #[derive(clap::Args, Debug)]
 pub struct DropArgs {

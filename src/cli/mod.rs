@@ -69,6 +69,8 @@ pub enum Cmd {
     Move(manage::MoveArgs),
     /// Remove one ready message from a queue by its id.
     Drop(manage::DropArgs),
+    /// Put an in-flight job (or every job of one consumer) back in its queue now.
+    Requeue(manage::RequeueArgs),
     /// Show a queue's next ready messages (not consumed), or a retained topic's last ones.
     Peek(manage::PeekArgs),
     /// Seal a topic: subscribers get what came before, then the end.
@@ -137,6 +139,7 @@ pub async fn run(command: Option<Cmd>, config: Config) -> anyhow::Result<()> {
         Cmd::Purge(args) => manage::purge(args).await,
         Cmd::Move(args) => manage::move_messages(args).await,
         Cmd::Drop(args) => manage::drop_message(args).await,
+        Cmd::Requeue(args) => manage::requeue(args).await,
         Cmd::Peek(args) => manage::peek(args).await,
         Cmd::Delete(args) => manage::delete(args).await,
         Cmd::Kick(args) => manage::kick(args).await,

@@ -53,6 +53,8 @@ pub enum Action {
     KickSlow,
     /// Requeue the selected in-flight job now.
     Requeue,
+    /// Ask to requeue every job of the selected job's consumer.
+    RequeueConsumer,
     /// Ask to move the peeked dead-letter queue's messages back to the queue
     /// they died in.
     MoveBack,
@@ -87,6 +89,7 @@ impl Action {
                 | Action::Kick
                 | Action::KickSlow
                 | Action::Requeue
+                | Action::RequeueConsumer
                 | Action::MoveBack
         )
     }

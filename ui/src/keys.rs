@@ -222,6 +222,7 @@ pub static BINDINGS: &[Binding] = &[
     bind(Table, Only(&[View::Clients]), &[Key::ch('k')], Action::Kick, "k", "Clients: kick the client (asks)").hint("k", "kick"),
     bind(Table, All, &[Key::ch('K')], Action::KickSlow, "K", "kick every slow client (asks)").hint("K", "kick slow"),
     bind(Table, Only(&[View::InFlight]), &[Key::ch('r')], Action::Requeue, "r", "In-flight: requeue the job now").hint("r", "requeue"),
+    bind(Table, Only(&[View::InFlight]), &[Key::ch('R')], Action::RequeueConsumer, "R", "In-flight: requeue its consumer's jobs (asks)"),
     bind(Table, All, &[Key::ch('?')], Action::Help, "?", "this help").hint("?", "help"),
     bind(Table, All, &[Key::ch('q')], Action::Quit, "q", "quit (asks first if anything would be lost)").hint("q", "quit"),
     // Typing a filter.

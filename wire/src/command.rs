@@ -45,6 +45,13 @@ pub enum Command {
         /// The job's message id.
         msg: String,
     },
+    /// Put every in-flight job of one consumer back in its queue now.
+    RequeueConsumer {
+        /// The consumer's client id, e.g. `c42`.
+        client: String,
+        /// The consumer's cid.
+        cid: String,
+    },
     /// Move ready messages from one queue to another (dead letters back to
     /// work), keeping data and headers and adding `x-moved-from`.
     Move {
@@ -116,6 +123,11 @@ pub enum CommandOutcome {
     Kicked,
     /// The job is back in its queue.
     Requeued,
+    /// Requeued this many jobs of one consumer.
+    RequeuedAll {
+        /// How many went back.
+        count: u64,
+    },
     /// Moved this many messages.
     Moved {
         /// How many now wait in the target queue.

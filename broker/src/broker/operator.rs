@@ -175,6 +175,9 @@ impl Broker {
                 self.requeue(&queue, &msg, actor)?;
                 Ok(CommandOutcome::Requeued)
             }
+            Command::RequeueConsumer { client, cid } => Ok(CommandOutcome::RequeuedAll {
+                count: self.requeue_consumer(&client, &cid, actor)?,
+            }),
             Command::Move {
                 from,
                 to,

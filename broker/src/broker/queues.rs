@@ -462,6 +462,42 @@ impl Broker {
         Ok(())
     }
 
+    /// Puts every job of one consumer (`client`'s `cid`) back in its queue now.
+    pub(crate) fn requeue_consumer(
+        &self,
+        client: &str,
+        cid: &str,
+        actor: &str,
+    ) -> Result<u64, BrokerError> {
+        let peer = self
+            .inner
+            .sessions
+            .read()
+            .values()
+            .find(|p| &*p.session.name_id == client)
+            .cloned()
+            .ok_or_else(|| {
+                BrokerError::new(ErrorCode::NotFound, format!("no client `{client}`"))
+            })?;
+        let queue = peer.consumers.lock().get(cid).cloned().ok_or_else(|| {
+            BrokerError::new(
+                ErrorCode::NotFound,
+                format!("client `{client}` has no consumer `{cid}`"),
+            )
+        })?;
+        let (count, effects) = queue.requeue_consumer(&peer.session, cid);
+        self.apply(effects);
+        self.inner.activity.record(
+            EventKind::Requeue,
+            format!(
+                "{actor} requeued the {count} jobs of {}/{cid} on {}",
+                peer.session.describe(),
+                queue.name
+            ),
+        );
+        Ok(count)
+    }
+
     /// Puts an in-flight job back in its queue now.
     pub fn requeue(&self, queue: &str, msg: &str, actor: &str) -> Result<(), BrokerError> {
         let effects = self.existing_queue(queue)?.requeue_msg(msg)?;

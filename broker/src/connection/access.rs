@@ -202,6 +202,7 @@ impl Gate {
             F::Command(Command::Kick { .. }) => self.admin("kick"),
             F::Command(Command::Requeue { .. }) => self.admin("requeue"),
             F::Command(Command::Move { .. }) => self.admin("move"),
+            F::Command(Command::RequeueConsumer { .. }) => self.admin("requeue"),
             F::Command(Command::Drop { .. }) => self.admin("drop"),
         }
     }

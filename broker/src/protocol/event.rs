@@ -54,6 +54,7 @@ pub fn outcome_fields(outcome: &CommandOutcome) -> Vec<(&'static str, String)> {
         }
         CommandOutcome::Purged { count } => vec![("purged", count.to_string())],
         CommandOutcome::Moved { count } => vec![("moved", count.to_string())],
+        CommandOutcome::RequeuedAll { count } => vec![("requeued", count.to_string())],
         CommandOutcome::Kicked | CommandOutcome::Requeued | CommandOutcome::Dropped => Vec::new(),
         // Peeked messages are plain data; serializing them cannot fail.
         CommandOutcome::Peeked {

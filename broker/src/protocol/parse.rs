@@ -491,6 +491,10 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             client: required("client", raw.client)?,
             reason: optional("reason", raw.reason)?,
         }),
+        "requeue" if raw.client.is_some() => ClientFrame::Command(Command::RequeueConsumer {
+            client: required("client", raw.client)?,
+            cid: required("cid", raw.cid)?,
+        }),
         "requeue" => ClientFrame::Command(Command::Requeue {
             queue: required("queue", raw.queue)?,
             msg: required("msg", raw.msg)?,

@@ -460,6 +460,28 @@ impl Queue {
         Ok(effects)
     }
 
+    /// Puts every job one consumer holds back now, as if their deadlines had
+    /// passed; the consumer stays. Returns how many went back.
+    pub(crate) fn requeue_consumer(
+        self: &Arc<Self>,
+        session: &Session,
+        cid: &str,
+    ) -> (u64, Effects) {
+        let mut state = self.state.lock();
+        let keys: Vec<(u64, u64)> = state
+            .inflight
+            .iter()
+            .filter(|(k, f)| k.0 == session.id && &*f.cid == cid)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut effects = Effects::default();
+        for &key in &keys {
+            self.return_inflight(&mut state, key, &mut effects);
+        }
+        self.dispatch(&mut state, &mut effects);
+        (keys.len() as u64, effects)
+    }
+
     /// Removes every ready message; in-flight ones stay.
     pub(crate) fn purge(&self) -> (u64, Effects) {
         let mut state = self.state.lock();

@@ -118,6 +118,14 @@ impl App {
                     .collect();
                 self.start(source, Job::KickSlow { clients }, kicks);
             }
+            Confirmation::RequeueConsumer { client, cid, .. } => {
+                let command = Command::RequeueConsumer {
+                    client: client.clone(),
+                    cid: cid.clone(),
+                };
+                let holder = format!("{client}/{cid}");
+                self.start(source, Job::RequeueConsumer { holder }, vec![command]);
+            }
             Confirmation::MoveBack { from, to, .. } => {
                 // Queue names hold no quote: the filter needs no escaping.
                 let filter = format!("x-dead-letter-queue = '{to}'");

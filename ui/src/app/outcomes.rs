@@ -33,6 +33,8 @@ pub(super) enum Job {
     Kick { who: String },
     /// Kick each of these slow clients, one command each.
     KickSlow { clients: Vec<String> },
+    /// Requeue every job of one consumer, `holder` as `c7/w1`.
+    RequeueConsumer { holder: String },
     /// Move dead letters of `from` back to `to`.
     MoveBack { from: String, to: String },
 }
@@ -59,6 +61,7 @@ impl Job {
                 format!("Kicking {} slow client{s}…", clients.len())
             }
             Job::MoveBack { from, to } => format!("Moving dead letters of {from} back to {to}…"),
+            Job::RequeueConsumer { holder } => format!("Requeuing the jobs of {holder}…"),
         }
     }
 }
@@ -196,6 +199,23 @@ impl App {
                 self.refetch(source);
             }
             Job::KickSlow { .. } => {}
+            Job::RequeueConsumer { holder } => {
+                match result {
+                    Ok(CommandOutcome::RequeuedAll { count }) => {
+                        let s = if count == 1 { "" } else { "s" };
+                        self.set_status(
+                            Level::Done,
+                            format!("Requeued {count} job{s} of {holder}"),
+                        );
+                    }
+                    Ok(_) => self.set_status(Level::Done, format!("Requeued the jobs of {holder}")),
+                    Err(e) => self.set_status(
+                        Level::Error,
+                        format!("Requeue of the jobs of {holder} failed: {e}"),
+                    ),
+                }
+                self.refetch(source);
+            }
             Job::MoveBack { from, to } => {
                 match result {
                     Ok(CommandOutcome::Moved { count }) => {

@@ -41,6 +41,15 @@ pub enum Confirmation {
         /// Their ids.
         clients: Vec<String>,
     },
+    /// Requeue every job one consumer holds.
+    RequeueConsumer {
+        /// Its client id.
+        client: String,
+        /// Its cid.
+        cid: String,
+        /// Its jobs in the latest in-flight list.
+        count: u64,
+    },
     /// Move a dead-letter queue's messages that died in `to` back there.
     MoveBack {
         /// The dead-letter queue.
@@ -90,6 +99,10 @@ impl Confirmation {
                     list(clients, 6)
                 )
             }
+            Confirmation::RequeueConsumer { client, cid, count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                format!("Requeue the {count} job{s} {client}/{cid} holds? y/n")
+            }
             Confirmation::MoveBack { from, to, count } => {
                 let s = if *count == 1 { "" } else { "s" };
                 format!("Move the ready messages of {from} that died in {to} back to {to} ({count} ready message{s} in {from})? y/n")
@@ -104,6 +117,7 @@ impl Confirmation {
             Confirmation::Kick { .. } => "Kick client",
             Confirmation::KickSlow { .. } => "Kick slow clients",
             Confirmation::MoveBack { .. } => "Move dead letters back",
+            Confirmation::RequeueConsumer { .. } => "Requeue a consumer's jobs",
         }
     }
 }

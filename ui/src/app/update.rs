@@ -54,6 +54,7 @@ impl App {
             Action::KickSlow => self.ask_kick_slow(),
             Action::Requeue => self.requeue(source),
             Action::MoveBack => self.ask_move_back(),
+            Action::RequeueConsumer => self.ask_requeue_consumer(),
             // The stop question sits over any other dialog, so it takes the answer.
             Action::Confirm if self.stopping.is_some() => self.quit = true,
             Action::Cancel if self.stopping.is_some() => self.keep_running(),
@@ -314,6 +315,27 @@ impl App {
         }
     }
 
+    /// On the In-flight view: every job of the selected job's consumer, counted
+    /// in the list as shown.
+    fn ask_requeue_consumer(&mut self) {
+        if self.view != View::InFlight {
+            return;
+        }
+        let Some(i) = self.selected(View::InFlight) else {
+            return self.set_status(Level::Info, "No job selected");
+        };
+        let job = &self.snapshot.inflight[i];
+        let (client, cid) = (job.client.clone(), job.cid.clone());
+        let count = (self.snapshot.inflight.iter())
+            .filter(|j| j.client == client && j.cid == cid)
+            .count() as u64;
+        self.overlay = Some(Overlay::Confirm(Confirmation::RequeueConsumer {
+            client,
+            cid,
+            count,
+        }));
+    }
+
     /// From the peek popup of a dead-letter queue: where its messages died is
     /// their `x-dead-letter-queue`, the first one shown naming it.
     fn ask_move_back(&mut self) {
@@ -361,6 +383,9 @@ impl App {
                     Confirmation::Kick { client, .. } => format!("kick of {client}"),
                     Confirmation::KickSlow { .. } => "kick of slow clients".to_string(),
                     Confirmation::MoveBack { from, .. } => format!("move of {from}'s dead letters"),
+                    Confirmation::RequeueConsumer { client, cid, .. } => {
+                        format!("requeue of {client}/{cid}'s jobs")
+                    }
                 };
                 self.set_status(Level::Info, format!("Cancelled the {what}"));
             }

@@ -359,3 +359,43 @@ fn requeue_does_nothing_outside_in_flight() {
     assert!(h.source.executed.is_empty());
     assert_eq!(h.app.status(), None);
 }
+
+#[test]
+fn capital_r_asks_with_the_count_then_requeues_every_job_of_the_consumer() {
+    let mut h = Harness::new();
+    h.keys("5");
+    let job = h.app.snapshot.inflight[h.app.table(View::InFlight).selected_row().unwrap()].clone();
+    let count = (h.app.snapshot.inflight.iter())
+        .filter(|j| j.client == job.client && j.cid == job.cid)
+        .count() as u64;
+    h.keys("R");
+    let confirmation = h.confirmation().cloned();
+    assert_eq!(
+        confirmation,
+        Some(Confirmation::RequeueConsumer {
+            client: job.client.clone(),
+            cid: job.cid.clone(),
+            count
+        })
+    );
+    let s = if count == 1 { "" } else { "s" };
+    assert_eq!(
+        confirmation.map(|c| c.question()),
+        Some(format!(
+            "Requeue the {count} job{s} {}/{} holds? y/n",
+            job.client, job.cid
+        ))
+    );
+    h.keys("y");
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&Command::RequeueConsumer {
+            client: job.client.clone(),
+            cid: job.cid.clone()
+        })
+    );
+    assert_eq!(
+        h.status(),
+        format!("Requeued {count} job{s} of {}/{}", job.client, job.cid)
+    );
+}
