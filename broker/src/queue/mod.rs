@@ -343,16 +343,8 @@ impl Queue {
         state
             .consumers
             .retain(|c| !(c.session.id == session.id && &*c.cid == cid));
-        let keys: Vec<(u64, u64)> = state
-            .inflight
-            .iter()
-            .filter(|(k, f)| k.0 == session.id && &*f.cid == cid)
-            .map(|(k, _)| *k)
-            .collect();
         let mut effects = Effects::default();
-        for key in keys {
-            self.return_inflight(&mut state, key, &mut effects);
-        }
+        self.return_jobs_of(&mut state, session, cid, &mut effects);
         self.dispatch(&mut state, &mut effects);
         effects
     }
@@ -424,7 +416,7 @@ impl Queue {
             // another message with it.
             debug_assert!(state.ready.get(i).is_some_and(|m| m.id == id));
             if state.ready.get(i).is_some_and(|m| m.id == id) {
-                if let Some(message) = state.ready.remove(i) {
+                if let Some(message) = Self::take_ready_at(&mut state, i) {
                     self.kill_expired(&mut state, message, &mut effects);
                 }
             }
@@ -468,18 +460,10 @@ impl Queue {
         cid: &str,
     ) -> (u64, Effects) {
         let mut state = self.state.lock();
-        let keys: Vec<(u64, u64)> = state
-            .inflight
-            .iter()
-            .filter(|(k, f)| k.0 == session.id && &*f.cid == cid)
-            .map(|(k, _)| *k)
-            .collect();
         let mut effects = Effects::default();
-        for &key in &keys {
-            self.return_inflight(&mut state, key, &mut effects);
-        }
+        let count = self.return_jobs_of(&mut state, session, cid, &mut effects);
         self.dispatch(&mut state, &mut effects);
-        (keys.len() as u64, effects)
+        (count, effects)
     }
 
     /// Removes every ready message; in-flight ones stay.
@@ -606,6 +590,27 @@ impl Queue {
         }));
     }
 
+    /// Takes back every job one consumer holds (see [`Queue::return_inflight`]);
+    /// returns how many.
+    fn return_jobs_of(
+        &self,
+        state: &mut QueueState,
+        session: &Session,
+        cid: &str,
+        effects: &mut Effects,
+    ) -> u64 {
+        let keys: Vec<(u64, u64)> = state
+            .inflight
+            .iter()
+            .filter(|(k, f)| k.0 == session.id && &*f.cid == cid)
+            .map(|(k, _)| *k)
+            .collect();
+        for &key in &keys {
+            self.return_inflight(state, key, effects);
+        }
+        keys.len() as u64
+    }
+
     /// Takes an in-flight job back from its consumer and requeues (or kills) it.
     fn return_inflight(&self, state: &mut QueueState, key: (u64, u64), effects: &mut Effects) {
         let Some(flight) = state.inflight.remove(&key) else {
@@ -636,6 +641,15 @@ impl Queue {
             }
         }
         self.put_back(state, message);
+    }
+
+    /// Takes the ready message at `i` out of `ready`, and out of `expiring` with it.
+    fn take_ready_at(state: &mut QueueState, i: usize) -> Option<Message> {
+        let message = state.ready.remove(i)?;
+        if let Some(at) = message.expires {
+            state.expiring.remove(&(at, message.id));
+        }
+        Some(message)
     }
 
     /// Returns a message to `ready` at its place in send order.
@@ -712,11 +726,10 @@ impl Queue {
                 return;
             };
             state.cursor = (idx + 1) % n;
-            let Some(mut message) = state.ready.pop_front() else {
+            let Some(mut message) = Self::take_ready_at(state, 0) else {
                 return;
             };
             if let Some(at) = message.expires {
-                state.expiring.remove(&(at, message.id));
                 if at <= now_ms() {
                     // Its time ran out between two ticks of the timer.
                     self.kill_expired(state, message, effects);

@@ -51,10 +51,7 @@ impl Queue {
         let mut taken = Vec::with_capacity(picked.len());
         // From the back, so that the indices before stay valid.
         for &i in picked.iter().rev() {
-            if let Some(m) = state.ready.remove(i) {
-                if let Some(at) = m.expires {
-                    state.expiring.remove(&(at, m.id));
-                }
+            if let Some(m) = Self::take_ready_at(&mut state, i) {
                 taken.push(Taken(m));
             }
         }
@@ -108,11 +105,7 @@ impl Queue {
         if state.ready.get(i).is_none_or(|m| m.id != id) {
             return false;
         }
-        if let Some(m) = state.ready.remove(i) {
-            if let Some(at) = m.expires {
-                state.expiring.remove(&(at, m.id));
-            }
-        }
+        Self::take_ready_at(&mut state, i);
         drop(state);
         drop(self.forget(id));
         true
@@ -133,15 +126,12 @@ impl Queue {
             };
             return Err(BrokerError::new(ErrorCode::NotFound, why));
         };
-        let Some(m) = state.ready.remove(i) else {
+        let Some(m) = Self::take_ready_at(&mut state, i) else {
             return Err(BrokerError::new(
                 ErrorCode::Internal,
                 "ready changed under its lock",
             ));
         };
-        if let Some(at) = m.expires {
-            state.expiring.remove(&(at, m.id));
-        }
         drop(state);
         if let Some(w) = m.waiter {
             w.settle(&m.msg, Settlement::Dead("dropped".into()));
