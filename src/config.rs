@@ -61,6 +61,8 @@ pub struct FileSettings {
     pub max_streams_per_user: Option<usize>,
     /// `max_http_requests`.
     pub max_http_requests: Option<usize>,
+    /// `max_history` (0: none).
+    pub max_history: Option<usize>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
     /// `[[webhooks]]`: webhook consumers started with the broker.
@@ -88,6 +90,7 @@ struct Raw {
     max_open_files: Option<Spanned<usize>>,
     max_streams_per_user: Option<usize>,
     max_http_requests: Option<Spanned<usize>>,
+    max_history: Option<usize>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     tls_cert: Option<Spanned<PathBuf>>,
@@ -284,6 +287,7 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         max_open_files,
         max_streams_per_user: raw.max_streams_per_user,
         max_http_requests,
+        max_history: raw.max_history,
         security: Security {
             users,
             jwt_hs256_secret,

@@ -423,6 +423,10 @@ async fn execute(
             PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
             PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
         },
+        Command::Describe { target } => match target {
+            PeekTarget::Queue(queue) => json!({"op": "describe", "queue": queue}),
+            PeekTarget::Topic(topic) => json!({"op": "describe", "topic": topic}),
+        },
     };
     let ok = client.call(frame).await.map_err(broker_error)?;
     let outcome = match command {
@@ -459,8 +463,20 @@ async fn execute(
                 })?,
             truncated: ok["truncated"] == json!(true),
         },
+        Command::Describe {
+            target: PeekTarget::Queue(_),
+        } => CommandOutcome::QueuePage(Box::new(page(&ok["queue"])?)),
+        Command::Describe {
+            target: PeekTarget::Topic(_),
+        } => CommandOutcome::TopicPage(Box::new(page(&ok["topic"])?)),
     };
     Ok(outcome)
+}
+
+/// A `describe` answer's page.
+fn page<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, BrokerError> {
+    T::deserialize(value)
+        .map_err(|e| BrokerError::new(ErrorCode::Internal, format!("bad describe answer: {e}")))
 }
 
 fn with_headers(mut frame: Value, headers: &Option<Headers>) -> Value {

@@ -13,6 +13,7 @@ mod connection;
 mod dirlock;
 pub mod error;
 pub mod filter;
+pub mod history;
 mod memory;
 pub mod metrics;
 pub mod names;
@@ -29,7 +30,7 @@ pub mod time;
 mod topic;
 pub mod webhook;
 
-pub use switchyard_wire::{command, stats};
+pub use switchyard_wire::{command, page, stats};
 
 pub use broker::{Broker, Config, Tail, SERVER};
 pub use command::{Command, CommandOutcome, PeekTarget, PeekedMessage, TailMessage};

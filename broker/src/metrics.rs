@@ -175,7 +175,7 @@ pub fn render(s: &Snapshot) -> String {
         "switchyard_tls_handshake_failures_total {}",
         s.server.tls_failures
     );
-    let queue_fields: [Field<crate::stats::QueueStats>; 9] = [
+    let queue_fields: [Field<crate::stats::QueueStats>; 12] = [
         (
             "switchyard_queue_messages_ready",
             "gauge",
@@ -230,6 +230,24 @@ pub fn render(s: &Snapshot) -> String {
             "Bytes the queue's log files hold on disk (0 for a queue in memory).",
             |q| q.stored_bytes,
         ),
+        (
+            "switchyard_queue_stuck",
+            "gauge",
+            "1 while the queue's depth grew over the last 30 s with no job acked.",
+            |q| u64::from(q.stuck),
+        ),
+        (
+            "switchyard_queue_requests_total",
+            "counter",
+            "Requests sent to the queue.",
+            |q| q.requests,
+        ),
+        (
+            "switchyard_queue_request_timeouts_total",
+            "counter",
+            "Requests to the queue whose requester had no reply in time.",
+            |q| q.request_timeouts,
+        ),
     ];
     labeled(&mut out, "queue", &s.queues, |q| &q.name, &queue_fields);
     let topic_fields: [Field<crate::stats::TopicStats>; 3] = [
@@ -277,6 +295,48 @@ pub fn render(s: &Snapshot) -> String {
         );
     }
     out
+}
+
+/// The reply-time histogram of each queue that has had a reply, by name.
+pub(crate) type ReplyHistograms = Vec<(String, crate::queue::latency::Histogram)>;
+
+/// Writes `switchyard_request_duration_seconds`, from `request` to `reply`.
+pub(crate) fn render_reply_times(out: &mut String, histograms: &ReplyHistograms, untracked: u64) {
+    family(
+        out,
+        "switchyard_request_duration_seconds",
+        "histogram",
+        "Time from a request to its reply, by queue.",
+    );
+    for (queue, h) in histograms {
+        let (buckets, sum, count) = (&h.buckets, h.sum, h.count);
+        let q = label(queue);
+        for (le, n) in buckets {
+            let _ = writeln!(
+                out,
+                "switchyard_request_duration_seconds_bucket{{queue=\"{q}\",le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "switchyard_request_duration_seconds_bucket{{queue=\"{q}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "switchyard_request_duration_seconds_sum{{queue=\"{q}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "switchyard_request_duration_seconds_count{{queue=\"{q}\"}} {count}"
+        );
+    }
+    family(
+        out,
+        "switchyard_history_untracked",
+        "gauge",
+        "Queues and topics with no history for want of room (max_history).",
+    );
+    let _ = writeln!(out, "switchyard_history_untracked {untracked}");
 }
 
 /// Each client's pending bytes under the label its series keeps across reconnects:

@@ -152,6 +152,17 @@ impl Session {
             msgs_in: self.msgs_in.load(Ordering::Relaxed),
             msgs_out: self.outbound.delivered.load(Ordering::Relaxed),
             subscriptions,
+            ..ClientStats::default()
+        }
+    }
+
+    /// Its outbound buffer's fill alone, as the history samples it every second.
+    pub(crate) fn fill(&self) -> ClientStats {
+        ClientStats {
+            id: self.name_id.to_string(),
+            pending_bytes: self.outbound.bytes() as u64,
+            pending_limit: self.outbound.limit() as u64,
+            ..ClientStats::default()
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use switchyard_wire::page::{QueuePage, TopicPage};
 use switchyard_wire::{PeekedMessage, Snapshot, TailMessage};
 use tokio::sync::mpsc;
 
@@ -42,6 +43,20 @@ impl Client {
             .await?;
         serde_json::from_value(ok["messages"].clone())
             .map_err(|e| ClientError::Protocol(format!("bad peek answer: {e}")))
+    }
+
+    /// A queue's page: settings, consumers, dead-letter queue, last 15 minutes.
+    pub async fn describe_queue(&self, queue: &str) -> Result<QueuePage, ClientError> {
+        let ok = self.call(json!({"op": "describe", "queue": queue})).await?;
+        serde_json::from_value(ok["queue"].clone())
+            .map_err(|e| ClientError::Protocol(format!("bad describe answer: {e}")))
+    }
+
+    /// A topic's page: subscribers and last 15 minutes.
+    pub async fn describe_topic(&self, topic: &str) -> Result<TopicPage, ClientError> {
+        let ok = self.call(json!({"op": "describe", "topic": topic})).await?;
+        serde_json::from_value(ok["topic"].clone())
+            .map_err(|e| ClientError::Protocol(format!("bad describe answer: {e}")))
     }
 
     /// Disconnects a client (by its id, `c42`), telling it `reason`.

@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod connect;
+mod describe;
 mod manage;
 mod output;
 mod queues;
@@ -73,6 +74,9 @@ pub enum Cmd {
     Requeue(manage::RequeueArgs),
     /// Show a queue's next ready messages (not consumed), or a retained topic's last ones.
     Peek(manage::PeekArgs),
+    /// Print a queue's (or with --topic a topic's) page as JSON: settings,
+    /// consumers or subscribers, and the last 15 minutes, one sample a second.
+    Describe(describe::DescribeArgs),
     /// Seal a topic: subscribers get what came before, then the end.
     Seal(topics::SealArgs),
     /// Delete a queue (or with --topic a topic) and what it holds.
@@ -141,6 +145,7 @@ pub async fn run(command: Option<Cmd>, config: Config) -> anyhow::Result<()> {
         Cmd::Drop(args) => manage::drop_message(args).await,
         Cmd::Requeue(args) => manage::requeue(args).await,
         Cmd::Peek(args) => manage::peek(args).await,
+        Cmd::Describe(args) => describe::describe(args).await,
         Cmd::Delete(args) => manage::delete(args).await,
         Cmd::Kick(args) => manage::kick(args).await,
         Cmd::Stats(args) => manage::stats(args).await,

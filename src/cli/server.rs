@@ -89,6 +89,10 @@ pub struct BrokerArgs {
     /// --max-connections' WebSockets; more get HTTP 503.
     #[arg(long, default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_http_requests: usize,
+    /// Queues and topics together that keep 15 minutes of per-second history
+    /// (for `describe` and the console's pages); 0 for none.
+    #[arg(long, default_value_t = switchyard_broker::history::DEFAULT_MAX_HISTORY)]
+    pub max_history: usize,
 }
 
 /// The flags `serve` runs with: each one typed after `serve`, else typed before
@@ -125,7 +129,8 @@ pub fn merged(
         max_connections_per_ip,
         max_open_files,
         max_streams_per_user,
-        max_http_requests
+        max_http_requests,
+        max_history
     );
     args
 }
@@ -227,6 +232,7 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         max_open_files: args.max_open_files.map(|n| n as usize),
         max_streams_per_user: args.max_streams_per_user,
         max_http_requests: args.max_http_requests,
+        max_history: args.max_history,
         ..Config::default()
     };
     if let Some(v) = args.max_outbound {
@@ -310,6 +316,9 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
     {
         config.max_http_requests = v;
     }
+    if let Some(v) = file.max_history.filter(|_| unless_flag("max_history")) {
+        config.max_history = v;
+    }
     config.security = file.security;
     config.webhooks = file.webhooks;
     Ok(config)
@@ -339,6 +348,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     warn_if_open(&config);
+    // Caught before the address is told, so whoever was told can stop it.
+    let signals = signals();
     let server = Server::bind(config)
         .await
         .context("cannot start the broker")?;
@@ -350,7 +361,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let broker = server.broker();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.recv().await;
         tracing::info!("signal received: shutting down");
         broker.shutdown();
     });
@@ -375,18 +386,40 @@ pub fn warn_if_open(config: &Config) {
 /// gracefully. SIGHUP is a closed terminal or a dropped SSH session, which must
 /// not kill a broker without telling its clients.
 pub async fn wait_for_signal() {
+    signals().recv().await
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught from the moment this returns (tokio
+/// installs a handler only when asked): a service manager's SIGTERM that comes
+/// right after the "listening" line then stops the broker gracefully instead of
+/// killing it.
+pub fn signals() -> Signals {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
+    Signals(
+        [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ]
+        .map(|kind| signal(kind).ok()),
+    )
+}
+
+/// The signals [`signals`] catches.
+pub struct Signals([Option<tokio::signal::unix::Signal>; 3]);
+
+impl Signals {
+    /// Waits for the first of them (for Ctrl-C alone if they could not be caught).
+    pub async fn recv(self) {
+        let [Some(mut int), Some(mut term), Some(mut hup)] = self.0 else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
     }
 }
 

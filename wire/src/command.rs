@@ -78,17 +78,23 @@ pub enum Command {
         /// How many messages at most.
         n: usize,
     },
+    /// A queue's or topic's page: its settings, consumers or subscribers, and
+    /// its last 15 minutes.
+    Describe {
+        /// The queue or topic (any topic, retained or not).
+        target: PeekTarget,
+    },
 }
 
 impl Command {
     /// Whether running it changes the broker (a read-only console refuses it);
     /// a peek only looks.
     pub fn changes_broker(&self) -> bool {
-        !matches!(self, Command::Peek { .. })
+        !matches!(self, Command::Peek { .. } | Command::Describe { .. })
     }
 }
 
-/// What a [`Command::Peek`] looks at.
+/// What a [`Command::Peek`] or a [`Command::Describe`] looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeekTarget {
     /// A queue's next ready messages.
@@ -144,6 +150,10 @@ pub enum CommandOutcome {
         /// in the `ok`, absent otherwise.
         truncated: bool,
     },
+    /// A queue's page.
+    QueuePage(Box<crate::page::QueuePage>),
+    /// A topic's page.
+    TopicPage(Box<crate::page::TopicPage>),
 }
 
 /// A message seen by `peek`, not consumed.

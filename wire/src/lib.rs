@@ -9,6 +9,7 @@
 mod code;
 pub mod command;
 mod headers;
+pub mod page;
 pub mod stats;
 
 pub use code::ErrorCode;

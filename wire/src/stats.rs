@@ -147,6 +147,14 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
 /// Broker-wide figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerStats {
@@ -273,6 +281,23 @@ pub struct QueueStats {
     #[serde(default)]
     /// Bytes on disk (durable queues only).
     pub stored_bytes: u64,
+    /// Its depth (ready and unacked) grew over the last 30 s while no job was
+    /// acked. On the wire only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stuck: bool,
+    /// `request`s sent to it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests: u64,
+    /// Of those, the ones whose requester had no reply in time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub request_timeouts: u64,
+    /// Median time from `request` to `reply`, in milliseconds, over the last one
+    /// to two minutes (none without a reply in that time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_p50_ms: Option<f64>,
+    /// The 99th percentile of the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_p99_ms: Option<f64>,
 }
 
 /// One connected client.
@@ -304,6 +329,14 @@ pub struct ClientStats {
     pub pending_limit: u64,
     /// Whether its buffer is over the slow mark.
     pub slow: bool,
+    /// How fast its outbound buffer fills, in bytes a second, averaged over the
+    /// last seconds; negative while it drains.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub fill_rate: i64,
+    /// While its buffer fills: seconds until it is full and the client is kicked
+    /// as a slow consumer, at that rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kick_in_s: Option<u64>,
     /// Messages this client published or sent.
     #[serde(default)]
     pub msgs_in: u64,

@@ -13,6 +13,7 @@ mod access;
 mod budget;
 mod creators;
 mod operator;
+mod pages;
 mod peer;
 mod queues;
 mod recovery;
@@ -114,6 +115,9 @@ pub struct Config {
     /// HTTP API requests (`/v1/...`) answered at once, apart from the WebSockets'
     /// `max_connections`; past it, HTTP 503 (`http_requests_full`).
     pub max_http_requests: usize,
+    /// Queues and topics together that keep 15 minutes of per-second history
+    /// (`describe`); past it, new names get none (`switchyard_history_untracked`).
+    pub max_history: usize,
 }
 
 impl Default for Config {
@@ -138,6 +142,7 @@ impl Default for Config {
             max_streams_per_user: 1000,
             webhooks: Vec::new(),
             max_http_requests: 1000,
+            max_history: crate::history::DEFAULT_MAX_HISTORY,
         }
     }
 }
@@ -191,6 +196,8 @@ pub(super) struct Inner {
     auth: Authenticator,
     /// What every connection's read buffers hold, against `max_inbound`.
     read_budget: Arc<crate::connection::ReadBudget>,
+    /// The last 15 minutes of every queue and topic, sampled once a second.
+    history: crate::history::History,
 }
 
 impl Broker {
@@ -228,6 +235,7 @@ impl Broker {
         let read_budget = Arc::new(crate::connection::ReadBudget::new(config.max_inbound));
         let activity = Arc::new(Activity::new(config.max_outbound));
         let max_topics = config.max_topics;
+        let history = crate::history::History::new(config.max_history);
         let broker = Broker {
             inner: Arc::new(Inner {
                 read_budget,
@@ -248,6 +256,7 @@ impl Broker {
                 backend,
                 _dir_lock: dir_lock,
                 auth,
+                history,
             }),
         };
         broker.recover()?;

@@ -53,6 +53,8 @@ impl Broker {
         clients.sort_by_key(|c| c.id[1..].parse::<u64>().unwrap_or(0));
         let mut queue_stats: Vec<_> = queues.iter().map(|q| q.stats()).collect();
         queue_stats.sort_by(|a, b| a.name.cmp(&b.name));
+        inner.history.mark_queues(&mut queue_stats);
+        inner.history.mark_clients(&mut clients);
         let now = Instant::now();
         let mut inflight = Vec::new();
         for q in &queues {
@@ -206,12 +208,27 @@ impl Broker {
                     truncated,
                 })
             }
+            Command::Describe { target } => match target {
+                PeekTarget::Queue(q) => Ok(CommandOutcome::QueuePage(Box::new(
+                    self.describe_queue(&q)?,
+                ))),
+                PeekTarget::Topic(t) => Ok(CommandOutcome::TopicPage(Box::new(
+                    self.describe_topic(&t)?,
+                ))),
+            },
         }
     }
 
     /// The Prometheus text exposition of the broker's counters.
     pub fn metrics(&self) -> String {
         let mut text = crate::metrics::render(&self.snapshot());
+        let queues: Vec<Arc<Queue>> = self.inner.queues.read().values().cloned().collect();
+        let mut replies: crate::metrics::ReplyHistograms = queues
+            .iter()
+            .filter_map(|q| Some((q.name.to_string(), q.reply_histogram()?)))
+            .collect();
+        replies.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::metrics::render_reply_times(&mut text, &replies, self.inner.history.untracked());
         crate::process::ProcessStats::read().render(&mut text);
         text
     }

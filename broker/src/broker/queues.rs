@@ -104,7 +104,7 @@ impl Broker {
         Ok(queue)
     }
 
-    fn existing_queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+    pub(super) fn existing_queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
         self.inner
             .queues
             .read()
@@ -214,9 +214,17 @@ impl Broker {
             ..Outgoing::new(data, headers)
         };
         let msg = self.send(Some(session), Some(creator), queue, message, |_, _| {})?;
+        let queue = self.inner.queues.read().get(queue).cloned();
+        if let Some(q) = &queue {
+            q.count_request();
+        }
         self.inner.runtime.spawn(async move {
             tokio::time::sleep(timeout).await;
-            waiter.settle(&msg, Settlement::Timeout);
+            if waiter.settle(&msg, Settlement::Timeout) {
+                if let Some(q) = queue {
+                    q.count_request_timeout();
+                }
+            }
         });
         Ok(())
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::timers::{run_ack_timer, run_memory_trim, run_retention};
+use super::timers::{run_ack_timer, run_history, run_memory_trim, run_retention};
 use super::Broker;
 use crate::error::{BrokerError, ErrorCode};
 use crate::queue::{Queue, QueueConfig};
@@ -38,6 +38,7 @@ impl Broker {
         }
         inner.runtime.spawn(run_retention(Arc::downgrade(inner)));
         inner.runtime.spawn(run_memory_trim(Arc::downgrade(inner)));
+        inner.runtime.spawn(run_history(Arc::downgrade(inner)));
         let mut moved = Vec::new();
         for queue in stored.queues {
             let name = queue.name;

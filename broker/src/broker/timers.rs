@@ -48,6 +48,38 @@ pub(super) async fn run_retention(broker: Weak<Inner>) {
     .await
 }
 
+/// Samples every queue, topic and client into the history once a second
+/// (`history.rs`), and turns the queues' minute of reply times every 60.
+pub(super) async fn run_history(broker: Weak<Inner>) {
+    let mut ticks = 0u64;
+    every(
+        broker,
+        Duration::from_millis(crate::history::INTERVAL_MS),
+        |inner| {
+            ticks += 1;
+            let queues: Vec<Arc<Queue>> = inner.queues.read().values().cloned().collect();
+            if ticks.is_multiple_of(60) {
+                queues.iter().for_each(|q| q.turn_latency());
+            }
+            let queue_stats: Vec<_> = queues.iter().map(|q| q.stats()).collect();
+            let clients: Vec<_> = inner
+                .sessions
+                .read()
+                .values()
+                .map(|p| p.session.fill())
+                .collect();
+            inner.history.sample(
+                crate::time::now_ms(),
+                &queue_stats,
+                &inner.topics.stats(),
+                &clients,
+            );
+            None::<fn()>
+        },
+    )
+    .await
+}
+
 /// Gives freed memory back to the system after many connections closed: the C
 /// allocator keeps what a burst of connections used, so without this a broker's
 /// resident memory only ever grows. Checked every few seconds; trimmed when the

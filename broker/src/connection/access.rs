@@ -199,6 +199,7 @@ impl Gate {
                 target: PeekTarget::Queue(_) | PeekTarget::Topic(_),
                 ..
             }) => self.admin("peek"),
+            F::Command(Command::Describe { .. }) => self.admin("describe"),
             F::Command(Command::Kick { .. }) => self.admin("kick"),
             F::Command(Command::Requeue { .. }) => self.admin("requeue"),
             F::Command(Command::Move { .. }) => self.admin("move"),

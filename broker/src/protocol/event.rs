@@ -70,6 +70,15 @@ pub fn outcome_fields(outcome: &CommandOutcome) -> Vec<(&'static str, String)> {
             }
             fields
         }
+        // Pages are plain data too.
+        CommandOutcome::QueuePage(page) => vec![(
+            "queue",
+            serde_json::to_string(page).unwrap_or_else(|_| "null".into()),
+        )],
+        CommandOutcome::TopicPage(page) => vec![(
+            "topic",
+            serde_json::to_string(page).unwrap_or_else(|_| "null".into()),
+        )],
     }
 }
 

@@ -487,6 +487,16 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
                 n: n.unwrap_or(10).min(1000) as usize,
             })
         }
+        "describe" => ClientFrame::Command(Command::Describe {
+            target: match (raw.topic, raw.queue) {
+                (Some(_), Some(_)) => {
+                    return Err(bad("`describe` takes `topic` or `queue`, not both"))
+                }
+                (Some(topic), None) => PeekTarget::Topic(typed("topic", topic)?),
+                (None, Some(queue)) => PeekTarget::Queue(typed("queue", queue)?),
+                (None, None) => return Err(bad("missing field `topic` or `queue`")),
+            },
+        }),
         "kick" => ClientFrame::Command(Command::Kick {
             client: required("client", raw.client)?,
             reason: optional("reason", raw.reason)?,

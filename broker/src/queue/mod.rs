@@ -13,6 +13,7 @@
 
 mod config;
 mod effects;
+pub(crate) mod latency;
 mod moving;
 mod stored;
 mod waiter;
@@ -27,6 +28,7 @@ use tokio::sync::Notify;
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::outbound::OutItem;
+use crate::page::{ConsumerStats, QueuePage};
 use crate::protocol::{event, Headers, Payload, QueueOptions};
 use crate::session::Session;
 use crate::stats::{InFlightStats, QueueStats};
@@ -99,6 +101,13 @@ struct Consumer {
     cid: Arc<str>,
     prefetch: u32,
     unacked: u32,
+    /// Jobs it acked or replied to.
+    acked: u64,
+}
+
+/// The number in a client id (`c42` → 42), which orders clients as they connected.
+fn client_number(id: &str) -> u64 {
+    id.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// How a consumer settles a job.
@@ -125,6 +134,11 @@ struct QueueState {
     redelivered: u64,
     dead: u64,
     expired: u64,
+    /// `request`s sent, and those that timed out.
+    requests: u64,
+    request_timeouts: u64,
+    /// Reply times, from the first reply on.
+    latency: Option<Box<latency::Latency>>,
 }
 
 /// One work queue.
@@ -161,6 +175,9 @@ impl Queue {
                 redelivered: 0,
                 dead: 0,
                 expired: 0,
+                requests: 0,
+                request_timeouts: 0,
+                latency: None,
             }),
             timer: Notify::new(),
         })
@@ -333,6 +350,7 @@ impl Queue {
             cid: Arc::from(cid),
             prefetch,
             unacked: 0,
+            acked: 0,
         });
         Ok(())
     }
@@ -361,15 +379,23 @@ impl Queue {
         let key = (session.id, tag);
         let flight = state.inflight.remove(&key)?;
         state.deadlines.remove(&(flight.deadline, key.0, key.1));
+        let done = matches!(how, Settle::Ack | Settle::Reply(_));
         if let Some(c) = state
             .consumers
             .iter_mut()
             .find(|c| c.session.id == session.id && c.cid == flight.cid)
         {
             c.unacked = c.unacked.saturating_sub(1);
+            c.acked += u64::from(done);
         }
         let mut effects = Effects::default();
         let message = flight.message;
+        if done && message.reply {
+            state
+                .latency
+                .get_or_insert_with(|| Box::new(latency::Latency::new()))
+                .record(message.enqueued.elapsed());
+        }
         match how {
             Settle::Ack | Settle::Reply(_) => {
                 state.acked += 1;
@@ -559,6 +585,66 @@ impl Queue {
                 .map(|m| m.enqueued.elapsed().as_millis() as u64),
             stored: self.store.as_ref().map_or(0, |s| s.stats().messages),
             stored_bytes: self.store.as_ref().map_or(0, |s| s.stats().bytes),
+            stuck: false,
+            requests: state.requests,
+            request_timeouts: state.request_timeouts,
+            reply_p50_ms: state.latency.as_ref().and_then(|l| l.quantile_ms(0.5)),
+            reply_p99_ms: state.latency.as_ref().and_then(|l| l.quantile_ms(0.99)),
+        }
+    }
+
+    /// Counts a `request` sent to it.
+    pub(crate) fn count_request(&self) {
+        self.state.lock().requests += 1;
+    }
+
+    /// Counts a `request` whose requester had no reply in time.
+    pub(crate) fn count_request_timeout(&self) {
+        self.state.lock().request_timeouts += 1;
+    }
+
+    /// Starts a new minute of reply times (see `latency.rs`).
+    pub(crate) fn turn_latency(&self) {
+        if let Some(l) = self.state.lock().latency.as_mut() {
+            l.turn();
+        }
+    }
+
+    /// Its reply times over its life, as `/metrics` exports them; none before
+    /// its first reply.
+    pub(crate) fn reply_histogram(&self) -> Option<latency::Histogram> {
+        self.state.lock().latency.as_ref().map(|l| l.histogram())
+    }
+
+    /// Its settings, consumers and queue row, for `describe`.
+    pub(crate) fn page(&self) -> QueuePage {
+        let stats = self.stats();
+        let state = self.state.lock();
+        let mut consumers: Vec<ConsumerStats> = state
+            .consumers
+            .iter()
+            .map(|c| ConsumerStats {
+                client: c.session.name_id.to_string(),
+                name: c.session.hello_name.lock().clone(),
+                cid: c.cid.to_string(),
+                prefetch: c.prefetch,
+                unacked: c.unacked,
+                acked: c.acked,
+            })
+            .collect();
+        consumers.sort_by(|a, b| {
+            client_number(&a.client)
+                .cmp(&client_number(&b.client))
+                .then_with(|| a.cid.cmp(&b.cid))
+        });
+        QueuePage {
+            stats,
+            ack_timeout_ms: u64::try_from(state.config.ack_timeout.as_millis()).unwrap_or(u64::MAX),
+            max_attempts: state.config.max_attempts,
+            dead_letter: state.config.dead_letter.clone(),
+            max_len: state.config.max_len,
+            consumers,
+            ..QueuePage::default()
         }
     }
 

@@ -35,11 +35,17 @@ impl Waiter {
         })
     }
 
-    /// Answers the waiter once; later settlements are ignored.
-    pub(crate) fn settle(&self, msg: &str, how: Settlement) {
+    /// Answers the waiter once; later settlements are ignored. True if this one
+    /// settled it.
+    pub(crate) fn settle(&self, msg: &str, how: Settlement) -> bool {
         if self.settled.swap(true, Ordering::AcqRel) {
-            return;
+            return false;
         }
+        self.answer(msg, how);
+        true
+    }
+
+    fn answer(&self, msg: &str, how: Settlement) {
         let Some(session) = self.session.upgrade() else {
             return;
         };

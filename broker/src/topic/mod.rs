@@ -30,6 +30,7 @@ use crate::activity::Activity;
 use crate::error::{BrokerError, ErrorCode};
 use crate::filter::MessageView;
 use crate::names::SubjectTrie;
+use crate::page::{SubscriberStats, TopicPage};
 use crate::protocol::{event, Headers};
 use crate::stats::TopicStats;
 use crate::store::TopicStore;
@@ -446,32 +447,97 @@ impl Topics {
         Ok(state.store.take())
     }
 
+    /// One topic's row.
+    fn stats_of(&self, t: &Topic) -> TopicStats {
+        let mut state = t.state.lock();
+        // The topic's cached list of matching subscriptions, rebuilt only if
+        // subscriptions changed since (as the next publish would anyway):
+        // no walk of the trie per topic per snapshot.
+        t.refresh_matching(&mut state, self);
+        let stored = state.store.as_ref().map(|s| s.stats()).unwrap_or_default();
+        TopicStats {
+            name: t.name.to_string(),
+            subscribers: state.matching.len() as u64,
+            msgs_in: t.msgs_in.load(Ordering::Relaxed),
+            msgs_out: t.msgs_out.load(Ordering::Relaxed),
+            retained: state.store.is_some(),
+            stored: stored.messages,
+            stored_bytes: stored.bytes,
+            sealed: state.sealed,
+        }
+    }
+
     pub(crate) fn stats(&self) -> Vec<TopicStats> {
         let topics: Vec<Arc<Topic>> = self.by_name.read().values().cloned().collect();
-        let mut out: Vec<TopicStats> = topics
-            .iter()
-            .map(|t| {
-                let mut state = t.state.lock();
-                // The topic's cached list of matching subscriptions, rebuilt only if
-                // subscriptions changed since (as the next publish would anyway):
-                // no walk of the trie per topic per snapshot.
-                t.refresh_matching(&mut state, self);
-                let stored = state.store.as_ref().map(|s| s.stats()).unwrap_or_default();
-                TopicStats {
-                    name: t.name.to_string(),
-                    subscribers: state.matching.len() as u64,
-                    msgs_in: t.msgs_in.load(Ordering::Relaxed),
-                    msgs_out: t.msgs_out.load(Ordering::Relaxed),
-                    retained: state.store.is_some(),
-                    stored: stored.messages,
-                    stored_bytes: stored.bytes,
-                    sealed: state.sealed,
-                }
-            })
-            .collect();
+        let mut out: Vec<TopicStats> = topics.iter().map(|t| self.stats_of(t)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
+
+    /// A topic's row and the subscriptions matching it (at most
+    /// [`MAX_PAGE_ROWS`], by client then sid), for `describe`.
+    pub(crate) fn page(&self, name: &str) -> Result<TopicPage, BrokerError> {
+        let topic = self
+            .get(name)
+            .ok_or_else(|| BrokerError::new(ErrorCode::NotFound, format!("no topic `{name}`")))?;
+        let (matching, head, retained) = {
+            let mut state = topic.state.lock();
+            topic.refresh_matching(&mut state, self);
+            (state.matching.clone(), state.seq, state.store.is_some())
+        };
+        let stats = self.stats_of(&topic);
+        let mut subscribers: Vec<SubscriberStats> = matching
+            .iter()
+            .map(|sub| {
+                let replaying = sub.replaying.load(Ordering::Acquire);
+                let sent = if replaying {
+                    sub.replayed_to.load(Ordering::Relaxed)
+                } else {
+                    head
+                };
+                let (client, name, pending_bytes, pending_limit) = match sub.session() {
+                    Some(s) => (
+                        s.name_id.to_string(),
+                        s.hello_name.lock().clone(),
+                        s.outbound.bytes() as u64,
+                        s.outbound.limit() as u64,
+                    ),
+                    None => ("console".to_string(), None, 0, 0),
+                };
+                SubscriberStats {
+                    client,
+                    name,
+                    sid: sub.sid.clone(),
+                    pattern: sub.pattern.clone(),
+                    filter: sub.filter_text(),
+                    pending_bytes,
+                    pending_limit,
+                    replaying,
+                    lag: retained.then(|| head.saturating_sub(sent)),
+                }
+            })
+            .collect();
+        subscribers.sort_by(|a, b| {
+            client_number(&a.client)
+                .cmp(&client_number(&b.client))
+                .then_with(|| a.sid.cmp(&b.sid))
+        });
+        subscribers.truncate(MAX_PAGE_ROWS);
+        Ok(TopicPage {
+            stats,
+            subscribers,
+            ..TopicPage::default()
+        })
+    }
+}
+
+/// Consumers or subscribers a page lists at most (the row's count says how many
+/// there are): a page answer stays far inside any client's outbound buffer.
+pub(crate) const MAX_PAGE_ROWS: usize = 1_000;
+
+/// The number in a client id (`c42` → 42; the console's tail, 0).
+fn client_number(id: &str) -> u64 {
+    id.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]

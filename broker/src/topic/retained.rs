@@ -344,6 +344,7 @@ async fn replay(
                         return;
                     }
                     deliver_stored(&sub, &topic.name, &m.body);
+                    sub.replayed_to.store(m.seq, Ordering::Relaxed);
                 }
                 Ok(_) => {}
                 Err(e) => activity.record(

@@ -3,7 +3,7 @@
 //! live messages while a replay catches up.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -43,6 +43,8 @@ pub(crate) struct Subscription {
     pub(super) replaying: AtomicBool,
     /// Bodies of live messages held back while a replay runs.
     pub(super) backlog: Mutex<VecDeque<String>>,
+    /// While a replay runs: the seq of the last stored message it was sent.
+    pub(super) replayed_to: AtomicU64,
 }
 
 impl Subscription {
@@ -63,6 +65,7 @@ impl Subscription {
             target,
             replaying: AtomicBool::new(false),
             backlog: Mutex::new(VecDeque::new()),
+            replayed_to: AtomicU64::new(0),
         }
     }
 
