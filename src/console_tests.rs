@@ -11,7 +11,7 @@ use serde_json::json;
 use switchyard_broker::auth::{digest, Grants, Security, UserRules};
 use switchyard_broker::{Broker, Config, Server, Snapshot};
 use switchyard_client::{Client, ConnectOptions};
-use switchyard_ui::app::Overlay;
+use switchyard_ui::app::{Overlay, PageData};
 use switchyard_ui::delivery::Verdict;
 use switchyard_ui::{App, Link, Source, View};
 
@@ -177,12 +177,22 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
 
     // Peek, then purge: the question states the count, the answer says it.
     console.show_filtered('3', "jobs");
+    // Enter: the queue's page, described by the broker (through the source).
+    console.key(KeyCode::Enter);
+    console.until("the queue's page", |app| {
+        matches!(app.shown_page().map(|p| &p.data), Some(PageData::Queue(q))
+            if q.stats.name == "jobs" && q.stats.ready == 3 && q.ack_timeout_ms == 30_000)
+    });
     console.key(KeyCode::Enter);
     console.until(
         "the peek",
         |app| matches!(app.overlay(), Some(Overlay::Peek(p)) if p.messages.len() == 3),
     );
+    // Esc: back to the page, then back to the view.
     console.key(KeyCode::Esc);
+    assert!(console.app.shown_page().is_some());
+    console.key(KeyCode::Esc);
+    assert!(console.app.shown_page().is_none());
     console.key(KeyCode::Char('x'));
     match console.app.overlay() {
         Some(Overlay::Confirm(c)) => {
@@ -241,8 +251,14 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
             .any(|t| t.name == "orders.eu" && t.msgs_in == 2)
     });
 
-    // Tail the topic: a message published elsewhere shows, with which filter
-    // passed it (the listener's `data.n > 1` filters out n = 1).
+    // Tail the topic, from its page: a message published elsewhere shows, with
+    // which filter passed it (the listener's `data.n > 1` filters out n = 1).
+    console.key(KeyCode::Enter);
+    console.until("the topic's page", |app| {
+        matches!(app.shown_page().map(|p| &p.data), Some(PageData::Topic(t))
+            if t.stats.name == "orders.eu"
+                && t.subscribers.iter().any(|s| s.filter.as_deref() == Some("data.n > 1")))
+    });
     console.key(KeyCode::Enter);
     console.until(
         "the tail's subscriptions",
@@ -275,6 +291,7 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
         );
     }
     console.key(KeyCode::Esc);
+    console.key(KeyCode::Esc);
 
     // Dead letters back to work: m in the peek of a dead-letter queue asks, with
     // the count, then moves them back to the queue they died in.
@@ -295,6 +312,7 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
                 .iter()
                 .any(|q| q.name == "mail.dead" && q.ready == 2)
     });
+    console.key(KeyCode::Enter);
     console.key(KeyCode::Enter);
     console.until(
         "the dead letters' peek",
@@ -395,6 +413,7 @@ fn a_read_only_remote_console_refuses_every_action() {
     assert!(console.status().starts_with("Read-only console"));
     // Looking still works (the queues table keeps its filter).
     console.key(KeyCode::Char('3'));
+    console.key(KeyCode::Enter);
     console.key(KeyCode::Enter);
     console.until(
         "the peek",

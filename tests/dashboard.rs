@@ -214,10 +214,14 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
     pane.literal("jobs");
     pane.keys(&["Enter"]);
     pane.wait_for("▶ jobs");
+    // Its page first (the consumers, the charts), then the peek from there.
+    pane.keys(&["Enter"]);
+    pane.wait_for("Queue jobs");
+    pane.wait_for("ready 5");
     pane.keys(&["Enter"]);
     pane.wait_for("Peek jobs: messages 1–5 of 5 ready");
     pane.wait_for(r#""n": 5"#);
-    pane.keys(&["Escape", "x"]);
+    pane.keys(&["Escape", "Escape", "x"]);
     pane.wait_for("Purge 5 ready messages from jobs? y/n");
     pane.keys(&["y"]);
     pane.wait_for("Purged 5 ready messages from jobs");

@@ -41,6 +41,8 @@ pub enum Action {
     SortNext,
     /// Reverse the sort.
     SortReverse,
+    /// Sort the clients by their outbound buffer's fill, fullest first.
+    SortFullest,
     /// Open the selected row: tail a topic, peek a queue, detail a client.
     Open,
     /// Open the publish form for the selected topic or queue.

@@ -11,6 +11,7 @@
 mod commands;
 mod outcomes;
 mod overlay;
+mod page;
 mod update;
 
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use crate::view::View;
 
 pub use commands::{KICK_REASON, KICK_SLOW_REASON, PEEK_COUNT, PEEK_MAX};
 pub use overlay::{Confirmation, LiveTail, Overlay, Peek, StopBroker, TailEntry, TAIL_KEEP};
+pub use page::{Page, PageData, PAGE_EVERY};
 
 /// How long a status message (a toast) stays on screen.
 pub const TOAST_FOR: Duration = Duration::from_secs(4);
@@ -77,6 +79,8 @@ pub struct App {
     /// Tables rebuilt from the current snapshot; the others are rebuilt when shown.
     fresh: [bool; 5],
     pub(crate) overlay: Option<Overlay>,
+    /// A queue's or topic's page, open over its view (and under any popup).
+    pub(crate) page: Option<Page>,
     /// The question before quitting stops the broker, over everything else.
     pub(crate) stopping: Option<StopBroker>,
     pub(crate) filter_input: Option<Input>,
@@ -105,6 +109,7 @@ impl App {
             tables,
             fresh: [false; 5],
             overlay: None,
+            page: None,
             stopping: None,
             filter_input: None,
             status: None,
@@ -163,6 +168,7 @@ impl App {
             Some(Overlay::Tail(_)) => Context::Tail,
             Some(Overlay::Peek(_)) => Context::Peek,
             Some(_) => Context::Popup,
+            None if self.page.is_some() => Context::Page,
             None if self.filter_input.is_some() => Context::Filter,
             None => Context::Table,
         }
@@ -222,6 +228,8 @@ impl App {
         if let Some(tail) = overlay::tail_of(&mut self.overlay) {
             tail.push(source.poll_tail(TAIL_BATCH));
         }
+        self.refresh_page(source);
+        self.receive_outcomes(source);
     }
 
     /// Turn a key press into an action (through the key table) and run it.

@@ -93,6 +93,20 @@ fn scaled(mut value: f64, units: &[&str], step: f64) -> String {
 }
 
 /// A duration in milliseconds, two units at most: `850ms`, `12.3s`, `4m05s`, `2h03m`, `3d04h`.
+/// A time in milliseconds with its fraction, as latencies are: `0.42ms`,
+/// `8.1ms`, `120ms`, `2.5s`.
+pub fn ms(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{ms:.2}ms")
+    } else if ms < 100.0 {
+        format!("{ms:.1}ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.1}s", ms / 1000.0)
+    }
+}
+
 pub fn millis(ms: u64) -> String {
     if ms < 1000 {
         return format!("{ms}ms");

@@ -26,6 +26,8 @@ pub enum Context {
     Tail,
     /// The peek popup: every popup key, and paging.
     Peek,
+    /// A queue's or topic's page, with no popup over it.
+    Page,
 }
 
 impl Context {
@@ -40,6 +42,7 @@ impl Context {
             Context::Popup => "Popups (help, peek, tail, details)",
             Context::Tail => "Tail popup",
             Context::Peek => "Peek popup",
+            Context::Page => "Queue and topic pages",
         }
     }
 
@@ -172,7 +175,7 @@ impl Binding {
     }
 }
 
-use Context::{Any, Confirm, Filter, Form, Peek, Popup, Table, Tail};
+use Context::{Any, Confirm, Filter, Form, Page, Peek, Popup, Table, Tail};
 use Scope::{All, Only};
 
 const UP: Key = Key::code(KeyCode::Up);
@@ -213,8 +216,9 @@ pub static BINDINGS: &[Binding] = &[
     bind(Table, All, &[ESC], Action::ClearFilter, "Esc", "clear the filter"),
     bind(Table, All, &[Key::ch('s')], Action::SortNext, "s", "sort by the next column").hint("s S", "sort"),
     bind(Table, All, &[Key::ch('S')], Action::SortReverse, "S", "reverse the sort"),
-    bind(Table, Only(&[View::Topics]), &[ENTER], Action::Open, "Enter", "Topics: live tail of its messages").hint("⏎", "tail"),
-    bind(Table, Only(&[View::Queues]), &[ENTER], Action::Open, "Enter", "Queues: peek at the next ready messages").hint("⏎", "peek"),
+    bind(Table, Only(&[View::Clients]), &[Key::ch('f')], Action::SortFullest, "f", "Clients: fullest buffer first").hint("f", "fullest"),
+    bind(Table, Only(&[View::Topics]), &[ENTER], Action::Open, "Enter", "Topics: its page (subscribers, charts)").hint("⏎", "page"),
+    bind(Table, Only(&[View::Queues]), &[ENTER], Action::Open, "Enter", "Queues: its page (consumers, charts)").hint("⏎", "page"),
     bind(Table, Only(&[View::Clients]), &[ENTER], Action::Open, "Enter", "Clients: details and subscriptions").hint("⏎", "details"),
     bind(Table, Only(&[View::InFlight]), &[ENTER], Action::Open, "Enter", "In-flight: details of the consumer").hint("⏎", "consumer"),
     bind(Table, Only(&[View::Topics, View::Queues, View::InFlight]), &[Key::ch('p')], Action::Publish, "p", "publish to the topic, send to the queue").hint("p", "publish"),
@@ -253,6 +257,12 @@ pub static BINDINGS: &[Binding] = &[
     bind(Peek, All, &[RIGHT, Key::ch('n')], Action::NextPage, "→ n", "the next 10 messages").hint("←→ np", "page"),
     bind(Peek, All, &[LEFT, Key::ch('p')], Action::PrevPage, "← p", "the previous 10 messages"),
     bind(Peek, All, &[Key::ch('m')], Action::MoveBack, "m", "move dead letters back where they died (asks)").hint("m", "move back"),
+
+    bind(Page, All, &[ENTER], Action::Open, "Enter", "peek at the queue, tail the topic").hint("⏎", "peek/tail"),
+    bind(Page, All, &[DOWN, Key::ch('j')], Action::Down, "↓ j", "scroll the consumers or subscribers").hint("↑↓ jk", "scroll"),
+    bind(Page, All, &[UP, Key::ch('k')], Action::Up, "↑ k", "scroll back"),
+    bind(Page, All, &[Key::ch('?')], Action::Help, "?", "this help").hint("?", "help"),
+    bind(Page, All, &[ESC, Key::ch('q')], Action::Close, "Esc q", "back to the view").hint("Esc", "back"),
 ];
 
 /// The action a key press triggers in `context` on `view`, if any.

@@ -293,7 +293,7 @@ fn confirm_dialogs() {
     let mut dead = Fixture::typical();
     let letters = fixture::dead_letters_of_jobs(1_250);
     dead.source.peeks.insert("thumbnails".into(), letters);
-    dead.keys("3jjj").key(KeyCode::Enter);
+    dead.keys("3jjj").key(KeyCode::Enter).key(KeyCode::Enter);
     dead.check("peek_popup__dead_letters");
     dead.keys("m").check("confirm_dialog__move_back");
     dead.check_at("confirm_dialog__move_back_80x24", 80, 24);
@@ -333,20 +333,23 @@ fn peek_popup() {
     Fixture::typical()
         .keys("3j")
         .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
         .check("peek_popup__jobs");
     // Headers whole, wrapped, at 80x24 too: the dead-letter reason is not cut.
     Fixture::typical()
         .keys("3j")
+        .key(KeyCode::Enter)
         .key(KeyCode::Enter)
         .check_at("peek_popup__jobs_80x24", 80, 24);
     // thumbnails holds 1,250: the second page, and the last the broker shows.
     Fixture::typical()
         .keys("3jjj")
         .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
         .key(KeyCode::Right)
         .check_at("peek_popup__thumbnails_second_page_80x24", 80, 24);
     let mut f = Fixture::typical();
-    f.keys("3jjj").key(KeyCode::Enter);
+    f.keys("3jjj").key(KeyCode::Enter).key(KeyCode::Enter);
     for _ in 0..100 {
         f.keys("n");
     }
@@ -355,11 +358,64 @@ fn peek_popup() {
 }
 
 #[test]
+fn fullest_first() {
+    // `f`: the clients whose buffers fill, soonest kicked at the top.
+    Fixture::crowded()
+        .keys("4f")
+        .check("clients_view__fullest_first");
+    Fixture::crowded()
+        .keys("4f")
+        .check_at("clients_view__fullest_first_80x24", 80, 24);
+}
+
+#[test]
+fn queue_and_topic_pages() {
+    // jobs: consumers holding jobs, a dead-letter queue, 15 minutes of history.
+    Fixture::typical()
+        .keys("3j")
+        .key(KeyCode::Enter)
+        .check("queue_page__jobs");
+    Fixture::typical()
+        .keys("3j")
+        .key(KeyCode::Enter)
+        .check_at("queue_page__jobs_80x24", 80, 24);
+    // Just attached to a broker that has sampled nothing yet.
+    let mut fresh = Fixture::typical();
+    fresh.source.history = Some(0);
+    fresh
+        .keys("3j")
+        .key(KeyCode::Enter)
+        .check("queue_page__no_history_yet");
+    // Thousands of queues, one of them stuck.
+    Fixture::crowded()
+        .keys("3/0005")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .check("queue_page__crowded_stuck");
+    // orders.eu: three subscriptions with filters.
+    Fixture::typical()
+        .keys("2jjjj")
+        .key(KeyCode::Enter)
+        .check("topic_page__orders_eu");
+    Fixture::typical()
+        .keys("2jjjj")
+        .key(KeyCode::Enter)
+        .check_at("topic_page__orders_eu_80x24", 80, 24);
+    // Hundreds of subscribers on one topic, scrolled.
+    Fixture::crowded()
+        .keys("2/globex.orders.0001")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("jjj")
+        .check("topic_page__crowded_subscribers");
+}
+
+#[test]
 fn tail_view() {
     // orders.eu has three subscriptions, each filtering; the scripted messages
     // pass some filters and not others (#48212 passes none).
     let mut f = Fixture::typical();
-    f.keys("2jjjj").key(KeyCode::Enter);
+    f.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
     f.check("tail_view__waiting");
     f.source.push_tail(fixture::tail_orders());
     f.tick().check("tail_view__orders_eu");
@@ -368,7 +424,7 @@ fn tail_view() {
 #[test]
 fn tail_view_test_publish() {
     let mut f = Fixture::typical();
-    f.keys("2jjjj").key(KeyCode::Enter);
+    f.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
     f.source.push_tail(fixture::tail_orders());
     f.tick()
         .keys("p")
@@ -389,6 +445,7 @@ fn tail_view_crowded() {
     // line end in `+N more`.
     let mut f = Fixture::crowded();
     f.keys("2/globex.orders.0001")
+        .key(KeyCode::Enter)
         .key(KeyCode::Enter)
         .key(KeyCode::Enter);
     let messages = fixture::tail_orders().into_iter().map(|mut m| {
@@ -472,11 +529,16 @@ fn ten_thousand_rows() {
 /// (or larger) than the 120x32 the snapshots use.
 #[test]
 fn any_terminal_size_draws() {
-    let situations: [(&str, &[KeyCode]); 10] = [
+    let situations: [(&str, &[KeyCode]); 12] = [
         ("1", &[]),
         ("2", &[KeyCode::Enter]),
-        ("2jjjj", &[KeyCode::Enter, KeyCode::Char('p')]),
+        (
+            "2jjjj",
+            &[KeyCode::Enter, KeyCode::Enter, KeyCode::Char('p')],
+        ),
         ("3", &[KeyCode::Enter]),
+        ("3j", &[KeyCode::Enter]),
+        ("3j", &[KeyCode::Enter, KeyCode::Enter]),
         ("3x", &[]),
         ("3p", &[KeyCode::Enter]),
         ("4", &[KeyCode::Enter]),

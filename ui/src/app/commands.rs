@@ -5,7 +5,7 @@
 use switchyard_broker::{Command, PeekTarget};
 
 use super::outcomes::Job;
-use super::overlay::{Confirmation, Overlay};
+use super::overlay::{Confirmation, LiveTail, Overlay};
 use super::{App, Level};
 use crate::format;
 use crate::publish::DestinationKind;
@@ -27,15 +27,17 @@ pub const KICK_REASON: &str = "kicked by operator";
 pub const KICK_SLOW_REASON: &str = "slow_consumer";
 
 impl App {
-    /// Peek at the selected queue's next ready messages, in a popup.
-    pub(super) fn peek(&mut self, source: &mut dyn Source) {
-        let Some(queue) = self
-            .selected(View::Queues)
-            .map(|i| self.snapshot.queues[i].name.clone())
-        else {
-            return self.set_status(Level::Info, "No queue selected");
-        };
+    /// Peek at `queue`'s next ready messages, in a popup.
+    pub(super) fn peek_at(&mut self, source: &mut dyn Source, queue: String) {
         self.ask_peek(source, queue, 0);
+    }
+
+    /// Open a live tail of `topic` (a pattern), in a popup.
+    pub(super) fn tail(&mut self, source: &mut dyn Source, topic: String) {
+        match source.open_tail(&topic) {
+            Ok(()) => self.overlay = Some(Overlay::Tail(LiveTail::new(topic, &self.snapshot))),
+            Err(e) => self.set_status(Level::Error, format!("Tail of {topic} failed: {e}")),
+        }
     }
 
     /// Peek at page `page` of `queue`: the broker is asked again, through the

@@ -2,7 +2,7 @@
 //! starts one command or several (kicking every slow client), waits without
 //! holding up the screen, and shows its result when the last answer arrives.
 
-use switchyard_broker::{Command, CommandOutcome};
+use switchyard_broker::{Command, CommandOutcome, PeekTarget};
 
 use super::commands::PEEK_COUNT;
 use super::overlay::{Overlay, Peek};
@@ -37,6 +37,9 @@ pub(super) enum Job {
     RequeueConsumer { holder: String },
     /// Move dead letters of `from` back to `to`.
     MoveBack { from: String, to: String },
+    /// A queue's or topic's page; `first` when it was just opened (later asks,
+    /// once a second, are not shown as waiting).
+    Describe { target: PeekTarget, first: bool },
 }
 
 impl Job {
@@ -62,6 +65,10 @@ impl Job {
             }
             Job::MoveBack { from, to } => format!("Moving dead letters of {from} back to {to}…"),
             Job::RequeueConsumer { holder } => format!("Requeuing the jobs of {holder}…"),
+            Job::Describe {
+                target: PeekTarget::Queue(name) | PeekTarget::Topic(name),
+                ..
+            } => format!("Loading the page of {name}…"),
         }
     }
 }
@@ -133,8 +140,13 @@ impl App {
     /// What the newest action still waiting for the broker is doing, for the
     /// status line: `Publishing to orders.eu…`.
     pub fn in_progress(&self) -> Option<String> {
-        let newest = self.running.last()?;
-        Some(match self.running.len() {
+        let shown: Vec<&Running> = self
+            .running
+            .iter()
+            .filter(|r| !matches!(r.job, Job::Describe { first: false, .. }))
+            .collect();
+        let newest = shown.last()?;
+        Some(match shown.len() {
             1 => newest.job.doing(),
             n => format!(
                 "{} ({n} actions waiting for the broker)",
@@ -159,6 +171,7 @@ impl App {
         };
         match job {
             Job::Peek { queue, page } => self.finish_peek(queue, page, result),
+            Job::Describe { target, .. } => self.finish_describe(target, result),
             Job::Publish { destination, kind } => {
                 self.finish_publish(ids.first().copied(), &destination, kind, result, source);
             }

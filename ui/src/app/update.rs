@@ -5,7 +5,7 @@ use crossterm::event::KeyEvent;
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
-use super::overlay::{Confirmation, LiveTail, Overlay, StopBroker};
+use super::overlay::{Confirmation, Overlay, StopBroker};
 use super::{App, Level};
 use crate::action::Action;
 use crate::publish::{DestinationKind, PublishForm};
@@ -47,6 +47,7 @@ impl App {
             }
             Action::SortNext => self.sort(true),
             Action::SortReverse => self.sort(false),
+            Action::SortFullest => self.sort_fullest(),
             Action::Open => self.open(source),
             Action::Publish => self.open_publish_form(),
             Action::Purge => self.ask_purge(),
@@ -130,7 +131,10 @@ impl App {
                     .min(tail.messages.len().saturating_sub(1));
             }
             Some(_) => {}
-            None => self.move_selection(|t| t.move_by(delta)),
+            None => match &mut self.page {
+                Some(page) => page.scroll = page.scroll.saturating_add_signed(delta),
+                None => self.move_selection(|t| t.move_by(delta)),
+            },
         }
     }
 
@@ -170,6 +174,24 @@ impl App {
         }
     }
 
+    /// Clients by buffer fill, fullest first: who will be kicked next.
+    fn sort_fullest(&mut self) {
+        if self.view != View::Clients {
+            return;
+        }
+        self.tables[View::Clients.index()].sort = Sort {
+            column: tables::clients::BUFFER_COLUMN,
+            descending: true,
+        };
+        self.rebuild(View::Clients);
+        // A new order starts at its top: the first rows are what it is for.
+        self.move_selection(|table| {
+            table.selected = 0;
+            table.offset = 0;
+        });
+        self.set_status(Level::Info, "Sorted by outbound buffer, fullest first");
+    }
+
     fn sort(&mut self, next_column: bool) {
         let model = tables::model(self.view);
         let columns = model.columns();
@@ -207,23 +229,12 @@ impl App {
     }
 
     fn open(&mut self, source: &mut dyn Source) {
+        if self.page.is_some() {
+            return self.open_from_page(source);
+        }
         match self.view {
             View::Overview => {}
-            View::Topics => {
-                let Some(topic) = self
-                    .selected(View::Topics)
-                    .map(|i| self.snapshot.topics[i].name.clone())
-                else {
-                    return self.set_status(Level::Info, "No topic selected");
-                };
-                match source.open_tail(&topic) {
-                    Ok(()) => {
-                        self.overlay = Some(Overlay::Tail(LiveTail::new(topic, &self.snapshot)))
-                    }
-                    Err(e) => self.set_status(Level::Error, format!("Tail of {topic} failed: {e}")),
-                }
-            }
-            View::Queues => self.peek(source),
+            View::Topics | View::Queues => self.open_page(source),
             View::Clients => {
                 if let Some(i) = self.selected(View::Clients) {
                     self.overlay = Some(Overlay::Client {
@@ -403,8 +414,11 @@ impl App {
     }
 
     fn close(&mut self, source: &mut dyn Source) {
-        if let Some(Overlay::Tail(_)) = self.overlay.take() {
-            source.close_tail();
+        match self.overlay.take() {
+            Some(Overlay::Tail(_)) => source.close_tail(),
+            Some(_) => {}
+            // Nothing over the page: the page itself closes, back to its view.
+            None => self.close_page(),
         }
     }
 

@@ -24,6 +24,7 @@ const COLUMNS: &[Column] = &[
     Column::number("Cons", 4),
     Column::number("Unack", 5),
     Column::text("Outbound buffer", Width::Fixed(22)),
+    Column::number("Kick in", 7),
     Column::number("In/s", 6),
     Column::number("Out/s", 6),
     Column::number("Up", 6).optional(2),
@@ -38,6 +39,9 @@ pub fn buffer_fill(pending_bytes: u64, limit: u64) -> f64 {
         pending_bytes as f64 / limit as f64
     }
 }
+
+/// The Outbound buffer column: what "fullest first" (`f`) sorts by.
+pub const BUFFER_COLUMN: usize = 7;
 
 /// A buffer's fill in whole percent, as its gauge shows it: what the column
 /// sorts by, so buffers that read the same keep their order.
@@ -103,9 +107,14 @@ impl TableModel for ClientsTable {
                 fill_shown(ca.pending_bytes, ca.pending_limit),
                 fill_shown(cb.pending_bytes, cb.pending_limit),
             ),
-            8 => rate_cmp(ra.msgs_in, rb.msgs_in),
-            9 => rate_cmp(ra.msgs_out, rb.msgs_out),
-            10 => ca.connected_s.cmp(&cb.connected_s),
+            // Soonest first when descending: no kick coming sorts last.
+            8 => cb
+                .kick_in_s
+                .unwrap_or(u64::MAX)
+                .cmp(&ca.kick_in_s.unwrap_or(u64::MAX)),
+            9 => rate_cmp(ra.msgs_in, rb.msgs_in),
+            10 => rate_cmp(ra.msgs_out, rb.msgs_out),
+            11 => ca.connected_s.cmp(&cb.connected_s),
             _ => Ordering::Equal,
         }
     }

@@ -1,5 +1,6 @@
 //! The queues table: depth (ready, unacked), consumers, rates, redeliveries, dead
-//! letters, the age of the oldest waiting message, and storage.
+//! letters, the age of the oldest waiting message, storage, the 99th percentile of
+//! its reply time, and its kind (or that it is stuck).
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -7,7 +8,7 @@ use std::cmp::Ordering;
 use switchyard_broker::stats::QueueStats;
 use switchyard_broker::Snapshot;
 
-use super::{natural_cmp, rate_cmp, Column, TableModel, Width};
+use super::{float_cmp, natural_cmp, rate_cmp, Column, TableModel, Width};
 use crate::format;
 use crate::rates::Rates;
 
@@ -28,8 +29,19 @@ const COLUMNS: &[Column] = &[
     Column::number("Dead", 5),
     Column::number("Oldest", 7).optional(1),
     Column::number("Stored", 7).optional(3),
+    Column::number("Reply99", 7).optional(5),
     Column::text("Kind", Width::Fixed(7)).optional(4),
 ];
+
+/// The Kind column: `stuck` (its depth grew for 30 s with no ack) before what
+/// the queue is, since that is what an operator must see.
+pub fn state(q: &QueueStats) -> &'static str {
+    if q.stuck {
+        "stuck"
+    } else {
+        kind(q)
+    }
+}
 
 /// The Kind column: sorted by the same text it shows.
 pub fn kind(q: &QueueStats) -> &'static str {
@@ -82,7 +94,11 @@ impl TableModel for QueuesTable {
             7 => qa.dead.cmp(&qb.dead),
             8 => qa.oldest_ready_ms.cmp(&qb.oldest_ready_ms),
             9 => qa.stored.cmp(&qb.stored),
-            10 => kind(qa).cmp(kind(qb)),
+            10 => float_cmp(
+                qa.reply_p99_ms.unwrap_or(-1.0),
+                qb.reply_p99_ms.unwrap_or(-1.0),
+            ),
+            11 => state(qa).cmp(state(qb)),
             _ => Ordering::Equal,
         }
     }

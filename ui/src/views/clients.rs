@@ -10,6 +10,11 @@ use crate::rates::Rates;
 use crate::widgets::gauge;
 use crate::widgets::table::{self, number, Cells};
 
+/// A kick this many seconds away, or fewer, turns a client's row red.
+pub const KICK_SOON_S: u64 = 10;
+/// And this many, amber.
+pub const KICK_COMING_S: u64 = 60;
+
 /// Draw client `i` with these column widths.
 pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
     let c = &snap.clients[i];
@@ -28,13 +33,16 @@ pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
             c.slow,
             usize::from(widths[7]),
         )),
+        number(c.kick_in_s.map_or("-".into(), format::seconds)),
         number(format::rate(r.msgs_in)),
         number(format::rate(r.msgs_out)),
         number(format::seconds(c.connected_s)),
     ]);
-    if c.slow {
-        row.style(Style::new().red())
-    } else {
-        row
+    // Red when slow or about to be kicked, amber while a kick comes within a minute.
+    match c.kick_in_s {
+        _ if c.slow => row.style(Style::new().red()),
+        Some(s) if s <= KICK_SOON_S => row.style(Style::new().red()),
+        Some(s) if s <= KICK_COMING_S => row.style(Style::new().yellow()),
+        _ => row,
     }
 }

@@ -10,6 +10,7 @@ pub mod header;
 pub mod help;
 pub mod inflight;
 pub mod overview;
+pub mod page;
 pub mod peek;
 pub mod queues;
 pub mod tail;
@@ -62,7 +63,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     header::render(frame, header_area, app);
     header::render_tabs(frame, tabs_area, app);
     let view = app.view;
-    if view == View::Overview {
+    if let Some(page) = &mut app.page {
+        page::render(frame, body, page);
+    } else if view == View::Overview {
         overview::render(frame, body, app);
     } else {
         let i = view.index();

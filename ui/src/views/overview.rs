@@ -19,6 +19,7 @@ use crate::rates::Rates;
 use crate::tables::events::kind_name;
 use crate::tables::{self, float_cmp, natural_cmp};
 use crate::view::View;
+use crate::views::clients::{KICK_COMING_S, KICK_SOON_S};
 use crate::widgets::table::{self, number, Cells, Listing};
 
 /// The colour an event kind is drawn in, in the log.
@@ -227,6 +228,11 @@ fn totals(frame: &mut Frame, area: Rect, snap: &Snapshot) {
         Line::from(vec![
             Span::styled(format!(" {:<14}", "Dead letters"), Style::new().dark_gray()),
             warn(snap.server.dead),
+            Span::styled(
+                format!("    {:<12}", "Stuck queues"),
+                Style::new().dark_gray(),
+            ),
+            warn(snap.queues.iter().filter(|q| q.stuck).count() as u64),
         ]),
     ];
     let mut block = Block::bordered()
@@ -235,7 +241,41 @@ fn totals(frame: &mut Frame, area: Rect, snap: &Snapshot) {
     if let Some(outbound) = outbound(snap) {
         block = block.title(outbound.right_aligned());
     }
+    if let Some(kick) = next_kick(snap) {
+        block = block.title_bottom(kick);
+    }
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// ` next kick c4 (name) in 4s `: the client whose filling buffer will be full
+/// first, red within [`KICK_SOON_S`], amber within [`KICK_COMING_S`]; none while
+/// no buffer fills.
+fn next_kick(snap: &Snapshot) -> Option<Line<'static>> {
+    let c = snap
+        .clients
+        .iter()
+        .filter(|c| c.kick_in_s.is_some())
+        .min_by(|a, b| {
+            a.kick_in_s
+                .cmp(&b.kick_in_s)
+                .then_with(|| natural_cmp(&a.id, &b.id))
+        })?;
+    let secs = c.kick_in_s?;
+    let who = match &c.name {
+        Some(name) => format!("{} ({})", c.id, format::fit(name, 20)),
+        None => c.id.clone(),
+    };
+    let style = if secs <= KICK_SOON_S {
+        Style::new().red().bold()
+    } else if secs <= KICK_COMING_S {
+        Style::new().yellow().bold()
+    } else {
+        Style::new().dark_gray()
+    };
+    Some(Line::styled(
+        format!(" next kick {who} in {} ", format::seconds(secs)),
+        style,
+    ))
 }
 
 /// `outbound USED / BUDGET`: the bytes waiting in all outbound buffers against
@@ -352,7 +392,7 @@ fn deepest_queues(frame: &mut Frame, area: Rect, snap: &Snapshot) {
         .into_iter()
         .map(|i| {
             let q = &snap.queues[i];
-            Row::new([
+            let row = Row::new([
                 table::name(&q.name, name_width),
                 number(format::count(q.ready)),
                 number(format::count(q.unacked)),
@@ -361,7 +401,13 @@ fn deepest_queues(frame: &mut Frame, area: Rect, snap: &Snapshot) {
                         .map(format::millis)
                         .unwrap_or_else(|| "-".into()),
                 ),
-            ])
+            ]);
+            // Stuck: its depth grew for 30 s with no ack.
+            if q.stuck {
+                row.red()
+            } else {
+                row
+            }
         })
         .collect();
     small_table(

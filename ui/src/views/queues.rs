@@ -8,7 +8,7 @@ use switchyard_broker::Snapshot;
 
 use crate::format;
 use crate::rates::Rates;
-use crate::tables::queues::kind;
+use crate::tables::queues::state;
 use crate::widgets::table::{self, number, Cells};
 
 /// Draw queue `i` with these column widths.
@@ -35,10 +35,17 @@ pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
         } else {
             "-".into()
         }),
-        Cell::from(kind(q)),
+        number(q.reply_p99_ms.map_or("-".into(), format::ms)),
+        if q.stuck {
+            Cell::from(state(q)).red().bold()
+        } else {
+            Cell::from(state(q))
+        },
     ]);
     // Messages waiting with nobody to take them is what an operator looks for first.
-    if q.ready > 0 && q.consumers == 0 {
+    if q.stuck {
+        row.style(Style::new().red())
+    } else if q.ready > 0 && q.consumers == 0 {
         row.style(Style::new().yellow())
     } else {
         row

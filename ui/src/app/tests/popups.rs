@@ -7,7 +7,7 @@ use super::*;
 #[test]
 fn enter_on_a_queue_peeks_without_consuming() {
     let mut h = Harness::new();
-    h.keys("3j").key(KeyCode::Enter);
+    h.keys("3j").key(KeyCode::Enter).key(KeyCode::Enter);
     assert_eq!(
         h.source.executed,
         [Command::Peek {
@@ -51,7 +51,7 @@ fn peeked_ids(h: &Harness) -> Vec<String> {
 fn the_peek_popup_pages_by_asking_the_broker_again() {
     let mut h = Harness::new();
     // thumbnails, the fourth queue by name, holds 1,250 ready messages.
-    h.keys("3jjj").key(KeyCode::Enter);
+    h.keys("3jjj").key(KeyCode::Enter).key(KeyCode::Enter);
     assert_eq!(open_peek(&h).page, 0);
     assert_eq!(peeked_ids(&h).first().map(String::as_str), Some("m100001"));
     h.keys("jj").key(KeyCode::Right);
@@ -75,10 +75,17 @@ fn the_peek_popup_pages_by_asking_the_broker_again() {
 fn peek_paging_stops_after_the_last_message_and_at_the_broker_limit() {
     let mut h = Harness::new();
     // jobs has three messages to peek: one page.
-    h.keys("3j").key(KeyCode::Enter).keys("n");
+    h.keys("3j")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("n");
     assert_eq!(h.source.executed, [peek_of("jobs", 10)]);
     assert_eq!(h.status(), "No ready messages after #3 in jobs");
-    h.key(KeyCode::Esc).keys("jj").key(KeyCode::Enter);
+    h.key(KeyCode::Esc)
+        .key(KeyCode::Esc)
+        .keys("jj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter);
     for _ in 0..99 {
         h.keys("n");
     }
@@ -100,8 +107,9 @@ fn peek_paging_stops_after_the_last_message_and_at_the_broker_limit() {
 #[test]
 fn a_failed_peek_shows_in_the_status_line() {
     let mut h = Harness::new();
-    h.source.fail_next(ErrorCode::Internal, "disk on fire");
     h.keys("3").key(KeyCode::Enter);
+    h.source.fail_next(ErrorCode::Internal, "disk on fire");
+    h.key(KeyCode::Enter);
     assert!(h.app.overlay().is_none());
     assert_eq!(
         h.status(),
@@ -112,7 +120,7 @@ fn a_failed_peek_shows_in_the_status_line() {
 #[test]
 fn enter_on_a_topic_tails_it_until_closed() {
     let mut h = Harness::new();
-    h.keys("2jjjj").key(KeyCode::Enter);
+    h.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
     assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
     h.source.push_tail(fixture::tail_orders());
     h.tick();
@@ -163,7 +171,7 @@ fn newest_delivery(h: &Harness) -> Vec<(String, Verdict)> {
 #[test]
 fn the_tail_lists_the_topics_subscriptions_and_judges_each_message() {
     let mut h = Harness::new();
-    h.keys("2jjjj").key(KeyCode::Enter);
+    h.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
     let labels: Vec<String> = open_tail(&h)
         .subscribers
         .list()
@@ -195,7 +203,7 @@ fn the_tail_lists_the_topics_subscriptions_and_judges_each_message() {
 #[test]
 fn the_tail_follows_subscriptions_as_snapshots_change_them() {
     let mut h = Harness::new();
-    h.keys("2jjjj").key(KeyCode::Enter);
+    h.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
     h.source
         .push_tail(fixture::tail_orders().into_iter().take(1));
     h.tick();
@@ -217,7 +225,10 @@ fn the_tail_follows_subscriptions_as_snapshots_change_them() {
 #[test]
 fn p_in_the_tail_opens_the_form_on_its_topic_and_returns_to_the_tail() {
     let mut h = Harness::new();
-    h.keys("2jjjj").key(KeyCode::Enter).keys("p");
+    h.keys("2jjjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("p");
     assert_eq!(h.form().destination.value(), "orders.eu");
     assert_eq!(h.form().focus, Field::Payload);
     assert_eq!(h.app.context(), Context::Form);
@@ -268,7 +279,11 @@ fn p_in_the_tail_opens_the_form_on_its_topic_and_returns_to_the_tail() {
 #[test]
 fn esc_in_the_form_from_the_tail_goes_back_to_the_tail() {
     let mut h = Harness::new();
-    h.keys("2jjjj").key(KeyCode::Enter).keys("p").keys("x");
+    h.keys("2jjjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("p")
+        .keys("x");
     h.key(KeyCode::Esc);
     assert!(matches!(h.app.overlay(), Some(Overlay::Tail(t)) if t.pattern == "orders.eu"));
     assert_eq!(h.status(), "Publish cancelled");
@@ -282,16 +297,23 @@ fn esc_in_the_form_from_the_tail_goes_back_to_the_tail() {
 #[test]
 fn p_in_other_popups_does_nothing() {
     let mut h = Harness::new();
-    h.keys("3j").key(KeyCode::Enter).keys("p");
+    h.keys("3j")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("p");
     assert!(matches!(h.app.overlay(), Some(Overlay::Peek(_))));
-    h.key(KeyCode::Esc).keys("4").key(KeyCode::Enter).keys("p");
+    h.key(KeyCode::Esc)
+        .key(KeyCode::Esc)
+        .keys("4")
+        .key(KeyCode::Enter)
+        .keys("p");
     assert!(matches!(h.app.overlay(), Some(Overlay::Client { .. })));
 }
 
 #[test]
 fn the_tail_keeps_a_bounded_history() {
     let mut h = Harness::new();
-    h.keys("2jjjj").key(KeyCode::Enter);
+    h.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
     let one = fixture::tail_orders().remove(0);
     h.source
         .push_tail(std::iter::repeat_n(one, TAIL_KEEP + 300));
@@ -498,7 +520,7 @@ fn q_in_a_popup_closes_it_and_never_stops_the_broker() {
     assert!(stop_question(&h).is_none());
     // Peek.
     let mut h = Harness::new();
-    h.keys("3j").key(KeyCode::Enter);
+    h.keys("3j").key(KeyCode::Enter).key(KeyCode::Enter);
     assert!(matches!(h.app.overlay(), Some(Overlay::Peek(_))));
     h.keys("q");
     assert!(!h.app.should_quit());
@@ -506,7 +528,7 @@ fn q_in_a_popup_closes_it_and_never_stops_the_broker() {
     assert!(stop_question(&h).is_none());
     // Tail: closing it closes the tail.
     let mut h = Harness::new();
-    h.keys("2jjjj").key(KeyCode::Enter);
+    h.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
     assert!(matches!(h.app.overlay(), Some(Overlay::Tail(_))));
     h.keys("q");
     assert!(!h.app.should_quit());
@@ -550,7 +572,10 @@ fn dead_letters_of_jobs() -> Harness {
 #[test]
 fn m_in_a_dead_letter_peek_asks_then_moves_them_back_where_they_died() {
     let mut h = dead_letters_of_jobs();
-    h.keys("3jjj").key(KeyCode::Enter).keys("m");
+    h.keys("3jjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("m");
     let confirmation = h.confirmation().cloned();
     assert_eq!(
         confirmation,
@@ -588,7 +613,10 @@ fn m_in_a_dead_letter_peek_asks_then_moves_them_back_where_they_died() {
 #[test]
 fn m_on_messages_that_are_not_dead_letters_moves_nothing() {
     let mut h = Harness::new();
-    h.keys("3j").key(KeyCode::Enter).keys("m");
+    h.keys("3j")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("m");
     assert!(h.confirmation().is_none());
     assert_eq!(
         h.status(),
@@ -597,4 +625,96 @@ fn m_on_messages_that_are_not_dead_letters_moves_nothing() {
     let executed = h.source.executed.len();
     h.keys("n").key(KeyCode::Esc);
     assert_eq!(h.source.executed.len(), executed);
+}
+
+// Queue and topic pages.
+
+#[test]
+fn enter_opens_a_queues_page_asked_again_each_second_and_esc_leaves_it() {
+    let mut h = Harness::new();
+    h.keys("3j").key(KeyCode::Enter);
+    assert_eq!(h.source.described, [PeekTarget::Queue("jobs".into())]);
+    assert!(h.source.executed.is_empty(), "looking is not acting");
+    assert_eq!(h.app.context(), keys::Context::Page);
+    let page = h.app.shown_page().unwrap();
+    match &page.data {
+        PageData::Queue(q) => {
+            assert_eq!(q.stats.name, "jobs");
+            assert_eq!(q.history.ready.len(), 900);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(page.ack_rates, [None, None], "one answer: no rates yet");
+    // The page is asked again a second after its answer, not sooner, and the
+    // asking is not shown as waiting.
+    h.tick().tick().tick();
+    assert_eq!(h.source.described.len(), 1);
+    h.tick();
+    assert_eq!(h.source.described.len(), 2);
+    assert_eq!(h.app.in_progress(), None);
+    // The fixture's consumers acked nothing between the two answers.
+    assert_eq!(
+        h.app.shown_page().unwrap().ack_rates,
+        [Some(0.0), Some(0.0)]
+    );
+    h.key(KeyCode::Esc);
+    assert!(h.app.shown_page().is_none());
+    assert_eq!(h.app.context(), keys::Context::Table);
+    h.tick().tick().tick().tick().tick();
+    assert_eq!(
+        h.source.described.len(),
+        2,
+        "a closed page is not asked for"
+    );
+}
+
+#[test]
+fn a_topics_page_tails_it_on_enter_and_a_failed_describe_says_why() {
+    let mut h = Harness::new();
+    h.keys("2jjjj").key(KeyCode::Enter);
+    match &h.app.shown_page().unwrap().data {
+        PageData::Topic(t) => {
+            assert_eq!(t.stats.name, "orders.eu");
+            assert_eq!(t.subscribers.len(), 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    h.key(KeyCode::Enter);
+    assert_eq!(h.source.open_tail_pattern(), Some("orders.eu"));
+    // Esc closes the tail, back to the page; the next describe fails.
+    h.key(KeyCode::Esc);
+    assert!(h.app.overlay().is_none());
+    h.source
+        .fail_next(ErrorCode::NotFound, "no topic `orders.eu`");
+    h.tick().tick().tick().tick();
+    assert_eq!(
+        h.app.shown_page().unwrap().data,
+        PageData::Failed("not_found: no topic `orders.eu`".into())
+    );
+}
+
+#[test]
+fn f_sorts_the_clients_fullest_first() {
+    let mut h = Harness::new();
+    h.keys("4f");
+    assert_eq!(h.status(), "Sorted by outbound buffer, fullest first");
+    // By the percentage the gauge shows: 0.2% and 0.03% both read 0%.
+    let fills: Vec<u64> = h
+        .table()
+        .rows
+        .iter()
+        .map(|&i| {
+            let c = &h.app.snapshot.clients[i];
+            (crate::tables::clients::buffer_fill(c.pending_bytes, c.pending_limit) * 100.0).round()
+                as u64
+        })
+        .collect();
+    assert_eq!(fills, [70, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        h.selected().as_deref(),
+        Some("c4"),
+        "the fullest, at the top"
+    );
+    h.keys("3f");
+    assert_eq!(h.app.view(), View::Queues, "f is the Clients view's");
 }
