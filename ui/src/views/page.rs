@@ -203,11 +203,25 @@ fn latency(p50: Option<f64>, p99: Option<f64>) -> String {
     format!("{} / {}", ms(p50), ms(p99))
 }
 
-fn list_block(title: String) -> Block<'static> {
-    Block::new()
+/// The frame of a page's list, titled `Consumers (12)` or, when the broker
+/// listed fewer than there are, `Consumers (1,200, the first 1000)`; returns
+/// the inside.
+fn list_area(frame: &mut Frame, area: Rect, noun: &str, shown: usize, total: u64) -> Rect {
+    let more = if (shown as u64) < total {
+        format!(", the first {shown}")
+    } else {
+        String::new()
+    };
+    let block = Block::new()
         .borders(Borders::TOP)
         .border_style(Style::new().dark_gray())
-        .title(Span::styled(title, Style::new().bold()))
+        .title(Span::styled(
+            format!(" {noun} ({}{more}) ", format::count(total)),
+            Style::new().bold(),
+        ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    inner
 }
 
 /// Keep `scroll` within `rows` shown `height` at a time.
@@ -223,14 +237,7 @@ fn consumers(
     scroll: &mut usize,
 ) {
     let shown = q.consumers.len();
-    let more = if (shown as u64) < q.stats.consumers {
-        format!(", the first {shown}")
-    } else {
-        String::new()
-    };
-    let block = list_block(format!(" Consumers ({}{more}) ", q.stats.consumers));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = list_area(frame, area, "Consumers", shown, q.stats.consumers);
     if q.consumers.is_empty() {
         let text = if q.stats.ready > 0 {
             " Nobody consumes it: its ready messages wait."
@@ -326,14 +333,7 @@ fn topic(frame: &mut Frame, area: Rect, t: &TopicPage, scroll: &mut usize) {
 
 fn subscribers(frame: &mut Frame, area: Rect, t: &TopicPage, scroll: &mut usize) {
     let shown = t.subscribers.len();
-    let more = if (shown as u64) < t.stats.subscribers {
-        format!(", the first {shown}")
-    } else {
-        String::new()
-    };
-    let block = list_block(format!(" Subscribers ({}{more}) ", t.stats.subscribers));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = list_area(frame, area, "Subscribers", shown, t.stats.subscribers);
     if t.subscribers.is_empty() {
         return frame.render_widget(Paragraph::new(" Nobody subscribes to it.").dim(), inner);
     }
