@@ -360,8 +360,11 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             conn.watch = None;
             none()
         }
-        ClientFrame::Tail { pattern } => match broker.tail(&pattern, None, watching::TAIL_CAPACITY)
-        {
+        ClientFrame::Tail { pattern, query } => match broker.tail(
+            &pattern,
+            &query,
+            watching::TAIL_CAPACITY,
+        ) {
             Ok(tail) => {
                 // The old tail stops, then the `ok`, then the new tail's first
                 // message: a reader tells the two tails apart by the `ok`.
