@@ -81,6 +81,9 @@ pub struct App {
     /// Tables rebuilt from the current snapshot; the others are rebuilt when shown.
     fresh: [bool; 5],
     pub(crate) overlay: Option<Overlay>,
+    /// The popup a question was asked from (the peek, for a drop or a move):
+    /// it comes back once the question is answered, either way.
+    pub(crate) behind: Option<Overlay>,
     /// The question before quitting stops the broker, over everything else.
     pub(crate) stopping: Option<StopBroker>,
     pub(crate) filter_input: Option<Input>,
@@ -113,6 +116,7 @@ impl App {
             tables,
             fresh: [false; 5],
             overlay: None,
+            behind: None,
             stopping: None,
             filter_input: None,
             search_input: None,

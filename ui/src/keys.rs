@@ -394,7 +394,7 @@ mod tests {
             Some(Action::Close)
         );
         let hints: Vec<&str> = footer(Tail, View::Topics, false).map(|h| h.keys).collect();
-        assert_eq!(hints, ["↑↓ jk", "Esc", "p"]);
+        assert_eq!(hints, ["↑↓ jk", "Esc", "p", "/", "e"]);
         assert!(!footer(Popup, View::Topics, false).any(|h| h.keys == "p"));
     }
 
@@ -412,7 +412,7 @@ mod tests {
             ["↑↓ jk", "/", "s S", "⏎", "?", "q"]
         );
         let hints: Vec<&str> = footer(Tail, View::Topics, true).map(|h| h.keys).collect();
-        assert_eq!(hints, ["↑↓ jk", "Esc"]);
+        assert_eq!(hints, ["↑↓ jk", "Esc", "/", "e"]);
     }
 
     #[test]

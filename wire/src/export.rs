@@ -1,8 +1,8 @@
 //! One line of JSON per message browsed: what `switchyard peek` prints and what
 //! the console's export writes, in one format (JSON Lines).
 //!
-//! A line is `{"msg":"7","time":..,"headers":{..},"data":..}` for a queue's
-//! message, `{"seq":7,...}` for a retained topic's, and `{"topic":"a.b","seq":7,...}`
+//! A line is `{"msg":"7","time":..,"attempt":0,"expires"?:..,"headers":{..},"data":..}`
+//! for a queue's message, `{"seq":7,...}` for a retained topic's, and `{"topic":"a.b","seq":7,...}`
 //! for a tail's (which may cover many topics). `headers` is always there (`{}`
 //! when the message has none), so a reader need not test for it.
 
@@ -19,6 +19,10 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
     time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<u64>,
     headers: &'a Headers,
     data: &'a serde_json::Value,
 }
@@ -37,6 +41,9 @@ pub fn peeked_line(m: &PeekedMessage) -> String {
         msg: m.msg.as_deref(),
         seq: m.seq,
         time: m.time,
+        // Deliveries so far and the time to live: a queue's messages only.
+        attempt: m.msg.is_some().then_some(m.attempt),
+        expires: m.expires,
         headers: m.headers.as_ref().unwrap_or(&NO_HEADERS),
         data: &m.data,
     })
@@ -49,6 +56,8 @@ pub fn tail_line(m: &TailMessage) -> String {
         msg: None,
         seq: Some(m.seq),
         time: m.time,
+        attempt: None,
+        expires: None,
         headers: m.headers.as_ref().unwrap_or(&NO_HEADERS),
         data: &m.data,
     })
@@ -74,7 +83,7 @@ mod tests {
         };
         assert_eq!(
             peeked_line(&queued),
-            r#"{"msg":"7","time":1000,"headers":{"trace":"abc"},"data":{"total":120}}"#
+            r#"{"msg":"7","time":1000,"attempt":2,"headers":{"trace":"abc"},"data":{"total":120}}"#
         );
         let retained = PeekedMessage {
             msg: None,

@@ -86,7 +86,7 @@ impl App {
             return self.set_status(Level::Info, "Select a message first (↑↓)");
         };
         let queue = peek.queue.clone();
-        self.overlay = Some(Overlay::Confirm(Confirmation::Drop { queue, msg }));
+        self.ask_over_peek(Confirmation::Drop { queue, msg });
     }
 
     /// `m` in the peek of a dead-letter queue: ask before moving the selected
@@ -103,7 +103,13 @@ impl App {
             return self.set_status(Level::Info, text);
         };
         let from = peek.queue.clone();
-        self.overlay = Some(Overlay::Confirm(Confirmation::MoveOne { from, to, msg }));
+        self.ask_over_peek(Confirmation::MoveOne { from, to, msg });
+    }
+
+    /// Ask `question` over the open peek, which comes back once it is answered.
+    pub(super) fn ask_over_peek(&mut self, question: Confirmation) {
+        self.behind = self.overlay.take();
+        self.overlay = Some(Overlay::Confirm(question));
     }
 
     /// `e`: write what the popup shows (the peek's page, or its selected

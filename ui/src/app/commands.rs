@@ -210,6 +210,8 @@ impl App {
                 self.start(source, Job::Drop { queue, msg }, vec![command]);
             }
         }
+        // Back to the popup the question was asked from (its outcome reloads it).
+        self.overlay = self.behind.take();
     }
 
     pub(super) fn submit(&mut self, source: &mut dyn Source) {

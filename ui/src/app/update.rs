@@ -358,7 +358,7 @@ impl App {
         };
         let from = peek.queue.clone();
         let count = peek.ready.unwrap_or(peek.messages.len() as u64);
-        self.overlay = Some(Overlay::Confirm(Confirmation::MoveBack { from, to, count }));
+        self.ask_over_peek(Confirmation::MoveBack { from, to, count });
     }
 
     fn ask_kick_slow(&mut self) {
@@ -393,6 +393,7 @@ impl App {
                     }
                 };
                 self.set_status(Level::Info, format!("Cancelled the {what}"));
+                self.overlay = self.behind.take();
             }
             Some(Overlay::Publish { tail, sending, .. }) => {
                 self.overlay = tail.map(|tail| Overlay::Tail(*tail));
