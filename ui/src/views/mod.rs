@@ -97,9 +97,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             publish_form::render(frame, body, form, tail.is_some());
         }
         Some(Overlay::Peek(peek)) => {
-            peek::render(frame, body, peek);
+            let dialog = peek::render(frame, body, peek);
             if let Some(text) = &search {
-                peek::render_search(frame, body, text);
+                peek::render_search(frame, dialog, text);
             }
         }
         Some(Overlay::Tail(tail)) => {

@@ -79,7 +79,8 @@ fn notes(peek: &Peek) -> Vec<String> {
 
 /// Draw the peek popup over `area`, clamping its scroll to the content. With a
 /// message selected, the view starts at it (PgDn scrolls on from there).
-pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
+/// Returns where the popup is, for the search prompt.
+pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) -> Rect {
     let dialog = centered(area, 100, area.height.saturating_sub(2));
     let title = title(peek, dialog.width.saturating_sub(2));
     let inner = popup(frame, dialog, Line::from(title));
@@ -136,7 +137,7 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
     }
     if lines.is_empty() {
         let empty = match describe_query(&peek.query) {
-            Some(q) => format!(" no ready message matches {q} · / to change it, Esc in it clears"),
+            Some(q) => format!(" no ready message matches {q} · / changes it (empty: every message)"),
             None => " no ready messages".to_string(),
         };
         lines.push(Line::from(empty).dim());
@@ -148,14 +149,16 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
     let scroll = (selected_at + peek.scroll).min(room);
     let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
     frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+    dialog
 }
 
-/// The `/` prompt on the bottom line of a peek or tail popup over `area`:
+/// The `/` prompt on the last line inside the peek or tail popup at `area`:
 /// the text typed, and whether the broker takes it as a filter or a substring.
 pub fn render_search(frame: &mut Frame, area: Rect, text: &str) {
+    // The rule, said as the text is typed: a filter if it parses as one.
     let kind = match query_of(text) {
-        q if q.filter.is_some() => "filter",
-        q if q.search.is_some() => "text search",
+        q if q.filter.is_some() => "a filter",
+        q if q.search.is_some() => "text (not a filter)",
         _ => "everything",
     };
     let line = Line::from(vec![
@@ -163,14 +166,14 @@ pub fn render_search(frame: &mut Frame, area: Rect, text: &str) {
         Span::raw(text.to_string()),
         Span::raw("▏").yellow(),
         Span::styled(
-            format!("  ({kind}: a filter if it parses as one, else text) · ⏎ apply · Esc cancel "),
+            format!("  {kind} · ⏎ search · Esc cancel "),
             Style::new().dark_gray(),
         ),
     ]);
     let bottom = Rect {
         y: area.bottom().saturating_sub(2),
         height: 1,
-        x: area.x + 1,
+        x: area.x.saturating_add(1),
         width: area.width.saturating_sub(2),
     };
     frame.render_widget(ratatui::widgets::Clear, bottom);
