@@ -349,7 +349,10 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let exported: Vec<_> = lines.iter().map(|l| (l["msg"].clone(), l["data"].clone())).collect();
+    let exported: Vec<_> = lines
+        .iter()
+        .map(|l| (l["msg"].clone(), l["data"].clone()))
+        .collect();
     assert_eq!(
         exported,
         [(json!("1"), json!({"n": 1})), (json!("3"), json!({"n": 3}))]
@@ -359,7 +362,10 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
     console.key(KeyCode::Char('d'));
     match console.app.overlay() {
         Some(Overlay::Confirm(c)) => {
-            assert_eq!(c.question(), "Drop 1 message (message 1) from mail.dead? y/n")
+            assert_eq!(
+                c.question(),
+                "Drop 1 message (message 1) from mail.dead? y/n"
+            )
         }
         _ => panic!("d asks first"),
     }

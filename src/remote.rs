@@ -16,8 +16,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use switchyard_broker::{
     BrokerError, Command, CommandOutcome, ErrorCode, Headers, MessageQuery, PeekTarget,
-    PeekedMessage, Snapshot,
-    TailMessage,
+    PeekedMessage, Snapshot, TailMessage,
 };
 use switchyard_client::{Client, ClientError, ConnectOptions, WatchOptions};
 use switchyard_ui::{Link, Reply, Source, Wants};

@@ -122,11 +122,17 @@ async fn peek_filter_and_search_select_exactly_the_matching_messages() {
     let answer = c
         .call(json!({"op":"peek","id":2,"queue":"q","n":2,"filter":filter}))
         .await;
-    assert_eq!((ids(&answer), &answer["next"]), (vec![5, 1500], &json!(1500)));
+    assert_eq!(
+        (ids(&answer), &answer["next"]),
+        (vec![5, 1500], &json!(1500))
+    );
     let answer = c
         .call(json!({"op":"peek","id":3,"queue":"q","n":2,"filter":filter,"after":1500}))
         .await;
-    assert_eq!((ids(&answer), &answer["next"]), (vec![2400, 2499], &json!(2499)));
+    assert_eq!(
+        (ids(&answer), &answer["next"]),
+        (vec![2400, 2499], &json!(2499))
+    );
     let answer = c
         .call(json!({"op":"peek","id":4,"queue":"q","n":2,"filter":filter,"after":2499}))
         .await;
@@ -240,7 +246,10 @@ async fn peek_pages_a_retained_topic_by_seq() {
     );
     // Without a cursor or a query: the last `n`, as before.
     let answer = c.call(json!({"op":"peek","id":20,"topic":"t","n":3})).await;
-    assert_eq!((seqs(&answer), answer.get("next")), (vec![23, 24, 25], None));
+    assert_eq!(
+        (seqs(&answer), answer.get("next")),
+        (vec![23, 24, 25], None)
+    );
     // With a query and no cursor: from the first.
     let answer = c
         .call(json!({"op":"peek","id":21,"topic":"t","n":2,"filter":"data.n > 20 OR k = 'v3'"}))
@@ -292,9 +301,13 @@ async fn tail_passes_only_what_its_filter_and_search_select() {
     p.call(json!({"op":"pub","id":7,"topic":"orders.us","data":"abc"}))
         .await;
     let got = op.recv_ev("tail").await;
-    assert_eq!((&got["data"], &got["headers"]), (&json!(1), &json!({"trace":"xabcx"})));
+    assert_eq!(
+        (&got["data"], &got["headers"]),
+        (&json!(1), &json!({"trace":"xabcx"}))
+    );
     assert_eq!(op.recv_ev("tail").await["data"], json!("abc"));
-    op.expect_silence(std::time::Duration::from_millis(300)).await;
+    op.expect_silence(std::time::Duration::from_millis(300))
+        .await;
     // A bad filter is refused and leaves the open tail as it was.
     let e = op
         .call(json!({"op":"tail","id":3,"topic":"orders.*","filter":"total >"}))

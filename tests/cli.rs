@@ -1076,7 +1076,10 @@ async fn peek_pages_through_a_queue_and_selects_by_filter_or_search() {
     let mut m: Value = serde_json::from_str(line[0]).unwrap();
     assert!(line[0].starts_with("{\"msg\":\"7\",\"time\":"), "{out}");
     m.as_object_mut().unwrap().remove("time");
-    assert_eq!(m, json!({"msg":"7","attempt":0,"headers":{},"data":{"n":7}}));
+    assert_eq!(
+        m,
+        json!({"msg":"7","attempt":0,"headers":{},"data":{"n":7}})
+    );
     let (ok, _, err) = s.run_full(&["peek", "big", "--filter", "n ="]);
     assert!(!ok);
     assert!(err.contains("bad_filter"), "{err}");

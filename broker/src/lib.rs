@@ -32,9 +32,7 @@ pub mod webhook;
 pub use switchyard_wire::{command, export, stats};
 
 pub use broker::{Broker, Config, Tail, SERVER};
-pub use command::{
-    Command, CommandOutcome, MessageQuery, PeekTarget, PeekedMessage, TailMessage,
-};
+pub use command::{Command, CommandOutcome, MessageQuery, PeekTarget, PeekedMessage, TailMessage};
 pub use error::{BrokerError, ErrorCode};
 pub use server::Server;
 pub use stats::Snapshot;

@@ -229,10 +229,7 @@ impl Client {
             call: id,
             armed: false,
         });
-        if let Err(e) = self
-            .call_as(id, frame)
-            .await
-        {
+        if let Err(e) = self.call_as(id, frame).await {
             let mut routes = self.conn.routes.lock();
             if routes.tail.as_ref().is_some_and(|t| t.call == id) {
                 routes.tail = None;

@@ -183,7 +183,9 @@ impl App {
             return Context::Confirm;
         }
         // Typing a search in the peek or the tail: keys are text, as in a filter.
-        if self.search_input.is_some() && matches!(self.overlay, Some(Overlay::Peek(_) | Overlay::Tail(_))) {
+        if self.search_input.is_some()
+            && matches!(self.overlay, Some(Overlay::Peek(_) | Overlay::Tail(_)))
+        {
             return Context::Filter;
         }
         match &self.overlay {

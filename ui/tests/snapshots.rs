@@ -298,8 +298,12 @@ fn confirm_dialogs() {
     dead.keys("M").check("confirm_dialog__move_back");
     dead.check_at("confirm_dialog__move_back_80x24", 80, 24);
     // One selected dead letter (m), and a drop (d), each counted.
-    dead.key(KeyCode::Esc).keys("jjm").check("confirm_dialog__move_one");
-    dead.key(KeyCode::Esc).keys("d").check_at("confirm_dialog__drop_80x24", 80, 24);
+    dead.key(KeyCode::Esc)
+        .keys("jjm")
+        .check("confirm_dialog__move_one");
+    dead.key(KeyCode::Esc)
+        .keys("d")
+        .check_at("confirm_dialog__drop_80x24", 80, 24);
 }
 
 #[test]
@@ -374,12 +378,15 @@ fn peek_popup_browsing() {
     // `/` with a filter being typed, then with text that is not one.
     let mut f = Fixture::typical();
     f.keys("3jjj").key(KeyCode::Enter);
-    f.keys("/data.image = 'img3.png'").check("peek_popup__search_prompt");
+    f.keys("/data.image = 'img3.png'")
+        .check("peek_popup__search_prompt");
     f.key(KeyCode::Enter).check("peek_popup__search_filter");
     let mut f = Fixture::typical();
     f.keys("3jjj").key(KeyCode::Enter);
-    f.keys("/img12").check_at("peek_popup__search_prompt_text_80x24", 80, 24);
-    f.key(KeyCode::Enter).check_at("peek_popup__search_text_80x24", 80, 24);
+    f.keys("/img12")
+        .check_at("peek_popup__search_prompt_text_80x24", 80, 24);
+    f.key(KeyCode::Enter)
+        .check_at("peek_popup__search_text_80x24", 80, 24);
     // A search nothing matches: an empty page that says so.
     Fixture::typical()
         .keys("3jjj")
@@ -424,7 +431,8 @@ fn peek_popup_browsing() {
 fn tail_view_search() {
     let mut f = Fixture::typical();
     f.keys("2jjjj").key(KeyCode::Enter);
-    f.keys("/tags CONTAINS 'urgent'").check("tail_view__search_prompt");
+    f.keys("/tags CONTAINS 'urgent'")
+        .check("tail_view__search_prompt");
     f.key(KeyCode::Enter);
     f.source.push_tail(fixture::tail_orders());
     f.tick().check("tail_view__search");

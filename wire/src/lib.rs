@@ -13,8 +13,6 @@ mod headers;
 pub mod stats;
 
 pub use code::ErrorCode;
-pub use command::{
-    Command, CommandOutcome, MessageQuery, PeekTarget, PeekedMessage, TailMessage,
-};
+pub use command::{Command, CommandOutcome, MessageQuery, PeekTarget, PeekedMessage, TailMessage};
 pub use headers::{HeaderValue, Headers};
 pub use stats::{Gone, Snapshot};

@@ -215,8 +215,7 @@ impl Broker {
                 // Every client's outbound buffer is `max_pending` bytes: half of it
                 // for one answer leaves room for what else it is waiting for.
                 let first = messages.first().and_then(cursor);
-                let (messages, truncated) =
-                    bound_peek(messages, self.inner.config.max_pending / 2);
+                let (messages, truncated) = bound_peek(messages, self.inner.config.max_pending / 2);
                 let next = match (truncated, messages.last()) {
                     (false, _) => next,
                     // Go on after the last message sent; if not even the first
@@ -243,7 +242,8 @@ impl Broker {
 
 /// Where a peek goes on after `m`: its seq in a topic, its id in a queue.
 fn cursor(m: &PeekedMessage) -> Option<u64> {
-    m.seq.or_else(|| m.msg.as_deref().and_then(|id| id.parse().ok()))
+    m.seq
+        .or_else(|| m.msg.as_deref().and_then(|id| id.parse().ok()))
 }
 
 /// Room in a bounded answer for what is not a message: `{"ev":"ok","id":...,

@@ -259,8 +259,7 @@ impl Broker {
     ) -> Result<Tail, BrokerError> {
         names::check_pattern(pattern)?;
         let filter = query.filter.as_deref().map(Filter::parse).transpose()?;
-        let buffer =
-            Arc::new(TailBuffer::new(capacity.max(1)).searching(query.search.as_deref()));
+        let buffer = Arc::new(TailBuffer::new(capacity.max(1)).searching(query.search.as_deref()));
         let sub = Arc::new(Subscription::new(
             self.inner.topics.next_key(),
             "tail".into(),

@@ -95,6 +95,9 @@ mod tests {
             search: None,
         })
         .unwrap_err();
-        assert_eq!(bad.to_string(), "bad_filter: expected a value after '=' at 3");
+        assert_eq!(
+            bad.to_string(),
+            "bad_filter: expected a value after '=' at 3"
+        );
     }
 }

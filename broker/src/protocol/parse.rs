@@ -244,7 +244,8 @@ fn required_data(raw: Option<&str>) -> Result<Payload, BrokerError> {
 /// A peek's cursor: the `next` of the page before, a number; a queue's message
 /// id as its string (`"41"`) is taken too.
 fn parse_after(raw: &str) -> Result<u64, BrokerError> {
-    const WHAT: &str = "field `after` must be a non-negative integer (a `next`, a seq or a message id)";
+    const WHAT: &str =
+        "field `after` must be a non-negative integer (a `next`, a seq or a message id)";
     match serde_json::from_str::<serde_json::Value>(raw).map_err(|_| bad(WHAT))? {
         serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| bad(WHAT)),
         serde_json::Value::String(s) => s.parse().map_err(|_| bad(WHAT)),

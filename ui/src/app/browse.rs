@@ -122,7 +122,10 @@ impl App {
             },
             Some(Overlay::Tail(tail)) => (
                 &tail.pattern,
-                tail.messages.iter().map(|e| tail_line(&e.message)).collect(),
+                tail.messages
+                    .iter()
+                    .map(|e| tail_line(&e.message))
+                    .collect(),
             ),
             _ => return,
         };
@@ -192,7 +195,10 @@ mod tests {
         let second = write_new(&dir, "orders.*", 7, &lines[..1]).unwrap();
         assert_eq!(first, dir.join("switchyard-orders._-7.jsonl"));
         assert_eq!(second, dir.join("switchyard-orders._-7-2.jsonl"));
-        assert_eq!(std::fs::read_to_string(&first).unwrap(), "{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(
+            std::fs::read_to_string(&first).unwrap(),
+            "{\"a\":1}\n{\"a\":2}\n"
+        );
         assert_eq!(std::fs::read_to_string(&second).unwrap(), "{\"a\":1}\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -239,10 +239,9 @@ impl App {
             }
             Job::Drop { queue, msg } => {
                 match result {
-                    Ok(_) => self.set_status(
-                        Level::Done,
-                        format!("Dropped message {msg} from {queue}"),
-                    ),
+                    Ok(_) => {
+                        self.set_status(Level::Done, format!("Dropped message {msg} from {queue}"))
+                    }
                     Err(e) => self.set_status(
                         Level::Error,
                         format!("Drop of message {msg} from {queue} failed: {e}"),
@@ -295,7 +294,11 @@ impl App {
                     && open.query == peek.query
                     && peek.page > 0 =>
             {
-                let text = format!("No ready messages on page {} of {} now", peek.page + 1, peek.queue);
+                let text = format!(
+                    "No ready messages on page {} of {} now",
+                    peek.page + 1,
+                    peek.queue
+                );
                 self.set_status(Level::Info, text);
             }
             Some(Overlay::Peek(open)) if open.queue == peek.queue => {

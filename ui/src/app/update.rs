@@ -387,7 +387,9 @@ impl App {
                     Confirmation::MoveOne { from, msg, .. } => {
                         format!("move of message {msg} of {from}")
                     }
-                    Confirmation::Drop { queue, msg } => format!("drop of message {msg} of {queue}"),
+                    Confirmation::Drop { queue, msg } => {
+                        format!("drop of message {msg} of {queue}")
+                    }
                     Confirmation::RequeueConsumer { client, cid, .. } => {
                         format!("requeue of {client}/{cid}'s jobs")
                     }

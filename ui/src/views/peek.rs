@@ -137,7 +137,9 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) -> Rect {
     }
     if lines.is_empty() {
         let empty = match describe_query(&peek.query) {
-            Some(q) => format!(" no ready message matches {q} · / changes it (empty: every message)"),
+            Some(q) => {
+                format!(" no ready message matches {q} · / changes it (empty: every message)")
+            }
             None => " no ready messages".to_string(),
         };
         lines.push(Line::from(empty).dim());

@@ -8,10 +8,7 @@ use super::*;
 fn enter_on_a_queue_peeks_without_consuming() {
     let mut h = Harness::new();
     h.keys("3j").key(KeyCode::Enter);
-    assert_eq!(
-        h.source.executed,
-        [peek_of("jobs", None)]
-    );
+    assert_eq!(h.source.executed, [peek_of("jobs", None)]);
     match h.app.overlay() {
         Some(Overlay::Peek(peek)) => assert_eq!(peek.messages, fixture::peeked_jobs()),
         other => panic!("{other:?}"),
@@ -55,16 +52,25 @@ fn the_peek_popup_pages_by_asking_the_broker_again() {
     assert_eq!(open_peek(&h).page, 0);
     assert_eq!(peeked_ids(&h).first().map(String::as_str), Some("m100001"));
     h.keys("jj").key(KeyCode::Right);
-    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", Some(100_010))));
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&peek_of("thumbnails", Some(100_010)))
+    );
     let ids: Vec<String> = (11..=20).map(|i| format!("m1{i:05}")).collect();
     assert_eq!(peeked_ids(&h), ids);
     assert_eq!((open_peek(&h).first(), open_peek(&h).scroll), (11, 0));
     assert_eq!(open_peek(&h).ready, Some(1_250));
     h.keys("n");
-    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", Some(100_020))));
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&peek_of("thumbnails", Some(100_020)))
+    );
     assert_eq!(open_peek(&h).page, 2);
     h.key(KeyCode::Left);
-    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", Some(100_010))));
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&peek_of("thumbnails", Some(100_010)))
+    );
     h.keys("p");
     assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", None)));
     assert_eq!(open_peek(&h).page, 0);
@@ -621,7 +627,9 @@ fn m_moves_the_selected_dead_letter_back_after_asking() {
     );
     assert_eq!(
         confirmation.map(|c| c.question()),
-        Some(format!("Move 1 message (message {second}) from thumbnails back to jobs? y/n"))
+        Some(format!(
+            "Move 1 message (message {second}) from thumbnails back to jobs? y/n"
+        ))
     );
     h.keys("y");
     let moved = Command::Move {
@@ -634,7 +642,10 @@ fn m_moves_the_selected_dead_letter_back_after_asking() {
     // The move, then the same page again: it changed.
     let n = h.source.executed.len();
     assert_eq!(h.source.executed[n - 2], moved);
-    assert!(matches!(h.source.executed[n - 1], Command::Peek { after: None, .. }));
+    assert!(matches!(
+        h.source.executed[n - 1],
+        Command::Peek { after: None, .. }
+    ));
 }
 
 /// The id of the `i`th dead letter the fixture peeks.
@@ -696,7 +707,11 @@ fn slash_in_a_peek_searches_by_filter_or_by_text_broker_side() {
     assert_eq!(peeked_ids(&h)[..2], ["m100012", "m100120"]);
     // Nothing matches: an empty page that says so.
     h.keys("/").key(KeyCode::Esc);
-    assert_eq!(h.app.search_input(), None, "Esc leaves the search as it was");
+    assert_eq!(
+        h.app.search_input(),
+        None,
+        "Esc leaves the search as it was"
+    );
     assert_eq!(open_peek(&h).query.search.as_deref(), Some("img12"));
 }
 
@@ -707,15 +722,29 @@ fn e_exports_the_page_or_the_selected_message_as_json_lines() {
     let mut h = Harness::new();
     h.app.export_into(&dir);
     h.keys("3j").key(KeyCode::Enter).keys("e");
-    let path = h.status().strip_prefix("Exported 3 messages to ").unwrap().to_string();
+    let path = h
+        .status()
+        .strip_prefix("Exported 3 messages to ")
+        .unwrap()
+        .to_string();
     let lines: Vec<String> = fixture::peeked_jobs()
         .iter()
         .map(switchyard_broker::export::peeked_line)
         .collect();
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), lines.join("\n") + "\n");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        lines.join("\n") + "\n"
+    );
     h.keys("jje");
-    let path = h.status().strip_prefix("Exported 1 message to ").unwrap().to_string();
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), lines[1].clone() + "\n");
+    let path = h
+        .status()
+        .strip_prefix("Exported 1 message to ")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        lines[1].clone() + "\n"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -729,10 +758,7 @@ fn slash_in_a_tail_restarts_it_with_the_query_and_e_exports_it() {
     let pattern = h.source.tails_opened[0].clone();
     h.keys("/region = 'us'").key(KeyCode::Enter);
     assert_eq!(h.source.tails_opened, [pattern.clone(), pattern]);
-    assert_eq!(
-        open_tail(&h).query.filter.as_deref(),
-        Some("region = 'us'")
-    );
+    assert_eq!(open_tail(&h).query.filter.as_deref(), Some("region = 'us'"));
     h.keys("e");
     assert_eq!(h.status(), "Nothing to export: no messages shown");
     std::fs::remove_dir_all(&dir).unwrap();
