@@ -407,7 +407,7 @@ fn peek_popup_browsing() {
             for h in 0..4 {
                 headers.insert(
                     format!("x-header-{h}"),
-                    switchyard_broker::HeaderValue::One(format!("{}", "v".repeat(30 + 10 * h))),
+                    switchyard_broker::HeaderValue::One("v".repeat(30 + 10 * h)),
                 );
             }
             switchyard_broker::PeekedMessage {
