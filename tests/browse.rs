@@ -352,3 +352,46 @@ async fn move_takes_one_message_by_id() {
     );
     b.stop().await;
 }
+
+/// A page cut to its byte bound goes on from its last message: paging a queue
+/// of large messages still gets each once, in order.
+#[tokio::test]
+async fn a_truncated_page_goes_on_from_its_last_message() {
+    let b = TestBroker::with(switchyard_broker::Config {
+        max_pending: 4096,
+        ..switchyard_broker::Config::default()
+    })
+    .await;
+    let mut c = b.raw().await;
+    c.call(json!({"op":"declare","id":0,"queue":"big","durable":false}))
+        .await;
+    let data = "x".repeat(700);
+    for i in 1..=10u64 {
+        c.call(json!({"op":"send","id":i,"queue":"big","data":data}))
+            .await;
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut truncated = 0;
+    for id in 20..40 {
+        let mut frame = json!({"op":"peek","id":id,"queue":"big","n":10});
+        if let Some(a) = after {
+            frame["after"] = json!(a);
+        }
+        let answer = c.call(frame).await;
+        let got = ids(&answer);
+        assert!(!got.is_empty(), "{answer}");
+        if answer.get("truncated").is_some() {
+            truncated += 1;
+            assert_eq!(answer["next"], json!(got.last().unwrap()), "{answer}");
+        }
+        seen.extend(got);
+        match answer["next"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<u64>>());
+    assert!(truncated > 0, "the bound cut some page");
+    b.stop().await;
+}

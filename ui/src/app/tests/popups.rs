@@ -754,12 +754,30 @@ fn slash_in_a_tail_restarts_it_with_the_query_and_e_exports_it() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut h = Harness::new();
     h.app.export_into(&dir);
-    h.keys("2").key(KeyCode::Enter);
+    h.keys("2jjjj").key(KeyCode::Enter);
     let pattern = h.source.tails_opened[0].clone();
-    h.keys("/region = 'us'").key(KeyCode::Enter);
+    h.keys("/status = 'new'").key(KeyCode::Enter);
     assert_eq!(h.source.tails_opened, [pattern.clone(), pattern]);
-    assert_eq!(open_tail(&h).query.filter.as_deref(), Some("region = 'us'"));
+    assert_eq!(
+        open_tail(&h).query.filter.as_deref(),
+        Some("status = 'new'")
+    );
     h.keys("e");
     assert_eq!(h.status(), "Nothing to export: no messages shown");
+    // What the tail took in, one line each, as `switchyard peek` prints them.
+    h.source.push_tail(fixture::tail_orders());
+    h.tick().keys("e");
+    let tailed: Vec<String> = open_tail(&h)
+        .messages
+        .iter()
+        .map(|e| switchyard_broker::export::tail_line(&e.message))
+        .collect();
+    assert!(!tailed.is_empty());
+    let want = format!("Exported {} messages to ", tailed.len());
+    let path = h.status().strip_prefix(want.as_str()).unwrap().to_string();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        tailed.join("\n") + "\n"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
