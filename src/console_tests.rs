@@ -274,6 +274,31 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
             [(Some("data.n > 1".to_string()), Verdict::FilteredOut)]
         );
     }
+    // `/` restarts the tail with a filter the broker evaluates.
+    console.key(KeyCode::Char('/'));
+    console.type_text("data.n = 7");
+    console.key(KeyCode::Enter);
+    console.until("the searching tail", |app| {
+        matches!(app.overlay(), Some(Overlay::Tail(t))
+            if t.query.filter.as_deref() == Some("data.n = 7") && t.received == 0)
+    });
+    // A remote tail starts again a moment after the key.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        console.tick();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in [5, 7] {
+        rt.block_on(ops.publish("orders.eu", json!({"n": n})))
+            .unwrap();
+    }
+    console.until(
+        "the one message the filter selects",
+        |app| matches!(app.overlay(), Some(Overlay::Tail(t)) if t.received == 1),
+    );
+    if let Some(Overlay::Tail(tail)) = console.app.overlay() {
+        assert_eq!(tail.messages[0].message.data, json!({"n": 7}));
+    }
     console.key(KeyCode::Esc);
 
     // Dead letters back to work, browsing them: `/` finds one by a filter the
