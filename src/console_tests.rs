@@ -290,12 +290,38 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
             [(Some("data.n > 1".to_string()), Verdict::FilteredOut)]
         );
     }
+    // `/` restarts the tail with a filter the broker evaluates.
+    console.key(KeyCode::Char('/'));
+    console.type_text("data.n = 7");
+    console.key(KeyCode::Enter);
+    console.until("the searching tail", |app| {
+        matches!(app.overlay(), Some(Overlay::Tail(t))
+            if t.query.filter.as_deref() == Some("data.n = 7") && t.received == 0)
+    });
+    // A remote tail starts again a moment after the key.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        console.tick();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in [5, 7] {
+        rt.block_on(ops.publish("orders.eu", json!({"n": n})))
+            .unwrap();
+    }
+    console.until(
+        "the one message the filter selects",
+        |app| matches!(app.overlay(), Some(Overlay::Tail(t)) if t.received == 1),
+    );
+    if let Some(Overlay::Tail(tail)) = console.app.overlay() {
+        assert_eq!(tail.messages[0].message.data, json!({"n": 7}));
+    }
     console.key(KeyCode::Esc);
     console.key(KeyCode::Esc);
 
-    // Dead letters back to work: m in the peek of a dead-letter queue asks, with
-    // the count, then moves them back to the queue they died in.
-    for n in 1..=2 {
+    // Dead letters back to work, browsing them: `/` finds one by a filter the
+    // broker evaluates, m moves the selected one back, e exports the page, d
+    // drops one, M moves all that are left; each question states the count.
+    for n in 1..=3 {
         let letter = json!({"op": "send", "queue": "mail.dead", "data": {"n": n},
                             "headers": {"x-dead-letter-queue": "mail"}});
         rt.block_on(ops.call(letter)).unwrap();
@@ -310,30 +336,103 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
                 .snapshot()
                 .queues
                 .iter()
-                .any(|q| q.name == "mail.dead" && q.ready == 2)
+                .any(|q| q.name == "mail.dead" && q.ready == 3)
     });
     console.key(KeyCode::Enter);
     console.key(KeyCode::Enter);
     console.until(
         "the dead letters' peek",
-        |app| matches!(app.overlay(), Some(Overlay::Peek(p)) if p.messages.len() == 2),
+        |app| matches!(app.overlay(), Some(Overlay::Peek(p)) if p.messages.len() == 3),
     );
+    let peeked = |app: &App| -> Vec<serde_json::Value> {
+        match app.overlay() {
+            Some(Overlay::Peek(p)) => p.messages.iter().map(|m| m.data["n"].clone()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    console.key(KeyCode::Char('/'));
+    console.type_text("data.n = 2");
+    console.key(KeyCode::Enter);
+    console.until("the search's page", |app| {
+        matches!(app.overlay(), Some(Overlay::Peek(p)) if p.query.filter.is_some())
+            && peeked(app) == [json!(2)]
+    });
+    console.key(KeyCode::Down);
     console.key(KeyCode::Char('m'));
     match console.app.overlay() {
         Some(Overlay::Confirm(c)) => assert_eq!(
             c.question(),
-            "Move the ready messages of mail.dead that died in mail back to mail (2 ready messages in mail.dead)? y/n"
+            "Move 1 message (message 2) from mail.dead back to mail? y/n"
         ),
         _ => panic!("m asks first"),
     }
     console.key(KeyCode::Char('y'));
+    console.until("the move's answer, and the page again", |app| {
+        app.status()
+            .is_some_and(|s| s.text == "Moved 1 message from mail.dead back to mail")
+            && matches!(app.overlay(), Some(Overlay::Peek(p)) if p.messages.is_empty())
+    });
+    // An empty search shows everything again.
+    console.key(KeyCode::Char('/'));
+    for _ in 0.."data.n = 2".len() {
+        console.key(KeyCode::Backspace);
+    }
+    console.key(KeyCode::Enter);
+    console.until("the whole page", |app| peeked(app) == [json!(1), json!(3)]);
+    let exports = live.data_dir.join("exports");
+    std::fs::create_dir_all(&exports).unwrap();
+    console.app.export_into(&exports);
+    console.key(KeyCode::Char('e'));
+    let status = console.status();
+    let path = status
+        .strip_prefix("Exported 2 messages to ")
+        .unwrap_or_else(|| panic!("{status}"));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let exported: Vec<_> = lines
+        .iter()
+        .map(|l| (l["msg"].clone(), l["data"].clone()))
+        .collect();
+    assert_eq!(
+        exported,
+        [(json!("1"), json!({"n": 1})), (json!("3"), json!({"n": 3}))]
+    );
+    assert_eq!(lines[0]["headers"], json!({"x-dead-letter-queue": "mail"}));
+    console.key(KeyCode::Down);
+    console.key(KeyCode::Char('d'));
+    match console.app.overlay() {
+        Some(Overlay::Confirm(c)) => {
+            assert_eq!(
+                c.question(),
+                "Drop 1 message (message 1) from mail.dead? y/n"
+            )
+        }
+        _ => panic!("d asks first"),
+    }
+    console.key(KeyCode::Char('y'));
+    console.until("the drop's answer, and the page again", |app| {
+        app.status()
+            .is_some_and(|s| s.text == "Dropped message 1 from mail.dead")
+            && peeked(app) == [json!(3)]
+    });
+    console.key(KeyCode::Char('M'));
+    // The count follows the snapshots (a remote one comes with the next frame).
+    console.until("the question, with the count", |app| {
+        matches!(app.overlay(), Some(Overlay::Confirm(c)) if c.question()
+            == "Move the ready messages of mail.dead that died in mail back to mail (1 ready message in mail.dead)? y/n")
+    });
+    console.key(KeyCode::Char('y'));
     console.until("the move's answer", |app| {
         app.status()
-            .is_some_and(|s| s.text == "Moved 2 messages from mail.dead back to mail")
+            .is_some_and(|s| s.text == "Moved 1 message from mail.dead back to mail")
     });
     let mail = live.broker.peek_queue("mail", 10).unwrap();
     let moved: Vec<_> = mail.iter().map(|m| m.data.clone()).collect();
-    assert_eq!(moved, [json!({"n": 1}), json!({"n": 2})]);
+    assert_eq!(moved, [json!({"n": 2}), json!({"n": 3})]);
+    assert_eq!(live.broker.peek_queue("mail.dead", 10).unwrap(), []);
 }
 
 #[test]

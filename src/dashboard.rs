@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_broker::{
-    Broker, BrokerError, Command, Config, ErrorCode, Server, Snapshot, Tail, TailMessage,
+    Broker, BrokerError, Command, Config, ErrorCode, MessageQuery, Server, Snapshot, Tail,
+    TailMessage,
 };
 use switchyard_ui::{Reply, Source};
 use tracing_subscriber::fmt::MakeWriter;
@@ -82,9 +83,9 @@ impl Source for Embedded {
         }
     }
 
-    fn open_tail(&mut self, pattern: &str) -> Result<(), BrokerError> {
+    fn open_tail(&mut self, pattern: &str, query: &MessageQuery) -> Result<(), BrokerError> {
         self.tail = None;
-        self.tail = Some(self.broker.tail(pattern, None, TAIL_CAPACITY)?);
+        self.tail = Some(self.broker.tail(pattern, query, TAIL_CAPACITY)?);
         Ok(())
     }
 

@@ -15,8 +15,8 @@ use anyhow::Context;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use switchyard_broker::{
-    BrokerError, Command, CommandOutcome, ErrorCode, Headers, PeekTarget, PeekedMessage, Snapshot,
-    TailMessage,
+    BrokerError, Command, CommandOutcome, ErrorCode, Headers, MessageQuery, PeekTarget,
+    PeekedMessage, Snapshot, TailMessage,
 };
 use switchyard_client::{Client, ClientError, ConnectOptions, WatchOptions};
 use switchyard_ui::{Link, Reply, Source, Wants};
@@ -41,7 +41,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the dashboard asks of the link thread.
 enum Request {
     Execute(Command, Reply),
-    Tail(Option<String>),
+    Tail(Option<(String, MessageQuery)>),
     Want(Wants),
 }
 
@@ -112,10 +112,12 @@ impl Source for Remote {
         self.ask(Request::Execute(command, reply));
     }
 
-    fn open_tail(&mut self, pattern: &str) -> Result<(), BrokerError> {
+    fn open_tail(&mut self, pattern: &str, query: &MessageQuery) -> Result<(), BrokerError> {
+        // Refused here as the broker would refuse it, since the answer comes later.
         switchyard_broker::names::check_pattern(pattern)?;
+        switchyard_broker::filter::Query::compile(query)?;
         self.shared.lock().tail.clear();
-        self.ask(Request::Tail(Some(pattern.to_string())));
+        self.ask(Request::Tail(Some((pattern.to_string(), query.clone()))));
         Ok(())
     }
 
@@ -154,7 +156,7 @@ impl Source for Remote {
 #[derive(Default)]
 struct Interest {
     wants: Wants,
-    tail: Option<String>,
+    tail: Option<(String, MessageQuery)>,
 }
 
 /// Connects, serves the dashboard's requests until the connection is lost, and
@@ -259,7 +261,7 @@ async fn serve(
         Err(e) => return lost(e, false),
     };
     let mut tail = match &interest.tail {
-        Some(pattern) => client.tail(pattern).await.ok(),
+        Some((pattern, query)) => client.tail_matching(pattern, query).await.ok(),
         None => None,
     };
     let (commands, queue) = mpsc::unbounded_channel();
@@ -298,8 +300,8 @@ async fn serve(
                 }
                 Some(Request::Tail(pattern)) => {
                     tail = None;
-                    if let Some(p) = &pattern {
-                        tail = client.tail(p).await.ok();
+                    if let Some((p, query)) = &pattern {
+                        tail = client.tail_matching(p, query).await.ok();
                     } else {
                         let _ = client.untail().await;
                     }
@@ -405,8 +407,12 @@ async fn execute(
             to,
             n,
             filter,
+            msg,
         } => {
             let mut frame = json!({"op": "move", "from": from, "to": to});
+            if let Some(msg) = msg {
+                frame["msg"] = json!(msg);
+            }
             if let Some(n) = n {
                 frame["n"] = json!(n);
             }
@@ -419,10 +425,27 @@ async fn execute(
         Command::RequeueConsumer { client, cid } => {
             json!({"op": "requeue", "client": client, "cid": cid})
         }
-        Command::Peek { target, n } => match target {
-            PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
-            PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
-        },
+        Command::Peek {
+            target,
+            n,
+            after,
+            query,
+        } => {
+            let mut frame = match target {
+                PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
+                PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
+            };
+            if let Some(after) = after {
+                frame["after"] = json!(after);
+            }
+            if let Some(filter) = &query.filter {
+                frame["filter"] = json!(filter);
+            }
+            if let Some(search) = &query.search {
+                frame["search"] = json!(search);
+            }
+            frame
+        }
         Command::Describe { target } => match target {
             PeekTarget::Queue(queue) => json!({"op": "describe", "queue": queue}),
             PeekTarget::Topic(topic) => json!({"op": "describe", "topic": topic}),
@@ -462,6 +485,7 @@ async fn execute(
                     BrokerError::new(ErrorCode::Internal, format!("bad peek answer: {e}"))
                 })?,
             truncated: ok["truncated"] == json!(true),
+            next: ok["next"].as_u64(),
         },
         Command::Describe {
             target: PeekTarget::Queue(_),

@@ -1039,3 +1039,48 @@ fn requeue_puts_one_job_or_a_consumers_jobs_back() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+/// `peek` pages through a whole queue with the broker's cursor (1,000 a call),
+/// selects with `--filter` or `--search` broker-side, and prints the console's
+/// export lines: `{"msg","time","attempt","headers","data"}`.
+#[tokio::test]
+async fn peek_pages_through_a_queue_and_selects_by_filter_or_search() {
+    let s = Served::start();
+    let mut raw = common::Raw::connect(&s.url).await;
+    raw.call(json!({"op":"declare","id":0,"queue":"big","durable":false}))
+        .await;
+    let sends: Vec<String> = (1..=1200)
+        .map(|n| json!({"op":"send","queue":"big","data":{"n":n}}).to_string())
+        .collect();
+    for frame in sends.chunks(400) {
+        raw.send_text(frame.join("\n")).await;
+    }
+    s.wait_for("1200 ready", |v| v["queues"][0]["ready"] == json!(1200));
+
+    let ids = |out: &str| -> Vec<u64> {
+        json_lines(out)
+            .iter()
+            .map(|m| m["msg"].as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    let (ok, out, err) = s.run_full(&["peek", "big", "--all"]);
+    assert!(ok, "{err}");
+    assert_eq!(ids(&out), (1..=1200).collect::<Vec<u64>>());
+    let (_, out, _) = s.run_full(&["peek", "big", "-n", "1100"]);
+    assert_eq!(ids(&out), (1..=1100).collect::<Vec<u64>>());
+    let (_, out, _) = s.run_full(&["peek", "big", "--filter", "data.n > 1195"]);
+    assert_eq!(ids(&out), vec![1196, 1197, 1198, 1199, 1200]);
+    let (_, out, _) = s.run_full(&["peek", "big", "--all", "--search", "\"n\":7}"]);
+    let line = out.lines().collect::<Vec<_>>();
+    assert_eq!(line.len(), 1, "{out}");
+    let mut m: Value = serde_json::from_str(line[0]).unwrap();
+    assert!(line[0].starts_with("{\"msg\":\"7\",\"time\":"), "{out}");
+    m.as_object_mut().unwrap().remove("time");
+    assert_eq!(
+        m,
+        json!({"msg":"7","attempt":0,"headers":{},"data":{"n":7}})
+    );
+    let (ok, _, err) = s.run_full(&["peek", "big", "--filter", "n ="]);
+    assert!(!ok);
+    assert!(err.contains("bad_filter"), "{err}");
+}

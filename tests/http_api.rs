@@ -323,9 +323,40 @@ async fn peek_and_stats_answer_what_the_websocket_frames_do() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         r.json(),
-        json!({"queue": "jobs", "messages": frame["messages"]})
+        json!({"queue": "jobs", "messages": frame["messages"], "next": 2})
     );
     assert_eq!(r.json()["messages"].as_array().unwrap().len(), 2);
+    // Paged with the cursor, selected by a filter or a search, as the frame is.
+    let r = http(tb.addr, &get("/v1/queues/jobs/peek?after=2", &[])).await;
+    let ids: Vec<Value> = r.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg"].clone())
+        .collect();
+    assert_eq!(
+        (ids, r.json().get("next").cloned()),
+        (vec![json!("3")], None)
+    );
+    let r = http(
+        tb.addr,
+        &get(
+            "/v1/queues/jobs/peek?filter=topic+%3D+%27jobs%27&search=3",
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let ids: Vec<Value> = r.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("3")]);
+    let r = http(tb.addr, &get("/v1/queues/jobs/peek?filter=topic+%3D", &[])).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "bad_filter");
     let r = http(tb.addr, &get("/v1/queues/nope/peek", &[])).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "not_found");

@@ -30,10 +30,10 @@ pub mod time;
 mod topic;
 pub mod webhook;
 
-pub use switchyard_wire::{command, page, stats};
+pub use switchyard_wire::{command, export, page, stats};
 
 pub use broker::{Broker, Config, Tail, SERVER};
-pub use command::{Command, CommandOutcome, PeekTarget, PeekedMessage, TailMessage};
+pub use command::{Command, CommandOutcome, MessageQuery, PeekTarget, PeekedMessage, TailMessage};
 pub use error::{BrokerError, ErrorCode};
 pub use server::Server;
 pub use stats::Snapshot;

@@ -27,9 +27,11 @@ mod topics;
 pub use client::Client;
 pub use error::ClientError;
 pub use frame::Undecoded;
-pub use operator::{Watch, WatchOptions};
+pub use operator::{PeekPage, Watch, WatchOptions};
 pub use options::ConnectOptions;
 pub use queues::{Consumer, Job};
 pub use topics::{Message, Subscription};
 
-pub use switchyard_wire::{HeaderValue, Headers, PeekedMessage, Snapshot, TailMessage};
+pub use switchyard_wire::{
+    export, HeaderValue, Headers, MessageQuery, PeekTarget, PeekedMessage, Snapshot, TailMessage,
+};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use switchyard_wire::page::{QueuePage, TopicPage};
-use switchyard_wire::{PeekedMessage, Snapshot, TailMessage};
+use switchyard_wire::{MessageQuery, PeekTarget, PeekedMessage, Snapshot, TailMessage};
 use tokio::sync::mpsc;
 
 use crate::client::Client;
@@ -59,12 +59,54 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("bad describe answer: {e}")))
     }
 
+    /// One page of a queue or retained topic: up to `n` messages after the
+    /// cursor `after` (a `next` of the page before) that `query` selects.
+    pub async fn peek_page(
+        &self,
+        target: &PeekTarget,
+        n: usize,
+        after: Option<u64>,
+        query: &MessageQuery,
+    ) -> Result<PeekPage, ClientError> {
+        let mut frame = match target {
+            PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
+            PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
+        };
+        if let Some(after) = after {
+            frame["after"] = json!(after);
+        }
+        if let Some(filter) = &query.filter {
+            frame["filter"] = json!(filter);
+        }
+        if let Some(search) = &query.search {
+            frame["search"] = json!(search);
+        }
+        let ok = self.call(frame).await?;
+        Ok(PeekPage {
+            messages: serde_json::from_value(ok["messages"].clone())
+                .map_err(|e| ClientError::Protocol(format!("bad peek answer: {e}")))?,
+            truncated: ok["truncated"] == json!(true),
+            next: ok["next"].as_u64(),
+        })
+    }
+
     /// Disconnects a client (by its id, `c42`), telling it `reason`.
     pub async fn kick(&self, client: &str, reason: &str) -> Result<(), ClientError> {
         self.call(json!({"op": "kick", "client": client, "reason": reason}))
             .await
             .map(|_| ())
     }
+}
+
+/// One page of a [`Client::peek_page`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeekPage {
+    /// The messages, oldest first.
+    pub messages: Vec<PeekedMessage>,
+    /// Cut to fit the answer's byte bound.
+    pub truncated: bool,
+    /// Where the next page starts (`after`), when more may follow.
+    pub next: Option<u64>,
 }
 
 /// What a [`Client::watch`] asks for.
@@ -178,6 +220,23 @@ impl Client {
     /// the broker drops its oldest messages rather than hold a slow reader, and a
     /// reader more than [`TAIL_CHANNEL`] messages behind loses the newest.
     pub async fn tail(&self, pattern: &str) -> Result<mpsc::Receiver<TailMessage>, ClientError> {
+        self.tail_matching(pattern, &MessageQuery::default()).await
+    }
+
+    /// Tails a topic pattern, only the messages `query` selects (the broker
+    /// evaluates it as each is published).
+    pub async fn tail_matching(
+        &self,
+        pattern: &str,
+        query: &MessageQuery,
+    ) -> Result<mpsc::Receiver<TailMessage>, ClientError> {
+        let mut frame = json!({"op": "tail", "topic": pattern});
+        if let Some(filter) = &query.filter {
+            frame["filter"] = json!(filter);
+        }
+        if let Some(search) = &query.search {
+            frame["search"] = json!(search);
+        }
         let (tx, messages) = mpsc::channel(TAIL_CHANNEL);
         let id = self.next_id();
         self.conn.routes.lock().tail = Some(TailRoute {
@@ -185,10 +244,7 @@ impl Client {
             call: id,
             armed: false,
         });
-        if let Err(e) = self
-            .call_as(id, json!({"op": "tail", "topic": pattern}))
-            .await
-        {
+        if let Err(e) = self.call_as(id, frame).await {
             let mut routes = self.conn.routes.lock();
             if routes.tail.as_ref().is_some_and(|t| t.call == id) {
                 routes.tail = None;

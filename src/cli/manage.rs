@@ -2,6 +2,8 @@
 //! `purge`, `peek`, `delete`, `kick`, `stats`; and `token`, which needs no broker.
 
 use serde_json::{json, Map, Value};
+use switchyard_client::export::peeked_line;
+use switchyard_client::{MessageQuery, PeekTarget};
 
 use super::connect::ConnArgs;
 
@@ -204,27 +206,59 @@ pub async fn drop_message(args: DropArgs) -> anyhow::Result<()> {
 pub struct PeekArgs {
     /// The queue to look into (with `--topic`, a retained topic).
     pub name: String,
-    /// NAME is a retained topic: show its last messages.
+    /// NAME is a retained topic: its last messages (from its first with
+    /// `--filter`, `--search` or `--all`).
     #[arg(long)]
     pub topic: bool,
-    /// How many messages to show (at most 1000).
+    /// How many messages to show; the broker is asked page by page, 1,000 at a time.
     #[arg(short = 'n', long, default_value_t = 10)]
     pub count: usize,
+    /// Every message (that matches), however many.
+    #[arg(long, conflicts_with = "count")]
+    pub all: bool,
+    /// Only messages this query matches (the `sub` filter language, e.g.
+    /// "data.total > 100", "trace = 'abc'"), evaluated by the broker.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Only messages whose data or headers, as compact JSON, hold this text.
+    #[arg(long)]
+    pub search: Option<String>,
     #[command(flatten)]
     pub conn: ConnArgs,
 }
 
-/// Prints, one JSON line each, the next ready messages of a queue (not
-/// consumed) or the last messages of a retained topic.
+/// The most messages one `peek` answers (docs/PROTOCOL.md).
+const PEEK_PAGE: usize = 1000;
+
+/// Prints, one JSON line each (the console's export format), the ready
+/// messages of a queue (not consumed) or the messages of a retained topic,
+/// paging through with the broker's cursor until `--count` or the end.
 pub async fn peek(args: PeekArgs) -> anyhow::Result<()> {
     let client = args.conn.connect().await?;
-    let messages = if args.topic {
-        client.peek_topic(&args.name, args.count).await?
+    let target = if args.topic {
+        PeekTarget::Topic(args.name.clone())
     } else {
-        client.peek(&args.name, args.count).await?
+        PeekTarget::Queue(args.name.clone())
     };
-    for m in messages {
-        say!("{}", serde_json::to_string(&m)?);
+    let query = MessageQuery {
+        filter: args.filter,
+        search: args.search,
+    };
+    let mut left = if args.all { usize::MAX } else { args.count };
+    // A topic shows its last messages unless asked to page from its first.
+    let mut after = (args.topic && args.all && query.is_empty()).then_some(0);
+    while left > 0 {
+        let page = client
+            .peek_page(&target, left.min(PEEK_PAGE), after, &query)
+            .await?;
+        for m in &page.messages {
+            say!("{}", peeked_line(m));
+        }
+        left = left.saturating_sub(page.messages.len());
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
     }
     client.close().await;
     Ok(())

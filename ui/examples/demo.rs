@@ -67,8 +67,12 @@ impl Source for Demo {
         self.inner.execute(cmd, reply);
     }
 
-    fn open_tail(&mut self, pattern: &str) -> Result<(), BrokerError> {
-        self.inner.open_tail(pattern)
+    fn open_tail(
+        &mut self,
+        pattern: &str,
+        query: &switchyard_broker::MessageQuery,
+    ) -> Result<(), BrokerError> {
+        self.inner.open_tail(pattern, query)
     }
 
     fn poll_tail(&mut self, max: usize) -> Vec<TailMessage> {

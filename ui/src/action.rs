@@ -60,6 +60,14 @@ pub enum Action {
     /// Ask to move the peeked dead-letter queue's messages back to the queue
     /// they died in.
     MoveBack,
+    /// Ask to move the selected dead letter of the peek back where it died.
+    MoveOne,
+    /// Ask to drop the peek's selected message.
+    DropMessage,
+    /// Type a search (a filter, or a substring) for the peek or the tail.
+    Search,
+    /// Write what the peek or the tail shows to a JSON Lines file.
+    Export,
     /// Yes, in a confirm dialog.
     Confirm,
     /// No, in a confirm dialog; cancel, in the publish form.
@@ -93,6 +101,8 @@ impl Action {
                 | Action::Requeue
                 | Action::RequeueConsumer
                 | Action::MoveBack
+                | Action::MoveOne
+                | Action::DropMessage
         )
     }
 }

@@ -8,6 +8,7 @@
 //! with (later: the broker may take seconds, and the screen does not wait), and
 //! `overlay.rs` holds the popups and dialogs.
 
+mod browse;
 mod commands;
 mod outcomes;
 mod overlay;
@@ -28,8 +29,11 @@ use crate::source::{Link, Source, Wants};
 use crate::tables::{self, TableState};
 use crate::view::View;
 
-pub use commands::{KICK_REASON, KICK_SLOW_REASON, PEEK_COUNT, PEEK_MAX};
-pub use overlay::{Confirmation, LiveTail, Overlay, Peek, StopBroker, TailEntry, TAIL_KEEP};
+pub use commands::{KICK_REASON, KICK_SLOW_REASON, PEEK_COUNT};
+pub use overlay::{
+    describe_query, query_of, Confirmation, LiveTail, Overlay, Peek, StopBroker, TailEntry,
+    TAIL_KEEP,
+};
 pub use page::{Page, PageData, PAGE_EVERY};
 
 /// How long a status message (a toast) stays on screen.
@@ -81,9 +85,16 @@ pub struct App {
     pub(crate) overlay: Option<Overlay>,
     /// A queue's or topic's page, open over its view (and under any popup).
     pub(crate) page: Option<Page>,
+    /// The popup a question was asked from (the peek, for a drop or a move):
+    /// it comes back once the question is answered, either way.
+    pub(crate) behind: Option<Overlay>,
     /// The question before quitting stops the broker, over everything else.
     pub(crate) stopping: Option<StopBroker>,
     pub(crate) filter_input: Option<Input>,
+    /// The search typed after `/` in the peek or the tail popup, while typing.
+    pub(crate) search_input: Option<Input>,
+    /// Where `e` writes its JSON Lines files.
+    pub(crate) export_dir: std::path::PathBuf,
     pub(crate) status: Option<Status>,
     last_refresh: Option<Instant>,
     quit: bool,
@@ -110,8 +121,11 @@ impl App {
             fresh: [false; 5],
             overlay: None,
             page: None,
+            behind: None,
             stopping: None,
             filter_input: None,
+            search_input: None,
+            export_dir: std::path::PathBuf::from("."),
             status: None,
             last_refresh: None,
             quit: false,
@@ -152,6 +166,17 @@ impl App {
         self.status.as_ref()
     }
 
+    /// Write exports (`e` in the peek and the tail) into `dir` rather than the
+    /// working directory.
+    pub fn export_into(&mut self, dir: impl Into<std::path::PathBuf>) {
+        self.export_dir = dir.into();
+    }
+
+    /// The search being typed in the peek or the tail popup, if any.
+    pub fn search_input(&self) -> Option<&str> {
+        self.search_input.as_ref().map(Input::value)
+    }
+
     /// The state of `view`'s table.
     pub fn table(&self, view: View) -> &TableState {
         &self.tables[view.index()]
@@ -161,6 +186,12 @@ impl App {
     pub fn context(&self) -> Context {
         if self.stopping.is_some() {
             return Context::Confirm;
+        }
+        // Typing a search in the peek or the tail: keys are text, as in a filter.
+        if self.search_input.is_some()
+            && matches!(self.overlay, Some(Overlay::Peek(_) | Overlay::Tail(_)))
+        {
+            return Context::Filter;
         }
         match &self.overlay {
             Some(Overlay::Confirm(_)) => Context::Confirm,

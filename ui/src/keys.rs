@@ -243,7 +243,7 @@ pub static BINDINGS: &[Binding] = &[
     bind(Form, All, &[BACK_TAB], Action::FocusPrev, "Shift-Tab", "previous field"),
     bind(Form, All, &[ESC], Action::Cancel, "Esc", "cancel").hint("Esc", "cancel"),
     // Popups.
-    bind(Popup, All, &[DOWN, Key::ch('j')], Action::Down, "↓ j", "scroll down").hint("↑↓ jk", "scroll"),
+    bind(Popup, All, &[DOWN, Key::ch('j')], Action::Down, "↓ j", "scroll down (peek: select the next)").hint("↑↓ jk", "scroll"),
     bind(Popup, All, &[UP, Key::ch('k')], Action::Up, "↑ k", "scroll up"),
     bind(Popup, All, &[PG_DOWN], Action::PageDown, "PgDn", "down a page"),
     bind(Popup, All, &[PG_UP], Action::PageUp, "PgUp", "up a page"),
@@ -253,10 +253,16 @@ pub static BINDINGS: &[Binding] = &[
     bind(Popup, All, &[ESC, Key::ch('?'), Key::ch('q')], Action::Close, "Esc q", "close").hint("Esc", "close"),
     // The tail popup, besides the popup keys above.
     bind(Tail, All, &[Key::ch('p')], Action::Publish, "p", "publish a test message to the topic").hint("p", "test publish"),
+    bind(Tail, All, &[Key::ch('/')], Action::Search, "/", "tail only a filter's or a text's matches").hint("/", "search"),
+    bind(Tail, All, &[Key::ch('e')], Action::Export, "e", "export the messages to a .jsonl file").hint("e", "export"),
     // The peek popup, besides the popup keys above: PgUp/PgDn scroll within a page.
     bind(Peek, All, &[RIGHT, Key::ch('n')], Action::NextPage, "→ n", "the next 10 messages").hint("←→ np", "page"),
     bind(Peek, All, &[LEFT, Key::ch('p')], Action::PrevPage, "← p", "the previous 10 messages"),
-    bind(Peek, All, &[Key::ch('m')], Action::MoveBack, "m", "move dead letters back where they died (asks)").hint("m", "move back"),
+    bind(Peek, All, &[Key::ch('/')], Action::Search, "/", "show only a filter's or a text's matches").hint("/", "search"),
+    bind(Peek, All, &[Key::ch('e')], Action::Export, "e", "export the page (or selected) to .jsonl").hint("e", "export"),
+    bind(Peek, All, &[Key::ch('d')], Action::DropMessage, "d", "drop the selected message (asks)").hint("d", "drop"),
+    bind(Peek, All, &[Key::ch('m')], Action::MoveOne, "m", "dead letter: move the selected back (asks)").hint("m M", "move back"),
+    bind(Peek, All, &[Key::ch('M')], Action::MoveBack, "M", "dead letters: move all back (asks)"),
 
     bind(Page, All, &[ENTER], Action::Open, "Enter", "peek at the queue, tail the topic").hint("⏎", "peek/tail"),
     bind(Page, All, &[DOWN, Key::ch('j')], Action::Down, "↓ j", "scroll the consumers or subscribers").hint("↑↓ jk", "scroll"),
@@ -398,7 +404,7 @@ mod tests {
             Some(Action::Close)
         );
         let hints: Vec<&str> = footer(Tail, View::Topics, false).map(|h| h.keys).collect();
-        assert_eq!(hints, ["↑↓ jk", "Esc", "p"]);
+        assert_eq!(hints, ["↑↓ jk", "Esc", "p", "/", "e"]);
         assert!(!footer(Popup, View::Topics, false).any(|h| h.keys == "p"));
     }
 
@@ -416,7 +422,7 @@ mod tests {
             ["↑↓ jk", "/", "s S", "⏎", "?", "q"]
         );
         let hints: Vec<&str> = footer(Tail, View::Topics, true).map(|h| h.keys).collect();
-        assert_eq!(hints, ["↑↓ jk", "Esc"]);
+        assert_eq!(hints, ["↑↓ jk", "Esc", "/", "e"]);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use switchyard_broker::{BrokerError, Command, Snapshot, TailMessage};
+use switchyard_broker::{BrokerError, Command, MessageQuery, Snapshot, TailMessage};
 
 use crate::reply::Reply;
 
@@ -57,10 +57,11 @@ pub trait Source {
     /// broker records `dashboard`, a remote connection records its client.
     fn execute(&mut self, command: Command, reply: Reply);
 
-    /// Start a live tail of a topic pattern; messages arrive through [`Source::poll_tail`].
+    /// Start a live tail of a topic pattern, of the messages `query` selects
+    /// (the broker evaluates it); messages arrive through [`Source::poll_tail`].
     ///
     /// Opening a tail closes any tail already open.
-    fn open_tail(&mut self, pattern: &str) -> Result<(), BrokerError>;
+    fn open_tail(&mut self, pattern: &str, query: &MessageQuery) -> Result<(), BrokerError>;
 
     /// Messages that arrived on the open tail since the last call (at most `max`),
     /// oldest first. Empty when no tail is open.
@@ -112,8 +113,8 @@ impl<S: Source + ?Sized> Source for &mut S {
         (**self).execute(command, reply)
     }
 
-    fn open_tail(&mut self, pattern: &str) -> Result<(), BrokerError> {
-        (**self).open_tail(pattern)
+    fn open_tail(&mut self, pattern: &str, query: &MessageQuery) -> Result<(), BrokerError> {
+        (**self).open_tail(pattern, query)
     }
 
     fn poll_tail(&mut self, max: usize) -> Vec<TailMessage> {

@@ -295,8 +295,15 @@ fn confirm_dialogs() {
     dead.source.peeks.insert("thumbnails".into(), letters);
     dead.keys("3jjj").key(KeyCode::Enter).key(KeyCode::Enter);
     dead.check("peek_popup__dead_letters");
-    dead.keys("m").check("confirm_dialog__move_back");
+    dead.keys("M").check("confirm_dialog__move_back");
     dead.check_at("confirm_dialog__move_back_80x24", 80, 24);
+    // One selected dead letter (m), and a drop (d), each counted.
+    dead.key(KeyCode::Esc)
+        .keys("jjm")
+        .check("confirm_dialog__move_one");
+    dead.key(KeyCode::Esc)
+        .keys("d")
+        .check_at("confirm_dialog__drop_80x24", 80, 24);
 }
 
 #[test]
@@ -348,13 +355,98 @@ fn peek_popup() {
         .key(KeyCode::Enter)
         .key(KeyCode::Right)
         .check_at("peek_popup__thumbnails_second_page_80x24", 80, 24);
+    // The broker's cursor pages past its old 1,000: the last of 125 pages.
     let mut f = Fixture::typical();
     f.keys("3jjj").key(KeyCode::Enter).key(KeyCode::Enter);
-    for _ in 0..100 {
+    for _ in 0..124 {
         f.keys("n");
     }
     f.key(KeyCode::End)
-        .check("peek_popup__thumbnails_at_the_broker_limit");
+        .check("peek_popup__thumbnails_last_page");
+}
+
+#[test]
+fn peek_popup_browsing() {
+    // ↓↓: the second message selected, drawn from its first line.
+    Fixture::typical()
+        .keys("3j")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("jj")
+        .check("peek_popup__selected");
+    Fixture::typical()
+        .keys("3j")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("jj")
+        .check_at("peek_popup__selected_80x24", 80, 24);
+    // `/` with a filter being typed, then with text that is not one.
+    let mut f = Fixture::typical();
+    f.keys("3jjj").key(KeyCode::Enter).key(KeyCode::Enter);
+    f.keys("/data.image = 'img3.png'")
+        .check("peek_popup__search_prompt");
+    f.key(KeyCode::Enter).check("peek_popup__search_filter");
+    let mut f = Fixture::typical();
+    f.keys("3jjj").key(KeyCode::Enter).key(KeyCode::Enter);
+    f.keys("/img12")
+        .check_at("peek_popup__search_prompt_text_80x24", 80, 24);
+    f.key(KeyCode::Enter)
+        .check_at("peek_popup__search_text_80x24", 80, 24);
+    // A search nothing matches: an empty page that says so.
+    Fixture::typical()
+        .keys("3jjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("/nowhere")
+        .key(KeyCode::Enter)
+        .check("peek_popup__search_matched_nothing");
+    // A queue with nothing ready.
+    Fixture::typical()
+        .keys("3jj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .check("peek_popup__empty");
+    // A page of long messages with many headers, one selected.
+    let mut f = Fixture::typical();
+    let long: Vec<_> = (1..=10u64)
+        .map(|i| {
+            let mut headers = switchyard_broker::Headers::new();
+            for h in 0..4 {
+                headers.insert(
+                    format!("x-header-{h}"),
+                    switchyard_broker::HeaderValue::One("v".repeat(30 + 10 * h)),
+                );
+            }
+            switchyard_broker::PeekedMessage {
+                msg: Some(format!("m2{i:05}")),
+                seq: None,
+                time: fixture::BASE_TIME_MS + i * 1000,
+                attempt: (i % 3) as u32,
+                expires: None,
+                data: serde_json::json!({"text": "lorem ipsum ".repeat(20), "n": i, "tags": ["a", "b", "c"]}),
+                headers: Some(headers),
+            }
+        })
+        .collect();
+    f.source.peeks.insert("thumbnails".into(), long);
+    f.keys("3jjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("jjj");
+    f.check("peek_popup__crowded");
+    f.check_at("peek_popup__crowded_80x24", 80, 24);
+}
+
+#[test]
+fn tail_view_search() {
+    let mut f = Fixture::typical();
+    f.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
+    f.keys("/tags CONTAINS 'urgent'")
+        .check("tail_view__search_prompt");
+    f.key(KeyCode::Enter);
+    f.source.push_tail(fixture::tail_orders());
+    f.tick().check("tail_view__search");
+    f.check_at("tail_view__search_80x24", 80, 24);
 }
 
 #[test]

@@ -63,6 +63,8 @@ pub enum Command {
         n: Option<u64>,
         /// Only those this query matches (the `sub` filter language).
         filter: Option<String>,
+        /// Only the ready message with this id (`not_found` if it is not ready).
+        msg: Option<String>,
     },
     /// Remove one ready message from a queue by its id, as if it had been acked.
     Drop {
@@ -77,6 +79,12 @@ pub enum Command {
         target: PeekTarget,
         /// How many messages at most.
         n: usize,
+        /// Start after this cursor (a queue's message id, a topic's seq): the
+        /// `next` of the page before. `None`: a queue's first ready message, a
+        /// topic's last `n` (or its first, with a query).
+        after: Option<u64>,
+        /// Only the messages this selects.
+        query: MessageQuery,
     },
     /// A queue's or topic's page: its settings, consumers or subscribers, and
     /// its last 15 minutes.
@@ -91,6 +99,23 @@ impl Command {
     /// a peek only looks.
     pub fn changes_broker(&self) -> bool {
         !matches!(self, Command::Peek { .. } | Command::Describe { .. })
+    }
+}
+
+/// Which messages a peek or a tail shows: those the filter matches and whose
+/// JSON holds the search text (each only when given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageQuery {
+    /// The `sub` filter language (`headers.trace = 'abc'`, `data.total > 100`).
+    pub filter: Option<String>,
+    /// A substring of the message's data or headers as compact JSON.
+    pub search: Option<String>,
+}
+
+impl MessageQuery {
+    /// Whether it selects every message.
+    pub fn is_empty(&self) -> bool {
+        self.filter.is_none() && self.search.is_none()
     }
 }
 
@@ -149,6 +174,8 @@ pub enum CommandOutcome {
         /// because the answer is bounded in bytes; on the wire, `"truncated": true`
         /// in the `ok`, absent otherwise.
         truncated: bool,
+        /// The cursor to peek on from (`after`) when more messages may follow.
+        next: Option<u64>,
     },
     /// A queue's page.
     QueuePage(Box<crate::page::QueuePage>),

@@ -8,11 +8,12 @@
 
 mod code;
 pub mod command;
+pub mod export;
 mod headers;
 pub mod page;
 pub mod stats;
 
 pub use code::ErrorCode;
-pub use command::{Command, CommandOutcome, PeekTarget, PeekedMessage, TailMessage};
+pub use command::{Command, CommandOutcome, MessageQuery, PeekTarget, PeekedMessage, TailMessage};
 pub use headers::{HeaderValue, Headers};
 pub use stats::{Gone, Snapshot};

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{Broker, Peer, Publisher};
 use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
 use crate::error::{BrokerError, ErrorCode};
+use crate::filter::Query;
 use crate::protocol::Payload;
 use crate::queue::{Outgoing, Queue};
 use crate::stats::{EventKind, ServerStats, Snapshot};
@@ -185,8 +186,10 @@ impl Broker {
                 to,
                 n,
                 filter,
+                msg,
             } => {
-                let moving = self.start_move(&from, &to, n, filter.as_deref(), actor)?;
+                let moving =
+                    self.start_move(&from, &to, n, filter.as_deref(), msg.as_deref(), actor)?;
                 Ok(CommandOutcome::Moved {
                     count: super::queues::block_on(moving)?,
                 })
@@ -195,17 +198,37 @@ impl Broker {
                 self.drop_message(&queue, &msg, actor)?;
                 Ok(CommandOutcome::Dropped)
             }
-            Command::Peek { target, n } => {
-                let messages = match target {
-                    PeekTarget::Queue(q) => self.peek_queue(&q, n)?,
-                    PeekTarget::Topic(t) => self.peek_topic(&t, n)?,
+            Command::Peek {
+                target,
+                n,
+                after,
+                query,
+            } => {
+                let query = Query::compile(&query)?;
+                let (messages, next) = match target {
+                    PeekTarget::Queue(q) => self.existing_queue(&q)?.peek(n, after, &query),
+                    // Without a cursor or a query, a retained topic shows its last
+                    // messages, as it always has.
+                    PeekTarget::Topic(t) if after.is_none() && query.is_empty() => {
+                        (self.peek_topic(&t, n)?, None)
+                    }
+                    PeekTarget::Topic(t) => self.inner.topics.peek_from(&t, n, after, &query)?,
                 };
                 // Every client's outbound buffer is `max_pending` bytes: half of it
                 // for one answer leaves room for what else it is waiting for.
+                let first = messages.first().and_then(cursor);
                 let (messages, truncated) = bound_peek(messages, self.inner.config.max_pending / 2);
+                let next = match (truncated, messages.last()) {
+                    (false, _) => next,
+                    // Go on after the last message sent; if not even the first
+                    // fits, after it (passed over, as `truncated` says).
+                    (true, Some(last)) => cursor(last),
+                    (true, None) => first,
+                };
                 Ok(CommandOutcome::Peeked {
                     messages,
                     truncated,
+                    next,
                 })
             }
             Command::Describe { target } => match target {
@@ -232,6 +255,12 @@ impl Broker {
         crate::process::ProcessStats::read().render(&mut text);
         text
     }
+}
+
+/// Where a peek goes on after `m`: its seq in a topic, its id in a queue.
+fn cursor(m: &PeekedMessage) -> Option<u64> {
+    m.seq
+        .or_else(|| m.msg.as_deref().and_then(|id| id.parse().ok()))
 }
 
 /// Room in a bounded answer for what is not a message: `{"ev":"ok","id":...,

@@ -104,7 +104,7 @@ impl Broker {
         Ok(queue)
     }
 
-    pub(super) fn existing_queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+    pub(crate) fn existing_queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
         self.inner
             .queues
             .read()
@@ -361,7 +361,8 @@ impl Broker {
 
     /// The next ready messages of a queue, not consumed.
     pub fn peek_queue(&self, queue: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
-        Ok(self.existing_queue(queue)?.peek(n))
+        let everything = crate::filter::Query::default();
+        Ok(self.existing_queue(queue)?.peek(n, None, &everything).0)
     }
 
     /// Starts moving up to `n` ready messages of `from` that `filter` matches to
@@ -373,6 +374,7 @@ impl Broker {
         to: &str,
         n: Option<u64>,
         filter: Option<&str>,
+        msg: Option<&str>,
         actor: &str,
     ) -> Result<
         impl std::future::Future<Output = Result<u64, BrokerError>> + Send + 'static,
@@ -390,7 +392,14 @@ impl Broker {
         let n = n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
         let mut appended = Vec::new();
         let mut refused = None;
-        for taken in source.take_ready(n, filter.as_ref()) {
+        let taken = source.take_ready(n, filter.as_ref(), msg);
+        if let (Some(id), true) = (msg, taken.is_empty()) {
+            return Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no ready message `{id}` in `{from}` (in flight, gone, or not matching)"),
+            ));
+        }
+        for taken in taken {
             if refused.is_some() {
                 source.put_back_taken(taken);
                 continue;

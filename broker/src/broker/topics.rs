@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 
 use super::{store_retention, Broker, Creator, Inner, Peer, Stream};
 use crate::auth::Patterns;
-use crate::command::PeekedMessage;
+use crate::command::{MessageQuery, PeekedMessage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::filter::Filter;
 use crate::names;
@@ -248,17 +248,18 @@ impl Broker {
         Ok(())
     }
 
-    /// Starts an in-process tail of a topic pattern (and optional filter), keeping the
+    /// Starts an in-process tail of a topic pattern, of the messages `query`
+    /// selects (its filter and search evaluated as each is published), keeping the
     /// latest `capacity` messages.
     pub fn tail(
         &self,
         pattern: &str,
-        filter: Option<&str>,
+        query: &MessageQuery,
         capacity: usize,
     ) -> Result<Tail, BrokerError> {
         names::check_pattern(pattern)?;
-        let filter = filter.map(Filter::parse).transpose()?;
-        let buffer = Arc::new(TailBuffer::new(capacity.max(1)));
+        let filter = query.filter.as_deref().map(Filter::parse).transpose()?;
+        let buffer = Arc::new(TailBuffer::new(capacity.max(1)).searching(query.search.as_deref()));
         let sub = Arc::new(Subscription::new(
             self.inner.topics.next_key(),
             "tail".into(),

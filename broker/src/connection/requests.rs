@@ -360,19 +360,20 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             conn.watch = None;
             none()
         }
-        ClientFrame::Tail { pattern } => match broker.tail(&pattern, None, watching::TAIL_CAPACITY)
-        {
-            Ok(tail) => {
-                // The old tail stops, then the `ok`, then the new tail's first
-                // message: a reader tells the two tails apart by the `ok`.
-                conn.tail = None;
-                answer(session, id, none());
-                conn.tail = Some(watching::tail(broker, session.clone(), tail));
-                return;
+        ClientFrame::Tail { pattern, query } => {
+            match broker.tail(&pattern, &query, watching::TAIL_CAPACITY) {
+                Ok(tail) => {
+                    // The old tail stops, then the `ok`, then the new tail's first
+                    // message: a reader tells the two tails apart by the `ok`.
+                    conn.tail = None;
+                    answer(session, id, none());
+                    conn.tail = Some(watching::tail(broker, session.clone(), tail));
+                    return;
+                }
+                // A bad pattern leaves the open tail as it was.
+                Err(e) => Err(e),
             }
-            // A bad pattern leaves the open tail as it was.
-            Err(e) => Err(e),
-        },
+        }
         ClientFrame::Untail => {
             conn.tail = None;
             none()

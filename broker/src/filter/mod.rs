@@ -56,6 +56,7 @@ mod ast;
 mod eval;
 mod lexer;
 mod parser;
+mod query;
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,6 +65,7 @@ use crate::error::BrokerError;
 use crate::error::ErrorCode;
 
 pub use eval::MessageView;
+pub use query::{holds, Query};
 
 /// A compiled subscription filter and the text it was parsed from.
 #[derive(Debug, Clone)]

@@ -60,6 +60,7 @@ pub fn outcome_fields(outcome: &CommandOutcome) -> Vec<(&'static str, String)> {
         CommandOutcome::Peeked {
             messages,
             truncated,
+            next,
         } => {
             let mut fields = vec![(
                 "messages",
@@ -67,6 +68,9 @@ pub fn outcome_fields(outcome: &CommandOutcome) -> Vec<(&'static str, String)> {
             )];
             if *truncated {
                 fields.push(("truncated", "true".into()));
+            }
+            if let Some(next) = next {
+                fields.push(("next", next.to_string()));
             }
             fields
         }

@@ -251,6 +251,8 @@ pub enum ClientFrame<'a> {
     /// `tail`: an operator's live look at a topic pattern, as the console's tail.
     Tail {
         pattern: String,
+        /// Only the messages this selects (filter and search).
+        query: crate::command::MessageQuery,
     },
     Untail,
     /// `purge`, `peek`, `kick` and `requeue`: what the console does, run by

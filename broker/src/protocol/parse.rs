@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::scan::Scan;
-use crate::command::{Command, PeekTarget};
+use crate::command::{Command, MessageQuery, PeekTarget};
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::{
     compact, out_of_range, ClientFrame, Confirm, FrameError, Headers, Payload, QueueOptions,
@@ -103,6 +103,8 @@ frame_fields!(
     msg,
     name,
     token,
+    after,
+    search,
 );
 
 /// A field that is there, even as `null` (serde's `Option` would read `null` as absent).
@@ -237,6 +239,18 @@ fn required_str<'a>(field: &str, raw: Option<&'a str>) -> Result<Cow<'a, str>, B
 fn required_data(raw: Option<&str>) -> Result<Payload, BrokerError> {
     raw.map(|r| Payload(Arc::from(compact(r).as_ref())))
         .ok_or_else(|| bad("missing field `data`"))
+}
+
+/// A peek's cursor: the `next` of the page before, a number; a queue's message
+/// id as its string (`"41"`) is taken too.
+fn parse_after(raw: &str) -> Result<u64, BrokerError> {
+    const WHAT: &str =
+        "field `after` must be a non-negative integer (a `next`, a seq or a message id)";
+    match serde_json::from_str::<serde_json::Value>(raw).map_err(|_| bad(WHAT))? {
+        serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| bad(WHAT)),
+        serde_json::Value::String(s) => s.parse().map_err(|_| bad(WHAT)),
+        _ => Err(bad(WHAT)),
+    }
 }
 
 fn parse_from(raw: &str) -> Result<ReplayFrom, BrokerError> {
@@ -472,6 +486,10 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
         "unwatch" => ClientFrame::Unwatch,
         "tail" => ClientFrame::Tail {
             pattern: required("topic", raw.topic)?,
+            query: MessageQuery {
+                filter: optional("filter", raw.filter)?,
+                search: optional("search", raw.search)?,
+            },
         },
         "untail" => ClientFrame::Untail,
         "peek" => {
@@ -485,6 +503,11 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             ClientFrame::Command(Command::Peek {
                 target,
                 n: n.unwrap_or(10).min(1000) as usize,
+                after: raw.after.map(parse_after).transpose()?,
+                query: MessageQuery {
+                    filter: optional("filter", raw.filter)?,
+                    search: optional("search", raw.search)?,
+                },
             })
         }
         "describe" => ClientFrame::Command(Command::Describe {
@@ -514,6 +537,7 @@ fn frame_of<'a>(raw: &RawFrame<'a>) -> Result<ClientFrame<'a>, BrokerError> {
             to: required("to", raw.to)?,
             n: optional("n", raw.n)?,
             filter: optional("filter", raw.filter)?,
+            msg: optional("msg", raw.msg)?,
         }),
         "drop" => ClientFrame::Command(Command::Drop {
             queue: required("queue", raw.queue)?,

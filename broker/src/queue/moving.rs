@@ -28,14 +28,20 @@ pub(crate) struct Held(Message);
 
 impl Queue {
     /// Takes out up to `n` ready messages that `filter` matches (all if `None`),
-    /// oldest first.
-    pub(crate) fn take_ready(&self, n: usize, filter: Option<&Filter>) -> Vec<Taken> {
+    /// oldest first; only the one with id `msg` when given.
+    pub(crate) fn take_ready(
+        &self,
+        n: usize,
+        filter: Option<&Filter>,
+        msg: Option<&str>,
+    ) -> Vec<Taken> {
         let mut state = self.state.lock();
         let name = self.name.clone();
         let picked: Vec<usize> = state
             .ready
             .iter()
             .enumerate()
+            .filter(|(_, m)| msg.is_none_or(|id| &*m.msg == id))
             .filter(|(_, m)| {
                 filter.is_none_or(|f| {
                     f.matches(&MessageView::new(

@@ -13,7 +13,7 @@ use super::{bump, Done, Subscription, Topic, TopicState, Topics};
 use crate::activity::Activity;
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
-use crate::filter::MessageView;
+use crate::filter::{MessageView, Query};
 use crate::outbound::OutItem;
 use crate::protocol::{event, Headers};
 use crate::stats::EventKind;
@@ -198,12 +198,7 @@ impl Topics {
 
     /// The last `n` messages of a retained topic.
     pub(crate) fn peek(&self, name: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
-        let store = self.get(name).and_then(|t| t.store()).ok_or_else(|| {
-            BrokerError::new(
-                ErrorCode::NotRetained,
-                format!("topic `{name}` is not retained: it keeps no messages to peek"),
-            )
-        })?;
+        let store = self.retained_store(name)?;
         let next = store.stats().next_seq;
         let mut out = Vec::new();
         for item in store.read(ReadFrom::Seq(next.saturating_sub(n as u64))) {
@@ -216,6 +211,47 @@ impl Topics {
             }
         }
         Ok(out)
+    }
+
+    /// Up to `n` messages of a retained topic after seq `after` (from its first
+    /// when `None`) that `query` selects, looking at no more than
+    /// [`crate::queue::PEEK_SCAN`] of them; and the cursor to go on from (the seq
+    /// of the last message looked at) when more follow it.
+    pub(crate) fn peek_from(
+        &self,
+        name: &str,
+        n: usize,
+        after: Option<u64>,
+        query: &Query,
+    ) -> Result<(Vec<PeekedMessage>, Option<u64>), BrokerError> {
+        let store = self.retained_store(name)?;
+        let end = store.stats().next_seq;
+        let mut out = Vec::new();
+        let mut last = None;
+        let from = after.map_or(ReadFrom::First, |a| ReadFrom::Seq(a.saturating_add(1)));
+        for item in store.read(from).take(crate::queue::PEEK_SCAN) {
+            if out.len() == n {
+                break;
+            }
+            let Ok(m) = item else { continue };
+            last = Some(m.seq);
+            let Some(p) = peeked(&m.body) else { continue };
+            let data = serde_json::to_string(&p.data).unwrap_or_default();
+            if query.matches(name, p.headers.as_ref(), &data) {
+                out.push(p);
+            }
+        }
+        let more = last.is_some_and(|seq| seq + 1 < end);
+        Ok((out, last.filter(|_| more)))
+    }
+
+    fn retained_store(&self, name: &str) -> Result<Arc<dyn TopicStore>, BrokerError> {
+        self.get(name).and_then(|t| t.store()).ok_or_else(|| {
+            BrokerError::new(
+                ErrorCode::NotRetained,
+                format!("topic `{name}` is not retained: it keeps no messages to peek"),
+            )
+        })
     }
 
     /// Every retained topic's store, for retention by age.

@@ -180,6 +180,8 @@ impl Subscription {
 pub struct TailBuffer {
     held: Mutex<Held>,
     capacity: usize,
+    /// Only messages whose data or headers hold this text ([`crate::filter::holds`]).
+    search: Option<Box<str>>,
 }
 
 /// The most message text (`data` and topic) a tail keeps.
@@ -196,11 +198,26 @@ impl TailBuffer {
         TailBuffer {
             held: Mutex::new(Held::default()),
             capacity,
+            search: None,
         }
     }
 
-    /// Keeps `message`, whose text is `bytes` long, dropping the oldest as needed.
+    /// The same, keeping only messages whose data or headers hold `search`.
+    pub(crate) fn searching(self, search: Option<&str>) -> Self {
+        TailBuffer {
+            search: search.map(Box::from),
+            ..self
+        }
+    }
+
+    /// Keeps `message`, whose text is `bytes` long, dropping the oldest as needed;
+    /// passes it over if it does not hold the search text.
     pub(super) fn push(&self, message: TailMessage, bytes: usize) {
+        if let Some(needle) = &self.search {
+            if !crate::filter::holds(needle, &message.data, message.headers.as_ref()) {
+                return;
+            }
+        }
         let mut held = self.held.lock();
         while !held.messages.is_empty()
             && (held.messages.len() >= self.capacity || held.bytes + bytes > TAIL_BYTES)

@@ -1,13 +1,12 @@
-//! The actions that ask the broker: peek, publish or send, purge, kick, kick
-//! every slow client, requeue. Each starts its commands through the [`Source`]
+//! The actions that ask the broker: peek (paging and searching), publish or
+//! send, purge, kick, kick every slow client, requeue, move back, drop. Each starts its commands through the [`Source`]
 //! and returns at once; `outcomes.rs` shows what they come back with.
 
-use switchyard_broker::{Command, PeekTarget};
+use switchyard_broker::{Command, MessageQuery, PeekTarget};
 
 use super::outcomes::Job;
-use super::overlay::{Confirmation, LiveTail, Overlay};
+use super::overlay::{describe_query, Confirmation, LiveTail, Overlay};
 use super::{App, Level};
-use crate::format;
 use crate::publish::DestinationKind;
 use crate::source::Source;
 use crate::view::View;
@@ -15,66 +14,116 @@ use crate::view::View;
 /// How many ready messages a page of the peek popup shows.
 pub const PEEK_COUNT: usize = 10;
 
-/// The most messages a `peek` returns (docs/PROTOCOL.md): the protocol has no
-/// offset, so a page is the tail of a peek at the first `(page + 1) × PEEK_COUNT`,
-/// and messages past this many cannot be reached.
-pub const PEEK_MAX: usize = 1000;
-
 /// The reason a kicked client is given.
 pub const KICK_REASON: &str = "kicked by operator";
 
 /// The reason a client kicked for being slow is given.
 pub const KICK_SLOW_REASON: &str = "slow_consumer";
 
+/// Where a page of a peek starts and what it selects: the popup's next page, its
+/// previous one, or its first with a new query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct PeekPage {
+    pub(super) page: usize,
+    pub(super) after: Option<u64>,
+    pub(super) back: Vec<Option<u64>>,
+    pub(super) query: MessageQuery,
+}
+
 impl App {
-    /// Peek at `queue`'s next ready messages, in a popup.
-    pub(super) fn peek_at(&mut self, source: &mut dyn Source, queue: String) {
-        self.ask_peek(source, queue, 0);
+    /// Open the peek popup on `queue`'s first page (it opens when the broker
+    /// answers): what a queue's page, or any view that shows one queue, calls.
+    pub fn open_peek(&mut self, source: &mut dyn Source, queue: String) {
+        self.ask_peek(source, queue, PeekPage::default());
     }
 
     /// Open a live tail of `topic` (a pattern), in a popup.
     pub(super) fn tail(&mut self, source: &mut dyn Source, topic: String) {
-        match source.open_tail(&topic) {
+        match source.open_tail(&topic, &MessageQuery::default()) {
             Ok(()) => self.overlay = Some(Overlay::Tail(LiveTail::new(topic, &self.snapshot))),
             Err(e) => self.set_status(Level::Error, format!("Tail of {topic} failed: {e}")),
         }
     }
 
-    /// Peek at page `page` of `queue`: the broker is asked again, through the
+    /// Peek at one page of `queue`: the broker is asked again, through the
     /// source like any command, so paging works against a remote broker too.
-    fn ask_peek(&mut self, source: &mut dyn Source, queue: String, page: usize) {
+    pub(super) fn ask_peek(&mut self, source: &mut dyn Source, queue: String, page: PeekPage) {
         let peek = Command::Peek {
             target: PeekTarget::Queue(queue.clone()),
-            n: (page + 1) * PEEK_COUNT,
+            n: PEEK_COUNT,
+            after: page.after,
+            query: page.query.clone(),
         };
         self.start(source, Job::Peek { queue, page }, vec![peek]);
     }
 
-    /// Show the open peek's next (`forward`) or previous page.
+    /// Show the open peek's next (`forward`) or previous page: the broker's
+    /// cursor goes through the whole queue, one page at a time.
     pub(super) fn turn_peek_page(&mut self, source: &mut dyn Source, forward: bool) {
         let Some(Overlay::Peek(peek)) = &self.overlay else {
             return;
         };
-        let (queue, page) = (peek.queue.clone(), peek.page);
+        let queue = peek.queue.clone();
+        let query = peek.query.clone();
         if !forward {
-            return match page.checked_sub(1) {
-                Some(previous) => self.ask_peek(source, queue, previous),
+            let mut back = peek.back.clone();
+            return match back.pop() {
+                Some(after) => {
+                    let page = PeekPage {
+                        page: peek.page.saturating_sub(1),
+                        after,
+                        back,
+                        query,
+                    };
+                    self.ask_peek(source, queue, page)
+                }
                 None => self.set_status(Level::Info, "This is the first page"),
             };
         }
-        if peek.messages.len() < PEEK_COUNT {
-            let last = peek.first() + peek.messages.len() - 1;
-            let text = format!("No ready messages after #{last} in {queue}");
+        let Some(next) = peek.next else {
+            let text = match describe_query(&query) {
+                Some(q) => format!("No more ready messages in {queue} ({q})"),
+                None => format!("No more ready messages in {queue}"),
+            };
             return self.set_status(Level::Info, text);
-        }
-        if peek.at_broker_limit() {
-            let text = format!(
-                "The broker peeks at the first {} messages only",
-                format::grouped(PEEK_MAX as u64)
-            );
-            return self.set_status(Level::Info, text);
-        }
-        self.ask_peek(source, queue, page + 1);
+        };
+        let mut back = peek.back.clone();
+        back.push(peek.after);
+        let page = PeekPage {
+            page: peek.page + 1,
+            after: Some(next),
+            back,
+            query,
+        };
+        self.ask_peek(source, queue, page);
+    }
+
+    /// Peek again from the first page of the open peek's queue, with `query`.
+    pub(super) fn search_peek(&mut self, source: &mut dyn Source, query: MessageQuery) {
+        let Some(Overlay::Peek(peek)) = &self.overlay else {
+            return;
+        };
+        let queue = peek.queue.clone();
+        let page = PeekPage {
+            query,
+            ..PeekPage::default()
+        };
+        self.ask_peek(source, queue, page);
+    }
+
+    /// Peek at the open peek's page again (after a drop or a move changed it).
+    pub(super) fn reload_peek(&mut self, source: &mut dyn Source) {
+        let Some(Overlay::Peek(peek)) = &self.overlay else {
+            return;
+        };
+        let queue = peek.queue.clone();
+        let page = PeekPage {
+            page: peek.page,
+            after: peek.after,
+            back: peek.back.clone(),
+            query: peek.query.clone(),
+        };
+        self.ask_peek(source, queue, page);
     }
 
     pub(super) fn requeue(&mut self, source: &mut dyn Source) {
@@ -136,10 +185,30 @@ impl App {
                     to: to.clone(),
                     n: None,
                     filter: Some(filter),
+                    msg: None,
                 };
                 self.start(source, Job::MoveBack { from, to }, vec![command]);
             }
+            Confirmation::MoveOne { from, to, msg } => {
+                let command = Command::Move {
+                    from: from.clone(),
+                    to: to.clone(),
+                    n: None,
+                    filter: None,
+                    msg: Some(msg),
+                };
+                self.start(source, Job::MoveBack { from, to }, vec![command]);
+            }
+            Confirmation::Drop { queue, msg } => {
+                let command = Command::Drop {
+                    queue: queue.clone(),
+                    msg: msg.clone(),
+                };
+                self.start(source, Job::Drop { queue, msg }, vec![command]);
+            }
         }
+        // Back to the popup the question was asked from (its outcome reloads it).
+        self.overlay = self.behind.take();
     }
 
     pub(super) fn submit(&mut self, source: &mut dyn Source) {

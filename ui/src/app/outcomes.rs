@@ -4,7 +4,7 @@
 
 use switchyard_broker::{Command, CommandOutcome, PeekTarget};
 
-use super::commands::PEEK_COUNT;
+use super::commands::PeekPage;
 use super::overlay::{Overlay, Peek};
 use super::{App, Level};
 use crate::publish::DestinationKind;
@@ -15,7 +15,9 @@ use crate::source::Source;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Job {
     /// Peek at a page of a queue's ready messages, into the popup.
-    Peek { queue: String, page: usize },
+    Peek { queue: String, page: PeekPage },
+    /// Drop one ready message.
+    Drop { queue: String, msg: String },
     /// Publish to a topic or send to a queue, from the publish form.
     Publish {
         destination: String,
@@ -46,8 +48,9 @@ impl Job {
     /// What the status line says while it runs.
     fn doing(&self) -> String {
         match self {
-            Job::Peek { queue, page: 0 } => format!("Peeking at {queue}…"),
-            Job::Peek { queue, page } => format!("Peeking at page {} of {queue}…", page + 1),
+            Job::Peek { queue, page } if page.page == 0 => format!("Peeking at {queue}…"),
+            Job::Peek { queue, page } => format!("Peeking at page {} of {queue}…", page.page + 1),
+            Job::Drop { queue, msg } => format!("Dropping message {msg} of {queue}…"),
             Job::Publish {
                 destination,
                 kind: DestinationKind::Topic,
@@ -245,33 +248,52 @@ impl App {
                     ),
                 }
                 self.refetch(source);
+                self.reload_peek(source);
+            }
+            Job::Drop { queue, msg } => {
+                match result {
+                    Ok(_) => {
+                        self.set_status(Level::Done, format!("Dropped message {msg} from {queue}"))
+                    }
+                    Err(e) => self.set_status(
+                        Level::Error,
+                        format!("Drop of message {msg} from {queue} failed: {e}"),
+                    ),
+                }
+                self.refetch(source);
+                self.reload_peek(source);
             }
         }
     }
 
-    fn finish_peek(&mut self, queue: String, page: usize, result: CommandResult) {
-        let (messages, truncated) = match result {
+    fn finish_peek(&mut self, queue: String, page: PeekPage, result: CommandResult) {
+        let (messages, truncated, next) = match result {
             Ok(CommandOutcome::Peeked {
                 messages,
                 truncated,
-            }) => (messages, truncated),
+                next,
+            }) => (messages, truncated, next),
             Ok(other) => {
                 let text = format!("Peek of {queue}: unexpected answer {other:?}");
                 return self.set_status(Level::Error, text);
             }
             Err(e) => return self.set_status(Level::Error, format!("Peek of {queue} failed: {e}")),
         };
-        // The answer starts at the queue's head: the page is its tail.
-        let messages: Vec<_> = messages.into_iter().skip(page * PEEK_COUNT).collect();
         let ready = self
             .snapshot
             .queues
             .iter()
             .find(|q| q.name == queue)
             .map(|q| q.ready);
+        let first_page = page.page == 0 && page.query.is_empty();
         let peek = Peek {
             queue,
-            page,
+            page: page.page,
+            after: page.after,
+            back: page.back,
+            next,
+            query: page.query,
+            selected: None,
             messages,
             ready,
             truncated,
@@ -279,18 +301,34 @@ impl App {
         };
         match &mut self.overlay {
             // Consumed meanwhile: the page asked for is gone, the one shown stays.
-            Some(Overlay::Peek(open)) if open.queue == peek.queue && peek.messages.is_empty() => {
+            Some(Overlay::Peek(open))
+                if open.queue == peek.queue
+                    && peek.messages.is_empty()
+                    && open.query == peek.query
+                    && peek.page > 0 =>
+            {
                 let text = format!(
-                    "No ready messages from #{} in {} now",
-                    peek.first(),
+                    "No ready messages on page {} of {} now",
+                    peek.page + 1,
                     peek.queue
                 );
                 self.set_status(Level::Info, text);
             }
-            Some(Overlay::Peek(open)) if open.queue == peek.queue => *open = peek,
+            Some(Overlay::Peek(open)) if open.queue == peek.queue => {
+                // After a drop or a move the same page comes back: the selection
+                // stays where it was, on the message now there.
+                let same_page = open.after == peek.after && open.query == peek.query;
+                let selected = open.selected.filter(|_| same_page);
+                *open = Peek {
+                    selected: selected
+                        .map(|i| i.min(peek.messages.len().saturating_sub(1)))
+                        .filter(|_| !peek.messages.is_empty()),
+                    ..peek
+                };
+            }
             // The popup opens over the view it was asked from; if another popup
             // was opened while the peek ran, that one stays.
-            None if page == 0 => self.overlay = Some(Overlay::Peek(peek)),
+            None if first_page => self.overlay = Some(Overlay::Peek(peek)),
             _ => self.set_status(
                 Level::Info,
                 format!(

@@ -5,9 +5,9 @@
 
 use std::collections::VecDeque;
 
-use switchyard_broker::{PeekedMessage, Snapshot, TailMessage};
+use switchyard_broker::{MessageQuery, PeekedMessage, Snapshot, TailMessage};
 
-use super::commands::{PEEK_COUNT, PEEK_MAX};
+use super::commands::PEEK_COUNT;
 use crate::delivery::{Delivery, Subscribers};
 use crate::format;
 use crate::publish::PublishForm;
@@ -49,6 +49,22 @@ pub enum Confirmation {
         cid: String,
         /// Its jobs in the latest in-flight list.
         count: u64,
+    },
+    /// Drop one ready message of a queue, by id.
+    Drop {
+        /// The queue.
+        queue: String,
+        /// The message id.
+        msg: String,
+    },
+    /// Move one dead letter back to the queue it died in.
+    MoveOne {
+        /// The dead-letter queue.
+        from: String,
+        /// The queue it died in.
+        to: String,
+        /// The message id.
+        msg: String,
     },
     /// Move a dead-letter queue's messages that died in `to` back there.
     MoveBack {
@@ -103,6 +119,12 @@ impl Confirmation {
                 let s = if *count == 1 { "" } else { "s" };
                 format!("Requeue the {count} job{s} {client}/{cid} holds? y/n")
             }
+            Confirmation::Drop { queue, msg } => {
+                format!("Drop 1 message (message {msg}) from {queue}? y/n")
+            }
+            Confirmation::MoveOne { from, to, msg } => {
+                format!("Move 1 message (message {msg}) from {from} back to {to}? y/n")
+            }
             Confirmation::MoveBack { from, to, count } => {
                 let s = if *count == 1 { "" } else { "s" };
                 format!("Move the ready messages of {from} that died in {to} back to {to} ({count} ready message{s} in {from})? y/n")
@@ -117,6 +139,8 @@ impl Confirmation {
             Confirmation::Kick { .. } => "Kick client",
             Confirmation::KickSlow { .. } => "Kick slow clients",
             Confirmation::MoveBack { .. } => "Move dead letters back",
+            Confirmation::MoveOne { .. } => "Move a dead letter back",
+            Confirmation::Drop { .. } => "Drop a message",
             Confirmation::RequeueConsumer { .. } => "Requeue a consumer's jobs",
         }
     }
@@ -199,15 +223,26 @@ fn list(items: &[String], max: usize) -> String {
     }
 }
 
-/// One page of a queue's next ready messages, as peeked.
+/// One page of a queue's ready messages, as peeked: the broker pages through
+/// the whole queue with its cursor (`after`/`next`), and selects with the query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Peek {
     /// The queue.
     pub queue: String,
-    /// Which page of [`PEEK_COUNT`] messages this is, the first being 0.
+    /// Which page of at most [`PEEK_COUNT`] messages this is, the first being 0.
     pub page: usize,
+    /// The cursor this page starts after (`None`: the queue's head).
+    pub after: Option<u64>,
+    /// The cursors the pages before this one started after, to go back.
+    pub back: Vec<Option<u64>>,
+    /// Where the next page starts, when more may follow.
+    pub next: Option<u64>,
+    /// What the page shows: a filter or a text search, or everything.
+    pub query: MessageQuery,
     /// The page's messages, next to be delivered first.
     pub messages: Vec<PeekedMessage>,
+    /// The message selected (↑↓), by its place on the page.
+    pub selected: Option<usize>,
     /// Ready messages in the queue when the page came back, if the snapshot
     /// lists it (lists may be cut to fit the frame).
     pub ready: Option<u64>,
@@ -218,15 +253,44 @@ pub struct Peek {
 }
 
 impl Peek {
-    /// The position in the queue of the page's first message, counting from 1.
+    /// The position in the queue of the page's first message, counting from 1
+    /// (in what the query selects).
     pub fn first(&self) -> usize {
         self.page * PEEK_COUNT + 1
     }
 
-    /// Is this the last page the broker can show? It peeks at the first
-    /// [`PEEK_MAX`] messages only.
-    pub fn at_broker_limit(&self) -> bool {
-        (self.page + 1) * PEEK_COUNT >= PEEK_MAX
+    /// The selected message, if any.
+    pub fn selection(&self) -> Option<&PeekedMessage> {
+        self.messages.get(self.selected?)
+    }
+}
+
+/// What text typed after `/` in a peek or a tail asks the broker for: a
+/// filter if it parses as one (`data.total > 100`, `trace = 'abc'`), else a
+/// substring of the messages' JSON.
+pub fn query_of(text: &str) -> MessageQuery {
+    let text = text.trim();
+    if text.is_empty() {
+        MessageQuery::default()
+    } else if switchyard_broker::filter::Filter::parse(text).is_ok() {
+        MessageQuery {
+            filter: Some(text.to_string()),
+            search: None,
+        }
+    } else {
+        MessageQuery {
+            filter: None,
+            search: Some(text.to_string()),
+        }
+    }
+}
+
+/// How a query reads in a title or a prompt: `filter data.n > 1`, `search "abc"`.
+pub fn describe_query(query: &MessageQuery) -> Option<String> {
+    match (&query.filter, &query.search) {
+        (Some(f), _) => Some(format!("filter {f}")),
+        (None, Some(s)) => Some(format!("search \"{s}\"")),
+        (None, None) => None,
     }
 }
 
@@ -235,6 +299,8 @@ impl Peek {
 pub struct LiveTail {
     /// The topic tailed (the Topics view tails one topic by name).
     pub pattern: String,
+    /// What the broker passes to the tail: a filter or a text search, or everything.
+    pub query: MessageQuery,
     /// The newest [`TAIL_KEEP`] messages, oldest first.
     pub messages: VecDeque<TailEntry>,
     /// Messages received since the tail opened, dropped ones included.
@@ -261,6 +327,7 @@ impl LiveTail {
         LiveTail {
             subscribers: Subscribers::new(&topic, snapshot),
             pattern: topic,
+            query: MessageQuery::default(),
             messages: VecDeque::new(),
             received: 0,
             back: 0,

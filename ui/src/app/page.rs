@@ -182,7 +182,7 @@ impl App {
     pub(super) fn open_from_page(&mut self, source: &mut dyn Source) {
         let Some(page) = &self.page else { return };
         match page.target.clone() {
-            PeekTarget::Queue(queue) => self.peek_at(source, queue),
+            PeekTarget::Queue(queue) => self.open_peek(source, queue),
             PeekTarget::Topic(topic) => self.tail(source, topic),
         }
     }

@@ -40,6 +40,8 @@ impl App {
             Action::Filter => {
                 self.filter_input = Some(Input::new(self.current_table().filter.clone()));
             }
+            Action::ApplyFilter if self.search_input.is_some() => self.apply_search(source),
+            Action::ClearFilter if self.search_input.is_some() => self.search_input = None,
             Action::ApplyFilter => self.filter_input = None,
             Action::ClearFilter => {
                 self.filter_input = None;
@@ -55,6 +57,10 @@ impl App {
             Action::KickSlow => self.ask_kick_slow(),
             Action::Requeue => self.requeue(source),
             Action::MoveBack => self.ask_move_back(),
+            Action::MoveOne => self.ask_move_one(),
+            Action::DropMessage => self.ask_drop(),
+            Action::Search => self.start_search(),
+            Action::Export => self.export(),
             Action::RequeueConsumer => self.ask_requeue_consumer(),
             // The stop question sits over any other dialog, so it takes the answer.
             Action::Confirm if self.stopping.is_some() => self.quit = true,
@@ -120,7 +126,7 @@ impl App {
 
     fn scroll(&mut self, delta: isize) {
         match &mut self.overlay {
-            Some(Overlay::Peek(peek)) => peek.scroll = peek.scroll.saturating_add_signed(delta),
+            Some(Overlay::Peek(peek)) => peek.select_by(delta),
             Some(Overlay::Help { scroll }) => *scroll = scroll.saturating_add_signed(delta),
             Some(Overlay::Client { scroll, .. }) => *scroll = scroll.saturating_add_signed(delta),
             // Up goes back in time, away from the newest message.
@@ -353,12 +359,7 @@ impl App {
         let Some(Overlay::Peek(peek)) = &self.overlay else {
             return;
         };
-        let died_in = peek.messages.iter().find_map(|m| {
-            match m.headers.as_ref()?.get("x-dead-letter-queue")? {
-                switchyard_broker::HeaderValue::One(q) => Some(q.clone()),
-                switchyard_broker::HeaderValue::Many(qs) => qs.first().cloned(),
-            }
-        });
+        let died_in = peek.messages.iter().find_map(super::browse::died_in);
         let Some(to) = died_in else {
             let text = format!(
                 "Nothing to move back: the messages shown of {} are not dead letters (no x-dead-letter-queue)",
@@ -368,7 +369,7 @@ impl App {
         };
         let from = peek.queue.clone();
         let count = peek.ready.unwrap_or(peek.messages.len() as u64);
-        self.overlay = Some(Overlay::Confirm(Confirmation::MoveBack { from, to, count }));
+        self.ask_over_peek(Confirmation::MoveBack { from, to, count });
     }
 
     fn ask_kick_slow(&mut self) {
@@ -394,11 +395,18 @@ impl App {
                     Confirmation::Kick { client, .. } => format!("kick of {client}"),
                     Confirmation::KickSlow { .. } => "kick of slow clients".to_string(),
                     Confirmation::MoveBack { from, .. } => format!("move of {from}'s dead letters"),
+                    Confirmation::MoveOne { from, msg, .. } => {
+                        format!("move of message {msg} of {from}")
+                    }
+                    Confirmation::Drop { queue, msg } => {
+                        format!("drop of message {msg} of {queue}")
+                    }
                     Confirmation::RequeueConsumer { client, cid, .. } => {
                         format!("requeue of {client}/{cid}'s jobs")
                     }
                 };
                 self.set_status(Level::Info, format!("Cancelled the {what}"));
+                self.overlay = self.behind.take();
             }
             Some(Overlay::Publish { tail, sending, .. }) => {
                 self.overlay = tail.map(|tail| Overlay::Tail(*tail));
@@ -423,7 +431,9 @@ impl App {
     }
 
     fn type_key(&mut self, key: KeyEvent) {
-        if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
+        if let Some(input) = &mut self.search_input {
+            input.handle_event(&crossterm::event::Event::Key(key));
+        } else if let Some(Overlay::Publish { form, .. }) = &mut self.overlay {
             form.type_key(key);
             // An edit makes the last error stale.
             form.error = None;

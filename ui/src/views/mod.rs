@@ -86,6 +86,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     footer::render_status(frame, status_area, app);
     footer::render_keys(frame, keys_area, app);
 
+    let search = app.search_input().map(str::to_string);
     match &mut app.overlay {
         None => {}
         Some(Overlay::Help { scroll }) => help::render(frame, body, scroll),
@@ -98,8 +99,18 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             }
             publish_form::render(frame, body, form, tail.is_some());
         }
-        Some(Overlay::Peek(peek)) => peek::render(frame, body, peek),
-        Some(Overlay::Tail(tail)) => tail::render(frame, body, tail),
+        Some(Overlay::Peek(peek)) => {
+            let dialog = peek::render(frame, body, peek);
+            if let Some(text) = &search {
+                peek::render_search(frame, dialog, text);
+            }
+        }
+        Some(Overlay::Tail(tail)) => {
+            tail::render(frame, body, tail);
+            if let Some(text) = &search {
+                peek::render_search(frame, body, text);
+            }
+        }
         Some(Overlay::Client { client, scroll }) => {
             client_detail::render(frame, body, &app.snapshot, &app.rates, client, scroll);
         }

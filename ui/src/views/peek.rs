@@ -1,5 +1,6 @@
-//! The peek popup: a page of a queue's next ready messages, pretty-printed, not
-//! consumed.
+//! The peek popup: a page of a queue's ready messages (paged through the whole
+//! queue by the broker's cursor, selected by a search), pretty-printed, not
+//! consumed; one of them selected; and the `/` prompt it shares with the tail.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Style, Stylize};
@@ -8,7 +9,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use switchyard_broker::Headers;
 
-use crate::app::{Peek, PEEK_MAX};
+use crate::app::{describe_query, query_of, Peek};
 use crate::format;
 use crate::widgets::{centered, popup};
 
@@ -31,20 +32,29 @@ pub fn header_pairs(headers: Option<&Headers>) -> String {
 }
 
 /// The popup's title in `width` columns: which messages of how many ready the
-/// page shows, and that peeking consumes nothing, if there is room for it.
+/// page shows (of what the search selects), and that peeking consumes nothing,
+/// if there is room for it.
 pub fn title(peek: &Peek, width: u16) -> String {
     let n = peek.messages.len();
-    if n == 0 {
-        return format!(" Peek {}: no ready messages ", peek.queue);
-    }
-    let (first, last) = (peek.first(), peek.first() + n - 1);
-    let of = match peek.ready {
-        Some(ready) => format!(" of {} ready", format::grouped(ready)),
-        None => String::new(),
+    let query = describe_query(&peek.query);
+    let head = match (&query, n) {
+        (Some(q), 0) => format!(" Peek {}: no ready message matches {q} ", peek.queue),
+        (None, 0) => format!(" Peek {}: no ready messages ", peek.queue),
+        (Some(q), n) => {
+            let (first, last) = (peek.first(), peek.first() + n - 1);
+            format!(" Peek {} ({q}): matches {first}–{last} ", peek.queue)
+        }
+        (None, n) => {
+            let (first, last) = (peek.first(), peek.first() + n - 1);
+            let of = match peek.ready {
+                Some(ready) => format!(" of {} ready", format::grouped(ready)),
+                None => String::new(),
+            };
+            format!(" Peek {}: messages {first}–{last}{of} ", peek.queue)
+        }
     };
-    let head = format!(" Peek {}: messages {first}–{last}{of} ", peek.queue);
     let full = format!("{head}(not consumed) ");
-    if Line::raw(full.as_str()).width() <= usize::from(width) {
+    if n > 0 && Line::raw(full.as_str()).width() <= usize::from(width) {
         full
     } else {
         head
@@ -52,8 +62,7 @@ pub fn title(peek: &Peek, width: u16) -> String {
 }
 
 /// What the page cannot show, said after its last message: that the broker
-/// cut its answer to fit its buffer, or that it peeks no further than
-/// [`PEEK_MAX`] messages.
+/// cut its answer to fit its buffer, and whether more pages follow.
 fn notes(peek: &Peek) -> Vec<String> {
     let mut notes = Vec::new();
     if peek.truncated {
@@ -62,30 +71,31 @@ fn notes(peek: &Peek) -> Vec<String> {
                 .to_string(),
         );
     }
-    match peek.ready {
-        Some(ready) if peek.at_broker_limit() && ready > PEEK_MAX as u64 => notes.push(format!(
-            "The broker peeks at the first {} messages: the {} after them cannot be shown.",
-            format::grouped(PEEK_MAX as u64),
-            format::grouped(ready - PEEK_MAX as u64)
-        )),
-        _ => {}
+    if peek.next.is_some() {
+        notes.push("More follow: → for the next page.".to_string());
     }
     notes
 }
 
-/// Draw the peek popup over `area`, clamping its scroll to the content.
-pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
+/// Draw the peek popup over `area`, clamping its scroll to the content. With a
+/// message selected, the view starts at it (PgDn scrolls on from there).
+/// Returns where the popup is, for the search prompt.
+pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) -> Rect {
     let dialog = centered(area, 100, area.height.saturating_sub(2));
     let title = title(peek, dialog.width.saturating_sub(2));
     let inner = popup(frame, dialog, Line::from(title));
 
     let mut lines: Vec<Line> = Vec::new();
+    let mut selected_at = 0;
     for (i, m) in peek.messages.iter().enumerate() {
+        let selected = peek.selected == Some(i);
+        if selected {
+            selected_at = lines.len();
+        }
+        let number = Style::new().yellow().bold();
         let mut head = vec![
-            Span::styled(
-                format!("#{} ", peek.first() + i),
-                Style::new().yellow().bold(),
-            ),
+            Span::styled(if selected { "▶ " } else { "" }, number),
+            Span::styled(format!("#{} ", peek.first() + i), number),
             Span::raw(m.msg.clone().unwrap_or_default()).bold(),
         ];
         if let Some(seq) = m.seq {
@@ -95,7 +105,8 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
             format!("  attempt {}  {}  ", m.attempt, format::clock_ms(m.time)),
             Style::new().dark_gray(),
         ));
-        lines.push(Line::from(head));
+        let head = Line::from(head);
+        lines.push(if selected { head.reversed() } else { head });
         // Headers whole, one a line, wrapped: a dead-letter queue's
         // `x-dead-letter-reason` is the point of peeking at it.
         let width = usize::from(inner.width);
@@ -125,13 +136,50 @@ pub fn render(frame: &mut Frame, area: Rect, peek: &mut Peek) {
         );
     }
     if lines.is_empty() {
-        lines.push(Line::from(" no ready messages").dim());
+        let empty = match describe_query(&peek.query) {
+            Some(q) => {
+                format!(" no ready message matches {q} · / changes it (empty: every message)")
+            }
+            None => " no ready messages".to_string(),
+        };
+        lines.push(Line::from(empty).dim());
     }
 
     let height = usize::from(inner.height);
-    peek.scroll = peek.scroll.min(lines.len().saturating_sub(height));
-    let scroll = u16::try_from(peek.scroll).unwrap_or(u16::MAX);
+    let room = lines.len().saturating_sub(height);
+    peek.scroll = peek.scroll.min(room.saturating_sub(selected_at));
+    let scroll = (selected_at + peek.scroll).min(room);
+    let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
     frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+    dialog
+}
+
+/// The `/` prompt on the last line inside the peek or tail popup at `area`:
+/// the text typed, and whether the broker takes it as a filter or a substring.
+pub fn render_search(frame: &mut Frame, area: Rect, text: &str) {
+    // The rule, said as the text is typed: a filter if it parses as one.
+    let kind = match query_of(text) {
+        q if q.filter.is_some() => "a filter",
+        q if q.search.is_some() => "text (not a filter)",
+        _ => "everything",
+    };
+    let line = Line::from(vec![
+        Span::styled(" / ", Style::new().yellow().bold()),
+        Span::raw(text.to_string()),
+        Span::raw("▏").yellow(),
+        Span::styled(
+            format!("  {kind} · ⏎ search · Esc cancel "),
+            Style::new().dark_gray(),
+        ),
+    ]);
+    let bottom = Rect {
+        y: area.bottom().saturating_sub(2),
+        height: 1,
+        x: area.x.saturating_add(1),
+        width: area.width.saturating_sub(2),
+    };
+    frame.render_widget(ratatui::widgets::Clear, bottom);
+    frame.render_widget(Paragraph::new(line).on_black(), bottom);
 }
 
 /// `text` cut into pieces of at most `width` characters (at least one piece),

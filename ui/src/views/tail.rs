@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::app::{LiveTail, TailEntry};
+use crate::app::{describe_query, LiveTail, TailEntry};
 use crate::delivery::{Subscriber, Subscribers, Verdict};
 use crate::format;
 use crate::views::peek::header_pairs;
@@ -33,8 +33,12 @@ const GAP: usize = 2;
 /// Draw the tail popup over `area`, the newest message at the bottom.
 pub fn render(frame: &mut Frame, area: Rect, tail: &mut LiveTail) {
     let subs = tail.subscribers.list().len();
+    let query = match describe_query(&tail.query) {
+        Some(q) => format!(" ({q})"),
+        None => String::new(),
+    };
     let title = format!(
-        " Tail {} · {} received · {subs} subscription{} ",
+        " Tail {}{query} · {} received · {subs} subscription{} ",
         tail.pattern,
         tail.received,
         if subs == 1 { "" } else { "s" }

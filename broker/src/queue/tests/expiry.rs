@@ -30,7 +30,7 @@ fn a_message_nobody_takes_in_its_time_to_live_is_dead_lettered_as_expired() {
     let sent = now_ms();
     let msg = send_ttl(&q, json!("late"), 60_000, Some(waiter));
     send(&q, json!("no ttl"));
-    let expires = q.peek(1)[0].expires.unwrap();
+    let expires = q.peek(1, None, &Query::default()).0[0].expires.unwrap();
     assert!((sent + 60_000..=now_ms() + 60_000).contains(&expires));
 
     // Before its time: it stays, and the timer is to look again when it is due.
@@ -139,11 +139,11 @@ fn a_requeued_message_keeps_its_time_to_live_and_its_place() {
     send_ttl(&q, json!("a"), 60_000, None);
     send(&q, json!("b"));
     q.dispatch_ready();
-    let expires = q.peek(1)[0].expires;
+    let expires = q.peek(1, None, &Query::default()).0[0].expires;
     assert_eq!(expires, None, "b, behind the job in flight, has no ttl");
     q.remove_consumer(&w, "w1");
     assert_eq!(ready(&q), vec![("1".into(), 1), ("2".into(), 0)]);
-    let at = q.peek(1)[0].expires.unwrap();
+    let at = q.peek(1, None, &Query::default()).0[0].expires.unwrap();
     // Back in `ready`, it expires at its time, as if it had never left.
     let (effects, _) = q.expire(Instant::now(), at);
     assert_eq!(effects.dead_letters[0].reason, "expired");
@@ -200,7 +200,7 @@ fn a_message_handed_to_a_closing_consumer_keeps_its_expiry() {
     send_ttl(&q, json!("a"), 60_000, None);
     // The push to the closed session fails: the message goes back, expiry and all.
     assert_eq!(q.dispatch_ready().delivered, 0);
-    let at = q.peek(1)[0].expires.unwrap();
+    let at = q.peek(1, None, &Query::default()).0[0].expires.unwrap();
     let (effects, _) = q.expire(Instant::now(), at);
     assert_eq!(effects.dead_letters[0].reason, "expired");
     assert!(ready(&q).is_empty());

@@ -81,7 +81,8 @@ fn job(cid: &str, tag: u64, msg: &str, attempt: u32, data: Value) -> Value {
 
 /// The ready messages as (id, attempts so far).
 fn ready(q: &Queue) -> Vec<(String, u32)> {
-    q.peek(usize::MAX)
+    q.peek(usize::MAX, None, &Query::default())
+        .0
         .into_iter()
         .map(|m| (m.msg.unwrap(), m.attempt))
         .collect()

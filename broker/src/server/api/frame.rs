@@ -132,12 +132,23 @@ pub(super) fn send(queue: &str, message: &Message, confirm: &str) -> String {
     out
 }
 
-/// `{"op":"peek","id":1,"queue":...,"n":...}`.
-pub(super) fn peek(queue: &str, n: u64) -> String {
+/// `{"op":"peek","id":1,"queue":...,"n":...}`, with `after`, `filter` and
+/// `search` when asked for.
+pub(super) fn peek(queue: &str, options: &super::Options) -> String {
     let mut out = open("peek");
     field_str(&mut out, "queue", queue);
+    if let Some(filter) = &options.filter {
+        field_str(&mut out, "filter", filter);
+    }
+    if let Some(search) = &options.search {
+        field_str(&mut out, "search", search);
+    }
     out.pop();
-    out.push_str(&format!(",\"n\":{n}}}"));
+    out.push_str(&format!(",\"n\":{}", options.count));
+    if let Some(after) = options.after {
+        out.push_str(&format!(",\"after\":{after}"));
+    }
+    out.push('}');
     out
 }
 
@@ -257,11 +268,27 @@ mod tests {
         assert_eq!(e.code, ErrorCode::BadFrame);
     }
 
+    fn count(n: u64, after: Option<u64>, filter: Option<&str>) -> super::super::Options {
+        super::super::Options {
+            confirm: "stored",
+            wait: std::time::Duration::from_secs(1),
+            count: n,
+            ttl_ms: None,
+            after,
+            filter: filter.map(String::from),
+            search: None,
+        }
+    }
+
     #[test]
     fn names_are_escaped_into_the_frame() {
         assert_eq!(
-            peek("a\"b", 3),
+            peek("a\"b", &count(3, None, None)),
             r#"{"op":"peek","id":1,"queue":"a\"b","n":3}"#
+        );
+        assert_eq!(
+            peek("q", &count(3, Some(41), Some("k = 'v'"))),
+            r#"{"op":"peek","id":1,"queue":"q","filter":"k = 'v'","n":3,"after":41}"#
         );
         assert_eq!(stats(), r#"{"op":"stats","id":1}"#);
     }

@@ -90,7 +90,7 @@ impl Endpoint {
         match self {
             Endpoint::Publish(_) => &["timeout", "token"],
             Endpoint::Send(_) => &["confirm", "timeout", "ttl", "token"],
-            Endpoint::Peek(_) => &["count", "token"],
+            Endpoint::Peek(_) => &["count", "after", "filter", "search", "token"],
             Endpoint::Stats => &["token"],
         }
     }
@@ -180,6 +180,10 @@ struct Options {
     count: u64,
     /// `?ttl=`: the sent message's time to live, in milliseconds.
     ttl_ms: Option<u64>,
+    /// A peek's `?after=`, `?filter=` and `?search=` (percent-decoded).
+    after: Option<u64>,
+    filter: Option<String>,
+    search: Option<String>,
 }
 
 /// The options of `query` for `endpoint`; a parameter it does not take, or a
@@ -191,6 +195,9 @@ fn options(endpoint: &Endpoint, query: &str) -> Result<Options, BrokerError> {
         wait: DEFAULT_WAIT,
         count: 10,
         ttl_ms: None,
+        after: None,
+        filter: None,
+        search: None,
     };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -216,10 +223,42 @@ fn options(endpoint: &Endpoint, query: &str) -> Result<Options, BrokerError> {
                     .parse()
                     .map_err(|_| bad("`count` must be a non-negative integer"))?
             }
+            "after" => {
+                options.after = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad("`after` must be a non-negative integer (a `next`)"))?,
+                )
+            }
+            "filter" => options.filter = Some(percent_decoded("filter", value)?),
+            "search" => options.search = Some(percent_decoded("search", value)?),
             _ => {}
         }
     }
     Ok(options)
+}
+
+/// A query value with its `%XX` escapes and `+` (a space) decoded; it must be
+/// UTF-8.
+fn percent_decoded(key: &str, value: &str) -> Result<String, BrokerError> {
+    let invalid = || bad(format!("`{key}` is not valid percent-encoded UTF-8"));
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or_else(invalid)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| invalid())?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| invalid())?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| invalid())
 }
 
 /// A `?ttl=` value: a whole number of `ms`, `s`, `m`, `h` or `d`, within a
@@ -324,7 +363,7 @@ where
             }
             (frame::send(queue, &message, options.confirm), options.wait)
         }
-        Endpoint::Peek(queue) => (frame::peek(queue, options.count), READ_WAIT),
+        Endpoint::Peek(queue) => (frame::peek(queue, &options), READ_WAIT),
         Endpoint::Stats => (frame::stats(), READ_WAIT),
     };
     // The frame a WebSocket client would send is held to the WebSocket's limit:
@@ -667,6 +706,18 @@ mod tests {
                 .count,
             3
         );
+        let peek = options(
+            &Endpoint::Peek("q".into()),
+            "after=41&filter=data.total+%3E+100&search=%22a%C3%A9%22",
+        )
+        .unwrap();
+        assert_eq!(
+            (peek.after, peek.filter.as_deref(), peek.search.as_deref()),
+            (Some(41), Some("data.total > 100"), Some("\"aé\""))
+        );
+        for bad in ["after=x", "filter=%4", "filter=%zz", "search=%FF"] {
+            assert!(options(&Endpoint::Peek("q".into()), bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

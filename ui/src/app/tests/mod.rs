@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
 use switchyard_broker::stats::{EventKind, EventRecord, TopicStats};
-use switchyard_broker::{Command, ErrorCode, PeekTarget};
+use switchyard_broker::{Command, ErrorCode, MessageQuery, PeekTarget};
 use switchyard_broker::{HeaderValue, Headers};
 
 use super::*;

@@ -8,19 +8,14 @@ use super::*;
 fn enter_on_a_queue_peeks_without_consuming() {
     let mut h = Harness::new();
     h.keys("3j").key(KeyCode::Enter).key(KeyCode::Enter);
-    assert_eq!(
-        h.source.executed,
-        [Command::Peek {
-            target: PeekTarget::Queue("jobs".into()),
-            n: PEEK_COUNT
-        }]
-    );
+    assert_eq!(h.source.executed, [peek_of("jobs", None)]);
     match h.app.overlay() {
         Some(Overlay::Peek(peek)) => assert_eq!(peek.messages, fixture::peeked_jobs()),
         other => panic!("{other:?}"),
     }
+    // ↓ selects the first message, then the next.
     h.keys("jj");
-    assert!(matches!(h.app.overlay(), Some(Overlay::Peek(p)) if p.scroll == 2));
+    assert!(matches!(h.app.overlay(), Some(Overlay::Peek(p)) if p.selected == Some(1)));
     h.key(KeyCode::Esc);
     assert!(h.app.overlay().is_none());
 }
@@ -33,11 +28,13 @@ fn open_peek(h: &Harness) -> &Peek {
     }
 }
 
-/// The peek command asking for the first `n` messages of `queue`.
-fn peek_of(queue: &str, n: usize) -> Command {
+/// The peek command asking for a page of `queue` after the cursor `after`.
+fn peek_of(queue: &str, after: Option<u64>) -> Command {
     Command::Peek {
         target: PeekTarget::Queue(queue.into()),
-        n,
+        n: PEEK_COUNT,
+        after,
+        query: MessageQuery::default(),
     }
 }
 
@@ -55,16 +52,27 @@ fn the_peek_popup_pages_by_asking_the_broker_again() {
     assert_eq!(open_peek(&h).page, 0);
     assert_eq!(peeked_ids(&h).first().map(String::as_str), Some("m100001"));
     h.keys("jj").key(KeyCode::Right);
-    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", 20)));
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&peek_of("thumbnails", Some(100_010)))
+    );
     let ids: Vec<String> = (11..=20).map(|i| format!("m1{i:05}")).collect();
     assert_eq!(peeked_ids(&h), ids);
     assert_eq!((open_peek(&h).first(), open_peek(&h).scroll), (11, 0));
     assert_eq!(open_peek(&h).ready, Some(1_250));
     h.keys("n");
-    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", 30)));
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&peek_of("thumbnails", Some(100_020)))
+    );
     assert_eq!(open_peek(&h).page, 2);
-    h.key(KeyCode::Left).keys("p");
-    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", 10)));
+    h.key(KeyCode::Left);
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&peek_of("thumbnails", Some(100_010)))
+    );
+    h.keys("p");
+    assert_eq!(h.source.executed.last(), Some(&peek_of("thumbnails", None)));
     assert_eq!(open_peek(&h).page, 0);
     h.keys("p");
     assert_eq!(h.source.executed.len(), 5, "no page before the first");
@@ -72,36 +80,34 @@ fn the_peek_popup_pages_by_asking_the_broker_again() {
 }
 
 #[test]
-fn peek_paging_stops_after_the_last_message_and_at_the_broker_limit() {
+fn peek_paging_goes_through_the_whole_queue_and_stops_after_its_last_message() {
     let mut h = Harness::new();
     // jobs has three messages to peek: one page.
     h.keys("3j")
         .key(KeyCode::Enter)
         .key(KeyCode::Enter)
         .keys("n");
-    assert_eq!(h.source.executed, [peek_of("jobs", 10)]);
-    assert_eq!(h.status(), "No ready messages after #3 in jobs");
+    assert_eq!(h.source.executed, [peek_of("jobs", None)]);
+    assert_eq!(h.status(), "No more ready messages in jobs");
+    // thumbnails has 1,250: past the broker's old 1,000 by its cursor.
     h.key(KeyCode::Esc)
         .key(KeyCode::Esc)
         .keys("jj")
         .key(KeyCode::Enter)
         .key(KeyCode::Enter);
-    for _ in 0..99 {
+    for _ in 0..124 {
         h.keys("n");
     }
     assert_eq!(
         h.source.executed.last(),
-        Some(&peek_of("thumbnails", PEEK_MAX))
+        Some(&peek_of("thumbnails", Some(101_240)))
     );
-    assert_eq!(open_peek(&h).first(), 991);
-    assert_eq!(peeked_ids(&h).last().map(String::as_str), Some("m101000"));
+    assert_eq!(open_peek(&h).first(), 1241);
+    assert_eq!(peeked_ids(&h).last().map(String::as_str), Some("m101250"));
     let asked = h.source.executed.len();
     h.keys("n");
-    assert_eq!(h.source.executed.len(), asked, "past 1000 is not asked for");
-    assert_eq!(
-        h.status(),
-        "The broker peeks at the first 1,000 messages only"
-    );
+    assert_eq!(h.source.executed.len(), asked, "nothing after the last");
+    assert_eq!(h.status(), "No more ready messages in thumbnails");
 }
 
 #[test]
@@ -570,12 +576,12 @@ fn dead_letters_of_jobs() -> Harness {
 }
 
 #[test]
-fn m_in_a_dead_letter_peek_asks_then_moves_them_back_where_they_died() {
+fn capital_m_in_a_dead_letter_peek_asks_then_moves_them_back_where_they_died() {
     let mut h = dead_letters_of_jobs();
     h.keys("3jjj")
         .key(KeyCode::Enter)
         .key(KeyCode::Enter)
-        .keys("m");
+        .keys("M");
     let confirmation = h.confirmation().cloned();
     assert_eq!(
         confirmation,
@@ -590,15 +596,19 @@ fn m_in_a_dead_letter_peek_asks_then_moves_them_back_where_they_died() {
         Some("Move the ready messages of thumbnails that died in jobs back to jobs (1250 ready messages in thumbnails)? y/n")
     );
     h.keys("y");
+    // The move, then the peek again: it shows what is left.
+    let n = h.source.executed.len();
     assert_eq!(
-        h.source.executed.last(),
-        Some(&Command::Move {
+        h.source.executed[n - 2],
+        Command::Move {
             from: "thumbnails".into(),
             to: "jobs".into(),
             n: None,
             filter: Some("x-dead-letter-queue = 'jobs'".into()),
-        })
+            msg: None,
+        }
     );
+    assert!(matches!(h.app.overlay(), Some(Overlay::Peek(_))));
     assert_eq!(
         h.status(),
         "Moved 1250 messages from thumbnails back to jobs"
@@ -611,12 +621,12 @@ fn m_in_a_dead_letter_peek_asks_then_moves_them_back_where_they_died() {
 }
 
 #[test]
-fn m_on_messages_that_are_not_dead_letters_moves_nothing() {
+fn capital_m_on_messages_that_are_not_dead_letters_moves_nothing() {
     let mut h = Harness::new();
     h.keys("3j")
         .key(KeyCode::Enter)
         .key(KeyCode::Enter)
-        .keys("m");
+        .keys("M");
     assert!(h.confirmation().is_none());
     assert_eq!(
         h.status(),
@@ -717,4 +727,189 @@ fn f_sorts_the_clients_fullest_first() {
     );
     h.keys("3f");
     assert_eq!(h.app.view(), View::Queues, "f is the Clients view's");
+}
+
+#[test]
+fn m_moves_the_selected_dead_letter_back_after_asking() {
+    let mut h = dead_letters_of_jobs();
+    h.keys("3jjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("m");
+    assert_eq!(h.status(), "Select a message first (↑↓); M moves them all");
+    h.keys("jjm");
+    let confirmation = h.confirmation().cloned();
+    let second = open_peek_id(&dead_letters_of_jobs(), 1);
+    assert_eq!(
+        confirmation,
+        Some(Confirmation::MoveOne {
+            from: "thumbnails".into(),
+            to: "jobs".into(),
+            msg: second.clone(),
+        })
+    );
+    assert_eq!(
+        confirmation.map(|c| c.question()),
+        Some(format!(
+            "Move 1 message (message {second}) from thumbnails back to jobs? y/n"
+        ))
+    );
+    h.keys("y");
+    let moved = Command::Move {
+        from: "thumbnails".into(),
+        to: "jobs".into(),
+        n: None,
+        filter: None,
+        msg: Some(second),
+    };
+    // The move, then the same page again: it changed.
+    let n = h.source.executed.len();
+    assert_eq!(h.source.executed[n - 2], moved);
+    assert!(matches!(
+        h.source.executed[n - 1],
+        Command::Peek { after: None, .. }
+    ));
+}
+
+/// The id of the `i`th dead letter the fixture peeks.
+fn open_peek_id(_: &Harness, i: usize) -> String {
+    fixture::dead_letters_of_jobs(1_250)[i].msg.clone().unwrap()
+}
+
+#[test]
+fn d_drops_the_selected_message_after_asking() {
+    let mut h = Harness::new();
+    h.keys("3j")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("d");
+    assert_eq!(h.status(), "Select a message first (↑↓)");
+    h.keys("jd");
+    assert_eq!(
+        h.confirmation().map(|c| c.question()).as_deref(),
+        Some("Drop 1 message (message m000042) from jobs? y/n")
+    );
+    h.keys("y");
+    let n = h.source.executed.len();
+    assert_eq!(
+        h.source.executed[n - 2],
+        Command::Drop {
+            queue: "jobs".into(),
+            msg: "m000042".into()
+        }
+    );
+    assert_eq!(h.status(), "Dropped message m000042 from jobs");
+}
+
+#[test]
+fn slash_in_a_peek_searches_by_filter_or_by_text_broker_side() {
+    let mut h = Harness::new();
+    h.keys("3jjj")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("/");
+    assert_eq!(h.app.search_input(), Some(""));
+    h.keys("data.image = 'img3.png'").key(KeyCode::Enter);
+    let filter = MessageQuery {
+        filter: Some("data.image = 'img3.png'".into()),
+        search: None,
+    };
+    assert_eq!(
+        h.source.executed.last(),
+        Some(&Command::Peek {
+            target: PeekTarget::Queue("thumbnails".into()),
+            n: PEEK_COUNT,
+            after: None,
+            query: filter.clone(),
+        })
+    );
+    assert_eq!(peeked_ids(&h), ["m100003"]);
+    assert_eq!(open_peek(&h).query, filter);
+    // Not a filter: a substring. `/` starts from the query shown.
+    h.keys("/");
+    assert_eq!(h.app.search_input(), Some("data.image = 'img3.png'"));
+    for _ in 0.."data.image = 'img3.png'".len() {
+        h.key(KeyCode::Backspace);
+    }
+    h.keys("img12").key(KeyCode::Enter);
+    assert_eq!(open_peek(&h).query.search.as_deref(), Some("img12"));
+    assert_eq!(peeked_ids(&h)[..2], ["m100012", "m100120"]);
+    // Nothing matches: an empty page that says so.
+    h.keys("/").key(KeyCode::Esc);
+    assert_eq!(
+        h.app.search_input(),
+        None,
+        "Esc leaves the search as it was"
+    );
+    assert_eq!(open_peek(&h).query.search.as_deref(), Some("img12"));
+}
+
+#[test]
+fn e_exports_the_page_or_the_selected_message_as_json_lines() {
+    let dir = std::env::temp_dir().join(format!("sy-ui-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut h = Harness::new();
+    h.app.export_into(&dir);
+    h.keys("3j")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .keys("e");
+    let path = h
+        .status()
+        .strip_prefix("Exported 3 messages to ")
+        .unwrap()
+        .to_string();
+    let lines: Vec<String> = fixture::peeked_jobs()
+        .iter()
+        .map(switchyard_broker::export::peeked_line)
+        .collect();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        lines.join("\n") + "\n"
+    );
+    h.keys("jje");
+    let path = h
+        .status()
+        .strip_prefix("Exported 1 message to ")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        lines[1].clone() + "\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn slash_in_a_tail_restarts_it_with_the_query_and_e_exports_it() {
+    let dir = std::env::temp_dir().join(format!("sy-ui-tail-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut h = Harness::new();
+    h.app.export_into(&dir);
+    h.keys("2jjjj").key(KeyCode::Enter).key(KeyCode::Enter);
+    let pattern = h.source.tails_opened[0].clone();
+    h.keys("/status = 'new'").key(KeyCode::Enter);
+    assert_eq!(h.source.tails_opened, [pattern.clone(), pattern]);
+    assert_eq!(
+        open_tail(&h).query.filter.as_deref(),
+        Some("status = 'new'")
+    );
+    h.keys("e");
+    assert_eq!(h.status(), "Nothing to export: no messages shown");
+    // What the tail took in, one line each, as `switchyard peek` prints them.
+    h.source.push_tail(fixture::tail_orders());
+    h.tick().keys("e");
+    let tailed: Vec<String> = open_tail(&h)
+        .messages
+        .iter()
+        .map(|e| switchyard_broker::export::tail_line(&e.message))
+        .collect();
+    assert!(!tailed.is_empty());
+    let want = format!("Exported {} messages to ", tailed.len());
+    let path = h.status().strip_prefix(want.as_str()).unwrap().to_string();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        tailed.join("\n") + "\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
