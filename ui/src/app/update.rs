@@ -20,10 +20,7 @@ impl App {
     /// Run one action.
     pub fn update(&mut self, action: Action, source: &mut dyn Source) {
         if action.changes_broker() && source.read_only() {
-            return self.set_status(
-                Level::Error,
-                "Read-only console (--read-only): it does not publish, purge, kick or requeue",
-            );
+            return self.set_status(Level::Error, super::command_line::READ_ONLY);
         }
         match action {
             Action::Quit => self.ask_quit(&*source),
@@ -45,6 +42,16 @@ impl App {
                 self.filter_input = None;
                 self.set_filter(String::new());
             }
+            Action::Back => self.back(),
+            Action::CommandLine => self.open_command_line(),
+            Action::RunCommand => self.run_command(source),
+            Action::Complete => self.complete_command(),
+            Action::HistoryBack => self.recall_command(true),
+            Action::HistoryForward => self.recall_command(false),
+            Action::Pause => self.toggle_pause(),
+            Action::PurgeListed => self.ask_purge_listed(),
+            Action::RequeueListed => self.ask_requeue_listed(),
+            Action::KickListed => self.ask_kick_listed(),
             Action::SortNext => self.sort(true),
             Action::SortReverse => self.sort(false),
             Action::Open => self.open(source),
@@ -83,7 +90,7 @@ impl App {
 
     /// Quit, asking first when that stops a broker that would drop clients or
     /// in-memory messages (counted from the latest snapshot).
-    fn ask_quit(&mut self, source: &dyn Source) {
+    pub(super) fn ask_quit(&mut self, source: &dyn Source) {
         let stopping = StopBroker::of(&self.snapshot);
         if !source.quitting_stops_broker() || stopping.loses_nothing() {
             self.quit = true;
@@ -98,10 +105,19 @@ impl App {
         self.set_status(Level::Info, "Not stopped: the broker keeps running");
     }
 
-    fn show(&mut self, view: View) {
+    pub(super) fn show(&mut self, view: View) {
+        self.show_view(view, true);
+    }
+
+    /// Show `view`; `remember` the one it replaces for Esc to go back to (not
+    /// when going back).
+    pub(super) fn show_view(&mut self, view: View, remember: bool) {
         // A toast is about the view it was raised on.
         if view != self.view {
             self.status = None;
+            if remember {
+                self.leaving(self.view);
+            }
         }
         self.view = view;
         self.filter_input = None;
@@ -111,7 +127,7 @@ impl App {
     }
 
     /// Apply a selection movement to the current table and remember the row.
-    fn move_selection(&mut self, f: impl FnOnce(&mut TableState)) {
+    pub(super) fn move_selection(&mut self, f: impl FnOnce(&mut TableState)) {
         let i = self.view.index();
         f(&mut self.tables[i]);
         self.tables[i].remember(tables::model(self.view), &self.snapshot);
@@ -383,6 +399,16 @@ impl App {
                     Confirmation::Kick { client, .. } => format!("kick of {client}"),
                     Confirmation::KickSlow { .. } => "kick of slow clients".to_string(),
                     Confirmation::MoveBack { from, .. } => format!("move of {from}'s dead letters"),
+                    Confirmation::Move { from, to, .. } => format!("move from {from} to {to}"),
+                    Confirmation::PurgeListed { queues, .. } => {
+                        format!("purge of {} listed queues", queues.len())
+                    }
+                    Confirmation::RequeueListed { jobs, .. } => {
+                        format!("requeue of {} listed jobs", jobs.len())
+                    }
+                    Confirmation::KickListed { clients, .. } => {
+                        format!("kick of {} listed clients", clients.len())
+                    }
                     Confirmation::RequeueConsumer { client, cid, .. } => {
                         format!("requeue of {client}/{cid}'s jobs")
                     }
@@ -413,6 +439,8 @@ impl App {
             form.type_key(key);
             // An edit makes the last error stale.
             form.error = None;
+        } else if self.command_line.is_some() {
+            self.type_command(key);
         } else if let Some(input) = &mut self.filter_input {
             input.handle_event(&crossterm::event::Event::Key(key));
             let filter = input.value().to_string();
