@@ -111,7 +111,7 @@ pub static WORDS: &[Word] = &[
         &[Arg::Queue, Arg::Queue],
         false,
         ":move FROM TO",
-        "move every ready message (asks)",
+        "move all ready messages (asks)",
     ),
     word(
         "kick",

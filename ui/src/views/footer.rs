@@ -55,7 +55,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
         None if table.filtered() => {
             let mut spans = Vec::new();
             if !table.pattern.is_empty() {
-                spans.push(Span::styled(" topics matching ", Style::new().yellow()));
+                spans.push(Span::styled(" matching ", Style::new().yellow()));
                 spans.push(Span::raw(table.pattern.clone()));
             }
             if !table.filter.is_empty() {
@@ -63,11 +63,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
                 spans.push(Span::raw(table.filter.clone()));
             }
             spans.push(Span::styled(
-                format!(
-                    "  {} of {} listed (/ edits, Esc clears)",
-                    table.rows.len(),
-                    table.total
-                ),
+                "  (/ edits, Esc clears)",
                 Style::new().dark_gray(),
             ));
             Line::from(spans)
@@ -80,6 +76,13 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
 /// What Tab could complete the `:` line with, as many as fit the brief list.
 fn candidates(app: &App) -> Line<'static> {
     let found = app.command_candidates();
+    let typing_a_word = app
+        .command_line
+        .as_ref()
+        .is_some_and(|l| !l.value().is_empty() && !l.value().ends_with(' '));
+    if found.is_empty() && !typing_a_word {
+        return Line::default();
+    }
     if found.is_empty() {
         return Line::from(Span::styled(" no completions", Style::new().dark_gray()));
     }
@@ -107,13 +110,12 @@ fn render_command_line(frame: &mut Frame, area: Rect, input: &tui_input::Input) 
     let shown: String = input.value().chars().skip(scroll).collect();
     frame.render_widget(
         Line::from(vec![
-            Span::styled(prompt, Style::new().black().on_cyan().bold()),
-            Span::raw(" "),
+            Span::styled(prompt, Style::new().cyan().bold()),
             Span::raw(shown),
         ]),
         area,
     );
-    let column = (prompt.len() + 1 + input.visual_cursor().saturating_sub(scroll)) as u16;
+    let column = (prompt.len() + input.visual_cursor().saturating_sub(scroll)) as u16;
     frame.set_cursor_position((area.x + column.min(area.width.saturating_sub(1)), area.y));
 }
 
