@@ -3,9 +3,11 @@
 //! row a kept filter lists (each asked about once, with the count, then sent as
 //! one command per row through the source, so they work over the wire too).
 
+use std::collections::HashMap;
+
 use tui_input::backend::crossterm::EventHandler;
 
-use super::overlay::{who, Confirmation, Overlay};
+use super::overlay::{named, Confirmation, Overlay};
 use super::{App, Level, BACK_KEEP};
 use crate::command_line::{self, CommandLine, Verb};
 use crate::source::Source;
@@ -278,13 +280,22 @@ impl App {
                         (j.queue.clone(), j.msg.clone())
                     })
                     .collect();
-                // Each holder named once: a filter may list 10,000 jobs of a few clients.
+                // Each holder named once, through one index of the clients: a
+                // filter may list 10,000 jobs of as many clients.
+                let names: HashMap<&str, Option<&str>> = (self.snapshot.clients.iter())
+                    .map(|c| (c.id.as_str(), c.name.as_deref()))
+                    .collect();
                 let mut ids: Vec<&str> = (rows.iter())
                     .map(|&i| self.snapshot.inflight[i].client.as_str())
                     .collect();
                 ids.sort_unstable();
                 ids.dedup();
-                let holders = ids.iter().map(|id| who(&self.snapshot, id)).collect();
+                let holders = (ids.iter())
+                    .map(|&id| match names.get(id).copied().flatten() {
+                        Some(name) => format!("{id} ({name})"),
+                        None => id.to_string(),
+                    })
+                    .collect();
                 self.overlay = Some(Overlay::Confirm(Confirmation::RequeueListed {
                     jobs,
                     holders,
@@ -304,13 +315,7 @@ impl App {
                     .map(|&i| self.snapshot.clients[i].id.clone())
                     .collect();
                 let shown = (rows.iter())
-                    .map(|&i| {
-                        let c = &self.snapshot.clients[i];
-                        match &c.name {
-                            Some(name) => format!("{} ({name})", c.id),
-                            None => c.id.clone(),
-                        }
-                    })
+                    .map(|&i| named(&self.snapshot.clients[i]))
                     .collect();
                 self.overlay = Some(Overlay::Confirm(Confirmation::KickListed {
                     clients,

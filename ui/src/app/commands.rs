@@ -111,7 +111,7 @@ impl App {
                 let kick = kick(&client, KICK_REASON);
                 self.start(source, Job::Kick { who }, vec![kick]);
             }
-            Confirmation::KickSlow { clients } => {
+            Confirmation::KickSlow { clients, .. } => {
                 let kicks = clients
                     .iter()
                     .map(|client| kick(client, KICK_SLOW_REASON))

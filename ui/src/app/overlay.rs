@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use switchyard_broker::stats::ClientStats;
 use switchyard_broker::{PeekedMessage, Snapshot, TailMessage};
 
 use super::commands::{PEEK_COUNT, PEEK_MAX};
@@ -40,6 +41,8 @@ pub enum Confirmation {
     KickSlow {
         /// Their ids.
         clients: Vec<String>,
+        /// Each as the question names it: `c3 (worker-2)`.
+        shown: Vec<String>,
     },
     /// Requeue every job one consumer holds.
     RequeueConsumer {
@@ -47,6 +50,8 @@ pub enum Confirmation {
         client: String,
         /// Its cid.
         cid: String,
+        /// The client's name from `hello`, if it gave one, for the question.
+        name: Option<String>,
         /// Its jobs in the latest in-flight list.
         count: u64,
     },
@@ -135,17 +140,27 @@ impl Confirmation {
                 Some(name) => format!("Kick client {client} ({name}, {addr})? y/n"),
                 None => format!("Kick client {client} ({addr})? y/n"),
             },
-            Confirmation::KickSlow { clients } => {
+            Confirmation::KickSlow { clients, shown } => {
                 let s = if clients.len() == 1 { "" } else { "s" };
                 format!(
                     "Kick {} slow client{s} ({})? y/n",
                     clients.len(),
-                    list(clients, 6)
+                    list(shown, 6)
                 )
             }
-            Confirmation::RequeueConsumer { client, cid, count } => {
+            Confirmation::RequeueConsumer {
+                client,
+                cid,
+                name,
+                count,
+            } => {
                 let s = if *count == 1 { "" } else { "s" };
-                format!("Requeue the {count} job{s} {client}/{cid} holds? y/n")
+                match name {
+                    Some(name) => {
+                        format!("Requeue the {count} job{s} {client}/{cid} ({name}) holds? y/n")
+                    }
+                    None => format!("Requeue the {count} job{s} {client}/{cid} holds? y/n"),
+                }
             }
             Confirmation::Move { from, to, count } => {
                 let s = if *count == 1 { "" } else { "s" };
@@ -276,15 +291,12 @@ fn plural(n: u64, noun: &str) -> String {
     }
 }
 
-/// Client `id` as questions and toasts name it: `c3 (worker-2)`, with the name
-/// it gave in `hello`, or `c3` alone.
-pub(crate) fn who(snapshot: &Snapshot, id: &str) -> String {
-    match snapshot.clients.iter().find(|c| c.id == id) {
-        Some(c) => match &c.name {
-            Some(name) => format!("{id} ({name})"),
-            None => id.to_string(),
-        },
-        None => id.to_string(),
+/// A client as questions name it: `c3 (worker-2)`, with the name it gave in
+/// `hello`, or `c3` alone.
+pub(crate) fn named(client: &ClientStats) -> String {
+    match &client.name {
+        Some(name) => format!("{} ({name})", client.id),
+        None => client.id.clone(),
     }
 }
 

@@ -5,7 +5,7 @@ use crossterm::event::KeyEvent;
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
-use super::overlay::{Confirmation, LiveTail, Overlay, StopBroker};
+use super::overlay::{self, Confirmation, LiveTail, Overlay, StopBroker};
 use super::{App, Level};
 use crate::action::Action;
 use crate::publish::{DestinationKind, PublishForm};
@@ -345,9 +345,13 @@ impl App {
         let count = (self.snapshot.inflight.iter())
             .filter(|j| j.client == client && j.cid == cid)
             .count() as u64;
+        let name = (self.snapshot.clients.iter())
+            .find(|c| c.id == client)
+            .and_then(|c| c.name.clone());
         self.overlay = Some(Overlay::Confirm(Confirmation::RequeueConsumer {
             client,
             cid,
+            name,
             count,
         }));
     }
@@ -377,17 +381,13 @@ impl App {
     }
 
     fn ask_kick_slow(&mut self) {
-        let clients: Vec<String> = self
-            .snapshot
-            .clients
-            .iter()
-            .filter(|c| c.slow)
-            .map(|c| c.id.clone())
-            .collect();
+        let slow = || self.snapshot.clients.iter().filter(|c| c.slow);
+        let clients: Vec<String> = slow().map(|c| c.id.clone()).collect();
+        let shown = slow().map(overlay::named).collect();
         if clients.is_empty() {
             self.set_status(Level::Info, "No client is marked slow");
         } else {
-            self.overlay = Some(Overlay::Confirm(Confirmation::KickSlow { clients }));
+            self.overlay = Some(Overlay::Confirm(Confirmation::KickSlow { clients, shown }));
         }
     }
 

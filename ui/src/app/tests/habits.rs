@@ -482,9 +482,9 @@ fn the_listed_actions_are_refused_read_only() {
 // Names beside ids.
 
 #[test]
-fn kicking_from_the_line_or_the_list_names_clients() {
+fn questions_name_clients_by_id_and_hello_name() {
     let h = Harness::new();
-    assert_eq!(overlay::who(&h.app.snapshot, "c3"), "c3 (worker-2)");
-    assert_eq!(overlay::who(&h.app.snapshot, "c5"), "c5", "no name given");
-    assert_eq!(overlay::who(&h.app.snapshot, "c99"), "c99");
+    let clients = &h.app.snapshot.clients;
+    assert_eq!(overlay::named(&clients[2]), "c3 (worker-2)");
+    assert_eq!(overlay::named(&clients[4]), "c5", "no name given");
 }
