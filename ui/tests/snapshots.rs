@@ -554,6 +554,10 @@ fn command_line() {
     Fixture::empty()
         .keys(":q ")
         .check("command_line__empty_broker");
+    // 10,000 queues: the first few names that fit, and how many more.
+    Fixture::watching(|step| fixture::crowded_with(10_000, step), 1)
+        .keys("3:q jobs.h")
+        .check("command_line__ten_thousand_queues");
 }
 
 /// Space: the header says the tables are frozen.
@@ -563,6 +567,7 @@ fn paused() {
     f.keys("3 ");
     f.check("paused__queues");
     f.check_at("paused__queues_80x24", 80, 24);
+    Fixture::empty().keys(" ").check("paused__empty_broker");
 }
 
 /// The question before acting on every row a filter lists, with the count.

@@ -40,6 +40,8 @@ impl App {
         if let Some(line) = &mut self.command_line {
             line.input.handle_event(&crossterm::event::Event::Key(key));
             line.edited();
+            // The last error is about the line as it was; the completions show again.
+            self.status = None;
         }
     }
 

@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use crate::app::{App, Level};
 use crate::command_line;
+use crate::format;
 use crate::keys;
 
 /// Draw the status line.
@@ -51,7 +52,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
                 Span::styled(status.text.clone(), style),
             ])
         }
-        None if app.command_line.is_some() => candidates(app),
+        None if app.command_line.is_some() => candidates(app, usize::from(area.width)),
         None if table.filtered() => {
             let mut spans = Vec::new();
             if !table.pattern.is_empty() {
@@ -74,7 +75,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// What Tab could complete the `:` line with, as many as fit the brief list.
-fn candidates(app: &App) -> Line<'static> {
+fn candidates(app: &App, width: usize) -> Line<'static> {
     let found = app.command_candidates();
     let typing_a_word = app
         .command_line
@@ -87,17 +88,25 @@ fn candidates(app: &App) -> Line<'static> {
         return Line::from(Span::styled(" no completions", Style::new().dark_gray()));
     }
     let mut spans = vec![Span::styled(" Tab ", Style::new().cyan().bold())];
+    // Whole names only, as many as fit beside the count of the rest.
+    let mut room = width.saturating_sub(5 + "and 99,999 more".len());
+    let mut shown = 0;
     for name in found.iter().take(command_line::CANDIDATES_SHOWN) {
+        let w = name.chars().count() + 2;
+        if w > room {
+            break;
+        }
+        room -= w;
+        shown += 1;
         spans.push(Span::raw(name.clone()));
         spans.push(Span::raw("  "));
     }
-    if let Some(more) = found.len().checked_sub(command_line::CANDIDATES_SHOWN) {
-        if more > 0 {
-            spans.push(Span::styled(
-                format!("and {more} more"),
-                Style::new().dark_gray(),
-            ));
-        }
+    let more = found.len() - shown;
+    if more > 0 {
+        spans.push(Span::styled(
+            format!("and {} more", format::grouped(more as u64)),
+            Style::new().dark_gray(),
+        ));
     }
     Line::from(spans)
 }

@@ -68,6 +68,7 @@ fn an_unknown_command_or_name_says_so_and_stays_in_the_line() {
     for _ in 0.."zap jobs".len() {
         h.key(KeyCode::Backspace);
     }
+    assert_eq!(h.status(), "", "an edit clears the error");
     h.keys("q nope").key(KeyCode::Enter);
     assert_eq!(h.status(), "No queue named nope (Tab completes names)");
     assert_eq!(h.line(), Some("q nope"));
