@@ -435,6 +435,98 @@ fn operate<S: Source>(live: &Live, console: &mut Console<S>) {
     assert_eq!(live.broker.peek_queue("mail.dead", 10).unwrap(), []);
 }
 
+/// The keyboard habits against a real broker: `:purge` asks with the count and
+/// purges, and Ctrl-K kicks every client a filter lists (one kick each), the
+/// others staying connected.
+fn habits<S: Source>(live: &Live, console: &mut Console<S>) {
+    let ops = live.client("ops");
+    let _bulk = [live.client("bulk-1"), live.client("bulk-2")];
+    let _keeper = live.client("keeper");
+    let rt = &live.runtime;
+    for n in 1..=4 {
+        rt.block_on(ops.send("tasks", json!({"n": n}))).unwrap();
+    }
+    console.until("the broker's state", |app| {
+        let s = app.snapshot();
+        s.queues.iter().any(|q| q.name == "tasks" && q.ready == 4)
+            && s.clients.iter().filter(|c| c.name.is_some()).count() >= 4
+    });
+
+    // `:purge`: the same question as x, then the purge.
+    console.key(KeyCode::Char(':'));
+    console.type_text("purge ta");
+    console.key(KeyCode::Tab);
+    assert_eq!(
+        console.app.command_line().map(|l| l.value().to_string()),
+        Some("purge tasks ".into())
+    );
+    console.key(KeyCode::Enter);
+    match console.app.overlay() {
+        Some(Overlay::Confirm(c)) => {
+            assert_eq!(c.question(), "Purge 4 ready messages from tasks? y/n");
+        }
+        other => panic!(":purge asks first, not {other:?}"),
+    }
+    console.key(KeyCode::Char('y'));
+    console.until("the purge's answer", |app| {
+        app.status()
+            .is_some_and(|s| s.text == "Purged 4 ready messages from tasks")
+    });
+    let tasks = live
+        .broker
+        .snapshot()
+        .queues
+        .into_iter()
+        .find(|q| q.name == "tasks");
+    assert_eq!(tasks.map(|q| q.ready), Some(0));
+
+    // Ctrl-K on a kept filter: one question for both, one kick each.
+    console.show_filtered('4', "bulk-");
+    console.until("the two listed", |app| {
+        app.table(View::Clients).rows.len() == 2
+    });
+    console.app.handle_key(
+        KeyEvent::new(KeyCode::Char('k'), KeyModifiers::CONTROL),
+        &mut console.source,
+    );
+    match console.app.overlay() {
+        Some(Overlay::Confirm(c)) => {
+            let q = c.question();
+            assert!(q.starts_with("Kick the 2 listed clients (c"), "{q}");
+            assert!(q.contains(" (bulk-1)") && q.contains(" (bulk-2)"), "{q}");
+        }
+        other => panic!("Ctrl-K asks first, not {other:?}"),
+    }
+    console.key(KeyCode::Char('y'));
+    console.until("the kicks' answer", |app| {
+        app.status().is_some_and(|s| s.text == "Kicked 2 clients")
+    });
+    broker_until(&live.broker, "both gone, the keeper kept", |s| {
+        let named = |n: &str| s.clients.iter().any(|c| c.name.as_deref() == Some(n));
+        !named("bulk-1") && !named("bulk-2") && named("keeper") && named("ops")
+    });
+}
+
+#[test]
+fn the_embedded_console_keeps_the_keyboard_habits() {
+    let live = Live::start("habits-embedded");
+    let embedded = {
+        let _in_runtime = live.runtime.enter();
+        Embedded::new(live.broker.clone()).unwrap()
+    };
+    let mut console = Console::new(embedded);
+    habits(&live, &mut console);
+}
+
+#[test]
+fn a_remote_console_keeps_the_keyboard_habits() {
+    let live = Live::start("habits-remote");
+    let remote = Remote::start(live.url.clone(), ConnectOptions::new().name("top"), false).unwrap();
+    let mut console = Console::new(remote);
+    console.until("the link", |app| *app.link() == Link::Up);
+    habits(&live, &mut console);
+}
+
 #[test]
 fn the_embedded_console_operates_the_broker_in_its_process() {
     let live = Live::start("embedded");
@@ -489,6 +581,19 @@ fn a_read_only_remote_console_refuses_every_action() {
             console.status()
         );
     }
+    // The `:` line and the listed-rows keys are refused the same way.
+    for line in ["purge jobs", "move jobs ops", "kick ops"] {
+        console.key(KeyCode::Char(':'));
+        console.type_text(line);
+        console.key(KeyCode::Enter);
+        assert!(console.app.overlay().is_none(), ":{line} opened something");
+        assert!(console.status().starts_with("Read-only console"), ":{line}");
+    }
+    console.app.handle_key(
+        KeyEvent::new(KeyCode::Char('x'), KeyModifiers::CONTROL),
+        &mut console.source,
+    );
+    assert!(console.app.overlay().is_none(), "Ctrl-X opened something");
     // A command that gets past the keys is refused by the source itself.
     let mut replies = switchyard_ui::Replies::new();
     console.source.execute(

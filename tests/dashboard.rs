@@ -203,6 +203,9 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
     for n in 1..=5 {
         ops.send("jobs", json!({"n": n})).await.unwrap();
     }
+    for n in 1..=2 {
+        ops.send("spare", json!({"n": n})).await.unwrap();
+    }
     let listener = Client::connect_named(url, "listener").await.unwrap();
     let mut orders = listener.subscribe("orders.eu").await.unwrap();
     let victim = Client::connect_named(url, "victim").await.unwrap();
@@ -229,6 +232,20 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
         s.queues
             .iter()
             .any(|q| q.name == "jobs" && q.ready == 0 && q.msgs_in == 5)
+    })
+    .await;
+
+    // The `:` line: a purge typed, Tab completing the queue's name, asked about
+    // with the count as `x` asks.
+    pane.keys(&[":"]);
+    pane.literal("purge spa");
+    pane.keys(&["Tab"]);
+    pane.wait_for(" : purge spare");
+    pane.keys(&["Enter"]);
+    pane.wait_for("Purge 2 ready messages from spare? y/n");
+    pane.keys(&["y"]);
+    eventually(&ops, "the typed purge", |s| {
+        s.queues.iter().any(|q| q.name == "spare" && q.ready == 0)
     })
     .await;
 

@@ -37,6 +37,21 @@ pub enum Action {
     ApplyFilter,
     /// Stop typing the filter and clear it.
     ClearFilter,
+    /// Back one level: close the command line, clear a kept filter, or go back
+    /// to the view shown before (the rule is [`crate::App::back`]'s).
+    Back,
+    /// Open the `:` command line.
+    CommandLine,
+    /// Run the command typed.
+    RunCommand,
+    /// Complete the command line's last word.
+    Complete,
+    /// The command line's previous (older) command.
+    HistoryBack,
+    /// The command line's next (newer) command.
+    HistoryForward,
+    /// Freeze the tables (the source is still polled), or resume them.
+    Pause,
     /// Sort by the next column.
     SortNext,
     /// Reverse the sort.
@@ -55,6 +70,12 @@ pub enum Action {
     KickSlow,
     /// Requeue the selected in-flight job now.
     Requeue,
+    /// Ask to purge every queue the Queues filter lists.
+    PurgeListed,
+    /// Ask to requeue every job the In-flight filter lists.
+    RequeueListed,
+    /// Ask to kick every client the Clients filter lists.
+    KickListed,
     /// Ask to requeue every job of the selected job's consumer.
     RequeueConsumer,
     /// Ask to move the peeked dead-letter queue's messages back to the queue
@@ -103,6 +124,9 @@ impl Action {
                 | Action::MoveBack
                 | Action::MoveOne
                 | Action::DropMessage
+                | Action::PurgeListed
+                | Action::RequeueListed
+                | Action::KickListed
         )
     }
 }

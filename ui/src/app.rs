@@ -5,10 +5,12 @@
 //!
 //! The state is here; `update.rs` turns actions into changes of it, `commands.rs`
 //! starts the ones that ask the broker, `outcomes.rs` shows what they come back
-//! with (later: the broker may take seconds, and the screen does not wait), and
-//! `overlay.rs` holds the popups and dialogs.
+//! with (later: the broker may take seconds, and the screen does not wait),
+//! `overlay.rs` holds the popups and dialogs, and `command_line.rs` runs what
+//! the `:` line asks for and the actions on every row a filter lists.
 
 mod browse;
+mod command_line;
 mod commands;
 mod outcomes;
 mod overlay;
@@ -22,6 +24,7 @@ use switchyard_broker::Snapshot;
 use tui_input::Input;
 
 use crate::action::Action;
+use crate::command_line::CommandLine;
 use crate::keys::{self, Context};
 use crate::rates::Rates;
 use crate::reply::Replies;
@@ -106,7 +109,20 @@ pub struct App {
     pub(crate) link: Link,
     /// Whether the source refuses actions that change the broker.
     pub(crate) read_only: bool,
+    /// The `:` line, while it is open.
+    pub(crate) command_line: Option<CommandLine>,
+    /// Lines run from the `:` line this session, oldest first.
+    pub(crate) history: Vec<String>,
+    /// Views shown before this one, for Esc to go back to; the newest last.
+    back_to: Vec<View>,
+    /// Whether the tables are frozen: the newest snapshot taken meanwhile waits
+    /// here (`Some` once one has come), shown when they resume.
+    pub(crate) paused: bool,
+    live: Option<Snapshot>,
 }
+
+/// Views Esc can go back through.
+const BACK_KEEP: usize = 32;
 
 impl App {
     /// A dashboard for the broker at `url` (shown in the header), with no data yet.
@@ -133,6 +149,11 @@ impl App {
             running: Vec::new(),
             link: Link::Up,
             read_only: false,
+            command_line: None,
+            history: Vec::new(),
+            back_to: Vec::new(),
+            paused: false,
+            live: None,
         }
     }
 
@@ -199,32 +220,44 @@ impl App {
             Some(Overlay::Tail(_)) => Context::Tail,
             Some(Overlay::Peek(_)) => Context::Peek,
             Some(_) => Context::Popup,
+            None if self.command_line.is_some() => Context::Command,
             None if self.page.is_some() => Context::Page,
             None if self.filter_input.is_some() => Context::Filter,
             None => Context::Table,
         }
     }
 
+    /// Whether the tables are paused (Space): they show the snapshot they froze at.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
     /// Take in a snapshot seen at `now`: derive rates, re-filter and re-sort the
-    /// shown table keeping its selection.
+    /// shown table keeping its selection. While paused, the snapshot is kept for
+    /// when the tables resume, and only the clock and open questions follow it.
     pub fn refresh(&mut self, snapshot: Snapshot, now: Instant) {
+        self.last_refresh = Some(now);
+        self.expire_status(now);
+        // An open question states what would be lost now, not when it was asked:
+        // even while paused, it follows the broker.
+        if let Some(stopping) = &mut self.stopping {
+            *stopping = StopBroker::of(&snapshot);
+        }
+        if let Some(Overlay::Confirm(confirmation)) = &mut self.overlay {
+            confirmation.update(&snapshot);
+        }
+        if self.paused {
+            self.live = Some(snapshot);
+            return;
+        }
         // While the link is down the snapshot is the last one received (or none
         // yet): its counters say nothing about rates now.
         if self.link == Link::Up {
             self.rates.observe(&snapshot, now);
         }
         self.snapshot = snapshot;
-        self.last_refresh = Some(now);
-        self.expire_status(now);
-        // An open question states what would be lost now, not when it was asked.
-        if let Some(stopping) = &mut self.stopping {
-            *stopping = StopBroker::of(&self.snapshot);
-        }
         if let Some(tail) = overlay::tail_of(&mut self.overlay) {
             tail.subscribers.update(&self.snapshot);
-        }
-        if let Some(Overlay::Confirm(confirmation)) = &mut self.overlay {
-            confirmation.update(&self.snapshot);
         }
         self.fresh = [false; 5];
         self.rebuild(self.view);

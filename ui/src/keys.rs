@@ -15,6 +15,8 @@ pub enum Context {
     Table,
     /// Typing a table filter after `/`.
     Filter,
+    /// Typing a command after `:`.
+    Command,
     /// A yes/no question before a destructive action.
     Confirm,
     /// The publish form.
@@ -37,6 +39,7 @@ impl Context {
             Context::Any => "Anywhere",
             Context::Table => "Views and tables",
             Context::Filter => "Typing a filter",
+            Context::Command => "Command line (:)",
             Context::Confirm => "Confirm dialogs",
             Context::Form => "Publish form",
             Context::Popup => "Popups (help, peek, tail, details)",
@@ -54,7 +57,7 @@ impl Context {
 
     /// Does typing in this context edit text (so unbound keys are text, not ignored)?
     pub fn takes_text(self) -> bool {
-        matches!(self, Context::Filter | Context::Form)
+        matches!(self, Context::Filter | Context::Command | Context::Form)
     }
 }
 
@@ -147,6 +150,9 @@ pub struct Binding {
     pub help: &'static str,
     /// Its entry in the footer, if it has one.
     pub footer: Option<Hint>,
+    /// Whether the footer offers it only while a table filter is kept (the
+    /// actions on every row a filter lists).
+    pub filtered: bool,
 }
 
 const fn bind(
@@ -165,6 +171,7 @@ const fn bind(
         label,
         help,
         footer: None,
+        filtered: false,
     }
 }
 
@@ -173,9 +180,15 @@ impl Binding {
         self.footer = Some(Hint { keys, text });
         self
     }
+
+    /// Offered in the footer only while a filter is kept.
+    const fn when_filtered(mut self) -> Binding {
+        self.filtered = true;
+        self
+    }
 }
 
-use Context::{Any, Confirm, Filter, Form, Page, Peek, Popup, Table, Tail};
+use Context::{Any, Command, Confirm, Filter, Form, Page, Peek, Popup, Table, Tail};
 use Scope::{All, Only};
 
 const UP: Key = Key::code(KeyCode::Up);
@@ -190,6 +203,7 @@ const TAB: Key = Key::code(KeyCode::Tab);
 const BACK_TAB: Key = Key::code(KeyCode::BackTab);
 const LEFT: Key = Key::code(KeyCode::Left);
 const RIGHT: Key = Key::code(KeyCode::Right);
+const SPACE: Key = Key::ch(' ');
 
 /// Every key binding, in the order the footer and the help overlay list them.
 ///
@@ -210,10 +224,12 @@ pub static BINDINGS: &[Binding] = &[
     bind(Table, All, &[UP, Key::ch('k')], Action::Up, "↑ k", "select the previous row (only ↑ on Clients)"),
     bind(Table, All, &[PG_DOWN], Action::PageDown, "PgDn", "down a page"),
     bind(Table, All, &[PG_UP], Action::PageUp, "PgUp", "up a page"),
-    bind(Table, All, &[HOME], Action::Top, "Home", "first row"),
-    bind(Table, All, &[END], Action::Bottom, "End", "last row (the event log follows there)"),
+    bind(Table, All, &[HOME, Key::ch('g')], Action::Top, "Home g", "first row"),
+    bind(Table, All, &[END, Key::ch('G')], Action::Bottom, "End G", "last row (the event log follows there)"),
     bind(Table, All, &[Key::ch('/')], Action::Filter, "/", "filter the table by substring").hint("/", "filter"),
-    bind(Table, All, &[ESC], Action::ClearFilter, "Esc", "clear the filter"),
+    bind(Table, All, &[Key::ch(':')], Action::CommandLine, ":", "command line: :q jobs, :purge jobs…").hint(":", "cmd"),
+    bind(Table, All, &[ESC], Action::Back, "Esc", "back: clear the filter, or previous view"),
+    bind(Table, All, &[SPACE], Action::Pause, "Space", "pause the tables (again: resume)").hint("␣", "pause"),
     bind(Table, All, &[Key::ch('s')], Action::SortNext, "s", "sort by the next column").hint("s S", "sort"),
     bind(Table, All, &[Key::ch('S')], Action::SortReverse, "S", "reverse the sort"),
     bind(Table, Only(&[View::Clients]), &[Key::ch('f')], Action::SortFullest, "f", "Clients: fullest buffer first").hint("f", "fullest"),
@@ -223,10 +239,13 @@ pub static BINDINGS: &[Binding] = &[
     bind(Table, Only(&[View::InFlight]), &[ENTER], Action::Open, "Enter", "In-flight: details of the consumer").hint("⏎", "consumer"),
     bind(Table, Only(&[View::Topics, View::Queues, View::InFlight]), &[Key::ch('p')], Action::Publish, "p", "publish to the topic, send to the queue").hint("p", "publish"),
     bind(Table, Only(&[View::Queues]), &[Key::ch('x')], Action::Purge, "x", "Queues: purge ready messages (asks)").hint("x", "purge"),
+    bind(Table, Only(&[View::Queues]), &[Key::ctrl('x')], Action::PurgeListed, "Ctrl-X", "Queues: purge every queue listed (asks)").hint("^X", "purge listed").when_filtered(),
     bind(Table, Only(&[View::Clients]), &[Key::ch('k')], Action::Kick, "k", "Clients: kick the client (asks)").hint("k", "kick"),
+    bind(Table, Only(&[View::Clients]), &[Key::ctrl('k')], Action::KickListed, "Ctrl-K", "Clients: kick every client listed (asks)").hint("^K", "kick listed").when_filtered(),
     bind(Table, All, &[Key::ch('K')], Action::KickSlow, "K", "kick every slow client (asks)").hint("K", "kick slow"),
     bind(Table, Only(&[View::InFlight]), &[Key::ch('r')], Action::Requeue, "r", "In-flight: requeue the job now").hint("r", "requeue"),
     bind(Table, Only(&[View::InFlight]), &[Key::ch('R')], Action::RequeueConsumer, "R", "In-flight: requeue its consumer's jobs (asks)"),
+    bind(Table, Only(&[View::InFlight]), &[Key::ctrl('r')], Action::RequeueListed, "Ctrl-R", "In-flight: requeue every job listed (asks)").hint("^R", "requeue listed").when_filtered(),
     bind(Table, All, &[Key::ch('?')], Action::Help, "?", "this help").hint("?", "help"),
     bind(Table, All, &[Key::ch('q')], Action::Quit, "q", "quit (asks first if anything would be lost)").hint("q", "quit"),
     // Typing a filter.
@@ -234,6 +253,12 @@ pub static BINDINGS: &[Binding] = &[
     bind(Filter, All, &[ESC], Action::ClearFilter, "Esc", "clear the filter").hint("Esc", "clear"),
     bind(Filter, All, &[DOWN], Action::Down, "↓", "select the next row"),
     bind(Filter, All, &[UP], Action::Up, "↑", "select the previous row"),
+    // The command line.
+    bind(Command, All, &[ENTER], Action::RunCommand, "Enter", "run the command").hint("⏎", "run"),
+    bind(Command, All, &[TAB], Action::Complete, "Tab", "complete the word or name").hint("Tab", "complete"),
+    bind(Command, All, &[UP], Action::HistoryBack, "↑ ↓", "earlier commands").hint("↑↓", "history"),
+    bind(Command, All, &[DOWN], Action::HistoryForward, "", ""),
+    bind(Command, All, &[ESC], Action::Back, "Esc", "close the line").hint("Esc", "close"),
     // Confirm dialogs.
     bind(Confirm, All, &[Key::ch('y'), Key::ch('Y')], Action::Confirm, "y", "go ahead").hint("y", "yes"),
     bind(Confirm, All, &[Key::ch('n'), Key::ch('N'), ESC], Action::Cancel, "n Esc", "cancel").hint("n Esc", "no"),
@@ -247,8 +272,8 @@ pub static BINDINGS: &[Binding] = &[
     bind(Popup, All, &[UP, Key::ch('k')], Action::Up, "↑ k", "scroll up"),
     bind(Popup, All, &[PG_DOWN], Action::PageDown, "PgDn", "down a page"),
     bind(Popup, All, &[PG_UP], Action::PageUp, "PgUp", "up a page"),
-    bind(Popup, All, &[HOME], Action::Top, "Home", "top (a tail's oldest message)"),
-    bind(Popup, All, &[END], Action::Bottom, "End", "bottom (a tail follows there)"),
+    bind(Popup, All, &[HOME, Key::ch('g')], Action::Top, "Home g", "top (a tail's oldest message)"),
+    bind(Popup, All, &[END, Key::ch('G')], Action::Bottom, "End G", "bottom (a tail follows there)"),
     // `q` closes a popup: pressed to leave what is open, it must not stop the broker.
     bind(Popup, All, &[ESC, Key::ch('?'), Key::ch('q')], Action::Close, "Esc q", "close").hint("Esc", "close"),
     // The tail popup, besides the popup keys above.
@@ -292,27 +317,36 @@ pub fn action_for(context: Context, view: View, event: &KeyEvent) -> Option<Acti
 }
 
 /// The footer entries for `context` on `view`, in table order; without the
-/// actions that change the broker when the console is `read_only`.
-pub fn footer(context: Context, view: View, read_only: bool) -> impl Iterator<Item = Hint> {
+/// actions that change the broker when the console is `read_only`, and without
+/// the actions on every listed row unless the table is `filtered`.
+pub fn footer(
+    context: Context,
+    view: View,
+    read_only: bool,
+    filtered: bool,
+) -> impl Iterator<Item = Hint> {
     BINDINGS
         .iter()
         .filter(move |b| context.covers(b.context) && b.scope.includes(view))
         .filter(move |b| !(read_only && b.action.changes_broker()))
+        .filter(move |b| filtered || !b.filtered)
         .filter_map(|b| b.footer)
 }
 
 /// The help overlay's sections: each context with its labelled bindings.
 pub fn help() -> Vec<(Context, Vec<&'static Binding>)> {
-    [Table, Filter, Confirm, Form, Popup, Tail, Peek, Any]
-        .into_iter()
-        .map(|context| {
-            let rows = BINDINGS
-                .iter()
-                .filter(|b| b.context == context && !b.label.is_empty())
-                .collect();
-            (context, rows)
-        })
-        .collect()
+    [
+        Table, Filter, Command, Confirm, Form, Popup, Tail, Peek, Any,
+    ]
+    .into_iter()
+    .map(|context| {
+        let rows = BINDINGS
+            .iter()
+            .filter(|b| b.context == context && !b.label.is_empty())
+            .collect();
+        (context, rows)
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -403,26 +437,119 @@ mod tests {
             action_for(Tail, View::Topics, &key(KeyCode::Esc)),
             Some(Action::Close)
         );
-        let hints: Vec<&str> = footer(Tail, View::Topics, false).map(|h| h.keys).collect();
+        let hints: Vec<&str> = footer(Tail, View::Topics, false, false)
+            .map(|h| h.keys)
+            .collect();
         assert_eq!(hints, ["↑↓ jk", "Esc", "p", "/", "e"]);
-        assert!(!footer(Popup, View::Topics, false).any(|h| h.keys == "p"));
+        assert!(!footer(Popup, View::Topics, false, false).any(|h| h.keys == "p"));
     }
 
     #[test]
     fn a_read_only_footer_hides_every_key_that_changes_the_broker() {
         let keys = |view, read_only| -> Vec<&str> {
-            footer(Table, view, read_only).map(|h| h.keys).collect()
+            footer(Table, view, read_only, false)
+                .map(|h| h.keys)
+                .collect()
         };
         assert_eq!(
             keys(View::Queues, false),
-            ["↑↓ jk", "/", "s S", "⏎", "p", "x", "K", "?", "q"]
+            ["↑↓ jk", "/", ":", "␣", "s S", "⏎", "p", "x", "K", "?", "q"]
         );
         assert_eq!(
             keys(View::Queues, true),
-            ["↑↓ jk", "/", "s S", "⏎", "?", "q"]
+            ["↑↓ jk", "/", ":", "␣", "s S", "⏎", "?", "q"]
         );
-        let hints: Vec<&str> = footer(Tail, View::Topics, true).map(|h| h.keys).collect();
+        let filtered: Vec<&str> = footer(Table, View::Queues, true, true)
+            .map(|h| h.keys)
+            .collect();
+        assert!(!filtered.contains(&"^X"), "read-only: no bulk purge");
+        let hints: Vec<&str> = footer(Tail, View::Topics, true, false)
+            .map(|h| h.keys)
+            .collect();
         assert_eq!(hints, ["↑↓ jk", "Esc", "/", "e"]);
+    }
+
+    #[test]
+    fn the_actions_on_every_listed_row_are_offered_only_while_filtered() {
+        let keys = |view, filtered| -> Vec<&str> {
+            footer(Table, view, false, filtered)
+                .map(|h| h.keys)
+                .collect()
+        };
+        assert!(!keys(View::Queues, false).contains(&"^X"));
+        assert!(keys(View::Queues, true).contains(&"^X"));
+        assert!(keys(View::InFlight, true).contains(&"^R"));
+        assert!(keys(View::Clients, true).contains(&"^K"));
+        assert!(!keys(View::Topics, true).iter().any(|k| k.starts_with('^')));
+        let ctrl = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+        assert_eq!(
+            action_for(Table, View::Queues, &ctrl('x')),
+            Some(Action::PurgeListed)
+        );
+        assert_eq!(
+            action_for(Table, View::InFlight, &ctrl('r')),
+            Some(Action::RequeueListed)
+        );
+        assert_eq!(
+            action_for(Table, View::Clients, &ctrl('k')),
+            Some(Action::KickListed)
+        );
+        assert_eq!(
+            action_for(Table, View::Clients, &key(KeyCode::Char('k'))),
+            Some(Action::Kick)
+        );
+    }
+
+    #[test]
+    fn g_and_shift_g_go_to_the_ends_of_tables_and_popups() {
+        for context in [Table, Popup, Tail, Peek] {
+            assert_eq!(
+                action_for(context, View::Queues, &key(KeyCode::Char('g'))),
+                Some(Action::Top)
+            );
+            assert_eq!(
+                action_for(context, View::Queues, &key(KeyCode::Char('G'))),
+                Some(Action::Bottom)
+            );
+        }
+    }
+
+    #[test]
+    fn the_command_line_takes_text_and_its_own_keys() {
+        assert_eq!(
+            action_for(Table, View::Topics, &key(KeyCode::Char(':'))),
+            Some(Action::CommandLine)
+        );
+        assert_eq!(
+            action_for(Command, View::Topics, &key(KeyCode::Char('q'))),
+            None
+        );
+        assert_eq!(
+            action_for(Command, View::Topics, &key(KeyCode::Char(' '))),
+            None
+        );
+        assert_eq!(
+            action_for(Command, View::Topics, &key(KeyCode::Tab)),
+            Some(Action::Complete)
+        );
+        assert_eq!(
+            action_for(Command, View::Topics, &key(KeyCode::Esc)),
+            Some(Action::Back)
+        );
+        assert_eq!(
+            action_for(Command, View::Topics, &key(KeyCode::Up)),
+            Some(Action::HistoryBack)
+        );
+        assert!(Command.takes_text());
+        assert_eq!(
+            action_for(Table, View::Topics, &key(KeyCode::Char(' '))),
+            Some(Action::Pause)
+        );
+        assert_eq!(
+            action_for(Filter, View::Topics, &key(KeyCode::Char(' '))),
+            None,
+            "a space in a filter is text"
+        );
     }
 
     #[test]
@@ -459,7 +586,7 @@ mod tests {
         // (the 2-5 rows under 1-5); anything else would be a hidden key.
         for b in BINDINGS.iter().filter(|b| b.label.is_empty()) {
             assert!(
-                matches!(b.action, Action::ShowView(_)),
+                matches!(b.action, Action::ShowView(_) | Action::HistoryForward),
                 "{b:?} is hidden from help"
             );
         }

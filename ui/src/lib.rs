@@ -15,6 +15,7 @@
 
 pub mod action;
 pub mod app;
+pub mod command_line;
 pub mod delivery;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixture;

@@ -681,3 +681,78 @@ fn a_read_only_console_offers_no_actions() {
     f.keys("x");
     f.check_at("read_only_refusal_80x24", 80, 24);
 }
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+/// The `:` line: typed with its completions under it, after Tab, and an
+/// unknown command that stays in the line with the error above it.
+#[test]
+fn command_line() {
+    let mut f = Fixture::typical();
+    f.keys("3:purge ");
+    f.check("command_line__completions");
+    f.check_at("command_line__completions_80x24", 80, 24);
+    f.keys("th").key(KeyCode::Tab);
+    f.check("command_line__after_tab");
+    let mut f = Fixture::typical();
+    f.keys(":zap jobs").key(KeyCode::Enter);
+    f.check("command_line__unknown_command");
+    f.check_at("command_line__unknown_command_80x24", 80, 24);
+    // `:t` with a pattern: the topics it matches, and the pattern said below.
+    Fixture::typical()
+        .keys(":t metrics.*")
+        .key(KeyCode::Enter)
+        .check("command_line__topics_matching");
+    Fixture::empty()
+        .keys(":q ")
+        .check("command_line__empty_broker");
+    // 10,000 queues: the first few names that fit, and how many more.
+    Fixture::watching(|step| fixture::crowded_with(10_000, step), 1)
+        .keys("3:q jobs.h")
+        .check("command_line__ten_thousand_queues");
+}
+
+/// Space: the header says the tables are frozen.
+#[test]
+fn paused() {
+    let mut f = Fixture::typical();
+    f.keys("3 ");
+    f.check("paused__queues");
+    f.check_at("paused__queues_80x24", 80, 24);
+    Fixture::empty().keys(" ").check("paused__empty_broker");
+}
+
+/// The question before acting on every row a filter lists, with the count.
+#[test]
+fn bulk_confirm_dialogs() {
+    let mut f = Fixture::typical();
+    f.keys("3/e").key(KeyCode::Enter);
+    f.check("queues_view__filter_kept_offers_purge_listed");
+    f.press(ctrl('x'));
+    f.check("confirm_dialog__purge_listed");
+    f.check_at("confirm_dialog__purge_listed_80x24", 80, 24);
+    let mut f = Fixture::typical();
+    f.keys("5/jobs").key(KeyCode::Enter).press(ctrl('r'));
+    f.check("confirm_dialog__requeue_listed");
+    let mut f = Fixture::crowded();
+    f.keys("4/worker").key(KeyCode::Enter).press(ctrl('k'));
+    f.check("confirm_dialog__kick_listed_crowded");
+    Fixture::empty()
+        .keys("3/x")
+        .key(KeyCode::Enter)
+        .press(ctrl('x'))
+        .check("queues_view__purge_listed_on_an_empty_broker");
+}
+
+/// 10,000 queues filtered down, then the question to purge every one listed.
+#[test]
+fn ten_thousand_rows_filtered() {
+    let mut f = Fixture::watching(|step| fixture::crowded_with(10_000, step), 1);
+    f.keys("3/thumbnail").key(KeyCode::Enter);
+    f.check("queues_view__ten_thousand_filtered");
+    f.check_at("queues_view__ten_thousand_filtered_80x24", 80, 24);
+    f.press(ctrl('x'));
+    f.check("confirm_dialog__purge_listed_ten_thousand");
+}

@@ -4,7 +4,7 @@
 
 use switchyard_broker::{Command, MessageQuery, PeekTarget};
 
-use super::outcomes::Job;
+use super::outcomes::{Bulk, Job};
 use super::overlay::{describe_query, Confirmation, LiveTail, Overlay};
 use super::{App, Level};
 use crate::publish::DestinationKind;
@@ -162,7 +162,7 @@ impl App {
                 let kick = kick(&client, KICK_REASON);
                 self.start(source, Job::Kick { who }, vec![kick]);
             }
-            Confirmation::KickSlow { clients } => {
+            Confirmation::KickSlow { clients, .. } => {
                 let kicks = clients
                     .iter()
                     .map(|client| kick(client, KICK_SLOW_REASON))
@@ -176,6 +176,38 @@ impl App {
                 };
                 let holder = format!("{client}/{cid}");
                 self.start(source, Job::RequeueConsumer { holder }, vec![command]);
+            }
+            Confirmation::Move { from, to, .. } => {
+                let command = Command::Move {
+                    from: from.clone(),
+                    to: to.clone(),
+                    n: None,
+                    filter: None,
+                    msg: None,
+                };
+                self.start(source, Job::Move { from, to }, vec![command]);
+            }
+            Confirmation::PurgeListed { queues, .. } => {
+                let purges = (queues.iter())
+                    .map(|queue| Command::Purge {
+                        queue: queue.clone(),
+                    })
+                    .collect();
+                self.start(source, Job::bulk(Bulk::Purge, queues), purges);
+            }
+            Confirmation::RequeueListed { jobs, .. } => {
+                let requeues = (jobs.iter())
+                    .map(|(queue, msg)| Command::Requeue {
+                        queue: queue.clone(),
+                        msg: msg.clone(),
+                    })
+                    .collect();
+                let items = jobs.into_iter().map(|(q, m)| format!("{q}/{m}")).collect();
+                self.start(source, Job::bulk(Bulk::Requeue, items), requeues);
+            }
+            Confirmation::KickListed { clients, .. } => {
+                let kicks = clients.iter().map(|c| kick(c, KICK_REASON)).collect();
+                self.start(source, Job::bulk(Bulk::Kick, clients), kicks);
             }
             Confirmation::MoveBack { from, to, .. } => {
                 // Queue names hold no quote: the filter needs no escaping.

@@ -7,6 +7,7 @@ use switchyard_broker::{Command, CommandOutcome, PeekTarget};
 use super::commands::PeekPage;
 use super::overlay::{Overlay, Peek};
 use super::{App, Level};
+use crate::format;
 use crate::publish::DestinationKind;
 use crate::reply::{CommandId, CommandResult, Finished};
 use crate::source::Source;
@@ -42,6 +43,50 @@ pub(super) enum Job {
     /// A queue's or topic's page; `first` when it was just opened (later asks,
     /// once a second, are not shown as waiting).
     Describe { target: PeekTarget, first: bool },
+    /// Move every ready message of `from` to `to`.
+    Move { from: String, to: String },
+    /// One action on every row a filter listed: one command per item, in order.
+    Bulk { bulk: Bulk, items: Vec<String> },
+}
+
+/// Which action a [`Job::Bulk`] takes to every listed row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bulk {
+    /// Purge each queue.
+    Purge,
+    /// Requeue each job (`queue/msg`).
+    Requeue,
+    /// Kick each client.
+    Kick,
+}
+
+impl Bulk {
+    /// The noun for `n` items.
+    fn noun(self, n: usize) -> &'static str {
+        match (self, n == 1) {
+            (Bulk::Purge, true) => "queue",
+            (Bulk::Purge, false) => "queues",
+            (Bulk::Requeue, true) => "job",
+            (Bulk::Requeue, false) => "jobs",
+            (Bulk::Kick, true) => "client",
+            (Bulk::Kick, false) => "clients",
+        }
+    }
+
+    /// The verb, done.
+    fn done(self) -> &'static str {
+        match self {
+            Bulk::Purge => "Purged",
+            Bulk::Requeue => "Requeued",
+            Bulk::Kick => "Kicked",
+        }
+    }
+}
+
+impl Job {
+    pub(super) fn bulk(bulk: Bulk, items: Vec<String>) -> Job {
+        Job::Bulk { bulk, items }
+    }
 }
 
 impl Job {
@@ -67,6 +112,15 @@ impl Job {
                 format!("Kicking {} slow client{s}…", clients.len())
             }
             Job::MoveBack { from, to } => format!("Moving dead letters of {from} back to {to}…"),
+            Job::Move { from, to } => format!("Moving the ready messages of {from} to {to}…"),
+            Job::Bulk { bulk, items } => {
+                let verb = match bulk {
+                    Bulk::Purge => "Purging",
+                    Bulk::Requeue => "Requeuing",
+                    Bulk::Kick => "Kicking",
+                };
+                format!("{verb} {} listed {}…", items.len(), bulk.noun(items.len()))
+            }
             Job::RequeueConsumer { holder } => format!("Requeuing the jobs of {holder}…"),
             Job::Describe {
                 target: PeekTarget::Queue(name) | PeekTarget::Topic(name),
@@ -169,6 +223,9 @@ impl App {
         if let Job::KickSlow { clients } = job {
             return self.finish_kick_slow(&clients, results, source);
         }
+        if let Job::Bulk { bulk, items } = job {
+            return self.finish_bulk(bulk, &items, results, source);
+        }
         let Some(result) = results.into_iter().next() else {
             return;
         };
@@ -214,7 +271,24 @@ impl App {
                 }
                 self.refetch(source);
             }
-            Job::KickSlow { .. } => {}
+            Job::KickSlow { .. } | Job::Bulk { .. } => {}
+            Job::Move { from, to } => {
+                match result {
+                    Ok(CommandOutcome::Moved { count }) => {
+                        let s = if count == 1 { "" } else { "s" };
+                        self.set_status(
+                            Level::Done,
+                            format!("Moved {count} message{s} from {from} to {to}"),
+                        );
+                    }
+                    Ok(_) => self.set_status(Level::Done, format!("Moved {from} to {to}")),
+                    Err(e) => self.set_status(
+                        Level::Error,
+                        format!("Move from {from} to {to} failed: {e}"),
+                    ),
+                }
+                self.refetch(source);
+            }
             Job::RequeueConsumer { holder } => {
                 match result {
                     Ok(CommandOutcome::RequeuedAll { count }) => {
@@ -391,6 +465,57 @@ impl App {
                 }
             },
         }
+    }
+
+    /// Say how many of a bulk action's commands succeeded, and the first few
+    /// failures with their reasons.
+    fn finish_bulk(
+        &mut self,
+        bulk: Bulk,
+        items: &[String],
+        results: Vec<CommandResult>,
+        source: &mut dyn Source,
+    ) {
+        let mut purged = 0u64;
+        let mut failed = Vec::new();
+        for (item, result) in items.iter().zip(results) {
+            match result {
+                Ok(CommandOutcome::Purged { count }) => purged = purged.saturating_add(count),
+                Ok(_) => {}
+                Err(e) => failed.push(format!("{item}: {e}")),
+            }
+        }
+        let total = items.len();
+        let done = total - failed.len();
+        let noun = bulk.noun(total);
+        let mut text = if failed.is_empty() {
+            format!("{} {done} {noun}", bulk.done())
+        } else {
+            format!(
+                "{} {done} of {total} {noun}, {} failed",
+                bulk.done(),
+                failed.len()
+            )
+        };
+        if bulk == Bulk::Purge {
+            let s = if purged == 1 { "" } else { "s" };
+            text.push_str(&format!(" ({} ready message{s})", format::grouped(purged)));
+        }
+        if !failed.is_empty() {
+            let more = failed.len().saturating_sub(3);
+            failed.truncate(3);
+            text.push_str(&format!(": {}", failed.join("; ")));
+            if more > 0 {
+                text.push_str(&format!(" and {more} more"));
+            }
+        }
+        let level = if failed.is_empty() {
+            Level::Done
+        } else {
+            Level::Error
+        };
+        self.set_status(level, text);
+        self.refetch(source);
     }
 
     fn finish_kick_slow(

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use switchyard_broker::stats::ClientStats;
 use switchyard_broker::{MessageQuery, PeekedMessage, Snapshot, TailMessage};
 
 use super::commands::PEEK_COUNT;
@@ -40,6 +41,8 @@ pub enum Confirmation {
     KickSlow {
         /// Their ids.
         clients: Vec<String>,
+        /// Each as the question names it: `c3 (worker-2)`.
+        shown: Vec<String>,
     },
     /// Requeue every job one consumer holds.
     RequeueConsumer {
@@ -47,6 +50,8 @@ pub enum Confirmation {
         client: String,
         /// Its cid.
         cid: String,
+        /// The client's name from `hello`, if it gave one, for the question.
+        name: Option<String>,
         /// Its jobs in the latest in-flight list.
         count: u64,
     },
@@ -66,6 +71,36 @@ pub enum Confirmation {
         /// The message id.
         msg: String,
     },
+    /// Move every ready message of one queue to another (`:move`).
+    Move {
+        /// Where they are.
+        from: String,
+        /// Where they go.
+        to: String,
+        /// Ready messages of `from` in the latest snapshot.
+        count: u64,
+    },
+    /// Purge every queue a filter lists.
+    PurgeListed {
+        /// The queues, as listed.
+        queues: Vec<String>,
+        /// Their ready messages in the latest snapshot.
+        ready: u64,
+    },
+    /// Requeue every job a filter lists.
+    RequeueListed {
+        /// Each job's queue and message id.
+        jobs: Vec<(String, String)>,
+        /// The clients holding them, named as `c3 (worker-2)`, each once.
+        holders: Vec<String>,
+    },
+    /// Kick every client a filter lists.
+    KickListed {
+        /// Their ids.
+        clients: Vec<String>,
+        /// Each as the question names it: `c3 (worker-2)`.
+        shown: Vec<String>,
+    },
     /// Move a dead-letter queue's messages that died in `to` back there.
     MoveBack {
         /// The dead-letter queue.
@@ -81,14 +116,28 @@ impl Confirmation {
     /// Follow the latest snapshot while the question is open. A queue missing
     /// from it (lists may be cut to fit the frame) keeps its last count.
     pub(super) fn update(&mut self, snapshot: &Snapshot) {
-        if let Confirmation::Purge { queue, count }
-        | Confirmation::MoveBack {
-            from: queue, count, ..
-        } = self
-        {
-            if let Some(q) = snapshot.queues.iter().find(|q| q.name == *queue) {
-                *count = q.ready;
+        match self {
+            Confirmation::Purge { queue, count }
+            | Confirmation::Move {
+                from: queue, count, ..
             }
+            | Confirmation::MoveBack {
+                from: queue, count, ..
+            } => {
+                if let Some(q) = snapshot.queues.iter().find(|q| q.name == *queue) {
+                    *count = q.ready;
+                }
+            }
+            Confirmation::PurgeListed { queues, ready } => {
+                // A name set, not a scan per queue: a filter may list 10,000.
+                let listed: std::collections::HashSet<&str> =
+                    queues.iter().map(String::as_str).collect();
+                *ready = (snapshot.queues.iter())
+                    .filter(|q| listed.contains(q.name.as_str()))
+                    .map(|q| q.ready)
+                    .fold(0, u64::saturating_add);
+            }
+            _ => {}
         }
     }
 
@@ -107,17 +156,61 @@ impl Confirmation {
                 Some(name) => format!("Kick client {client} ({name}, {addr})? y/n"),
                 None => format!("Kick client {client} ({addr})? y/n"),
             },
-            Confirmation::KickSlow { clients } => {
+            Confirmation::KickSlow { clients, shown } => {
                 let s = if clients.len() == 1 { "" } else { "s" };
                 format!(
                     "Kick {} slow client{s} ({})? y/n",
                     clients.len(),
-                    list(clients, 6)
+                    list(shown, 6)
                 )
             }
-            Confirmation::RequeueConsumer { client, cid, count } => {
+            Confirmation::RequeueConsumer {
+                client,
+                cid,
+                name,
+                count,
+            } => {
                 let s = if *count == 1 { "" } else { "s" };
-                format!("Requeue the {count} job{s} {client}/{cid} holds? y/n")
+                match name {
+                    Some(name) => {
+                        format!("Requeue the {count} job{s} {client}/{cid} ({name}) holds? y/n")
+                    }
+                    None => format!("Requeue the {count} job{s} {client}/{cid} holds? y/n"),
+                }
+            }
+            Confirmation::Move { from, to, count } => {
+                let s = if *count == 1 { "" } else { "s" };
+                format!(
+                    "Move {} ready message{s} from {from} to {to}? y/n",
+                    format::grouped(*count)
+                )
+            }
+            Confirmation::PurgeListed { queues, ready } => {
+                let n = queues.len();
+                let (qs, ms) = (plural(n as u64, "queue"), plural(*ready, "ready message"));
+                format!(
+                    "Purge the {} listed {qs} ({} {ms})? y/n",
+                    format::grouped(n as u64),
+                    format::grouped(*ready)
+                )
+            }
+            Confirmation::RequeueListed { jobs, holders } => {
+                let n = jobs.len() as u64;
+                format!(
+                    "Requeue the {} listed {} now (held by {})? y/n",
+                    format::grouped(n),
+                    plural(n, "job"),
+                    list(holders, 4)
+                )
+            }
+            Confirmation::KickListed { clients, shown } => {
+                let n = clients.len() as u64;
+                format!(
+                    "Kick the {} listed {} ({})? y/n",
+                    format::grouped(n),
+                    plural(n, "client"),
+                    list(shown, 6)
+                )
             }
             Confirmation::Drop { queue, msg } => {
                 format!("Drop 1 message (message {msg}) from {queue}? y/n")
@@ -141,6 +234,10 @@ impl Confirmation {
             Confirmation::MoveBack { .. } => "Move dead letters back",
             Confirmation::MoveOne { .. } => "Move a dead letter back",
             Confirmation::Drop { .. } => "Drop a message",
+            Confirmation::Move { .. } => "Move messages",
+            Confirmation::PurgeListed { .. } => "Purge listed queues",
+            Confirmation::RequeueListed { .. } => "Requeue listed jobs",
+            Confirmation::KickListed { .. } => "Kick listed clients",
             Confirmation::RequeueConsumer { .. } => "Requeue a consumer's jobs",
         }
     }
@@ -206,6 +303,24 @@ impl StopBroker {
     /// The dialog's title.
     pub fn title(&self) -> &'static str {
         "Stop the broker"
+    }
+}
+
+/// `job` or `jobs`, as `n` asks.
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        noun.to_string()
+    } else {
+        format!("{noun}s")
+    }
+}
+
+/// A client as questions name it: `c3 (worker-2)`, with the name it gave in
+/// `hello`, or `c3` alone.
+pub(crate) fn named(client: &ClientStats) -> String {
+    match &client.name {
+        Some(name) => format!("{} ({name})", client.id),
+        None => client.id.clone(),
     }
 }
 

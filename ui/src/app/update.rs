@@ -5,7 +5,7 @@ use crossterm::event::KeyEvent;
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
-use super::overlay::{Confirmation, Overlay, StopBroker};
+use super::overlay::{self, Confirmation, Overlay, StopBroker};
 use super::{App, Level};
 use crate::action::Action;
 use crate::publish::{DestinationKind, PublishForm};
@@ -20,10 +20,7 @@ impl App {
     /// Run one action.
     pub fn update(&mut self, action: Action, source: &mut dyn Source) {
         if action.changes_broker() && source.read_only() {
-            return self.set_status(
-                Level::Error,
-                "Read-only console (--read-only): it does not publish, purge, kick or requeue",
-            );
+            return self.set_status(Level::Error, super::command_line::READ_ONLY);
         }
         match action {
             Action::Quit => self.ask_quit(&*source),
@@ -47,6 +44,16 @@ impl App {
                 self.filter_input = None;
                 self.set_filter(String::new());
             }
+            Action::Back => self.back(),
+            Action::CommandLine => self.open_command_line(),
+            Action::RunCommand => self.run_command(source),
+            Action::Complete => self.complete_command(),
+            Action::HistoryBack => self.recall_command(true),
+            Action::HistoryForward => self.recall_command(false),
+            Action::Pause => self.toggle_pause(),
+            Action::PurgeListed => self.ask_purge_listed(),
+            Action::RequeueListed => self.ask_requeue_listed(),
+            Action::KickListed => self.ask_kick_listed(),
             Action::SortNext => self.sort(true),
             Action::SortReverse => self.sort(false),
             Action::SortFullest => self.sort_fullest(),
@@ -90,7 +97,7 @@ impl App {
 
     /// Quit, asking first when that stops a broker that would drop clients or
     /// in-memory messages (counted from the latest snapshot).
-    fn ask_quit(&mut self, source: &dyn Source) {
+    pub(super) fn ask_quit(&mut self, source: &dyn Source) {
         let stopping = StopBroker::of(&self.snapshot);
         if !source.quitting_stops_broker() || stopping.loses_nothing() {
             self.quit = true;
@@ -105,10 +112,19 @@ impl App {
         self.set_status(Level::Info, "Not stopped: the broker keeps running");
     }
 
-    fn show(&mut self, view: View) {
+    pub(super) fn show(&mut self, view: View) {
+        self.show_view(view, true);
+    }
+
+    /// Show `view`; `remember` the one it replaces for Esc to go back to (not
+    /// when going back).
+    pub(super) fn show_view(&mut self, view: View, remember: bool) {
         // A toast is about the view it was raised on.
         if view != self.view {
             self.status = None;
+            if remember {
+                self.leaving(self.view);
+            }
         }
         self.view = view;
         self.filter_input = None;
@@ -118,7 +134,7 @@ impl App {
     }
 
     /// Apply a selection movement to the current table and remember the row.
-    fn move_selection(&mut self, f: impl FnOnce(&mut TableState)) {
+    pub(super) fn move_selection(&mut self, f: impl FnOnce(&mut TableState)) {
         let i = self.view.index();
         f(&mut self.tables[i]);
         self.tables[i].remember(tables::model(self.view), &self.snapshot);
@@ -346,9 +362,13 @@ impl App {
         let count = (self.snapshot.inflight.iter())
             .filter(|j| j.client == client && j.cid == cid)
             .count() as u64;
+        let name = (self.snapshot.clients.iter())
+            .find(|c| c.id == client)
+            .and_then(|c| c.name.clone());
         self.overlay = Some(Overlay::Confirm(Confirmation::RequeueConsumer {
             client,
             cid,
+            name,
             count,
         }));
     }
@@ -373,17 +393,13 @@ impl App {
     }
 
     fn ask_kick_slow(&mut self) {
-        let clients: Vec<String> = self
-            .snapshot
-            .clients
-            .iter()
-            .filter(|c| c.slow)
-            .map(|c| c.id.clone())
-            .collect();
+        let slow = || self.snapshot.clients.iter().filter(|c| c.slow);
+        let clients: Vec<String> = slow().map(|c| c.id.clone()).collect();
+        let shown = slow().map(overlay::named).collect();
         if clients.is_empty() {
             self.set_status(Level::Info, "No client is marked slow");
         } else {
-            self.overlay = Some(Overlay::Confirm(Confirmation::KickSlow { clients }));
+            self.overlay = Some(Overlay::Confirm(Confirmation::KickSlow { clients, shown }));
         }
     }
 
@@ -400,6 +416,16 @@ impl App {
                     }
                     Confirmation::Drop { queue, msg } => {
                         format!("drop of message {msg} of {queue}")
+                    }
+                    Confirmation::Move { from, to, .. } => format!("move from {from} to {to}"),
+                    Confirmation::PurgeListed { queues, .. } => {
+                        format!("purge of {} listed queues", queues.len())
+                    }
+                    Confirmation::RequeueListed { jobs, .. } => {
+                        format!("requeue of {} listed jobs", jobs.len())
+                    }
+                    Confirmation::KickListed { clients, .. } => {
+                        format!("kick of {} listed clients", clients.len())
                     }
                     Confirmation::RequeueConsumer { client, cid, .. } => {
                         format!("requeue of {client}/{cid}'s jobs")
@@ -437,6 +463,8 @@ impl App {
             form.type_key(key);
             // An edit makes the last error stale.
             form.error = None;
+        } else if self.command_line.is_some() {
+            self.type_command(key);
         } else if let Some(input) = &mut self.filter_input {
             input.handle_event(&crossterm::event::Event::Key(key));
             let filter = input.value().to_string();

@@ -19,7 +19,8 @@ const COLUMNS: &[Column] = &[
     Column::name("Queue", 2, 14),
     Column::number("Tag", 6).optional(3),
     Column::name("Message", 1, 8),
-    Column::text("Client", Width::Fixed(7)),
+    // The id and the name it gave in `hello`: `c3 worker-2`.
+    Column::name("Client", 1, 7),
     Column::text("Consumer", Width::Fixed(10)).optional(1),
     Column::number("Attempt", 7),
     Column::number("Age", 7).optional(2),

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use switchyard_broker::Snapshot;
+use switchyard_broker::{names, Snapshot};
 
 use super::{Sort, TableModel};
 use crate::rates::Rates;
@@ -27,6 +27,8 @@ pub struct TableState {
     pub page: usize,
     /// The substring filter, as typed.
     pub filter: String,
+    /// A topic pattern (`orders.>`, from `:t`) the rows' keys must match, or empty.
+    pub pattern: String,
     /// The sort order.
     pub sort: Sort,
     /// The key of the selected row, to find it again in the next snapshot.
@@ -46,10 +48,16 @@ impl TableState {
             offset: 0,
             page: DEFAULT_PAGE,
             filter: String::new(),
+            pattern: String::new(),
             sort,
             selected_key: None,
             previous: None,
         }
+    }
+
+    /// Whether a filter or a pattern hides rows (kept or being typed).
+    pub fn filtered(&self) -> bool {
+        !self.filter.is_empty() || !self.pattern.is_empty()
     }
 
     /// The snapshot index of the selected row, if there is one.
@@ -96,6 +104,10 @@ impl TableState {
         self.total = model.len(snap);
         self.rows = (0..self.total)
             .filter(|&i| needle.is_empty() || model.matches(snap, i, &needle))
+            .filter(|&i| {
+                self.pattern.is_empty()
+                    || names::pattern_matches(&self.pattern, &model.key(snap, i))
+            })
             .collect();
         self.sort_rows(model, snap, rates);
         self.previous = Some((self.sort, self.positions(model, snap)));

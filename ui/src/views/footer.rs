@@ -8,6 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
 use crate::app::{App, Level};
+use crate::command_line;
+use crate::format;
 use crate::keys;
 
 /// Draw the status line.
@@ -50,14 +52,80 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
                 Span::styled(status.text.clone(), style),
             ])
         }
-        None if !table.filter.is_empty() => Line::from(vec![
-            Span::styled(" filter ", Style::new().yellow()),
-            Span::raw(table.filter.clone()),
-            Span::styled("  (/ edits, Esc clears)", Style::new().dark_gray()),
-        ]),
+        None if app.command_line.is_some() => candidates(app, usize::from(area.width)),
+        None if table.filtered() => {
+            let mut spans = Vec::new();
+            if !table.pattern.is_empty() {
+                spans.push(Span::styled(" matching ", Style::new().yellow()));
+                spans.push(Span::raw(table.pattern.clone()));
+            }
+            if !table.filter.is_empty() {
+                spans.push(Span::styled(" filter ", Style::new().yellow()));
+                spans.push(Span::raw(table.filter.clone()));
+            }
+            spans.push(Span::styled(
+                "  (/ edits, Esc clears)",
+                Style::new().dark_gray(),
+            ));
+            Line::from(spans)
+        }
         None => Line::default(),
     };
     frame.render_widget(line, area);
+}
+
+/// What Tab could complete the `:` line with, as many as fit the brief list.
+fn candidates(app: &App, width: usize) -> Line<'static> {
+    let found = app.command_candidates();
+    let typing_a_word = app
+        .command_line
+        .as_ref()
+        .is_some_and(|l| !l.value().is_empty() && !l.value().ends_with(' '));
+    if found.is_empty() && !typing_a_word {
+        return Line::default();
+    }
+    if found.is_empty() {
+        return Line::from(Span::styled(" no completions", Style::new().dark_gray()));
+    }
+    let mut spans = vec![Span::styled(" Tab ", Style::new().cyan().bold())];
+    // Whole names only, as many as fit beside the count of the rest.
+    let mut room = width.saturating_sub(5 + "and 99,999 more".len());
+    let mut shown = 0;
+    for name in found.iter().take(command_line::CANDIDATES_SHOWN) {
+        let w = name.chars().count() + 2;
+        if w > room {
+            break;
+        }
+        room -= w;
+        shown += 1;
+        spans.push(Span::raw(name.clone()));
+        spans.push(Span::raw("  "));
+    }
+    let more = found.len() - shown;
+    if more > 0 {
+        spans.push(Span::styled(
+            format!("and {} more", format::grouped(more as u64)),
+            Style::new().dark_gray(),
+        ));
+    }
+    Line::from(spans)
+}
+
+/// Draw the `:` line over the key hints, with the cursor where it types.
+fn render_command_line(frame: &mut Frame, area: Rect, input: &tui_input::Input) {
+    let prompt = " : ";
+    let width = usize::from(area.width).saturating_sub(prompt.len() + 1);
+    let scroll = input.visual_scroll(width);
+    let shown: String = input.value().chars().skip(scroll).collect();
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled(prompt, Style::new().cyan().bold()),
+            Span::raw(shown),
+        ]),
+        area,
+    );
+    let column = (prompt.len() + input.visual_cursor().saturating_sub(scroll)) as u16;
+    frame.set_cursor_position((area.x + column.min(area.width.saturating_sub(1)), area.y));
 }
 
 /// Draw the key hints for the current context and view, from the key table.
@@ -65,11 +133,16 @@ pub fn render_status(frame: &mut Frame, area: Rect, app: &App) {
 /// knows (select, filter, sort), then from the right; help and quit stay, and
 /// `?` lists whatever was left out.
 pub fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
-    let mut hints: Vec<_> = keys::footer(app.context(), app.view, app.read_only).collect();
+    if let (Some(line), None) = (&app.command_line, &app.overlay) {
+        return render_command_line(frame, area, &line.input);
+    }
+    let filtered = app.tables[app.view.index()].filtered();
+    let mut hints: Vec<_> =
+        keys::footer(app.context(), app.view, app.read_only, filtered).collect();
     let shown = |h: &keys::Hint| h.keys.chars().count() + 1 + h.text.chars().count() + 3;
     let kept = |h: &keys::Hint| matches!(h.keys, "?" | "q");
     while 1 + hints.iter().map(shown).sum::<usize>() > usize::from(area.width) + 3 {
-        let known = |h: &keys::Hint| matches!(h.keys, "↑↓ jk" | "/" | "s S");
+        let known = |h: &keys::Hint| matches!(h.keys, "↑↓ jk" | "/" | "s S" | "␣");
         let drop = hints
             .iter()
             .rposition(known)

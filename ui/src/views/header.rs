@@ -1,4 +1,5 @@
-//! The header every view shares: which broker, how long up, how busy; and the tabs.
+//! The header every view shares: which broker, how long up, how busy, whether
+//! the tables are paused; and the tabs.
 
 use std::net::SocketAddr;
 
@@ -28,6 +29,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     // What follows the URL, in the order shown, each with its rank: on a narrow
     // terminal the lowest-ranked pieces are left out whole, never cut mid-number.
     let mut pieces: Vec<(u8, Vec<Span>)> = Vec::new();
+    if app.paused() {
+        // Frozen numbers read as live ones unless this says otherwise.
+        pieces.push((
+            10,
+            vec![Span::styled(
+                " PAUSED (Space resumes) ",
+                Style::new().black().on_yellow().bold(),
+            )],
+        ));
+    }
     if let Link::Down { why, retry_at } = &app.link {
         let wait = retry_at.saturating_duration_since(app.now());
         pieces.push((

@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use crate::command_line;
 use crate::keys::{self, Context};
 use crate::widgets::popup;
 
@@ -34,6 +35,14 @@ fn sections() -> (Vec<Line<'static>>, Vec<Line<'static>>) {
                 Span::styled(format!("  {:<10}", b.label), Style::new().cyan().bold()),
                 Span::raw(b.help),
             ]));
+        }
+        if context == Context::Command {
+            for w in command_line::WORDS {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {:<14}", w.usage), Style::new().cyan().bold()),
+                    Span::raw(w.help),
+                ]));
+            }
         }
     }
     (left, right)

@@ -9,6 +9,20 @@ use crate::format;
 use crate::rates::Rates;
 use crate::widgets::table::{self, number, Cells};
 
+/// A job's holder as the table shows it: its id, then its name if it gave one.
+/// Drawn rows only look it up, so a long client list costs a scan per row shown.
+fn client_named(snap: &Snapshot, id: &str) -> String {
+    match snap
+        .clients
+        .iter()
+        .find(|c| c.id == id)
+        .and_then(|c| c.name.as_deref())
+    {
+        Some(name) => format!("{id} {name}"),
+        None => id.to_string(),
+    }
+}
+
 /// Draw in-flight job `i` with these column widths.
 pub fn row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Cells {
     let j = &snap.inflight[i];
@@ -16,7 +30,7 @@ pub fn row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Cells {
         table::name(&j.queue, widths[0]),
         number(j.tag.to_string()),
         table::name(&j.msg, widths[2]),
-        table::text(&j.client, widths[3]),
+        table::text(&client_named(snap, &j.client), widths[3]),
         table::text(&j.cid, widths[4]),
         number(j.attempt.to_string()),
         number(format::millis(j.age_ms)),

@@ -152,15 +152,18 @@ pub fn render(
     state: &mut TableState,
 ) {
     let Listing { title, model, row } = listing;
-    let count = if state.filter.is_empty() {
-        format!(" {title} {} ", state.total)
+    let count = if state.filtered() {
+        let mut count = format!(" {title} {} of {}", state.rows.len(), state.total);
+        if !state.pattern.is_empty() {
+            count.push_str(&format!(" · matching {}", state.pattern));
+        }
+        if !state.filter.is_empty() {
+            count.push_str(&format!(" · filter “{}”", state.filter));
+        }
+        count.push(' ');
+        count
     } else {
-        format!(
-            " {title} {} of {} · filter “{}” ",
-            state.rows.len(),
-            state.total,
-            state.filter
-        )
+        format!(" {title} {} ", state.total)
     };
     let mut block = Block::bordered()
         .border_style(Style::new().dark_gray())

@@ -149,7 +149,7 @@ fn capital_k_asks_with_the_count_then_kicks_every_slow_client() {
     h.keys("K");
     assert_eq!(
         h.confirmation().map(Confirmation::question).as_deref(),
-        Some("Kick 2 slow clients (c1, c4)? y/n")
+        Some("Kick 2 slow clients (c1 (order-service), c4 (analytics))? y/n")
     );
     h.keys("N");
     assert!(h.source.executed.is_empty());
@@ -375,6 +375,7 @@ fn capital_r_asks_with_the_count_then_requeues_every_job_of_the_consumer() {
         Some(Confirmation::RequeueConsumer {
             client: job.client.clone(),
             cid: job.cid.clone(),
+            name: Some("worker-1".into()),
             count
         })
     );
@@ -382,7 +383,7 @@ fn capital_r_asks_with_the_count_then_requeues_every_job_of_the_consumer() {
     assert_eq!(
         confirmation.map(|c| c.question()),
         Some(format!(
-            "Requeue the {count} job{s} {}/{} holds? y/n",
+            "Requeue the {count} job{s} {}/{} (worker-1) holds? y/n",
             job.client, job.cid
         ))
     );

@@ -5,6 +5,7 @@
 //! (`popups.rs`), and a broker that takes its time to answer (`slow_broker.rs`).
 
 mod actions;
+mod habits;
 mod navigation;
 mod popups;
 mod slow_broker;
