@@ -31,6 +31,7 @@ use tokio::sync::watch;
 
 use crate::activity::Activity;
 use crate::auth::{Authenticator, Security};
+use crate::cluster::Cluster;
 use crate::dirlock::DirLock;
 use crate::error::BrokerError;
 use crate::protocol::{event, Retention};
@@ -114,6 +115,9 @@ pub struct Config {
     /// HTTP API requests (`/v1/...`) answered at once, apart from the WebSockets'
     /// `max_connections`; past it, HTTP 503 (`http_requests_full`).
     pub max_http_requests: usize,
+    /// The NATS cluster this node serves topics through (`serve --nats`); None:
+    /// one machine, on its own log.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -138,6 +142,7 @@ impl Default for Config {
             max_streams_per_user: 1000,
             webhooks: Vec::new(),
             max_http_requests: 1000,
+            cluster: None,
         }
     }
 }
@@ -191,6 +196,8 @@ pub(super) struct Inner {
     auth: Authenticator,
     /// What every connection's read buffers hold, against `max_inbound`.
     read_budget: Arc<crate::connection::ReadBudget>,
+    /// This node's link to NATS, with `--nats`.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Broker {
@@ -228,6 +235,7 @@ impl Broker {
         let read_budget = Arc::new(crate::connection::ReadBudget::new(config.max_inbound));
         let activity = Arc::new(Activity::new(config.max_outbound));
         let max_topics = config.max_topics;
+        let cluster = config.cluster.clone().map(Cluster::new);
         let broker = Broker {
             inner: Arc::new(Inner {
                 read_budget,
@@ -235,7 +243,8 @@ impl Broker {
                 config,
                 started: Instant::now(),
                 topics: Topics::new(activity.clone(), tokio::runtime::Handle::current())
-                    .with_max_topics(max_topics),
+                    .with_max_topics(max_topics)
+                    .with_cluster(cluster.clone()),
                 activity,
                 queues: RwLock::new(HashMap::new()),
                 creating: Mutex::new(HashMap::new()),
@@ -248,8 +257,14 @@ impl Broker {
                 backend,
                 _dir_lock: dir_lock,
                 auth,
+                cluster,
             }),
         };
+        if let Some(cluster) = &broker.inner.cluster {
+            let sink: std::sync::Weak<dyn crate::cluster::RemoteSink> =
+                Arc::downgrade(&broker.inner) as _;
+            cluster.start(sink);
+        }
         broker.recover()?;
         for hook in &broker.inner.config.webhooks {
             broker.start_webhook(
@@ -308,6 +323,25 @@ impl Broker {
     /// durable. The last step of a graceful shutdown; later appends fail. Blocking.
     pub fn close_storage(&self) {
         self.inner.backend.close();
+    }
+
+    /// Why this node cannot serve now (its NATS link is down), for `/healthz`;
+    /// None when it can (or runs without NATS).
+    pub fn cluster_down(&self) -> Option<String> {
+        self.inner.cluster.as_ref().and_then(|c| c.down())
+    }
+
+    /// This node's name in its NATS cluster, with `--nats`.
+    pub fn node(&self) -> Option<&str> {
+        self.inner.cluster.as_ref().map(|c| c.node())
+    }
+
+    /// Refuses what `--nats` does not serve yet (`what`, in words).
+    fn single_node_only(&self, what: &str) -> Result<(), BrokerError> {
+        match self.inner.cluster {
+            Some(_) => Err(Cluster::not_yet(what)),
+            None => Ok(()),
+        }
     }
 
     /// Becomes `true` when the broker starts shutting down.
