@@ -373,11 +373,31 @@ async fn a_node_rides_out_its_nats_server_and_says_so_when_all_are_gone() {
     let message = assert_error(&answer, Some(2), "unavailable");
     assert!(message.contains("NATS connection lost"), "{message}");
     on_b.raw.expect_silence(Duration::from_millis(100)).await;
+    // The snapshot says so too (the console's header shows `NATS down`).
+    let stats = local.call(json!({"op":"stats","id":9})).await;
+    let link = &stats["server"]["cluster"];
+    assert_eq!(
+        (&link["node"], &link["connected"]),
+        (&json!("b"), &json!(false)),
+        "{stats}"
+    );
+    assert!(
+        link["why"]
+            .as_str()
+            .unwrap()
+            .contains("NATS connection lost"),
+        "{stats}"
+    );
 
     // Back: healthy again, and messages flow again both ways.
     cluster.start_all();
     wait_until("b healthy again", || b.health().0 == 200);
     wait_until("a healthy again", || a.health().0 == 200);
+    let stats = local.call(json!({"op":"stats","id":10})).await;
+    assert_eq!(
+        stats["server"]["cluster"],
+        json!({"node":"b","connected":true})
+    );
     settle(&mut publisher, "jobs.x", json!({}), &mut [&mut on_b]).await;
     let answer = local
         .call(json!({"op":"pub","id":3,"topic":"jobs.z","data":3}))
