@@ -442,7 +442,7 @@ async fn what_nats_does_not_serve_yet_is_refused_not_kept_on_one_node() {
 }
 
 #[test]
-fn node_and_nats_creds_need_nats() {
+fn bad_cluster_settings_stop_a_node_at_start() {
     let out = std::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--node", "a"])
         .arg("--data-dir")
@@ -452,6 +452,25 @@ fn node_and_nats_creds_need_nats() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("need --nats"), "{stderr}");
+    let creds = temp_data_dir().with_extension("creds");
+    std::fs::write(&creds, "not a credentials file").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            "nats://127.0.0.1:1",
+        ])
+        .arg("--data-dir")
+        .arg(temp_data_dir())
+        .arg("--nats-creds")
+        .arg(&creds)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NATS credentials"), "{stderr}");
     let out = std::process::Command::new(BIN)
         .args(["serve", "--nats", "nats://h:x", "--node", "a.b"])
         .output()

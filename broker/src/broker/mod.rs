@@ -235,7 +235,7 @@ impl Broker {
         let read_budget = Arc::new(crate::connection::ReadBudget::new(config.max_inbound));
         let activity = Arc::new(Activity::new(config.max_outbound));
         let max_topics = config.max_topics;
-        let cluster = config.cluster.clone().map(Cluster::new);
+        let cluster = config.cluster.clone().map(Cluster::new).transpose()?;
         let broker = Broker {
             inner: Arc::new(Inner {
                 read_budget,

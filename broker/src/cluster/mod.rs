@@ -130,6 +130,8 @@ enum LinkState {
 /// This node's end of the NATS cluster.
 pub(crate) struct Cluster {
     config: ClusterConfig,
+    /// The credentials file's text, read at start.
+    creds: Option<String>,
     state: Mutex<LinkState>,
     up: AtomicBool,
     /// Messages for NATS, to the task that publishes them; bounded in bytes by
@@ -171,11 +173,30 @@ pub(crate) trait RemoteSink: Send + Sync + 'static {
 }
 
 impl Cluster {
-    pub(crate) fn new(config: ClusterConfig) -> Arc<Cluster> {
+    /// The link, not connected yet; fails if the credentials file cannot be
+    /// read or is not one, so that a node with a bad file does not start.
+    pub(crate) fn new(config: ClusterConfig) -> Result<Arc<Cluster>, BrokerError> {
+        let creds = match &config.creds {
+            Some(path) => {
+                let bad = |e: &dyn std::fmt::Display| {
+                    BrokerError::new(
+                        ErrorCode::Internal,
+                        format!("NATS credentials {}: {e}", path.display()),
+                    )
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+                async_nats::ConnectOptions::new()
+                    .credentials(&text)
+                    .map_err(|e| bad(&e))?;
+                Some(text)
+            }
+            None => None,
+        };
         let (outgoing, out_rx) = mpsc::unbounded_channel();
         let (control, control_rx) = mpsc::unbounded_channel();
-        Arc::new(Cluster {
+        Ok(Arc::new(Cluster {
             config,
+            creds,
             state: Mutex::new(LinkState::Connecting),
             up: AtomicBool::new(false),
             outgoing,
@@ -183,7 +204,7 @@ impl Cluster {
             interest: Mutex::new(HashMap::new()),
             control,
             receivers: Mutex::new(Some((out_rx, control_rx))),
-        })
+        }))
     }
 
     /// This node's name.
@@ -346,11 +367,12 @@ async fn run(
                 let _ = events_tx.send(event);
             }
         });
-    if let Some(creds) = &cluster.config.creds {
-        options = match options.credentials_file(creds).await {
+    if let Some(creds) = &cluster.creds {
+        options = match options.credentials(creds) {
             Ok(o) => o,
             Err(e) => {
-                tracing::error!("NATS credentials {}: {e}", creds.display());
+                // Read and checked at start: this cannot happen.
+                tracing::error!("NATS credentials: {e}");
                 return;
             }
         };
@@ -365,16 +387,15 @@ async fn run(
     let mut held: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {
-            event = events_rx.recv() => match event {
-                Some(async_nats::Event::Connected) => cluster.set_up(true, &sink),
-                Some(async_nats::Event::Disconnected | async_nats::Event::Closed) => {
+            Some(event) = events_rx.recv() => match event {
+                async_nats::Event::Connected => cluster.set_up(true, &sink),
+                async_nats::Event::Disconnected | async_nats::Event::Closed => {
                     cluster.set_up(false, &sink)
                 }
-                Some(async_nats::Event::SlowConsumer(sid)) => {
+                async_nats::Event::SlowConsumer(sid) => {
                     tracing::warn!("NATS: subscription {sid} fell behind; messages were dropped");
                 }
-                Some(other) => tracing::info!("NATS: {other}"),
-                None => {}
+                other => tracing::info!("NATS: {other}"),
             },
             out = out_rx.recv() => {
                 let Some(out) = out else { break };
