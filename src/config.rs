@@ -63,6 +63,12 @@ pub struct FileSettings {
     pub max_http_requests: Option<usize>,
     /// `max_history` (0: none).
     pub max_history: Option<usize>,
+    /// `nats`: the NATS servers' URLs (a string, comma-separated, or an array).
+    pub nats: Option<Vec<String>>,
+    /// `nats_creds`, relative to the config file's directory.
+    pub nats_creds: Option<PathBuf>,
+    /// `node`.
+    pub node: Option<String>,
     /// Users, the JWT secret, Origins and TLS.
     pub security: Security,
     /// `[[webhooks]]`: webhook consumers started with the broker.
@@ -91,6 +97,9 @@ struct Raw {
     max_streams_per_user: Option<usize>,
     max_http_requests: Option<Spanned<usize>>,
     max_history: Option<usize>,
+    nats: Option<Spanned<RawUrls>>,
+    nats_creds: Option<PathBuf>,
+    node: Option<Spanned<String>>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     tls_cert: Option<Spanned<PathBuf>>,
@@ -100,6 +109,14 @@ struct Raw {
     jwt: Option<RawJwt>,
     #[serde(default)]
     webhooks: Vec<Spanned<RawWebhook>>,
+}
+
+/// `nats` as written: `"nats://h1:4222,nats://h2:4222"` or `["nats://h1:4222", ...]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawUrls {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// One `[[webhooks]]` entry as written: a queue and a `consume`'s `webhook` object.
@@ -218,6 +235,27 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         }
         n => n.map(Spanned::into_inner),
     };
+    let nats = match raw.nats {
+        Some(urls) => {
+            let span = urls.span();
+            let text = match urls.into_inner() {
+                RawUrls::One(s) => s,
+                RawUrls::Many(v) => v.join(","),
+            };
+            let parsed = switchyard_broker::cluster::parse_urls(&text)
+                .map_err(|why| file.error(Some(span), &why))?;
+            Some(parsed)
+        }
+        None => None,
+    };
+    let node = match raw.node {
+        Some(n) => {
+            switchyard_broker::cluster::check_node(n.get_ref())
+                .map_err(|why| file.error(Some(n.span()), &why))?;
+            Some(n.into_inner())
+        }
+        None => None,
+    };
     let tls = match (raw.tls_cert, raw.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -288,6 +326,9 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         max_streams_per_user: raw.max_streams_per_user,
         max_http_requests,
         max_history: raw.max_history,
+        nats,
+        nats_creds: raw.nats_creds.map(|p| base.join(p)),
+        node,
         security: Security {
             users,
             jwt_hs256_secret,
@@ -454,5 +495,25 @@ mod tests {
     fn tls_needs_both_files() {
         let e = load_text("tls_cert = \"c.pem\"\n").unwrap_err();
         assert!(e.0.contains("line 1, key `tls_cert`"), "{e}");
+    }
+
+    #[test]
+    fn nats_takes_a_list_or_a_string_and_node_a_token() {
+        let s = load_text(
+            "nats = [\"nats://127.0.0.1:4222\", \"h2:4223\"]\nnats_creds = \"n.creds\"\nnode = \"web-1\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.nats,
+            Some(vec!["nats://127.0.0.1:4222".into(), "h2:4223".into()])
+        );
+        assert!(s.nats_creds.unwrap().ends_with("n.creds"));
+        assert_eq!(s.node.as_deref(), Some("web-1"));
+        let s = load_text("nats = \"a:1,b:2\"\n").unwrap();
+        assert_eq!(s.nats, Some(vec!["a:1".into(), "b:2".into()]));
+        let e = load_text("node = \"a.b\"\n").unwrap_err();
+        assert!(e.to_string().contains("no dots"), "{e}");
+        let e = load_text("nats = \"\"\n").unwrap_err();
+        assert!(e.to_string().contains("no NATS server URL"), "{e}");
     }
 }

@@ -9,6 +9,7 @@
 mod activity;
 pub mod auth;
 mod broker;
+pub mod cluster;
 mod connection;
 mod dirlock;
 pub mod error;

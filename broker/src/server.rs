@@ -606,6 +606,9 @@ async fn health(broker: &Broker) -> Result<(), String> {
     if *broker.shutdown_signal().borrow() {
         return Err("not accepting: shutting down".into());
     }
+    if let Some(why) = broker.cluster_down() {
+        return Err(why);
+    }
     let probe = broker
         .config()
         .data_dir

@@ -93,6 +93,27 @@ pub struct BrokerArgs {
     /// (for `describe` and the console's pages); 0 for none.
     #[arg(long, default_value_t = switchyard_broker::history::DEFAULT_MAX_HISTORY)]
     pub max_history: usize,
+    /// Serve topics through a NATS cluster, with other Switchyard nodes: its
+    /// servers' URLs, comma-separated (`nats://h1:4222,nats://h2:4222`). See
+    /// docs/OPERATIONS.md, "Running a cluster".
+    #[arg(long, value_name = "URL[,URL...]", value_parser = parse_nats)]
+    pub nats: Option<String>,
+    /// A NATS credentials file (JWT and nkey seed) for --nats.
+    #[arg(long, value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// This node's name in the cluster (--nats): 1 to 64 of A-Z a-z 0-9 _ - :.
+    /// Default: the host name and the process id (`web1-4711`).
+    #[arg(long, value_name = "NAME", value_parser = parse_node)]
+    pub node: Option<String>,
+}
+
+/// Checks `--nats`'s list, kept as typed (read again by [`cluster`]).
+fn parse_nats(text: &str) -> Result<String, String> {
+    switchyard_broker::cluster::parse_urls(text).map(|_| text.to_string())
+}
+
+fn parse_node(text: &str) -> Result<String, String> {
+    switchyard_broker::cluster::check_node(text).map(|()| text.to_string())
 }
 
 /// The flags `serve` runs with: each one typed after `serve`, else typed before
@@ -130,7 +151,10 @@ pub fn merged(
         max_open_files,
         max_streams_per_user,
         max_http_requests,
-        max_history
+        max_history,
+        nats,
+        nats_creds,
+        node
     );
     args
 }
@@ -243,6 +267,11 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         .clone()
         .or_else(|| std::env::var_os(crate::config::ENV).map(PathBuf::from));
     let Some(path) = path else {
+        config.cluster = cluster(
+            flag_urls(args.nats.as_deref())?,
+            args.nats_creds.clone(),
+            args.node.clone(),
+        )?;
         return Ok(config);
     };
     let file = crate::config::load(&path)?;
@@ -321,7 +350,46 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
     }
     config.security = file.security;
     config.webhooks = file.webhooks;
+    let nats = file
+        .nats
+        .filter(|_| unless_flag("nats"))
+        .or(flag_urls(args.nats.as_deref())?);
+    let creds = file
+        .nats_creds
+        .filter(|_| unless_flag("nats_creds"))
+        .or(args.nats_creds.clone());
+    let node = file
+        .node
+        .filter(|_| unless_flag("node"))
+        .or(args.node.clone());
+    config.cluster = cluster(nats, creds, node)?;
     Ok(config)
+}
+
+/// `--nats`'s URLs, if it was given.
+fn flag_urls(text: Option<&str>) -> anyhow::Result<Option<Vec<String>>> {
+    text.map(|t| switchyard_broker::cluster::parse_urls(t).map_err(anyhow::Error::msg))
+        .transpose()
+}
+
+/// The cluster settings, when `nats` is given; `nats_creds` and `node` mean
+/// nothing without it, so either alone is an error rather than ignored.
+fn cluster(
+    nats: Option<Vec<String>>,
+    creds: Option<PathBuf>,
+    node: Option<String>,
+) -> anyhow::Result<Option<switchyard_broker::cluster::ClusterConfig>> {
+    let Some(urls) = nats else {
+        if creds.is_some() || node.is_some() {
+            anyhow::bail!("--nats-creds and --node need --nats (the NATS servers to join)");
+        }
+        return Ok(None);
+    };
+    Ok(Some(switchyard_broker::cluster::ClusterConfig {
+        urls,
+        creds,
+        node: node.unwrap_or_else(switchyard_broker::cluster::default_node),
+    }))
 }
 
 /// Whether the flag `id` was typed on the command line (before or after the

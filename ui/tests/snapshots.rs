@@ -204,6 +204,27 @@ fn header_marks_auth_off_on_the_network() {
     );
 }
 
+// A node of a cluster (`serve --nats`): its name, and `NATS down` while its
+// link to NATS is.
+
+#[test]
+fn header_names_the_node_and_marks_nats_down() {
+    let node = |connected: bool| {
+        move |_| {
+            let mut snap = fixture::empty();
+            snap.server.cluster = Some(switchyard_broker::stats::ClusterStats {
+                node: "web1-4711".into(),
+                connected,
+                why: (!connected).then(|| "NATS connection lost, reconnecting".into()),
+            });
+            snap
+        }
+    };
+    Fixture::watching(node(true), 2).check("overview_view__cluster_node");
+    Fixture::watching(node(false), 2).check("overview_view__cluster_nats_down");
+    Fixture::watching(node(false), 2).check_at("overview_view__cluster_nats_down_80x24", 80, 24);
+}
+
 // Moving around crowded tables.
 
 #[test]

@@ -40,11 +40,14 @@ pub enum ErrorCode {
     Limit,
     /// The broker failed (storage, for one); the message says how.
     Internal,
+    /// This node cannot serve that now: its NATS link is down, or `--nats` does
+    /// not serve it yet. The message says which.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (`ALL[c as usize] == c`).
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::BadFrame,
         ErrorCode::UnknownOp,
         ErrorCode::BadName,
@@ -61,6 +64,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::Limit,
         ErrorCode::Internal,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as PROTOCOL.md spells it, e.g. `bad_frame`.
@@ -82,6 +86,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Limit => "limit",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }

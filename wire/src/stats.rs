@@ -223,6 +223,21 @@ pub struct ServerStats {
     /// Bytes of WebSocket frames written to clients' sockets, headers included.
     #[serde(default)]
     pub bytes_sent: u64,
+    /// With `serve --nats`: this node and its link to NATS. Absent on one machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStats>,
+}
+
+/// A node's place in its NATS cluster (`serve --nats`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStats {
+    /// This node's name (`--node`).
+    pub node: String,
+    /// Whether its NATS connection is up.
+    pub connected: bool,
+    /// While it is not: why, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.

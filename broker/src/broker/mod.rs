@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 use crate::activity::Activity;
 use crate::auth::{Authenticator, Security};
+use crate::cluster::Cluster;
 use crate::dirlock::DirLock;
 use crate::error::BrokerError;
 use crate::protocol::{event, Retention};
@@ -118,6 +119,9 @@ pub struct Config {
     /// Queues and topics together that keep 15 minutes of per-second history
     /// (`describe`); past it, new names get none (`switchyard_history_untracked`).
     pub max_history: usize,
+    /// The NATS cluster this node serves topics through (`serve --nats`); None:
+    /// one machine, on its own log.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -143,6 +147,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             max_http_requests: 1000,
             max_history: crate::history::DEFAULT_MAX_HISTORY,
+            cluster: None,
         }
     }
 }
@@ -198,6 +203,8 @@ pub(super) struct Inner {
     read_budget: Arc<crate::connection::ReadBudget>,
     /// The last 15 minutes of every queue and topic, sampled once a second.
     history: crate::history::History,
+    /// This node's link to NATS, with `--nats`.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Broker {
@@ -236,6 +243,7 @@ impl Broker {
         let activity = Arc::new(Activity::new(config.max_outbound));
         let max_topics = config.max_topics;
         let history = crate::history::History::new(config.max_history);
+        let cluster = config.cluster.clone().map(Cluster::new).transpose()?;
         let broker = Broker {
             inner: Arc::new(Inner {
                 read_budget,
@@ -243,7 +251,8 @@ impl Broker {
                 config,
                 started: Instant::now(),
                 topics: Topics::new(activity.clone(), tokio::runtime::Handle::current())
-                    .with_max_topics(max_topics),
+                    .with_max_topics(max_topics)
+                    .with_cluster(cluster.clone()),
                 activity,
                 queues: RwLock::new(HashMap::new()),
                 creating: Mutex::new(HashMap::new()),
@@ -257,8 +266,14 @@ impl Broker {
                 _dir_lock: dir_lock,
                 auth,
                 history,
+                cluster,
             }),
         };
+        if let Some(cluster) = &broker.inner.cluster {
+            let sink: std::sync::Weak<dyn crate::cluster::RemoteSink> =
+                Arc::downgrade(&broker.inner) as _;
+            cluster.start(sink);
+        }
         broker.recover()?;
         for hook in &broker.inner.config.webhooks {
             broker.start_webhook(
@@ -317,6 +332,25 @@ impl Broker {
     /// durable. The last step of a graceful shutdown; later appends fail. Blocking.
     pub fn close_storage(&self) {
         self.inner.backend.close();
+    }
+
+    /// Why this node cannot serve now (its NATS link is down), for `/healthz`;
+    /// None when it can (or runs without NATS).
+    pub fn cluster_down(&self) -> Option<String> {
+        self.inner.cluster.as_ref().and_then(|c| c.down())
+    }
+
+    /// This node's name in its NATS cluster, with `--nats`.
+    pub fn node(&self) -> Option<&str> {
+        self.inner.cluster.as_ref().map(|c| c.node())
+    }
+
+    /// Refuses what `--nats` does not serve yet (`what`, in words).
+    fn single_node_only(&self, what: &str) -> Result<(), BrokerError> {
+        match self.inner.cluster {
+            Some(_) => Err(Cluster::not_yet(what)),
+            None => Ok(()),
+        }
     }
 
     /// Becomes `true` when the broker starts shutting down.

@@ -85,6 +85,14 @@ impl Broker {
                 outbound_budget: inner.activity.outbound.limit() as u64,
                 bytes_received: inner.activity.traffic.received.load(Ordering::Relaxed),
                 bytes_sent: inner.activity.traffic.sent.load(Ordering::Relaxed),
+                cluster: inner.cluster.as_ref().map(|c| {
+                    let why = c.down();
+                    crate::stats::ClusterStats {
+                        node: c.node().to_string(),
+                        connected: why.is_none(),
+                        why,
+                    }
+                }),
             },
             topics: inner.topics.stats(),
             queues: queue_stats,

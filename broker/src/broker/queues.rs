@@ -54,6 +54,9 @@ impl Broker {
         durable: bool,
         creator: Option<&Creator>,
     ) -> Result<Arc<Queue>, BrokerError> {
+        // With --nats, a queue of this node alone would be silently weaker than
+        // what a client of a cluster expects: none is served until JetStream's are.
+        self.single_node_only("queues are")?;
         if let Some(q) = self.inner.queues.read().get(name) {
             return Ok(q.clone());
         }

@@ -63,11 +63,18 @@ impl Broker {
         done: Option<Done>,
     ) -> Result<(), BrokerError> {
         names::check_topic(topic)?;
+        let cluster = self.inner.cluster.as_deref();
+        if let Some(cluster) = cluster {
+            cluster.ready(data.len())?;
+        }
         let now = *publisher.now.get_or_insert_with(now_ms);
         let delivered =
             self.inner
                 .topics
                 .publish(topic, data, headers, done, now, &mut publisher.cache)?;
+        if let Some(cluster) = cluster {
+            cluster.forward(topic, now, &[(data, headers)]);
+        }
         publisher.msgs_in += 1;
         publisher.msgs_out += delivered;
         Ok(())
@@ -84,13 +91,22 @@ impl Broker {
         mut failed: impl FnMut(BrokerError),
     ) {
         let now = *publisher.now.get_or_insert_with(now_ms);
-        let batch = names::check_topic(topic).and_then(|()| {
-            self.inner
-                .topics
-                .publish_many(topic, msgs, now, &mut publisher.cache)
-        });
+        let cluster = self.inner.cluster.as_deref();
+        let batch = names::check_topic(topic)
+            .and_then(|()| match cluster {
+                Some(c) => c.ready(msgs.iter().map(|(d, _)| d.len()).sum()),
+                None => Ok(()),
+            })
+            .and_then(|()| {
+                self.inner
+                    .topics
+                    .publish_many(topic, msgs, now, &mut publisher.cache)
+            });
         match batch {
             Ok(Some(delivered)) => {
+                if let Some(cluster) = cluster {
+                    cluster.forward(topic, now, msgs);
+                }
                 publisher.msgs_in += msgs.len() as u64;
                 publisher.msgs_out += delivered;
             }
@@ -135,6 +151,9 @@ impl Broker {
         creator: Option<&Creator>,
     ) -> Result<(), BrokerError> {
         names::check_topic(name)?;
+        if retain.is_some() {
+            self.single_node_only("retained topics are")?;
+        }
         let topic = self.inner.topics.topic(name)?;
         let Some(retention) = retain else {
             return Ok(());
@@ -164,11 +183,13 @@ impl Broker {
 
     pub(crate) fn seal(&self, name: &str, done: Done) -> Result<(), BrokerError> {
         names::check_topic(name)?;
+        self.single_node_only("sealing topics is")?;
         self.inner.topics.seal(name, done)
     }
 
     pub(crate) fn delete_topic(&self, name: &str, actor: &str) -> Result<(), BrokerError> {
         names::check_topic(name)?;
+        self.single_node_only("deleting topics is")?;
         // Under the name's gate, so a topic retained again at once by someone else
         // is theirs, not given back with this one.
         let store = self.one_at_a_time(Stream::Topic, name, || {
@@ -199,6 +220,9 @@ impl Broker {
         added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         names::check_pattern(&pattern)?;
+        if !matches!(from, None | Some(ReplayFrom::New)) {
+            self.single_node_only("replays of retained topics are")?;
+        }
         let filter = filter.as_deref().map(Filter::parse).transpose()?;
         let mut subs = peer.subs.lock();
         if subs.contains_key(&sid) {
@@ -273,5 +297,26 @@ impl Broker {
             sub,
             buffer,
         })
+    }
+}
+
+/// Messages other nodes published, as they come in from NATS.
+impl crate::cluster::RemoteSink for Inner {
+    fn deliver(
+        &self,
+        topic: &str,
+        pattern: &str,
+        time: u64,
+        data: &str,
+        headers: Option<&Headers>,
+    ) {
+        let delivered = self
+            .topics
+            .deliver_remote(topic, pattern, time, data, headers);
+        self.activity.add_out(delivered);
+    }
+
+    fn event(&self, text: String) {
+        self.activity.record(crate::stats::EventKind::Storage, text);
     }
 }

@@ -5,7 +5,7 @@
 
 pub mod event;
 mod parse;
-mod scan;
+pub(crate) mod scan;
 
 use std::borrow::Cow;
 use std::ops::RangeInclusive;

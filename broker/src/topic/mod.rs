@@ -27,6 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use crate::activity::Activity;
+use crate::cluster::Cluster;
 use crate::error::{BrokerError, ErrorCode};
 use crate::filter::MessageView;
 use crate::names::SubjectTrie;
@@ -99,6 +100,9 @@ pub(crate) struct Topics {
     max_topics: usize,
     activity: Arc<Activity>,
     runtime: tokio::runtime::Handle,
+    /// With `--nats`: told of every pattern subscribed and let go, so this node
+    /// holds NATS subscriptions for exactly its clients' patterns.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Most topics the broker keeps counters for, by default (`max_topics`). Past
@@ -139,6 +143,12 @@ impl Topics {
         self
     }
 
+    /// These topics, telling `cluster` (with `--nats`) which patterns are held.
+    pub(crate) fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
     pub(crate) fn new(activity: Arc<Activity>, runtime: tokio::runtime::Handle) -> Self {
         Topics {
             trie: RwLock::new(SubjectTrie::new()),
@@ -148,6 +158,7 @@ impl Topics {
             max_topics: MAX_TOPICS,
             activity,
             runtime,
+            cluster: None,
         }
     }
 
@@ -240,6 +251,9 @@ impl Topics {
     }
 
     fn insert(&self, sub: Arc<Subscription>, added: impl FnOnce()) {
+        if let Some(cluster) = &self.cluster {
+            cluster.hold(&sub.pattern);
+        }
         let mut trie = self.trie.write();
         trie.insert(&sub.pattern.clone(), sub);
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -248,8 +262,15 @@ impl Topics {
 
     pub(crate) fn unsubscribe(&self, sub: &Subscription) {
         let key = sub.key;
-        self.trie.write().remove(&sub.pattern, |s| s.key == key);
+        let removed = self
+            .trie
+            .write()
+            .remove(&sub.pattern, |s| s.key == key)
+            .is_some();
         self.generation.fetch_add(1, Ordering::SeqCst);
+        if let (Some(cluster), true) = (&self.cluster, removed) {
+            cluster.release(&sub.pattern);
+        }
     }
 
     /// Runs `f` on the topic named `name` (from `cache` while current), under its
@@ -294,6 +315,11 @@ impl Topics {
         let mut done = done;
         let (seq, delivered) = self.publishing(name, cache, |topic, state| {
             match (&state.store, &state.deferred) {
+                (Some(_), Some(_)) if self.cluster.is_some() => {
+                    // One kept in this node's data directory from a run without
+                    // --nats: other nodes could neither store nor replay it.
+                    Err(Cluster::not_yet("retained topics are"))
+                }
                 (Some(store), Some(tx)) => {
                     let (store, tx) = (store.clone(), tx.clone());
                     let (accepted, durable) =
@@ -398,6 +424,58 @@ impl Topics {
         drop(deliveries);
         SCRATCH.set(buf);
         (first, delivered)
+    }
+
+    /// Delivers a message another node published (it came in on this node's NATS
+    /// subscription of `pattern`) to the subscriptions here whose pattern is
+    /// `pattern`: NATS sends a message once per subscription, so each local
+    /// subscription gets it once. It takes the next seq of this node's topic.
+    /// Returns how many deliveries were made.
+    pub(crate) fn deliver_remote(
+        &self,
+        name: &str,
+        pattern: &str,
+        time: u64,
+        data: &str,
+        headers: Option<&Headers>,
+    ) -> u64 {
+        // At the topic cap with every topic in use: dropped, as a `pub` here
+        // would be refused.
+        let Ok(topic) = self.topic(name) else {
+            return 0;
+        };
+        let mut state = topic.state.lock();
+        if state.sealed || state.store.is_some() {
+            return 0;
+        }
+        topic.refresh_matching(&mut state, self);
+        if !state.matching.iter().any(|s| s.pattern == pattern) {
+            return 0;
+        }
+        state.seq += 1;
+        let seq = state.seq;
+        let time = time.max(state.last_time);
+        state.last_time = time;
+        let mut body = String::new();
+        let data_at = event::msg_body(&mut body, name, seq, time, data, headers);
+        let delivery = Delivery {
+            topic: name,
+            seq,
+            time,
+            body: &body,
+            data: &body[data_at],
+            headers,
+        };
+        let view = MessageView::new(name, headers, delivery.data);
+        let delivered = state
+            .matching
+            .iter()
+            .filter(|s| s.pattern == pattern && !s.hides(name))
+            .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
+            .filter(|s| s.deliver(&delivery))
+            .count() as u64;
+        topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
+        delivered
     }
 
     /// Seals a topic: later publishes fail; subscribers get `end` after every message

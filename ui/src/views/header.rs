@@ -57,6 +57,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             vec![Span::styled(format::fit(why, left), Style::new().red())],
         ));
     } else {
+        // A node of a cluster (`serve --nats`): its name, and in red while its
+        // NATS link is down (it refuses pubs meanwhile).
+        if let Some(cluster) = &server.cluster {
+            if !cluster.connected {
+                pieces.push((
+                    9,
+                    vec![Span::styled(
+                        "NATS down",
+                        Style::new().black().on_red().bold(),
+                    )],
+                ));
+            }
+            pieces.push((6, vec![label("node "), value(cluster.node.clone())]));
+        }
         if open_to_anyone(&server.listen, server.auth) {
             pieces.push((9, vec![Span::styled("auth off", Style::new().red().bold())]));
         }

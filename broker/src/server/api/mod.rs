@@ -626,7 +626,7 @@ fn status_of(code: ErrorCode) -> u16 {
         C::NotFound => 404,
         C::AlreadySubscribed | C::NotRetained | C::Sealed | C::UnknownTag | C::Dead => 409,
         C::TooLarge => 413,
-        C::Limit => 503,
+        C::Limit | C::Unavailable => 503,
         C::Timeout => 504,
         C::Internal => 500,
     }
