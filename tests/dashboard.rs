@@ -249,6 +249,48 @@ async fn operate(pane: &Pane, url: &str, actor: impl Fn(&Snapshot) -> String) {
     })
     .await;
 
+    // Dead letters back to work: M in the peek of a dead-letter queue (from its
+    // page), after the question, moves them to the queue they died in; `stats`
+    // shows them there and none left behind.
+    let mut letters = common::Raw::connect(url).await;
+    for n in 1..=2 {
+        let sent = letters
+            .call(
+                json!({"op":"send","id":n,"queue":"mail.dead","data":{"n":n},
+                "headers":{"x-dead-letter-queue":"mail"},"confirm":"stored"}),
+            )
+            .await;
+        assert_eq!(sent["ev"], "ok", "{sent}");
+    }
+    // Tab completes the name once the console has seen the queue (a remote
+    // console's snapshot comes up to a second after the send).
+    pane.keys(&[":"]);
+    pane.literal("q mail.d");
+    pane.wait_for("Tab mail.dead");
+    pane.keys(&["Tab"]);
+    pane.wait_for(" : q mail.dead");
+    pane.keys(&["Enter"]);
+    pane.wait_for("▶ mail.dead");
+    pane.keys(&["Enter"]);
+    pane.wait_for("Queue mail.dead");
+    pane.keys(&["Enter"]);
+    pane.wait_for("Peek mail.dead: messages 1–2 of 2 ready");
+    pane.keys(&["M"]);
+    pane.wait_for("Move dead letters back");
+    pane.keys(&["y"]);
+    pane.wait_for("Moved 2 messages from mail.dead back to mail");
+    eventually(&ops, "the dead letters back in mail", |s| {
+        let ready = |name: &str| s.queues.iter().find(|q| q.name == name).map(|q| q.ready);
+        ready("mail") == Some(2) && ready("mail.dead") == Some(0)
+    })
+    .await;
+    // The peek, then the page; `:q` cleared the filter that hid mail.dead, and
+    // the restart below purges what that filter (`jobs`) shows: back to it.
+    pane.keys(&["Escape", "Escape", "/"]);
+    pane.literal("jobs");
+    pane.keys(&["Enter"]);
+    pane.wait_for("Queues 1 of 5 · filter “jobs”");
+
     // In-flight view: requeue the worker's job; it comes back, one attempt on.
     pane.keys(&["5"]);
     pane.wait_for("▶ work");

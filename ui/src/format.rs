@@ -107,6 +107,13 @@ pub fn ms(ms: f64) -> String {
     }
 }
 
+/// [`ms`] without its unit, to stand before another time that has one:
+/// `1.2` in `1.2/8.0ms`.
+pub fn ms_short(ms: f64) -> String {
+    let text = self::ms(ms);
+    text.trim_end_matches("ms").to_string()
+}
+
 pub fn millis(ms: u64) -> String {
     if ms < 1000 {
         return format!("{ms}ms");

@@ -39,6 +39,8 @@ struct Counters {
     server: (u64, u64),
     topics: HashMap<String, (u64, u64)>,
     queues: HashMap<String, (u64, u64)>,
+    /// Each queue's requests and request timeouts.
+    requests: HashMap<String, (u64, u64)>,
     clients: HashMap<String, (u64, u64)>,
 }
 
@@ -57,6 +59,11 @@ impl Counters {
                 .iter()
                 .map(|q| (q.name.clone(), (q.msgs_in, q.acked)))
                 .collect(),
+            requests: snap
+                .queues
+                .iter()
+                .map(|q| (q.name.clone(), (q.requests, q.request_timeouts)))
+                .collect(),
             clients: snap
                 .clients
                 .iter()
@@ -71,6 +78,7 @@ impl Counters {
 struct ByName {
     topics: HashMap<String, Rate>,
     queues: HashMap<String, Rate>,
+    requests: HashMap<String, Rate>,
     clients: HashMap<String, Rate>,
 }
 
@@ -89,6 +97,9 @@ pub struct Rates {
     pub topics: Vec<Rate>,
     /// Rates of `snapshot.queues` (in and acked), index for index.
     pub queues: Vec<Rate>,
+    /// Rates of `snapshot.queues`' requests (in: requests, out: timeouts), index
+    /// for index.
+    pub requests: Vec<Rate>,
     /// Rates of `snapshot.clients`, index for index.
     pub clients: Vec<Rate>,
 }
@@ -158,6 +169,10 @@ impl Rates {
         self.by_name = ByName {
             topics: smooth_all(&self.by_name.topics, map(&current.topics, &base.topics)),
             queues: smooth_all(&self.by_name.queues, map(&current.queues, &base.queues)),
+            requests: smooth_all(
+                &self.by_name.requests,
+                map(&current.requests, &base.requests),
+            ),
             clients: smooth_all(&self.by_name.clients, map(&current.clients, &base.clients)),
         };
         // The sparklines draw what each window did, unsmoothed.
@@ -178,6 +193,11 @@ impl Rates {
             .iter()
             .map(|q| lookup(&self.by_name.queues, &q.name))
             .collect();
+        self.requests = snap
+            .queues
+            .iter()
+            .map(|q| lookup(&self.by_name.requests, &q.name))
+            .collect();
         self.clients = snap
             .clients
             .iter()
@@ -193,6 +213,12 @@ impl Rates {
     /// The rate (in, acked) of the `i`th queue of the latest snapshot.
     pub fn queue(&self, i: usize) -> Rate {
         self.queues.get(i).copied().unwrap_or_default()
+    }
+
+    /// The request rate (requests, timeouts) of the `i`th queue of the latest
+    /// snapshot.
+    pub fn requests(&self, i: usize) -> Rate {
+        self.requests.get(i).copied().unwrap_or_default()
     }
 
     /// The rate of the `i`th client of the latest snapshot.

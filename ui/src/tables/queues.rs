@@ -1,6 +1,7 @@
 //! The queues table: depth (ready, unacked), consumers, rates, redeliveries, dead
-//! letters, the age of the oldest waiting message, storage, the 99th percentile of
-//! its reply time, and its kind (or that it is stuck).
+//! letters, the age of the oldest waiting message, storage, its requests (a
+//! second, reply time p50/p99 sorted by p99, timeouts), and its kind (or that
+//! it is stuck).
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -29,7 +30,9 @@ const COLUMNS: &[Column] = &[
     Column::number("Dead", 5),
     Column::number("Oldest", 7).optional(1),
     Column::number("Stored", 7).optional(3),
-    Column::number("Reply99", 7).optional(5),
+    Column::number("Req/s", 6).optional(7),
+    Column::number("p50/p99", 11).optional(5),
+    Column::number("Timeout", 7).optional(6),
     Column::text("Kind", Width::Fixed(7)).optional(4),
 ];
 
@@ -94,11 +97,13 @@ impl TableModel for QueuesTable {
             7 => qa.dead.cmp(&qb.dead),
             8 => qa.oldest_ready_ms.cmp(&qb.oldest_ready_ms),
             9 => qa.stored.cmp(&qb.stored),
-            10 => float_cmp(
+            10 => rate_cmp(rates.requests(a).msgs_in, rates.requests(b).msgs_in),
+            11 => float_cmp(
                 qa.reply_p99_ms.unwrap_or(-1.0),
                 qb.reply_p99_ms.unwrap_or(-1.0),
             ),
-            11 => state(qa).cmp(state(qb)),
+            12 => qa.request_timeouts.cmp(&qb.request_timeouts),
+            13 => state(qa).cmp(state(qb)),
             _ => Ordering::Equal,
         }
     }

@@ -35,7 +35,20 @@ pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
         } else {
             "-".into()
         }),
-        number(q.reply_p99_ms.map_or("-".into(), format::ms)),
+        number(if q.requests > 0 {
+            format::rate(rates.requests(i).msgs_in)
+        } else {
+            "-".into()
+        }),
+        number(match (q.reply_p50_ms, q.reply_p99_ms) {
+            (Some(p50), Some(p99)) => format!("{}/{}", format::ms_short(p50), format::ms(p99)),
+            _ => "-".into(),
+        }),
+        number(if q.requests > 0 {
+            format::count(q.request_timeouts)
+        } else {
+            "-".into()
+        }),
         if q.stuck {
             Cell::from(state(q)).red().bold()
         } else {

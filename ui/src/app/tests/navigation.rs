@@ -158,7 +158,7 @@ fn letters_typed_into_the_filter_are_text_not_commands() {
 #[test]
 fn text_columns_sort_by_the_text_they_show() {
     let mut h = Harness::new();
-    h.keys("3sssssssssss"); // Queues, sorted by Kind
+    h.keys("3sssssssssssss"); // Queues, sorted by Kind
     assert_eq!(h.status(), "Sorted by Kind, A to Z");
     let kinds: Vec<bool> = h
         .table()
