@@ -222,6 +222,44 @@ async fn a_topic_page_lists_subscribers_with_filters_and_a_retained_topics_lag()
 }
 
 #[tokio::test]
+async fn a_topic_page_with_more_than_fits_is_cut_to_half_the_askers_buffer() {
+    let b = TestBroker::with(switchyard_broker::Config {
+        max_pending: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
+    let mut subs = b.raw().await;
+    // 200 subscriptions, each with a filter of about 1 KB: some 200 KB of page.
+    let long = format!("data.note = '{}'", "x".repeat(1000));
+    for i in 0..200 {
+        let ok = subs
+            .call(json!({"op":"sub","id":i,"topic":"big","sid":format!("s{i}"),"filter":long}))
+            .await;
+        assert_eq!(ok["ev"], "ok", "{ok}");
+    }
+    let mut ops = b.raw().await;
+    ops.call(json!({"op":"pub","id":1,"topic":"big","data":1}))
+        .await;
+    let answer = ops
+        .call(json!({"op":"describe","id":2,"topic":"big"}))
+        .await;
+    let page = &answer["topic"];
+    assert_eq!(page["truncated"], true);
+    assert_eq!(page["stats"]["subscribers"], 200);
+    let shown = page["subscribers"].as_array().unwrap();
+    assert!(!shown.is_empty() && shown.len() < 200, "{}", shown.len());
+    let filter = shown[0]["filter"].as_str().unwrap();
+    assert_eq!(filter.chars().count(), 257);
+    assert!(filter.ends_with('…'), "{filter}");
+    assert!(
+        answer.to_string().len() <= 32 * 1024,
+        "{}",
+        answer.to_string().len()
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn requests_count_their_timeouts_and_reply_times_in_stats_and_metrics() {
     let b = TestBroker::start().await;
     let mut worker = b.raw().await;
@@ -244,8 +282,28 @@ async fn requests_count_their_timeouts_and_reply_times_in_stats_and_metrics() {
         .await;
     worker.recv_ev("job").await;
     assert_error(&asker.recv().await, Some(2), "timeout");
-    let stats = asker.call(json!({"op":"stats","id":3})).await;
-    let q = &stats["queues"][0];
+    // Nobody takes this one: the queue's own expiry answers it, counted the same.
+    let idle = asker
+        .call(json!({"op":"request","id":3,"queue":"idle","data":"ping","timeout_ms":100}))
+        .await;
+    assert_error(&idle, Some(3), "timeout");
+    let stats = asker.call(json!({"op":"stats","id":4})).await;
+    let idle = stats["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "idle")
+        .unwrap();
+    assert_eq!(
+        (&idle["requests"], &idle["request_timeouts"]),
+        (&json!(1), &json!(1))
+    );
+    let q = stats["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "rpc")
+        .unwrap();
     assert_eq!(
         (&q["name"], &q["requests"], &q["request_timeouts"]),
         (&json!("rpc"), &json!(2), &json!(1))

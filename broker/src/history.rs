@@ -143,6 +143,7 @@ impl History {
                     // did before it was seen is not this second's.
                     let ring = QueueRing {
                         last: (q.msgs_in, q.acked, q.redelivered),
+                        samples: VecDeque::with_capacity(HISTORY_SAMPLES),
                         ..QueueRing::default()
                     };
                     state
@@ -156,6 +157,11 @@ impl History {
                 }
             };
             ring.seen = true;
+            // A total below the last one: the queue was deleted and made again
+            // within the second, its counters from zero.
+            if q.msgs_in < ring.last.0 || q.acked < ring.last.1 || q.redelivered < ring.last.2 {
+                ring.last = (0, 0, 0);
+            }
             let sample = QueueSample {
                 ready: clamp(q.ready),
                 unacked: clamp(q.unacked),
@@ -174,6 +180,7 @@ impl History {
                 None if tracked < self.max => {
                     let ring = TopicRing {
                         last: (t.msgs_in, t.msgs_out),
+                        samples: VecDeque::with_capacity(HISTORY_SAMPLES),
                         ..TopicRing::default()
                     };
                     state
@@ -187,6 +194,9 @@ impl History {
                 }
             };
             ring.seen = true;
+            if t.msgs_in < ring.last.0 || t.msgs_out < ring.last.1 {
+                ring.last = (0, 0);
+            }
             let sample = TopicSample {
                 msgs_in: clamp(t.msgs_in.saturating_sub(ring.last.0)),
                 msgs_out: clamp(t.msgs_out.saturating_sub(ring.last.1)),
@@ -346,6 +356,15 @@ mod tests {
         assert_eq!(got.ready.len(), HISTORY_SAMPLES);
         assert_eq!(got.ready.last(), Some(&999));
         assert_eq!(got.msgs_in.iter().sum::<u64>(), 900);
+    }
+
+    #[test]
+    fn a_queue_made_again_within_a_second_counts_from_zero() {
+        let h = History::new(10);
+        h.sample(1, &[queue("jobs", 0, 1_000_000, 999_000)], &[], &[]);
+        h.sample(2, &[queue("jobs", 0, 5, 2)], &[], &[]);
+        let got = h.queue("jobs");
+        assert_eq!((got.msgs_in, got.acked), (vec![0, 5], vec![0, 2]));
     }
 
     #[test]

@@ -336,7 +336,7 @@ pub fn footer(
 /// The help overlay's sections: each context with its labelled bindings.
 pub fn help() -> Vec<(Context, Vec<&'static Binding>)> {
     [
-        Table, Filter, Command, Confirm, Form, Popup, Tail, Peek, Any,
+        Table, Filter, Command, Confirm, Form, Popup, Tail, Peek, Page, Any,
     ]
     .into_iter()
     .map(|context| {

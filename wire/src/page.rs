@@ -35,6 +35,14 @@ pub struct QueuePage {
     /// Its last 15 minutes.
     #[serde(default)]
     pub history: QueueHistory,
+    /// Whether consumers (then the oldest samples) were left out so the answer
+    /// fits its bound in bytes, as a `peek`'s is. On the wire only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One consumer of a queue.
@@ -87,6 +95,9 @@ pub struct TopicPage {
     /// Its last 15 minutes.
     #[serde(default)]
     pub history: TopicHistory,
+    /// As [`QueuePage::truncated`], subscribers first.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
 }
 
 /// One subscription matching a topic.
@@ -112,8 +123,8 @@ pub struct SubscriberStats {
     /// Whether it is still replaying a retained topic's stored messages.
     #[serde(default)]
     pub replaying: bool,
-    /// On a retained topic: the topic's last seq minus the last seq it was sent
-    /// (none before its first).
+    /// On a retained topic: the topic's last seq minus the last seq its replay
+    /// sent (0 once live); none on a topic that is not retained.
     #[serde(default)]
     pub lag: Option<u64>,
 }

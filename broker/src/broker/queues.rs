@@ -207,7 +207,9 @@ impl Broker {
         id: crate::protocol::RequestId,
         timeout: Duration,
     ) -> Result<(), BrokerError> {
-        let waiter = Waiter::new(session, id, true);
+        // The queue first (as `send` finds it): its timeouts are the waiter's to count.
+        let target = self.queue(queue, Some(creator))?;
+        let waiter = Waiter::request(session, id, target.request_timeouts.clone());
         // A request whose requester gave up is not worth delivering: its job lives
         // as long as the requester waits.
         let message = Outgoing {
@@ -217,17 +219,10 @@ impl Broker {
             ..Outgoing::new(data, headers)
         };
         let msg = self.send(Some(session), Some(creator), queue, message, |_, _| {})?;
-        let queue = self.inner.queues.read().get(queue).cloned();
-        if let Some(q) = &queue {
-            q.count_request();
-        }
+        target.count_request();
         self.inner.runtime.spawn(async move {
             tokio::time::sleep(timeout).await;
-            if waiter.settle(&msg, Settlement::Timeout) {
-                if let Some(q) = queue {
-                    q.count_request_timeout();
-                }
-            }
+            waiter.settle(&msg, Settlement::Timeout);
         });
         Ok(())
     }

@@ -16,6 +16,9 @@ where
     W: FnOnce() + Send + 'static,
 {
     let mut ticks = tokio::time::interval(period);
+    // After a stall, the next tick a period on, not a burst of the missed ones
+    // (the history's samples are to be a second apart).
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let Some(inner) = broker.upgrade() else {

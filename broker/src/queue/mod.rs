@@ -141,9 +141,8 @@ struct QueueState {
     redelivered: u64,
     dead: u64,
     expired: u64,
-    /// `request`s sent, and those that timed out.
+    /// `request`s sent.
     requests: u64,
-    request_timeouts: u64,
     /// Reply times, from the first reply on.
     latency: Option<Box<latency::Latency>>,
 }
@@ -156,6 +155,9 @@ pub(crate) struct Queue {
     state: Mutex<QueueState>,
     /// Wakes the queue's ack-deadline timer when the earliest deadline changes.
     pub(crate) timer: Notify,
+    /// Its `request`s whose requester had no reply in time, counted by their
+    /// waiters (`waiter.rs`).
+    pub(crate) request_timeouts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Queue {
@@ -183,10 +185,10 @@ impl Queue {
                 dead: 0,
                 expired: 0,
                 requests: 0,
-                request_timeouts: 0,
                 latency: None,
             }),
             timer: Notify::new(),
+            request_timeouts: Arc::default(),
         })
     }
 
@@ -397,7 +399,9 @@ impl Queue {
         }
         let mut effects = Effects::default();
         let message = flight.message;
-        if done && message.reply {
+        // A reply that came after its requester was told `timeout` reached nobody:
+        // it is counted as the timeout, not as a reply time.
+        if done && message.reply && message.waiter.as_ref().is_some_and(|w| !w.is_settled()) {
             state
                 .latency
                 .get_or_insert_with(|| Box::new(latency::Latency::new()))
@@ -613,7 +617,9 @@ impl Queue {
             stored_bytes: self.store.as_ref().map_or(0, |s| s.stats().bytes),
             stuck: false,
             requests: state.requests,
-            request_timeouts: state.request_timeouts,
+            request_timeouts: self
+                .request_timeouts
+                .load(std::sync::atomic::Ordering::Relaxed),
             reply_p50_ms: state.latency.as_ref().and_then(|l| l.quantile_ms(0.5)),
             reply_p99_ms: state.latency.as_ref().and_then(|l| l.quantile_ms(0.99)),
         }
@@ -622,11 +628,6 @@ impl Queue {
     /// Counts a `request` sent to it.
     pub(crate) fn count_request(&self) {
         self.state.lock().requests += 1;
-    }
-
-    /// Counts a `request` whose requester had no reply in time.
-    pub(crate) fn count_request_timeout(&self) {
-        self.state.lock().request_timeouts += 1;
     }
 
     /// Starts a new minute of reply times (see `latency.rs`).

@@ -1,7 +1,7 @@
 //! Someone waiting for a message's outcome (a `send` with `confirm: "done"`, or a
 //! `request`), answered once when the message is acked, replied to, dead or timed out.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::error::{BrokerError, ErrorCode};
@@ -14,6 +14,9 @@ pub(crate) struct Waiter {
     id: RequestId,
     request: bool,
     settled: AtomicBool,
+    /// A request's queue's count of timeouts: bumped by whichever timeout
+    /// settles it (the requester's timer or the queue's expiry), once.
+    timeouts: Option<Arc<AtomicU64>>,
 }
 
 /// How a waited-for message ended.
@@ -32,7 +35,28 @@ impl Waiter {
             id,
             request,
             settled: AtomicBool::new(false),
+            timeouts: None,
         })
+    }
+
+    /// A request's waiter, counting its timeout in `timeouts`.
+    pub(crate) fn request(
+        session: &Arc<Session>,
+        id: RequestId,
+        timeouts: Arc<AtomicU64>,
+    ) -> Arc<Waiter> {
+        Arc::new(Waiter {
+            session: Arc::downgrade(session),
+            id,
+            request: true,
+            settled: AtomicBool::new(false),
+            timeouts: Some(timeouts),
+        })
+    }
+
+    /// Whether it has been answered.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
     }
 
     /// Answers the waiter once; later settlements are ignored. True if this one
@@ -40,6 +64,10 @@ impl Waiter {
     pub(crate) fn settle(&self, msg: &str, how: Settlement) -> bool {
         if self.settled.swap(true, Ordering::AcqRel) {
             return false;
+        }
+        // Counted before the requester is told, so its next `stats` shows it.
+        if let (Settlement::Timeout, Some(timeouts)) = (&how, &self.timeouts) {
+            timeouts.fetch_add(1, Ordering::Relaxed);
         }
         self.answer(msg, how);
         true

@@ -197,9 +197,18 @@ impl Topics {
             return Ok(t.clone());
         }
         if map.len() >= self.max_topics {
-            let trie = self.trie.read();
+            // Which names no subscription matches, with the trie's guard let go
+            // before any topic's lock is taken: a publish holds its topic's lock
+            // and then reads the trie, so the other order could deadlock.
+            let unmatched: std::collections::HashSet<Arc<str>> = {
+                let trie = self.trie.read();
+                map.keys()
+                    .filter(|name| trie.count_matches(name) == 0)
+                    .cloned()
+                    .collect()
+            };
             map.retain(|name, t| {
-                let keep = trie.count_matches(name) > 0 || t.state.lock().store.is_some();
+                let keep = !unmatched.contains(name) || t.state.lock().store.is_some();
                 if !keep {
                     t.gone.store(true, Ordering::Release);
                 }

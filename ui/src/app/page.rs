@@ -143,11 +143,13 @@ impl App {
     /// and never twice at once.
     pub(super) fn refresh_page(&mut self, source: &mut dyn Source) {
         let now = self.now();
-        let due = self.page.as_ref().is_some_and(|p| {
-            p.asked.is_none()
-                && p.answered
-                    .is_none_or(|at| now.saturating_duration_since(at) >= PAGE_EVERY)
-        });
+        // Under a popup the page is not seen: asked again once it is.
+        let due = self.overlay.is_none()
+            && self.page.as_ref().is_some_and(|p| {
+                p.asked.is_none()
+                    && p.answered
+                        .is_none_or(|at| now.saturating_duration_since(at) >= PAGE_EVERY)
+            });
         if due {
             self.ask_page(source);
         }

@@ -69,8 +69,10 @@ pub fn columns(samples: &[u64], width: usize, largest: bool) -> Vec<u64> {
         return Vec::new();
     }
     let per = samples.len().div_ceil(width);
-    samples
-        .chunks(per)
+    // From the newest back, so the newest column is whole and the columns do not
+    // shift with each new sample (only the oldest one may be partial).
+    let mut out: Vec<u64> = samples
+        .rchunks(per)
         .map(|c| {
             if largest {
                 c.iter().copied().max().unwrap_or(0)
@@ -78,7 +80,9 @@ pub fn columns(samples: &[u64], width: usize, largest: bool) -> Vec<u64> {
                 c.iter().sum::<u64>() / c.len() as u64
             }
         })
-        .collect()
+        .collect();
+    out.reverse();
+    out
 }
 
 /// A sparkline of `samples` in `area` titled with its name, its latest value and
@@ -393,6 +397,9 @@ mod tests {
         assert_eq!((shown[0], shown[99]), (8, 899));
         let means = columns(&samples, 100, false);
         assert_eq!((means[0], means[99]), (4, 895));
+        // 10 samples in 4 columns of 3: the newest three whole, the oldest one alone.
+        let ten: Vec<u64> = (1..=10).collect();
+        assert_eq!(columns(&ten, 4, true), vec![1, 4, 7, 10]);
         assert_eq!(columns(&[5, 7], 100, true), vec![5, 7]);
         assert!(columns(&[], 10, true).is_empty());
         assert!(columns(&[1], 0, true).is_empty());
