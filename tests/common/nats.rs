@@ -66,12 +66,24 @@ impl NatsServer {
 pub struct NatsCluster {
     pub servers: Vec<NatsServer>,
     _dir: PathBuf,
+    /// One cluster at a time in a test binary: three JetStream servers forming
+    /// routes are slow to settle when several clusters start at once on a
+    /// small machine (seen: not routed within 20 s under the full suite), and
+    /// their free ports are chosen before they are bound.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl NatsCluster {
     /// Starts the three servers and waits until each is routed to the other two
     /// and healthy (JetStream included).
     pub fn start() -> NatsCluster {
+        // A test that panicked while holding it left nothing running (its
+        // cluster's Drop killed the servers): the lock is still good.
+        let one_at_a_time = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = super::temp_data_dir();
         let ports: Vec<[u16; 3]> = (0..3)
             .map(|_| [free_port(), free_port(), free_port()])
@@ -104,7 +116,11 @@ impl NatsCluster {
                 process: None,
             });
         }
-        let mut cluster = NatsCluster { servers, _dir: dir };
+        let mut cluster = NatsCluster {
+            servers,
+            _dir: dir,
+            _one_at_a_time: one_at_a_time,
+        };
         cluster.start_all();
         cluster
     }

@@ -514,6 +514,18 @@ fn queue_and_topic_pages() {
         .keys("2jjjj")
         .key(KeyCode::Enter)
         .check_at("topic_page__orders_eu_80x24", 80, 24);
+    // A broker of 10,000 queues, clients and topics: the page is one queue's
+    // or topic's, whatever the broker holds.
+    Fixture::watching(|step| fixture::crowded_with(10_000, step), 1)
+        .keys("3/0005")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .check_at("queue_page__ten_thousand_80x24", 80, 24);
+    Fixture::watching(|step| fixture::crowded_with(10_000, step), 1)
+        .keys("2/globex.orders.0001")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter)
+        .check("topic_page__ten_thousand");
     // Hundreds of subscribers on one topic, scrolled.
     Fixture::crowded()
         .keys("2/globex.orders.0001")

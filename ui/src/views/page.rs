@@ -212,7 +212,7 @@ fn latency(p50: Option<f64>, p99: Option<f64>) -> String {
 /// the inside.
 fn list_area(frame: &mut Frame, area: Rect, noun: &str, shown: usize, total: u64) -> Rect {
     let more = if (shown as u64) < total {
-        format!(", the first {shown}")
+        format!(", the first {}", format::grouped(shown as u64))
     } else {
         String::new()
     };
