@@ -208,7 +208,7 @@ fn latency(p50: Option<f64>, p99: Option<f64>) -> String {
 }
 
 /// The frame of a page's list, titled `Consumers (12)` or, when the broker
-/// listed fewer than there are, `Consumers (1,200, the first 1000)`; returns
+/// listed fewer than there are, `Consumers (1,200, the first 1,000)`; returns
 /// the inside.
 fn list_area(frame: &mut Frame, area: Rect, noun: &str, shown: usize, total: u64) -> Rect {
     let more = if (shown as u64) < total {
