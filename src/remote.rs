@@ -430,22 +430,7 @@ async fn execute(
             n,
             after,
             query,
-        } => {
-            let mut frame = match target {
-                PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
-                PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
-            };
-            if let Some(after) = after {
-                frame["after"] = json!(after);
-            }
-            if let Some(filter) = &query.filter {
-                frame["filter"] = json!(filter);
-            }
-            if let Some(search) = &query.search {
-                frame["search"] = json!(search);
-            }
-            frame
-        }
+        } => switchyard_client::peek_frame(target, *n, *after, query),
         Command::Describe { target } => match target {
             PeekTarget::Queue(queue) => json!({"op": "describe", "queue": queue}),
             PeekTarget::Topic(topic) => json!({"op": "describe", "topic": topic}),

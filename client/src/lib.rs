@@ -27,7 +27,7 @@ mod topics;
 pub use client::Client;
 pub use error::ClientError;
 pub use frame::Undecoded;
-pub use operator::{PeekPage, Watch, WatchOptions};
+pub use operator::{peek_frame, PeekPage, Watch, WatchOptions};
 pub use options::ConnectOptions;
 pub use queues::{Consumer, Job};
 pub use topics::{Message, Subscription};

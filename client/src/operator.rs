@@ -12,6 +12,30 @@ use crate::client::Client;
 use crate::connection::{TailRoute, WatchState};
 use crate::error::ClientError;
 
+/// The `peek` frame for one page (docs/PROTOCOL.md, `peek`): what
+/// [`Client::peek_page`] sends, and a console that speaks frames itself.
+pub fn peek_frame(
+    target: &PeekTarget,
+    n: usize,
+    after: Option<u64>,
+    query: &MessageQuery,
+) -> serde_json::Value {
+    let mut frame = match target {
+        PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
+        PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
+    };
+    if let Some(after) = after {
+        frame["after"] = json!(after);
+    }
+    if let Some(filter) = &query.filter {
+        frame["filter"] = json!(filter);
+    }
+    if let Some(search) = &query.search {
+        frame["search"] = json!(search);
+    }
+    frame
+}
+
 impl Client {
     /// The broker's snapshot.
     pub async fn stats(&self) -> Result<Snapshot, ClientError> {
@@ -68,20 +92,7 @@ impl Client {
         after: Option<u64>,
         query: &MessageQuery,
     ) -> Result<PeekPage, ClientError> {
-        let mut frame = match target {
-            PeekTarget::Queue(queue) => json!({"op": "peek", "queue": queue, "n": n}),
-            PeekTarget::Topic(topic) => json!({"op": "peek", "topic": topic, "n": n}),
-        };
-        if let Some(after) = after {
-            frame["after"] = json!(after);
-        }
-        if let Some(filter) = &query.filter {
-            frame["filter"] = json!(filter);
-        }
-        if let Some(search) = &query.search {
-            frame["search"] = json!(search);
-        }
-        let ok = self.call(frame).await?;
+        let ok = self.call(peek_frame(target, n, after, query)).await?;
         Ok(PeekPage {
             messages: serde_json::from_value(ok["messages"].clone())
                 .map_err(|e| ClientError::Protocol(format!("bad peek answer: {e}")))?,
