@@ -18,25 +18,29 @@ pub fn render(frame: &mut Frame, area: Rect, page: &mut Page) {
     let kind = if page.is_queue() { "Queue" } else { "Topic" };
     let title = Line::from(format!(" {kind} {} ", page.name()));
     let inner = popup(frame, area, title);
-    match &page.data {
+    // Borrowed apart, so the page is read in place while its scroll is clamped:
+    // no copy of 15 minutes of samples per frame drawn.
+    let Page {
+        data,
+        ack_rates,
+        request_rate,
+        scroll,
+        ..
+    } = page;
+    match data {
         PageData::Waiting => frame.render_widget(Paragraph::new(" Loading…").dim(), inner),
         PageData::Failed(why) => frame.render_widget(
             Paragraph::new(format!(" The broker did not describe it: {why}")).red(),
             inner,
         ),
         PageData::Queue(q) => {
-            let q = q.clone();
-            let acks = page.ack_rates.clone();
             let rates = Rates {
-                acks: &acks,
-                requests: page.request_rate,
+                acks: ack_rates,
+                requests: *request_rate,
             };
-            queue(frame, inner, &q, &rates, &mut page.scroll);
+            queue(frame, inner, q, &rates, scroll);
         }
-        PageData::Topic(t) => {
-            let t = t.clone();
-            topic(frame, inner, &t, &mut page.scroll);
-        }
+        PageData::Topic(t) => topic(frame, inner, t, scroll),
     }
 }
 
