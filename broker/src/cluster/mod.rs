@@ -142,6 +142,9 @@ pub(crate) struct Cluster {
     interest: Mutex<HashMap<String, usize>>,
     /// Changes of interest (first holder came, last one went), in order.
     control: mpsc::UnboundedSender<Control>,
+    /// The NATS connection, from [`Cluster::start`] on (async-nats reconnects
+    /// it by itself), for what else this node keeps in NATS (JetStream).
+    client: std::sync::OnceLock<async_nats::Client>,
     /// Taken by [`Cluster::start`].
     receivers: Mutex<
         Option<(
@@ -203,6 +206,7 @@ impl Cluster {
             queued: Arc::new(AtomicUsize::new(0)),
             interest: Mutex::new(HashMap::new()),
             control,
+            client: std::sync::OnceLock::new(),
             receivers: Mutex::new(Some((out_rx, control_rx))),
         }))
     }
@@ -220,6 +224,19 @@ impl Cluster {
             return;
         };
         tokio::spawn(run(self.clone(), sink, out_rx, control_rx));
+    }
+
+    /// The NATS connection, once [`Cluster::start`] has made it (it may be
+    /// down: see [`Cluster::down`]).
+    #[allow(dead_code)] // The first users (JetStream queues and topics) are on their way.
+    pub(crate) fn client(&self) -> Option<&async_nats::Client> {
+        self.client.get()
+    }
+
+    /// JetStream on this node's connection, once made.
+    #[allow(dead_code)]
+    pub(crate) fn jetstream(&self) -> Option<async_nats::jetstream::Context> {
+        self.client().cloned().map(async_nats::jetstream::new)
     }
 
     /// Why the link is down, or None while it is up.
@@ -384,6 +401,7 @@ async fn run(
             return;
         }
     };
+    let _ = cluster.client.set(client.clone());
     let mut held: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {
