@@ -43,6 +43,10 @@ pub struct FileSettings {
     pub fsync: Option<FsyncPolicy>,
     /// `ping_interval`, in seconds.
     pub ping_interval: Option<u64>,
+    /// `max_pause_ms`.
+    pub max_pause_ms: Option<u64>,
+    /// `slow_timeout`, in seconds.
+    pub slow_timeout: Option<u64>,
     /// `frame_timeout`, in seconds.
     pub frame_timeout: Option<u64>,
     /// `max_inbound`, in bytes.
@@ -87,6 +91,8 @@ struct Raw {
     max_connections: Option<usize>,
     fsync: Option<Spanned<String>>,
     ping_interval: Option<Spanned<u64>>,
+    max_pause_ms: Option<Spanned<u64>>,
+    slow_timeout: Option<Spanned<u64>>,
     frame_timeout: Option<Spanned<u64>>,
     max_inbound: Option<usize>,
     handshake_timeout: Option<Spanned<u64>>,
@@ -196,6 +202,24 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
             return Err(file.error(
                 Some(p.span()),
                 "`ping_interval` must be from 1 to 3600 seconds",
+            ));
+        }
+        p => p.map(Spanned::into_inner),
+    };
+    let max_pause_ms = match raw.max_pause_ms {
+        Some(p) if *p.get_ref() > 1000 => {
+            return Err(file.error(
+                Some(p.span()),
+                "`max_pause_ms` must be from 0 to 1000 milliseconds",
+            ));
+        }
+        p => p.map(Spanned::into_inner),
+    };
+    let slow_timeout = match raw.slow_timeout {
+        Some(p) if !(1..=3600).contains(p.get_ref()) => {
+            return Err(file.error(
+                Some(p.span()),
+                "`slow_timeout` must be from 1 to 3600 seconds",
             ));
         }
         p => p.map(Spanned::into_inner),
@@ -316,6 +340,8 @@ pub fn load(path: &Path) -> Result<FileSettings, ConfigError> {
         max_connections: raw.max_connections,
         fsync,
         ping_interval,
+        max_pause_ms,
+        slow_timeout,
         frame_timeout,
         max_inbound: raw.max_inbound,
         handshake_timeout,

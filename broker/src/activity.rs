@@ -23,6 +23,14 @@ pub(crate) struct Activity {
     pub(crate) msgs_in: AtomicU64,
     pub(crate) msgs_out: AtomicU64,
     pub(crate) slow_kicks: AtomicU64,
+    /// Of `slow_kicks`, the readers kicked for draining nothing for `slow_timeout`.
+    pub(crate) stuck_kicks: AtomicU64,
+    /// Publishers paused for a slow reader (`pacing.rs`), and for how long in all.
+    pub(crate) pauses: AtomicU64,
+    pub(crate) paused_us: AtomicU64,
+    /// The broker's `slow_timeout`, in ms (0 until the broker sets it): the
+    /// longest a reader may drain nothing and still be paced for.
+    pub(crate) slow_timeout_ms: AtomicU64,
     pub(crate) dead: AtomicU64,
     /// Upgrades refused for their Origin.
     pub(crate) refused_origin: AtomicU64,

@@ -67,6 +67,9 @@ struct TopicRing {
 struct Fill {
     bytes: u64,
     rate: f64,
+    /// Bytes written to its socket, ever, and how fast (averaged as `rate` is).
+    drained: u64,
+    drain_rate: f64,
     seen: bool,
 }
 
@@ -221,11 +224,19 @@ impl History {
             } else {
                 rate
             };
+            let drain_rate = if before.seen {
+                let delta = c.bytes_out.saturating_sub(before.drained) as f64;
+                FILL_WEIGHT * delta + (1.0 - FILL_WEIGHT) * before.drain_rate
+            } else {
+                0.0
+            };
             clients_now.insert(
                 c.id.clone(),
                 Fill {
                     bytes: c.pending_bytes,
                     rate,
+                    drained: c.bytes_out,
+                    drain_rate,
                     seen: true,
                 },
             );
@@ -250,6 +261,7 @@ impl History {
                 continue;
             };
             c.fill_rate = fill.rate.round() as i64;
+            c.drain_rate = fill.drain_rate.round() as u64;
             c.kick_in_s = kick_in(c.pending_bytes, c.pending_limit, fill.rate);
         }
     }

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod names;
 mod outbound;
 mod outbound_budget;
+mod pacing;
 mod process;
 mod protocol;
 mod queue;

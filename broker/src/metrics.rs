@@ -47,7 +47,7 @@ pub fn render(s: &Snapshot) -> String {
         "switchyard_build_info{{version=\"{}\"}} 1",
         label(&s.server.version)
     );
-    let server: [(&str, &str, &str, u64); 12] = [
+    let server: [(&str, &str, &str, u64); 14] = [
         (
             "switchyard_connections",
             "gauge",
@@ -69,8 +69,20 @@ pub fn render(s: &Snapshot) -> String {
         (
             "switchyard_slow_consumers_total",
             "counter",
-            "Clients kicked because their outbound buffer filled.",
+            "Clients kicked as slow consumers: their outbound buffer filled, or they read none of it for slow_timeout.",
             s.server.slow_consumers,
+        ),
+        (
+            "switchyard_stuck_consumers_total",
+            "counter",
+            "Of those, clients kicked for reading none of their buffer, past the slow mark, for slow_timeout.",
+            s.server.stuck_consumers,
+        ),
+        (
+            "switchyard_publisher_pauses_total",
+            "counter",
+            "Times a publisher waited for a slow (reading) subscriber's buffer, at most max_pause each.",
+            s.server.pauses,
         ),
         (
             "switchyard_dead_msgs_total",

@@ -16,6 +16,12 @@
 //! just (the writer takes the whole buffer, so it empties at each write): a push
 //! reports the client slow only when it had been out of the mark for
 //! [`SLOW_QUIET`], so the log says once that it fell behind, not at every batch.
+//!
+//! Past the slow mark, it tells a reader that drains (slow: its publishers are
+//! paced, `pacing.rs`) from one that does not (stuck: kicked once it has drained
+//! nothing for `slow_timeout`): the writer reports each write's progress, and
+//! releases each frame's bytes as it goes out, so that a publisher waiting for
+//! room sees it come 64 KiB at a time rather than at the end of a long batch.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -76,11 +82,19 @@ pub(crate) struct Batch {
     pub(crate) text: String,
     frames: usize,
     deliveries: usize,
+    /// Of its bytes, those already released by [`Outbound::wrote_frame`].
+    released: usize,
 }
 
 impl Batch {
     pub(crate) fn is_empty(&self) -> bool {
         self.text.is_empty()
+    }
+
+    /// `bytes` of it were released as they went out ([`Outbound::wrote_frame`]):
+    /// [`Outbound::written`] releases only the rest.
+    pub(crate) fn note_released(&mut self, bytes: usize) {
+        self.released += bytes;
     }
 
     /// Empties the batch, keeping its allocation for the next unless a burst made
@@ -92,6 +106,7 @@ impl Batch {
         }
         self.frames = 0;
         self.deliveries = 0;
+        self.released = 0;
     }
 }
 
@@ -235,9 +250,17 @@ pub(crate) struct Outbound {
     wake: Arc<Notify>,
     /// Wakes a writer blocked on a full socket when the client is kicked.
     kicked: Notify,
-    /// Wakes whoever waits for room (a replay) when a batch is written or the
-    /// client goes away.
+    /// Wakes whoever waits for room (a replay, a paced publisher) when a batch
+    /// (or, past the slow mark, a frame of it) is written or the client goes away.
     drained: Notify,
+    /// When (`pacing::clock_ms`) a write last made progress, or the buffer last
+    /// went past the slow mark, whichever is later: a reader is stuck when this
+    /// is old while it is past the mark.
+    moved_ms: AtomicU64,
+    /// Bytes written to the socket, ever (its drain rate, sampled).
+    drained_bytes: AtomicU64,
+    /// Pauses of publishers this client's buffer caused (`pacing.rs`).
+    pub(crate) pauses: AtomicU64,
 }
 
 impl Outbound {
@@ -256,6 +279,9 @@ impl Outbound {
             wake: Arc::new(Notify::new()),
             kicked: Notify::new(),
             drained: Notify::new(),
+            moved_ms: AtomicU64::new(0),
+            drained_bytes: AtomicU64::new(0),
+            pauses: AtomicU64::new(0),
         }
     }
 
@@ -306,6 +332,9 @@ impl Outbound {
             wake(&self.wake);
         }
         if now > self.limit / 2 && !self.slow.swap(true, Ordering::Relaxed) {
+            // Its stuck clock starts now, not at its last write, which may be long ago.
+            self.moved_ms
+                .fetch_max(crate::pacing::clock_ms(), Ordering::Relaxed);
             return Ok(self.spells.lock().entered(Instant::now()));
         }
         Ok(Pushed::Queued)
@@ -321,10 +350,70 @@ impl Outbound {
         batch.deliveries = std::mem::take(&mut pending.deliveries);
     }
 
+    /// A write to the socket took `bytes`: the reader is reading.
+    pub(crate) fn moved(&self, bytes: usize) {
+        self.drained_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.moved_ms
+            .fetch_max(crate::pacing::clock_ms(), Ordering::Relaxed);
+    }
+
+    /// The writer sent a WebSocket frame of `batch` spanning `payload`, and more
+    /// of the batch is to go: past the slow mark, its lines' bytes are released
+    /// now (and whoever waits for room woken), not when the whole batch is out.
+    /// Returns the bytes released, for [`Batch::note_released`].
+    pub(crate) fn wrote_frame(&self, payload: &[u8]) -> usize {
+        if !self.is_slow() {
+            return 0;
+        }
+        let lines = memchr::memchr_iter(b'\n', payload).count();
+        let bytes = payload.len() - lines;
+        {
+            let mut pending = self.pending.lock();
+            let before = pending.bytes;
+            pending.bytes = before.saturating_sub(bytes);
+            self.budget.release(before - pending.bytes);
+            self.bytes.store(pending.bytes, Ordering::Relaxed);
+        }
+        self.drained.notify_waiters();
+        bytes
+    }
+
+    /// Resolves at the next write (of a batch, or past the slow mark of a frame)
+    /// or when the client goes; `enable` it before checking, as
+    /// [`Outbound::wait_for_room`] does.
+    pub(crate) fn drained(&self) -> tokio::sync::futures::Notified<'_> {
+        self.drained.notified()
+    }
+
+    /// Bytes written to this client's socket, ever.
+    pub(crate) fn drained_bytes(&self) -> u64 {
+        self.drained_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether a publisher should wait for this buffer at `now_ms`
+    /// (`pacing::clock_ms`): it is past the slow mark and its reader drained
+    /// some of it (or passed the mark) within the last `reading_ms`. A closed
+    /// client, one under the mark, or one that drains nothing is not waited for.
+    pub(crate) fn wants_pacing(&self, now_ms: u64, reading_ms: u64) -> bool {
+        self.bytes() > self.limit / 2
+            && !self.is_closed()
+            && now_ms.saturating_sub(self.moved_ms.load(Ordering::Relaxed)) < reading_ms
+    }
+
+    /// How long, at `now_ms`, this buffer has been past the slow mark with its
+    /// reader draining nothing; None while under the mark.
+    pub(crate) fn stuck_ms(&self, now_ms: u64) -> Option<u64> {
+        (self.bytes() > self.limit / 2 && !self.is_closed())
+            .then(|| now_ms.saturating_sub(self.moved_ms.load(Ordering::Relaxed)))
+    }
+
     /// The writer wrote this batch: release its bytes.
     pub(crate) fn written(&self, batch: &Batch) {
-        // What was counted for it: each frame's length, not the newlines between.
-        let bytes = batch.text.len() - batch.frames.saturating_sub(1);
+        // What was counted for it: each frame's length, not the newlines between,
+        // less what went out frame by frame.
+        let bytes =
+            (batch.text.len() - batch.frames.saturating_sub(1)).saturating_sub(batch.released);
         let deliveries = batch.deliveries;
         let mut pending = self.pending.lock();
         // A kick may have released them already: release only what is still counted.
@@ -528,6 +617,48 @@ mod tests {
             Pushed::BecameSlow { unreported: 2 }
         );
         assert_eq!(spells.unreported, 0);
+    }
+
+    #[test]
+    fn past_the_slow_mark_a_batch_is_released_frame_by_frame_and_counted_once() {
+        let out = Outbound::new(100, Default::default());
+        out.push(OutItem::Text(&text(30))).unwrap();
+        out.push(OutItem::Text(&text(30))).unwrap();
+        assert!(out.is_slow());
+        let mut batch = Batch::default();
+        out.take(&mut batch);
+        // The first frame (30 bytes) goes out while more of the batch waits.
+        let released = out.wrote_frame(&batch.text.as_bytes()[..30]);
+        batch.note_released(released);
+        assert_eq!((released, out.bytes()), (30, 30));
+        out.push(OutItem::Text(&text(5))).unwrap();
+        out.written(&batch);
+        // What was pushed since stays counted; the batch's bytes went once.
+        assert_eq!(out.bytes(), 5);
+        // Under the mark, frames are not released one by one.
+        let mut batch = Batch::default();
+        out.take(&mut batch);
+        assert_eq!(out.wrote_frame(batch.text.as_bytes()), 0);
+        out.written(&batch);
+        assert_eq!(out.bytes(), 0);
+    }
+
+    #[test]
+    fn a_buffer_past_the_mark_wants_pacing_while_its_reader_drains() {
+        let out = Outbound::new(100, Default::default());
+        out.push(OutItem::Text(&text(60))).unwrap();
+        let now = crate::pacing::clock_ms();
+        // Passing the mark starts its clock: reading until shown otherwise.
+        assert!(out.wants_pacing(now, 1_000));
+        assert_eq!(out.stuck_ms(now + 700), Some(700));
+        assert!(!out.wants_pacing(now + 1_000, 1_000));
+        out.moved(10);
+        let later = crate::pacing::clock_ms();
+        assert!(out.wants_pacing(later, 1_000));
+        assert_eq!(out.drained_bytes(), 10);
+        out.close();
+        assert!(!out.wants_pacing(later, 1_000));
+        assert_eq!(out.stuck_ms(later), None);
     }
 
     #[test]

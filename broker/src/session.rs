@@ -25,6 +25,8 @@ pub(crate) struct Session {
     next_tag: AtomicU64,
     /// Messages this client published or sent.
     pub(crate) msgs_in: AtomicU64,
+    /// Times this client, publishing, was paused for a slow reader (`pacing.rs`).
+    pub(crate) paused: AtomicU64,
     activity: Arc<Activity>,
 }
 
@@ -44,8 +46,36 @@ impl Session {
             outbound: Outbound::new(outbound_limit, activity.outbound.clone()),
             next_tag: AtomicU64::new(1),
             msgs_in: AtomicU64::new(0),
+            paused: AtomicU64::new(0),
             activity,
         }
+    }
+
+    /// Whether a publisher should wait for this client's buffer now: past the
+    /// slow mark and reading (`Outbound::wants_pacing`, `pacing.rs`).
+    pub(crate) fn wants_pacing(&self) -> bool {
+        let slow_timeout = self.activity.slow_timeout_ms.load(Ordering::Relaxed);
+        self.outbound.wants_pacing(
+            crate::pacing::clock_ms(),
+            crate::pacing::reading_ms(slow_timeout),
+        )
+    }
+
+    /// Kicks this client as a slow consumer that drained nothing of its buffer,
+    /// past the slow mark, for `timeout_ms` (`pacing.rs`): counted and recorded.
+    pub(crate) fn kick_stuck(&self, timeout_ms: u64) {
+        self.activity.slow_kicks.fetch_add(1, Ordering::Relaxed);
+        self.activity.stuck_kicks.fetch_add(1, Ordering::Relaxed);
+        self.activity.record(
+            EventKind::Kick,
+            format!(
+                "{} kicked: slow_consumer (read nothing of its {} bytes waiting for {:.1} s, slow_timeout)",
+                self.describe(),
+                self.outbound.bytes(),
+                timeout_ms as f64 / 1000.0
+            ),
+        );
+        self.outbound.kick("slow_consumer");
     }
 
     /// Answers this client with an `error` event, counted by its code.
@@ -151,6 +181,9 @@ impl Session {
             slow: self.outbound.is_slow(),
             msgs_in: self.msgs_in.load(Ordering::Relaxed),
             msgs_out: self.outbound.delivered.load(Ordering::Relaxed),
+            bytes_out: self.outbound.drained_bytes(),
+            pauses: self.outbound.pauses.load(Ordering::Relaxed),
+            paused: self.paused.load(Ordering::Relaxed),
             subscriptions,
             ..ClientStats::default()
         }
@@ -162,6 +195,7 @@ impl Session {
             id: self.name_id.to_string(),
             pending_bytes: self.outbound.bytes() as u64,
             pending_limit: self.outbound.limit() as u64,
+            bytes_out: self.outbound.drained_bytes(),
             ..ClientStats::default()
         }
     }

@@ -47,6 +47,15 @@ pub struct BrokerArgs {
     /// or `never` (see docs/OPERATIONS.md for what each guarantees).
     #[arg(long, default_value = "batch")]
     pub fsync: FsyncPolicy,
+    /// Longest a publisher is paused, after the frames of one read, for
+    /// subscribers past half their outbound buffer that are still reading
+    /// (milliseconds, 0 to 1000; 0: never pause).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub max_pause_ms: u64,
+    /// Seconds a subscriber past half its outbound buffer may read none of it
+    /// before it is kicked (`slow_consumer`).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub slow_timeout: u64,
     /// Seconds between the pings the broker sends each client; a client that
     /// answers none of two in a row is closed, so dead peers free their slots.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -142,6 +151,8 @@ pub fn merged(
         max_connections,
         fsync,
         ping_interval,
+        max_pause_ms,
+        slow_timeout,
         frame_timeout,
         max_inbound,
         handshake_timeout,
@@ -247,6 +258,8 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
         max_connections: args.max_connections,
         fsync: args.fsync,
         ping_interval: Duration::from_secs(args.ping_interval),
+        max_pause: Duration::from_millis(args.max_pause_ms),
+        slow_timeout: Duration::from_secs(args.slow_timeout),
         frame_timeout: Duration::from_secs(args.frame_timeout),
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         auth_timeout: Duration::from_secs(args.auth_timeout),
@@ -302,6 +315,12 @@ pub fn broker_config(args: &BrokerArgs, matches: &ArgMatches) -> anyhow::Result<
     }
     if let Some(v) = file.ping_interval.filter(|_| unless_flag("ping_interval")) {
         config.ping_interval = Duration::from_secs(v);
+    }
+    if let Some(v) = file.max_pause_ms.filter(|_| unless_flag("max_pause_ms")) {
+        config.max_pause = Duration::from_millis(v);
+    }
+    if let Some(v) = file.slow_timeout.filter(|_| unless_flag("slow_timeout")) {
+        config.slow_timeout = Duration::from_secs(v);
     }
     if let Some(v) = file.frame_timeout.filter(|_| unless_flag("frame_timeout")) {
         config.frame_timeout = Duration::from_secs(v);

@@ -183,6 +183,16 @@ pub struct ServerStats {
     /// or by an operator while they were marked slow.
     #[serde(default)]
     pub slow_consumers: u64,
+    /// Of `slow_consumers`, those kicked for reading nothing of their buffer,
+    /// past the slow mark, for `slow_timeout`.
+    #[serde(default)]
+    pub stuck_consumers: u64,
+    /// Times a publisher waited for a slow reader's buffer (pacing).
+    #[serde(default)]
+    pub pauses: u64,
+    /// The microseconds of those waits, in all.
+    #[serde(default)]
+    pub paused_us: u64,
     /// Messages dead-lettered or dropped after `max_attempts`.
     #[serde(default)]
     pub dead: u64,
@@ -358,6 +368,20 @@ pub struct ClientStats {
     /// Deliveries to this client.
     #[serde(default)]
     pub msgs_out: u64,
+    /// Bytes written to its socket.
+    #[serde(default)]
+    pub bytes_out: u64,
+    /// How fast it reads: bytes a second written to its socket, averaged over
+    /// the last seconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drain_rate: u64,
+    /// Times a publisher was paused because this client's buffer was past the
+    /// slow mark while it read (it is slow, not stuck).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pauses: u64,
+    /// Times this client, publishing, was paused for a slow reader.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paused: u64,
     #[serde(default)]
     /// Its subscriptions, by sid.
     pub subscriptions: Vec<SubscriptionStats>,

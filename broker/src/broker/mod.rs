@@ -73,6 +73,12 @@ pub struct Config {
     pub max_payload: usize,
     /// Size of each connection's outbound buffer, in bytes.
     pub max_pending: usize,
+    /// Longest a publisher waits, after the frames of one read, for subscribers
+    /// past their slow mark that are reading (`pacing.rs`); zero: never.
+    pub max_pause: Duration,
+    /// A subscriber past its slow mark that drains nothing for this long is
+    /// kicked (`slow_consumer`).
+    pub slow_timeout: Duration,
     /// Most bytes all outbound buffers may hold together; past it, the clients
     /// holding the most are kicked (`outbound_budget`). Default: a quarter of
     /// physical memory.
@@ -131,6 +137,8 @@ impl Default for Config {
             data_dir: PathBuf::from("switchyard-data"),
             max_payload: 1024 * 1024,
             max_pending: 8 * 1024 * 1024,
+            max_pause: Duration::from_millis(10),
+            slow_timeout: Duration::from_secs(2),
             max_outbound: crate::outbound_budget::default_max_outbound(),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
@@ -241,6 +249,9 @@ impl Broker {
         let (shutdown, _) = watch::channel(false);
         let read_budget = Arc::new(crate::connection::ReadBudget::new(config.max_inbound));
         let activity = Arc::new(Activity::new(config.max_outbound));
+        activity
+            .slow_timeout_ms
+            .store(config.slow_timeout.as_millis() as u64, Ordering::Relaxed);
         let max_topics = config.max_topics;
         let history = crate::history::History::new(config.max_history);
         let cluster = config.cluster.clone().map(Cluster::new).transpose()?;
@@ -287,7 +298,21 @@ impl Broker {
         inner
             .runtime
             .spawn(run_outbound_budget(Arc::downgrade(inner)));
+        inner
+            .runtime
+            .spawn(timers::run_stuck_readers(Arc::downgrade(inner)));
         Ok(broker)
+    }
+
+    /// Waits (at most `max_pause`) for the slow readers `publisher`'s last
+    /// frames went to (`pacing.rs`).
+    pub(crate) async fn pace(
+        &self,
+        publisher: &crate::session::Session,
+        slow: Vec<Arc<crate::session::Session>>,
+    ) {
+        let config = &self.inner.config;
+        crate::pacing::pause(publisher, slow, config.max_pause, &self.inner.activity).await
     }
 
     /// Records what opening stores repaired (torn tails, corrupt records) as events.

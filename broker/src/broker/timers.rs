@@ -35,6 +35,21 @@ where
     }
 }
 
+/// Kicks readers stuck past their slow mark for `slow_timeout` (`pacing.rs`).
+pub(super) async fn run_stuck_readers(broker: Weak<Inner>) {
+    every(broker, crate::pacing::STUCK_CHECK, |inner| {
+        let sessions: Vec<_> = inner
+            .sessions
+            .read()
+            .values()
+            .map(|p| p.session.clone())
+            .collect();
+        crate::pacing::kick_stuck(&sessions, inner.config.slow_timeout);
+        None::<fn()>
+    })
+    .await
+}
+
 /// Applies retained topics' limits (by age, which no append triggers) every few seconds.
 pub(super) async fn run_retention(broker: Weak<Inner>) {
     every(broker, Duration::from_secs(5), |inner| {

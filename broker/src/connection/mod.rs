@@ -168,11 +168,18 @@ async fn run<S>(
                         // Wake-ups held over every frame this read brought: a
                         // publisher sending one message per frame wakes each
                         // subscriber's writer once per read, not per message.
+                        // Subscribers past their slow mark that are reading
+                        // are listed, and waited for after (pacing.rs).
+                        let listing = crate::pacing::listing();
                         let stopped = {
                             let _held = crate::outbound::hold_wakes();
                             handle_text(&broker, &peer, text, &mut conn);
                             handle_buffered(&broker, &peer, &mut reader, &mut conn, &mut batched)
                         };
+                        let slow = listing.take();
+                        if !slow.is_empty() {
+                            broker.pace(session, slow).await;
+                        }
                         match stopped {
                             Some(e) => Some(refuse(&mut stream, &mut writer, session, broker.config().frame_timeout, e).await),
                             None => None,
@@ -230,7 +237,8 @@ async fn run<S>(
 
 /// Handles every whole text frame already in the reader's buffer, up to
 /// [`BATCH_FRAMES`] in all, without reading; stops early if the connection is
-/// closing or kicked. A bad frame among them is returned, to end the connection
+/// closing or kicked, or once a frame filled a slow reader's buffer (its
+/// publisher is paced before the next: `pacing.rs`). A bad frame among them is returned, to end the connection
 /// as it would alone.
 fn handle_buffered(
     broker: &Broker,
@@ -242,6 +250,7 @@ fn handle_buffered(
     while *batched < BATCH_FRAMES
         && conn.gate.closing().is_none()
         && peer.session.outbound.kick_reason().is_none()
+        && !crate::pacing::listed_any()
     {
         match reader.next_buffered_text()? {
             Ok(text) => handle_text(broker, peer, text, conn),

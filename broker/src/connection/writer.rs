@@ -7,7 +7,7 @@ use std::io::IoSlice;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::outbound::Batch;
+use crate::outbound::{Batch, Outbound};
 use crate::session::Session;
 
 /// Largest frame the writer builds by packing waiting frames together.
@@ -58,7 +58,13 @@ impl Writer {
                 }
                 self.frame = Some(frame_at(&self.batch.text, self.next));
             }
-            self.finish_frame(out).await?;
+            let (start, end) = self.send_frame(out, Some(&session.outbound)).await?;
+            if end < self.batch.text.len() {
+                let released = session
+                    .outbound
+                    .wrote_frame(&self.batch.text.as_bytes()[start..end]);
+                self.batch.note_released(released);
+            }
         }
         session.outbound.written(&self.batch);
         session.count_sent(std::mem::take(&mut self.sent));
@@ -72,8 +78,18 @@ impl Writer {
         &mut self,
         out: &mut W,
     ) -> std::io::Result<()> {
+        self.send_frame(out, None).await.map(drop)
+    }
+
+    /// Sends the rest of the frame under way (if there is one), telling
+    /// `outbound` of each write's progress; the span of its payload in the batch.
+    async fn send_frame<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut W,
+        outbound: Option<&Outbound>,
+    ) -> std::io::Result<(usize, usize)> {
         let Some(f) = &mut self.frame else {
-            return Ok(());
+            return Ok((self.next, self.next));
         };
         let payload = &self.batch.text.as_bytes()[f.start..f.end];
         while f.sent < f.header_len + payload.len() {
@@ -91,10 +107,14 @@ impl Writer {
             }
             f.sent += n;
             self.sent += n as u64;
+            if let Some(outbound) = outbound {
+                outbound.moved(n);
+            }
         }
+        let span = (f.start, f.end);
         self.next = f.end + 1;
         self.frame = None;
-        Ok(())
+        Ok(span)
     }
 }
 

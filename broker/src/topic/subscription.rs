@@ -110,7 +110,9 @@ impl Subscription {
                     head: &self.head,
                     body: m.body,
                 };
-                session.push(item).is_ok()
+                let ok = session.push(item).is_ok();
+                crate::pacing::note(session);
+                ok
             }
             Target::Tail(tail) => {
                 let message = TailMessage {
@@ -141,6 +143,7 @@ impl Subscription {
                 if items.is_empty() || session.push_all(&items).is_err() {
                     return 0;
                 }
+                crate::pacing::note(session);
                 items.len() as u64
             }
             _ => (0..ms.len())
