@@ -51,7 +51,10 @@ pub struct BenchArgs {
     /// `nofilters:N` (N subscriptions on one topic over 10 connections, each with a
     /// distinct filter that one message in N matches, or none), `durable:N` (N
     /// senders each waiting for its confirm), `replay:MiB` (replay a retained topic),
-    /// `idle:N` (N idle connections: the broker's resident memory per connection).
+    /// `idle:N` (N idle connections: the broker's resident memory per connection),
+    /// `slow:MB` (a burst of MB megabytes of 4 KB messages, one per frame, to a
+    /// reader of 20 MB/s, a stuck one and a fast one; run it against a broker with
+    /// the default 8 MiB outbound buffer).
     #[arg(
         long,
         value_delimiter = ',',
@@ -131,6 +134,10 @@ pub async fn run(args: BenchArgs, fsync: &str) -> Result<(), BenchError> {
             continue;
         }
         let subject = format!("bench.s{i}");
+        if let Scenario::Slow(mb) = *scenario {
+            report::print_slow(mb, &scenarios::slow(&url, args.target, &subject, mb).await?);
+            continue;
+        }
         if let Scenario::Watch(n) = *scenario {
             match args.target {
                 Target::Switchyard => {

@@ -42,6 +42,39 @@ pub(crate) fn print_idle(o: &crate::scenarios::IdleOutcome) {
     );
 }
 
+/// The rows of `slow:MB`: what the steady reader got, the fast reader's longest
+/// wait, when the stuck one was kicked, and the publisher's pauses.
+pub(crate) fn print_slow(mb: usize, o: &crate::scenarios::SlowOutcome) {
+    let pct = |n: u64| 100.0 * n as f64 / o.total.max(1) as f64;
+    println!(
+        "{:<16} steady reader (20 MB/s) got {:.1}% ({} of {}, {}); fast reader {:.1}%, longest wait {:.1} ms; burst sent in {:.2} s",
+        format!("slow {mb} MB"),
+        pct(o.steady),
+        group(o.steady),
+        group(o.total),
+        o.steady_why,
+        pct(o.fast),
+        o.fast_max_gap.as_secs_f64() * 1e3,
+        o.burst.as_secs_f64(),
+    );
+    if let Some(gone) = o.stuck_gone {
+        println!(
+            "{:<16} stuck reader kicked {:.2} s into the burst",
+            "",
+            gone.as_secs_f64()
+        );
+    }
+    if let Some((pauses, us)) = o.pauses {
+        println!(
+            "{:<16} publisher paused {} times, {:.1} ms in all, {:.2} ms each on average",
+            "",
+            group(pauses),
+            us as f64 / 1e3,
+            us as f64 / 1e3 / pauses.max(1) as f64
+        );
+    }
+}
+
 /// The rows of `watch:N`: bytes a second each kind of watch sends.
 pub(crate) fn print_watch(o: &crate::scenarios::WatchOutcome) {
     for row in &o.rows {

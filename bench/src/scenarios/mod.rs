@@ -7,10 +7,12 @@ mod publisher;
 mod pubsub;
 mod queue;
 mod replay;
+mod slow;
 mod watch;
 
 pub(crate) use idle::{idle, IdleOutcome};
 pub(crate) use publisher::WINDOW;
+pub(crate) use slow::{slow, SlowOutcome};
 pub(crate) use watch::{watch, WatchOutcome};
 
 use crate::error::BenchError;
@@ -46,6 +48,8 @@ pub(crate) enum Scenario {
     /// Hold N jobs in flight and N/5 topics, and count what each kind of
     /// `watch` sends a second.
     Watch(usize),
+    /// A burst of N MB to a steady slower reader, a stuck one and a fast one.
+    Slow(usize),
 }
 
 impl Scenario {
@@ -89,9 +93,10 @@ impl Scenario {
             "replay" if n > 0 => Ok(Scenario::Replay(n)),
             "idle" if n > 0 => Ok(Scenario::Idle(n)),
             "watch" if n > 0 => Ok(Scenario::Watch(n)),
+            "slow" if n > 0 => Ok(Scenario::Slow(n)),
             _ => Err(BenchError::Scenario {
                 scenario: s.to_string(),
-                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N, psend:N, psendmem:N, replay:MiB, idle:N or watch:N with N > 0",
+                expected: "pubsub:N, queue:N, dqueue:N, filters:N, nofilters:N, durable:N, psend:N, psendmem:N, replay:MiB, idle:N, watch:N or slow:MB with N > 0",
             }),
         }
     }
@@ -132,7 +137,7 @@ impl Scenario {
                 Target::Nats,
             ) => return Ok(None),
             // Run by `run` itself: they report in their own shape.
-            (Scenario::Idle(_) | Scenario::Watch(_), _) => return Ok(None),
+            (Scenario::Idle(_) | Scenario::Watch(_) | Scenario::Slow(_), _) => return Ok(None),
         };
         Ok(Some(outcome))
     }
