@@ -37,7 +37,7 @@ pub fn render(
         Line::from(format!(" Client {} · {name} ", c.id)),
     );
     let [figures, subs_area, jobs_area] = Layout::vertical([
-        Constraint::Length(5),
+        Constraint::Length(6),
         Constraint::Fill(2),
         Constraint::Fill(1),
     ])
@@ -95,6 +95,19 @@ pub fn render(
             .bold(),
         ]),
         Line::from(buffer),
+        Line::from(vec![
+            label("reads"),
+            Span::raw(format!(
+                "{}/s ({} in all)",
+                format::bytes(c.drain_rate),
+                format::bytes(c.bytes_out)
+            ))
+            .bold(),
+            label("  publishers paced for it"),
+            Span::raw(format::count(c.pauses)).bold(),
+            label("  paused for others"),
+            Span::raw(format::count(c.paused)).bold(),
+        ]),
     ];
     frame.render_widget(Paragraph::new(lines), figures);
 
