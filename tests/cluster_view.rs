@@ -15,6 +15,65 @@ use common::nats::{http_get, wait_until, NatsCluster};
 use common::*;
 use serde_json::{json, Value};
 
+/// `switchyard top` in a 120x32 tmux pane of a tmux server of our own (as
+/// tests/dashboard.rs runs it: crossterm needs a real terminal emulator).
+struct Pane {
+    socket: String,
+}
+
+impl Pane {
+    fn start(cmd: &str) -> Pane {
+        let socket = format!("switchyard-test-cluster-view-{}", std::process::id());
+        let status = std::process::Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "sy"])
+            .args(["-x", "120", "-y", "32", cmd])
+            .status()
+            .expect("tmux (.ci/run installs it)");
+        assert!(status.success());
+        Pane { socket }
+    }
+
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "sy"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn key(&self, key: &str) {
+        let status = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "sy", key])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (up to 20 s) until the screen shows every one of `texts`.
+    fn wait_for(&self, texts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if texts.iter().all(|t| screen.contains(t)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {texts:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
 /// A `switchyard serve --nats` process, killed when dropped.
 struct Node {
     child: std::process::Child,
@@ -131,6 +190,23 @@ async fn every_node_sees_and_reaches_the_clusters_clients() {
         json!({"ev":"kicked","reason":"maintenance"})
     );
     assert_eq!(worker.recv_close().await, Some(1008));
+    // The kick is in web2's event log, by web1's client.
+    let mut on_web2 = b.client().await;
+    let stats = on_web2.call(json!({"op":"stats","id":1})).await;
+    let kicked = format!(
+        "{} on web1 kicked {} (worker-b): maintenance",
+        admin.id(),
+        worker.id()
+    );
+    assert!(
+        stats["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"] == kicked.as_str()),
+        "{kicked} in {stats}"
+    );
+    drop(on_web2);
     // Errors cross with their code: no such client there, no such node.
     let e = admin
         .call(json!({"op":"kick","id":3,"client":"c999@web2"}))
@@ -186,6 +262,15 @@ async fn every_node_sees_and_reaches_the_clusters_clients() {
         client_row(s, &late_id).is_some()
     })
     .await;
+    // `switchyard top` against A: B's client in the Clients view, with its
+    // node, and the two nodes in the header.
+    let pane = Pane::start(&format!("{BIN} top --url {}", a.url));
+    pane.wait_for(&["node web1", "2 nodes"]);
+    pane.key("4");
+    let screen = pane.wait_for(&["late"]);
+    let row = screen.lines().find(|l| l.contains("late")).unwrap();
+    assert!(row.contains("web2"), "{screen}");
+
     let killed = Instant::now();
     b.kill();
     let stats = stats_until(&mut admin, "web2 gone", |s| {
@@ -195,5 +280,6 @@ async fn every_node_sees_and_reaches_the_clusters_clients() {
     let after = killed.elapsed();
     assert!(after < Duration::from_secs(6), "{after:?}");
     assert!(client_row(&stats, &late_id).is_none(), "{stats}");
+    pane.wait_for(&["web2 gone"]);
     drop(a);
 }

@@ -23,6 +23,9 @@
 //! (to any server of the list or that the cluster told it of), subscribing
 //! again to what it held.
 //!
+//! The cluster view (`view.rs`): each node's snapshot on NATS, merged into
+//! every node's, and the operator ops about another node's client sent to it.
+//!
 //! What is not served with `--nats` yet (queues, retained topics, seal and
 //! delete of topics) is refused with `unavailable`, never kept on one node.
 
