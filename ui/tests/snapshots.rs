@@ -238,6 +238,11 @@ fn cluster_view(step: u64) -> switchyard_broker::Snapshot {
         }
         c.node = Some(node.into());
     }
+    for job in &mut snap.inflight {
+        if let Some(c) = snap.clients.iter().find(|c| c.id.split('@').next() == Some(&job.client)) {
+            job.client = c.id.clone();
+        }
+    }
     let node = |name: &str, age_ms, gone| NodeStats {
         node: name.into(),
         age_ms,
@@ -269,6 +274,12 @@ fn cluster_clients_view_names_each_clients_node() {
     Fixture::watching(cluster_view, 2)
         .keys("4")
         .check_at("clients_view__cluster_80x24", 80, 24);
+    Fixture::watching(cluster_view, 2)
+        .keys("5")
+        .check("inflight_view__cluster");
+    Fixture::watching(cluster_view, 2)
+        .keys("5")
+        .check_at("inflight_view__cluster_80x24", 80, 24);
     Fixture::watching(cluster_view, 2).check("overview_view__cluster_nodes_one_gone");
     Fixture::watching(cluster_view, 2).check_at(
         "overview_view__cluster_nodes_one_gone_80x24",
