@@ -125,16 +125,16 @@ async fn stats_until(raw: &mut Raw, what: &str, cond: impl Fn(&Value) -> bool) -
         if cond(&stats) {
             return stats;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {stats}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {stats}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 fn client_row<'a>(stats: &'a Value, id: &str) -> Option<&'a Value> {
-    stats["clients"]
-        .as_array()?
-        .iter()
-        .find(|c| c["id"] == id)
+    stats["clients"].as_array()?.iter().find(|c| c["id"] == id)
 }
 
 fn node_row<'a>(stats: &'a Value, node: &str) -> Option<&'a Value> {
@@ -225,12 +225,13 @@ async fn every_node_sees_and_reaches_the_clusters_clients() {
     let mut other = a.client().await;
     let mine = format!("{}@web1", other.id());
     assert_eq!(
-        admin
-            .call(json!({"op":"kick","id":6,"client":mine}))
-            .await,
+        admin.call(json!({"op":"kick","id":6,"client":mine})).await,
         ok(6, json!({}))
     );
-    assert_eq!(other.recv_ev("kicked").await["reason"], "kicked by operator");
+    assert_eq!(
+        other.recv_ev("kicked").await["reason"],
+        "kicked by operator"
+    );
     stats_until(&mut admin, "the kicked client gone from A's view", |s| {
         client_row(s, &on_b).is_none()
     })

@@ -388,7 +388,8 @@ mod tests {
 
     #[test]
     fn a_node_label_goes_on_every_sample() {
-        let text = "# HELP a_total x\n# TYPE a_total counter\na_total 3\nb{queue=\"q{1}\"} 4\nc{} 5\n";
+        let text =
+            "# HELP a_total x\n# TYPE a_total counter\na_total 3\nb{queue=\"q{1}\"} 4\nc{} 5\n";
         assert_eq!(
             with_node_label(text, "web1"),
             "# HELP a_total x\n# TYPE a_total counter\na_total{node=\"web1\"} 3\n\

@@ -239,7 +239,11 @@ fn cluster_view(step: u64) -> switchyard_broker::Snapshot {
         c.node = Some(node.into());
     }
     for job in &mut snap.inflight {
-        if let Some(c) = snap.clients.iter().find(|c| c.id.split('@').next() == Some(&job.client)) {
+        if let Some(c) = snap
+            .clients
+            .iter()
+            .find(|c| c.id.split('@').next() == Some(&job.client))
+        {
             job.client = c.id.clone();
         }
     }

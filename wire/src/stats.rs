@@ -105,7 +105,8 @@ impl Snapshot {
         merge(&mut self.clients, clients, &gone.clients, |c| &c.id);
         self.topics.sort_by(|a, b| a.name.cmp(&b.name));
         self.queues.sort_by(|a, b| a.name.cmp(&b.name));
-        self.clients.sort_by(|a, b| client_order(&a.id).cmp(&client_order(&b.id)));
+        self.clients
+            .sort_by(|a, b| client_order(&a.id).cmp(&client_order(&b.id)));
         let newest = self.events.last().map_or(0, |e| e.seq);
         self.events
             .extend(events.into_iter().filter(|e| e.seq > newest));
@@ -143,7 +144,10 @@ fn merge<T>(rows: &mut Vec<T>, changed: Vec<T>, gone: &[String], key: impl Fn(&T
 /// clients as they connected.
 pub fn client_order(id: &str) -> (&str, u64) {
     let (local, node) = id.split_once('@').unwrap_or((id, ""));
-    (node, local.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0))
+    (
+        node,
+        local.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0),
+    )
 }
 
 fn is_false(b: &bool) -> bool {

@@ -307,8 +307,9 @@ impl Broker {
         &self,
         command: &Command,
         actor: &str,
-    ) -> Option<impl std::future::Future<Output = Result<CommandOutcome, BrokerError>> + Send + 'static>
-    {
+    ) -> Option<
+        impl std::future::Future<Output = Result<CommandOutcome, BrokerError>> + Send + 'static,
+    > {
         let cluster = self.inner.cluster.clone()?;
         let (client, op) = match command {
             Command::Kick { client, reason } => (

@@ -394,7 +394,11 @@ impl Cluster {
     }
 
     /// Runs `op` on `node`, which holds its client, and answers what it answered.
-    pub(crate) async fn route(&self, node: &str, op: NodeOp) -> Result<CommandOutcome, BrokerError> {
+    pub(crate) async fn route(
+        &self,
+        node: &str,
+        op: NodeOp,
+    ) -> Result<CommandOutcome, BrokerError> {
         let unavailable = |why: String| BrokerError::new(ErrorCode::Unavailable, why);
         if check_node(node).is_err() {
             return Err(BrokerError::new(
@@ -408,9 +412,9 @@ impl Cluster {
         let Some(client) = self.client().cloned() else {
             return Err(unavailable("NATS not connected yet".into()));
         };
-        let payload = serde_json::to_vec(&op).map(Bytes::from).map_err(|e| {
-            BrokerError::new(ErrorCode::Internal, format!("an op for {node}: {e}"))
-        })?;
+        let payload = serde_json::to_vec(&op)
+            .map(Bytes::from)
+            .map_err(|e| BrokerError::new(ErrorCode::Internal, format!("an op for {node}: {e}")))?;
         let asked = tokio::time::timeout(OP_TIMEOUT, client.request(op_subject(node), payload));
         let message = match asked.await {
             Err(_) => {
@@ -691,7 +695,11 @@ mod tests {
         }];
         let gone = node_snapshot("web3", 0);
         let others = vec![
-            ("web2".to_string(), Arc::new(other), Duration::from_millis(500)),
+            (
+                "web2".to_string(),
+                Arc::new(other),
+                Duration::from_millis(500),
+            ),
             ("web3".to_string(), Arc::new(gone), Duration::from_secs(4)),
         ];
         merge("web1", &mut local, &others);

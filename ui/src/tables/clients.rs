@@ -18,7 +18,9 @@ pub struct ClientsTable;
 /// a cluster has a Node column too, which the time to a kick makes room for.
 const COLUMNS: &[Column] = &[
     Column::text("ID", Width::Fixed(6)),
-    Column::text("Node", Width::Fixed(8)).cluster_only().optional(0),
+    Column::text("Node", Width::Fixed(8))
+        .cluster_only()
+        .optional(0),
     Column::name("Name", 1, 12),
     Column::text("User", Width::Fixed(12)).optional(3),
     Column::text("Address", Width::Fixed(21)).optional(4),

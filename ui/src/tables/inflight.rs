@@ -22,7 +22,9 @@ const COLUMNS: &[Column] = &[
     // The id and the name it gave in `hello`: `c3 worker-2`.
     Column::name("Client", 1, 7),
     // A node of a cluster: the node of the client holding the job.
-    Column::text("Node", Width::Fixed(8)).cluster_only().optional(0),
+    Column::text("Node", Width::Fixed(8))
+        .cluster_only()
+        .optional(0),
     Column::text("Consumer", Width::Fixed(10)).optional(1),
     Column::number("Attempt", 7),
     Column::number("Age", 7).optional(2),
