@@ -272,6 +272,30 @@ async fn every_node_sees_and_reaches_the_clusters_clients() {
     let row = screen.lines().find(|l| l.contains("late")).unwrap();
     assert!(row.contains("web2"), "{screen}");
 
+    // B stopped (SIGSTOP): its NATS connection stays open, but nothing on it
+    // answers: a kick of its client is `unavailable` once the 2 s wait is over.
+    let signal = |which: &str| {
+        let pid = b.child.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args([which, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let asked = Instant::now();
+    let e = admin
+        .call(json!({"op":"kick","id":7,"client":late_id}))
+        .await;
+    let waited = asked.elapsed();
+    signal("-CONT");
+    let why = assert_error(&e, Some(7), "unavailable");
+    assert_eq!(why, "node web2 did not answer within 2000 ms");
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(4)).contains(&waited),
+        "{waited:?}"
+    );
+
     let killed = Instant::now();
     b.kill();
     let stats = stats_until(&mut admin, "web2 gone", |s| {
