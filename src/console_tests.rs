@@ -36,6 +36,24 @@ impl Live {
     }
 
     fn with(name: &str, security: Security) -> Live {
+        Live::configured(name, security, None)
+    }
+
+    /// A node of a cluster on the NATS server at `nats`.
+    fn node(name: &str, nats: &str) -> Live {
+        let cluster = switchyard_broker::cluster::ClusterConfig {
+            urls: vec![nats.to_string()],
+            creds: None,
+            node: name.to_string(),
+        };
+        Live::configured(name, Security::default(), Some(cluster))
+    }
+
+    fn configured(
+        name: &str,
+        security: Security,
+        cluster: Option<switchyard_broker::cluster::ClusterConfig>,
+    ) -> Live {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -49,6 +67,7 @@ impl Live {
             data_dir: data_dir.clone(),
             max_connections_per_ip: Some(0),
             security,
+            cluster,
             ..Config::default()
         };
         let server = runtime.block_on(Server::bind(config)).unwrap();
@@ -716,4 +735,103 @@ fn a_remote_console_needs_an_admin_token() {
     console.until("the broker's state", |app| {
         *app.link() == Link::Up && app.snapshot().server.auth
     });
+}
+
+/// One `nats-server` on a free loopback port (core NATS is all the cluster view
+/// needs), killed when dropped.
+struct Nats {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let binary = std::env::var_os("NATS_SERVER").unwrap_or_else(|| {
+            let debian = std::path::Path::new("/usr/sbin/nats-server");
+            if debian.is_file() {
+                debian.into()
+            } else {
+                "nats-server".into()
+            }
+        });
+        let child = std::process::Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server (run .ci/run, which installs it)");
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A console on node web1 lists web2's client with its node and kicks it there.
+fn kick_across<S: Source>(web1: &Live, web2: &Live, console: &mut Console<S>, name: &str) {
+    let far = web2.client(name);
+    let far_id = format!("{}@web2", far.id());
+    console.until("web2's client in web1's view", |app| {
+        app.snapshot()
+            .clients
+            .iter()
+            .any(|c| c.id == far_id && c.node.as_deref() == Some("web2"))
+    });
+    let nodes: Vec<String> = console
+        .app
+        .snapshot()
+        .server
+        .cluster
+        .iter()
+        .flat_map(|c| c.nodes.iter().map(|n| n.node.clone()))
+        .collect();
+    assert_eq!(nodes, ["web1", "web2"]);
+    console.show_filtered('4', name);
+    console.until("the far client selected", |app| {
+        app.table(View::Clients).selected_row().is_some()
+    });
+    console.key(KeyCode::Char('k'));
+    console.key(KeyCode::Char('y'));
+    broker_until(&web2.broker, "the kick on web2", |s| {
+        s.clients.iter().all(|c| c.name.as_deref() != Some(name))
+    });
+    console.until("the kick's answer", |app| {
+        app.status().is_some_and(|s| s.text.contains("Kicked"))
+    });
+    console.key(KeyCode::Esc);
+    assert_eq!(web1.broker.node(), Some("web1"));
+}
+
+#[test]
+fn both_consoles_of_a_node_see_and_kick_another_nodes_clients() {
+    let nats = Nats::start();
+    let web1 = Live::node("web1", &nats.url);
+    let web2 = Live::node("web2", &nats.url);
+    let embedded = {
+        let _in_runtime = web1.runtime.enter();
+        Embedded::new(web1.broker.clone()).unwrap()
+    };
+    let mut console = Console::new(embedded);
+    kick_across(&web1, &web2, &mut console, "far-embedded");
+    let remote = Remote::start(web1.url.clone(), ConnectOptions::new().name("top"), false).unwrap();
+    let mut console = Console::new(remote);
+    console.until("the link", |app| *app.link() == Link::Up);
+    kick_across(&web1, &web2, &mut console, "far-remote");
 }

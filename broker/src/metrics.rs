@@ -351,6 +351,35 @@ pub(crate) fn render_reply_times(out: &mut String, histograms: &ReplyHistograms,
     let _ = writeln!(out, "switchyard_history_untracked {untracked}");
 }
 
+/// `text` (an exposition) with `node="<node>"` first on every sample's labels,
+/// so that the series of several nodes scraped into one Prometheus stay apart
+/// (`serve --nats`; a node name needs no escaping: `A-Z a-z 0-9 _ - :`).
+pub fn with_node_label(text: &str, node: &str) -> String {
+    let node = label(node);
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            out.push_str(line);
+        } else {
+            // The metric's name ends at its labels' `{` or at the space before
+            // its value; a label value's `{` comes after either.
+            match line.find(['{', ' ']) {
+                Some(at) if line.as_bytes()[at] == b'{' => {
+                    let rest = &line[at + 1..];
+                    let sep = if rest.starts_with('}') { "" } else { "," };
+                    let _ = write!(out, "{}{{node=\"{node}\"{sep}{rest}", &line[..at]);
+                }
+                Some(at) => {
+                    let _ = write!(out, "{}{{node=\"{node}\"}}{}", &line[..at], &line[at..]);
+                }
+                None => out.push_str(line),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Each client's pending bytes under the label its series keeps across reconnects:
 /// its `hello` name when it gave one (a new connection gets a new id, `c43`, but
 /// says the same name), else its id. Clients sharing a name share a series, their
@@ -368,6 +397,17 @@ fn pending_by_client(clients: &[crate::stats::ClientStats]) -> BTreeMap<&str, u6
 mod tests {
     use super::*;
     use crate::stats::{ClientStats, QueueStats, ServerStats, TopicStats};
+
+    #[test]
+    fn a_node_label_goes_on_every_sample() {
+        let text =
+            "# HELP a_total x\n# TYPE a_total counter\na_total 3\nb{queue=\"q{1}\"} 4\nc{} 5\n";
+        assert_eq!(
+            with_node_label(text, "web1"),
+            "# HELP a_total x\n# TYPE a_total counter\na_total{node=\"web1\"} 3\n\
+             b{node=\"web1\",queue=\"q{1}\"} 4\nc{node=\"web1\"} 5\n"
+        );
+    }
 
     #[test]
     fn renders_families_and_escapes_labels() {

@@ -216,6 +216,7 @@ fn header_names_the_node_and_marks_nats_down() {
                 node: "web1-4711".into(),
                 connected,
                 why: (!connected).then(|| "NATS connection lost, reconnecting".into()),
+                ..Default::default()
             });
             snap
         }
@@ -223,6 +224,72 @@ fn header_names_the_node_and_marks_nats_down() {
     Fixture::watching(node(true), 2).check("overview_view__cluster_node");
     Fixture::watching(node(false), 2).check("overview_view__cluster_nats_down");
     Fixture::watching(node(false), 2).check_at("overview_view__cluster_nats_down_80x24", 80, 24);
+}
+
+/// The typical broker as node web1 of a cluster of three, whose web3 is gone:
+/// every other client is web2's (`c4@web2`), as the cluster view has them.
+fn cluster_view(step: u64) -> switchyard_broker::Snapshot {
+    use switchyard_broker::stats::{ClusterStats, NodeStats};
+    let mut snap = fixture::typical(step);
+    for (i, c) in snap.clients.iter_mut().enumerate() {
+        let node = if i % 2 == 0 { "web1" } else { "web2" };
+        if node != "web1" {
+            c.id = format!("{}@{node}", c.id);
+        }
+        c.node = Some(node.into());
+    }
+    for job in &mut snap.inflight {
+        if let Some(c) = snap
+            .clients
+            .iter()
+            .find(|c| c.id.split('@').next() == Some(&job.client))
+        {
+            job.client = c.id.clone();
+        }
+    }
+    let node = |name: &str, age_ms, gone| NodeStats {
+        node: name.into(),
+        age_ms,
+        gone,
+        connections: 3,
+        truncated: false,
+    };
+    snap.server.cluster = Some(ClusterStats {
+        node: "web1".into(),
+        connected: true,
+        why: None,
+        nodes: vec![
+            node("web1", 0, false),
+            node("web2", 400, false),
+            node("web3", 3_600, true),
+        ],
+    });
+    snap
+}
+
+// A node of a cluster: its Clients view has a Node column, its header the
+// nodes it sees and the one gone.
+
+#[test]
+fn cluster_clients_view_names_each_clients_node() {
+    Fixture::watching(cluster_view, 2)
+        .keys("4")
+        .check("clients_view__cluster");
+    Fixture::watching(cluster_view, 2)
+        .keys("4")
+        .check_at("clients_view__cluster_80x24", 80, 24);
+    Fixture::watching(cluster_view, 2)
+        .keys("5")
+        .check("inflight_view__cluster");
+    Fixture::watching(cluster_view, 2)
+        .keys("5")
+        .check_at("inflight_view__cluster_80x24", 80, 24);
+    Fixture::watching(cluster_view, 2).check("overview_view__cluster_nodes_one_gone");
+    Fixture::watching(cluster_view, 2).check_at(
+        "overview_view__cluster_nodes_one_gone_80x24",
+        80,
+        24,
+    );
 }
 
 // Moving around crowded tables.

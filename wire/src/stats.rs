@@ -105,7 +105,8 @@ impl Snapshot {
         merge(&mut self.clients, clients, &gone.clients, |c| &c.id);
         self.topics.sort_by(|a, b| a.name.cmp(&b.name));
         self.queues.sort_by(|a, b| a.name.cmp(&b.name));
-        self.clients.sort_by_key(|c| client_number(&c.id));
+        self.clients
+            .sort_by(|a, b| client_order(&a.id).cmp(&client_order(&b.id)));
         let newest = self.events.last().map_or(0, |e| e.seq);
         self.events
             .extend(events.into_iter().filter(|e| e.seq > newest));
@@ -138,9 +139,15 @@ fn merge<T>(rows: &mut Vec<T>, changed: Vec<T>, gone: &[String], key: impl Fn(&T
     rows.extend(replaced.into_values());
 }
 
-/// The number in a client id (`c42` → 42), which orders clients as they connected.
-fn client_number(id: &str) -> u64 {
-    id.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0)
+/// Where a client id sorts: this node's clients first (`c42`), then other
+/// nodes' (`c42@web2`) by node; on a node, by the number in the id, which orders
+/// clients as they connected.
+pub fn client_order(id: &str) -> (&str, u64) {
+    let (local, node) = id.split_once('@').unwrap_or((id, ""));
+    (
+        node,
+        local.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0),
+    )
 }
 
 fn is_false(b: &bool) -> bool {
@@ -248,6 +255,30 @@ pub struct ClusterStats {
     /// While it is not: why, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// The nodes this node's view holds, this one first then by name: its own,
+    /// and every node whose snapshot came in over NATS (docs/PROTOCOL.md,
+    /// "The cluster view"). Empty from a node that predates the view.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeStats>,
+}
+
+/// One node of the cluster view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// The node's name.
+    pub node: String,
+    /// Milliseconds since its last snapshot came in (0 for this node).
+    pub age_ms: u64,
+    /// Its snapshot has not come for 3 s: its clients and jobs are left out of
+    /// the view. On the wire only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub gone: bool,
+    /// Its clients, as its last snapshot counted them.
+    pub connections: u64,
+    /// Whether its last snapshot was cut to its bound, so that it shows only
+    /// part of that node. On the wire only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
 }
 
 /// One topic: a name that was published to, declared or subscribed to exactly.
@@ -385,6 +416,10 @@ pub struct ClientStats {
     #[serde(default)]
     /// Its subscriptions, by sid.
     pub subscriptions: Vec<SubscriptionStats>,
+    /// With `serve --nats`: the node it is connected to. A client of another
+    /// node has the id `c42@web2` in this node's view. Absent on one machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// One subscription held by a client.
@@ -408,7 +443,8 @@ pub struct InFlightStats {
     pub tag: u64,
     /// The message id.
     pub msg: String,
-    /// The client holding it (`c42`).
+    /// The client holding it (`c42`; `c42@web2` in a cluster view, for a client
+    /// of node `web2`).
     pub client: String,
     /// The consumer on that client.
     pub cid: String,

@@ -284,6 +284,7 @@ impl Broker {
             let sink: std::sync::Weak<dyn crate::cluster::RemoteSink> =
                 Arc::downgrade(&broker.inner) as _;
             cluster.start(sink);
+            cluster.start_view(Arc::new(operator::NodeView(Arc::downgrade(&broker.inner))));
         }
         broker.recover()?;
         for hook in &broker.inner.config.webhooks {

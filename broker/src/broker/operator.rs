@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Broker, Peer, Publisher};
+use crate::cluster::{NodeOp, NodeOps};
 use crate::command::{Command, CommandOutcome, PeekTarget, PeekedMessage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::filter::Query;
@@ -45,8 +46,19 @@ impl Broker {
         Ok(())
     }
 
-    /// Everything an operator can see, now.
+    /// Everything an operator can see, now: with `serve --nats`, the cluster
+    /// view (this node's snapshot with the other nodes' merged in,
+    /// `cluster/view.rs`); on one machine, this broker.
     pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = self.local_snapshot();
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.merge_view(&mut snapshot);
+        }
+        snapshot
+    }
+
+    /// This broker's own snapshot, without other nodes.
+    pub(crate) fn local_snapshot(&self) -> Snapshot {
         let inner = &self.inner;
         let peers: Vec<Arc<Peer>> = inner.sessions.read().values().cloned().collect();
         let queues: Vec<Arc<Queue>> = inner.queues.read().values().cloned().collect();
@@ -94,6 +106,7 @@ impl Broker {
                         node: c.node().to_string(),
                         connected: why.is_none(),
                         why,
+                        nodes: Vec::new(),
                     }
                 }),
             },
@@ -177,21 +190,27 @@ impl Broker {
             Command::Purge { queue } => Ok(CommandOutcome::Purged {
                 count: self.purge(&queue, actor)?,
             }),
-            Command::Kick { client, reason } => {
-                self.kick(
-                    &client,
-                    reason.as_deref().unwrap_or("kicked by operator"),
-                    actor,
-                )?;
-                Ok(CommandOutcome::Kicked)
+            Command::Kick { .. } | Command::RequeueConsumer { .. } => {
+                match self.routed(&command, actor) {
+                    // Another node's client: this thread waits for that node's
+                    // answer (the console's command thread does; a connection
+                    // routes before it gets here, without waiting).
+                    Some(routed) => {
+                        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                        self.inner.runtime.spawn(async move {
+                            let _ = tx.send(routed.await);
+                        });
+                        rx.recv().map_err(|_| {
+                            BrokerError::new(ErrorCode::Internal, "the broker is shutting down")
+                        })?
+                    }
+                    None => self.client_op(command, actor),
+                }
             }
             Command::Requeue { queue, msg } => {
                 self.requeue(&queue, &msg, actor)?;
                 Ok(CommandOutcome::Requeued)
             }
-            Command::RequeueConsumer { client, cid } => Ok(CommandOutcome::RequeuedAll {
-                count: self.requeue_consumer(&client, &cid, actor)?,
-            }),
             Command::Move {
                 from,
                 to,
@@ -253,9 +272,90 @@ impl Broker {
         }
     }
 
-    /// The Prometheus text exposition of the broker's counters.
+    /// An operator op about a client of this node (`c42`, or `c42@<this node>`).
+    fn client_op(&self, command: Command, actor: &str) -> Result<CommandOutcome, BrokerError> {
+        match command {
+            Command::Kick { client, reason } => {
+                self.kick(
+                    self.own_client(&client)?,
+                    reason.as_deref().unwrap_or(DEFAULT_KICK_REASON),
+                    actor,
+                )?;
+                Ok(CommandOutcome::Kicked)
+            }
+            Command::RequeueConsumer { client, cid } => Ok(CommandOutcome::RequeuedAll {
+                count: self.requeue_consumer(self.own_client(&client)?, &cid, actor)?,
+            }),
+            other => self.execute(other, actor),
+        }
+    }
+
+    /// `id` as this node knows it: `c42@web1` on node web1 is its `c42`.
+    fn own_client<'a>(&self, id: &'a str) -> Result<&'a str, BrokerError> {
+        match crate::cluster::split_client(id) {
+            (client, None) => Ok(client),
+            (client, Some(node)) if Some(node) == self.node() => Ok(client),
+            // A node name on one machine, or an op routed here for another node.
+            (_, Some(_)) => Err(BrokerError::new(
+                ErrorCode::NotFound,
+                format!("no client `{id}`"),
+            )),
+        }
+    }
+
+    /// When `command` is about a client of another node (`kick` or `requeue`
+    /// of `c42@web2`): the answer of that node, to wait for. None: this node's
+    /// to run.
+    pub(crate) fn routed(
+        &self,
+        command: &Command,
+        actor: &str,
+    ) -> Option<
+        impl std::future::Future<Output = Result<CommandOutcome, BrokerError>> + Send + 'static,
+    > {
+        let cluster = self.inner.cluster.clone()?;
+        let (client, op) = match command {
+            Command::Kick { client, reason } => (
+                client,
+                NodeOp::Kick {
+                    client: String::new(),
+                    reason: reason.as_deref().unwrap_or(DEFAULT_KICK_REASON).to_string(),
+                    actor: format!("{actor} on {}", cluster.node()),
+                },
+            ),
+            Command::RequeueConsumer { client, cid } => (
+                client,
+                NodeOp::Requeue {
+                    client: String::new(),
+                    cid: cid.clone(),
+                    actor: format!("{actor} on {}", cluster.node()),
+                },
+            ),
+            _ => return None,
+        };
+        let (id, node) = match crate::cluster::split_client(client) {
+            (id, Some(node)) if node != cluster.node() => (id.to_string(), node.to_string()),
+            _ => return None,
+        };
+        let op = match op {
+            NodeOp::Kick { reason, actor, .. } => NodeOp::Kick {
+                client: id,
+                reason,
+                actor,
+            },
+            NodeOp::Requeue { cid, actor, .. } => NodeOp::Requeue {
+                client: id,
+                cid,
+                actor,
+            },
+        };
+        Some(async move { cluster.route(&node, op).await })
+    }
+
+    /// The Prometheus text exposition of the broker's counters: this node's
+    /// alone, with `node="<name>"` on every series under `serve --nats`.
     pub fn metrics(&self) -> String {
-        let mut text = crate::metrics::render(&self.snapshot());
+        let mut text = crate::metrics::render(&self.local_snapshot());
         let queues: Vec<Arc<Queue>> = self.inner.queues.read().values().cloned().collect();
         let mut replies: crate::metrics::ReplyHistograms = queues
             .iter()
@@ -264,7 +364,51 @@ impl Broker {
         replies.sort_by(|a, b| a.0.cmp(&b.0));
         crate::metrics::render_reply_times(&mut text, &replies, self.inner.history.untracked());
         crate::process::ProcessStats::read().render(&mut text);
-        text
+        match self.node() {
+            Some(node) => crate::metrics::with_node_label(&text, node),
+            None => text,
+        }
+    }
+}
+
+/// What a kicked client is told when the operator gave no reason.
+const DEFAULT_KICK_REASON: &str = "kicked by operator";
+
+/// The broker as the cluster view sees it (`cluster/view.rs`): held weakly, so
+/// that the view's tasks end with the broker.
+pub(crate) struct NodeView(pub(crate) std::sync::Weak<super::Inner>);
+
+impl NodeView {
+    fn broker(&self) -> Option<Broker> {
+        self.0.upgrade().map(|inner| Broker { inner })
+    }
+}
+
+impl NodeOps for NodeView {
+    fn alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    fn summary(&self, max_bytes: usize) -> Option<Snapshot> {
+        let broker = self.broker()?;
+        let summary = crate::cluster::summary(broker.local_snapshot());
+        Some(bound_snapshot(summary, max_bytes))
+    }
+
+    fn run(&self, op: NodeOp) -> Option<Result<CommandOutcome, BrokerError>> {
+        let broker = self.broker()?;
+        Some(match op {
+            NodeOp::Kick {
+                client,
+                reason,
+                actor,
+            } => broker
+                .kick(&client, &reason, &actor)
+                .map(|()| CommandOutcome::Kicked),
+            NodeOp::Requeue { client, cid, actor } => broker
+                .requeue_consumer(&client, &cid, &actor)
+                .map(|count| CommandOutcome::RequeuedAll { count }),
+        })
     }
 }
 

@@ -23,10 +23,14 @@
 //! (to any server of the list or that the cluster told it of), subscribing
 //! again to what it held.
 //!
+//! The cluster view (`view.rs`): each node's snapshot on NATS, merged into
+//! every node's, and the operator ops about another node's client sent to it.
+//!
 //! What is not served with `--nats` yet (queues, retained topics, seal and
 //! delete of topics) is refused with `unavailable`, never kept on one node.
 
 mod subject;
+mod view;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,6 +46,7 @@ use tokio::sync::mpsc;
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::Headers;
 pub use subject::TOPIC_PREFIX;
+pub(crate) use view::{split_client, summary, NodeOp, NodeOps};
 
 /// Bytes of messages waiting to be handed to NATS, at most (`limit` past it):
 /// NATS slower than this node's publishers must not grow its memory without end.
@@ -145,6 +150,8 @@ pub(crate) struct Cluster {
     /// The NATS connection, from [`Cluster::start`] on (async-nats reconnects
     /// it by itself), for what else this node keeps in NATS (JetStream).
     client: std::sync::OnceLock<async_nats::Client>,
+    /// The other nodes' snapshots (`view.rs`).
+    view: view::View,
     /// Taken by [`Cluster::start`].
     receivers: Mutex<
         Option<(
@@ -207,6 +214,7 @@ impl Cluster {
             interest: Mutex::new(HashMap::new()),
             control,
             client: std::sync::OnceLock::new(),
+            view: view::View::default(),
             receivers: Mutex::new(Some((out_rx, control_rx))),
         }))
     }
@@ -228,7 +236,6 @@ impl Cluster {
 
     /// The NATS connection, once [`Cluster::start`] has made it (it may be
     /// down: see [`Cluster::down`]).
-    #[allow(dead_code)] // The first users (JetStream queues and topics) are on their way.
     pub(crate) fn client(&self) -> Option<&async_nats::Client> {
         self.client.get()
     }

@@ -378,9 +378,21 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             conn.tail = None;
             none()
         }
-        ClientFrame::Command(command) => broker
-            .execute(command, &peer.describe())
-            .map(|outcome| event::outcome_fields(&outcome)),
+        ClientFrame::Command(command) => {
+            // About another node's client (`c42@web2`): that node answers, and
+            // this connection goes on meanwhile.
+            if let Some(routed) = broker.routed(&command, &peer.describe()) {
+                let (session, id) = (session.clone(), id.cloned());
+                broker.runtime().spawn(async move {
+                    let result = routed.await.map(|outcome| event::outcome_fields(&outcome));
+                    answer(&session, id.as_ref(), result);
+                });
+                return;
+            }
+            broker
+                .execute(command, &peer.describe())
+                .map(|outcome| event::outcome_fields(&outcome))
+        }
     };
     answer(session, id, result);
 }

@@ -220,7 +220,11 @@ impl App {
         let table = &mut self.tables[self.view.index()];
         let Sort { column, descending } = table.sort;
         table.sort = if next_column {
-            let column = (column + 1) % columns.len();
+            // Past the columns not drawn (Node, on one machine).
+            let mut column = (column + 1) % columns.len();
+            while !columns[column].drawn_for(&self.snapshot) {
+                column = (column + 1) % columns.len();
+            }
             Sort {
                 column,
                 descending: columns[column].numeric,

@@ -14,9 +14,13 @@ use crate::rates::Rates;
 pub struct ClientsTable;
 
 /// Narrow, the address goes first (the details popup shows it), then the user
-/// and the age; the id, the name, the buffer gauge and the rates stay.
+/// and the age; the id, the name, the buffer gauge and the rates stay. A node of
+/// a cluster has a Node column too, which the time to a kick makes room for.
 const COLUMNS: &[Column] = &[
     Column::text("ID", Width::Fixed(6)),
+    Column::text("Node", Width::Fixed(8))
+        .cluster_only()
+        .optional(0),
     Column::name("Name", 1, 12),
     Column::text("User", Width::Fixed(12)).optional(3),
     Column::text("Address", Width::Fixed(21)).optional(4),
@@ -24,7 +28,9 @@ const COLUMNS: &[Column] = &[
     Column::number("Cons", 4),
     Column::number("Unack", 5),
     Column::text("Outbound buffer", Width::Fixed(22)),
-    Column::number("Kick in", 7),
+    // Optional for the Node column's sake only: on one machine every column
+    // of rank 0 fits at 80 columns.
+    Column::number("Kick in", 7).optional(0),
     Column::number("In/s", 6),
     Column::number("Out/s", 6),
     Column::number("Up", 6).optional(2),
@@ -41,7 +47,7 @@ pub fn buffer_fill(pending_bytes: u64, limit: u64) -> f64 {
 }
 
 /// The Outbound buffer column: what "fullest first" (`f`) sorts by.
-pub const BUFFER_COLUMN: usize = 7;
+pub const BUFFER_COLUMN: usize = 8;
 
 /// A buffer's fill in whole percent, as its gauge shows it: what the column
 /// sorts by, so buffers that read the same keep their order.
@@ -76,6 +82,9 @@ impl TableModel for ClientsTable {
                 .as_deref()
                 .is_some_and(|u| format::contains_ignore_case(u, needle))
             || format::contains_ignore_case(&c.addr, needle)
+            || c.node
+                .as_deref()
+                .is_some_and(|n| format::contains_ignore_case(n, needle))
             || (c.slow && "slow".contains(needle))
     }
 
@@ -92,29 +101,33 @@ impl TableModel for ClientsTable {
         match column {
             0 => natural_cmp(&ca.id, &cb.id),
             1 => natural_cmp(
+                ca.node.as_deref().unwrap_or("-"),
+                cb.node.as_deref().unwrap_or("-"),
+            ),
+            2 => natural_cmp(
                 ca.name.as_deref().unwrap_or("-"),
                 cb.name.as_deref().unwrap_or("-"),
             ),
-            2 => natural_cmp(
+            3 => natural_cmp(
                 ca.user.as_deref().unwrap_or("-"),
                 cb.user.as_deref().unwrap_or("-"),
             ),
-            3 => natural_cmp(&ca.addr, &cb.addr),
-            4 => ca.subs.cmp(&cb.subs),
-            5 => ca.consumers.cmp(&cb.consumers),
-            6 => ca.unacked.cmp(&cb.unacked),
-            7 => float_cmp(
+            4 => natural_cmp(&ca.addr, &cb.addr),
+            5 => ca.subs.cmp(&cb.subs),
+            6 => ca.consumers.cmp(&cb.consumers),
+            7 => ca.unacked.cmp(&cb.unacked),
+            BUFFER_COLUMN => float_cmp(
                 fill_shown(ca.pending_bytes, ca.pending_limit),
                 fill_shown(cb.pending_bytes, cb.pending_limit),
             ),
             // Soonest first when descending: no kick coming sorts last.
-            8 => cb
+            9 => cb
                 .kick_in_s
                 .unwrap_or(u64::MAX)
                 .cmp(&ca.kick_in_s.unwrap_or(u64::MAX)),
-            9 => rate_cmp(ra.msgs_in, rb.msgs_in),
-            10 => rate_cmp(ra.msgs_out, rb.msgs_out),
-            11 => ca.connected_s.cmp(&cb.connected_s),
+            10 => rate_cmp(ra.msgs_in, rb.msgs_in),
+            11 => rate_cmp(ra.msgs_out, rb.msgs_out),
+            12 => ca.connected_s.cmp(&cb.connected_s),
             _ => Ordering::Equal,
         }
     }

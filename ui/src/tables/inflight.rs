@@ -21,6 +21,10 @@ const COLUMNS: &[Column] = &[
     Column::name("Message", 1, 8),
     // The id and the name it gave in `hello`: `c3 worker-2`.
     Column::name("Client", 1, 7),
+    // A node of a cluster: the node of the client holding the job.
+    Column::text("Node", Width::Fixed(8))
+        .cluster_only()
+        .optional(0),
     Column::text("Consumer", Width::Fixed(10)).optional(1),
     Column::number("Attempt", 7),
     Column::number("Age", 7).optional(2),
@@ -28,7 +32,16 @@ const COLUMNS: &[Column] = &[
 ];
 
 /// The column the table starts sorted by: time left to the ack deadline.
-const DEADLINE: usize = 7;
+const DEADLINE: usize = 8;
+
+/// The node of the client `id` holds in the cluster view: another node's
+/// client is `c42@web2`; a plain id is this node's (none on one machine).
+pub fn node_of<'s>(snap: &'s Snapshot, id: &'s str) -> Option<&'s str> {
+    match id.split_once('@') {
+        Some((_, node)) => Some(node),
+        None => snap.server.cluster.as_ref().map(|c| c.node.as_str()),
+    }
+}
 
 impl TableModel for InFlightTable {
     fn columns(&self) -> &'static [Column] {
@@ -70,9 +83,13 @@ impl TableModel for InFlightTable {
             1 => ja.tag.cmp(&jb.tag),
             2 => natural_cmp(&ja.msg, &jb.msg),
             3 => natural_cmp(&ja.client, &jb.client),
-            4 => natural_cmp(&ja.cid, &jb.cid),
-            5 => ja.attempt.cmp(&jb.attempt),
-            6 => ja.age_ms.cmp(&jb.age_ms),
+            4 => natural_cmp(
+                node_of(snap, &ja.client).unwrap_or("-"),
+                node_of(snap, &jb.client).unwrap_or("-"),
+            ),
+            5 => natural_cmp(&ja.cid, &jb.cid),
+            6 => ja.attempt.cmp(&jb.attempt),
+            7 => ja.age_ms.cmp(&jb.age_ms),
             DEADLINE => ja.deadline_in_ms.cmp(&jb.deadline_in_ms),
             _ => Ordering::Equal,
         }

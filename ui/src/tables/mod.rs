@@ -53,6 +53,8 @@ pub struct Column {
     /// still does. `None` for the columns a row is read for (its name, the
     /// counters an operator acts on), which always stay.
     pub drop_rank: Option<u8>,
+    /// Drawn only for a node of a cluster (`serve --nats`): the Node column.
+    pub cluster_only: bool,
 }
 
 impl Column {
@@ -63,6 +65,7 @@ impl Column {
             width,
             numeric: false,
             drop_rank: None,
+            cluster_only: false,
         }
     }
 
@@ -79,6 +82,7 @@ impl Column {
             width: Width::Fixed(width),
             numeric: true,
             drop_rank: None,
+            cluster_only: false,
         }
     }
 
@@ -89,6 +93,19 @@ impl Column {
             drop_rank: Some(rank),
             ..self
         }
+    }
+
+    /// This column, drawn only when the broker is a node of a cluster.
+    pub const fn cluster_only(self) -> Column {
+        Column {
+            cluster_only: true,
+            ..self
+        }
+    }
+
+    /// Whether it is drawn for `snap`'s broker.
+    pub fn drawn_for(&self, snap: &Snapshot) -> bool {
+        !self.cluster_only || snap.server.cluster.is_some()
     }
 
     /// The narrowest this column is drawn while columns can still be dropped.

@@ -19,11 +19,14 @@ pub const KICK_COMING_S: u64 = 60;
 pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
     let c = &snap.clients[i];
     let r = rates.client(i);
+    // Another node's client is `c42@web2`: its node has a column of its own.
+    let id = c.id.split_once('@').map_or(c.id.as_str(), |(id, _)| id);
     let row = Cells::new([
-        table::text(&c.id, widths[0]),
-        table::text(c.name.as_deref().unwrap_or("-"), widths[1]),
-        table::text(c.user.as_deref().unwrap_or("-"), widths[2]),
-        table::text(&c.addr, widths[3]),
+        table::text(id, widths[0]),
+        table::text(c.node.as_deref().unwrap_or("-"), widths[1]),
+        table::text(c.name.as_deref().unwrap_or("-"), widths[2]),
+        table::text(c.user.as_deref().unwrap_or("-"), widths[3]),
+        table::text(&c.addr, widths[4]),
         number(format::count(c.subs)),
         number(format::count(c.consumers)),
         number(format::count(c.unacked)),
@@ -31,7 +34,7 @@ pub fn row(snap: &Snapshot, rates: &Rates, i: usize, widths: &[u16]) -> Cells {
             c.pending_bytes,
             c.pending_limit,
             c.slow,
-            usize::from(widths[7]),
+            usize::from(widths[8]),
         )),
         number(c.kick_in_s.map_or("-".into(), format::seconds)),
         number(format::rate(r.msgs_in)),

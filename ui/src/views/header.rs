@@ -70,6 +70,30 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 ));
             }
             pieces.push((6, vec![label("node "), value(cluster.node.clone())]));
+            // The nodes its view holds (`cluster/view.rs`), and which are gone:
+            // their clients are no longer in the tables.
+            if !cluster.nodes.is_empty() {
+                let count = cluster.nodes.len();
+                let noun = if count == 1 { " node" } else { " nodes" };
+                pieces.push((6, vec![value(format::count(count as u64)), label(noun)]));
+                let gone: Vec<&str> = cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| n.gone)
+                    .map(|n| n.node.as_str())
+                    .collect();
+                let text = match gone.as_slice() {
+                    [] => None,
+                    [one] => Some(format!("{} gone", format::fit(one, 16))),
+                    many => Some(format!("{} nodes gone", many.len())),
+                };
+                if let Some(text) = text {
+                    pieces.push((
+                        8,
+                        vec![Span::styled(text, Style::new().black().on_red().bold())],
+                    ));
+                }
+            }
         }
         if open_to_anyone(&server.listen, server.auth) {
             pieces.push((9, vec![Span::styled("auth off", Style::new().red().bold())]));

@@ -7,6 +7,7 @@ use switchyard_broker::Snapshot;
 
 use crate::format;
 use crate::rates::Rates;
+use crate::tables::inflight::node_of;
 use crate::widgets::table::{self, number, Cells};
 
 /// A job's holder as the table shows it: its id, then its name if it gave one.
@@ -18,9 +19,14 @@ fn client_named(snap: &Snapshot, id: &str) -> String {
         .find(|c| c.id == id)
         .and_then(|c| c.name.as_deref())
     {
-        Some(name) => format!("{id} {name}"),
-        None => id.to_string(),
+        Some(name) => format!("{} {name}", local_id(id)),
+        None => local_id(id).to_string(),
     }
+}
+
+/// `c42` of another node's `c42@web2`: the Node column names the node.
+fn local_id(id: &str) -> &str {
+    id.split_once('@').map_or(id, |(id, _)| id)
 }
 
 /// Draw in-flight job `i` with these column widths.
@@ -31,7 +37,8 @@ pub fn row(snap: &Snapshot, _: &Rates, i: usize, widths: &[u16]) -> Cells {
         number(j.tag.to_string()),
         table::name(&j.msg, widths[2]),
         table::text(&client_named(snap, &j.client), widths[3]),
-        table::text(&j.cid, widths[4]),
+        table::text(node_of(snap, &j.client).unwrap_or("-"), widths[4]),
+        table::text(&j.cid, widths[5]),
         number(j.attempt.to_string()),
         number(format::millis(j.age_ms)),
         number(format::deadline(j.deadline_in_ms)),

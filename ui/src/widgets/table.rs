@@ -88,7 +88,11 @@ fn constraint(width: Width) -> Constraint {
 /// even for those the layout squeezes them; [`MIN_SIZE`](crate::views::MIN_SIZE)
 /// is chosen so that every table's fit.
 pub fn shown_columns(columns: &[Column], width: u16, keep: usize) -> Vec<usize> {
-    let mut shown: Vec<usize> = (0..columns.len()).collect();
+    shown_among(columns, (0..columns.len()).collect(), width, keep)
+}
+
+/// [`shown_columns`] of the columns `shown` (ascending) only.
+fn shown_among(columns: &[Column], mut shown: Vec<usize>, width: u16, keep: usize) -> Vec<usize> {
     while needed(columns, &shown) > u32::from(width) {
         let next = shown
             .iter()
@@ -183,7 +187,11 @@ pub fn render(
     let columns = model.columns();
     let mark = Span::raw(SELECTED_MARK).width() as u16;
     let room = inner.width.saturating_sub(mark);
-    let shown = shown_columns(columns, room, state.sort.column);
+    // The Node column only for a node of a cluster.
+    let candidates = (0..columns.len())
+        .filter(|&i| columns[i].drawn_for(snap))
+        .collect();
+    let shown = shown_among(columns, candidates, room, state.sort.column);
     let widths = column_widths(columns, &shown, room);
     let header = Row::new(shown.iter().map(|&i| {
         let c = &columns[i];
