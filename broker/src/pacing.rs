@@ -2,16 +2,17 @@
 //!
 //! A subscriber whose outbound buffer is past its slow mark (half of
 //! `max_pending`) that is still draining it (see [`reading_ms`]) is slow, not
-//! stuck: after handling the frames one read brought, the publisher whose
-//! messages went into that buffer stops handling what it read and waits until
-//! the buffer is back under the mark, for at most `max_pause` (default 10 ms),
-//! then goes on with its next frame: at most one pause per frame. Its frames are not
-//! refused or dropped, only spaced out, so a steady reader slower than a burst
-//! gets all of it, and a healthy reader of the same topic sees the publisher
-//! pause at most `max_pause` at a time.
+//! stuck: the publisher whose frame took it there handles no more of what it
+//! read and waits until the buffer is back under the mark, for at most
+//! `max_pause` (default 10 ms), then goes on with its next frame: at most one
+//! pause per frame. Its frames are not refused or dropped, only spaced out,
+//! so a steady reader slower than a burst gets all of it, and a healthy
+//! reader of the same topic sees the publisher pause at most `max_pause` at a
+//! time.
 //!
-//! A subscriber that drains nothing is never waited for: once it has drained
-//! nothing for `slow_timeout` (default 2 s) while past the mark it is kicked
+//! A subscriber that drains nothing is not waited for once [`reading_ms`] has
+//! passed: once it has drained nothing for `slow_timeout` (default 2 s) while
+//! past the mark it is kicked
 //! (`slow_consumer`) by the broker's check ([`kick_stuck`], every 250 ms), and
 //! one that fills its buffer is kicked at once, as before. A publisher is
 //! never paused for its own subscriptions (its writer runs in its own task),
@@ -54,7 +55,7 @@ pub(crate) fn clock_ms() -> u64 {
 }
 
 thread_local! {
-    /// While [`collect`] runs on this thread: the buffers to wait for after it.
+    /// While a [`listing`] runs on this thread: the buffers to wait for after it.
     static LISTED: RefCell<Option<Vec<Arc<Session>>>> = const { RefCell::new(None) };
 }
 
