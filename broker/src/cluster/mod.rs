@@ -26,6 +26,7 @@
 //! What is not served with `--nats` yet (queues, retained topics, seal and
 //! delete of topics) is refused with `unavailable`, never kept on one node.
 
+pub(crate) mod queue;
 mod subject;
 
 use std::collections::HashMap;
@@ -145,6 +146,8 @@ pub(crate) struct Cluster {
     /// The NATS connection, from [`Cluster::start`] on (async-nats reconnects
     /// it by itself), for what else this node keeps in NATS (JetStream).
     client: std::sync::OnceLock<async_nats::Client>,
+    /// What this node's queues share (`queue.rs`).
+    queues: queue::Shared,
     /// Taken by [`Cluster::start`].
     receivers: Mutex<
         Option<(
@@ -207,6 +210,7 @@ impl Cluster {
             interest: Mutex::new(HashMap::new()),
             control,
             client: std::sync::OnceLock::new(),
+            queues: queue::Shared::new(),
             receivers: Mutex::new(Some((out_rx, control_rx))),
         }))
     }
@@ -228,13 +232,11 @@ impl Cluster {
 
     /// The NATS connection, once [`Cluster::start`] has made it (it may be
     /// down: see [`Cluster::down`]).
-    #[allow(dead_code)] // The first users (JetStream queues and topics) are on their way.
     pub(crate) fn client(&self) -> Option<&async_nats::Client> {
         self.client.get()
     }
 
     /// JetStream on this node's connection, once made.
-    #[allow(dead_code)]
     pub(crate) fn jetstream(&self) -> Option<async_nats::jetstream::Context> {
         self.client().cloned().map(async_nats::jetstream::new)
     }
@@ -402,6 +404,7 @@ async fn run(
         }
     };
     let _ = cluster.client.set(client.clone());
+    tokio::spawn(queue::run(cluster.clone(), client.clone()));
     let mut held: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {
