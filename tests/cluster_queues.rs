@@ -157,7 +157,10 @@ async fn consumers_on_two_nodes_share_the_work(a: &Node, b: &Node) {
     let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered twice: {twice:?}");
     assert_eq!(got.len(), 200);
-    assert!(per_node[0] > 0 && per_node[1] > 0, "both nodes worked: {per_node:?}");
+    assert!(
+        per_node[0] > 0 && per_node[1] > 0,
+        "both nodes worked: {per_node:?}"
+    );
     for w in [&mut wa, &mut wb] {
         w.expect_silence(Duration::from_millis(300)).await;
     }
@@ -176,7 +179,9 @@ async fn a_disconnected_consumers_jobs_go_to_another_node_at_once(a: &Node, b: &
     send_confirmed(&mut p, "dc", 0..3).await;
     let mut held = HashSet::new();
     for _ in 0..3 {
-        let j = job(&mut wa, WAIT).await.expect("A's consumer gets the jobs");
+        let j = job(&mut wa, WAIT)
+            .await
+            .expect("A's consumer gets the jobs");
         held.insert(j["data"]["n"].as_u64().unwrap());
     }
     let mut wb = b.client().await;
@@ -186,12 +191,18 @@ async fn a_disconnected_consumers_jobs_go_to_another_node_at_once(a: &Node, b: &
     let gone = Instant::now();
     let mut again = HashSet::new();
     for _ in 0..3 {
-        let j = job(&mut wb, Duration::from_secs(1)).await.expect("redelivered within 1 s");
+        let j = job(&mut wb, Duration::from_secs(1))
+            .await
+            .expect("redelivered within 1 s");
         assert_eq!(j["attempt"], 2, "{j}");
         again.insert(j["data"]["n"].as_u64().unwrap());
         wb.send(json!({"op":"ack","tag":j["tag"]})).await;
     }
-    assert!(gone.elapsed() < Duration::from_secs(1), "{:?}", gone.elapsed());
+    assert!(
+        gone.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        gone.elapsed()
+    );
     assert_eq!(again, held);
 }
 
@@ -201,7 +212,9 @@ async fn a_killed_nodes_jobs_come_back_after_the_ack_wait(b: &Node, mut c: Node)
     consume(&mut wc, "killed", "w", 2).await;
     send_confirmed(&mut c.client().await, "killed", 0..2).await;
     for _ in 0..2 {
-        job(&mut wc, WAIT).await.expect("C's consumer gets the jobs");
+        job(&mut wc, WAIT)
+            .await
+            .expect("C's consumer gets the jobs");
     }
     let mut wb = b.client().await;
     consume(&mut wb, "killed", "w", 10).await;
@@ -209,7 +222,9 @@ async fn a_killed_nodes_jobs_come_back_after_the_ack_wait(b: &Node, mut c: Node)
     let killed = Instant::now();
     let mut again = HashSet::new();
     for _ in 0..2 {
-        let j = job(&mut wb, Duration::from_secs(6)).await.expect("back after the ack wait");
+        let j = job(&mut wb, Duration::from_secs(6))
+            .await
+            .expect("back after the ack wait");
         assert_eq!(j["attempt"], 2, "{j}");
         again.insert(j["data"]["n"].as_u64().unwrap());
         wb.send(json!({"op":"ack","tag":j["tag"]})).await;
@@ -229,7 +244,10 @@ async fn nack_requeues_or_dead_letters(a: &Node, b: &Node) {
     let mut p = a.client().await;
     send_confirmed(&mut p, "nk", 0..1).await;
     let j = job(&mut wb, WAIT).await.unwrap();
-    assert_eq!((j["attempt"].clone(), j["data"].clone()), (json!(1), json!({"n":0})));
+    assert_eq!(
+        (j["attempt"].clone(), j["data"].clone()),
+        (json!(1), json!({"n":0}))
+    );
     let answer = wb.call(json!({"op":"nack","id":2,"tag":j["tag"]})).await;
     assert_eq!(answer, ok(2, json!({})));
     let j = job(&mut wb, WAIT).await.unwrap();
@@ -246,7 +264,10 @@ async fn nack_requeues_or_dead_letters(a: &Node, b: &Node) {
     assert_eq!(d["data"], json!({"n":0}));
     assert_eq!(d["attempt"], 1);
     assert_eq!(
-        (d["headers"]["x-dead-letter-queue"].clone(), d["headers"]["x-dead-letter-reason"].clone()),
+        (
+            d["headers"]["x-dead-letter-queue"].clone(),
+            d["headers"]["x-dead-letter-reason"].clone()
+        ),
         (json!("nk"), json!("rejected"))
     );
     wa.send(json!({"op":"ack","tag":d["tag"]})).await;
@@ -259,7 +280,12 @@ async fn nack_requeues_or_dead_letters(a: &Node, b: &Node) {
 
 async fn max_attempts_counts_deliveries_on_every_node(a: &Node, b: &Node) {
     let mut wa = a.client().await;
-    declare(&mut wa, "ma", json!({"max_attempts": 3, "dead_letter": "ma.dead"})).await;
+    declare(
+        &mut wa,
+        "ma",
+        json!({"max_attempts": 3, "dead_letter": "ma.dead"}),
+    )
+    .await;
     let mut wb = b.client().await;
     consume(&mut wa, "ma", "w", 1).await;
     consume(&mut wb, "ma", "w", 1).await;
@@ -291,7 +317,10 @@ async fn requests_and_confirms_are_answered_across_nodes(a: &Node, b: &Node) {
         .send(json!({"op":"request","id":"r1","queue":"rpc","data":{"q":"ping"},"timeout_ms":5000}))
         .await;
     let j = job(&mut wb, WAIT).await.unwrap();
-    assert_eq!((j["reply"].clone(), j["data"].clone()), (json!(true), json!({"q":"ping"})));
+    assert_eq!(
+        (j["reply"].clone(), j["data"].clone()),
+        (json!(true), json!({"q":"ping"}))
+    );
     wb.send(json!({"op":"reply","tag":j["tag"],"data":{"a":"pong"}}))
         .await;
     assert_eq!(
@@ -304,7 +333,11 @@ async fn requests_and_confirms_are_answered_across_nodes(a: &Node, b: &Node) {
         .await;
     let j = job(&mut wb, WAIT).await.unwrap();
     let t = caller.recv().await;
-    assert_eq!((t["ev"].clone(), t["code"].clone()), (json!("error"), json!("timeout")), "{t}");
+    assert_eq!(
+        (t["ev"].clone(), t["code"].clone()),
+        (json!("error"), json!("timeout")),
+        "{t}"
+    );
     wb.send(json!({"op":"ack","tag":j["tag"]})).await;
     // `confirm: "done"`: answered once B's consumer acked it.
     caller
@@ -312,7 +345,10 @@ async fn requests_and_confirms_are_answered_across_nodes(a: &Node, b: &Node) {
         .await;
     let j = job(&mut wb, WAIT).await.unwrap();
     caller.expect_silence(Duration::from_millis(200)).await;
-    assert_eq!(wb.call(json!({"op":"ack","id":6,"tag":j["tag"]})).await, ok(6, json!({})));
+    assert_eq!(
+        wb.call(json!({"op":"ack","id":6,"tag":j["tag"]})).await,
+        ok(6, json!({}))
+    );
     let done = caller.recv().await;
     assert_eq!(done, ok(5, json!({"msg": j["msg"]})));
 }
@@ -334,7 +370,10 @@ async fn purge_and_delete_from_any_node(a: &Node, b: &Node) {
         ok(3, json!({}))
     );
     // A's consumer learns of it from its node, which saw the stream go.
-    let f = wa.try_recv(Duration::from_secs(4)).await.expect("cancelled");
+    let f = wa
+        .try_recv(Duration::from_secs(4))
+        .await
+        .expect("cancelled");
     assert_eq!(f, json!({"ev":"cancelled","cid":"w"}));
     let gone = pb.call(json!({"op":"delete","id":4,"queue":"pg"})).await;
     assert_error(&gone, Some(4), "not_found");
@@ -386,22 +425,25 @@ async fn no_confirmed_send_is_lost_when_a_nats_server_dies(
     let mut answered: HashSet<u64> = HashSet::new();
     let mut tally = Tally::default();
     let sent = 600u64;
-    let read_answers = |p: &mut Raw, f: Value, confirmed: &mut HashSet<u64>, answered: &mut HashSet<u64>| {
-        let _ = p;
-        if let Some(id) = f["id"].as_u64() {
-            answered.insert(id);
-            if f["ev"] == "ok" {
-                confirmed.insert(id);
+    let read_answers =
+        |p: &mut Raw, f: Value, confirmed: &mut HashSet<u64>, answered: &mut HashSet<u64>| {
+            let _ = p;
+            if let Some(id) = f["id"].as_u64() {
+                answered.insert(id);
+                if f["ev"] == "ok" {
+                    confirmed.insert(id);
+                }
             }
-        }
-    };
+        };
     for i in 0..sent {
         if i == 200 {
             cluster.kill(0); // SIGKILL, mid-stream
         }
         p.send(json!({"op":"send","id":i,"queue":"dur","data":{"n":i}}))
             .await;
-        while let Some(f) = p.try_recv(Duration::from_millis(1)).await {
+        // Paced (about 3 s in all), so that sends go on across the server's
+        // death and the node's reconnection.
+        while let Some(f) = p.try_recv(Duration::from_millis(5)).await {
             read_answers(&mut p, f, &mut confirmed, &mut answered);
         }
         tally.read(&mut wb, sent, Duration::from_millis(1)).await;
@@ -420,7 +462,11 @@ async fn no_confirmed_send_is_lost_when_a_nats_server_dies(
     // Anything delivered again after its ack would show now.
     tally.read(&mut wb, sent, Duration::from_millis(500)).await;
     let lost = confirmed.difference(&tally.acked).count();
-    assert!(confirmed.len() > 300, "most sends confirmed: {}", confirmed.len());
+    assert!(
+        confirmed.iter().filter(|n| **n >= 300).count() > 200,
+        "sends confirmed after the death: {}",
+        confirmed.len()
+    );
     assert_eq!(
         (lost, tally.duplicated_after_ack, tally.unexpected),
         (0, 0, 0),

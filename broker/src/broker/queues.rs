@@ -168,10 +168,7 @@ impl Broker {
                 ));
             }
             let queue = self.queue_with(name, true, creator)?;
-            let config = wait(
-                &self.inner.runtime,
-                cluster.open_queue(name, Some(options)),
-            )?;
+            let config = wait(&self.inner.runtime, cluster.open_queue(name, Some(options)))?;
             queue.set_config(config);
             return Ok(());
         }
@@ -234,8 +231,7 @@ impl Broker {
                 }),
             );
             let seq = wait(&self.inner.runtime, async {
-                rx.await
-                    .unwrap_or_else(|_| Err(Cluster::gone_error()))
+                rx.await.unwrap_or_else(|_| Err(Cluster::gone_error()))
             })?;
             self.count_sent(session);
             let msg: Arc<str> = Arc::from(seq.to_string());
@@ -707,7 +703,6 @@ impl Broker {
             };
             let headers = dead_letter_headers(&letter);
             let settle_source = letter.settle_source.clone();
-            let remote_source = letter.remote_source.clone();
             let runtime = self.inner.runtime.clone();
             let moved = move |_: &str, ticket: Option<Ticket>| {
                 let Some((source, seq)) = settle_source else {
@@ -725,15 +720,18 @@ impl Broker {
                 });
             };
             let message = Outgoing::new(letter.data, Some(headers));
-            let outcome = self.send(None, None, &to, message, moved);
-            // A remote source's job leaves its stream once the dead letter is
-            // stored; if it is not, it goes back, to die again on its next pull.
-            if let Some((source, id)) = remote_source {
-                match &outcome {
-                    Ok(_) => source.term(id),
-                    Err(_) => source.give_back(id),
-                }
+            if let Some(cluster) = self.inner.cluster.clone() {
+                self.dead_letter_remote(
+                    cluster,
+                    letter.from.to_string(),
+                    to,
+                    message,
+                    letter.reason,
+                    letter.remote_source.clone(),
+                );
+                continue;
             }
+            let outcome = self.send(None, None, &to, message, moved);
             let text = match outcome {
                 Ok(msg) => format!(
                     "a message of {} was dead-lettered to {to} as {msg}: {}",
@@ -746,6 +744,52 @@ impl Broker {
             };
             self.inner.activity.record(EventKind::DeadLetter, text);
         }
+    }
+}
+
+impl Broker {
+    /// With --nats: appends a dead letter to its queue's stream without
+    /// blocking (this runs where a job died: a connection's nack, a puller);
+    /// the source job leaves its stream once that is stored, or goes back.
+    fn dead_letter_remote(
+        &self,
+        cluster: Arc<Cluster>,
+        from: String,
+        to: String,
+        message: Outgoing,
+        reason: &'static str,
+        source: Option<(Arc<dyn crate::queue::RemoteJobs>, u64)>,
+    ) {
+        let activity = self.inner.activity.clone();
+        self.inner.runtime.spawn(async move {
+            let stored = match cluster.open_queue(&to, None).await {
+                Ok(_) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    cluster.publish(
+                        &to,
+                        message,
+                        Box::new(move |r| {
+                            let _ = tx.send(r);
+                        }),
+                    );
+                    rx.await.unwrap_or_else(|_| Err(Cluster::gone_error()))
+                }
+                Err(e) => Err(e),
+            };
+            let text = match &stored {
+                Ok(seq) => {
+                    format!("a message of {from} was dead-lettered to {to} as {seq}: {reason}")
+                }
+                Err(e) => format!("a message of {from} did not reach dead-letter queue {to}: {e}"),
+            };
+            if let Some((source, id)) = source {
+                match stored {
+                    Ok(_) => source.term(id),
+                    Err(_) => source.give_back(id),
+                }
+            }
+            activity.record(EventKind::DeadLetter, text);
+        });
     }
 }
 

@@ -242,13 +242,13 @@ impl Cluster {
     /// returns how many.
     pub(crate) async fn purge_queue(&self, name: &str) -> Result<u64, BrokerError> {
         let js = self.js()?;
-        let stream = js
-            .get_stream(subject::queue_stream(name))
-            .await
-            .map_err(|e| match not_found(&e) {
-                true => BrokerError::new(ErrorCode::NotFound, format!("no queue `{name}`")),
-                false => unavailable(format!("JetStream: {e}")),
-            })?;
+        let stream =
+            js.get_stream(subject::queue_stream(name))
+                .await
+                .map_err(|e| match not_found(&e) {
+                    true => BrokerError::new(ErrorCode::NotFound, format!("no queue `{name}`")),
+                    false => unavailable(format!("JetStream: {e}")),
+                })?;
         let purged = stream.purge().await.map_err(unavailable)?;
         Ok(purged.purged)
     }
@@ -291,7 +291,10 @@ impl Cluster {
             )));
         }
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Expected-Stream", subject::queue_stream(queue).as_str());
+        headers.insert(
+            "Nats-Expected-Stream",
+            subject::queue_stream(queue).as_str(),
+        );
         if let Some(waiter) = message.waiter {
             let token = shared.wait_for(waiter);
             let to = format!("{}{token}", reply_prefix(self.node()));
@@ -495,6 +498,9 @@ impl JsQueue {
 impl RemoteJobs for JsQueue {
     fn ack(&self, id: u64, then: Option<(Arc<Waiter>, Arc<str>, Settlement)>) -> Ticket {
         let Some(m) = self.take(id) else {
+            if let Some((waiter, msg, how)) = then {
+                waiter.settle(&msg, how);
+            }
             return Ticket::ready(Ok(()));
         };
         let (tx, ticket) = Ticket::pending(self.path.clone());
@@ -562,7 +568,10 @@ pub(crate) async fn pull(
         };
         if consumer.is_none() {
             match js.get_stream(&link.stream).await {
-                Ok(s) => match s.get_consumer::<jetstream::consumer::pull::Config>(CONSUMER).await {
+                Ok(s) => match s
+                    .get_consumer::<jetstream::consumer::pull::Config>(CONSUMER)
+                    .await
+                {
                     Ok(c) => consumer = Some((s, c)),
                     Err(e) => {
                         tracing::debug!("JetStream consumer of {}: {e}", link.stream);
@@ -672,7 +681,10 @@ fn arrive(
     let Some(job) = StoredJob::decode(&m.payload) else {
         // Not a Switchyard job (someone else published on our subject): it
         // would only come back for ever.
-        tracing::warn!("queue {}: message {seq} is not a Switchyard job: removed", queue.name);
+        tracing::warn!(
+            "queue {}: message {seq} is not a Switchyard job: removed",
+            queue.name
+        );
         link.runtime.spawn(async move {
             let _ = m.ack_with(AckKind::Term).await;
         });

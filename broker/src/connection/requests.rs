@@ -241,9 +241,7 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             let (s, rid) = (session.clone(), id.cloned());
             let done = move |r: Result<Arc<str>, BrokerError>| match (r, waiter) {
                 (Ok(_), Some(_)) => {}
-                (Ok(msg), None) => {
-                    answer(&s, rid.as_ref(), Ok(vec![("msg", json_string(&msg))]))
-                }
+                (Ok(msg), None) => answer(&s, rid.as_ref(), Ok(vec![("msg", json_string(&msg))])),
                 (Err(e), Some(w)) => w.fail(&e),
                 (Err(e), None) => answer(&s, rid.as_ref(), Err(e)),
             };
