@@ -21,6 +21,12 @@ pub(crate) struct Waiter {
     remote: Option<Box<dyn RemoteAnswer>>,
 }
 
+/// `0` is a request id; this is never called.
+#[cold]
+fn unreachable_id() -> RequestId {
+    unreachable!("0 is a valid request id")
+}
+
 /// Carries a message's outcome to a waiter on another node.
 pub(crate) trait RemoteAnswer: Send + Sync {
     fn answer(&self, msg: &str, how: Settlement);
@@ -51,7 +57,8 @@ impl Waiter {
     pub(crate) fn remote(answer: Box<dyn RemoteAnswer>) -> Arc<Waiter> {
         Arc::new(Waiter {
             session: Weak::new(),
-            id: RequestId::from_number_text("0").expect("0 is a request id"),
+            // Never answered here: the remote answer carries the outcome.
+            id: RequestId::from_number_text("0").unwrap_or_else(unreachable_id),
             request: false,
             settled: AtomicBool::new(false),
             timeouts: None,
