@@ -62,9 +62,18 @@ impl Broker {
         names::check_queue(name)?;
         // Creating a durable queue's log and recording its options are file
         // operations with fsyncs: only callers wanting this same name wait.
-        self.one_at_a_time(Stream::Queue, name, || {
-            self.create_queue(name, durable, creator)
-        })
+        let create = || {
+            self.one_at_a_time(Stream::Queue, name, || {
+                self.create_queue(name, durable, creator)
+            })
+        };
+        match self.inner.cluster {
+            // Waiting for JetStream (or for another caller that does, at the
+            // name's gate): the runtime thread is given up meanwhile, so that
+            // the NATS connection's tasks never wait behind it.
+            Some(_) => in_place(create),
+            None => create(),
+        }
     }
 
     /// Creates a queue unless it exists by now; its caller holds the name's gate.
@@ -807,6 +816,16 @@ impl QueueSink for Sink {
         if let Some(inner) = self.0.upgrade() {
             let _ = Broker { inner }.delete_local(queue, "another node");
         }
+    }
+}
+
+/// Runs blocking `f` on a runtime thread given up to the runtime's other work
+/// meanwhile (a multi-threaded runtime's), or as it is elsewhere.
+fn in_place<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -165,6 +165,7 @@ impl Cluster {
         declared: Option<&crate::protocol::QueueOptions>,
     ) -> Result<QueueConfig, BrokerError> {
         let js = self.js()?;
+        let started = Instant::now();
         let stream_name = subject::queue_stream(name);
         let existing = match js.get_stream(&stream_name).await {
             Ok(mut s) => {
@@ -235,6 +236,15 @@ impl Cluster {
             .create_consumer(consumer)
             .await
             .map_err(|e| unavailable(format!("JetStream consumer: {e}")))?;
+        tracing::info!(
+            "queue {name}: stream {stream_name} {} in {} ms",
+            if existing.is_some() {
+                "opened"
+            } else {
+                "created"
+            },
+            started.elapsed().as_millis()
+        );
         Ok(config)
     }
 
