@@ -24,10 +24,13 @@ struct Node {
 
 impl Node {
     fn start(cluster: &NatsCluster, name: &str) -> Node {
-        let data = temp_data_dir();
+        Node::start_on(cluster, name, &temp_data_dir())
+    }
+
+    fn start_on(cluster: &NatsCluster, name: &str, data: &std::path::Path) -> Node {
         let (child, url) = serve_process_with(
             "127.0.0.1:0",
-            &data,
+            data,
             &["--nats", &cluster.urls(), "--node", name],
         );
         let port: u16 = url
@@ -119,15 +122,24 @@ async fn queue_row(c: &mut Raw, queue: &str) -> Value {
 #[test]
 fn queues_across_nodes() {
     let mut cluster = NatsCluster::start();
-    let a = Node::start(&cluster, "qa");
-    let b = Node::start(&cluster, "qb");
-    let mut c = Some(Node::start(&cluster, "qc"));
+    // A data directory with a queue of one node's own, from a run without --nats.
+    let data = temp_data_dir();
+    let (mut single, url) = serve_process("127.0.0.1:0", &data);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
+        let mut c = Raw::connect(&url).await;
+        send_confirmed(&mut c, "old", 0..1).await;
+    });
+    stop(&mut single);
+    let a = Node::start_on(&cluster, "qa", &data);
+    let b = Node::start(&cluster, "qb");
+    let mut c = Some(Node::start(&cluster, "qc"));
+    runtime.block_on(async {
+        a_queue_kept_on_one_node_is_not_served_with_nats(&a).await;
         consumers_on_two_nodes_share_the_work(&a, &b).await;
         a_disconnected_consumers_jobs_go_to_another_node_at_once(&a, &b).await;
         a_killed_nodes_jobs_come_back_after_the_ack_wait(&b, c.take().unwrap()).await;
@@ -138,6 +150,21 @@ fn queues_across_nodes() {
         no_confirmed_send_is_lost_when_a_nats_server_dies(&a, &b, &mut cluster).await;
         without_nats_sends_and_acks_are_refused(&a, &b, &mut cluster).await;
     });
+}
+
+async fn a_queue_kept_on_one_node_is_not_served_with_nats(a: &Node) {
+    // The name is the cluster's: its stream, without the message kept on disk.
+    let mut w = a.client().await;
+    consume(&mut w, "old", "w", 1).await;
+    w.expect_silence(Duration::from_millis(500)).await;
+    let mut p = a.client().await;
+    let ids = send_confirmed(&mut p, "old", 7..8).await;
+    let j = job(&mut w, WAIT).await.expect("the stream's job");
+    assert_eq!(
+        (j["data"].clone(), j["msg"].clone()),
+        (json!({"n":7}), json!(ids[0]))
+    );
+    w.send(json!({"op":"ack","tag":j["tag"]})).await;
 }
 
 async fn consumers_on_two_nodes_share_the_work(a: &Node, b: &Node) {

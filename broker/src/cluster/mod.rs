@@ -23,8 +23,9 @@
 //! (to any server of the list or that the cluster told it of), subscribing
 //! again to what it held.
 //!
-//! What is not served with `--nats` yet (queues, retained topics, seal and
-//! delete of topics) is refused with `unavailable`, never kept on one node.
+//! Queues live in JetStream (`queue.rs`). What is not served with `--nats`
+//! yet (retained topics, seal and delete of topics) is refused with
+//! `unavailable`, never kept on one node.
 
 pub(crate) mod queue;
 mod subject;

@@ -352,9 +352,15 @@ pub(super) async fn run(cluster: Arc<Cluster>, client: async_nats::Client) {
     let Some(mut rx) = cluster.queues.receiver.lock().take() else {
         return;
     };
-    tokio::spawn(receive_replies(cluster.clone(), client.clone()));
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
+    let mut replying = false;
     while let Some(p) = rx.recv().await {
+        // The first message with a waiter subscribes to this node's replies,
+        // before it is published (so before any outcome can come back): a
+        // node that never waits holds no subscription but its topics'.
+        if !replying && p.headers.get(REPLY_HEADER).is_some() {
+            replying = subscribe_replies(&cluster, &client).await;
+        }
         let bytes = p.body.len();
         let sending = cluster.queues.sending_bytes.clone();
         let subject = subject::queue_subject(&p.queue);
@@ -430,15 +436,27 @@ fn decode_outcome(payload: &[u8]) -> Option<(String, Settlement)> {
     Some((o.msg, how))
 }
 
-async fn receive_replies(cluster: Arc<Cluster>, client: async_nats::Client) {
+/// Subscribes to the outcomes other nodes send this node's waiters, and
+/// answers them from then on; false if NATS refused the subscription.
+async fn subscribe_replies(cluster: &Arc<Cluster>, client: &async_nats::Client) -> bool {
     let prefix = reply_prefix(cluster.node());
-    let mut replies = match client.subscribe(format!("{prefix}*")).await {
-        Ok(s) => s,
+    match client.subscribe(format!("{prefix}*")).await {
+        Ok(replies) => {
+            tokio::spawn(receive_replies(cluster.clone(), prefix, replies));
+            true
+        }
         Err(e) => {
             tracing::error!("NATS subscribe {prefix}*: {e}");
-            return;
+            false
         }
-    };
+    }
+}
+
+async fn receive_replies(
+    cluster: Arc<Cluster>,
+    prefix: String,
+    mut replies: async_nats::Subscriber,
+) {
     while let Some(m) = replies.next().await {
         let Some(token) = m
             .subject
