@@ -424,15 +424,12 @@ async fn what_nats_does_not_serve_yet_is_refused_not_kept_on_one_node() {
     let cluster = NatsCluster::start();
     let a = Node::start(&cluster, "a");
     let mut raw = a.client().await;
+    // Queues are served (tests/cluster_queues.rs).
     let refused = [
-        json!({"op":"send","id":1,"queue":"jobs","data":1}),
-        json!({"op":"consume","id":2,"queue":"jobs","cid":"w"}),
-        json!({"op":"declare","id":3,"queue":"jobs"}),
         json!({"op":"declare","id":4,"topic":"t","retain":{"max_messages":10}}),
         json!({"op":"sub","id":5,"sid":"s","topic":"t","from":"first"}),
         json!({"op":"seal","id":6,"topic":"t"}),
         json!({"op":"delete","id":7,"topic":"t"}),
-        json!({"op":"request","id":8,"queue":"jobs","data":1}),
     ];
     for frame in refused {
         let id = frame["id"].as_u64();

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{run_ack_timer, Broker, Creator, Peer, Stream};
+use super::{run_ack_timer, Broker, Creator, Inner, Peer, Stream};
+use crate::cluster::queue::QueueSink;
+use crate::cluster::Cluster;
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::names;
@@ -54,18 +56,24 @@ impl Broker {
         durable: bool,
         creator: Option<&Creator>,
     ) -> Result<Arc<Queue>, BrokerError> {
-        // With --nats, a queue of this node alone would be silently weaker than
-        // what a client of a cluster expects: none is served until JetStream's are.
-        self.single_node_only("queues are")?;
         if let Some(q) = self.inner.queues.read().get(name) {
             return Ok(q.clone());
         }
         names::check_queue(name)?;
         // Creating a durable queue's log and recording its options are file
         // operations with fsyncs: only callers wanting this same name wait.
-        self.one_at_a_time(Stream::Queue, name, || {
-            self.create_queue(name, durable, creator)
-        })
+        let create = || {
+            self.one_at_a_time(Stream::Queue, name, || {
+                self.create_queue(name, durable, creator)
+            })
+        };
+        match self.inner.cluster {
+            // Waiting for JetStream (or for another caller that does, at the
+            // name's gate): the runtime thread is given up meanwhile, so that
+            // the NATS connection's tasks never wait behind it.
+            Some(_) => in_place(create),
+            None => create(),
+        }
     }
 
     /// Creates a queue unless it exists by now; its caller holds the name's gate.
@@ -79,6 +87,36 @@ impl Broker {
             return Ok(q.clone());
         }
         self.take_place(Stream::Queue, name, creator)?;
+        if let Some(cluster) = self.inner.cluster.clone() {
+            // With --nats every queue is a JetStream stream shared by all nodes
+            // (cluster/queue.rs); this node keeps its own consumers' share.
+            let config = match wait(&self.inner.runtime, cluster.open_queue(name, None)) {
+                Ok(config) => config,
+                Err(e) => {
+                    if creator.is_some() {
+                        self.inner.creators.give_back(Stream::Queue, name);
+                    }
+                    return Err(e);
+                }
+            };
+            let link = cluster.queue_link(name, self.inner.runtime.clone());
+            let queue = Queue::new_remote(name, config, link.clone());
+            self.inner
+                .queues
+                .write()
+                .insert(queue.name.clone(), queue.clone());
+            self.inner
+                .runtime
+                .spawn(run_ack_timer(Arc::downgrade(&self.inner), queue.clone()));
+            let sink: Arc<dyn QueueSink> = Arc::new(Sink(Arc::downgrade(&self.inner)));
+            self.inner.runtime.spawn(crate::cluster::queue::pull(
+                cluster,
+                link,
+                queue.clone(),
+                sink,
+            ));
+            return Ok(queue);
+        }
         let config = QueueConfig {
             durable,
             ..QueueConfig::default()
@@ -131,6 +169,18 @@ impl Broker {
                 ));
             }
         }
+        if let Some(cluster) = self.inner.cluster.clone() {
+            if options.durable == Some(false) {
+                return Err(BrokerError::new(
+                    ErrorCode::BadFrame,
+                    "with --nats every queue is a JetStream stream: `durable` cannot be false",
+                ));
+            }
+            let queue = self.queue_with(name, true, creator)?;
+            let config = wait(&self.inner.runtime, cluster.open_queue(name, Some(options)))?;
+            queue.set_config(config);
+            return Ok(());
+        }
         let queue = self.queue_with(name, options.durable.unwrap_or(true), creator)?;
         if let Some(durable) = options.durable {
             if durable != queue.store().is_some() {
@@ -177,6 +227,26 @@ impl Broker {
         stored: impl FnOnce(&str, Option<Ticket>),
         to_dispatch: &mut ToDispatch,
     ) -> Result<Arc<str>, BrokerError> {
+        if let Some(cluster) = self.inner.cluster.clone() {
+            // Stored in JetStream before `stored` runs: a sync caller (an
+            // operator's send, a dead letter) waits for it.
+            self.queue(queue, creator)?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            cluster.publish(
+                queue,
+                message,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            );
+            let seq = wait(&self.inner.runtime, async {
+                rx.await.unwrap_or_else(|_| Err(Cluster::gone_error()))
+            })?;
+            self.count_sent(session);
+            let msg: Arc<str> = Arc::from(seq.to_string());
+            stored(&msg, None);
+            return Ok(msg);
+        }
         let queue = self.queue(queue, creator)?;
         let (msg, ticket) = queue.enqueue(message)?;
         self.inner.activity.msgs_in.fetch_add(1, Ordering::Relaxed);
@@ -186,6 +256,50 @@ impl Broker {
         stored(&msg, ticket);
         to_dispatch.add(queue);
         Ok(msg)
+    }
+
+    /// With --nats: hands a message to JetStream without waiting; `done` gets its
+    /// message id (the stream sequence) once stored, or why it was not.
+    pub(crate) fn send_remote(
+        &self,
+        session: Option<&Session>,
+        creator: Option<&Creator>,
+        queue: &str,
+        message: Outgoing,
+        done: impl FnOnce(Result<Arc<str>, BrokerError>) + Send + 'static,
+    ) -> Result<(), BrokerError> {
+        let Some(cluster) = self.inner.cluster.clone() else {
+            return Err(BrokerError::new(ErrorCode::Internal, "not a cluster node"));
+        };
+        self.queue(queue, creator)?;
+        self.count_sent(session);
+        cluster.publish(
+            queue,
+            message,
+            Box::new(move |r| done(r.map(|seq| Arc::from(seq.to_string())))),
+        );
+        Ok(())
+    }
+
+    /// Whether queues live in JetStream (`serve --nats`).
+    pub(crate) fn clustered(&self) -> bool {
+        self.inner.cluster.is_some()
+    }
+
+    /// The error to answer for a settlement that was not made durable: with
+    /// --nats, JetStream did not confirm it (`unavailable`).
+    pub(crate) fn settle_error(&self, e: crate::store::StoreError) -> BrokerError {
+        match self.inner.cluster {
+            Some(_) => BrokerError::new(ErrorCode::Unavailable, e.to_string()),
+            None => e.into(),
+        }
+    }
+
+    fn count_sent(&self, session: Option<&Session>) {
+        self.inner.activity.msgs_in.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = session {
+            s.msgs_in.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Delivers what the queues in `to_dispatch` have ready, and empties it.
@@ -210,6 +324,34 @@ impl Broker {
         // The queue first (as `send` finds it): its timeouts are the waiter's to count.
         let target = self.queue(queue, Some(creator))?;
         let waiter = Waiter::request(session, id, target.request_timeouts.clone());
+        if let Some(cluster) = self.inner.cluster.clone() {
+            // The job names this node's reply subject: the node whose consumer
+            // replies sends the reply there (cluster/queue.rs).
+            let message = Outgoing {
+                ttl_ms: u64::try_from(timeout.as_millis()).ok(),
+                waiter: Some(waiter.clone()),
+                reply: true,
+                ..Outgoing::new(data, headers)
+            };
+            let msg = Arc::new(parking_lot::Mutex::new(String::from("the request")));
+            let (failed, named) = (waiter.clone(), msg.clone());
+            self.count_sent(Some(session));
+            cluster.publish(
+                queue,
+                message,
+                Box::new(move |r| match r {
+                    Ok(seq) => *named.lock() = seq.to_string(),
+                    Err(e) => failed.fail(&e),
+                }),
+            );
+            target.count_request();
+            self.inner.runtime.spawn(async move {
+                tokio::time::sleep(timeout).await;
+                let msg = msg.lock().clone();
+                waiter.settle(&msg, Settlement::Timeout);
+            });
+            return Ok(());
+        }
         // A request whose requester gave up is not worth delivering: its job lives
         // as long as the requester waits.
         let message = Outgoing {
@@ -313,9 +455,16 @@ impl Broker {
 
     /// Removes a queue's ready messages; returns how many.
     pub fn purge(&self, queue: &str, actor: &str) -> Result<u64, BrokerError> {
-        let q = self.existing_queue(queue)?;
-        let (n, effects) = q.purge();
-        self.apply(effects);
+        let n = match self.inner.cluster.clone() {
+            // The stream's, whichever node holds its consumers.
+            Some(cluster) => wait(&self.inner.runtime, cluster.purge_queue(queue))?,
+            None => {
+                let q = self.existing_queue(queue)?;
+                let (n, effects) = q.purge();
+                self.apply(effects);
+                n
+            }
+        };
         self.inner.activity.record(
             EventKind::Purge,
             format!("{actor} purged {n} ready messages from {queue}"),
@@ -324,6 +473,25 @@ impl Broker {
     }
 
     pub(crate) fn delete_queue(&self, queue: &str, actor: &str) -> Result<(), BrokerError> {
+        if let Some(cluster) = self.inner.cluster.clone() {
+            // The stream first: the other nodes' pullers see it gone and
+            // delete their own share of the queue (cancelling its consumers).
+            let existed = wait(&self.inner.runtime, cluster.delete_queue(queue))?;
+            return match self.delete_local(queue, actor) {
+                Err(_) if existed => {
+                    self.inner
+                        .activity
+                        .record(EventKind::Delete, format!("{actor} deleted queue {queue}"));
+                    Ok(())
+                }
+                other => other,
+            };
+        }
+        self.delete_local(queue, actor)
+    }
+
+    /// Deletes this node's queue of that name (and, on one node, its messages).
+    fn delete_local(&self, queue: &str, actor: &str) -> Result<(), BrokerError> {
         // Under the name's gate, so a queue created again at once by someone else
         // is theirs, not given back with this one.
         let removed = self.one_at_a_time(Stream::Queue, queue, || {
@@ -378,6 +546,7 @@ impl Broker {
         impl std::future::Future<Output = Result<u64, BrokerError>> + Send + 'static,
         BrokerError,
     > {
+        self.single_node_only("moving messages between queues is")?;
         if from == to {
             return Err(BrokerError::new(
                 ErrorCode::BadFrame,
@@ -466,6 +635,7 @@ impl Broker {
         msg: &str,
         actor: &str,
     ) -> Result<(), BrokerError> {
+        self.single_node_only("dropping a message by id is")?;
         let ticket = self.existing_queue(queue)?.drop_ready(msg)?;
         if let Some(ticket) = ticket {
             block_on(async { ticket.await.map_err(BrokerError::from) })?;
@@ -559,6 +729,17 @@ impl Broker {
                 });
             };
             let message = Outgoing::new(letter.data, Some(headers));
+            if let Some(cluster) = self.inner.cluster.clone() {
+                self.dead_letter_remote(
+                    cluster,
+                    letter.from.to_string(),
+                    to,
+                    message,
+                    letter.reason,
+                    letter.remote_source.clone(),
+                );
+                continue;
+            }
             let outcome = self.send(None, None, &to, message, moved);
             let text = match outcome {
                 Ok(msg) => format!(
@@ -572,6 +753,100 @@ impl Broker {
             };
             self.inner.activity.record(EventKind::DeadLetter, text);
         }
+    }
+}
+
+impl Broker {
+    /// With --nats: appends a dead letter to its queue's stream without
+    /// blocking (this runs where a job died: a connection's nack, a puller);
+    /// the source job leaves its stream once that is stored, or goes back.
+    fn dead_letter_remote(
+        &self,
+        cluster: Arc<Cluster>,
+        from: String,
+        to: String,
+        message: Outgoing,
+        reason: &'static str,
+        source: Option<(Arc<dyn crate::queue::RemoteJobs>, u64)>,
+    ) {
+        let activity = self.inner.activity.clone();
+        self.inner.runtime.spawn(async move {
+            let stored = match cluster.open_queue(&to, None).await {
+                Ok(_) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    cluster.publish(
+                        &to,
+                        message,
+                        Box::new(move |r| {
+                            let _ = tx.send(r);
+                        }),
+                    );
+                    rx.await.unwrap_or_else(|_| Err(Cluster::gone_error()))
+                }
+                Err(e) => Err(e),
+            };
+            let text = match &stored {
+                Ok(seq) => {
+                    format!("a message of {from} was dead-lettered to {to} as {seq}: {reason}")
+                }
+                Err(e) => format!("a message of {from} did not reach dead-letter queue {to}: {e}"),
+            };
+            if let Some((source, id)) = source {
+                match stored {
+                    Ok(_) => source.term(id),
+                    Err(_) => source.give_back(id),
+                }
+            }
+            activity.record(EventKind::DeadLetter, text);
+        });
+    }
+}
+
+/// What a remote queue's puller (cluster/queue.rs) reaches of the broker.
+struct Sink(std::sync::Weak<Inner>);
+
+impl QueueSink for Sink {
+    fn apply(&self, effects: Effects) {
+        if let Some(inner) = self.0.upgrade() {
+            Broker { inner }.apply(effects);
+        }
+    }
+
+    fn gone(&self, queue: &str) {
+        if let Some(inner) = self.0.upgrade() {
+            let _ = Broker { inner }.delete_local(queue, "another node");
+        }
+    }
+}
+
+/// Runs blocking `f` on a runtime thread given up to the runtime's other work
+/// meanwhile (a multi-threaded runtime's), or as it is elsewhere.
+fn in_place<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Waits for `future` (JetStream's answer) from sync code: on a runtime
+/// thread, one given up to the runtime's other work meanwhile, so that the
+/// NATS connection's own tasks keep running.
+fn wait<T: Send>(
+    runtime: &tokio::runtime::Handle,
+    future: impl std::future::Future<Output = T> + Send,
+) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| runtime.block_on(future))
+        }
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(|| runtime.block_on(future))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        Err(_) => runtime.block_on(future),
     }
 }
 

@@ -42,6 +42,16 @@ impl Broker {
         let mut moved = Vec::new();
         for queue in stored.queues {
             let name = queue.name;
+            if inner.cluster.is_some() {
+                // With --nats queues are JetStream's: one kept here from a run
+                // without it stays on disk, unserved, rather than served by
+                // this node alone under a name the cluster shares.
+                inner.activity.record(
+                    EventKind::Storage,
+                    format!("queue {name} in the data directory is not served with --nats"),
+                );
+                continue;
+            }
             let config = queue
                 .settings
                 .as_ref()

@@ -26,9 +26,11 @@
 //! The cluster view (`view.rs`): each node's snapshot on NATS, merged into
 //! every node's, and the operator ops about another node's client sent to it.
 //!
-//! What is not served with `--nats` yet (queues, retained topics, seal and
-//! delete of topics) is refused with `unavailable`, never kept on one node.
+//! Queues live in JetStream (`queue.rs`). What is not served with `--nats`
+//! yet (retained topics, seal and delete of topics) is refused with
+//! `unavailable`, never kept on one node.
 
+pub(crate) mod queue;
 mod subject;
 mod view;
 
@@ -152,6 +154,8 @@ pub(crate) struct Cluster {
     client: std::sync::OnceLock<async_nats::Client>,
     /// The other nodes' snapshots (`view.rs`).
     view: view::View,
+    /// What this node's queues share (`queue.rs`).
+    queues: queue::Shared,
     /// Taken by [`Cluster::start`].
     receivers: Mutex<
         Option<(
@@ -215,6 +219,7 @@ impl Cluster {
             control,
             client: std::sync::OnceLock::new(),
             view: view::View::default(),
+            queues: queue::Shared::new(),
             receivers: Mutex::new(Some((out_rx, control_rx))),
         }))
     }
@@ -241,7 +246,6 @@ impl Cluster {
     }
 
     /// JetStream on this node's connection, once made.
-    #[allow(dead_code)]
     pub(crate) fn jetstream(&self) -> Option<async_nats::jetstream::Context> {
         self.client().cloned().map(async_nats::jetstream::new)
     }
@@ -409,6 +413,7 @@ async fn run(
         }
     };
     let _ = cluster.client.set(client.clone());
+    tokio::spawn(queue::run(cluster.clone(), client.clone()));
     let mut held: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {

@@ -28,6 +28,34 @@ pub(crate) fn topic_subject(name: &str) -> String {
     s
 }
 
+/// The prefix of every queue's subject: queue `jobs.eu` is `switchyard.queue.jobs.eu`.
+pub const QUEUE_PREFIX: &str = "switchyard.queue.";
+
+/// The NATS subject of a queue (a checked name: no wildcard).
+pub(crate) fn queue_subject(name: &str) -> String {
+    format!("{QUEUE_PREFIX}{name}")
+}
+
+/// The JetStream stream of a queue: `SY_Q_` and the name escaped, so that every
+/// valid name gives a valid stream name (no `.`) and two names never the same
+/// one: `_` is written `__` and `.` is written `_d`.
+pub(crate) fn queue_stream(name: &str) -> String {
+    format!("SY_Q_{}", escape(name))
+}
+
+/// A queue or topic name as part of a stream name (see [`queue_stream`]).
+pub(crate) fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        match c {
+            '_' => out.push_str("__"),
+            '.' => out.push_str("_d"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The topic name of a subject, if it is a topic's and a legal name.
 pub(crate) fn subject_topic(subject: &str) -> Option<&str> {
     let name = subject.strip_prefix(TOPIC_PREFIX)?;
@@ -129,6 +157,20 @@ mod tests {
         assert_eq!(decode(deep.as_bytes()), None);
         // Valid JSON over several lines is made compact.
         assert_eq!(decode(b"1\n\n[1,\r\n2]").unwrap().data, "[1,2]");
+    }
+
+    #[test]
+    fn queue_streams_are_valid_and_distinct() {
+        assert_eq!(queue_stream("jobs.eu"), "SY_Q_jobs_deu");
+        assert_eq!(queue_stream("a_d"), "SY_Q_a__d");
+        let names = ["a.d", "a_d", "a__d", "a_.d", "a._d", "ad", "a:b-c"];
+        let streams: std::collections::HashSet<String> =
+            names.iter().map(|n| queue_stream(n)).collect();
+        assert_eq!(streams.len(), names.len());
+        for s in &streams {
+            assert!(!s.contains(['.', '*', '>', ' ', '/', '\\']), "{s}");
+        }
+        assert_eq!(queue_subject("jobs.eu"), "switchyard.queue.jobs.eu");
     }
 
     #[test]

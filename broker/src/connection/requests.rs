@@ -226,6 +226,37 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
             headers,
             ttl_ms,
             confirm,
+        } if broker.clustered() => {
+            // Into JetStream: `ok` once the stream stored it (or, with
+            // `confirm: "done"`, once a consumer on any node acked it).
+            let waiter = match (confirm, id) {
+                (Confirm::Done, Some(id)) => Some(Waiter::new(session, id.clone(), false)),
+                _ => None,
+            };
+            let message = Outgoing {
+                ttl_ms,
+                waiter: waiter.clone(),
+                ..Outgoing::new(data, headers)
+            };
+            let (s, rid) = (session.clone(), id.cloned());
+            let done = move |r: Result<Arc<str>, BrokerError>| match (r, waiter) {
+                (Ok(_), Some(_)) => {}
+                (Ok(msg), None) => answer(&s, rid.as_ref(), Ok(vec![("msg", json_string(&msg))])),
+                (Err(e), Some(w)) => w.fail(&e),
+                (Err(e), None) => answer(&s, rid.as_ref(), Err(e)),
+            };
+            let creator = Some(conn.gate.creator());
+            match broker.send_remote(Some(session), creator, &queue, message, done) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            }
+        }
+        ClientFrame::Send {
+            queue,
+            data,
+            headers,
+            ttl_ms,
+            confirm,
         } => match (confirm, id) {
             (Confirm::Done, Some(id)) => {
                 let message = Outgoing {
@@ -411,10 +442,10 @@ fn settle(
         // A durable queue: `ok` once the ack is on disk, so an acked job never
         // comes back after a crash. It rides the group commit: no fsync of its own.
         (Some(ticket), Some(id)) => {
-            let (session, id) = (peer.session.clone(), id.clone());
+            let (session, id, b) = (peer.session.clone(), id.clone(), broker.clone());
             broker.runtime().spawn(async move {
-                let result = ticket.await.map(|()| Vec::new()).map_err(BrokerError::from);
-                answer(&session, Some(&id), result);
+                let result = ticket.await.map(|()| Vec::new());
+                answer(&session, Some(&id), result.map_err(|e| b.settle_error(e)));
             });
         }
         (_, id) => answer(&peer.session, id, Ok(Vec::new())),

@@ -19,6 +19,9 @@ pub(crate) struct DeadLetter {
     /// The source queue's store and the message's seq, to ack once the dead letter
     /// is durable in its new queue (durable source queues only).
     pub(crate) settle_source: Option<(Arc<dyn QueueStore>, u64)>,
+    /// The same for a remote source queue (`remote.rs`): the job to remove from
+    /// its stream once the dead letter is stored, or to give back if it is not.
+    pub(crate) remote_source: Option<(Arc<dyn super::RemoteJobs>, u64)>,
 }
 
 /// What the broker must do once the queue's lock is released.

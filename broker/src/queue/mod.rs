@@ -15,6 +15,7 @@ mod config;
 mod effects;
 pub(crate) mod latency;
 mod moving;
+mod remote;
 mod stored;
 mod waiter;
 
@@ -37,8 +38,9 @@ use crate::store::{QueueStore, QueuedMessage, Ticket};
 use crate::time::now_ms;
 pub(crate) use config::QueueConfig;
 pub(crate) use effects::{dead_letter_headers, DeadLetter, Effects};
-use stored::StoredJob;
-pub(crate) use waiter::{Settlement, Waiter};
+pub(crate) use remote::{Pulled, RemoteDepth, RemoteJobs};
+pub(crate) use stored::StoredJob;
+pub(crate) use waiter::{RemoteAnswer, Settlement, Waiter};
 
 /// The most messages one `peek` looks at (matching or not), so that a peek
 /// with a query that matches little holds the queue's lock for a bounded time
@@ -152,6 +154,10 @@ pub(crate) struct Queue {
     pub(crate) name: Arc<str>,
     /// Where a durable queue keeps its messages; `None` for an in-memory queue.
     store: Option<Arc<dyn QueueStore>>,
+    /// Where the messages live when they are shared by several nodes
+    /// (`remote.rs`): settlements go there, and `ready` only ever holds what
+    /// is being handed to this node's consumers.
+    remote: Option<Arc<dyn RemoteJobs>>,
     state: Mutex<QueueState>,
     /// Wakes the queue's ack-deadline timer when the earliest deadline changes.
     pub(crate) timer: Notify,
@@ -166,9 +172,28 @@ impl Queue {
         config: QueueConfig,
         store: Option<Arc<dyn QueueStore>>,
     ) -> Arc<Queue> {
+        Self::build(name, config, store, None)
+    }
+
+    /// A queue whose messages live elsewhere (see `remote.rs`).
+    pub(crate) fn new_remote(
+        name: &str,
+        config: QueueConfig,
+        remote: Arc<dyn RemoteJobs>,
+    ) -> Arc<Queue> {
+        Self::build(name, config, None, Some(remote))
+    }
+
+    fn build(
+        name: &str,
+        config: QueueConfig,
+        store: Option<Arc<dyn QueueStore>>,
+        remote: Option<Arc<dyn RemoteJobs>>,
+    ) -> Arc<Queue> {
         Arc::new(Queue {
             name: Arc::from(name),
             store,
+            remote,
             state: Mutex::new(QueueState {
                 config,
                 ready: VecDeque::new(),
@@ -204,6 +229,69 @@ impl Queue {
 
     pub(crate) fn store(&self) -> Option<&Arc<dyn QueueStore>> {
         self.store.as_ref()
+    }
+
+    /// Replaces its settings with what another node declared.
+    pub(crate) fn set_config(&self, config: QueueConfig) {
+        let mut state = self.state.lock();
+        if state.config != config {
+            state.config = config;
+            drop(state);
+            self.timer.notify_one();
+        }
+    }
+
+    /// Jobs this node's consumers have room for and are not being handed yet:
+    /// how many a remote queue may pull.
+    pub(crate) fn room(&self) -> usize {
+        let state = self.state.lock();
+        let free: u64 = state
+            .consumers
+            .iter()
+            .map(|c| u64::from(c.prefetch.saturating_sub(c.unacked)))
+            .sum();
+        usize::try_from(free)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(state.ready.len())
+    }
+
+    /// Takes jobs pulled from the stream (remote queues): each one out of its
+    /// attempts or past its time to live dies at once (as it would have when
+    /// it came back on one node), the others go to this node's consumers;
+    /// what none has room for goes back (see [`Queue::dispatch`]).
+    pub(crate) fn arrive(self: &Arc<Self>, jobs: Vec<Pulled>) -> Effects {
+        let mut state = self.state.lock();
+        let mut effects = Effects::default();
+        let now = now_ms();
+        for job in jobs {
+            state.msgs_in += u64::from(job.attempt == 0);
+            let message = Message {
+                id: job.id,
+                msg: Arc::from(job.id.to_string()),
+                time: job.time,
+                enqueued: Instant::now(),
+                data: job.data,
+                headers: job.headers.map(Arc::new),
+                attempt: job.attempt,
+                expires: job.expires,
+                waiter: job.waiter,
+                reply: job.reply,
+            };
+            if message.expires.is_some_and(|at| at <= now) {
+                self.kill_expired(&mut state, message, &mut effects);
+            } else if state
+                .config
+                .max_attempts
+                .is_some_and(|max| message.attempt >= max)
+            {
+                // Its last attempt was on a node that never settled it (gone).
+                self.kill(&mut state, message, "max_attempts", &mut effects);
+            } else {
+                self.put_back(&mut state, message);
+            }
+        }
+        self.dispatch(&mut state, &mut effects);
+        effects
     }
 
     /// Puts back what a durable queue's store recovered: every message not acked,
@@ -410,13 +498,20 @@ impl Queue {
         match how {
             Settle::Ack | Settle::Reply(_) => {
                 state.acked += 1;
-                effects.settled = self.forget(message.id);
-                if let Some(w) = message.waiter {
+                let then = message.waiter.map(|w| {
                     let outcome = match how {
                         Settle::Reply(data) => Settlement::Replied(data),
                         _ => Settlement::Acked,
                     };
-                    effects.settle.push((w, message.msg, outcome));
+                    (w, message.msg, outcome)
+                });
+                match &self.remote {
+                    // The waiter is told once the stream has the ack, not before.
+                    Some(remote) => effects.settled = Some(remote.ack(message.id, then)),
+                    None => {
+                        effects.settled = self.forget(message.id);
+                        effects.settle.extend(then);
+                    }
                 }
             }
             Settle::Nack { requeue: true } => self.requeue(&mut state, message, &mut effects),
@@ -595,10 +690,12 @@ impl Queue {
 
     pub(crate) fn stats(&self) -> QueueStats {
         let state = self.state.lock();
+        let depth = self.remote.as_ref().and_then(|r| r.depth());
         QueueStats {
             name: self.name.to_string(),
-            ready: state.ready.len() as u64,
-            unacked: state.inflight.len() as u64,
+            // A remote queue's depth is the stream's, across every node.
+            ready: depth.map_or(state.ready.len() as u64, |d| d.ready),
+            unacked: depth.map_or(state.inflight.len() as u64, |d| d.unacked),
             consumers: state.consumers.len() as u64,
             msgs_in: state.msgs_in,
             acked: state.acked,
@@ -613,8 +710,14 @@ impl Queue {
                 .ready
                 .front()
                 .map(|m| m.enqueued.elapsed().as_millis() as u64),
-            stored: self.store.as_ref().map_or(0, |s| s.stats().messages),
-            stored_bytes: self.store.as_ref().map_or(0, |s| s.stats().bytes),
+            stored: depth.map_or_else(
+                || self.store.as_ref().map_or(0, |s| s.stats().messages),
+                |d| d.stored,
+            ),
+            stored_bytes: depth.map_or_else(
+                || self.store.as_ref().map_or(0, |s| s.stats().bytes),
+                |d| d.stored_bytes,
+            ),
             stuck: false,
             requests: state.requests,
             request_timeouts: self
@@ -753,7 +856,11 @@ impl Queue {
                 return self.kill(state, message, "max_attempts", effects);
             }
         }
-        self.put_back(state, message);
+        match &self.remote {
+            // Back to the stream, for whichever node has room first.
+            Some(remote) => remote.give_back(message.id),
+            None => self.put_back(state, message),
+        }
     }
 
     /// Takes the ready message at `i` out of `ready`, and out of `expiring` with it.
@@ -811,8 +918,18 @@ impl Queue {
             (true, "expired") => None,
             _ => state.config.dead_letter.clone(),
         };
-        let settle_source = match (&to, &self.store) {
-            (Some(_), Some(store)) => Some((store.clone(), message.id)),
+        let mut remote_source = None;
+        let settle_source = match (&to, &self.store, &self.remote) {
+            (Some(_), Some(store), _) => Some((store.clone(), message.id)),
+            // Removed from the stream once its dead letter is stored there.
+            (Some(_), None, Some(remote)) => {
+                remote_source = Some((remote.clone(), message.id));
+                None
+            }
+            (None, _, Some(remote)) => {
+                remote.term(message.id);
+                None
+            }
             _ => {
                 effects.settled = self.forget(message.id);
                 None
@@ -825,11 +942,24 @@ impl Queue {
             data: message.data,
             headers: message.headers,
             settle_source,
+            remote_source,
         });
     }
 
     /// Hands ready messages to consumers with room, round-robin, in send order.
+    /// A remote queue then gives back what is left (no consumer here has room
+    /// for it: it must not wait on this node), and asks for more if there is room.
     fn dispatch(self: &Arc<Self>, state: &mut QueueState, effects: &mut Effects) {
+        self.dispatch_here(state, effects);
+        if let Some(remote) = &self.remote {
+            while let Some(message) = Self::take_ready_at(state, 0) {
+                remote.give_back(message.id);
+            }
+            remote.room();
+        }
+    }
+
+    fn dispatch_here(self: &Arc<Self>, state: &mut QueueState, effects: &mut Effects) {
         while !state.ready.is_empty() && !state.consumers.is_empty() {
             let n = state.consumers.len();
             let Some(idx) = (0..n)

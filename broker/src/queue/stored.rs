@@ -7,16 +7,16 @@ use crate::protocol::{Headers, Payload};
 /// time to live runs out (Unix milliseconds; records written before messages had
 /// one have none, and never expire) and `f` the durable queue and id it was moved
 /// from, for recovery to settle a move a crash cut short.
-pub(super) struct StoredJob {
-    pub(super) data: Payload,
-    pub(super) headers: Option<Headers>,
-    pub(super) reply: bool,
-    pub(super) expires: Option<u64>,
-    pub(super) moved_from: Option<(String, u64)>,
+pub(crate) struct StoredJob {
+    pub(crate) data: Payload,
+    pub(crate) headers: Option<Headers>,
+    pub(crate) reply: bool,
+    pub(crate) expires: Option<u64>,
+    pub(crate) moved_from: Option<(String, u64)>,
 }
 
 impl StoredJob {
-    pub(super) fn encode(
+    pub(crate) fn encode(
         data: &Payload,
         headers: Option<&Headers>,
         reply: bool,
@@ -45,7 +45,7 @@ impl StoredJob {
         out
     }
 
-    pub(super) fn decode(body: &[u8]) -> Option<StoredJob> {
+    pub(crate) fn decode(body: &[u8]) -> Option<StoredJob> {
         #[derive(serde::Deserialize)]
         struct Raw<'a> {
             #[serde(borrow)]

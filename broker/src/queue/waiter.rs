@@ -17,6 +17,19 @@ pub(crate) struct Waiter {
     /// A request's queue's count of timeouts: bumped by whichever timeout
     /// settles it (the requester's timer or the queue's expiry), once.
     timeouts: Option<Arc<AtomicU64>>,
+    /// A waiter on another node: the outcome is sent there (`serve --nats`).
+    remote: Option<Box<dyn RemoteAnswer>>,
+}
+
+/// `0` is a request id; this is never called.
+#[cold]
+fn unreachable_id() -> RequestId {
+    unreachable!("0 is a valid request id")
+}
+
+/// Carries a message's outcome to a waiter on another node.
+pub(crate) trait RemoteAnswer: Send + Sync {
+    fn answer(&self, msg: &str, how: Settlement);
 }
 
 /// How a waited-for message ended.
@@ -36,6 +49,20 @@ impl Waiter {
             request,
             settled: AtomicBool::new(false),
             timeouts: None,
+            remote: None,
+        })
+    }
+
+    /// A waiter on another node, told through `answer`.
+    pub(crate) fn remote(answer: Box<dyn RemoteAnswer>) -> Arc<Waiter> {
+        Arc::new(Waiter {
+            session: Weak::new(),
+            // Never answered here: the remote answer carries the outcome.
+            id: RequestId::from_number_text("0").unwrap_or_else(unreachable_id),
+            request: false,
+            settled: AtomicBool::new(false),
+            timeouts: None,
+            remote: Some(answer),
         })
     }
 
@@ -51,7 +78,23 @@ impl Waiter {
             request: true,
             settled: AtomicBool::new(false),
             timeouts: Some(timeouts),
+            remote: None,
         })
+    }
+
+    /// Whether nobody is left to answer: answered already, or its client gone.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.is_settled() || (self.remote.is_none() && self.session.strong_count() == 0)
+    }
+
+    /// Answers the waiter with an error (its message was never stored), once.
+    pub(crate) fn fail(&self, error: &BrokerError) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(session) = self.session.upgrade() {
+            session.send_error(Some(&self.id), error);
+        }
     }
 
     /// Whether it has been answered.
@@ -74,6 +117,9 @@ impl Waiter {
     }
 
     fn answer(&self, msg: &str, how: Settlement) {
+        if let Some(remote) = &self.remote {
+            return remote.answer(msg, how);
+        }
         let Some(session) = self.session.upgrade() else {
             return;
         };

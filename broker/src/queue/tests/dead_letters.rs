@@ -142,6 +142,7 @@ fn dead_letter_headers_keep_the_originals_and_say_where_and_why() {
         data: Payload::from_value(&json!(1)),
         headers: Some(Arc::new(original)),
         settle_source: None,
+        remote_source: None,
     };
     assert_eq!(
         dead_letter_headers(&letter),
