@@ -26,7 +26,7 @@
 //! What is not served with `--nats` yet (queues, retained topics, seal and
 //! delete of topics) is refused with `unavailable`, never kept on one node.
 
-mod subject;
+pub(crate) mod subject;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::Headers;
-pub use subject::TOPIC_PREFIX;
+pub use subject::{QUEUE_STREAM_PREFIX, TOPIC_PREFIX, TOPIC_STREAM_PREFIX};
 
 /// Bytes of messages waiting to be handed to NATS, at most (`limit` past it):
 /// NATS slower than this node's publishers must not grow its memory without end.

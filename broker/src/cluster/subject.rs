@@ -35,6 +35,60 @@ pub(crate) fn subject_topic(subject: &str) -> Option<&str> {
     Some(name)
 }
 
+/// The prefix of a retained topic's JetStream stream name: topic `orders.eu` is
+/// stream `SY_T_orders_deu`.
+pub const TOPIC_STREAM_PREFIX: &str = "SY_T_";
+/// The prefix of a queue's JetStream stream name.
+pub const QUEUE_STREAM_PREFIX: &str = "SY_Q_";
+
+/// Longest stream name made: a stream is a directory in each server's store, and
+/// file systems take 255 bytes at most.
+pub(crate) const MAX_STREAM_NAME: usize = 200;
+
+/// The JetStream stream name of a Switchyard name (topic or queue, already
+/// checked as one): `prefix` then the name with letters, digits and `-` as they
+/// are, `_` as `__`, `.` as `_d`, `:` as `_c` (a stream name may not hold `.`,
+/// `*`, `>`, whitespace, `/` or `\`). Every `_` of the result starts a pair, so
+/// two names never give one stream name. A result past [`MAX_STREAM_NAME`] is
+/// cut (between pairs) and ends in `_h` and the name's SHA-256 in hex, a pair no
+/// name escapes to: still one stream per name. The name itself is kept in the
+/// stream's description, so nothing reads it back from the stream name.
+pub(crate) fn stream_name(prefix: &str, name: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + name.len() + 8);
+    out.push_str(prefix);
+    let mut cuts = Vec::new();
+    for c in name.chars() {
+        cuts.push(out.len());
+        match c {
+            '_' => out.push_str("__"),
+            '.' => out.push_str("_d"),
+            ':' => out.push_str("_c"),
+            c if c.is_ascii_alphanumeric() || c == '-' => out.push(c),
+            // Not in a valid name; kept distinct all the same.
+            c => {
+                out.push_str("_u");
+                out.push_str(&format!("{:x}_", c as u32));
+            }
+        }
+    }
+    if out.len() <= MAX_STREAM_NAME {
+        return out;
+    }
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let room = MAX_STREAM_NAME - 2 - hex.len();
+    let cut = cuts
+        .into_iter()
+        .rev()
+        .find(|&at| at <= room)
+        .unwrap_or(prefix.len());
+    out.truncate(cut);
+    out.push_str("_h");
+    out.push_str(&hex);
+    out
+}
+
 /// The payload of one message.
 pub(crate) fn encode(time: u64, data: &str, headers: Option<&Headers>) -> Bytes {
     let headers = headers
@@ -129,6 +183,46 @@ mod tests {
         assert_eq!(decode(deep.as_bytes()), None);
         // Valid JSON over several lines is made compact.
         assert_eq!(decode(b"1\n\n[1,\r\n2]").unwrap().data, "[1,2]");
+    }
+
+    #[test]
+    fn stream_names_are_legal_and_distinct() {
+        assert_eq!(
+            stream_name(TOPIC_STREAM_PREFIX, "orders.eu"),
+            "SY_T_orders_deu"
+        );
+        assert_eq!(
+            stream_name(QUEUE_STREAM_PREFIX, "a_b:c-D9"),
+            "SY_Q_a__b_cc-D9"
+        );
+        // Names that differ only where escaping happens stay apart.
+        let names = [
+            "a.b", "a_db", "a_b", "a__b", "a:b", "a_cb", "ab", "a.b.c", "a_d.b",
+        ];
+        let streams: std::collections::HashSet<String> = names
+            .iter()
+            .map(|n| stream_name(TOPIC_STREAM_PREFIX, n))
+            .collect();
+        assert_eq!(streams.len(), names.len());
+        for s in &streams {
+            assert!(!s.contains(['.', '*', '>', ' ', '/', '\\']), "{s}");
+        }
+        // Long names are cut and hashed, still distinct and legal.
+        let long1 = format!("{}.x", "a.".repeat(120));
+        let long2 = format!("{}.y", "a.".repeat(120));
+        let (s1, s2) = (
+            stream_name(TOPIC_STREAM_PREFIX, &long1),
+            stream_name(TOPIC_STREAM_PREFIX, &long2),
+        );
+        assert!(s1.len() <= MAX_STREAM_NAME && s2.len() <= MAX_STREAM_NAME);
+        assert_ne!(s1, s2);
+        assert!(s1.starts_with("SY_T_a_da_d") && s1.contains("_h"), "{s1}");
+        assert!(!s1.contains('.'));
+        let at_limit = "b".repeat(MAX_STREAM_NAME - TOPIC_STREAM_PREFIX.len());
+        assert_eq!(
+            stream_name(TOPIC_STREAM_PREFIX, &at_limit),
+            format!("SY_T_{at_limit}")
+        );
     }
 
     #[test]

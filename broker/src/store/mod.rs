@@ -47,6 +47,7 @@ mod index;
 mod log;
 mod log_queue;
 mod log_topic;
+mod nats;
 mod open_files;
 mod record;
 mod recovery;
@@ -68,6 +69,9 @@ pub use disk::{Disk, DiskFile, OsDisk};
 pub use error::StoreError;
 pub use log_queue::LogQueueStore;
 pub use log_topic::LogTopicStore;
+pub use nats::{
+    NatsBackend, NatsQueueStore, NatsStoreConfig, NatsTopicStore, STORE_QUEUE_STREAM_PREFIX,
+};
 pub use recovery::{Corruption, Recovery, Truncation};
 #[cfg(any(test, feature = "testing"))]
 pub use sim_disk::{SimCounters, SimDisk};
