@@ -31,7 +31,7 @@
 //! `unavailable`, never kept on one node.
 
 pub(crate) mod queue;
-mod subject;
+pub(crate) mod subject;
 mod view;
 
 use std::collections::HashMap;
@@ -47,7 +47,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{BrokerError, ErrorCode};
 use crate::protocol::Headers;
-pub use subject::TOPIC_PREFIX;
+pub use subject::{QUEUE_STREAM_PREFIX, TOPIC_PREFIX, TOPIC_STREAM_PREFIX};
 pub(crate) use view::{split_client, summary, NodeOp, NodeOps};
 
 /// Bytes of messages waiting to be handed to NATS, at most (`limit` past it):

@@ -36,24 +36,10 @@ pub(crate) fn queue_subject(name: &str) -> String {
     format!("{QUEUE_PREFIX}{name}")
 }
 
-/// The JetStream stream of a queue: `SY_Q_` and the name escaped, so that every
-/// valid name gives a valid stream name (no `.`) and two names never the same
-/// one: `_` is written `__` and `.` is written `_d`.
+/// The JetStream stream of a queue (see [`stream_name`]): `jobs.eu` is
+/// `SY_Q_jobs_deu`.
 pub(crate) fn queue_stream(name: &str) -> String {
-    format!("SY_Q_{}", escape(name))
-}
-
-/// A queue or topic name as part of a stream name (see [`queue_stream`]).
-pub(crate) fn escape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for c in name.chars() {
-        match c {
-            '_' => out.push_str("__"),
-            '.' => out.push_str("_d"),
-            c => out.push(c),
-        }
-    }
-    out
+    stream_name(QUEUE_STREAM_PREFIX, name)
 }
 
 /// The topic name of a subject, if it is a topic's and a legal name.
@@ -61,6 +47,60 @@ pub(crate) fn subject_topic(subject: &str) -> Option<&str> {
     let name = subject.strip_prefix(TOPIC_PREFIX)?;
     crate::names::check_topic(name).ok()?;
     Some(name)
+}
+
+/// The prefix of a retained topic's JetStream stream name: topic `orders.eu` is
+/// stream `SY_T_orders_deu`.
+pub const TOPIC_STREAM_PREFIX: &str = "SY_T_";
+/// The prefix of a queue's JetStream stream name.
+pub const QUEUE_STREAM_PREFIX: &str = "SY_Q_";
+
+/// Longest stream name made: a stream is a directory in each server's store, and
+/// file systems take 255 bytes at most.
+pub(crate) const MAX_STREAM_NAME: usize = 200;
+
+/// The JetStream stream name of a Switchyard name (topic or queue, already
+/// checked as one): `prefix` then the name with letters, digits and `-` as they
+/// are, `_` as `__`, `.` as `_d`, `:` as `_c` (a stream name may not hold `.`,
+/// `*`, `>`, whitespace, `/` or `\`). Every `_` of the result starts a pair, so
+/// two names never give one stream name. A result past [`MAX_STREAM_NAME`] is
+/// cut (between pairs) and ends in `_h` and the name's SHA-256 in hex, a pair no
+/// name escapes to: still one stream per name. The name itself is kept in the
+/// stream's description, so nothing reads it back from the stream name.
+pub(crate) fn stream_name(prefix: &str, name: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + name.len() + 8);
+    out.push_str(prefix);
+    let mut cuts = Vec::new();
+    for c in name.chars() {
+        cuts.push(out.len());
+        match c {
+            '_' => out.push_str("__"),
+            '.' => out.push_str("_d"),
+            ':' => out.push_str("_c"),
+            c if c.is_ascii_alphanumeric() || c == '-' => out.push(c),
+            // Not in a valid name; kept distinct all the same.
+            c => {
+                out.push_str("_u");
+                out.push_str(&format!("{:x}_", c as u32));
+            }
+        }
+    }
+    if out.len() <= MAX_STREAM_NAME {
+        return out;
+    }
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let room = MAX_STREAM_NAME - 2 - hex.len();
+    let cut = cuts
+        .into_iter()
+        .rev()
+        .find(|&at| at <= room)
+        .unwrap_or(prefix.len());
+    out.truncate(cut);
+    out.push_str("_h");
+    out.push_str(&hex);
+    out
 }
 
 /// The payload of one message.
@@ -160,17 +200,45 @@ mod tests {
     }
 
     #[test]
-    fn queue_streams_are_valid_and_distinct() {
+    fn stream_names_are_legal_and_distinct() {
+        assert_eq!(
+            stream_name(TOPIC_STREAM_PREFIX, "orders.eu"),
+            "SY_T_orders_deu"
+        );
+        assert_eq!(
+            stream_name(QUEUE_STREAM_PREFIX, "a_b:c-D9"),
+            "SY_Q_a__b_cc-D9"
+        );
         assert_eq!(queue_stream("jobs.eu"), "SY_Q_jobs_deu");
-        assert_eq!(queue_stream("a_d"), "SY_Q_a__d");
-        let names = ["a.d", "a_d", "a__d", "a_.d", "a._d", "ad", "a:b-c"];
-        let streams: std::collections::HashSet<String> =
-            names.iter().map(|n| queue_stream(n)).collect();
+        assert_eq!(queue_subject("jobs.eu"), "switchyard.queue.jobs.eu");
+        // Names that differ only where escaping happens stay apart.
+        let names = [
+            "a.b", "a_db", "a_b", "a__b", "a:b", "a_cb", "ab", "a.b.c", "a_d.b",
+        ];
+        let streams: std::collections::HashSet<String> = names
+            .iter()
+            .map(|n| stream_name(TOPIC_STREAM_PREFIX, n))
+            .collect();
         assert_eq!(streams.len(), names.len());
         for s in &streams {
             assert!(!s.contains(['.', '*', '>', ' ', '/', '\\']), "{s}");
         }
-        assert_eq!(queue_subject("jobs.eu"), "switchyard.queue.jobs.eu");
+        // Long names are cut and hashed, still distinct and legal.
+        let long1 = format!("{}.x", "a.".repeat(120));
+        let long2 = format!("{}.y", "a.".repeat(120));
+        let (s1, s2) = (
+            stream_name(TOPIC_STREAM_PREFIX, &long1),
+            stream_name(TOPIC_STREAM_PREFIX, &long2),
+        );
+        assert!(s1.len() <= MAX_STREAM_NAME && s2.len() <= MAX_STREAM_NAME);
+        assert_ne!(s1, s2);
+        assert!(s1.starts_with("SY_T_a_da_d") && s1.contains("_h"), "{s1}");
+        assert!(!s1.contains('.'));
+        let at_limit = "b".repeat(MAX_STREAM_NAME - TOPIC_STREAM_PREFIX.len());
+        assert_eq!(
+            stream_name(TOPIC_STREAM_PREFIX, &at_limit),
+            format!("SY_T_{at_limit}")
+        );
     }
 
     #[test]

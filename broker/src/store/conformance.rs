@@ -33,11 +33,16 @@ pub trait Storage {
 }
 
 /// Runs every check of the suite as its own `#[test]`, each on fresh storage from
-/// `$storage` (an expression giving an `impl Storage`).
+/// `$storage` (an expression giving an `impl Storage`). (`@checks @list` gives
+/// them as [`checks`] does, for a backend whose tests share one server and run
+/// them one after another.)
 #[macro_export]
 macro_rules! backend_conformance {
     ($storage:expr) => {
-        $crate::backend_conformance!(@each $storage;
+        $crate::backend_conformance!(@checks @each $storage);
+    };
+    (@checks @$then:ident $($args:tt)*) => {
+        $crate::backend_conformance! { @$then $($args)*;
             appended_messages_come_back_unacked_in_seq_order_with_their_attempts,
             an_acked_message_never_comes_back,
             attempt_counts_survive_a_reopen,
@@ -52,7 +57,7 @@ macro_rules! backend_conformance {
             two_opens_of_a_name_share_one_stream,
             a_name_opens_again_right_after_its_delete_every_time,
             threads_opening_and_deleting_one_name_always_get_a_store,
-        );
+        }
     };
     (@each $storage:expr; $($check:ident),* $(,)?) => {
         $(
@@ -63,6 +68,21 @@ macro_rules! backend_conformance {
             }
         )*
     };
+    (@list; $($check:ident),* $(,)?) => {
+        vec![$((
+            stringify!($check),
+            $crate::store::conformance::$check as fn(&dyn $crate::store::conformance::Storage),
+        )),*]
+    };
+}
+
+/// One check of the suite, run on a storage.
+pub type Check = fn(&dyn Storage);
+
+/// Every check of the suite with its name, in the order [`backend_conformance!`]
+/// lists them.
+pub fn checks() -> Vec<(&'static str, Check)> {
+    crate::backend_conformance!(@checks @list)
 }
 
 fn settings(ack_timeout_ms: u64) -> QueueSettings {

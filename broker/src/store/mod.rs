@@ -8,10 +8,12 @@
 //! time, seals and keeps its retention. Both delete. What is durable is said by a
 //! [`Ticket`], which any backend makes with [`Ticket::pending`].
 //!
-//! The one backend today is [`LogBackend`], an append-only segmented log per stream
-//! on a [`Disk`] (the real file system, or `SimDisk` in tests, which loses power on
-//! demand). A second backend (NATS JetStream, for several nodes) implements the same
-//! traits and passes the same suite, `conformance.rs` (feature `testing`).
+//! Two backends implement the traits and pass the same suite, `conformance.rs`
+//! (feature `testing`): [`LogBackend`], an append-only segmented log per stream on
+//! a [`Disk`] (the real file system, or `SimDisk` in tests, which loses power on
+//! demand), the broker's; and [`NatsBackend`] (`nats/`), a JetStream stream per
+//! queue and retained topic on a NATS cluster, whose suite runs against three real
+//! servers (tests/store_nats.rs).
 //!
 //! Messages are opaque bytes here: the broker stores its own encoding of headers and
 //! data. The store assigns each stream's `seq` (1, 2, 3, ...); the caller gives the
@@ -47,6 +49,7 @@ mod index;
 mod log;
 mod log_queue;
 mod log_topic;
+mod nats;
 mod open_files;
 mod record;
 mod recovery;
@@ -68,6 +71,9 @@ pub use disk::{Disk, DiskFile, OsDisk};
 pub use error::StoreError;
 pub use log_queue::LogQueueStore;
 pub use log_topic::LogTopicStore;
+pub use nats::{
+    NatsBackend, NatsQueueStore, NatsStoreConfig, NatsTopicStore, STORE_QUEUE_STREAM_PREFIX,
+};
 pub use recovery::{Corruption, Recovery, Truncation};
 #[cfg(any(test, feature = "testing"))]
 pub use sim_disk::{SimCounters, SimDisk};
