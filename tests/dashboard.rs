@@ -154,6 +154,9 @@ async fn eventually(
 /// Outbound buffer of the brokers under test: small, so a client that stops
 /// reading is marked slow after a few publishes.
 const MAX_PENDING: &str = "262144";
+/// And a client that reads nothing stays (slow) until the operator kicks it,
+/// rather than being kicked by the broker after the default 2 s.
+const SLOW_TIMEOUT: &str = "3600";
 
 /// The broker's URL, read from the dashboard's header.
 fn url_in(pane: &Pane) -> String {
@@ -398,7 +401,7 @@ async fn operate_the_broker_from_the_dashboard() {
     let pane = Pane::start(
         "embedded",
         &format!(
-            "{BIN} --listen 127.0.0.1:0 --max-pending {MAX_PENDING} --data-dir {}",
+            "{BIN} --listen 127.0.0.1:0 --max-pending {MAX_PENDING} --slow-timeout {SLOW_TIMEOUT} --data-dir {}",
             data.display()
         ),
     );
@@ -430,7 +433,7 @@ async fn operate_the_broker_from_the_dashboard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operate_a_running_broker_with_top_through_a_restart() {
     let data = common::temp_data_dir();
-    let flags = ["--max-pending", MAX_PENDING];
+    let flags = ["--max-pending", MAX_PENDING, "--slow-timeout", SLOW_TIMEOUT];
     let (broker, url) = common::serve_process_with("127.0.0.1:0", &data, &flags);
     let mut broker = Stopped(broker);
     let pane = Pane::start("top", &format!("{BIN} top --url {url}"));

@@ -32,8 +32,8 @@ use crate::activity::Activity;
 use crate::session::Session;
 
 /// How long a reader past its slow mark may drain nothing and still count as
-/// reading, given `slow_timeout` in ms: half of it (1 s by default), at least
-/// 200 ms. Past that it is not waited for: it may be stuck, and no publisher
+/// reading, given `slow_timeout` in ms: half of it (1 s by default), from
+/// 200 ms to 1 s. Past that it is not waited for: it may be stuck, and no publisher
 /// waits for a stuck reader. Not shorter, because a socket drains in steps:
 /// the reader's kernel opens its window when half its receive buffer is free
 /// and the broker's kernel wakes the writer when a third of its send buffer
@@ -42,7 +42,7 @@ use crate::session::Session;
 /// publishers (to one frame per `max_pause`) for this long at most, after
 /// which its buffer fills and it is kicked, or `slow_timeout` kicks it.
 pub(crate) fn reading_ms(slow_timeout_ms: u64) -> u64 {
-    (slow_timeout_ms / 2).max(200)
+    (slow_timeout_ms / 2).clamp(200, 1000)
 }
 
 /// How often the broker looks for stuck readers to kick.
@@ -188,4 +188,19 @@ pub(crate) fn kick_stuck<'a>(
         }
     }
     kicked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_counts_as_reading_for_half_slow_timeout_within_bounds() {
+        assert_eq!(reading_ms(2_000), 1_000);
+        assert_eq!(reading_ms(1_000), 500);
+        assert_eq!(reading_ms(100), 200);
+        // A long slow_timeout (kick late) never makes a stopped reader hold
+        // its publishers longer.
+        assert_eq!(reading_ms(3_600_000), 1_000);
+    }
 }
