@@ -12,80 +12,35 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::nats::{http_get, wait_until, NatsCluster};
+use common::nats::{wait_until, NatsCluster, Node};
 use common::*;
 use serde_json::{json, Value};
 
-/// A `switchyard serve --nats` process, killed when dropped.
-struct Node {
-    name: String,
-    child: std::process::Child,
-    url: String,
-    port: u16,
-}
-
-impl Node {
-    fn start(cluster: &NatsCluster, name: &str) -> Node {
-        let data = temp_data_dir();
-        let urls = cluster.urls();
-        let (child, url) =
-            serve_process_with("127.0.0.1:0", &data, &["--nats", &urls, "--node", name]);
-        let port = url
-            .trim_start_matches("ws://127.0.0.1:")
-            .trim_end_matches("/ws")
-            .parse()
-            .unwrap();
-        let node = Node {
-            name: name.into(),
-            child,
-            url,
-            port,
+/// The topics' NATS subjects this node's connection subscribes to, from
+/// whichever server it is connected to; None while it is connected to none.
+/// (The node's other subscriptions, `switchyard.node.…` of the cluster
+/// view, are left out.)
+fn nats_subs(node: &Node, cluster: &NatsCluster) -> Option<(usize, Vec<String>)> {
+    for (i, s) in cluster.servers.iter().enumerate() {
+        let Some(connz) = s.monitor("/connz?subs=1") else {
+            continue;
         };
-        wait_until(&format!("node {name} healthy"), || node.health().0 == 200);
-        node
-    }
-
-    fn health(&self) -> (u16, String) {
-        http_get(self.port, "/healthz").unwrap_or((0, String::new()))
-    }
-
-    async fn client(&self) -> Raw {
-        Raw::connect(&self.url).await
-    }
-
-    /// The topics' NATS subjects this node's connection subscribes to, from
-    /// whichever server it is connected to; None while it is connected to none.
-    /// (The node's other subscriptions, `switchyard.node.…` of the cluster
-    /// view, are left out.)
-    fn nats_subs(&self, cluster: &NatsCluster) -> Option<(usize, Vec<String>)> {
-        for (i, s) in cluster.servers.iter().enumerate() {
-            let Some(connz) = s.monitor("/connz?subs=1") else {
-                continue;
-            };
-            let conns = connz["connections"].as_array().cloned().unwrap_or_default();
-            if let Some(c) = conns.iter().find(|c| c["name"] == self.name.as_str()) {
-                let mut subs: Vec<String> = c["subscriptions_list"]
-                    .as_array()
-                    .map(|l| {
-                        l.iter()
-                            .map(|s| s.as_str().unwrap().to_string())
-                            .filter(|s| s.starts_with("switchyard.topic."))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                subs.sort();
-                return Some((i, subs));
-            }
+        let conns = connz["connections"].as_array().cloned().unwrap_or_default();
+        if let Some(c) = conns.iter().find(|c| c["name"] == node.name.as_str()) {
+            let mut subs: Vec<String> = c["subscriptions_list"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .map(|s| s.as_str().unwrap().to_string())
+                        .filter(|s| s.starts_with("switchyard.topic."))
+                        .collect()
+                })
+                .unwrap_or_default();
+            subs.sort();
+            return Some((i, subs));
         }
-        None
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    None
 }
 
 /// One client's subscriptions: what each sid got, by `data`.
@@ -301,7 +256,7 @@ async fn a_pub_on_one_node_reaches_every_matching_subscription_on_every_node_onc
 async fn a_node_holds_one_nats_subscription_per_pattern_its_clients_hold() {
     let cluster = NatsCluster::start();
     let b = Node::start(&cluster, "b");
-    let subs_of = |node: &Node| node.nats_subs(&cluster).map(|(_, s)| s);
+    let subs_of = |node: &Node| nats_subs(node, &cluster).map(|(_, s)| s);
     assert_eq!(subs_of(&b), Some(vec![]));
     let mut one = b.client().await;
     let mut two = b.client().await;
@@ -350,11 +305,10 @@ async fn a_node_rides_out_its_nats_server_and_says_so_when_all_are_gone() {
 
     // Kill the server b is connected to: b reconnects to another, and what a
     // publishes reaches b's subscriber again.
-    let (before, _) = b.nats_subs(&cluster).unwrap();
+    let (before, _) = nats_subs(&b, &cluster).unwrap();
     cluster.kill(before);
     wait_until("b on another NATS server", || {
-        b.nats_subs(&cluster)
-            .is_some_and(|(i, subs)| i != before && subs.len() == 1)
+        nats_subs(&b, &cluster).is_some_and(|(i, subs)| i != before && subs.len() == 1)
     });
     settle(&mut publisher, "jobs.x", json!({}), &mut [&mut on_b]).await;
     let answer = publisher

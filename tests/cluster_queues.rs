@@ -8,53 +8,12 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::nats::{http_get, wait_until, NatsCluster};
+use common::nats::{http_get, wait_until, NatsCluster, Node};
 use common::*;
 use serde_json::{json, Value};
 
 /// The longest a first use of a queue (its stream's creation) may take.
 const STREAM_WAIT: Duration = Duration::from_secs(15);
-
-/// A `switchyard serve --nats` process, killed when dropped.
-struct Node {
-    child: std::process::Child,
-    url: String,
-    port: u16,
-}
-
-impl Node {
-    fn start(cluster: &NatsCluster, name: &str) -> Node {
-        Node::start_on(cluster, name, &temp_data_dir())
-    }
-
-    fn start_on(cluster: &NatsCluster, name: &str, data: &std::path::Path) -> Node {
-        let (child, url) = serve_process_with(
-            "127.0.0.1:0",
-            data,
-            &["--nats", &cluster.urls(), "--node", name],
-        );
-        let port: u16 = url
-            .trim_start_matches("ws://127.0.0.1:")
-            .trim_end_matches("/ws")
-            .parse()
-            .unwrap();
-        wait_until(&format!("node {name} healthy"), || {
-            http_get(port, "/healthz").is_some_and(|(c, _)| c == 200)
-        });
-        Node { child, url, port }
-    }
-
-    async fn client(&self) -> Raw {
-        Raw::connect(&self.url).await
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn consume(w: &mut Raw, queue: &str, cid: &str, prefetch: u32) {
     w.send(json!({"op":"consume","id":1,"queue":queue,"cid":cid,"prefetch":prefetch}))

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::nats::{http_get, wait_until, NatsCluster};
+use common::nats::{http_get, NatsCluster, Node};
 use common::*;
 use serde_json::{json, Value};
 
@@ -71,49 +71,6 @@ impl Drop for Pane {
         let _ = std::process::Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .status();
-    }
-}
-
-/// A `switchyard serve --nats` process, killed when dropped.
-struct Node {
-    child: std::process::Child,
-    url: String,
-    port: u16,
-}
-
-impl Node {
-    fn start(cluster: &NatsCluster, name: &str) -> Node {
-        let data = temp_data_dir();
-        let (child, url) = serve_process_with(
-            "127.0.0.1:0",
-            &data,
-            &["--nats", &cluster.urls(), "--node", name],
-        );
-        let port = url
-            .trim_start_matches("ws://127.0.0.1:")
-            .trim_end_matches("/ws")
-            .parse()
-            .unwrap();
-        let node = Node { child, url, port };
-        wait_until(&format!("node {name} healthy"), || {
-            http_get(node.port, "/healthz").is_some_and(|(status, _)| status == 200)
-        });
-        node
-    }
-
-    async fn client(&self) -> Raw {
-        Raw::connect(&self.url).await
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

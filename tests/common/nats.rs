@@ -250,3 +250,64 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A `switchyard serve --nats` process on a free loopback port, killed when
+/// dropped.
+pub struct Node {
+    /// Its `--node` name.
+    pub name: String,
+    pub child: Child,
+    pub url: String,
+    pub port: u16,
+}
+
+impl Node {
+    /// Starts node `name` on `cluster` with a fresh data directory, once healthy.
+    pub fn start(cluster: &NatsCluster, name: &str) -> Node {
+        Node::start_on(cluster, name, &super::temp_data_dir())
+    }
+
+    /// The same, on the data directory `data`.
+    pub fn start_on(cluster: &NatsCluster, name: &str, data: &std::path::Path) -> Node {
+        let (child, url) = super::serve_process_with(
+            "127.0.0.1:0",
+            data,
+            &["--nats", &cluster.urls(), "--node", name],
+        );
+        let port = url
+            .trim_start_matches("ws://127.0.0.1:")
+            .trim_end_matches("/ws")
+            .parse()
+            .unwrap();
+        let node = Node {
+            name: name.into(),
+            child,
+            url,
+            port,
+        };
+        wait_until(&format!("node {name} healthy"), || node.health().0 == 200);
+        node
+    }
+
+    /// `/healthz`: its status and body (0 if the node does not answer).
+    pub fn health(&self) -> (u16, String) {
+        http_get(self.port, "/healthz").unwrap_or((0, String::new()))
+    }
+
+    /// A raw client of this node.
+    pub async fn client(&self) -> super::Raw {
+        super::Raw::connect(&self.url).await
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
