@@ -124,19 +124,40 @@ pub(super) async fn find_or_create(
         retention: retention_of(&info.config),
         description: info.config.description.clone(),
     };
-    // Creating a stream that exists as `config` says gives it back; one declared
-    // otherwise (other limits, sealed) is refused as in use: then it is read.
-    match js.create_stream(config.clone()).await {
-        Ok(s) => Ok(found(s.cached_info())),
-        Err(e) if e.to_string().contains("already in use") => {
-            let s = js
+    // A cluster just restarted, or losing a server, has no JetStream leader
+    // for a few seconds: its requests time out or find no one. Those are
+    // tried again, for up to OPEN_RETRIES (within the caller's WAIT_AT_MOST).
+    let started = tokio::time::Instant::now();
+    loop {
+        // Creating a stream that exists as `config` says gives it back; one declared
+        // otherwise (other limits, sealed) is refused as in use: then it is read.
+        let tried = match js.create_stream(config.clone()).await {
+            Ok(s) => Ok(found(s.cached_info())),
+            Err(e) if e.to_string().contains("already in use") => js
                 .get_stream(&config.name)
                 .await
-                .map_err(|e| e.to_string())?;
-            Ok(found(s.cached_info()))
+                .map(|s| found(s.cached_info()))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match tried {
+            Err(e) if transient(&e) && started.elapsed() < OPEN_RETRIES => {
+                tracing::debug!("NATS: opening stream {}: {e}; trying again", config.name);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => return other,
         }
-        Err(e) => Err(e.to_string()),
     }
+}
+
+/// How long opening a stream keeps trying while JetStream has no leader.
+const OPEN_RETRIES: Duration = Duration::from_secs(18);
+
+/// Whether a JetStream error is one a leader election gives (try again).
+fn transient(error: &str) -> bool {
+    ["timed out", "no responders", "temporarily unavailable"]
+        .iter()
+        .any(|t| error.contains(t))
 }
 
 /// Updates a stream's config with `change`.
