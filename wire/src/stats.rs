@@ -399,8 +399,9 @@ pub struct ClientStats {
     /// Deliveries to this client.
     #[serde(default)]
     pub msgs_out: u64,
-    /// Bytes written to its socket.
-    #[serde(default)]
+    /// Bytes written to its socket (from its welcome on, so not zero for a
+    /// client of a socket; left out when zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub bytes_out: u64,
     /// How fast it reads: bytes a second written to its socket, averaged over
     /// the last seconds.
