@@ -23,7 +23,7 @@
 //! [`listing`] on its thread, [`note`] (from a subscription's delivery) adds a
 //! buffer that wants pacing, and [`pause`] waits for what was listed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -55,23 +55,21 @@ pub(crate) fn clock_ms() -> u64 {
 }
 
 thread_local! {
-    /// While a [`listing`] runs on this thread: the buffers to wait for after it.
-    static LISTED: RefCell<Option<Vec<Arc<Session>>>> = const { RefCell::new(None) };
+    /// Whether a [`listing`] runs on this thread, and how many buffers it has
+    /// listed: plain cells, so that the listing of every read (nearly always
+    /// empty) costs no more than setting and reading them.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+    /// The buffers the running listing listed, to wait for after it.
+    static LISTED: RefCell<Vec<Arc<Session>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Starts listing, on this thread, the subscribers whose buffers want their
 /// publisher paced, until [`Listing::take`] (or the guard's drop). Not `Send`:
 /// it cannot cross an `.await`, so what it lists is this thread's.
 pub(crate) fn listing() -> Listing {
-    let outer = LISTED.with_borrow_mut(|l| match l {
-        Some(_) => false,
-        None => {
-            *l = Some(Vec::new());
-            true
-        }
-    });
     Listing {
-        outer,
+        outer: !ACTIVE.replace(true),
         _not_send: std::marker::PhantomData,
     }
 }
@@ -88,29 +86,38 @@ impl Listing {
         if !std::mem::take(&mut self.outer) {
             return Vec::new();
         }
-        LISTED.with_borrow_mut(Option::take).unwrap_or_default()
+        ACTIVE.set(false);
+        if COUNT.replace(0) == 0 {
+            return Vec::new();
+        }
+        LISTED.with_borrow_mut(std::mem::take)
     }
 }
 
 impl Drop for Listing {
     fn drop(&mut self) {
         if self.outer {
-            LISTED.with_borrow_mut(Option::take);
+            ACTIVE.set(false);
+            if COUNT.replace(0) > 0 {
+                LISTED.with_borrow_mut(Vec::clear);
+            }
         }
     }
 }
 
 /// A delivery went into `session`'s buffer: if that buffer wants pacing and a
-/// [`collect`] runs on this thread, lists it (once).
+/// [`listing`] runs on this thread, lists it (once).
 pub(crate) fn note(session: &Arc<Session>) {
-    if session.outbound.bytes() <= session.outbound.limit() / 2 || !session.wants_pacing() {
+    if !ACTIVE.get()
+        || session.outbound.bytes() <= session.outbound.limit() / 2
+        || !session.wants_pacing()
+    {
         return;
     }
     LISTED.with_borrow_mut(|l| {
-        if let Some(l) = l {
-            if !l.iter().any(|s| Arc::ptr_eq(s, session)) {
-                l.push(session.clone());
-            }
+        if !l.iter().any(|s| Arc::ptr_eq(s, session)) {
+            l.push(session.clone());
+            COUNT.set(l.len());
         }
     });
 }
@@ -119,7 +126,7 @@ pub(crate) fn note(session: &Arc<Session>) {
 /// connection then handles no more of the frames it read before it pauses, so
 /// the pause comes after the frame that filled the buffer, not after 64 more.
 pub(crate) fn listed_any() -> bool {
-    LISTED.with_borrow(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    COUNT.get() > 0
 }
 
 /// Waits until each of `listed` is under its slow mark, stops draining or goes,
@@ -193,6 +200,40 @@ pub(crate) fn kick_stuck<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_lists_each_buffer_past_its_mark_once_and_only_while_it_runs() {
+        let activity = Arc::new(Activity::new(1 << 30));
+        let session = Arc::new(Session::new(
+            1,
+            "127.0.0.1:9".parse().unwrap(),
+            100,
+            activity,
+        ));
+        session.send_text("x".repeat(60));
+        // Outside a listing a delivery lists nothing.
+        note(&session);
+        assert!(!listed_any());
+        assert!(listing().take().is_empty());
+
+        let outer = listing();
+        note(&session);
+        note(&session);
+        assert!(listed_any());
+        // A nested listing hands back nothing; the outer one keeps what it has.
+        assert!(listing().take().is_empty());
+        let listed = outer.take();
+        assert_eq!(listed.len(), 1);
+        assert!(Arc::ptr_eq(&listed[0], &session));
+        assert!(!listed_any());
+
+        // A listing dropped without take leaves nothing behind.
+        let dropped = listing();
+        note(&session);
+        drop(dropped);
+        assert!(!listed_any());
+        assert!(listing().take().is_empty());
+    }
 
     #[test]
     fn a_reader_counts_as_reading_for_half_slow_timeout_within_bounds() {
