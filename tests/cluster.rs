@@ -373,34 +373,6 @@ async fn a_node_rides_out_its_nats_server_and_says_so_when_all_are_gone() {
     );
 }
 
-#[tokio::test]
-async fn what_nats_does_not_serve_yet_is_refused_not_kept_on_one_node() {
-    let cluster = NatsCluster::start();
-    let a = Node::start(&cluster, "a");
-    let mut raw = a.client().await;
-    // Queues are served (tests/cluster_queues.rs).
-    let refused = [
-        json!({"op":"declare","id":4,"topic":"t","retain":{"max_messages":10}}),
-        json!({"op":"sub","id":5,"sid":"s","topic":"t","from":"first"}),
-        json!({"op":"seal","id":6,"topic":"t"}),
-        json!({"op":"delete","id":7,"topic":"t"}),
-    ];
-    for frame in refused {
-        let id = frame["id"].as_u64();
-        let answer = raw.call(frame.clone()).await;
-        let message = assert_error(&answer, id, "unavailable");
-        assert!(
-            message.contains("not yet served with --nats"),
-            "{frame}: {message}"
-        );
-    }
-    // A topic without retention works as ever.
-    assert_eq!(
-        raw.call(json!({"op":"declare","id":9,"topic":"t"})).await,
-        ok(9, json!({}))
-    );
-}
-
 #[test]
 fn bad_cluster_settings_stop_a_node_at_start() {
     let out = std::process::Command::new(BIN)

@@ -242,7 +242,10 @@ impl Broker {
                     PeekTarget::Topic(t) if after.is_none() && query.is_empty() => {
                         (self.peek_topic(&t, n)?, None)
                     }
-                    PeekTarget::Topic(t) => self.inner.topics.peek_from(&t, n, after, &query)?,
+                    PeekTarget::Topic(t) => {
+                        self.learn_retained(&t);
+                        self.inner.topics.peek_from(&t, n, after, &query)?
+                    }
                 };
                 // Every client's outbound buffer is `max_pending` bytes: half of it
                 // for one answer leaves room for what else it is waiting for.

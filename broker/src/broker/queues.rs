@@ -832,7 +832,7 @@ fn in_place<R>(f: impl FnOnce() -> R) -> R {
 /// Waits for `future` (JetStream's answer) from sync code: on a runtime
 /// thread, one given up to the runtime's other work meanwhile, so that the
 /// NATS connection's own tasks keep running.
-fn wait<T: Send>(
+pub(super) fn wait<T: Send>(
     runtime: &tokio::runtime::Handle,
     future: impl std::future::Future<Output = T> + Send,
 ) -> T {

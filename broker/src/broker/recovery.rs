@@ -26,6 +26,14 @@ impl Broker {
         }
         for topic in stored.topics {
             let name = topic.name;
+            if inner.cluster.is_some() {
+                // With --nats retained topics are JetStream's (as queues are).
+                inner.activity.record(
+                    EventKind::Storage,
+                    format!("topic {name} in the data directory is not served with --nats"),
+                );
+                continue;
+            }
             let store = inner.backend.open_topic(&name, topic.retention)?;
             self.report_repairs();
             let stats = store.stats();

@@ -72,9 +72,6 @@ impl Broker {
             self.inner
                 .topics
                 .publish(topic, data, headers, done, now, &mut publisher.cache)?;
-        if let Some(cluster) = cluster {
-            cluster.forward(topic, now, &[(data, headers)]);
-        }
         publisher.msgs_in += 1;
         publisher.msgs_out += delivered;
         Ok(())
@@ -104,9 +101,6 @@ impl Broker {
             });
         match batch {
             Ok(Some(delivered)) => {
-                if let Some(cluster) = cluster {
-                    cluster.forward(topic, now, msgs);
-                }
                 publisher.msgs_in += msgs.len() as u64;
                 publisher.msgs_out += delivered;
             }
@@ -151,9 +145,6 @@ impl Broker {
         creator: Option<&Creator>,
     ) -> Result<(), BrokerError> {
         names::check_topic(name)?;
-        if retain.is_some() {
-            self.single_node_only("retained topics are")?;
-        }
         let topic = self.inner.topics.topic(name)?;
         let Some(retention) = retain else {
             return Ok(());
@@ -166,10 +157,7 @@ impl Broker {
                 None => {
                     self.take_place(Stream::Topic, name, creator)?;
                     let retained = self
-                        .inner
-                        .backend
-                        .open_topic(name, store_retention(retention))
-                        .map_err(BrokerError::from)
+                        .open_topic_store(name, store_retention(retention))
                         .and_then(|store| self.inner.topics.retain(name, store));
                     if retained.is_err() && creator.is_some() {
                         self.inner.creators.give_back(Stream::Topic, name);
@@ -181,15 +169,73 @@ impl Broker {
         })
     }
 
+    /// A retained topic's store: this node's log, or with `--nats` the
+    /// cluster's stream (made, or its limits set).
+    fn open_topic_store(
+        &self,
+        name: &str,
+        retention: crate::store::Retention,
+    ) -> Result<Arc<dyn crate::store::TopicStore>, BrokerError> {
+        match &self.inner.cluster {
+            Some(cluster) => {
+                let opened = super::queues::wait(
+                    &self.inner.runtime,
+                    cluster.open_retained(name, Some(retention)),
+                )?;
+                Ok(opened)
+            }
+            None => Ok(self.inner.backend.open_topic(name, retention)?),
+        }
+    }
+
+    /// With `--nats`, a retained topic another node declared that this one has
+    /// not heard of yet (its notice on its way): looked up in JetStream.
+    pub(super) fn learn_retained(&self, name: &str) {
+        let Some(cluster) = &self.inner.cluster else {
+            return;
+        };
+        if names::is_wildcard(name) || self.inner.topics.heard(name).is_some() {
+            return;
+        }
+        if let Ok(store) =
+            super::queues::wait(&self.inner.runtime, cluster.open_retained(name, None))
+        {
+            let _ = self.inner.topics.retain(name, store);
+        }
+    }
+
+    /// With `--nats`, only a retained topic (the cluster's stream) is sealed or
+    /// deleted: one that keeps no messages has nothing shared to end.
+    fn cluster_retained_only(&self, name: &str, what: &str) -> Result<(), BrokerError> {
+        let shared = self
+            .inner
+            .topics
+            .get(name)
+            .is_some_and(|t| t.store().is_some());
+        if self.inner.cluster.is_some() && !shared {
+            return Err(BrokerError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "{what} a topic that keeps no messages is not served with --nats: \
+                     declare `{name}` retained (see docs/OPERATIONS.md, \"Running a cluster\")"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn seal(&self, name: &str, done: Done) -> Result<(), BrokerError> {
         names::check_topic(name)?;
-        self.single_node_only("sealing topics is")?;
+        self.cluster_retained_only(name, "sealing")?;
         self.inner.topics.seal(name, done)
     }
 
     pub(crate) fn delete_topic(&self, name: &str, actor: &str) -> Result<(), BrokerError> {
         names::check_topic(name)?;
-        self.single_node_only("deleting topics is")?;
+        self.cluster_retained_only(name, "deleting")?;
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.forget_retained(name);
+        }
         // Under the name's gate, so a topic retained again at once by someone else
         // is theirs, not given back with this one.
         let store = self.one_at_a_time(Stream::Topic, name, || {
@@ -203,6 +249,7 @@ impl Broker {
 
     /// The last `n` messages of a retained topic.
     pub fn peek_topic(&self, name: &str, n: usize) -> Result<Vec<PeekedMessage>, BrokerError> {
+        self.learn_retained(name);
         self.inner.topics.peek(name, n)
     }
 
@@ -220,9 +267,6 @@ impl Broker {
         added: impl FnOnce(),
     ) -> Result<(), BrokerError> {
         names::check_pattern(&pattern)?;
-        if !matches!(from, None | Some(ReplayFrom::New)) {
-            self.single_node_only("replays of retained topics are")?;
-        }
         let filter = filter.as_deref().map(Filter::parse).transpose()?;
         let mut subs = peer.subs.lock();
         if subs.contains_key(&sid) {
@@ -252,6 +296,7 @@ impl Broker {
         match read_from {
             None => self.inner.topics.subscribe(sub, added),
             Some(from) => {
+                self.learn_retained(&sub.pattern);
                 if let Err(e) = self.inner.topics.subscribe_from(sub, from, added) {
                     peer.subs.lock().remove(&sid);
                     return Err(e);
@@ -318,5 +363,50 @@ impl crate::cluster::RemoteSink for Inner {
 
     fn event(&self, text: String) {
         self.activity.record(crate::stats::EventKind::Storage, text);
+    }
+
+    fn deliver_retained(
+        &self,
+        topic: &str,
+        seq: u64,
+        msg: &crate::cluster::subject::Remote,
+        force: bool,
+    ) -> crate::cluster::retained::Heard {
+        let (heard, delivered) = self.topics.deliver_retained(topic, seq, msg, force);
+        self.activity.add_out(delivered);
+        heard
+    }
+
+    fn retain_shared(
+        &self,
+        topic: &str,
+        store: Arc<crate::cluster::retained::SharedTopic>,
+        heard: Option<u64>,
+    ) {
+        match self.topics.retain(topic, store) {
+            Ok(()) => {
+                if let Some(seq) = heard {
+                    self.topics.set_heard(topic, seq);
+                }
+            }
+            Err(e) => tracing::warn!("retained topic {topic}: {e}"),
+        }
+    }
+
+    fn heard(&self, topic: &str) -> Option<u64> {
+        self.topics.heard(topic)
+    }
+
+    fn seal_shared(&self, topic: &str) {
+        let _ = self.topics.seal(topic, Box::new(|_| {}));
+    }
+
+    fn delete_shared(&self, topic: &str) {
+        if self.topics.delete(topic).is_ok() {
+            self.activity.record(
+                crate::stats::EventKind::Storage,
+                format!("retained topic {topic} deleted on another node"),
+            );
+        }
     }
 }

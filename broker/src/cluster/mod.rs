@@ -26,11 +26,13 @@
 //! The cluster view (`view.rs`): each node's snapshot on NATS, merged into
 //! every node's, and the operator ops about another node's client sent to it.
 //!
-//! Queues live in JetStream (`queue.rs`). What is not served with `--nats`
-//! yet (retained topics, seal and delete of topics) is refused with
-//! `unavailable`, never kept on one node.
+//! Queues live in JetStream (`queue.rs`), and so do retained topics
+//! (`retained.rs`). What is not served with `--nats` (seal and delete of a
+//! topic that keeps no messages) is refused with `unavailable`, never done on
+//! one node alone.
 
 pub(crate) mod queue;
+pub(crate) mod retained;
 pub(crate) mod subject;
 mod view;
 
@@ -156,6 +158,8 @@ pub(crate) struct Cluster {
     view: view::View,
     /// What this node's queues share (`queue.rs`).
     queues: queue::Shared,
+    /// What this node's retained topics share (`retained.rs`).
+    retained: retained::Shared,
     /// Taken by [`Cluster::start`].
     receivers: Mutex<
         Option<(
@@ -184,6 +188,25 @@ pub(crate) trait RemoteSink: Send + Sync + 'static {
     fn deliver(&self, topic: &str, pattern: &str, time: u64, data: &str, headers: Option<&Headers>);
     /// Records an event operators see (the link lost, back).
     fn event(&self, text: String);
+    /// Hands message `seq` of retained topic `topic` to this node's
+    /// subscriptions of it, in seq order; with `force`, even after a gap.
+    fn deliver_retained(
+        &self,
+        topic: &str,
+        seq: u64,
+        msg: &subject::Remote,
+        force: bool,
+    ) -> retained::Heard;
+    /// Makes `topic` retained here, in its stream `store`, handing on the
+    /// messages after `heard` (None: after the stream's last).
+    fn retain_shared(&self, topic: &str, store: Arc<retained::SharedTopic>, heard: Option<u64>);
+    /// The last seq of retained topic `topic` handed on here; None if this
+    /// node does not know it as retained.
+    fn heard(&self, topic: &str) -> Option<u64>;
+    /// Another node sealed retained topic `topic`: its subscriptions end.
+    fn seal_shared(&self, topic: &str);
+    /// Another node deleted retained topic `topic`: its subscriptions end.
+    fn delete_shared(&self, topic: &str);
 }
 
 impl Cluster {
@@ -220,6 +243,7 @@ impl Cluster {
             client: std::sync::OnceLock::new(),
             view: view::View::default(),
             queues: queue::Shared::new(),
+            retained: retained::Shared::new(),
             receivers: Mutex::new(Some((out_rx, control_rx))),
         }))
     }
@@ -253,7 +277,11 @@ impl Cluster {
     /// Why the link is down, or None while it is up.
     pub(crate) fn down(&self) -> Option<String> {
         if self.up.load(Ordering::Acquire) {
-            return None;
+            if self.retained.listed() {
+                return None;
+            }
+            // Until then a pub to a retained topic would not be known as one.
+            return Some("NATS connected, learning the cluster's retained topics".into());
         }
         let urls = self.config.urls.join(",");
         Some(match *self.state.lock() {
@@ -414,6 +442,7 @@ async fn run(
     };
     let _ = cluster.client.set(client.clone());
     tokio::spawn(queue::run(cluster.clone(), client.clone()));
+    tokio::spawn(retained::run(cluster.clone(), client.clone(), sink.clone()));
     let mut held: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {

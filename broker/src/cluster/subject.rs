@@ -29,6 +29,25 @@ pub(crate) fn topic_subject(name: &str) -> String {
 }
 
 /// The prefix of every queue's subject: queue `jobs.eu` is `switchyard.queue.jobs.eu`.
+/// Where a retained topic's stream republishes each message it stored, with
+/// its seq (`cluster/retained.rs`): `switchyard.rlive.<name>`.
+pub const LIVE_PREFIX: &str = "switchyard.rlive.";
+
+/// Every retained topic's republished messages (and nodes' notices of them).
+pub(crate) const LIVE_ALL: &str = "switchyard.rlive.>";
+
+/// The subject a retained topic's messages are republished on.
+pub(crate) fn live_subject(name: &str) -> String {
+    format!("{LIVE_PREFIX}{name}")
+}
+
+/// The retained topic a republished message is of; None if not a topic name.
+pub(crate) fn live_topic(subject: &str) -> Option<&str> {
+    let name = subject.strip_prefix(LIVE_PREFIX)?;
+    crate::names::check_topic(name).ok()?;
+    Some(name)
+}
+
 pub const QUEUE_PREFIX: &str = "switchyard.queue.";
 
 /// The NATS subject of a queue (a checked name: no wildcard).

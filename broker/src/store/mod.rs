@@ -49,7 +49,7 @@ mod index;
 mod log;
 mod log_queue;
 mod log_topic;
-mod nats;
+pub(crate) mod nats;
 mod open_files;
 mod record;
 mod recovery;

@@ -27,6 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use crate::activity::Activity;
+use crate::cluster::retained::Heard;
 use crate::cluster::Cluster;
 use crate::error::{BrokerError, ErrorCode};
 use crate::filter::MessageView;
@@ -323,13 +324,15 @@ impl Topics {
     ) -> Result<u64, BrokerError> {
         let mut done = done;
         let (seq, delivered) = self.publishing(name, cache, |topic, state| {
-            match (&state.store, &state.deferred) {
-                (Some(_), Some(_)) if self.cluster.is_some() => {
-                    // One kept in this node's data directory from a run without
-                    // --nats: other nodes could neither store nor replay it.
-                    Err(Cluster::not_yet("retained topics are"))
+            match (&state.store, &state.deferred, &self.cluster) {
+                (Some(_), _, Some(cluster)) => {
+                    // The cluster's stream: stored through JetStream, handed on
+                    // (to this node's subscriptions too) once stored.
+                    cluster.publish_retained(name, now, data, headers, done.take());
+                    bump(&topic.msgs_in, 1);
+                    Ok((None, 0))
                 }
-                (Some(store), Some(tx)) => {
+                (Some(store), Some(tx), None) => {
                     let (store, tx) = (store.clone(), tx.clone());
                     let (accepted, durable) =
                         self.append(topic, state, &*store, name, data, headers, now)?;
@@ -348,8 +351,13 @@ impl Topics {
                 }
             }
         })?;
-        if let (Some(seq), Some(done)) = (seq, done) {
-            done(Ok(seq));
+        if let Some(seq) = seq {
+            if let Some(cluster) = &self.cluster {
+                cluster.forward(name, now, &[(data, headers)]);
+            }
+            if let Some(done) = done {
+                done(Ok(seq));
+            }
         }
         Ok(delivered)
     }
@@ -365,12 +373,16 @@ impl Topics {
         now: u64,
         cache: &mut TopicCache,
     ) -> Result<Option<u64>, BrokerError> {
-        self.publishing(name, cache, |topic, state| {
+        let delivered = self.publishing(name, cache, |topic, state| {
             if state.store.is_some() {
                 return Ok(None);
             }
             Ok(Some(self.deliver_now(topic, state, name, msgs, now).1))
-        })
+        })?;
+        if let (Some(_), Some(cluster)) = (delivered, &self.cluster) {
+            cluster.forward(name, now, msgs);
+        }
+        Ok(delivered)
     }
 
     /// Takes messages on a topic that keeps none and delivers them at once, under
@@ -485,6 +497,72 @@ impl Topics {
             .count() as u64;
         topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
         delivered
+    }
+
+    /// Hands message `seq` of a retained topic of the cluster (its stream
+    /// republished it) to this node's subscriptions of the topic: each seq once,
+    /// in order; one after a gap only with `force` (the gap read or gone).
+    pub(crate) fn deliver_retained(
+        &self,
+        name: &str,
+        seq: u64,
+        msg: &crate::cluster::subject::Remote,
+        force: bool,
+    ) -> (Heard, u64) {
+        let Some(topic) = self.get(name) else {
+            return (Heard::Unknown, 0);
+        };
+        let mut state = topic.state.lock();
+        if state.store.is_none() {
+            return (Heard::Unknown, 0);
+        }
+        if seq <= state.seq {
+            return (Heard::Delivered, 0);
+        }
+        if seq > state.seq + 1 && !force {
+            return (Heard::Gap(state.seq), 0);
+        }
+        state.seq = seq;
+        state.last_time = state.last_time.max(msg.time);
+        topic.refresh_matching(&mut state, self);
+        if state.matching.is_empty() {
+            return (Heard::Delivered, 0);
+        }
+        let headers = msg.headers.as_ref();
+        let mut body = String::new();
+        let data_at = event::msg_body(&mut body, name, seq, msg.time, &msg.data, headers);
+        let delivery = Delivery {
+            topic: name,
+            seq,
+            time: msg.time,
+            body: &body,
+            data: &body[data_at],
+            headers,
+        };
+        let view = MessageView::new(name, headers, delivery.data);
+        let delivered = state
+            .matching
+            .iter()
+            .filter(|s| !s.hides(name))
+            .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
+            .filter(|s| s.deliver(&delivery))
+            .count() as u64;
+        topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
+        (Heard::Delivered, delivered)
+    }
+
+    /// The last seq of a retained topic handed on here; None if not retained.
+    pub(crate) fn heard(&self, name: &str) -> Option<u64> {
+        let topic = self.get(name)?;
+        let state = topic.state.lock();
+        state.store.as_ref().map(|_| state.seq)
+    }
+
+    /// Sets the last seq handed on of a retained topic (learnt from a message).
+    pub(crate) fn set_heard(&self, name: &str, seq: u64) {
+        if let Some(topic) = self.get(name) {
+            topic.state.lock().seq = seq;
+        }
     }
 
     /// Seals a topic: later publishes fail; subscribers get `end` after every message

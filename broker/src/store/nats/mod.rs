@@ -37,7 +37,7 @@
 //! multi-threaded tokio runtime (through `block_in_place`).
 
 mod queue;
-mod topic;
+pub(crate) mod topic;
 mod writer;
 
 use std::collections::HashMap;
@@ -59,6 +59,7 @@ use super::{
 use crate::cluster::subject::{stream_name, TOPIC_STREAM_PREFIX};
 pub use queue::NatsQueueStore;
 pub use topic::NatsTopicStore;
+pub(crate) use writer::TIME_HEADER;
 
 /// The prefix of the stream of one node's durable queue kept through the seam.
 pub const STORE_QUEUE_STREAM_PREFIX: &str = "SY_SQ_";
@@ -102,6 +103,14 @@ struct Description {
     settings: Option<QueueSettings>,
 }
 
+/// The Switchyard name of a retained topic's stream, from its description.
+pub(crate) fn described_name(description: &str) -> Option<String> {
+    serde_json::from_str::<Description>(description)
+        .ok()
+        .filter(|d| d.switchyard == "topic")
+        .map(|d| d.name)
+}
+
 /// The NATS connection, JetStream on it and the runtime it runs on, shared by
 /// the backend and every store it opened.
 pub(crate) struct Jet {
@@ -115,6 +124,33 @@ pub(crate) struct Jet {
 }
 
 impl Jet {
+    /// JetStream on a connection made elsewhere (a cluster node's), waited on
+    /// from `handle`'s runtime: for the cluster's retained topics, which read
+    /// their streams as this backend's stores do.
+    pub(crate) fn on(
+        handle: tokio::runtime::Handle,
+        mut js: jetstream::Context,
+        replicas: usize,
+    ) -> Arc<Jet> {
+        js.set_timeout(REQUEST_TIMEOUT);
+        Arc::new(Jet {
+            runtime: Mutex::new(None),
+            handle,
+            js,
+            replicas: replicas.max(1),
+            namespace: String::new(),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn js(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
     /// Runs `fut` on the backend's runtime and waits for it, from a plain thread
     /// or from a multi-threaded runtime's worker; [`WAIT_AT_MOST`] at most (a
     /// server that never answers must not hang the caller).

@@ -106,15 +106,15 @@ pub struct NatsTopicStore {
 }
 
 /// What opening a stream found.
-pub(super) struct Found {
-    pub(super) last_seq: u64,
-    pub(super) sealed: bool,
-    pub(super) retention: Retention,
-    pub(super) description: Option<String>,
+pub(crate) struct Found {
+    pub(crate) last_seq: u64,
+    pub(crate) sealed: bool,
+    pub(crate) retention: Retention,
+    pub(crate) description: Option<String>,
 }
 
 /// Finds the stream `config` names, or creates it as `config` says.
-pub(super) async fn find_or_create(
+pub(crate) async fn find_or_create(
     js: jetstream::Context,
     config: Config,
 ) -> Result<Found, String> {
@@ -161,7 +161,7 @@ fn transient(error: &str) -> bool {
 }
 
 /// Updates a stream's config with `change`.
-pub(super) async fn update(
+pub(crate) async fn update(
     js: jetstream::Context,
     stream: String,
     change: impl FnOnce(&mut Config) + Send,
@@ -272,18 +272,7 @@ impl TopicStore for NatsTopicStore {
     }
 
     fn read(&self, from: ReadFrom) -> TopicReader {
-        Box::new(Reader {
-            jet: self.jet.clone(),
-            stream: self.stream.clone(),
-            from,
-            consumer: None,
-            buffer: VecDeque::new(),
-            after: None,
-            min_time: match from {
-                ReadFrom::Time(t) => Some(t),
-                _ => None,
-            },
-        })
+        reader(&self.jet, &self.stream, from)
     }
 
     fn set_retention(&self, retention: Retention) -> Result<(), StoreError> {
@@ -392,6 +381,23 @@ impl TopicStore for NatsTopicStore {
         };
         Ticket::ready(result)
     }
+}
+
+/// A reader of `stream` from `from`: each message's stored payload, its seq and
+/// time (its `Switchyard-Time` header, else when the server stored it).
+pub(crate) fn reader(jet: &Arc<Jet>, stream: &str, from: ReadFrom) -> TopicReader {
+    Box::new(Reader {
+        jet: jet.clone(),
+        stream: stream.to_string(),
+        from,
+        consumer: None,
+        buffer: VecDeque::new(),
+        after: None,
+        min_time: match from {
+            ReadFrom::Time(t) => Some(t),
+            _ => None,
+        },
+    })
 }
 
 /// Reads a topic's stream through an ephemeral pull consumer (made at the first
