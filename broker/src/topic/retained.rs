@@ -511,6 +511,71 @@ mod tests {
         }
     }
 
+    /// A retained topic of the cluster: each seq its stream hands back reaches
+    /// a subscription once, in order; one after a gap waits for it (`Gap`)
+    /// unless forced; a topic not retained here is `Unknown`.
+    #[tokio::test]
+    async fn the_clusters_messages_are_handed_on_once_in_seq_order() {
+        use crate::cluster::retained::Heard;
+        use crate::cluster::subject::Remote;
+        use crate::topic::{TailBuffer, Target};
+        let topics = Topics::new(
+            Arc::new(Activity::default()),
+            tokio::runtime::Handle::current(),
+        );
+        let msg = |n: u64| Remote {
+            time: 1_000 + n,
+            headers: None,
+            data: n.to_string(),
+        };
+        assert_eq!(
+            topics.deliver_retained("t", 1, &msg(1), false).0,
+            Heard::Unknown
+        );
+        topics
+            .retain("t", Arc::new(StalledDisk::default()))
+            .unwrap();
+        let tail = Arc::new(TailBuffer::new(10));
+        let sub = Subscription::new(1, "s".into(), "t".into(), None, Target::Tail(tail.clone()));
+        topics.subscribe(Arc::new(sub), || {});
+        let heard: Vec<(Heard, u64)> = [
+            (1, false),
+            (1, false),
+            (2, false),
+            (4, false),
+            (4, true),
+            (3, true),
+        ]
+        .into_iter()
+        .map(|(seq, force)| topics.deliver_retained("t", seq, &msg(seq), force))
+        .collect();
+        assert_eq!(
+            heard,
+            vec![
+                (Heard::Delivered, 1),
+                (Heard::Delivered, 0),
+                (Heard::Delivered, 1),
+                (Heard::Gap(2), 0),
+                (Heard::Delivered, 1),
+                (Heard::Delivered, 0),
+            ]
+        );
+        let got: Vec<(u64, u64, String)> = tail
+            .drain(10)
+            .into_iter()
+            .map(|m| (m.seq, m.time, m.data.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 1_001, "1".to_string()),
+                (2, 1_002, "2".to_string()),
+                (4, 1_004, "4".to_string())
+            ]
+        );
+        assert_eq!(topics.heard("t"), Some(4));
+    }
+
     /// What waits for the disk is bounded in bytes: past the bound a publish is
     /// refused with `limit`, and once the disk catches up publishing goes on.
     #[tokio::test]
