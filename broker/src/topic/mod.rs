@@ -132,6 +132,40 @@ impl Topic {
         }
     }
 
+    /// Builds one message's delivery and hands it to the matching subscriptions
+    /// (only those of `pattern`, if given) that its filter passes; how many took it.
+    fn deliver_one(
+        &self,
+        state: &TopicState,
+        seq: u64,
+        time: u64,
+        data: &str,
+        headers: Option<&Headers>,
+        pattern: Option<&str>,
+    ) -> u64 {
+        let name = &*self.name;
+        let mut body = String::new();
+        let data_at = event::msg_body(&mut body, name, seq, time, data, headers);
+        let delivery = Delivery {
+            topic: name,
+            seq,
+            time,
+            body: &body,
+            data: &body[data_at],
+            headers,
+        };
+        let view = MessageView::new(name, headers, delivery.data);
+        let delivered = state
+            .matching
+            .iter()
+            .filter(|s| pattern.is_none_or(|p| s.pattern == p) && !s.hides(name))
+            .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
+            .filter(|s| s.deliver(&delivery))
+            .count() as u64;
+        self.msgs_out.fetch_add(delivered, Ordering::Relaxed);
+        delivered
+    }
+
     pub(crate) fn store(&self) -> Option<Arc<dyn TopicStore>> {
         self.state.lock().store.clone()
     }
@@ -477,26 +511,7 @@ impl Topics {
         let seq = state.seq;
         let time = time.max(state.last_time);
         state.last_time = time;
-        let mut body = String::new();
-        let data_at = event::msg_body(&mut body, name, seq, time, data, headers);
-        let delivery = Delivery {
-            topic: name,
-            seq,
-            time,
-            body: &body,
-            data: &body[data_at],
-            headers,
-        };
-        let view = MessageView::new(name, headers, delivery.data);
-        let delivered = state
-            .matching
-            .iter()
-            .filter(|s| s.pattern == pattern && !s.hides(name))
-            .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
-            .filter(|s| s.deliver(&delivery))
-            .count() as u64;
-        topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
-        delivered
+        topic.deliver_one(&state, seq, time, data, headers, Some(pattern))
     }
 
     /// Hands message `seq` of a retained topic of the cluster (its stream
@@ -529,25 +544,7 @@ impl Topics {
             return (Heard::Delivered, 0);
         }
         let headers = msg.headers.as_ref();
-        let mut body = String::new();
-        let data_at = event::msg_body(&mut body, name, seq, msg.time, &msg.data, headers);
-        let delivery = Delivery {
-            topic: name,
-            seq,
-            time: msg.time,
-            body: &body,
-            data: &body[data_at],
-            headers,
-        };
-        let view = MessageView::new(name, headers, delivery.data);
-        let delivered = state
-            .matching
-            .iter()
-            .filter(|s| !s.hides(name))
-            .filter(|s| s.filter.as_ref().is_none_or(|f| f.matches(&view)))
-            .filter(|s| s.deliver(&delivery))
-            .count() as u64;
-        topic.msgs_out.fetch_add(delivered, Ordering::Relaxed);
+        let delivered = topic.deliver_one(&state, seq, msg.time, &msg.data, headers, None);
         (Heard::Delivered, delivered)
     }
 
