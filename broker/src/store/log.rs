@@ -192,7 +192,11 @@ struct Resolution {
 }
 
 impl Resolution {
+    /// Resolves the batch's tickets. Waiters that answer a client from here
+    /// ([`Ticket::then`]) push their confirms with writer wake-ups held, so each
+    /// connection's writer is woken once per batch and sends its confirms together.
     fn resolve(self) {
+        let _held = crate::outbound::hold_wakes();
         match self.outcome {
             Ok(()) => {
                 for r in self.done.records {
