@@ -285,11 +285,13 @@ fn handle_request(broker: &Broker, peer: &Arc<Peer>, request: Request<'_>, conn:
                     match ticket {
                         None => answer(session, id, Ok(fields)),
                         // A durable queue: confirm once the message is on disk.
+                        // Answered where the ticket resolves (the log's fsync
+                        // thread, a batch's confirms in a row with writer wake-ups
+                        // held): no task spawned and woken per send.
                         Some(ticket) if id.is_some() => {
                             let (session, id) = (session.clone(), id.cloned());
-                            broker.runtime().spawn(async move {
-                                let result =
-                                    ticket.await.map(|()| fields).map_err(BrokerError::from);
+                            ticket.then(move |result| {
+                                let result = result.map(|()| fields).map_err(BrokerError::from);
                                 answer(&session, id.as_ref(), result);
                             });
                         }

@@ -10,7 +10,10 @@
 //! callers and the runtime's threads never block on the disk.
 //!
 //! Workers are shared by all the logs of a store; a log is flushed by one worker at a
-//! time. When the committer shuts down, workers flush everything scheduled first.
+//! time. What a flush leaves to do once durable (resolving its tickets, which answers
+//! clients) runs after the log is back in the queue, so another worker can start the
+//! log's next write and fsync meanwhile. When the committer shuts down, workers flush
+//! everything scheduled first.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -22,8 +25,18 @@ use parking_lot::{Condvar, Mutex};
 
 /// Something the committer flushes: a log with pending records.
 pub(crate) trait Flush: Send + Sync {
-    /// Writes and syncs one batch; returns when to run again if more is pending.
-    fn flush(&self) -> Option<Instant>;
+    /// Writes and syncs one batch.
+    fn flush(&self) -> Flushed;
+}
+
+/// What one flush asks of the committer.
+#[derive(Default)]
+pub(crate) struct Flushed {
+    /// When to run again, if more is pending.
+    pub(crate) again: Option<Instant>,
+    /// Work left once the batch is durable, run after the job is back in the queue
+    /// (another worker may be flushing it again by then).
+    pub(crate) then: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The pool of threads that flush logs, shared by every log of a store.
@@ -124,20 +137,32 @@ fn worker(shared: &CommitWork) {
                 let Some(((_, id), job)) = q.due.pop_first() else {
                     continue;
                 };
-                let again = parking_lot::MutexGuard::unlocked(&mut q, || {
+                let Flushed { again, then } = parking_lot::MutexGuard::unlocked(&mut q, || {
                     catch_unwind(AssertUnwindSafe(|| job.flush())).unwrap_or_else(|_| {
                         tracing::error!("a storage flush panicked; its waiters get `closed`");
-                        None
+                        Flushed::default()
                     })
                 });
-                match again {
+                // Back in the queue before `then` runs, so that another worker can
+                // start the next batch while this one answers for the last.
+                let job = match again {
                     Some(at) => {
                         q.due.insert((at, id), job);
+                        shared.wake.notify_one();
+                        None
                     }
-                    // The job may hold the last handle to the committer, whose drop
-                    // takes this lock: let go of it first.
-                    None => parking_lot::MutexGuard::unlocked(&mut q, move || drop(job)),
-                }
+                    None => Some(job),
+                };
+                // The job may hold the last handle to the committer, whose drop
+                // takes this lock: let go of it first.
+                parking_lot::MutexGuard::unlocked(&mut q, move || {
+                    if let Some(then) = then {
+                        if catch_unwind(AssertUnwindSafe(then)).is_err() {
+                            tracing::error!("resolving a storage flush panicked");
+                        }
+                    }
+                    drop(job);
+                });
             }
             Some(at) => {
                 shared.wake.wait_until(&mut q, at);
@@ -160,9 +185,12 @@ mod tests {
     }
 
     impl Flush for Counter {
-        fn flush(&self) -> Option<Instant> {
+        fn flush(&self) -> Flushed {
             let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
-            (n < self.more).then(|| Instant::now() + Duration::from_millis(1))
+            Flushed {
+                again: (n < self.more).then(|| Instant::now() + Duration::from_millis(1)),
+                then: None,
+            }
         }
     }
 
@@ -192,6 +220,52 @@ mod tests {
         assert_eq!(job.runs.load(Ordering::SeqCst), 1);
     }
 
+    /// A job whose first flush's `then` waits until its second flush has run.
+    struct Overlapping {
+        runs: AtomicU32,
+        second: Arc<(Mutex<bool>, Condvar)>,
+        overlapped: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Flush for Overlapping {
+        fn flush(&self) -> Flushed {
+            let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 2 {
+                *self.second.0.lock() = true;
+                self.second.1.notify_all();
+                return Flushed::default();
+            }
+            let (second, overlapped) = (Arc::clone(&self.second), Arc::clone(&self.overlapped));
+            Flushed {
+                again: Some(Instant::now()),
+                then: Some(Box::new(move || {
+                    let mut ran = second.0.lock();
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while !*ran && !second.1.wait_until(&mut ran, deadline).timed_out() {}
+                    overlapped.store(*ran, Ordering::SeqCst);
+                })),
+            }
+        }
+    }
+
+    #[test]
+    fn a_flush_left_to_finish_does_not_hold_back_the_next() {
+        let c = Committer::start(2).unwrap();
+        let overlapped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let job = Arc::new(Overlapping {
+            runs: AtomicU32::new(0),
+            second: Arc::new((Mutex::new(false), Condvar::new())),
+            overlapped: Arc::clone(&overlapped),
+        });
+        assert!(c.schedule(job.clone(), Instant::now()));
+        c.shutdown();
+        assert_eq!(job.runs.load(Ordering::SeqCst), 2);
+        assert!(
+            overlapped.load(Ordering::SeqCst),
+            "the second flush ran while the first's `then` waited"
+        );
+    }
+
     /// A job that owns the last handle to its committer, as a log does.
     struct Owner {
         committer: Mutex<Option<Arc<Committer>>>,
@@ -199,8 +273,8 @@ mod tests {
     }
 
     impl Flush for Owner {
-        fn flush(&self) -> Option<Instant> {
-            None
+        fn flush(&self) -> Flushed {
+            Flushed::default()
         }
     }
 

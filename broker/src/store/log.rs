@@ -15,12 +15,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::mem;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::commit::{Committer, Flush};
+use super::commit::{Committer, Flush, Flushed};
 use super::cursor::Cursor;
 use super::disk::{create_dir_durably, Disk, DiskFile};
 use super::error::{io_err, StoreError};
@@ -65,6 +66,13 @@ pub(crate) struct LogCore {
     /// Signalled (with `state`) when the log stops being scheduled and, once
     /// deleted, when its files are gone: what a reopen of its name waits for.
     retired: Condvar,
+    /// The number the next written batch gets (taken under `io`).
+    batches: AtomicU64,
+    /// The batch whose tickets resolve next: a batch is answered for after every
+    /// batch before it, though another worker may write the next meanwhile.
+    turn: Mutex<u64>,
+    /// Signalled when `turn` moves on.
+    turn_moved: Condvar,
 }
 
 impl std::fmt::Debug for LogCore {
@@ -192,7 +200,11 @@ struct Resolution {
 }
 
 impl Resolution {
+    /// Resolves the batch's tickets. Waiters that answer a client from here
+    /// ([`Ticket::then`]) push their confirms with writer wake-ups held, so each
+    /// connection's writer is woken once per batch and sends its confirms together.
     fn resolve(self) {
+        let _held = crate::outbound::hold_wakes();
         match self.outcome {
             Ok(()) => {
                 for r in self.done.records {
@@ -325,6 +337,9 @@ impl Log {
             me: me.clone(),
             io: Mutex::new(()),
             retired: Condvar::new(),
+            batches: AtomicU64::new(0),
+            turn: Mutex::new(0),
+            turn_moved: Condvar::new(),
             state: Mutex::new(LogState {
                 segments,
                 next_seq,
@@ -1052,8 +1067,9 @@ impl LogCore {
     }
 
     /// One flush: take the pending batch, write and sync it, publish it to readers,
-    /// resolve its tickets, then delete what is no longer needed.
-    fn flush_once(&self) -> Option<Instant> {
+    /// then delete what is no longer needed; its tickets are left to resolve once
+    /// the log is back in the committer's queue (in the order of the batches).
+    fn flush_once(&self) -> Flushed {
         let _io = self.io.lock();
         let started = Instant::now();
         let batch = {
@@ -1069,7 +1085,7 @@ impl LogCore {
                 if unlink {
                     self.unlink();
                 }
-                return None;
+                return Flushed::default();
             }
             self.take_batch(&mut st)
         };
@@ -1096,11 +1112,39 @@ impl LogCore {
         // Decide what comes next before anyone learns their record is durable: a
         // sender that appends the moment its confirm arrives must find the log idle
         // (and be flushed at once), not still scheduled for an interval after this.
-        let next = self.next_flush(started, acks_failed);
-        if let Some(r) = resolution {
-            r.resolve();
+        let again = self.next_flush(started, acks_failed);
+        let then = resolution.map(|r| -> Box<dyn FnOnce() + Send> {
+            // Numbered while `io` is held: in the order the batches were written.
+            let batch = self.batches.fetch_add(1, Ordering::Relaxed);
+            match self.me.upgrade() {
+                Some(me) => Box::new(move || me.resolve_in_turn(batch, r)),
+                // (Cannot happen: the committer flushes through a strong handle.)
+                None => {
+                    self.resolve_in_turn(batch, r);
+                    Box::new(|| {})
+                }
+            }
+        });
+        Flushed { again, then }
+    }
+
+    /// Resolves batch `batch`'s tickets once every batch before it is resolved.
+    fn resolve_in_turn(&self, batch: u64, resolution: Resolution) {
+        let mut turn = self.turn.lock();
+        while *turn != batch {
+            self.turn_moved.wait(&mut turn);
         }
-        next
+        drop(turn);
+        /// Moves the turn on even if resolving panics: later batches never wait forever.
+        struct Next<'a>(&'a LogCore, u64);
+        impl Drop for Next<'_> {
+            fn drop(&mut self) {
+                *self.0.turn.lock() = self.1 + 1;
+                self.0.turn_moved.notify_all();
+            }
+        }
+        let _next = Next(self, batch);
+        resolution.resolve();
     }
 
     /// After a flush that began at `started`: when to flush again, or None (and the
@@ -1358,7 +1402,7 @@ impl LogCore {
 }
 
 impl Flush for LogCore {
-    fn flush(&self) -> Option<Instant> {
+    fn flush(&self) -> Flushed {
         self.flush_once()
     }
 }
