@@ -10,6 +10,7 @@
 //! `timers.rs`.
 
 mod access;
+mod across;
 mod budget;
 mod creators;
 mod operator;
