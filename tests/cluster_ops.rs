@@ -177,6 +177,10 @@ async fn peek_and_drop_see_the_whole_stream(a: &Node, b: &Node) {
 
 async fn a_dropped_message_s_sender_hears_it_is_dead(a: &Node, b: &Node) {
     let mut s = a.client().await;
+    // Its stream first: a look at a stream being made waits for its leader.
+    s.send(json!({"op":"declare","id":4,"queue":"ops_done"})).await;
+    let declared = s.try_recv(STREAM_WAIT).await.expect("an answer to declare");
+    assert_eq!(declared, ok(4, json!({})));
     s.send(json!({"op":"send","id":5,"queue":"ops_done","data":"x","confirm":"done"}))
         .await;
     let mut o = b.client().await;
@@ -256,6 +260,31 @@ async fn requeue_reaches_the_node_that_holds_the_job(a: &Node, b: &Node) {
         (&first["msg"], &first["attempt"]),
         (&json!(ids[0]), &json!(1))
     );
+    // B's page of the queue shows A's consumer, named as in the view.
+    let mut mine = b.client().await;
+    consume(&mut mine, "ops_rq", "b1", 3).await;
+    let page = o
+        .call(json!({"op":"describe","id":6,"queue":"ops_rq"}))
+        .await;
+    let page = &page["queue"];
+    let consumers: Vec<Value> = page["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!([c["client"], c["cid"], c["prefetch"], c["unacked"]]))
+        .collect();
+    assert_eq!(
+        consumers,
+        [
+            json!([mine.id(), "b1", 3, 0]),
+            json!([format!("{}@oa", w.id()), "w", 1, 1])
+        ],
+        "{page}"
+    );
+    assert_eq!(page["stats"]["consumers"], 2, "{page}");
+    // Gone before the job comes back, so that only A's consumer can get it.
+    let cancelled = mine.call(json!({"op":"cancel","id":7,"cid":"b1"})).await;
+    assert_eq!(cancelled, ok(7, json!({})));
     let requeued = o
         .call(json!({"op":"requeue","id":2,"queue":"ops_rq","msg":ids[0]}))
         .await;

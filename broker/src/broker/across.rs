@@ -11,6 +11,7 @@
 //! gone: JetStream gives its jobs back after the ack wait).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::Broker;
 use crate::cluster::queue::StreamJob;
@@ -18,7 +19,8 @@ use crate::cluster::{Cluster, NodeOp};
 use crate::command::PeekedMessage;
 use crate::error::{BrokerError, ErrorCode};
 use crate::filter::Query;
-use crate::queue::{Settlement, PEEK_SCAN};
+use crate::page::QueuePage;
+use crate::queue::{Queue, Settlement, PEEK_SCAN};
 use crate::stats::EventKind;
 
 /// Messages read from a stream at a time, and asked about at once.
@@ -320,5 +322,40 @@ impl Broker {
                 )
             }))
         })
+    }
+
+    /// The queue `describe` shows: with --nats, this node's share of the
+    /// cluster's queue, opened if this node has not served it yet (as a
+    /// `consume` would, without a consumer), `not_found` if it has no stream.
+    pub(crate) fn queue_to_describe(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        let Some(cluster) = self.inner.cluster.clone() else {
+            return self.existing_queue(name);
+        };
+        if let Ok(q) = self.existing_queue(name) {
+            return Ok(q);
+        }
+        super::queues::wait(&self.inner.runtime, cluster.read_queue(name, 0, 0))?;
+        self.queue(name, None)
+    }
+
+    /// With --nats, adds every other node's consumers of the queue to its page
+    /// (a node that does not answer is left out), and counts them in its row.
+    pub(crate) fn describe_across(&self, page: &mut QueuePage) {
+        let Some(cluster) = self.inner.cluster.clone() else {
+            return;
+        };
+        let name = page.stats.name.clone();
+        let others = super::queues::wait(&self.inner.runtime, async {
+            let mut all = Vec::new();
+            for node in cluster.other_nodes() {
+                match cluster.consumers_on(&node, &name).await {
+                    Ok(consumers) => all.extend(consumers),
+                    Err(e) => tracing::debug!("describe {name}: node {node}: {e}"),
+                }
+            }
+            all
+        });
+        page.consumers.extend(others);
+        page.stats.consumers = page.consumers.len() as u64;
     }
 }

@@ -412,17 +412,22 @@ impl NodeOps for NodeView {
             NodeOp::RequeueMsg { queue, msg, actor } => broker
                 .requeue_here(&queue, &msg, &actor)
                 .map(|()| CommandOutcome::Requeued),
-            // Answered by `held`, before any op is run.
-            NodeOp::Held { .. } => Err(BrokerError::new(
-                ErrorCode::Internal,
-                "`held` is not an op to run",
-            )),
+            // Answered by `held` and `consumers`, before any op is run.
+            NodeOp::Held { .. } | NodeOp::Consumers { .. } => {
+                Err(BrokerError::new(ErrorCode::Internal, "not an op to run"))
+            }
         })
     }
 
     fn held(&self, queue: &str, msgs: &[u64]) -> Vec<u64> {
         self.broker()
             .map_or_else(Vec::new, |b| b.held_here(queue, msgs))
+    }
+
+    fn consumers(&self, queue: &str) -> Vec<crate::page::ConsumerStats> {
+        self.broker()
+            .and_then(|b| b.existing_queue(queue).ok())
+            .map_or_else(Vec::new, |q| q.page().consumers)
     }
 }
 

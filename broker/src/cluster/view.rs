@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::{check_node, Cluster};
 use crate::command::CommandOutcome;
 use crate::error::{BrokerError, ErrorCode};
+use crate::page::ConsumerStats;
 use crate::stats::{NodeStats, QueueStats, Snapshot, TopicStats};
 
 /// How often a node publishes its snapshot.
@@ -81,6 +82,8 @@ pub(crate) trait NodeOps: Send + Sync + 'static {
     fn run(&self, op: NodeOp) -> Option<Result<CommandOutcome, BrokerError>>;
     /// Which of `msgs` (stream sequences) of `queue` this node holds now.
     fn held(&self, queue: &str, msgs: &[u64]) -> Vec<u64>;
+    /// This node's consumers of `queue`.
+    fn consumers(&self, queue: &str) -> Vec<ConsumerStats>;
 }
 
 /// An operator op routed to the node that holds its client, as it crosses NATS.
@@ -109,6 +112,9 @@ pub(crate) enum NodeOp {
     /// Which of these jobs (stream sequences) of `queue` the node holds now:
     /// answered `{"held":[...]}`, for `peek`, `drop` and `move` on another node.
     Held { queue: String, msgs: Vec<u64> },
+    /// The node's own consumers of `queue`, for `describe` on another node:
+    /// answered `{"consumers":[...]}`.
+    Consumers { queue: String },
 }
 
 /// A routed op's answer, as it crosses NATS.
@@ -120,6 +126,8 @@ struct OpAnswer {
     requeued: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     held: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    consumers: Option<Vec<ConsumerStats>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -437,8 +445,11 @@ impl Cluster {
                 count: answer.requeued.unwrap_or(0),
             },
             NodeOp::RequeueMsg { .. } => CommandOutcome::Requeued,
-            // `held` is asked with `held_on`, never routed as a command.
-            NodeOp::Kick { .. } | NodeOp::Held { .. } => CommandOutcome::Kicked,
+            // `held` and `consumers` are asked with `held_on` and
+            // `consumers_on`, never routed as commands.
+            NodeOp::Kick { .. } | NodeOp::Held { .. } | NodeOp::Consumers { .. } => {
+                CommandOutcome::Kicked
+            }
         })
     }
 
@@ -460,6 +471,27 @@ impl Cluster {
             .await?
             .and_then(|a| a.held)
             .unwrap_or_default())
+    }
+
+    /// Node `node`'s own consumers of `queue` (none if it is no longer there),
+    /// their clients named as in the view (`c42@web2`).
+    pub(crate) async fn consumers_on(
+        &self,
+        node: &str,
+        queue: &str,
+    ) -> Result<Vec<ConsumerStats>, BrokerError> {
+        let op = NodeOp::Consumers {
+            queue: queue.to_string(),
+        };
+        let mut consumers = self
+            .ask(node, &op)
+            .await?
+            .and_then(|a| a.consumers)
+            .unwrap_or_default();
+        for c in &mut consumers {
+            c.client = format!("{}@{node}", split_client(&c.client).0);
+        }
+        Ok(consumers)
     }
 
     /// Asks `node` to run `op`: its answer, None if no node answers on its
@@ -609,6 +641,15 @@ async fn answer_ops(
                 }
                 OpAnswer {
                     held: Some(ops.held(&queue, &msgs)),
+                    ..OpAnswer::default()
+                }
+            }
+            Ok(NodeOp::Consumers { queue }) => {
+                if !ops.alive() {
+                    return;
+                }
+                OpAnswer {
+                    consumers: Some(ops.consumers(&queue)),
                     ..OpAnswer::default()
                 }
             }
