@@ -178,7 +178,8 @@ async fn peek_and_drop_see_the_whole_stream(a: &Node, b: &Node) {
 async fn a_dropped_message_s_sender_hears_it_is_dead(a: &Node, b: &Node) {
     let mut s = a.client().await;
     // Its stream first: a look at a stream being made waits for its leader.
-    s.send(json!({"op":"declare","id":4,"queue":"ops_done"})).await;
+    s.send(json!({"op":"declare","id":4,"queue":"ops_done"}))
+        .await;
     let declared = s.try_recv(STREAM_WAIT).await.expect("an answer to declare");
     assert_eq!(declared, ok(4, json!({})));
     s.send(json!({"op":"send","id":5,"queue":"ops_done","data":"x","confirm":"done"}))

@@ -89,54 +89,42 @@ impl Broker {
             return Ok(q.clone());
         }
         self.take_place(Stream::Queue, name, creator)?;
-        if let Some(cluster) = self.inner.cluster.clone() {
+        let made = match self.inner.cluster.clone() {
             // With --nats every queue is a JetStream stream shared by all nodes
             // (cluster/queue.rs); this node keeps its own consumers' share.
-            let config = match wait(&self.inner.runtime, cluster.open_queue(name, None)) {
-                Ok(config) => config,
-                Err(e) => {
-                    if creator.is_some() {
-                        self.inner.creators.give_back(Stream::Queue, name);
-                    }
-                    return Err(e);
-                }
-            };
-            let link = cluster.queue_link(name, self.inner.runtime.clone());
-            let queue = Queue::new_remote(name, config, link.clone());
-            self.inner
-                .queues
-                .write()
-                .insert(queue.name.clone(), queue.clone());
-            self.inner
-                .runtime
-                .spawn(run_ack_timer(Arc::downgrade(&self.inner), queue.clone()));
-            let sink: Arc<dyn QueueSink> = Arc::new(Sink(Arc::downgrade(&self.inner)));
-            self.inner.runtime.spawn(crate::cluster::queue::pull(
-                cluster,
-                link,
-                queue.clone(),
-                sink,
-            ));
-            return Ok(queue);
-        }
-        let config = QueueConfig {
-            durable,
-            ..QueueConfig::default()
-        };
-        let store = if durable {
-            match self.inner.backend.open_queue(name, &config.settings()) {
-                Ok(store) => Some(store),
-                Err(e) => {
-                    if creator.is_some() {
-                        self.inner.creators.give_back(Stream::Queue, name);
-                    }
-                    return Err(e.into());
-                }
+            Some(cluster) => {
+                wait(&self.inner.runtime, cluster.open_queue(name, None)).map(|config| {
+                    let link = cluster.queue_link(name, self.inner.runtime.clone());
+                    let queue = Queue::new_remote(name, config, link.clone());
+                    (queue, Some((cluster, link)))
+                })
             }
-        } else {
-            None
+            None => {
+                let config = QueueConfig {
+                    durable,
+                    ..QueueConfig::default()
+                };
+                let store = match durable {
+                    true => self
+                        .inner
+                        .backend
+                        .open_queue(name, &config.settings())
+                        .map(Some)
+                        .map_err(BrokerError::from),
+                    false => Ok(None),
+                };
+                store.map(|store| (Queue::new(name, config, store), None))
+            }
         };
-        let queue = Queue::new(name, config, store);
+        let (queue, pulled) = match made {
+            Ok(made) => made,
+            Err(e) => {
+                if creator.is_some() {
+                    self.inner.creators.give_back(Stream::Queue, name);
+                }
+                return Err(e);
+            }
+        };
         self.inner
             .queues
             .write()
@@ -144,6 +132,15 @@ impl Broker {
         self.inner
             .runtime
             .spawn(run_ack_timer(Arc::downgrade(&self.inner), queue.clone()));
+        if let Some((cluster, link)) = pulled {
+            let sink: Arc<dyn QueueSink> = Arc::new(Sink(Arc::downgrade(&self.inner)));
+            self.inner.runtime.spawn(crate::cluster::queue::pull(
+                cluster,
+                link,
+                queue.clone(),
+                sink,
+            ));
+        }
         Ok(queue)
     }
 
