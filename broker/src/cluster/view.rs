@@ -1,7 +1,8 @@
 //! The cluster view: every node's snapshot on NATS, so that any node's `stats`,
 //! `watch`, console and `switchyard top` show the whole cluster, and the operator
-//! ops about a client (`kick`, `requeue` of a consumer's jobs) reach the node
-//! that holds it.
+//! ops about a client (`kick`, `requeue` of a consumer's jobs) or a job
+//! (`requeue` of one) reach the node that holds it; the ops about a queue ask
+//! every node what it holds (`held`) and which consumers it has (`consumers`).
 //!
 //! Each node publishes its own snapshot once a second on
 //! `switchyard.node.<node>.snapshot` and listens on `switchyard.node.*.snapshot`
