@@ -10,6 +10,7 @@
 //! `timers.rs`.
 
 mod access;
+mod across;
 mod budget;
 mod creators;
 mod operator;
@@ -369,14 +370,6 @@ impl Broker {
     /// This node's name in its NATS cluster, with `--nats`.
     pub fn node(&self) -> Option<&str> {
         self.inner.cluster.as_ref().map(|c| c.node())
-    }
-
-    /// Refuses what `--nats` does not serve yet (`what`, in words).
-    fn single_node_only(&self, what: &str) -> Result<(), BrokerError> {
-        match self.inner.cluster {
-            Some(_) => Err(Cluster::not_yet(what)),
-            None => Ok(()),
-        }
     }
 
     /// Becomes `true` when the broker starts shutting down.

@@ -236,7 +236,7 @@ impl Broker {
             } => {
                 let query = Query::compile(&query)?;
                 let (messages, next) = match target {
-                    PeekTarget::Queue(q) => self.existing_queue(&q)?.peek(n, after, &query),
+                    PeekTarget::Queue(q) => self.peek_queue_page(&q, n, after, &query)?,
                     // Without a cursor or a query, a retained topic shows its last
                     // messages, as it always has.
                     PeekTarget::Topic(t) if after.is_none() && query.is_empty() => {
@@ -351,6 +351,7 @@ impl Broker {
                 cid,
                 actor,
             },
+            other => other,
         };
         Some(async move { cluster.route(&node, op).await })
     }
@@ -411,7 +412,25 @@ impl NodeOps for NodeView {
             NodeOp::Requeue { client, cid, actor } => broker
                 .requeue_consumer(&client, &cid, &actor)
                 .map(|count| CommandOutcome::RequeuedAll { count }),
+            NodeOp::RequeueMsg { queue, msg, actor } => broker
+                .requeue_here(&queue, &msg, &actor)
+                .map(|()| CommandOutcome::Requeued),
+            // Answered by `held` and `consumers`, before any op is run.
+            NodeOp::Held { .. } | NodeOp::Consumers { .. } => {
+                Err(BrokerError::new(ErrorCode::Internal, "not an op to run"))
+            }
         })
+    }
+
+    fn held(&self, queue: &str, msgs: &[u64]) -> Vec<u64> {
+        self.broker()
+            .map_or_else(Vec::new, |b| b.held_here(queue, msgs))
+    }
+
+    fn consumers(&self, queue: &str) -> Vec<crate::page::ConsumerStats> {
+        self.broker()
+            .and_then(|b| b.existing_queue(queue).ok())
+            .map_or_else(Vec::new, |q| q.page().consumers)
     }
 }
 

@@ -45,7 +45,8 @@ impl Broker {
     /// A queue's settings, consumers (at most 1,000), dead-letter queue and history.
     pub fn describe_queue(&self, name: &str) -> Result<QueuePage, BrokerError> {
         let inner = &self.inner;
-        let mut page = self.existing_queue(name)?.page();
+        let mut page = self.queue_to_describe(name)?.page();
+        self.describe_across(&mut page);
         page.consumers.truncate(MAX_PAGE_ROWS);
         inner
             .history

@@ -6,6 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
+
 use super::{run_ack_timer, Broker, Creator, Inner, Peer, Stream};
 use crate::cluster::queue::QueueSink;
 use crate::cluster::Cluster;
@@ -87,54 +89,42 @@ impl Broker {
             return Ok(q.clone());
         }
         self.take_place(Stream::Queue, name, creator)?;
-        if let Some(cluster) = self.inner.cluster.clone() {
+        let made = match self.inner.cluster.clone() {
             // With --nats every queue is a JetStream stream shared by all nodes
             // (cluster/queue.rs); this node keeps its own consumers' share.
-            let config = match wait(&self.inner.runtime, cluster.open_queue(name, None)) {
-                Ok(config) => config,
-                Err(e) => {
-                    if creator.is_some() {
-                        self.inner.creators.give_back(Stream::Queue, name);
-                    }
-                    return Err(e);
-                }
-            };
-            let link = cluster.queue_link(name, self.inner.runtime.clone());
-            let queue = Queue::new_remote(name, config, link.clone());
-            self.inner
-                .queues
-                .write()
-                .insert(queue.name.clone(), queue.clone());
-            self.inner
-                .runtime
-                .spawn(run_ack_timer(Arc::downgrade(&self.inner), queue.clone()));
-            let sink: Arc<dyn QueueSink> = Arc::new(Sink(Arc::downgrade(&self.inner)));
-            self.inner.runtime.spawn(crate::cluster::queue::pull(
-                cluster,
-                link,
-                queue.clone(),
-                sink,
-            ));
-            return Ok(queue);
-        }
-        let config = QueueConfig {
-            durable,
-            ..QueueConfig::default()
-        };
-        let store = if durable {
-            match self.inner.backend.open_queue(name, &config.settings()) {
-                Ok(store) => Some(store),
-                Err(e) => {
-                    if creator.is_some() {
-                        self.inner.creators.give_back(Stream::Queue, name);
-                    }
-                    return Err(e.into());
-                }
+            Some(cluster) => {
+                wait(&self.inner.runtime, cluster.open_queue(name, None)).map(|config| {
+                    let link = cluster.queue_link(name, self.inner.runtime.clone());
+                    let queue = Queue::new_remote(name, config, link.clone());
+                    (queue, Some((cluster, link)))
+                })
             }
-        } else {
-            None
+            None => {
+                let config = QueueConfig {
+                    durable,
+                    ..QueueConfig::default()
+                };
+                let store = match durable {
+                    true => self
+                        .inner
+                        .backend
+                        .open_queue(name, &config.settings())
+                        .map(Some)
+                        .map_err(BrokerError::from),
+                    false => Ok(None),
+                };
+                store.map(|store| (Queue::new(name, config, store), None))
+            }
         };
-        let queue = Queue::new(name, config, store);
+        let (queue, pulled) = match made {
+            Ok(made) => made,
+            Err(e) => {
+                if creator.is_some() {
+                    self.inner.creators.give_back(Stream::Queue, name);
+                }
+                return Err(e);
+            }
+        };
         self.inner
             .queues
             .write()
@@ -142,6 +132,15 @@ impl Broker {
         self.inner
             .runtime
             .spawn(run_ack_timer(Arc::downgrade(&self.inner), queue.clone()));
+        if let Some((cluster, link)) = pulled {
+            let sink: Arc<dyn QueueSink> = Arc::new(Sink(Arc::downgrade(&self.inner)));
+            self.inner.runtime.spawn(crate::cluster::queue::pull(
+                cluster,
+                link,
+                queue.clone(),
+                sink,
+            ));
+        }
         Ok(queue)
     }
 
@@ -546,17 +545,28 @@ impl Broker {
         impl std::future::Future<Output = Result<u64, BrokerError>> + Send + 'static,
         BrokerError,
     > {
-        self.single_node_only("moving messages between queues is")?;
         if from == to {
             return Err(BrokerError::new(
                 ErrorCode::BadFrame,
                 format!("`{from}` cannot move to itself"),
             ));
         }
+        let n = n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        if self.clustered() {
+            names::check_queue(to)?;
+            let query = crate::filter::Query::compile(&crate::command::MessageQuery {
+                filter: filter.map(str::to_string),
+                search: None,
+            })?;
+            // Moved before the answer's future is made: it waits for NATS on
+            // the broker's runtime, which the caller's waiting might otherwise
+            // hold up.
+            let moved = self.move_in_streams(from, to, n, &query, msg, actor);
+            return Ok(Either::Left(std::future::ready(moved)));
+        }
         let source = self.existing_queue(from)?;
         let filter = filter.map(crate::filter::Filter::parse).transpose()?;
         let target = self.queue(to, None)?;
-        let n = n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
         let mut appended = Vec::new();
         let mut refused = None;
         let taken = source.take_ready(n, filter.as_ref(), msg);
@@ -587,7 +597,7 @@ impl Broker {
         }
         let broker = self.clone();
         let (from, to, actor) = (from.to_string(), to.to_string(), actor.to_string());
-        Ok(async move {
+        Ok(Either::Right(async move {
             let mut settled = Vec::new();
             for (taken, ticket, held) in appended {
                 let durable = match ticket {
@@ -625,7 +635,7 @@ impl Broker {
                 Some(e) if moved == 0 => Err(e),
                 _ => Ok(moved),
             }
-        })
+        }))
     }
 
     /// Removes one ready message by id, as if acked; returns once that is durable.
@@ -635,7 +645,14 @@ impl Broker {
         msg: &str,
         actor: &str,
     ) -> Result<(), BrokerError> {
-        self.single_node_only("dropping a message by id is")?;
+        if let Some(cluster) = self.inner.cluster.clone() {
+            self.drop_from_stream(&cluster, queue, msg)?;
+            self.inner.activity.record(
+                EventKind::Other,
+                format!("{actor} dropped message {msg} of {queue}"),
+            );
+            return Ok(());
+        }
         let ticket = self.existing_queue(queue)?.drop_ready(msg)?;
         if let Some(ticket) = ticket {
             block_on(async { ticket.await.map_err(BrokerError::from) })?;
@@ -683,8 +700,22 @@ impl Broker {
         Ok(count)
     }
 
-    /// Puts an in-flight job back in its queue now.
+    /// Puts an in-flight job back in its queue now; with --nats, on whichever
+    /// node holds it.
     pub fn requeue(&self, queue: &str, msg: &str, actor: &str) -> Result<(), BrokerError> {
+        match self.inner.cluster.clone() {
+            Some(cluster) => self.requeue_anywhere(&cluster, queue, msg, actor),
+            None => self.requeue_here(queue, msg, actor),
+        }
+    }
+
+    /// Puts an in-flight job of this node back in its queue now.
+    pub(crate) fn requeue_here(
+        &self,
+        queue: &str,
+        msg: &str,
+        actor: &str,
+    ) -> Result<(), BrokerError> {
         let effects = self.existing_queue(queue)?.requeue_msg(msg)?;
         self.apply(effects);
         self.inner.activity.record(

@@ -355,16 +355,6 @@ impl Cluster {
         }
     }
 
-    /// The error for what `--nats` does not serve yet.
-    pub(crate) fn not_yet(what: &str) -> BrokerError {
-        BrokerError::new(
-            ErrorCode::Unavailable,
-            format!(
-                "{what} not yet served with --nats (see docs/OPERATIONS.md, \"Running a cluster\")"
-            ),
-        )
-    }
-
     fn set_up(&self, up: bool, sink: &Weak<dyn RemoteSink>) {
         let was = {
             let mut state = self.state.lock();

@@ -251,16 +251,147 @@ impl Cluster {
     /// Removes a queue's ready messages across the cluster (a stream purge);
     /// returns how many.
     pub(crate) async fn purge_queue(&self, name: &str) -> Result<u64, BrokerError> {
-        let js = self.js()?;
-        let stream =
-            js.get_stream(subject::queue_stream(name))
-                .await
-                .map_err(|e| match not_found(&e) {
-                    true => BrokerError::new(ErrorCode::NotFound, format!("no queue `{name}`")),
-                    false => unavailable(format!("JetStream: {e}")),
-                })?;
+        let stream = self.stream_of(name).await?;
         let purged = stream.purge().await.map_err(unavailable)?;
         Ok(purged.purged)
+    }
+
+    /// Queue `name`'s stream (`not_found` if there is none).
+    async fn stream_of(&self, name: &str) -> Result<jetstream::stream::Stream, BrokerError> {
+        let js = self.js()?;
+        js.get_stream(subject::queue_stream(name))
+            .await
+            .map_err(|e| match not_found(&e) {
+                true => BrokerError::new(ErrorCode::NotFound, format!("no queue `{name}`")),
+                false => unavailable(format!("JetStream: {e}")),
+            })
+    }
+
+    /// Up to `max` messages of queue `name`'s stream with a sequence above
+    /// `after`, oldest first, read without consuming them (JetStream's message
+    /// get by sequence, from the stream's leader): ready or in flight, the
+    /// stream does not tell which (see [`StreamRead::delivered`]).
+    pub(crate) async fn read_queue(
+        &self,
+        name: &str,
+        after: u64,
+        max: usize,
+    ) -> Result<StreamRead, BrokerError> {
+        let stream = self.stream_of(name).await?;
+        let last_seq = stream.cached_info().state.last_sequence;
+        let delivered = match stream.consumer_info(CONSUMER).await {
+            Ok(c) => c.delivered.stream_sequence,
+            Err(e) if not_found(&e) => 0,
+            Err(e) => return Err(unavailable(format!("JetStream consumer: {e}"))),
+        };
+        let subject = subject::queue_subject(name);
+        let mut read = StreamRead {
+            jobs: Vec::new(),
+            looked: 0,
+            last: None,
+            more: false,
+            delivered,
+        };
+        let mut seq = after.saturating_add(1);
+        while read.looked < max && seq <= last_seq {
+            let m = match stream.get_first_raw_message_by_subject(&subject, seq).await {
+                Ok(m) => m,
+                Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
+                    break
+                }
+                Err(e) => return Err(unavailable(format!("JetStream: reading {name}: {e}"))),
+            };
+            seq = m.sequence.saturating_add(1);
+            read.last = Some(m.sequence);
+            read.looked += 1;
+            // Not a Switchyard job: passed over, as its puller removes it.
+            if let Some(job) = StreamJob::of(m) {
+                read.jobs.push(job);
+            }
+        }
+        read.more = read.last.is_some_and(|l| l < last_seq);
+        Ok(read)
+    }
+
+    /// Removes message `seq` from queue `name`'s stream; false if it was not there.
+    pub(crate) async fn remove_job(&self, name: &str, seq: u64) -> Result<bool, BrokerError> {
+        let stream = self.stream_of(name).await?;
+        match stream.delete_message(seq).await {
+            Ok(done) => Ok(done),
+            Err(e)
+                if format!("{e} {e:?}").contains("10057")
+                    || e.to_string().contains("no message found") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(format!(
+                "JetStream: removing {seq} from {name}: {e}"
+            ))),
+        }
+    }
+
+    /// Appends `job` (of queue `from`) to queue `to`'s stream, with
+    /// `x-moved-from`, what is left of its time to live and its waiter's reply
+    /// subject; returns its new sequence. Its `Nats-Msg-Id` names where it came
+    /// from, so that the same move run again within the stream's duplicate
+    /// window (2 minutes) appends it once.
+    pub(crate) async fn append_moved(
+        &self,
+        from: &str,
+        to: &str,
+        job: &StreamJob,
+    ) -> Result<u64, BrokerError> {
+        let js = self.js()?;
+        let mut headers = job.job.headers.clone().unwrap_or_default();
+        headers.insert(
+            "x-moved-from".into(),
+            crate::protocol::HeaderValue::One(from.to_string()),
+        );
+        let body = StoredJob::encode(
+            &job.job.data,
+            Some(&headers),
+            job.job.reply,
+            job.job.expires,
+            None,
+        );
+        let mut nats = async_nats::HeaderMap::new();
+        nats.insert("Nats-Expected-Stream", subject::queue_stream(to).as_str());
+        let id = format!(
+            "moved:{}:{}:{}",
+            subject::queue_stream(from),
+            job.seq,
+            job.time
+        );
+        nats.insert("Nats-Msg-Id", id.as_str());
+        if let Some(to) = &job.reply_to {
+            nats.insert(REPLY_HEADER, to.as_str());
+        }
+        let ack = js
+            .publish_with_headers(subject::queue_subject(to), nats, Bytes::from(body))
+            .await
+            .map_err(|e| unavailable(format!("not moved to `{to}`: {e}")))?;
+        match ack.await {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if e.to_string().contains("maximum messages") => Err(BrokerError::new(
+                ErrorCode::Limit,
+                format!("queue `{to}` is full (max_len)"),
+            )),
+            Err(e) => Err(unavailable(format!(
+                "not known to be stored in queue `{to}`: {e}"
+            ))),
+        }
+    }
+
+    /// Tells whoever waits for `job` (a `confirm: "done"` sender or a
+    /// requester, on any node) how it ended.
+    pub(crate) async fn tell_waiter(&self, job: &StreamJob, how: Settlement) {
+        let (Some(to), Some(client)) = (&job.reply_to, self.client()) else {
+            return;
+        };
+        let payload = encode_outcome(&job.seq.to_string(), &how);
+        if let Err(e) = client.publish(to.clone(), payload).await {
+            tracing::debug!("NATS: an outcome for {to} was not sent: {e}");
+        }
     }
 
     /// Deletes a queue's stream (and with it its consumer); false if there was none.
@@ -336,6 +467,49 @@ impl Cluster {
             depth: Mutex::new(None),
             runtime,
             path: Arc::from(Path::new(&subject::queue_stream(name))),
+        })
+    }
+}
+
+/// What [`Cluster::read_queue`] read of a queue's stream.
+pub(crate) struct StreamRead {
+    /// The Switchyard jobs read, oldest first.
+    pub(crate) jobs: Vec<StreamJob>,
+    /// Messages read, jobs or not.
+    pub(crate) looked: usize,
+    /// The sequence of the last message looked at.
+    pub(crate) last: Option<u64>,
+    /// Whether messages may follow `last`.
+    pub(crate) more: bool,
+    /// The last stream sequence the shared consumer delivered (to any node):
+    /// a message above it was never delivered, so no node holds it.
+    pub(crate) delivered: u64,
+}
+
+/// One message of a queue's stream, read without consuming it.
+pub(crate) struct StreamJob {
+    /// Its stream sequence: the message id.
+    pub(crate) seq: u64,
+    /// When the stream stored it (Unix ms).
+    pub(crate) time: u64,
+    pub(crate) job: StoredJob,
+    /// Where its outcome goes, if someone waits for it.
+    reply_to: Option<String>,
+}
+
+impl StreamJob {
+    fn of(m: jetstream::message::StreamMessage) -> Option<StreamJob> {
+        let job = StoredJob::decode(&m.payload)?;
+        let reply_to = m
+            .headers
+            .get(REPLY_HEADER)
+            .map(|to| to.as_str().to_string())
+            .filter(|to| to.starts_with("switchyard.node."));
+        Some(StreamJob {
+            seq: m.sequence,
+            time: u64::try_from(m.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0),
+            job,
+            reply_to,
         })
     }
 }
@@ -561,6 +735,10 @@ impl RemoteJobs for JsQueue {
 
     fn room(&self) {
         self.more.notify_one();
+    }
+
+    fn holds(&self, id: u64) -> bool {
+        self.held.lock().contains_key(&id)
     }
 
     fn depth(&self) -> Option<RemoteDepth> {

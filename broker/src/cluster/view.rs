@@ -1,7 +1,8 @@
 //! The cluster view: every node's snapshot on NATS, so that any node's `stats`,
 //! `watch`, console and `switchyard top` show the whole cluster, and the operator
-//! ops about a client (`kick`, `requeue` of a consumer's jobs) reach the node
-//! that holds it.
+//! ops about a client (`kick`, `requeue` of a consumer's jobs) or a job
+//! (`requeue` of one) reach the node that holds it; the ops about a queue ask
+//! every node what it holds (`held`) and which consumers it has (`consumers`).
 //!
 //! Each node publishes its own snapshot once a second on
 //! `switchyard.node.<node>.snapshot` and listens on `switchyard.node.*.snapshot`
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use super::{check_node, Cluster};
 use crate::command::CommandOutcome;
 use crate::error::{BrokerError, ErrorCode};
+use crate::page::ConsumerStats;
 use crate::stats::{NodeStats, QueueStats, Snapshot, TopicStats};
 
 /// How often a node publishes its snapshot.
@@ -79,6 +81,10 @@ pub(crate) trait NodeOps: Send + Sync + 'static {
     fn summary(&self, max_bytes: usize) -> Option<Snapshot>;
     /// Runs an op another node routed here; None once the broker is gone.
     fn run(&self, op: NodeOp) -> Option<Result<CommandOutcome, BrokerError>>;
+    /// Which of `msgs` (stream sequences) of `queue` this node holds now.
+    fn held(&self, queue: &str, msgs: &[u64]) -> Vec<u64>;
+    /// This node's consumers of `queue`.
+    fn consumers(&self, queue: &str) -> Vec<ConsumerStats>;
 }
 
 /// An operator op routed to the node that holds its client, as it crosses NATS.
@@ -97,6 +103,19 @@ pub(crate) enum NodeOp {
         cid: String,
         actor: String,
     },
+    /// `requeue` with `queue` and `msg`: that job back to its queue, if this
+    /// node holds it (`not_found` if not).
+    RequeueMsg {
+        queue: String,
+        msg: String,
+        actor: String,
+    },
+    /// Which of these jobs (stream sequences) of `queue` the node holds now:
+    /// answered `{"held":[...]}`, for `peek`, `drop` and `move` on another node.
+    Held { queue: String, msgs: Vec<u64> },
+    /// The node's own consumers of `queue`, for `describe` on another node:
+    /// answered `{"consumers":[...]}`.
+    Consumers { queue: String },
 }
 
 /// A routed op's answer, as it crosses NATS.
@@ -106,6 +125,10 @@ struct OpAnswer {
     error: Option<OpError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     requeued: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    consumers: Option<Vec<ConsumerStats>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -393,12 +416,88 @@ impl Cluster {
         self.view.merge(self.node(), local);
     }
 
+    /// The other nodes, by name, as the view has them now (not those gone).
+    pub(crate) fn other_nodes(&self) -> Vec<String> {
+        self.view
+            .others(Instant::now())
+            .into_iter()
+            .filter(|(node, _, age)| *age < GONE_AFTER && node != self.node())
+            .map(|(node, _, _)| node)
+            .collect()
+    }
+
     /// Runs `op` on `node`, which holds its client, and answers what it answered.
     pub(crate) async fn route(
         &self,
         node: &str,
         op: NodeOp,
     ) -> Result<CommandOutcome, BrokerError> {
+        let Some(answer) = self.ask(node, &op).await? else {
+            return Err(BrokerError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "node {node} is not in the cluster (no answer on {})",
+                    op_subject(node)
+                ),
+            ));
+        };
+        Ok(match op {
+            NodeOp::Requeue { .. } => CommandOutcome::RequeuedAll {
+                count: answer.requeued.unwrap_or(0),
+            },
+            NodeOp::RequeueMsg { .. } => CommandOutcome::Requeued,
+            // `held` and `consumers` are asked with `held_on` and
+            // `consumers_on`, never routed as commands.
+            NodeOp::Kick { .. } | NodeOp::Held { .. } | NodeOp::Consumers { .. } => {
+                CommandOutcome::Kicked
+            }
+        })
+    }
+
+    /// Which of `msgs` of `queue` node `node` holds now; none if that node is
+    /// no longer there (nobody answers on its subject: what it held comes back
+    /// after the ack wait).
+    pub(crate) async fn held_on(
+        &self,
+        node: &str,
+        queue: &str,
+        msgs: &[u64],
+    ) -> Result<Vec<u64>, BrokerError> {
+        let op = NodeOp::Held {
+            queue: queue.to_string(),
+            msgs: msgs.to_vec(),
+        };
+        Ok(self
+            .ask(node, &op)
+            .await?
+            .and_then(|a| a.held)
+            .unwrap_or_default())
+    }
+
+    /// Node `node`'s own consumers of `queue` (none if it is no longer there),
+    /// their clients named as in the view (`c42@web2`).
+    pub(crate) async fn consumers_on(
+        &self,
+        node: &str,
+        queue: &str,
+    ) -> Result<Vec<ConsumerStats>, BrokerError> {
+        let op = NodeOp::Consumers {
+            queue: queue.to_string(),
+        };
+        let mut consumers = self
+            .ask(node, &op)
+            .await?
+            .and_then(|a| a.consumers)
+            .unwrap_or_default();
+        for c in &mut consumers {
+            c.client = format!("{}@{node}", split_client(&c.client).0);
+        }
+        Ok(consumers)
+    }
+
+    /// Asks `node` to run `op`: its answer, None if no node answers on its
+    /// subject, or the error it answered.
+    async fn ask(&self, node: &str, op: &NodeOp) -> Result<Option<OpAnswer>, BrokerError> {
         let unavailable = |why: String| BrokerError::new(ErrorCode::Unavailable, why);
         if check_node(node).is_err() {
             return Err(BrokerError::new(
@@ -412,7 +511,7 @@ impl Cluster {
         let Some(client) = self.client().cloned() else {
             return Err(unavailable("NATS not connected yet".into()));
         };
-        let payload = serde_json::to_vec(&op)
+        let payload = serde_json::to_vec(op)
             .map(Bytes::from)
             .map_err(|e| BrokerError::new(ErrorCode::Internal, format!("an op for {node}: {e}")))?;
         let asked = tokio::time::timeout(OP_TIMEOUT, client.request(op_subject(node), payload));
@@ -424,10 +523,7 @@ impl Cluster {
                 )))
             }
             Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {
-                return Err(unavailable(format!(
-                    "node {node} is not in the cluster (no answer on {})",
-                    op_subject(node)
-                )))
+                return Ok(None)
             }
             Ok(Err(e)) => return Err(unavailable(format!("node {node}: {e}"))),
             Ok(Ok(message)) => message,
@@ -438,12 +534,7 @@ impl Cluster {
         if let Some(error) = answer.error {
             return Err(BrokerError::new(error.code, error.message));
         }
-        Ok(match op {
-            NodeOp::Kick { .. } => CommandOutcome::Kicked,
-            NodeOp::Requeue { .. } => CommandOutcome::RequeuedAll {
-                count: answer.requeued.unwrap_or(0),
-            },
-        })
+        Ok(Some(answer))
     }
 }
 
@@ -545,6 +636,24 @@ async fn answer_ops(
                 }),
                 ..OpAnswer::default()
             },
+            Ok(NodeOp::Held { queue, msgs }) => {
+                if !ops.alive() {
+                    return;
+                }
+                OpAnswer {
+                    held: Some(ops.held(&queue, &msgs)),
+                    ..OpAnswer::default()
+                }
+            }
+            Ok(NodeOp::Consumers { queue }) => {
+                if !ops.alive() {
+                    return;
+                }
+                OpAnswer {
+                    consumers: Some(ops.consumers(&queue)),
+                    ..OpAnswer::default()
+                }
+            }
             Ok(op) => {
                 // Kicks and requeues are quick, in memory: run here, in turn.
                 let Some(result) = ops.run(op) else { return };

@@ -175,6 +175,11 @@ impl Queue {
         Self::build(name, config, store, None)
     }
 
+    /// Where its messages live, for a queue whose messages live elsewhere.
+    pub(crate) fn remote(&self) -> Option<&Arc<dyn RemoteJobs>> {
+        self.remote.as_ref()
+    }
+
     /// A queue whose messages live elsewhere (see `remote.rs`).
     pub(crate) fn new_remote(
         name: &str,

@@ -29,6 +29,9 @@ pub(crate) trait RemoteJobs: Send + Sync {
     fn term(&self, id: u64);
     /// This node's consumers have more room: pull more.
     fn room(&self);
+    /// Whether this node holds job `id` now (pulled and not settled: with one
+    /// of its consumers, or on its way to one).
+    fn holds(&self, id: u64) -> bool;
     /// The queue's depth across every node, as the stream last told it.
     fn depth(&self) -> Option<RemoteDepth>;
 }
