@@ -112,20 +112,8 @@ impl Batch {
 
 thread_local! {
     /// While [`holding_wakes`] runs on this thread: the writers to wake when it ends.
-    static HELD_WAKES: RefCell<HeldWakes> = const {
-        RefCell::new(HeldWakes { on: false, wakes: Vec::new() })
-    };
+    static HELD_WAKES: RefCell<Option<Vec<Arc<Notify>>>> = const { RefCell::new(None) };
 }
-
-/// Whether wake-ups are held on this thread, and those held: the list keeps its
-/// room from one hold to the next, so a hold allocates nothing.
-struct HeldWakes {
-    on: bool,
-    wakes: Vec<Arc<Notify>>,
-}
-
-/// The most wake-ups whose room a thread keeps between holds.
-const KEEP_WAKES: usize = 1024;
 
 /// Runs `f` (a connection handling one frame) with writer wake-ups held until it
 /// returns: a frame of a hundred messages wakes each subscriber's writer once, and
@@ -141,7 +129,13 @@ pub(crate) fn holding_wakes<R>(f: impl FnOnce() -> R) -> R {
 /// the outermost. The guard cannot cross an `.await` (it is not `Send`), so the
 /// wake-ups it holds are this thread's.
 pub(crate) fn hold_wakes() -> WakesHeld {
-    let outer = HELD_WAKES.with_borrow_mut(|held| !std::mem::replace(&mut held.on, true));
+    let outer = HELD_WAKES.with_borrow_mut(|held| match held {
+        Some(_) => false,
+        None => {
+            *held = Some(Vec::new());
+            true
+        }
+    });
     WakesHeld {
         outer,
         _not_send: std::marker::PhantomData,
@@ -157,19 +151,9 @@ pub(crate) struct WakesHeld {
 impl Drop for WakesHeld {
     fn drop(&mut self) {
         if self.outer {
-            let mut wakes = HELD_WAKES.with_borrow_mut(|held| {
-                held.on = false;
-                std::mem::take(&mut held.wakes)
-            });
-            for notify in wakes.drain(..) {
+            let held = HELD_WAKES.with_borrow_mut(Option::take);
+            for notify in held.into_iter().flatten() {
                 notify.notify_one();
-            }
-            if wakes.capacity() <= KEEP_WAKES {
-                HELD_WAKES.with_borrow_mut(|held| {
-                    if held.wakes.capacity() == 0 {
-                        held.wakes = wakes;
-                    }
-                });
             }
         }
     }
@@ -177,11 +161,12 @@ impl Drop for WakesHeld {
 
 /// Wakes a writer now, or when the [`holding_wakes`] running on this thread ends.
 fn wake(notify: &Arc<Notify>) {
-    let now = HELD_WAKES.with_borrow_mut(|held| {
-        if held.on {
-            held.wakes.push(notify.clone());
+    let now = HELD_WAKES.with_borrow_mut(|held| match held {
+        Some(held) => {
+            held.push(notify.clone());
+            false
         }
-        !held.on
+        None => true,
     });
     if now {
         notify.notify_one();
