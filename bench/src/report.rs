@@ -35,7 +35,7 @@ fn notes(outcome: &Outcome) -> Vec<String> {
         let got = outcome.received;
         if got < expected {
             notes.push(format!(
-                "missing {} of {} expected deliveries ({:.3}%) {} s after the last send",
+                "missing {} of {} expected deliveries ({:.3}%): nothing more came for {} s",
                 group(expected - got),
                 group(expected),
                 100.0 * (expected - got) as f64 / expected.max(1) as f64,
@@ -181,7 +181,7 @@ mod tests {
         o.expected = Some(1000);
         assert_eq!(
             notes(&o),
-            ["missing 100 of 1,000 expected deliveries (10.000%) 2 s after the last send"]
+            ["missing 100 of 1,000 expected deliveries (10.000%): nothing more came for 2 s"]
         );
         o.expected = Some(800);
         o.refused.scan("{\"ev\":\"error\",\"code\":\"limit\"}");

@@ -17,9 +17,13 @@ use crate::{BenchArgs, Target};
 pub(crate) const BATCH: usize = 100;
 /// How far (in messages) a closed-loop publisher may run ahead of its slowest receiver.
 pub(crate) const WINDOW: u64 = 20_000;
-/// How long receivers have, once the publisher is done, to take what is still
-/// on its way; what has not come by then counts as lost.
+/// Once the publisher is done, receivers take what is still on its way for as
+/// long as something keeps arriving, until nothing has for this long; what has
+/// not come by then counts as missing.
 pub(crate) const DRAIN: Duration = Duration::from_secs(2);
+/// The drain's bound however slowly things keep arriving (a backlog of a
+/// window of jobs through a slow JetStream can take several seconds).
+pub(crate) const DRAIN_AT_MOST: Duration = Duration::from_secs(60);
 /// How long a publisher keeps sending warm-up messages until every receiver on
 /// another node got one.
 pub(crate) const WARM_UP: Duration = Duration::from_secs(10);
@@ -81,8 +85,9 @@ pub(crate) struct Driven {
 /// (given the message's timestamp) every time it may for `args.seconds`, either on
 /// schedule (`--rate`, stamped with the intended send time) or at most `window`
 /// messages ahead of what the receivers have taken (`taken`, in published messages);
-/// then lets the receivers drain for up to [`DRAIN`], stops them and adds up their
-/// counts and latencies. Every wait is bounded by the deadline or the drain, so
+/// then lets the receivers drain while they keep taking (until [`DRAIN`] passes
+/// with nothing, at most [`DRAIN_AT_MOST`]), stops them and adds up their
+/// counts and latencies; the elapsed time includes the drain. Every wait is bounded by the deadline or the drain, so
 /// messages lost on the way slow the run and show as missing, never hang it. The
 /// publisher reads what the broker sends it between frames and counts `error`s
 /// (a refused `pub` or `send`: `limit`, `unavailable`).
@@ -131,9 +136,14 @@ pub(crate) async fn drive(
             read_ready(ws, &mut refused)?;
         }
     }
-    let drain_until = Instant::now() + DRAIN;
-    while taken(progress) < sent && Instant::now() < drain_until {
+    let drain_until = Instant::now() + DRAIN_AT_MOST;
+    let (mut last, mut last_moved) = (taken(progress), Instant::now());
+    while last < sent && Instant::now() < drain_until && last_moved.elapsed() < DRAIN {
         tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = taken(progress);
+        if now != last {
+            (last, last_moved) = (now, Instant::now());
+        }
     }
     let elapsed = started.elapsed();
     progress.stop.store(true, Ordering::Relaxed);
