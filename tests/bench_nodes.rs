@@ -65,7 +65,10 @@ async fn through_two_nodes_every_delivery_is_counted() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{out:?}");
         assert!(
-            stdout.contains(&format!("subscribers and consumers at {}", subs.replace(',', ", "))),
+            stdout.contains(&format!(
+                "subscribers and consumers at {}",
+                subs.replace(',', ", ")
+            )),
             "{stdout}"
         );
         assert!(stdout.contains("pubsub 1→2"), "{stdout}");
@@ -84,7 +87,14 @@ async fn between_brokers_that_share_nothing_the_loss_shows_and_the_run_ends() {
 
     // Jobs sent to x's queue never reach y's consumer: all of them are missing.
     let out = bench(&[
-        "--url", &x.1, "--sub-url", &y.1, "--seconds", "1", "--scenarios", "dqueue:1",
+        "--url",
+        &x.1,
+        "--sub-url",
+        &y.1,
+        "--seconds",
+        "1",
+        "--scenarios",
+        "dqueue:1",
     ])
     .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -97,7 +107,14 @@ async fn between_brokers_that_share_nothing_the_loss_shows_and_the_run_ends() {
 
     // A subscriber on y never hears x's publisher: the warm-up gives up.
     let out = bench(&[
-        "--url", &x.1, "--sub-url", &y.1, "--seconds", "1", "--scenarios", "pubsub:1",
+        "--url",
+        &x.1,
+        "--sub-url",
+        &y.1,
+        "--seconds",
+        "1",
+        "--scenarios",
+        "pubsub:1",
     ])
     .await;
     assert!(!out.status.success(), "{out:?}");
@@ -110,7 +127,13 @@ async fn between_brokers_that_share_nothing_the_loss_shows_and_the_run_ends() {
 
 #[tokio::test]
 async fn sub_url_without_url_is_refused() {
-    let out = bench(&["--sub-url", "ws://127.0.0.1:1/ws", "--scenarios", "pubsub:1"]).await;
+    let out = bench(&[
+        "--sub-url",
+        "ws://127.0.0.1:1/ws",
+        "--scenarios",
+        "pubsub:1",
+    ])
+    .await;
     assert!(!out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--sub-url needs --url"),

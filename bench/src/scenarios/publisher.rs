@@ -87,10 +87,11 @@ pub(crate) struct Driven {
 /// messages ahead of what the receivers have taken (`taken`, in published messages);
 /// then lets the receivers drain while they keep taking (until [`DRAIN`] passes
 /// with nothing, at most [`DRAIN_AT_MOST`]), stops them and adds up their
-/// counts and latencies; the elapsed time includes the drain. Every wait is bounded by the deadline or the drain, so
-/// messages lost on the way slow the run and show as missing, never hang it. The
-/// publisher reads what the broker sends it between frames and counts `error`s
-/// (a refused `pub` or `send`: `limit`, `unavailable`).
+/// counts and latencies; the elapsed time includes the drain. Every wait is
+/// bounded by the deadline or the drain, so messages lost on the way slow the
+/// run and show as missing, never hang it. The publisher reads what the broker
+/// sends it between frames and counts `error`s (a refused `pub` or `send`:
+/// `limit`, `unavailable`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn drive(
     ws: &mut Ws,
