@@ -105,8 +105,24 @@ pub(crate) async fn connect(url: &str) -> Result<Ws, BenchError> {
     Ok(ws)
 }
 
-/// Reads until the broker's `ok` (skipping other frames); fails on an `error`.
+/// How long a setup frame (`sub`, `declare`, `consume`, a confirmed `send`) may
+/// wait for its answer: a broker that never answers stops the run instead of
+/// hanging it.
+pub(crate) const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads until the broker's `ok` (skipping other frames); fails on an `error`,
+/// or when nothing answers within [`ANSWER_WITHIN`].
 pub(crate) async fn until_ok(ws: &mut Ws, what: &'static str) -> Result<(), BenchError> {
+    let no_answer = BenchError::NoAnswer {
+        what,
+        secs: ANSWER_WITHIN.as_secs(),
+    };
+    tokio::time::timeout(ANSWER_WITHIN, until_ok_unbounded(ws, what))
+        .await
+        .unwrap_or(Err(no_answer))
+}
+
+async fn until_ok_unbounded(ws: &mut Ws, what: &'static str) -> Result<(), BenchError> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) if t.as_str().contains("\"ev\":\"ok\"") => return Ok(()),

@@ -35,6 +35,28 @@ pub enum BenchError {
     /// nats-server is never started here: it needs an address.
     #[error("--target nats needs --url (see bench/compare-nats.sh)")]
     NatsNeedsUrl,
+    /// `--sub-url` given where it cannot be used.
+    #[error("{0}")]
+    SubUrl(&'static str),
+    /// Subscribers on another node than the publisher's never got its warm-up
+    /// messages: the message path between the nodes is down.
+    #[error("{reached} of {of} subscribers got a message from the publisher's node within {secs} s (is the route between the nodes up?)")]
+    NotReached {
+        /// Subscribers that got one.
+        reached: usize,
+        /// Subscribers in all.
+        of: usize,
+        /// How long the publisher kept trying.
+        secs: u64,
+    },
+    /// The broker did not answer a setup frame in time.
+    #[error("no answer to {what} within {secs} s")]
+    NoAnswer {
+        /// The frame's op.
+        what: &'static str,
+        /// How long it was waited for.
+        secs: u64,
+    },
     /// The broker process to measure could not be started.
     #[error("starting switchyard serve")]
     StartBroker(#[source] std::io::Error),

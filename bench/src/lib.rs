@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod broker;
+mod endpoints;
 mod error;
 mod measure;
 mod nats;
@@ -26,6 +27,7 @@ mod scenarios;
 
 pub use error::BenchError;
 
+use endpoints::Endpoints;
 use scenarios::{Scenario, WINDOW};
 
 /// The flags of `switchyard bench`.
@@ -35,8 +37,15 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Target::Switchyard)]
     target: Target,
     /// Broker WebSocket URL; for switchyard, omit it to start a broker process here.
+    /// With --sub-url: the publishers' and senders' node.
     #[arg(long)]
     url: Option<String>,
+    /// Subscribers' and consumers' broker URLs (comma-separated or repeated),
+    /// taken round-robin, for `pubsub:N` and `queue:N`/`dqueue:N`: with another
+    /// node of a cluster than --url, every message crosses between the nodes.
+    /// Default: --url. Every other scenario runs at --url alone.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    sub_url: Vec<String>,
     /// PEM file of the CA that signed a `wss://` broker's certificate (default: the system's roots).
     #[arg(long, value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
@@ -98,22 +107,27 @@ pub async fn run(args: BenchArgs, fsync: &str) -> Result<(), BenchError> {
         broker::trust_ca(ca)?;
     }
     let mut broker = None;
-    let url = match (&args.url, args.target) {
-        (Some(url), _) => url.clone(),
+    let ends = match (
+        Endpoints::from_flags(args.url.clone(), &args.sub_url, args.target)?,
+        args.target,
+    ) {
+        (Some(ends), _) => ends,
         (None, Target::Switchyard) => {
             let (child, url, data) = broker::start_broker(fsync)?;
             broker = Some((child, data));
-            url
+            Endpoints::single(url)
         }
         (None, Target::Nats) => return Err(BenchError::NatsNeedsUrl),
     };
+    let url = ends.publish.clone();
     println!(
-        "# {} at {url}: {} B messages, {} s per scenario, {}",
+        "# {} at {url}{}: {} B messages, {} s per scenario, {}",
         match (args.target, &broker) {
             (Target::Switchyard, Some(_)) => format!("switchyard (--fsync {fsync})"),
             (Target::Switchyard, None) => "switchyard".to_string(),
             (Target::Nats, _) => "nats-server".to_string(),
         },
+        ends.describe(),
         args.size,
         args.seconds,
         match args.rate {
@@ -133,7 +147,9 @@ pub async fn run(args: BenchArgs, fsync: &str) -> Result<(), BenchError> {
             }
             continue;
         }
-        let subject = format!("bench.s{i}");
+        // Named for this run: a queue left by an earlier run on the same broker
+        // or cluster (its unacked jobs come back) must not count in this one.
+        let subject = format!("bench.r{}.s{i}", std::process::id());
         if let Scenario::Slow(mb) = *scenario {
             report::print_slow(mb, &scenarios::slow(&url, args.target, &subject, mb).await?);
             continue;
@@ -147,7 +163,7 @@ pub async fn run(args: BenchArgs, fsync: &str) -> Result<(), BenchError> {
             }
             continue;
         }
-        match scenario.run(&url, args.target, &subject, &args).await? {
+        match scenario.run(&ends, args.target, &subject, &args).await? {
             Some(outcome) => report::print_row(&outcome),
             None => report::print_skipped(),
         }

@@ -13,6 +13,53 @@ pub(crate) struct Outcome {
     pub(crate) received: u64,
     pub(crate) elapsed: Duration,
     pub(crate) latency: Histogram<u64>,
+    /// What should have arrived (every message sent, once per receiver that
+    /// should get it), where the scenario can tell: a loss or a duplicate then
+    /// shows under the row.
+    pub(crate) expected: Option<u64>,
+    /// Sends or pubs the broker refused (`error` frames to the publisher), and
+    /// the first such frame.
+    pub(crate) refused: Refused,
+}
+
+impl Outcome {
+    /// An outcome with nothing expected to compare and nothing refused.
+    pub(crate) fn new(
+        label: String,
+        received: u64,
+        elapsed: Duration,
+        latency: Histogram<u64>,
+    ) -> Outcome {
+        Outcome {
+            label,
+            received,
+            elapsed,
+            latency,
+            expected: None,
+            refused: Refused::default(),
+        }
+    }
+}
+
+/// The `error` frames a publisher got back for what it sent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// How many.
+    pub(crate) count: u64,
+    /// The first, as the broker sent it.
+    pub(crate) first: Option<String>,
+}
+
+impl Refused {
+    /// Counts the `error` lines of a frame the broker sent the publisher.
+    pub(crate) fn scan(&mut self, text: &str) {
+        for line in text.split('\n').filter(|l| l.contains("\"ev\":\"error\"")) {
+            self.count += 1;
+            if self.first.is_none() {
+                self.first = Some(line.to_string());
+            }
+        }
+    }
 }
 
 /// The payload: `{"t":<micros>,"p":"xxx…"}` padded to `size` bytes.
@@ -63,5 +110,20 @@ mod tests {
         assert_eq!(stamp_after(p.as_bytes(), 0), Some(123456));
         let v: serde_json::Value = serde_json::from_str(&p).unwrap();
         assert_eq!(v["t"], 123456);
+    }
+
+    #[test]
+    fn refusals_are_counted_per_error_line() {
+        let mut r = Refused::default();
+        r.scan("{\"ev\":\"welcome\"}");
+        assert_eq!(r, Refused::default());
+        r.scan(
+            "{\"ev\":\"error\",\"code\":\"limit\"}\n{\"ev\":\"error\",\"code\":\"unavailable\"}",
+        );
+        assert_eq!(r.count, 2);
+        assert_eq!(
+            r.first.as_deref(),
+            Some("{\"ev\":\"error\",\"code\":\"limit\"}")
+        );
     }
 }

@@ -22,6 +22,41 @@ pub(crate) fn print_row(outcome: &Outcome) {
         micros(outcome.latency.value_at_quantile(0.99)),
         micros(outcome.latency.value_at_quantile(0.999)),
     );
+    for note in notes(outcome) {
+        println!("{:<16} {note}", "");
+    }
+}
+
+/// What to say under a row: deliveries missing or more than sent, and sends the
+/// broker refused. Nothing when every expected message came once.
+fn notes(outcome: &Outcome) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(expected) = outcome.expected {
+        let got = outcome.received;
+        if got < expected {
+            notes.push(format!(
+                "missing {} of {} expected deliveries ({:.3}%): nothing more came for {} s",
+                group(expected - got),
+                group(expected),
+                100.0 * (expected - got) as f64 / expected.max(1) as f64,
+                crate::scenarios::DRAIN.as_secs(),
+            ));
+        } else if got > expected {
+            notes.push(format!(
+                "{} deliveries more than the {} expected (redelivered or duplicated)",
+                group(got - expected),
+                group(expected),
+            ));
+        }
+    }
+    if outcome.refused.count > 0 {
+        notes.push(format!(
+            "{} refused, the first: {}",
+            group(outcome.refused.count),
+            outcome.refused.first.as_deref().unwrap_or(""),
+        ));
+    }
+    notes
 }
 
 /// A row for a scenario nats-server has no counterpart for.
@@ -135,6 +170,29 @@ fn micros(us: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::histogram;
+
+    #[test]
+    fn losses_duplicates_and_refusals_show_under_the_row() {
+        let mut o = Outcome::new("pubsub 1→1".into(), 900, Default::default(), histogram());
+        assert!(notes(&o).is_empty(), "nothing expected, nothing to say");
+        o.expected = Some(900);
+        assert!(notes(&o).is_empty());
+        o.expected = Some(1000);
+        assert_eq!(
+            notes(&o),
+            ["missing 100 of 1,000 expected deliveries (10.000%): nothing more came for 2 s"]
+        );
+        o.expected = Some(800);
+        o.refused.scan("{\"ev\":\"error\",\"code\":\"limit\"}");
+        assert_eq!(
+            notes(&o),
+            [
+                "100 deliveries more than the 800 expected (redelivered or duplicated)",
+                "1 refused, the first: {\"ev\":\"error\",\"code\":\"limit\"}"
+            ]
+        );
+    }
 
     #[test]
     fn numbers_read_the_way_the_table_prints_them() {

@@ -66,7 +66,7 @@ pub(crate) async fn filters(
             })
             .collect()
     };
-    let (total, elapsed, latency) = drive(
+    let run = drive(
         &mut ws,
         args,
         &progress,
@@ -83,8 +83,10 @@ pub(crate) async fn filters(
             "{} {subs} pub",
             if filtered { "filters" } else { "nofilters" }
         ),
-        received: total / per_msg,
-        elapsed,
-        latency,
+        received: run.received / per_msg,
+        elapsed: run.elapsed,
+        latency: run.latency,
+        expected: Some(run.sent),
+        refused: run.refused,
     })
 }

@@ -11,10 +11,11 @@ mod slow;
 mod watch;
 
 pub(crate) use idle::{idle, IdleOutcome};
-pub(crate) use publisher::WINDOW;
+pub(crate) use publisher::{DRAIN, WINDOW};
 pub(crate) use slow::{slow, SlowOutcome};
 pub(crate) use watch::{watch, WatchOutcome};
 
+use crate::endpoints::Endpoints;
 use crate::error::BenchError;
 use crate::measure::Outcome;
 use crate::{BenchArgs, Target};
@@ -101,20 +102,22 @@ impl Scenario {
         }
     }
 
-    /// Runs this scenario on `subject` against the broker at `url`; `None` if
-    /// `target` has no counterpart for it (queues, filters and retention are not
-    /// core NATS).
+    /// Runs this scenario on `subject` against the broker at `ends` (`pubsub` and
+    /// `queue` put their receivers on `ends`' subscriber URLs, every other
+    /// scenario runs all on `ends.publish`); `None` if `target` has no
+    /// counterpart for it (queues, filters and retention are not core NATS).
     pub(crate) async fn run(
         self,
-        url: &str,
+        ends: &Endpoints,
         target: Target,
         subject: &str,
         args: &BenchArgs,
     ) -> Result<Option<Outcome>, BenchError> {
+        let url = ends.publish.as_str();
         let outcome = match (self, target) {
-            (Scenario::PubSub(n), target) => pubsub::pubsub(url, target, subject, n, args).await?,
+            (Scenario::PubSub(n), target) => pubsub::pubsub(ends, target, subject, n, args).await?,
             (Scenario::Queue { consumers, durable }, Target::Switchyard) => {
-                queue::queue(url, subject, consumers, durable, args).await?
+                queue::queue(ends, subject, consumers, durable, args).await?
             }
             (Scenario::Filters { subs, filtered }, Target::Switchyard) => {
                 filters::filters(url, subject, subs, filtered, args).await?

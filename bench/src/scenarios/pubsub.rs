@@ -9,15 +9,21 @@ use futures_util::SinkExt;
 use hdrhistogram::Histogram;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::publisher::{drive, next_frame, Progress, BATCH, WINDOW};
+use super::publisher::{drive, next_frame, warm_up, Progress, BATCH, WINDOW};
 use crate::broker::{connect, until_ok, Ws};
+use crate::endpoints::Endpoints;
 use crate::error::BenchError;
 use crate::measure::{histogram, payload, stamp_after, Outcome};
 use crate::nats::{self, NatsParser};
 use crate::{BenchArgs, Target};
 
+/// The warm-up message ([`warm_up`]): no timestamp, so no receiver counts it.
+pub(crate) const PROBE: &str = "{\"warm\":true}";
+
+/// `subs` subscribers, subscriber i on `ends.subscriber(i)`, and the publisher on
+/// `ends.publish`.
 pub(crate) async fn pubsub(
-    url: &str,
+    ends: &Endpoints,
     target: Target,
     subject: &str,
     subs: usize,
@@ -27,7 +33,7 @@ pub(crate) async fn pubsub(
     let progress = Arc::new(Progress::new(subs));
     let mut receivers = Vec::new();
     for i in 0..subs {
-        let mut ws = connect(url).await?;
+        let mut ws = connect(ends.subscriber(i)).await?;
         match target {
             Target::Switchyard => {
                 let sub =
@@ -45,9 +51,13 @@ pub(crate) async fn pubsub(
         let progress = progress.clone();
         receivers.push(tokio::spawn(receive(ws, target, i, progress, origin)));
     }
-    let mut ws = connect(url).await?;
+    let mut ws = connect(&ends.publish).await?;
     if target == Target::Nats {
         nats::handshake(&mut ws).await?;
+    }
+    if ends.spread() {
+        let probe = format!("{{\"op\":\"pub\",\"topic\":\"{subject}\",\"data\":{PROBE}}}");
+        warm_up(&mut ws, &progress, &probe).await?;
     }
     let build = |stamp: u64| {
         let data = payload(stamp, args.size);
@@ -60,7 +70,7 @@ pub(crate) async fn pubsub(
         vec![unit; BATCH]
     };
     // Every subscriber gets every message: the slowest says how far behind they are.
-    let (received, elapsed, latency) = drive(
+    let run = drive(
         &mut ws,
         args,
         &progress,
@@ -74,9 +84,11 @@ pub(crate) async fn pubsub(
     .await?;
     Ok(Outcome {
         label: format!("pubsub 1→{subs}"),
-        received,
-        elapsed,
-        latency,
+        received: run.received,
+        elapsed: run.elapsed,
+        latency: run.latency,
+        expected: Some(run.sent * subs as u64),
+        refused: run.refused,
     })
 }
 
@@ -91,6 +103,7 @@ pub(crate) async fn receive(
     let mut hist = histogram();
     let mut count = 0u64;
     let mut nats = NatsParser::default();
+    let mut warm = false;
     while let Some(frame) = next_frame(&mut ws, &progress).await? {
         let now = origin.elapsed().as_micros() as u64;
         let mut record = |t: u64| {
@@ -99,6 +112,10 @@ pub(crate) async fn receive(
         match (target, frame) {
             (Target::Switchyard, Message::Text(t)) => {
                 let bytes = t.as_bytes();
+                if !warm && bytes.windows(PROBE.len()).any(|w| w == PROBE.as_bytes()) {
+                    warm = true;
+                    progress.warm[index].store(true, Ordering::Relaxed);
+                }
                 let mut at = 0;
                 while let Some(t) = stamp_after(bytes, at) {
                     record(t);

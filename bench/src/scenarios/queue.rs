@@ -11,23 +11,26 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::publisher::{drive, next_frame, Progress, BATCH, WINDOW};
 use crate::broker::{connect, until_ok, Ws};
+use crate::endpoints::Endpoints;
 use crate::error::BenchError;
 use crate::measure::{histogram, payload, stamp_after, Outcome};
 use crate::BenchArgs;
 
+/// One sender on `ends.publish` (where the queue is declared too), `consumers`
+/// consumers, consumer i on `ends.subscriber(i)`.
 pub(crate) async fn queue(
-    url: &str,
+    ends: &Endpoints,
     queue: &str,
     consumers: usize,
     durable: bool,
     args: &BenchArgs,
 ) -> Result<Outcome, BenchError> {
-    declare(url, queue, durable).await?;
+    declare(&ends.publish, queue, durable).await?;
     let origin = Instant::now();
     let progress = Arc::new(Progress::new(consumers));
     let mut tasks = Vec::new();
     for i in 0..consumers {
-        let mut ws = connect(url).await?;
+        let mut ws = connect(ends.subscriber(i)).await?;
         let consume = format!(
             "{{\"op\":\"consume\",\"id\":1,\"queue\":\"{queue}\",\"cid\":\"w\",\"prefetch\":512}}"
         );
@@ -42,13 +45,13 @@ pub(crate) async fn queue(
             per_frame,
         )));
     }
-    let mut ws = connect(url).await?;
+    let mut ws = connect(&ends.publish).await?;
     let build = |stamp: u64| {
         let data = payload(stamp, args.size);
         vec![format!("{{\"op\":\"send\",\"queue\":\"{queue}\",\"data\":{data}}}"); BATCH]
     };
     // Each message goes to one consumer: together they say how far behind they are.
-    let (received, elapsed, latency) = drive(
+    let run = drive(
         &mut ws,
         args,
         &progress,
@@ -60,11 +63,14 @@ pub(crate) async fn queue(
         tasks,
     )
     .await?;
+    // Each job once, or more if redelivered (a consumer's ack lost or late).
     Ok(Outcome {
         label: format!("{}queue 1→{consumers}", if durable { "d" } else { "" }),
-        received,
-        elapsed,
-        latency,
+        received: run.received,
+        elapsed: run.elapsed,
+        latency: run.latency,
+        expected: Some(run.sent),
+        refused: run.refused,
     })
 }
 
@@ -104,12 +110,12 @@ pub(crate) async fn durable(
         }));
     }
     let (received, latency) = gather(tasks).await?;
-    Ok(Outcome {
-        label: format!("durable send ×{senders}"),
+    Ok(Outcome::new(
+        format!("durable send ×{senders}"),
         received,
-        elapsed: started.elapsed(),
+        started.elapsed(),
         latency,
-    })
+    ))
 }
 
 /// A consumer: records each job's latency and acks the jobs of a frame,
@@ -219,15 +225,15 @@ pub(crate) async fn pipelined(
         }));
     }
     let (received, latency) = gather(tasks).await?;
-    Ok(Outcome {
-        label: format!(
+    Ok(Outcome::new(
+        format!(
             "{} ×{senders}×{PIPELINE}",
             if durable { "psend" } else { "psend mem" }
         ),
         received,
-        elapsed: started.elapsed(),
+        started.elapsed(),
         latency,
-    })
+    ))
 }
 
 /// Declares `queue`, on disk or in memory.

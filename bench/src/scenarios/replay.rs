@@ -75,10 +75,10 @@ pub(crate) async fn replay(url: &str, topic: &str, mib: usize) -> Result<Outcome
         elapsed.as_secs_f64(),
         mib as f64 / elapsed.as_secs_f64()
     );
-    Ok(Outcome {
-        label: format!("replay {mib} MiB"),
-        received: got,
+    Ok(Outcome::new(
+        format!("replay {mib} MiB"),
+        got,
         elapsed,
-        latency: histogram(),
-    })
+        histogram(),
+    ))
 }
