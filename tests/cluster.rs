@@ -311,10 +311,20 @@ async fn a_node_rides_out_its_nats_server_and_says_so_when_all_are_gone() {
         nats_subs(&b, &cluster).is_some_and(|(i, subs)| i != before && subs.len() == 1)
     });
     settle(&mut publisher, "jobs.x", json!({}), &mut [&mut on_b]).await;
-    let answer = publisher
-        .call(json!({"op":"pub","id":1,"topic":"jobs.y","data":1}))
-        .await;
-    assert_eq!(answer["ev"], "ok", "{answer}");
+    // a may have been on that server too: refused (`unavailable`) until it has
+    // moved, as a client sees it, then taken.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let answer = publisher
+            .call(json!({"op":"pub","id":1,"topic":"jobs.y","data":1}))
+            .await;
+        if answer["ev"] == "ok" {
+            break;
+        }
+        assert_eq!(answer["code"], "unavailable", "{answer}");
+        assert!(std::time::Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let m = on_b.raw.recv().await;
     assert_eq!(
         (m["topic"].clone(), m["data"].clone()),
