@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{BrokerError, ErrorCode};
 pub use event::push_json_str;
-pub use parse::parse_frames;
+pub use parse::{parse_frames, parse_request};
 use switchyard_wire::Command;
 pub use switchyard_wire::{HeaderValue, Headers};
 

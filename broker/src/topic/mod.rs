@@ -144,7 +144,8 @@ impl Topic {
         pattern: Option<&str>,
     ) -> u64 {
         let name = &*self.name;
-        let mut body = String::new();
+        let mut body = SCRATCH.take();
+        body.clear();
         let data_at = event::msg_body(&mut body, name, seq, time, data, headers);
         let delivery = Delivery {
             topic: name,
@@ -163,6 +164,8 @@ impl Topic {
             .filter(|s| s.deliver(&delivery))
             .count() as u64;
         self.msgs_out.fetch_add(delivered, Ordering::Relaxed);
+        drop(view);
+        SCRATCH.set(body);
         delivered
     }
 
@@ -438,6 +441,13 @@ impl Topics {
         bump(&topic.msgs_in, msgs.len() as u64);
         if state.matching.is_empty() {
             return (first, 0);
+        }
+        if let [(data, headers)] = msgs {
+            // One message (a frame of one pub, as most clients send): no lists.
+            return (
+                first,
+                topic.deliver_one(state, first, time, data, *headers, None),
+            );
         }
         let mut buf = SCRATCH.take();
         buf.clear();
