@@ -659,12 +659,12 @@ impl Hand {
             Heard::Delivered => {}
             Heard::Unknown => {
                 // Learnt from its first message: this one is the first handed on.
-                if self.learn(name, Some(seq - 1)).await {
+                if self.learn(name, Some(seq.saturating_sub(1))).await {
                     sink.deliver_retained(name, seq, &remote, true);
                 }
             }
             Heard::Gap(_) => {
-                self.fill(name, seq - 1).await;
+                self.fill(name, seq.saturating_sub(1)).await;
                 sink.deliver_retained(name, seq, &remote, true);
             }
         }
