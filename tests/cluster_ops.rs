@@ -9,32 +9,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::nats::{NatsCluster, Node};
+use common::nats::{consume, send_confirmed, NatsCluster, Node, STREAM_WAIT};
 use common::*;
 use serde_json::{json, Value};
-
-/// The longest a first use of a queue (its stream's creation) may take.
-const STREAM_WAIT: Duration = Duration::from_secs(15);
-
-async fn consume(w: &mut Raw, queue: &str, cid: &str, prefetch: u32) {
-    w.send(json!({"op":"consume","id":1,"queue":queue,"cid":cid,"prefetch":prefetch}))
-        .await;
-    let answer = w.try_recv(STREAM_WAIT).await.expect("an answer to consume");
-    assert_eq!(answer, ok(1, json!({})), "consume {queue}");
-}
-
-/// Sends `{"n": i}` for each i, each confirmed (stored); returns their ids.
-async fn send_confirmed(p: &mut Raw, queue: &str, range: std::ops::Range<u64>) -> Vec<String> {
-    let mut ids = vec![];
-    for i in range {
-        p.send(json!({"op":"send","id":i,"queue":queue,"data":{"n":i}}))
-            .await;
-        let a = p.try_recv(STREAM_WAIT).await.expect("an answer to send");
-        assert_eq!(a["ev"], "ok", "{a}");
-        ids.push(a["msg"].as_str().unwrap().to_string());
-    }
-    ids
-}
 
 async fn job(w: &mut Raw) -> Value {
     loop {

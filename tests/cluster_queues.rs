@@ -8,20 +8,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::nats::{http_get, wait_until, NatsCluster, Node};
+use common::nats::{consume, http_get, send_confirmed, wait_until, NatsCluster, Node};
 use common::*;
 use serde_json::{json, Value};
-
-/// The longest a first use of a queue (its stream's creation) may take.
-const STREAM_WAIT: Duration = Duration::from_secs(15);
-
-async fn consume(w: &mut Raw, queue: &str, cid: &str, prefetch: u32) {
-    w.send(json!({"op":"consume","id":1,"queue":queue,"cid":cid,"prefetch":prefetch}))
-        .await;
-    // Creating a replicated stream can take seconds on a busy machine.
-    let answer = w.try_recv(STREAM_WAIT).await.expect("an answer to consume");
-    assert_eq!(answer, ok(1, json!({})), "consume {queue}");
-}
 
 async fn declare(c: &mut Raw, queue: &str, options: Value) {
     let mut frame = json!({"op":"declare","id":1,"queue":queue});
@@ -30,19 +19,6 @@ async fn declare(c: &mut Raw, queue: &str, options: Value) {
         .unwrap()
         .extend(options.as_object().unwrap().clone());
     assert_eq!(c.call(frame).await, ok(1, json!({})), "declare {queue}");
-}
-
-/// Sends `n` messages `{"n": i}`, each confirmed (stored); returns their ids.
-async fn send_confirmed(p: &mut Raw, queue: &str, range: std::ops::Range<u64>) -> Vec<String> {
-    let mut ids = vec![];
-    for i in range {
-        let a = p
-            .call(json!({"op":"send","id":i,"queue":queue,"data":{"n":i}}))
-            .await;
-        assert_eq!(a["ev"], "ok", "{a}");
-        ids.push(a["msg"].as_str().unwrap().to_string());
-    }
-    ids
 }
 
 async fn job(w: &mut Raw, wait: Duration) -> Option<Value> {

@@ -8,12 +8,9 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::nats::{NatsCluster, Node};
+use common::nats::{NatsCluster, Node, STREAM_WAIT};
 use common::*;
 use serde_json::{json, Value};
-
-/// The longest a first declare (its stream's creation) may take.
-const STREAM_WAIT: Duration = Duration::from_secs(15);
 
 async fn declare(c: &mut Raw, topic: &str, retain: Value) {
     c.send(json!({"op":"declare","id":1,"topic":topic,"retain":retain}))

@@ -311,3 +311,37 @@ impl Drop for Node {
         self.kill();
     }
 }
+
+/// The longest a first use of a queue or retained topic (its stream's creation,
+/// replicated, on a busy machine) may take to be answered.
+pub const STREAM_WAIT: Duration = Duration::from_secs(15);
+
+/// Starts consumer `cid` of `queue` on `w`, answered `ok` within [`STREAM_WAIT`].
+pub async fn consume(w: &mut super::Raw, queue: &str, cid: &str, prefetch: u32) {
+    w.send(serde_json::json!({"op":"consume","id":1,"queue":queue,"cid":cid,"prefetch":prefetch}))
+        .await;
+    let answer = w.try_recv(STREAM_WAIT).await.expect("an answer to consume");
+    assert_eq!(
+        answer,
+        super::ok(1, serde_json::json!({})),
+        "consume {queue}"
+    );
+}
+
+/// Sends `{"n": i}` for each i of `range` to `queue`, each confirmed (stored)
+/// within [`STREAM_WAIT`]; returns their message ids.
+pub async fn send_confirmed(
+    p: &mut super::Raw,
+    queue: &str,
+    range: std::ops::Range<u64>,
+) -> Vec<String> {
+    let mut ids = vec![];
+    for i in range {
+        p.send(serde_json::json!({"op":"send","id":i,"queue":queue,"data":{"n":i}}))
+            .await;
+        let a = p.try_recv(STREAM_WAIT).await.expect("an answer to send");
+        assert_eq!(a["ev"], "ok", "{a}");
+        ids.push(a["msg"].as_str().unwrap().to_string());
+    }
+    ids
+}
