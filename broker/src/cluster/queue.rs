@@ -70,6 +70,8 @@ const FETCH_SILENCE: Duration = Duration::from_secs(1);
 const FETCH_SILENCES: u32 = 10;
 /// How often a node reads a queue's depth and settings back from JetStream.
 const INFO_EVERY: Duration = Duration::from_secs(1);
+/// How long opening a queue's stream keeps trying while JetStream has no leader.
+const OPEN_RETRIES: Duration = Duration::from_secs(10);
 /// Streams are replicated on this many servers, at most the cluster's size.
 pub(crate) const MAX_REPLICAS: usize = 3;
 /// Bytes of sends waiting for JetStream, at most (`limit` past it).
@@ -162,6 +164,28 @@ impl Cluster {
     /// Makes sure queue `name`'s stream and consumer exist, with `declared`
     /// applied to its settings if given; returns the settings in force.
     pub(crate) async fn open_queue(
+        &self,
+        name: &str,
+        declared: Option<&crate::protocol::QueueOptions>,
+    ) -> Result<QueueConfig, BrokerError> {
+        // A cluster electing a leader (just started, or a server lost) times out
+        // or finds no one for a few seconds: tried again meanwhile.
+        let started = Instant::now();
+        loop {
+            match self.open_queue_once(name, declared).await {
+                Err(e)
+                    if crate::store::nats::topic::transient(&e.message)
+                        && started.elapsed() < OPEN_RETRIES =>
+                {
+                    tracing::debug!("queue {name}: {}; trying again", e.message);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_queue_once(
         &self,
         name: &str,
         declared: Option<&crate::protocol::QueueOptions>,

@@ -154,7 +154,7 @@ pub(crate) async fn find_or_create(
 const OPEN_RETRIES: Duration = Duration::from_secs(18);
 
 /// Whether a JetStream error is one a leader election gives (try again).
-fn transient(error: &str) -> bool {
+pub(crate) fn transient(error: &str) -> bool {
     ["timed out", "no responders", "temporarily unavailable"]
         .iter()
         .any(|t| error.contains(t))
