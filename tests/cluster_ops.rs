@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::nats::{consume, send_confirmed, NatsCluster, Node, STREAM_WAIT};
+use common::nats::{consume, runtime, send_confirmed, NatsCluster, Node, STREAM_WAIT};
 use common::*;
 use serde_json::{json, Value};
 
@@ -54,11 +54,7 @@ fn operator_frames_across_nodes() {
     let cluster = NatsCluster::start();
     let a = Node::start(&cluster, "oa");
     let b = Node::start(&cluster, "ob");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         // A node asks the others it knows of (from their snapshots) what they hold.
         for node in [&a, &b] {

@@ -8,7 +8,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::nats::{consume, http_get, send_confirmed, wait_until, NatsCluster, Node};
+use common::nats::{
+    consume, http_get, runtime, send_confirmed, stats_row, wait_until, NatsCluster, Node,
+};
 use common::*;
 use serde_json::{json, Value};
 
@@ -45,26 +47,13 @@ where
     }
 }
 
-/// The queue's row in a node's `stats`.
-async fn queue_row(c: &mut Raw, queue: &str) -> Value {
-    let s = c.call(json!({"op":"stats","id":77})).await;
-    s["queues"]
-        .as_array()
-        .and_then(|q| q.iter().find(|q| q["name"] == queue).cloned())
-        .unwrap_or(Value::Null)
-}
-
 #[test]
 fn queues_across_nodes() {
     let mut cluster = NatsCluster::start();
     // A data directory with a queue of one node's own, from a run without --nats.
     let data = temp_data_dir();
     let (mut single, url) = serve_process("127.0.0.1:0", &data);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         let mut c = Raw::connect(&url).await;
         send_confirmed(&mut c, "old", 0..1).await;
@@ -135,7 +124,7 @@ async fn consumers_on_two_nodes_share_the_work(a: &Node, b: &Node) {
     // The depth is the stream's, the same from either node once the acks land.
     until("share drained", || async {
         let mut c = b.client().await;
-        let row = queue_row(&mut c, "share").await;
+        let row = stats_row(&mut c, "queues", "share").await;
         row["ready"] == 0 && row["unacked"] == 0 && row["stored"] == 0
     })
     .await;
@@ -241,7 +230,7 @@ async fn nack_requeues_or_dead_letters(a: &Node, b: &Node) {
     wa.send(json!({"op":"ack","tag":d["tag"]})).await;
     until("nk emptied", || async {
         let mut c = a.client().await;
-        queue_row(&mut c, "nk").await["stored"] == 0
+        stats_row(&mut c, "queues", "nk").await["stored"] == 0
     })
     .await;
 }

@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::nats::{NatsCluster, Node, STREAM_WAIT};
+use common::nats::{runtime, stats_row, NatsCluster, Node, STREAM_WAIT};
 use common::*;
 use serde_json::{json, Value};
 
@@ -58,24 +58,12 @@ async fn msgs(c: &mut Raw, sid: &str, n: usize) -> Vec<(u64, u64)> {
     out
 }
 
-async fn topic_row(c: &mut Raw, topic: &str) -> Value {
-    let s = c.call(json!({"op":"stats","id":77})).await;
-    s["topics"]
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["name"] == topic).cloned())
-        .unwrap_or(Value::Null)
-}
-
 #[test]
 fn retained_topics_across_nodes() {
     let mut cluster = NatsCluster::start();
     let a = Node::start(&cluster, "ra");
     let b = Node::start(&cluster, "rb");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         messages_from_both_nodes_take_one_order_and_replay_anywhere(&a, &b).await;
         a_node_started_later_knows_the_retained_topics(&cluster).await;
@@ -142,7 +130,7 @@ async fn messages_from_both_nodes_take_one_order_and_replay_anywhere(a: &Node, b
         let mut c = node.client().await;
         let deadline = Instant::now() + WAIT;
         loop {
-            let row = topic_row(&mut c, "rt.orders").await;
+            let row = stats_row(&mut c, "topics", "rt.orders").await;
             if row["retained"] == true && row["stored"] == 11 {
                 break;
             }

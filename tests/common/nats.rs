@@ -345,3 +345,23 @@ pub async fn send_confirmed(
     }
     ids
 }
+
+/// The runtime a cluster test drives its clients on (two workers, as the
+/// machine has cores), for tests that share one cluster across their cases.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The row named `name` in a node's `stats` list `list` (`queues`, `topics`),
+/// or null.
+pub async fn stats_row(c: &mut super::Raw, list: &str, name: &str) -> serde_json::Value {
+    let s = c.call(serde_json::json!({"op":"stats","id":77})).await;
+    s[list]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == name).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}

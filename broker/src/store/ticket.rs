@@ -60,6 +60,17 @@ enum SlotState {
     Taken,
 }
 
+impl SlotState {
+    /// The outcome of a slot its caller just matched as `Resolved`; the slot is
+    /// `Taken` from then on.
+    fn take_resolved(&mut self) -> Result<(), StoreError> {
+        match std::mem::replace(self, SlotState::Taken) {
+            SlotState::Resolved(r) => r,
+            _ => unreachable!("called only on a slot matched as resolved"),
+        }
+    }
+}
+
 impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slot")
@@ -160,11 +171,7 @@ impl Ticket {
                         *slot_then = Some(Box::new(then));
                     }
                     SlotState::Resolved(_) => {
-                        let SlotState::Resolved(r) =
-                            std::mem::replace(&mut *state, SlotState::Taken)
-                        else {
-                            unreachable!("matched just above")
-                        };
+                        let r = state.take_resolved();
                         drop(state);
                         then(r);
                     }
@@ -236,11 +243,7 @@ impl Future for Ticket {
                         Poll::Pending
                     }
                     SlotState::Resolved(_) => {
-                        let SlotState::Resolved(r) =
-                            std::mem::replace(&mut *state, SlotState::Taken)
-                        else {
-                            unreachable!("matched just above")
-                        };
+                        let r = state.take_resolved();
                         drop(state);
                         self.inner = TicketInner::Done(None);
                         Poll::Ready(r)
