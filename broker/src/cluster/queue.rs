@@ -66,8 +66,6 @@ pub(crate) const ACK_GRACE: Duration = Duration::from_secs(1);
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 /// How long a fetch may go unanswered before the consumer is looked up again.
 const FETCH_SILENCE: Duration = Duration::from_secs(1);
-/// How many such silences a batch may have while its consumer still answers.
-const FETCH_SILENCES: u32 = 10;
 /// How often a node reads a queue's depth and settings back from JetStream.
 const INFO_EVERY: Duration = Duration::from_secs(1);
 /// How long opening a queue's stream keeps trying while JetStream has no leader.
@@ -866,7 +864,6 @@ pub(crate) async fn pull(
             continue;
         }
         let mut got = 0;
-        let mut silences = 0;
         match pull.fetch().max_messages(room).messages().await {
             Ok(mut batch) => loop {
                 // A fetch that does not wait is answered at once; silence
@@ -883,17 +880,8 @@ pub(crate) async fn pull(
                     }
                     Ok(None) => break,
                     Err(_) => {
-                        // Only a consumer that is gone (or cannot be asked)
-                        // ends the batch: dropping a live one would strand what
-                        // it still sends until the ack wait.
-                        // (At most FETCH_SILENCES times: a batch whose end was
-                        // lost with its server must not hold the puller.)
-                        silences += 1;
-                        let asked = tokio::time::timeout(FETCH_SILENCE, pull.get_info()).await;
-                        if silences >= FETCH_SILENCES || !matches!(asked, Ok(Ok(_))) {
-                            info_at = Instant::now() - INFO_EVERY;
-                            break;
-                        }
+                        info_at = Instant::now() - INFO_EVERY;
+                        break;
                     }
                 }
             },
